@@ -1,0 +1,347 @@
+//! The append-only Poseidon Merkle tree of notes, in the LeanIMT shape the pool contract
+//! keeps on chain (`@zk-kit/lean-imt.sol`), see `docs/PROTOCOL.md §3`.
+//!
+//! Shape: a node is `H(left, right)`; a node without a right sibling is carried up
+//! unchanged instead of being hashed with a zero; the depth grows with the number of
+//! leaves. On chain this costs about one hash per deposit instead of `depth` hashes,
+//! which is what keeps a deposit under 250k gas. The circuit proves membership with one
+//! "has a sibling" flag per level, so it stays fixed-size (20 levels by default).
+//!
+//! This type keeps every node (about two per leaf), so an append touches one node per
+//! level, a path reads one sibling per level, and a saved tree reloads without hashing.
+
+use sha2::{Digest, Sha256};
+
+use crate::Fr;
+use crate::field;
+use crate::poseidon::hash_node;
+
+/// The most levels a LeanIMT may have (the Solidity library's own limit).
+pub const MAX_DEPTH: usize = 32;
+
+const FILE_MAGIC: &[u8; 4] = b"ZKCT";
+const FILE_VERSION: u8 = 1;
+
+/// Errors from the tree and its persisted form.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TreeError {
+    /// The tree already holds `2^max_depth` leaves.
+    #[error("the tree is full ({0} levels)")]
+    Full(usize),
+    /// The pool never inserts a zero leaf, so neither do we.
+    #[error("a leaf of zero is not allowed")]
+    ZeroLeaf,
+    /// A path was asked for a leaf the tree does not hold.
+    #[error("leaf index {index} is out of range (the tree has {len} leaves)")]
+    IndexOutOfRange {
+        /// The index asked for.
+        index: u64,
+        /// The number of leaves.
+        len: u64,
+    },
+    /// A saved tree is damaged: wrong header, length or checksum; resync from the chain.
+    #[error("the saved tree is corrupt ({0}); delete it and resync from the chain")]
+    Corrupt(&'static str),
+}
+
+/// An append-only LeanIMT with every node kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeanImt {
+    /// `levels[0]` are the leaves; `levels[l + 1][j]` is the parent of `levels[l][2j]`
+    /// and `levels[l][2j + 1]`; the last level holds the root alone.
+    levels: Vec<Vec<Fr>>,
+}
+
+/// A membership path: for each level from the leaves up, the sibling, or `None` where
+/// the node had no sibling and was carried up unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MerklePath {
+    /// The leaf's position in the tree.
+    pub leaf_index: u64,
+    /// One entry per level of the tree at the time the path was taken.
+    pub siblings: Vec<Option<Fr>>,
+}
+
+impl MerklePath {
+    /// The root this path leads to from `leaf`.
+    pub fn root_from(&self, leaf: Fr) -> Fr {
+        let mut node = leaf;
+        for (level, sibling) in self.siblings.iter().enumerate() {
+            if let Some(sibling) = sibling {
+                node = if self.is_right(level) {
+                    hash_node(*sibling, node)
+                } else {
+                    hash_node(node, *sibling)
+                };
+            }
+        }
+        node
+    }
+
+    /// Whether the node at `level` on the path is a right child.
+    pub fn is_right(&self, level: usize) -> bool {
+        level < 64 && (self.leaf_index >> level) & 1 == 1
+    }
+}
+
+impl LeanImt {
+    /// An empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of leaves.
+    pub fn len(&self) -> u64 {
+        self.levels.first().map_or(0, |l| l.len() as u64)
+    }
+
+    /// Whether the tree has no leaves.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The number of levels above the leaves (0 for zero or one leaf).
+    pub fn depth(&self) -> usize {
+        self.levels.len().saturating_sub(1)
+    }
+
+    /// The root, or zero for the empty tree (as the contract reports it).
+    pub fn root(&self) -> Fr {
+        self.levels
+            .last()
+            .and_then(|top| top.first().copied())
+            .unwrap_or_default()
+    }
+
+    /// The leaf at `index`, if present.
+    pub fn leaf(&self, index: u64) -> Option<Fr> {
+        self.levels.first()?.get(usize::try_from(index).ok()?).copied()
+    }
+
+    /// Appends a leaf, updating one node per level. Returns the leaf's index.
+    pub fn push(&mut self, leaf: Fr) -> Result<u64, TreeError> {
+        if leaf == Fr::from(0u64) {
+            return Err(TreeError::ZeroLeaf);
+        }
+        let index = self.len();
+        if index >= 1u64 << MAX_DEPTH {
+            return Err(TreeError::Full(MAX_DEPTH));
+        }
+        if self.levels.is_empty() {
+            self.levels.push(Vec::new());
+        }
+        self.levels[0].push(leaf);
+        let mut node = leaf;
+        let mut idx = index as usize;
+        let mut level = 0;
+        while self.levels[level].len() > 1 {
+            // The new node is the last of its level: it has a left sibling when its
+            // index is odd, and no right sibling ever.
+            let parent = if idx & 1 == 1 {
+                hash_node(self.levels[level][idx - 1], node)
+            } else {
+                node
+            };
+            if level + 1 == self.levels.len() {
+                self.levels.push(Vec::new());
+            }
+            let up = &mut self.levels[level + 1];
+            let parent_idx = idx >> 1;
+            if parent_idx < up.len() {
+                up[parent_idx] = parent;
+            } else {
+                up.push(parent);
+            }
+            node = parent;
+            idx = parent_idx;
+            level += 1;
+        }
+        Ok(index)
+    }
+
+    /// The membership path of the leaf at `index` against the current root.
+    pub fn path(&self, index: u64) -> Result<MerklePath, TreeError> {
+        let len = self.len();
+        if index >= len {
+            return Err(TreeError::IndexOutOfRange { index, len });
+        }
+        let mut idx = index as usize;
+        let siblings = self.levels[..self.depth()]
+            .iter()
+            .map(|nodes| {
+                let sibling = if idx & 1 == 1 {
+                    Some(nodes[idx - 1])
+                } else {
+                    nodes.get(idx + 1).copied()
+                };
+                idx >>= 1;
+                sibling
+            })
+            .collect();
+        Ok(MerklePath {
+            leaf_index: index,
+            siblings,
+        })
+    }
+
+    /// Serialises every node, with a checksum, so that loading costs no hashing.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let nodes: usize = self.levels.iter().map(Vec::len).sum();
+        let mut out = Vec::with_capacity(4 + 1 + 8 + nodes * 32 + 32);
+        out.extend_from_slice(FILE_MAGIC);
+        out.push(FILE_VERSION);
+        out.extend_from_slice(&self.len().to_be_bytes());
+        for node in self.levels.iter().flatten() {
+            out.extend_from_slice(&field::to_be_bytes(node));
+        }
+        let checksum = Sha256::digest(&out);
+        out.extend_from_slice(&checksum);
+        out
+    }
+
+    /// Loads a tree written by [`LeanImt::to_bytes`], checking its header, its length
+    /// and its checksum, and that every node is a canonical field element.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TreeError> {
+        const HEADER: usize = 4 + 1 + 8;
+        if bytes.len() < HEADER + 32 {
+            return Err(TreeError::Corrupt("too short"));
+        }
+        let (body, checksum) = bytes.split_at(bytes.len() - 32);
+        if Sha256::digest(body).as_slice() != checksum {
+            return Err(TreeError::Corrupt("checksum mismatch"));
+        }
+        if &body[..4] != FILE_MAGIC || body[4] != FILE_VERSION {
+            return Err(TreeError::Corrupt("unknown header"));
+        }
+        let mut len_bytes = [0u8; 8];
+        len_bytes.copy_from_slice(&body[5..HEADER]);
+        let leaves = u64::from_be_bytes(len_bytes);
+        if leaves > 1u64 << MAX_DEPTH {
+            return Err(TreeError::Corrupt("leaf count"));
+        }
+        let mut sizes = Vec::new();
+        let mut size = leaves as usize;
+        if size > 0 {
+            sizes.push(size);
+            while size > 1 {
+                size = size.div_ceil(2);
+                sizes.push(size);
+            }
+        }
+        let total: usize = sizes.iter().sum();
+        let mut chunks = body[HEADER..].chunks_exact(32);
+        if chunks.len() != total || !chunks.remainder().is_empty() {
+            return Err(TreeError::Corrupt("node count"));
+        }
+        let mut levels = Vec::with_capacity(sizes.len());
+        for size in sizes {
+            let mut level = Vec::with_capacity(size);
+            for chunk in chunks.by_ref().take(size) {
+                let mut buf = [0u8; 32];
+                buf.copy_from_slice(chunk);
+                level.push(
+                    field::from_be_bytes_canonical(&buf)
+                        .ok_or(TreeError::Corrupt("non-canonical node"))?,
+                );
+            }
+            levels.push(level);
+        }
+        Ok(Self { levels })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn leaf(i: u64) -> Fr {
+        Fr::from(i + 1) * Fr::from(0x1234_5678u64)
+    }
+
+    /// The tree recomputed from scratch, the slow obvious way, for comparison.
+    fn naive_root(leaves: &[Fr]) -> Fr {
+        let mut level = leaves.to_vec();
+        if level.is_empty() {
+            return Fr::from(0u64);
+        }
+        while level.len() > 1 {
+            level = level
+                .chunks(2)
+                .map(|pair| match pair {
+                    [l, r] => hash_node(*l, *r),
+                    [only] => *only,
+                    _ => unreachable!("chunks of two"),
+                })
+                .collect();
+        }
+        level[0]
+    }
+
+    #[test]
+    fn the_root_of_one_leaf_is_the_leaf() {
+        let mut tree = LeanImt::new();
+        assert_eq!(tree.root(), Fr::from(0u64));
+        tree.push(leaf(0)).expect("push");
+        assert_eq!(tree.root(), leaf(0));
+        assert_eq!(tree.depth(), 0);
+    }
+
+    #[test]
+    fn a_zero_leaf_is_refused() {
+        assert_eq!(LeanImt::new().push(Fr::from(0u64)), Err(TreeError::ZeroLeaf));
+    }
+
+    #[test]
+    fn a_path_beyond_the_leaves_is_refused() {
+        let mut tree = LeanImt::new();
+        tree.push(leaf(0)).expect("push");
+        assert_eq!(
+            tree.path(1),
+            Err(TreeError::IndexOutOfRange { index: 1, len: 1 })
+        );
+    }
+
+    #[test]
+    fn a_damaged_file_is_refused() {
+        let mut tree = LeanImt::new();
+        for i in 0..9 {
+            tree.push(leaf(i)).expect("push");
+        }
+        let mut bytes = tree.to_bytes();
+        bytes[20] ^= 1;
+        assert_eq!(
+            LeanImt::from_bytes(&bytes),
+            Err(TreeError::Corrupt("checksum mismatch"))
+        );
+        assert_eq!(
+            LeanImt::from_bytes(&bytes[..10]),
+            Err(TreeError::Corrupt("too short"))
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn appends_match_a_full_recomputation_and_every_path_leads_to_the_root(n in 1usize..70) {
+            let mut tree = LeanImt::new();
+            let leaves: Vec<Fr> = (0..n as u64).map(leaf).collect();
+            for (i, l) in leaves.iter().enumerate() {
+                prop_assert_eq!(tree.push(*l), Ok(i as u64));
+                if i.is_power_of_two() || i + 1 == n {
+                    prop_assert_eq!(tree.root(), naive_root(&leaves[..=i]));
+                }
+            }
+            let expected_depth = (n as f64).log2().ceil() as usize;
+            prop_assert_eq!(tree.depth(), expected_depth);
+            for (i, l) in leaves.iter().enumerate() {
+                let path = tree.path(i as u64).expect("in range");
+                prop_assert_eq!(path.root_from(*l), tree.root());
+                prop_assert_ne!(path.root_from(*l + Fr::from(1u64)), tree.root());
+            }
+            let reloaded = LeanImt::from_bytes(&tree.to_bytes()).expect("reload");
+            prop_assert_eq!(reloaded, tree);
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The request binding `x` (`docs/PROTOCOL.md §4`).
+//!
+//! `x` = the first 31 bytes of
+//! `SHA-256("zkcredits/x/v1" || method || " " || path-and-query || "\n" || body)`,
+//! read big-endian. 31 bytes always fit the field, so `x` needs no reduction and two
+//! different requests collide only if SHA-256 truncated to 248 bits does.
+
+use ark_ff::PrimeField;
+use sha2::{Digest, Sha256};
+
+use crate::Fr;
+
+const X_DOMAIN: &[u8] = b"zkcredits/x/v1";
+
+/// Computes `x` from the request exactly as the gateway received it.
+pub fn request_x(method: &str, path_and_query: &str, body: &[u8]) -> Fr {
+    let mut hasher = Sha256::new_with_prefix(X_DOMAIN);
+    hasher.update(method.as_bytes());
+    hasher.update(b" ");
+    hasher.update(path_and_query.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(body);
+    let digest = hasher.finalize();
+    Fr::from_be_bytes_mod_order(&digest[..31])
+}
+
+/// `x_w` for a close: binds the payout address, the chain and the pool
+/// (`docs/PROTOCOL.md §6`); the pool computes the same value on chain.
+pub fn withdrawal_x(chain_id: u64, pool: [u8; 20], payout: [u8; 20]) -> Fr {
+    let mut hasher = Sha256::new_with_prefix(b"zkcredits/close/v1");
+    hasher.update(chain_id.to_be_bytes());
+    hasher.update(pool);
+    hasher.update(payout);
+    let digest = hasher.finalize();
+    Fr::from_be_bytes_mod_order(&digest[..31])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::field;
+
+    #[test]
+    fn x_is_the_first_31_bytes_of_the_digest() {
+        let x = request_x("POST", "/v1/chat/completions", b"{}");
+        let mut expected = Sha256::new();
+        expected.update(b"zkcredits/x/v1POST /v1/chat/completions\n{}");
+        let digest = expected.finalize();
+        let bytes = field::to_be_bytes(&x);
+        assert_eq!(bytes[0], 0);
+        assert_eq!(&bytes[1..], &digest[..31]);
+    }
+
+    #[test]
+    fn every_part_of_the_request_changes_x() {
+        let base = request_x("POST", "/v1/x?a=1", b"body");
+        assert_ne!(base, request_x("GET", "/v1/x?a=1", b"body"));
+        assert_ne!(base, request_x("POST", "/v1/x?a=2", b"body"));
+        assert_ne!(base, request_x("POST", "/v1/x?a=1", b"bodz"));
+        // The newline keeps the path and the body apart (a path has no raw newline).
+        assert_ne!(request_x("POST", "/a", b"b"), request_x("POST", "/ab", b""));
+    }
+}
