@@ -1,1 +1,37 @@
-fn main() {}
+//! `zkcredits`: one binary for every role. This file only parses the command line and
+//! dispatches; each command lives in `commands/`.
+
+mod commands;
+mod paths;
+
+use clap::{Parser, Subcommand};
+
+/// Anonymous prepaid API credits: deposit once, make unlinkable paid requests.
+#[derive(Debug, Parser)]
+#[command(name = "zkcredits", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate the proving and verifying keys (development setup, not for production).
+    Setup(commands::setup::SetupArgs),
+    /// Measure performance on this machine; prints a JSON object as the last line.
+    Bench(commands::bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ZKCREDITS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Setup(args) => commands::setup::run(args),
+        Command::Bench(args) => commands::bench::run(args),
+    }
+}

@@ -1,0 +1,368 @@
+//! Errors of this crate, grouped by who is at fault: the contract refused (its named custom
+//! errors), the chain or the RPC endpoint failed, the local state is damaged, or what the
+//! chain reported is inconsistent.
+
+use std::path::PathBuf;
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::sol_types::SolInterface;
+
+use crate::bindings::{TestToken, ZkCreditsPool};
+
+/// This crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A revert of the pool or of its token, by the name of the contract's custom error.
+///
+/// One variant per custom error of `ZkCreditsPool.sol` and `TestToken.sol` (the pool passes a
+/// token's own revert on unchanged, so a deposit can fail with either).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContractError {
+    /// Pool: a deployment parameter is out of range (its name).
+    #[error("InvalidConfig({0}): a deployment parameter is out of range")]
+    InvalidConfig(String),
+    /// Pool: a token call re-entered the pool.
+    #[error("Reentrancy: a token call re-entered the pool")]
+    Reentrancy,
+    /// Pool: only the provider may do this.
+    #[error("NotProvider: only the provider may do this")]
+    NotProvider,
+    /// Pool: only the pending provider may accept the role.
+    #[error("NotPendingProvider: only the pending provider may accept the role")]
+    NotPendingProvider,
+    /// Pool: an amount of zero.
+    #[error("ZeroAmount: deposit a non-zero amount")]
+    ZeroAmount,
+    /// Pool: the amount (token base units) is not a whole number of credit units.
+    #[error("AmountNotMultipleOfUnit({0}): deposit a whole number of credit units")]
+    AmountNotMultipleOfUnit(U256),
+    /// Pool: the note would hold 2^64 credit units or more.
+    #[error("AmountTooLarge({0} credits): a note holds less than 2^64 credit units")]
+    AmountTooLarge(U256),
+    /// Pool: the pool only accepts its listed denominations.
+    #[error("DenominationNotAllowed({0} credits): use one of the pool's denominations")]
+    DenominationNotAllowed(U256),
+    /// Pool: the pool received another amount than was sent (fee-on-transfer token).
+    #[error("TransferAmountMismatch(expected {expected}, received {received})")]
+    TransferAmountMismatch {
+        /// What was sent.
+        expected: U256,
+        /// What arrived.
+        received: U256,
+    },
+    /// Pool: the token call failed without a reason, or returned false.
+    #[error("TokenCallFailed: the token call failed")]
+    TokenCallFailed,
+    /// Pool: an ID or secret is not below the BN254 field modulus.
+    #[error("NotAFieldElement({0}): IDs and secrets must be below the field modulus")]
+    NotAFieldElement(U256),
+    /// Pool: a note with this ID already exists.
+    #[error("NoteAlreadyDeposited({0}): derive a fresh note")]
+    NoteAlreadyDeposited(U256),
+    /// Pool: the tree holds 2^treeDepth leaves already.
+    #[error("TreeFull: the pool's tree is full")]
+    TreeFull,
+    /// Pool: a batch with no note.
+    #[error("EmptyBatch: a batch needs at least one note")]
+    EmptyBatch,
+    /// Pool: array arguments of different lengths.
+    #[error("LengthMismatch: the argument arrays differ in length")]
+    LengthMismatch,
+    /// Pool: no note has the ID H(ID, k).
+    #[error("UnknownNote: no deposit has this key's ID")]
+    UnknownNote,
+    /// Pool: the note was already slashed (or closed).
+    #[error("NoteAlreadySettled: the note was already slashed or closed")]
+    NoteAlreadySettled,
+    /// Pool: the provider already claimed the note's expiry epoch.
+    #[error("EpochClaimed: the epoch was already claimed")]
+    EpochClaimed,
+    /// Pool: the epoch has not ended plus the grace period yet.
+    #[error("EpochNotExpired: wait until the epoch has ended plus the grace period")]
+    EpochNotExpired,
+    /// Pool: a penalty above `pMax` (position in the batch, penalty).
+    #[error("PenaltyTooLarge(index {index}, penalty {penalty}): penalties are at most pMax")]
+    PenaltyTooLarge {
+        /// Position in the batch.
+        index: U256,
+        /// The refused penalty.
+        penalty: u64,
+    },
+    /// Token (`TestToken`): the sender's balance is too small.
+    #[error("InsufficientBalance({account}: has {balance}, needs {needed})")]
+    InsufficientBalance {
+        /// Whose balance.
+        account: Address,
+        /// What it holds.
+        balance: U256,
+        /// What was asked.
+        needed: U256,
+    },
+    /// Token (`TestToken`): the allowance is too small; approve first.
+    #[error("InsufficientAllowance({spender}: allowed {allowance}, needs {needed}): approve first")]
+    InsufficientAllowance {
+        /// The spender (the pool).
+        spender: Address,
+        /// The current allowance.
+        allowance: U256,
+        /// What was asked.
+        needed: U256,
+    },
+    /// Token (`TestToken`): the zero address as recipient or spender.
+    #[error("ZeroAddress: the token refuses the zero address")]
+    ZeroAddress,
+}
+
+impl From<ZkCreditsPool::ZkCreditsPoolErrors> for ContractError {
+    fn from(e: ZkCreditsPool::ZkCreditsPoolErrors) -> Self {
+        use ZkCreditsPool::ZkCreditsPoolErrors as E;
+        // Exhaustive on purpose: a new custom error in the contract fails this build.
+        match e {
+            E::InvalidConfig(x) => Self::InvalidConfig(x.parameter),
+            E::Reentrancy(_) => Self::Reentrancy,
+            E::NotProvider(_) => Self::NotProvider,
+            E::NotPendingProvider(_) => Self::NotPendingProvider,
+            E::ZeroAmount(_) => Self::ZeroAmount,
+            E::AmountNotMultipleOfUnit(x) => Self::AmountNotMultipleOfUnit(x.amount),
+            E::AmountTooLarge(x) => Self::AmountTooLarge(x.credits),
+            E::DenominationNotAllowed(x) => Self::DenominationNotAllowed(x.credits),
+            E::TransferAmountMismatch(x) => Self::TransferAmountMismatch {
+                expected: x.expected,
+                received: x.received,
+            },
+            E::TokenCallFailed(_) => Self::TokenCallFailed,
+            E::NotAFieldElement(x) => Self::NotAFieldElement(x.value),
+            E::NoteAlreadyDeposited(x) => Self::NoteAlreadyDeposited(x.id),
+            E::TreeFull(_) => Self::TreeFull,
+            E::EmptyBatch(_) => Self::EmptyBatch,
+            E::LengthMismatch(_) => Self::LengthMismatch,
+            E::UnknownNote(_) => Self::UnknownNote,
+            E::NoteAlreadySettled(_) => Self::NoteAlreadySettled,
+            E::EpochClaimed(_) => Self::EpochClaimed,
+            E::EpochNotExpired(_) => Self::EpochNotExpired,
+            E::PenaltyTooLarge(x) => Self::PenaltyTooLarge {
+                index: x.index,
+                penalty: x.penalty,
+            },
+        }
+    }
+}
+
+impl From<TestToken::TestTokenErrors> for ContractError {
+    fn from(e: TestToken::TestTokenErrors) -> Self {
+        use TestToken::TestTokenErrors as E;
+        match e {
+            E::InsufficientBalance(x) => Self::InsufficientBalance {
+                account: x.account,
+                balance: x.balance,
+                needed: x.needed,
+            },
+            E::InsufficientAllowance(x) => Self::InsufficientAllowance {
+                spender: x.spender,
+                allowance: x.allowance,
+                needed: x.needed,
+            },
+            E::ZeroAddress(_) => Self::ZeroAddress,
+        }
+    }
+}
+
+impl ContractError {
+    /// Decodes revert data against the pool's and the token's custom errors.
+    pub fn decode(data: &[u8]) -> Option<Self> {
+        if let Ok(e) = ZkCreditsPool::ZkCreditsPoolErrors::abi_decode(data) {
+            return Some(e.into());
+        }
+        TestToken::TestTokenErrors::abi_decode(data)
+            .ok()
+            .map(Into::into)
+    }
+}
+
+/// Errors of the chain crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The pool or its token refused the call with a named custom error.
+    #[error("the contract refused: {0}")]
+    Contract(#[from] ContractError),
+    /// The call reverted with data that matches no custom error of the pool or the token.
+    #[error("the call reverted with unknown data {0}")]
+    UnknownRevert(Bytes),
+    /// A transaction was mined but failed (status 0), e.g. out of gas, or the state changed
+    /// between the gas estimate and the block.
+    #[error("transaction {0} failed on chain (status 0); check the state and retry")]
+    TxFailed(B256),
+    /// No receipt arrived in time.
+    #[error("no receipt for transaction {0} within {1:?}")]
+    ReceiptTimeout(B256, std::time::Duration),
+    /// The JSON-RPC endpoint failed or refused (transport, node error, bad response).
+    #[error("JSON-RPC: {0}")]
+    Rpc(String),
+    /// The RPC URL does not parse.
+    #[error("invalid RPC URL {0:?}")]
+    BadUrl(String),
+    /// A contract the deployment needs is missing on this chain.
+    #[error("no code at {address} ({what})")]
+    MissingCode {
+        /// What was expected there.
+        what: String,
+        /// Where.
+        address: Address,
+    },
+    /// A transaction receipt lacks an event the call always emits.
+    #[error("the receipt of {tx} has no {event} event")]
+    MissingEvent {
+        /// The transaction.
+        tx: B256,
+        /// The event's name.
+        event: &'static str,
+    },
+    /// A value from the chain is not a canonical field element.
+    #[error("{0} is not below the BN254 field modulus")]
+    NotAFieldElement(U256),
+    /// A value does not fit the type the protocol gives it.
+    #[error("{what} = {value} is out of range")]
+    OutOfRange {
+        /// What the value is.
+        what: &'static str,
+        /// The value.
+        value: U256,
+    },
+    /// The indexer saw a `Deposited` event whose leaf index is not the next one: logs are
+    /// missing (a gap) or repeated. Resync from the deploy block.
+    #[error("leaf index gap: expected leaf {expected}, the chain reported {got}; resync from the deploy block")]
+    LeafIndexGap {
+        /// The index the next leaf must have.
+        expected: u64,
+        /// The index the event carried.
+        got: u64,
+    },
+    /// A `RootCommitted` event disagrees with the tree rebuilt from the `Deposited` events.
+    #[error("committed root mismatch at size {size}: chain {chain}, rebuilt {rebuilt} (tree size {tree_size})")]
+    RootMismatch {
+        /// The size the commit covers.
+        size: u64,
+        /// Number of leaves in the rebuilt tree at that point.
+        tree_size: u64,
+        /// The committed root (hex).
+        chain: String,
+        /// The rebuilt root (hex).
+        rebuilt: String,
+    },
+    /// The tree refused an insert.
+    #[error("tree: {0}")]
+    Tree(#[from] zkcredits_protocol::merkle::TreeError),
+    /// The indexer's state file belongs to another chain or pool.
+    #[error("indexer state {path:?} is for another deployment ({detail}); use another path or delete it")]
+    StateMismatch {
+        /// The state file.
+        path: PathBuf,
+        /// What differs.
+        detail: String,
+    },
+    /// The indexer's state file is damaged.
+    #[error("indexer state {path:?} is corrupt ({detail}); delete it and resync")]
+    StateCorrupt {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Reading or writing a local file failed.
+    #[error("{path:?}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// JSON (de)serialisation failed.
+    #[error("JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// Starting or talking to the local anvil failed.
+    #[error("anvil: {0}")]
+    Anvil(String),
+}
+
+impl Error {
+    /// The contract's named error, if this is one.
+    pub fn contract_error(&self) -> Option<&ContractError> {
+        match self {
+            Self::Contract(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<alloy::contract::Error> for Error {
+    fn from(e: alloy::contract::Error) -> Self {
+        if let Some(data) = e.as_revert_data() {
+            return match ContractError::decode(&data) {
+                Some(c) => Self::Contract(c),
+                None => Self::UnknownRevert(data),
+            };
+        }
+        Self::Rpc(e.to_string())
+    }
+}
+
+impl From<alloy::transports::TransportError> for Error {
+    fn from(e: alloy::transports::TransportError) -> Self {
+        if let Some(data) = e.as_error_resp().and_then(|p| p.as_revert_data()) {
+            return match ContractError::decode(&data) {
+                Some(c) => Self::Contract(c),
+                None => Self::UnknownRevert(data),
+            };
+        }
+        Self::Rpc(e.to_string())
+    }
+}
+
+impl From<alloy::providers::PendingTransactionError> for Error {
+    fn from(e: alloy::providers::PendingTransactionError) -> Self {
+        Self::Rpc(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::sol_types::SolError;
+
+    #[test]
+    fn revert_data_decodes_to_the_named_error_of_pool_or_token() {
+        let data = ZkCreditsPool::PenaltyTooLarge {
+            index: U256::from(3),
+            penalty: 9,
+        }
+        .abi_encode();
+        assert_eq!(
+            ContractError::decode(&data),
+            Some(ContractError::PenaltyTooLarge {
+                index: U256::from(3),
+                penalty: 9
+            })
+        );
+        let data = TestToken::InsufficientAllowance {
+            spender: Address::repeat_byte(7),
+            allowance: U256::from(1),
+            needed: U256::from(2),
+        }
+        .abi_encode();
+        assert!(matches!(
+            ContractError::decode(&data),
+            Some(ContractError::InsufficientAllowance { .. })
+        ));
+        assert_eq!(ContractError::decode(&[1, 2, 3, 4]), None);
+    }
+}

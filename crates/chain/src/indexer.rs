@@ -1,0 +1,498 @@
+//! The event indexer: rebuilds the pool's tree ([`LeanImt`]) and the window of recent roots
+//! from the `Deposited` and `RootCommitted` logs alone.
+//!
+//! - Logs are fetched in pages of `page_blocks` blocks (halved when the node refuses a page,
+//!   e.g. for too many results), up to the head minus `confirmations`.
+//! - Leaves must arrive with contiguous indices: a gap or a repeat is an error, never
+//!   silently skipped.
+//! - Every `RootCommitted(root, size)` is checked against the rebuilt tree (it follows, in
+//!   log order, exactly the `size` deposits it covers), so a rebuilt tree is verified by the
+//!   contract's own hashes.
+//! - The roots a gateway may accept: the root after every block with deposits (the trees
+//!   clients sync to), the last `root_window` of them, and the committed roots.
+//! - Progress (the tree as [`LeanImt::to_bytes`], the roots, the next block) is written
+//!   atomically to `state_path`, so a restart resumes where the last run stopped.
+//!
+//! Reorgs deeper than `confirmations` are not handled: choose the depth for the chain.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::Address;
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::{Filter, Log};
+use alloy::sol_types::SolEvent;
+use sha2::{Digest, Sha256};
+use zkcredits_protocol::merkle::LeanImt;
+use zkcredits_protocol::{Fr, field};
+
+use crate::bindings::ZkCreditsPool;
+use crate::client::{CommittedRoot, committed_root, deposited_note};
+use crate::deploy::Deployment;
+use crate::{Error, Result, fsutil};
+
+const STATE_MAGIC: &[u8; 4] = b"ZKCI";
+const STATE_VERSION: u8 = 1;
+
+/// How the indexer fetches, what it keeps and where it persists.
+#[derive(Clone, Debug)]
+pub struct IndexerConfig {
+    /// Blocks per `eth_getLogs` request.
+    pub page_blocks: u64,
+    /// Blocks below the head that are left alone until they are this deep.
+    pub confirmations: u64,
+    /// How many recent roots (per-block and committed) to keep.
+    pub root_window: usize,
+    /// Where to persist progress; `None` keeps it in memory only.
+    pub state_path: Option<PathBuf>,
+    /// Persist at least this often during a long sync (and always at its end).
+    pub persist_every: Duration,
+    /// Show an indicatif progress bar while syncing.
+    pub progress: bool,
+}
+
+impl Default for IndexerConfig {
+    fn default() -> Self {
+        Self {
+            page_blocks: 2_000,
+            confirmations: 0,
+            root_window: 64,
+            state_path: None,
+            persist_every: Duration::from_secs(10),
+            progress: false,
+        }
+    }
+}
+
+/// What one call to [`Indexer::sync`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// First block examined (`None` when there was nothing new).
+    pub from_block: Option<u64>,
+    /// Last block examined.
+    pub to_block: Option<u64>,
+    /// `Deposited` events applied.
+    pub deposits: u64,
+    /// `RootCommitted` events checked.
+    pub commits: u64,
+    /// `eth_getLogs` requests made.
+    pub pages: u64,
+}
+
+/// The indexer's progress: what is persisted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct State {
+    tree: LeanImt,
+    /// The next block to examine.
+    next_block: u64,
+    /// The root after each of the last blocks with deposits, oldest first.
+    recent_roots: VecDeque<Fr>,
+    /// The last committed roots, oldest first.
+    committed: VecDeque<CommittedRoot>,
+}
+
+/// Rebuilds the tree and the recent roots of one pool from its logs.
+#[derive(Debug)]
+pub struct Indexer {
+    provider: DynProvider,
+    chain_id: u64,
+    pool: Address,
+    config: IndexerConfig,
+    state: State,
+}
+
+impl Indexer {
+    /// An indexer for `deployment`, through `provider`: loads the persisted state at
+    /// `config.state_path` when there is one (it must be for the same chain and pool), else
+    /// starts at the deploy block.
+    pub fn new(provider: DynProvider, deployment: &Deployment, config: IndexerConfig) -> Result<Self> {
+        let fresh = State {
+            tree: LeanImt::new(),
+            next_block: deployment.deploy_block,
+            recent_roots: VecDeque::new(),
+            committed: VecDeque::new(),
+        };
+        let state = match &config.state_path {
+            Some(path) if path.exists() => {
+                let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+                let s = decode_state(path, &bytes, deployment.chain_id, deployment.pool)?;
+                tracing::info!(
+                    path = %path.display(),
+                    leaves = s.tree.len(),
+                    next_block = s.next_block,
+                    "indexer resumes"
+                );
+                s
+            }
+            _ => fresh,
+        };
+        Ok(Self {
+            provider,
+            chain_id: deployment.chain_id,
+            pool: deployment.pool,
+            config,
+            state,
+        })
+    }
+
+    /// An indexer reading through the deployment's RPC URL.
+    pub fn connect(deployment: &Deployment, config: IndexerConfig) -> Result<Self> {
+        Self::new(crate::rpc::read_provider(&deployment.rpc_url)?, deployment, config)
+    }
+
+    /// The rebuilt tree.
+    pub fn tree(&self) -> &LeanImt {
+        &self.state.tree
+    }
+
+    /// The root of the rebuilt tree.
+    pub fn root(&self) -> Fr {
+        self.state.tree.root()
+    }
+
+    /// The root after each of the last `root_window` blocks with deposits, oldest first.
+    pub fn recent_roots(&self) -> impl ExactSizeIterator<Item = &Fr> {
+        self.state.recent_roots.iter()
+    }
+
+    /// The last `root_window` committed roots, oldest first.
+    pub fn committed_roots(&self) -> impl ExactSizeIterator<Item = &CommittedRoot> {
+        self.state.committed.iter()
+    }
+
+    /// Whether `root` is a recent root (per block or committed): what a gateway accepts.
+    pub fn is_recent_root(&self, root: &Fr) -> bool {
+        self.state.recent_roots.contains(root) || self.state.committed.iter().any(|c| c.root == *root)
+    }
+
+    /// The next block the indexer will examine (everything before it is applied).
+    pub fn next_block(&self) -> u64 {
+        self.state.next_block
+    }
+
+    /// Syncs up to the head minus the confirmation depth.
+    pub async fn sync(&mut self) -> Result<SyncReport> {
+        let head = self.provider.get_block_number().await?;
+        match head.checked_sub(self.config.confirmations) {
+            Some(target) => self.sync_to(target).await,
+            None => Ok(SyncReport::default()),
+        }
+    }
+
+    /// Syncs up to block `target` (inclusive), then persists.
+    pub async fn sync_to(&mut self, target: u64) -> Result<SyncReport> {
+        let mut report = SyncReport::default();
+        let start = self.state.next_block;
+        if target < start {
+            return Ok(report);
+        }
+        report.from_block = Some(start);
+        let bar = self.config.progress.then(|| {
+            let bar = indicatif::ProgressBar::new(target - start + 1);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} blocks, {per_sec}, eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_message("syncing the note tree");
+            bar
+        });
+        let mut span = self.config.page_blocks.max(1);
+        let mut last_persist = Instant::now();
+        while self.state.next_block <= target {
+            let from = self.state.next_block;
+            let to = from.saturating_add(span - 1).min(target);
+            let filter = Filter::new()
+                .address(self.pool)
+                .event_signature(vec![
+                    ZkCreditsPool::Deposited::SIGNATURE_HASH,
+                    ZkCreditsPool::RootCommitted::SIGNATURE_HASH,
+                ])
+                .from_block(from)
+                .to_block(to);
+            let logs = match self.provider.get_logs(&filter).await {
+                Ok(logs) => logs,
+                Err(e) if span > 1 => {
+                    span = (span / 2).max(1);
+                    tracing::warn!(from, to, span, error = %e, "eth_getLogs refused a page; halving it");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            report.pages += 1;
+            self.apply_page(from, to, logs, &mut report)?;
+            if let Some(bar) = &bar {
+                bar.set_position(to - start + 1);
+            }
+            tracing::debug!(from, to, leaves = self.state.tree.len(), "page applied");
+            if self.config.state_path.is_some() && last_persist.elapsed() >= self.config.persist_every {
+                self.persist()?;
+                last_persist = Instant::now();
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        report.to_block = Some(target);
+        self.persist()?;
+        tracing::info!(
+            from = start,
+            to = target,
+            deposits = report.deposits,
+            commits = report.commits,
+            leaves = self.state.tree.len(),
+            "indexer synced"
+        );
+        Ok(report)
+    }
+
+    /// Applies the logs of blocks `from..=to`, in (block, log index) order; on error nothing
+    /// of this page is kept.
+    fn apply_page(&mut self, from: u64, to: u64, mut logs: Vec<Log>, report: &mut SyncReport) -> Result<()> {
+        logs.retain(|l| !l.removed && l.address() == self.pool);
+        logs.sort_by_key(|l| (l.block_number, l.log_index));
+        let mut next = self.state.clone();
+        let mut deposits = 0;
+        let mut commits = 0;
+        let mut block_with_deposits: Option<u64> = None;
+        let window = self.config.root_window.max(1);
+        let close_block = |next: &mut State, block: Option<u64>| {
+            if block.is_some() {
+                next.recent_roots.push_back(next.tree.root());
+                while next.recent_roots.len() > window {
+                    next.recent_roots.pop_front();
+                }
+            }
+        };
+        for log in &logs {
+            let block = log.block_number;
+            if block != block_with_deposits && block_with_deposits.is_some() {
+                close_block(&mut next, block_with_deposits.take());
+            }
+            let topic = log.topic0().copied().unwrap_or_default();
+            if topic == ZkCreditsPool::Deposited::SIGNATURE_HASH {
+                let e = ZkCreditsPool::Deposited::decode_log_data(log.data())
+                    .map_err(|e| Error::Rpc(format!("undecodable Deposited log: {e}")))?;
+                let note = deposited_note(&e)?;
+                let expected = next.tree.len();
+                if note.leaf_index != expected {
+                    return Err(Error::LeafIndexGap {
+                        expected,
+                        got: note.leaf_index,
+                    });
+                }
+                next.tree.push(note.leaf)?;
+                deposits += 1;
+                block_with_deposits = block;
+            } else if topic == ZkCreditsPool::RootCommitted::SIGNATURE_HASH {
+                let e = ZkCreditsPool::RootCommitted::decode_log_data(log.data())
+                    .map_err(|e| Error::Rpc(format!("undecodable RootCommitted log: {e}")))?;
+                let c = committed_root(&e)?;
+                let rebuilt = next.tree.root();
+                if c.size != next.tree.len() || c.root != rebuilt {
+                    return Err(Error::RootMismatch {
+                        size: c.size,
+                        tree_size: next.tree.len(),
+                        chain: field::to_hex(&c.root),
+                        rebuilt: field::to_hex(&rebuilt),
+                    });
+                }
+                next.committed.push_back(c);
+                while next.committed.len() > window {
+                    next.committed.pop_front();
+                }
+                commits += 1;
+            }
+        }
+        close_block(&mut next, block_with_deposits);
+        debug_assert!(from <= to);
+        next.next_block = to + 1;
+        self.state = next;
+        report.deposits += deposits;
+        report.commits += commits;
+        Ok(())
+    }
+
+    /// Writes the state to `state_path` (no-op without one), atomically.
+    pub fn persist(&self) -> Result<()> {
+        let Some(path) = &self.config.state_path else {
+            return Ok(());
+        };
+        let bytes = encode_state(&self.state, self.chain_id, self.pool);
+        fsutil::write_atomic(path, &bytes)
+    }
+}
+
+fn encode_state(s: &State, chain_id: u64, pool: Address) -> Vec<u8> {
+    let tree = s.tree.to_bytes();
+    let mut out = Vec::with_capacity(64 + tree.len() + 40 * (s.recent_roots.len() + s.committed.len()));
+    out.extend_from_slice(STATE_MAGIC);
+    out.push(STATE_VERSION);
+    out.extend_from_slice(&chain_id.to_be_bytes());
+    out.extend_from_slice(pool.as_slice());
+    out.extend_from_slice(&s.next_block.to_be_bytes());
+    out.extend_from_slice(&(s.recent_roots.len() as u64).to_be_bytes());
+    for r in &s.recent_roots {
+        out.extend_from_slice(&field::to_be_bytes(r));
+    }
+    out.extend_from_slice(&(s.committed.len() as u64).to_be_bytes());
+    for c in &s.committed {
+        out.extend_from_slice(&field::to_be_bytes(&c.root));
+        out.extend_from_slice(&c.size.to_be_bytes());
+    }
+    out.extend_from_slice(&(tree.len() as u64).to_be_bytes());
+    out.extend_from_slice(&tree);
+    let digest = Sha256::digest(&out);
+    out.extend_from_slice(&digest);
+    out
+}
+
+/// A cursor over the state file that reports what is missing.
+struct Reader<'a> {
+    path: &'a Path,
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn corrupt(&self, detail: &str) -> Error {
+        Error::StateCorrupt {
+            path: self.path.to_path_buf(),
+            detail: detail.to_string(),
+        }
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        if self.bytes.len() < n {
+            return Err(self.corrupt(&format!("truncated at {what}")));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64> {
+        let b = self.take(8, what)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+
+    fn fr(&mut self, what: &str) -> Result<Fr> {
+        let b = self.take(32, what)?;
+        let mut a = [0u8; 32];
+        a.copy_from_slice(b);
+        field::from_be_bytes_canonical(&a).ok_or_else(|| self.corrupt(&format!("{what} is not a field element")))
+    }
+
+    fn count(&mut self, what: &str, item_len: usize) -> Result<usize> {
+        let n = self.u64(what)?;
+        match usize::try_from(n) {
+            Ok(n) if n.saturating_mul(item_len) <= self.bytes.len() => Ok(n),
+            _ => Err(self.corrupt(&format!("{what} = {n} is too large"))),
+        }
+    }
+}
+
+fn decode_state(path: &Path, bytes: &[u8], chain_id: u64, pool: Address) -> Result<State> {
+    let corrupt = |detail: &str| Error::StateCorrupt {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    };
+    if bytes.len() < STATE_MAGIC.len() + 1 + 32 {
+        return Err(corrupt("too short"));
+    }
+    let (body, digest) = bytes.split_at(bytes.len() - 32);
+    if Sha256::digest(body).as_slice() != digest {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let mut r = Reader { path, bytes: body };
+    if r.take(4, "magic")? != STATE_MAGIC || r.take(1, "version")? != [STATE_VERSION] {
+        return Err(corrupt("unknown header"));
+    }
+    let file_chain = r.u64("chain id")?;
+    let file_pool = Address::from_slice(r.take(20, "pool")?);
+    if file_chain != chain_id || file_pool != pool {
+        return Err(Error::StateMismatch {
+            path: path.to_path_buf(),
+            detail: format!("it is for pool {file_pool} on chain {file_chain}, not pool {pool} on chain {chain_id}"),
+        });
+    }
+    let next_block = r.u64("next block")?;
+    let n = r.count("recent roots", 32)?;
+    let mut recent_roots = VecDeque::with_capacity(n);
+    for _ in 0..n {
+        recent_roots.push_back(r.fr("recent root")?);
+    }
+    let n = r.count("committed roots", 40)?;
+    let mut committed = VecDeque::with_capacity(n);
+    for _ in 0..n {
+        let root = r.fr("committed root")?;
+        let size = r.u64("committed size")?;
+        committed.push_back(CommittedRoot { root, size });
+    }
+    let n = r.count("tree length", 1)?;
+    let tree = LeanImt::from_bytes(r.take(n, "tree")?).map_err(|e| corrupt(&e.to_string()))?;
+    if !r.bytes.is_empty() {
+        return Err(corrupt("trailing bytes"));
+    }
+    Ok(State {
+        tree,
+        next_block,
+        recent_roots,
+        committed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> State {
+        let mut tree = LeanImt::new();
+        for i in 1..=13u64 {
+            tree.push(Fr::from(i * 1000 + 7)).expect("push");
+        }
+        State {
+            next_block: 42,
+            recent_roots: [Fr::from(5u64), tree.root()].into_iter().collect(),
+            committed: [CommittedRoot {
+                root: tree.root(),
+                size: 13,
+            }]
+            .into_iter()
+            .collect(),
+            tree,
+        }
+    }
+
+    #[test]
+    fn the_state_file_round_trips_and_names_what_is_wrong() {
+        let path = Path::new("state.bin");
+        let pool = Address::repeat_byte(9);
+        let s = sample();
+        let bytes = encode_state(&s, 31337, pool);
+        assert_eq!(decode_state(path, &bytes, 31337, pool).expect("decode"), s);
+
+        let mut damaged = bytes.clone();
+        damaged[30] ^= 1;
+        assert!(matches!(
+            decode_state(path, &damaged, 31337, pool),
+            Err(Error::StateCorrupt { detail, .. }) if detail == "checksum mismatch"
+        ));
+        assert!(matches!(
+            decode_state(path, &bytes[..20], 31337, pool),
+            Err(Error::StateCorrupt { .. })
+        ));
+        assert!(matches!(
+            decode_state(path, &bytes, 1, pool),
+            Err(Error::StateMismatch { .. })
+        ));
+        assert!(matches!(
+            decode_state(path, &bytes, 31337, Address::repeat_byte(8)),
+            Err(Error::StateMismatch { .. })
+        ));
+    }
+}

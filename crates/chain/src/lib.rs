@@ -1,0 +1,56 @@
+//! zkcredits on chain: the pool's bindings, its deployment, a client for it, and the
+//! indexer that rebuilds its note tree from events.
+//!
+//! - [`bindings`]: `alloy::sol!` bindings generated from the committed artifacts in
+//!   `contracts/artifacts/` (`ZkCreditsPool`, `TestToken`), the Poseidon libraries' CREATE2
+//!   data, and field element <-> `uint256` conversions;
+//! - [`deploy`]: [`PoolConfig`] in, [`Deployment`] out (JSON on disk);
+//! - [`client`]: [`PoolClient`], with reverts decoded into [`ContractError`];
+//! - [`indexer`]: [`Indexer`], the tree and recent roots from `Deposited` / `RootCommitted`
+//!   logs, persisted so a restart resumes;
+//! - [`anvil`] and [`testing`]: a local anvil (from `contracts/node_modules`) and the
+//!   [`TestChain`](testing::TestChain) harness;
+//! - [`bench_gas`] and [`devnet`]: what `zkcredits bench chain` and `zkcredits devnet` run.
+//!
+//! The pool is described in `contracts/README.md` and `docs/PROTOCOL.md §3, §6`.
+
+pub mod anvil;
+pub mod bench;
+pub mod bindings;
+pub mod client;
+pub mod deploy;
+pub mod devnet;
+mod error;
+mod fsutil;
+pub mod indexer;
+pub mod rpc;
+pub mod testing;
+
+pub use bench::{GasReport, bench_gas};
+pub use client::{
+    ClaimOutcome, CommitOutcome, CommittedRoot, DepositOutcome, DepositedNote, NoteRecord, PoolClient,
+    SlashOutcome, Violation, ViolationsOutcome,
+};
+pub use deploy::{Deployment, Libraries, PoolConfig, PoolConstants, deploy};
+pub use devnet::devnet;
+pub use error::{ContractError, Error, Result};
+pub use indexer::{Indexer, IndexerConfig, SyncReport};
+pub use rpc::TxInfo;
+
+/// Re-exported so that users of this crate name the same types.
+pub use alloy;
+
+/// Serde for field elements as `0x`-prefixed big-endian hex.
+pub(crate) mod serde_fr {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use zkcredits_protocol::{Fr, field};
+
+    pub(crate) fn serialize<S: Serializer>(x: &Fr, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&field::to_hex(x))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Fr, D::Error> {
+        let s = String::deserialize(d)?;
+        field::from_hex(&s).ok_or_else(|| serde::de::Error::custom("not a canonical field element"))
+    }
+}

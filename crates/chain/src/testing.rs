@@ -1,0 +1,139 @@
+//! The test harness: [`TestChain`], an anvil of its own on a free port with the pool
+//! deployed, for this crate's tests and other crates' (gateway, client, CLI).
+//!
+//! ```no_run
+//! # async fn demo() -> zkcredits_chain::Result<()> {
+//! use zkcredits_chain::testing::TestChain;
+//! let chain = TestChain::start().await?;          // anvil + libraries + token + pool
+//! let user = chain.client(2).await?;              // dev account 2, holding test tokens
+//! # Ok(()) }
+//! ```
+//!
+//! Dev accounts: 0 deploys, 1 is the provider, the others are users; every account gets
+//! [`TestChain::MINTED`] test tokens.
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::signers::local::PrivateKeySigner;
+
+use crate::anvil::{AnvilProcess, DEV_ACCOUNTS, dev_address, dev_signer};
+use crate::client::PoolClient;
+use crate::deploy::{Deployment, PoolConfig, deploy};
+use crate::{Error, Result};
+
+/// Dev account that deploys.
+pub const DEPLOYER: usize = 0;
+/// Dev account that is the provider.
+pub const PROVIDER: usize = 1;
+
+/// A local chain with a deployed pool, stopped when dropped.
+#[derive(Debug)]
+pub struct TestChain {
+    anvil: AnvilProcess,
+    deployment: Deployment,
+}
+
+impl TestChain {
+    /// Test tokens minted to every dev account (10^30 base units: 10^12 tokens).
+    pub const MINTED: u128 = 1_000_000_000_000_000_000_000_000_000_000;
+
+    /// Starts anvil and deploys a pool with [`PoolConfig::dev`] (provider: account 1).
+    pub async fn start() -> Result<Self> {
+        Self::with_config(|_| {}).await
+    }
+
+    /// Starts anvil and deploys a pool with the dev config changed by `edit`.
+    pub async fn with_config(edit: impl FnOnce(&mut PoolConfig)) -> Result<Self> {
+        let anvil = AnvilProcess::start_free().await?;
+        let mut config = PoolConfig::dev(dev_address(PROVIDER));
+        edit(&mut config);
+        let deployment = deploy(anvil.url(), dev_signer(DEPLOYER), &config).await?;
+        let chain = Self { anvil, deployment };
+        chain.check_dev_accounts().await?;
+        let minter = chain.client(DEPLOYER).await?;
+        for i in 0..DEV_ACCOUNTS {
+            minter.mint_test_tokens(dev_address(i), U256::from(Self::MINTED)).await?;
+        }
+        Ok(chain)
+    }
+
+    async fn check_dev_accounts(&self) -> Result<()> {
+        let accounts = self.provider()?.get_accounts().await?;
+        for (i, a) in accounts.iter().take(DEV_ACCOUNTS).enumerate() {
+            if *a != dev_address(i) {
+                return Err(Error::Anvil(format!("dev account {i} is {a}, expected {}", dev_address(i))));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deploys another pool on the same chain (same token unless `config.token` says
+    /// otherwise), for tests that need other constants.
+    pub async fn deploy_pool(&self, edit: impl FnOnce(&mut PoolConfig)) -> Result<Deployment> {
+        let mut config = PoolConfig::dev(dev_address(PROVIDER));
+        config.token = Some(self.deployment.token);
+        edit(&mut config);
+        deploy(self.anvil.url(), dev_signer(DEPLOYER), &config).await
+    }
+
+    /// The deployed pool.
+    pub fn deployment(&self) -> &Deployment {
+        &self.deployment
+    }
+
+    /// The anvil process.
+    pub fn anvil(&self) -> &AnvilProcess {
+        &self.anvil
+    }
+
+    /// The JSON-RPC URL.
+    pub fn url(&self) -> &str {
+        self.anvil.url()
+    }
+
+    /// A read-only provider.
+    pub fn provider(&self) -> Result<DynProvider> {
+        self.anvil.provider()
+    }
+
+    /// Dev account `i`'s signer.
+    pub fn signer(&self, i: usize) -> PrivateKeySigner {
+        dev_signer(i)
+    }
+
+    /// Dev account `i`'s address.
+    pub fn address(&self, i: usize) -> Address {
+        dev_address(i)
+    }
+
+    /// A pool client for the main pool, signing as dev account `i`.
+    pub async fn client(&self, i: usize) -> Result<PoolClient> {
+        PoolClient::connect(&self.deployment, dev_signer(i)).await
+    }
+
+    /// A pool client for another pool on this chain, signing as dev account `i`.
+    pub async fn client_for(&self, deployment: &Deployment, i: usize) -> Result<PoolClient> {
+        PoolClient::connect(deployment, dev_signer(i)).await
+    }
+
+    /// Moves time forward by `seconds` and mines a block carrying it.
+    pub async fn advance(&self, seconds: u64) -> Result<()> {
+        self.anvil.increase_time(seconds).await?;
+        self.anvil.mine().await
+    }
+
+    /// The latest block's timestamp.
+    pub async fn now(&self) -> Result<u64> {
+        let block = self
+            .provider()?
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await?
+            .ok_or_else(|| Error::Rpc("no latest block".into()))?;
+        Ok(block.header.timestamp)
+    }
+
+    /// The latest block number.
+    pub async fn block_number(&self) -> Result<u64> {
+        Ok(self.provider()?.get_block_number().await?)
+    }
+}

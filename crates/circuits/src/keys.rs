@@ -1,0 +1,228 @@
+//! Groth16 keys: a seeded development setup, key files written once and loaded fast.
+//!
+//! The proving key is stored uncompressed. Setup writes it, reads it back with full
+//! curve and subgroup checks, and pins its SHA-256 in `keys.json`; every later load
+//! checks only that hash and then copies the points in without curve checks. That turns
+//! a 1.5 s compressed, checked load into a few milliseconds, and a damaged or swapped
+//! file is still refused (its hash no longer matches).
+//!
+//! **The development setup is not for production**: whoever knows the seed knows the
+//! toxic waste and can forge proofs. A production deployment uses keys from a
+//! multi-party ceremony, loaded the same way.
+
+use std::path::{Path, PathBuf};
+
+use ark_bn254::Bn254;
+use ark_groth16::{Groth16, ProvingKey, VerifyingKey};
+use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
+use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate};
+use ark_std::rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zkcredits_protocol::Fr;
+
+use crate::error::CircuitError;
+use crate::request::RequestCircuit;
+
+/// The circuit identifier written into the manifest; bump it whenever the statement
+/// changes, so old keys are refused instead of producing proofs that never verify.
+pub const REQUEST_CIRCUIT_ID: &str = "zkcredits/request/v1";
+
+/// The manifest file name inside a key directory.
+pub const MANIFEST: &str = "keys.json";
+const PROVING_KEY_FILE: &str = "request.pk";
+const VERIFYING_KEY_FILE: &str = "request.vk";
+
+/// The seed of the development setup everybody can reproduce (and therefore forge with).
+pub const DEV_SEED: [u8; 32] = *b"zkcredits dev setup: NOT SECURE!";
+
+/// What `keys.json` records about a key set.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyManifest {
+    /// Which circuit the keys are for.
+    pub circuit: String,
+    /// The circuit's constraint count at setup.
+    pub constraints: usize,
+    /// How the keys were made.
+    pub setup: String,
+    /// A warning for people reading the file.
+    pub warning: String,
+    /// The proving key file and its SHA-256.
+    pub proving_key: KeyFileEntry,
+    /// The verifying key file and its SHA-256.
+    pub verifying_key: KeyFileEntry,
+}
+
+/// A key file and its pinned hash.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyFileEntry {
+    /// File name relative to the key directory.
+    pub file: String,
+    /// Lowercase hex SHA-256 of the file.
+    pub sha256: String,
+}
+
+/// The request circuit's keys.
+#[derive(Clone, Debug)]
+pub struct RequestKeys {
+    /// The proving key.
+    pub proving_key: ProvingKey<Bn254>,
+    /// The manifest they were loaded with.
+    pub manifest: KeyManifest,
+}
+
+impl RequestKeys {
+    /// The verifying key (inside the proving key).
+    pub fn verifying_key(&self) -> &VerifyingKey<Bn254> {
+        &self.proving_key.vk
+    }
+}
+
+/// Steps of a setup, reported to a progress display.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupStep {
+    /// Counting constraints.
+    Synthesize,
+    /// Generating the keys (the long part).
+    Generate,
+    /// Writing the files.
+    Write,
+    /// Reading the proving key back with full checks.
+    Check,
+}
+
+/// The request circuit's constraint count.
+pub fn request_constraints() -> Result<usize, CircuitError> {
+    let cs = ConstraintSystem::<Fr>::new_ref();
+    RequestCircuit::blank().generate_constraints(cs.clone())?;
+    Ok(cs.num_constraints())
+}
+
+/// Generates the request keys from `seed` (development only), writes them to `dir`, and
+/// checks them once. Reports each step to `progress`.
+pub fn setup_dev(
+    dir: &Path,
+    seed: [u8; 32],
+    mut progress: impl FnMut(SetupStep),
+) -> Result<KeyManifest, CircuitError> {
+    progress(SetupStep::Synthesize);
+    let constraints = request_constraints()?;
+    progress(SetupStep::Generate);
+    let mut rng = ChaCha20Rng::from_seed(seed);
+    let pk = Groth16::<Bn254>::generate_random_parameters_with_reduction(
+        RequestCircuit::blank(),
+        &mut rng,
+    )?;
+    let vk = pk.vk.clone();
+    progress(SetupStep::Write);
+    std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
+    let pk_bytes = serialize(&pk, Compress::No);
+    let vk_bytes = serialize(&vk, Compress::Yes);
+    write_atomic(&dir.join(PROVING_KEY_FILE), &pk_bytes)?;
+    write_atomic(&dir.join(VERIFYING_KEY_FILE), &vk_bytes)?;
+    progress(SetupStep::Check);
+    let checked = ProvingKey::<Bn254>::deserialize_with_mode(&pk_bytes[..], Compress::No, Validate::Yes)
+        .map_err(|e| key_error(&dir.join(PROVING_KEY_FILE), format!("fails its curve checks: {e}")))?;
+    if checked != pk {
+        return Err(key_error(&dir.join(PROVING_KEY_FILE), "does not read back identically".into()));
+    }
+    let manifest = KeyManifest {
+        circuit: REQUEST_CIRCUIT_ID.into(),
+        constraints,
+        setup: format!("development: seeded ChaCha20, seed {}", hex::encode(seed)),
+        warning: "NOT FOR PRODUCTION: anyone who knows the seed can forge proofs. Use keys from a multi-party ceremony.".into(),
+        proving_key: KeyFileEntry {
+            file: PROVING_KEY_FILE.into(),
+            sha256: hex::encode(Sha256::digest(&pk_bytes)),
+        },
+        verifying_key: KeyFileEntry {
+            file: VERIFYING_KEY_FILE.into(),
+            sha256: hex::encode(Sha256::digest(&vk_bytes)),
+        },
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| key_error(&dir.join(MANIFEST), e.to_string()))?;
+    write_atomic(&dir.join(MANIFEST), &json)?;
+    Ok(manifest)
+}
+
+/// Reads a key directory's manifest and checks it is for this circuit.
+pub fn read_manifest(dir: &Path) -> Result<KeyManifest, CircuitError> {
+    let path = dir.join(MANIFEST);
+    let bytes = std::fs::read(&path).map_err(|source| io_error(&path, source))?;
+    let manifest: KeyManifest =
+        serde_json::from_slice(&bytes).map_err(|e| key_error(&path, format!("is not a key manifest: {e}")))?;
+    if manifest.circuit != REQUEST_CIRCUIT_ID {
+        return Err(key_error(
+            &path,
+            format!("is for circuit {}, this software needs {REQUEST_CIRCUIT_ID}", manifest.circuit),
+        ));
+    }
+    Ok(manifest)
+}
+
+/// Loads the proving key fast: hash check, then an unchecked copy of the points.
+pub fn load_proving_key(dir: &Path) -> Result<RequestKeys, CircuitError> {
+    let manifest = read_manifest(dir)?;
+    let path = dir.join(&manifest.proving_key.file);
+    let bytes = read_pinned(&path, &manifest.proving_key.sha256)?;
+    // Unchecked is sound here: these exact bytes passed the full checks at setup.
+    let proving_key = ProvingKey::<Bn254>::deserialize_with_mode(&bytes[..], Compress::No, Validate::No)
+        .map_err(|e| key_error(&path, format!("cannot be decoded: {e}")))?;
+    Ok(RequestKeys {
+        proving_key,
+        manifest,
+    })
+}
+
+/// Loads the verifying key (small: compressed and fully checked).
+pub fn load_verifying_key(dir: &Path) -> Result<VerifyingKey<Bn254>, CircuitError> {
+    let manifest = read_manifest(dir)?;
+    let path = dir.join(&manifest.verifying_key.file);
+    let bytes = read_pinned(&path, &manifest.verifying_key.sha256)?;
+    VerifyingKey::<Bn254>::deserialize_with_mode(&bytes[..], Compress::Yes, Validate::Yes)
+        .map_err(|e| key_error(&path, format!("cannot be decoded: {e}")))
+}
+
+/// SHA-256 of the verifying key's canonical compressed encoding: what the gateway
+/// publishes so that clients can check they prove for the same key.
+pub fn verifying_key_hash(vk: &VerifyingKey<Bn254>) -> [u8; 32] {
+    Sha256::digest(serialize(vk, Compress::Yes)).into()
+}
+
+fn read_pinned(path: &Path, sha256: &str) -> Result<Vec<u8>, CircuitError> {
+    let bytes = std::fs::read(path).map_err(|source| io_error(path, source))?;
+    if hex::encode(Sha256::digest(&bytes)) != sha256 {
+        return Err(key_error(path, "does not match the hash pinned in keys.json".into()));
+    }
+    Ok(bytes)
+}
+
+fn serialize<T: CanonicalSerialize>(value: &T, compress: Compress) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.serialized_size(compress));
+    // Writing into a Vec cannot fail.
+    value
+        .serialize_with_mode(&mut out, compress)
+        .expect("serialising into a Vec");
+    out
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CircuitError> {
+    let tmp: PathBuf = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|source| io_error(&tmp, source))?;
+    std::fs::rename(&tmp, path).map_err(|source| io_error(path, source))
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> CircuitError {
+    CircuitError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn key_error(path: &Path, reason: String) -> CircuitError {
+    CircuitError::KeyFile {
+        path: path.display().to_string(),
+        reason,
+    }
+}

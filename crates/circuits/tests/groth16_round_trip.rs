@@ -1,0 +1,139 @@
+//! The full round trip with real keys: setup, load, prove, verify, batch verify.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use ark_std::rand::SeedableRng;
+use ark_serialize::CanonicalSerialize;
+use common::Fixture;
+use rand_chacha::ChaCha20Rng;
+use zkcredits_circuits::keys::{self, RequestKeys};
+use zkcredits_circuits::prover::{self, RequestProver};
+use zkcredits_circuits::request::RequestCircuit;
+use zkcredits_circuits::verifier::Verifier;
+use zkcredits_circuits::CircuitError;
+use zkcredits_protocol::Fr;
+use zkcredits_protocol::wire::{Credential, WireFormat};
+
+fn key_dir() -> &'static std::path::Path {
+    static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("zkcredits-keys-test-{}", std::process::id()));
+        keys::setup_dev(&dir, keys::DEV_SEED, |_| {}).expect("setup");
+        dir
+    })
+}
+
+fn prover() -> &'static RequestProver {
+    static PROVER: OnceLock<RequestProver> = OnceLock::new();
+    PROVER.get_or_init(|| {
+        let keys: RequestKeys = keys::load_proving_key(key_dir()).expect("load");
+        RequestProver::new(keys).expect("prover")
+    })
+}
+
+fn rng(seed: u8) -> ChaCha20Rng {
+    ChaCha20Rng::from_seed([seed; 32])
+}
+
+#[test]
+fn a_proof_verifies_and_fails_with_any_other_public_input() {
+    let circuit = Fixture::new(20_000, 2, 100).circuit();
+    let public = circuit.public.to_field_elements();
+    let proof = prover().prove(circuit, &mut rng(1)).expect("prove");
+    let verifier = Verifier::new(&keys::load_verifying_key(key_dir()).expect("vk"));
+    assert!(verifier.verify(&proof, &public));
+    for i in 0..public.len() {
+        let mut tampered = public.clone();
+        tampered[i] += Fr::from(1u64);
+        assert!(!verifier.verify(&proof, &tampered), "public input {i} changed");
+    }
+    assert!(!verifier.verify(&proof, &public[..8]));
+}
+
+#[test]
+fn a_proof_survives_the_wire_and_two_proofs_of_one_statement_share_no_bytes() {
+    let f = Fixture::new(20_000, 0, 0);
+    let first = prover().prove(f.circuit(), &mut rng(2)).expect("prove");
+    let second = prover().prove(f.circuit(), &mut rng(3)).expect("prove");
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    first.serialize_compressed(&mut a).expect("ser");
+    second.serialize_compressed(&mut b).expect("ser");
+    let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+    assert!(same < 8, "{same} equal bytes between two fresh proofs");
+
+    let public = f.circuit().public;
+    let credential = Credential {
+        key_id: 0,
+        root: public.root,
+        nullifier: public.nullifier,
+        y: public.y,
+        next_commitment: public.next_commitment,
+        proof: prover::to_points(&first),
+    };
+    let decoded = Credential::from_base64url(&credential.to_base64url()).expect("decode");
+    let verifier = Verifier::new(&keys::load_verifying_key(key_dir()).expect("vk"));
+    assert!(verifier.verify(&prover::from_points(&decoded.proof), &public.to_field_elements()));
+}
+
+#[test]
+fn an_unsatisfiable_witness_is_refused_before_proving() {
+    let mut circuit: RequestCircuit = Fixture::new(20_000, 1, 0).circuit();
+    circuit.witness.k += Fr::from(1u64);
+    assert!(matches!(
+        prover().prove(circuit, &mut rng(4)),
+        Err(CircuitError::Unsatisfied(_))
+    ));
+}
+
+#[test]
+fn a_batch_of_64_verifies_and_one_bad_proof_fails_the_batch() {
+    let fixtures: Vec<Fixture> = (0..4).map(|n| Fixture::new(20_000, n, 10)).collect();
+    let mut proofs = Vec::new();
+    let mut inputs = Vec::new();
+    for i in 0..64u64 {
+        let mut f = Fixture::new(20_000, 0, 0);
+        f.state = fixtures[(i % 4) as usize].state;
+        f.x = Fr::from(i + 1);
+        let circuit = f.circuit();
+        inputs.push(circuit.public.to_field_elements());
+        // Proving 64 times is slow; reuse each of 8 proofs' statement shape but prove all
+        // so every proof in the batch is distinct and real.
+        proofs.push(prover().prove(circuit, &mut rng(10 + i as u8)).expect("prove"));
+    }
+    let verifier = Verifier::new(&keys::load_verifying_key(key_dir()).expect("vk"));
+    let batch: Vec<_> = proofs.iter().zip(&inputs).map(|(p, x)| (p, x.as_slice())).collect();
+    assert!(verifier.verify_batch(&batch, &mut rng(99)));
+
+    // One proof paired with another's inputs: the batch fails.
+    let mut bad = batch.clone();
+    bad[17].1 = inputs[18].as_slice();
+    assert!(!verifier.verify_batch(&bad, &mut rng(98)));
+    assert!(verifier.verify_batch(&bad[..17], &mut rng(97)));
+    // One tampered proof: the batch fails.
+    let mut tampered = proofs[40].clone();
+    tampered.c = proofs[41].c;
+    let mut bad = batch.clone();
+    bad[40].0 = &tampered;
+    assert!(!verifier.verify_batch(&bad, &mut rng(96)));
+}
+
+#[test]
+fn a_damaged_or_foreign_key_file_is_refused() {
+    let dir = std::env::temp_dir().join(format!("zkcredits-keys-damaged-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for name in ["keys.json", "request.pk", "request.vk"] {
+        std::fs::copy(key_dir().join(name), dir.join(name)).expect("copy");
+    }
+    let mut pk = std::fs::read(dir.join("request.pk")).expect("read");
+    let last = pk.len() - 1;
+    pk[last] ^= 1;
+    std::fs::write(dir.join("request.pk"), pk).expect("write");
+    assert!(matches!(keys::load_proving_key(&dir), Err(CircuitError::KeyFile { .. })));
+    let manifest = std::fs::read_to_string(dir.join("keys.json")).expect("read");
+    std::fs::write(dir.join("keys.json"), manifest.replace("request/v1", "request/v0")).expect("write");
+    assert!(matches!(keys::read_manifest(&dir), Err(CircuitError::KeyFile { .. })));
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}

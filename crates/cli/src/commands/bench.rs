@@ -1,0 +1,152 @@
+//! `zkcredits bench ...`: measurements on this machine, from a release build. Each
+//! benchmark prints what it did and, as its last line, one JSON object.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use serde::Serialize;
+use zkcredits_circuits::keys;
+use zkcredits_circuits::prover::RequestProver;
+use zkcredits_circuits::sample::SampleNote;
+use zkcredits_circuits::verifier::Verifier;
+use zkcredits_protocol::Fr;
+
+/// Arguments of `zkcredits bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    #[command(subcommand)]
+    what: BenchTarget,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchTarget {
+    /// Constraints, proving, key loading, verification and batch verification.
+    Circuits {
+        /// Key directory (generated if missing) [default: $ZKCREDITS_HOME/keys].
+        #[arg(long, env = "ZKCREDITS_KEYS")]
+        keys: Option<PathBuf>,
+        /// Proofs to time for the median.
+        #[arg(long, default_value_t = 15)]
+        proofs: usize,
+    },
+}
+
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.what {
+        BenchTarget::Circuits { keys, proofs } => circuits(
+            keys.unwrap_or_else(crate::paths::default_keys),
+            proofs.max(3),
+        ),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct CircuitFigures {
+    request_constraints: usize,
+    prove_ms_p50: f64,
+    key_load_ms: f64,
+    verify_ms: f64,
+    batch_verify_ms_per_proof: f64,
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+fn circuits(dir: PathBuf, proofs: usize) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("note: this is a debug build; run `cargo run --release -- bench circuits` for real figures");
+    }
+    println!(
+        "threads: {} (rayon), proofs timed: {proofs}",
+        rayon_threads()
+    );
+    super::setup::ensure_keys(&dir, true)?;
+    let request_constraints = keys::request_constraints()?;
+    println!("request circuit: {request_constraints} constraints");
+
+    // Key load: the first read warms the page cache, as a long-running client would be.
+    let mut load_samples = Vec::new();
+    let mut loaded = None;
+    for _ in 0..6 {
+        let start = Instant::now();
+        let k = keys::load_proving_key(&dir).context("loading the proving key")?;
+        load_samples.push(ms(start));
+        loaded = Some(k);
+    }
+    load_samples.remove(0);
+    let key_load_ms = median(load_samples);
+    println!("proving key load (hash check + unchecked copy): {key_load_ms:.1} ms");
+    let keys = loaded.context("keys loaded")?;
+    let verifier = Verifier::new(keys.verifying_key());
+    let prover = RequestProver::new(keys)?;
+
+    let mut rng = ChaCha20Rng::from_entropy();
+    let mut note = SampleNote::new(1_000, 1_000_000, 3, 250);
+    let mut prove_samples = Vec::new();
+    let mut batch = Vec::new();
+    for i in 0..proofs {
+        note.x = Fr::from(i as u64 + 1);
+        let circuit = note.circuit()?;
+        let public = circuit.public.to_field_elements();
+        let start = Instant::now();
+        let proof = prover.prove(circuit, &mut rng)?;
+        prove_samples.push(ms(start));
+        batch.push((proof, public));
+    }
+    let prove_ms_p50 = median(prove_samples);
+    println!("request proof, warm keys: p50 {prove_ms_p50:.1} ms");
+
+    let mut verify_samples = Vec::new();
+    for _ in 0..5 {
+        for (proof, public) in &batch {
+            let start = Instant::now();
+            anyhow::ensure!(verifier.verify(proof, public), "a fresh proof must verify");
+            verify_samples.push(ms(start));
+        }
+    }
+    let verify_ms = median(verify_samples);
+    println!("verify: {verify_ms:.2} ms");
+
+    let items: Vec<_> = batch
+        .iter()
+        .cycle()
+        .take(64)
+        .map(|(p, x)| (p, x.as_slice()))
+        .collect();
+    let mut batch_samples = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        anyhow::ensure!(verifier.verify_batch(&items, &mut rng), "the batch must verify");
+        batch_samples.push(ms(start) / items.len() as f64);
+    }
+    let batch_verify_ms_per_proof = median(batch_samples);
+    println!("batch verify (64): {batch_verify_ms_per_proof:.3} ms per proof");
+
+    let figures = CircuitFigures {
+        request_constraints,
+        prove_ms_p50: round(prove_ms_p50),
+        key_load_ms: round(key_load_ms),
+        verify_ms: round(verify_ms),
+        batch_verify_ms_per_proof: round(batch_verify_ms_per_proof),
+    };
+    println!("{}", serde_json::to_string(&figures)?);
+    Ok(())
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
