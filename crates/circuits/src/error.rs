@@ -23,6 +23,9 @@ pub enum CircuitError {
     /// The witness does not satisfy the circuit: a bug or tampered inputs.
     #[error("the witness does not satisfy the request circuit (rule: {0})")]
     Unsatisfied(String),
+    /// A per-note precomputation was made for another note, root or key.
+    #[error("the proving precomputation is for another note, root or key; recompute it")]
+    StalePrecomputation,
     /// arkworks reported a synthesis error.
     #[error("constraint synthesis failed: {0}")]
     Synthesis(#[from] ark_relations::gr1cs::SynthesisError),

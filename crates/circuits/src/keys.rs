@@ -44,6 +44,8 @@ pub struct KeyManifest {
     pub circuit: String,
     /// The circuit's constraint count at setup.
     pub constraints: usize,
+    /// SHA-256 of the circuit's R1CS (`CircuitShape::digest_hex`).
+    pub circuit_digest: String,
     /// How the keys were made.
     pub setup: String,
     /// A warning for people reading the file.
@@ -107,7 +109,8 @@ pub fn setup_dev(
     mut progress: impl FnMut(SetupStep),
 ) -> Result<KeyManifest, CircuitError> {
     progress(SetupStep::Synthesize);
-    let constraints = request_constraints()?;
+    let shape = crate::prover::CircuitShape::extract()?;
+    let constraints = shape.num_constraints;
     progress(SetupStep::Generate);
     let mut rng = ChaCha20Rng::from_seed(seed);
     let pk = Groth16::<Bn254>::generate_random_parameters_with_reduction(
@@ -122,14 +125,24 @@ pub fn setup_dev(
     write_atomic(&dir.join(PROVING_KEY_FILE), &pk_bytes)?;
     write_atomic(&dir.join(VERIFYING_KEY_FILE), &vk_bytes)?;
     progress(SetupStep::Check);
-    let checked = ProvingKey::<Bn254>::deserialize_with_mode(&pk_bytes[..], Compress::No, Validate::Yes)
-        .map_err(|e| key_error(&dir.join(PROVING_KEY_FILE), format!("fails its curve checks: {e}")))?;
+    let checked =
+        ProvingKey::<Bn254>::deserialize_with_mode(&pk_bytes[..], Compress::No, Validate::Yes)
+            .map_err(|e| {
+                key_error(
+                    &dir.join(PROVING_KEY_FILE),
+                    format!("fails its curve checks: {e}"),
+                )
+            })?;
     if checked != pk {
-        return Err(key_error(&dir.join(PROVING_KEY_FILE), "does not read back identically".into()));
+        return Err(key_error(
+            &dir.join(PROVING_KEY_FILE),
+            "does not read back identically".into(),
+        ));
     }
     let manifest = KeyManifest {
         circuit: REQUEST_CIRCUIT_ID.into(),
         constraints,
+        circuit_digest: shape.digest_hex(),
         setup: format!("development: seeded ChaCha20, seed {}", hex::encode(seed)),
         warning: "NOT FOR PRODUCTION: anyone who knows the seed can forge proofs. Use keys from a multi-party ceremony.".into(),
         proving_key: KeyFileEntry {
@@ -141,7 +154,8 @@ pub fn setup_dev(
             sha256: hex::encode(Sha256::digest(&vk_bytes)),
         },
     };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| key_error(&dir.join(MANIFEST), e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| key_error(&dir.join(MANIFEST), e.to_string()))?;
     write_atomic(&dir.join(MANIFEST), &json)?;
     Ok(manifest)
 }
@@ -150,12 +164,15 @@ pub fn setup_dev(
 pub fn read_manifest(dir: &Path) -> Result<KeyManifest, CircuitError> {
     let path = dir.join(MANIFEST);
     let bytes = std::fs::read(&path).map_err(|source| io_error(&path, source))?;
-    let manifest: KeyManifest =
-        serde_json::from_slice(&bytes).map_err(|e| key_error(&path, format!("is not a key manifest: {e}")))?;
+    let manifest: KeyManifest = serde_json::from_slice(&bytes)
+        .map_err(|e| key_error(&path, format!("is not a key manifest: {e}")))?;
     if manifest.circuit != REQUEST_CIRCUIT_ID {
         return Err(key_error(
             &path,
-            format!("is for circuit {}, this software needs {REQUEST_CIRCUIT_ID}", manifest.circuit),
+            format!(
+                "is for circuit {}, this software needs {REQUEST_CIRCUIT_ID}",
+                manifest.circuit
+            ),
         ));
     }
     Ok(manifest)
@@ -167,8 +184,9 @@ pub fn load_proving_key(dir: &Path) -> Result<RequestKeys, CircuitError> {
     let path = dir.join(&manifest.proving_key.file);
     let bytes = read_pinned(&path, &manifest.proving_key.sha256)?;
     // Unchecked is sound here: these exact bytes passed the full checks at setup.
-    let proving_key = ProvingKey::<Bn254>::deserialize_with_mode(&bytes[..], Compress::No, Validate::No)
-        .map_err(|e| key_error(&path, format!("cannot be decoded: {e}")))?;
+    let proving_key =
+        ProvingKey::<Bn254>::deserialize_with_mode(&bytes[..], Compress::No, Validate::No)
+            .map_err(|e| key_error(&path, format!("cannot be decoded: {e}")))?;
     Ok(RequestKeys {
         proving_key,
         manifest,
@@ -193,7 +211,10 @@ pub fn verifying_key_hash(vk: &VerifyingKey<Bn254>) -> [u8; 32] {
 fn read_pinned(path: &Path, sha256: &str) -> Result<Vec<u8>, CircuitError> {
     let bytes = std::fs::read(path).map_err(|source| io_error(path, source))?;
     if hex::encode(Sha256::digest(&bytes)) != sha256 {
-        return Err(key_error(path, "does not match the hash pinned in keys.json".into()));
+        return Err(key_error(
+            path,
+            "does not match the hash pinned in keys.json".into(),
+        ));
     }
     Ok(bytes)
 }

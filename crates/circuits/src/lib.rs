@@ -4,6 +4,7 @@
 pub mod error;
 pub mod gadgets;
 pub mod keys;
+pub mod precompute;
 pub mod prover;
 pub mod request;
 pub mod sample;

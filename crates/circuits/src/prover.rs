@@ -10,8 +10,7 @@ use ark_bn254::{Bn254, Fr};
 use ark_ff::{UniformRand, Zero};
 use ark_groth16::{Groth16, Proof, ProvingKey};
 use ark_relations::gr1cs::{
-    ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, R1CS_PREDICATE_LABEL,
-    SynthesisMode,
+    ConstraintSystem, OptimizationGoal, R1CS_PREDICATE_LABEL, SynthesisMode,
 };
 use ark_relations::utils::matrix::Matrix;
 use ark_std::rand::{CryptoRng, RngCore};
@@ -19,7 +18,8 @@ use zkcredits_protocol::wire::ProofPoints;
 
 use crate::error::CircuitError;
 use crate::keys::RequestKeys;
-use crate::request::RequestCircuit;
+use crate::request::{RequestCircuit, WitnessLayout};
+use sha2::{Digest, Sha256};
 
 /// A request prover: the proving key with the circuit's matrices.
 #[derive(Clone, Debug)]
@@ -29,42 +29,57 @@ pub struct RequestProver {
     matrices: Vec<Matrix<Fr>>,
     num_instance: usize,
     num_constraints: usize,
+    /// Full-assignment indices of the values fixed by the note and the root.
+    fixed: std::ops::Range<usize>,
+    vk_hash: [u8; 32],
 }
 
 impl RequestProver {
-    /// Extracts the circuit's matrices (once, tens of milliseconds) for `keys`.
+    /// Extracts the circuit's matrices (once, tens of milliseconds) for `keys`, and
+    /// refuses keys made for another version of the circuit.
     pub fn new(keys: RequestKeys) -> Result<Self, CircuitError> {
-        let cs = ConstraintSystem::<Fr>::new_ref();
-        cs.set_optimization_goal(OptimizationGoal::Constraints);
-        cs.set_mode(SynthesisMode::Setup);
-        RequestCircuit::blank().generate_constraints(cs.clone())?;
-        cs.finalize();
-        let num_instance = cs.num_instance_variables();
-        let num_constraints = cs.num_constraints();
-        let mut all = cs.to_matrices()?;
-        let matrices = all
-            .remove(R1CS_PREDICATE_LABEL)
-            .ok_or(CircuitError::Unsatisfied("no R1CS predicate".into()))?;
-        if num_constraints != keys.manifest.constraints {
+        let shape = CircuitShape::extract()?;
+        if shape.digest_hex() != keys.manifest.circuit_digest {
             return Err(CircuitError::KeyFile {
                 path: crate::keys::MANIFEST.into(),
-                reason: format!(
-                    "was made for {} constraints, this circuit has {num_constraints}",
-                    keys.manifest.constraints
-                ),
+                reason: "was made for another version of the request circuit".into(),
             });
         }
+        let vk_hash = crate::keys::verifying_key_hash(&keys.proving_key.vk);
         Ok(Self {
             keys,
-            matrices,
-            num_instance,
-            num_constraints,
+            fixed: shape.num_instance + shape.layout.note_fixed.start
+                ..shape.num_instance + shape.layout.note_fixed.end,
+            matrices: shape.matrices,
+            num_instance: shape.num_instance,
+            num_constraints: shape.num_constraints,
+            vk_hash,
         })
     }
 
-    /// The keys in use.
-    pub fn keys(&self) -> &RequestKeys {
-        &self.keys
+    /// Full-assignment indices of the values fixed by the note and the root.
+    pub fn fixed_range(&self) -> std::ops::Range<usize> {
+        self.fixed.clone()
+    }
+
+    /// The number of instance variables (the constant 1 and the public inputs).
+    pub fn num_instance(&self) -> usize {
+        self.num_instance
+    }
+
+    /// The number of constraints.
+    pub fn num_constraints(&self) -> usize {
+        self.num_constraints
+    }
+
+    /// The R1CS matrices A, B, C.
+    pub fn matrices(&self) -> &[Matrix<Fr>] {
+        &self.matrices
+    }
+
+    /// SHA-256 of the verifying key in use.
+    pub fn verifying_key_hash(&self) -> [u8; 32] {
+        self.vk_hash
     }
 
     /// The proving key.
@@ -80,7 +95,7 @@ impl RequestProver {
             construct_matrices: false,
             generate_lc_assignments: false,
         });
-        circuit.generate_constraints(cs.clone())?;
+        circuit.synthesize(cs.clone())?;
         let mut assignment = cs.instance_assignment()?;
         assignment.extend(cs.witness_assignment()?);
         if let Some(row) = first_unsatisfied(&self.matrices, &assignment) {
@@ -111,8 +126,62 @@ impl RequestProver {
     }
 }
 
+/// The request circuit's R1CS: matrices, sizes and witness layout.
+#[derive(Clone, Debug)]
+pub struct CircuitShape {
+    /// A, B and C.
+    pub matrices: Vec<Matrix<Fr>>,
+    /// Instance variables, including the constant 1.
+    pub num_instance: usize,
+    /// Constraints.
+    pub num_constraints: usize,
+    /// Where the note-fixed witness sits.
+    pub layout: WitnessLayout,
+}
+
+impl CircuitShape {
+    /// Synthesises the blank circuit in setup mode.
+    pub fn extract() -> Result<Self, CircuitError> {
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        cs.set_optimization_goal(OptimizationGoal::Constraints);
+        cs.set_mode(SynthesisMode::Setup);
+        let layout = RequestCircuit::blank().synthesize(cs.clone())?;
+        cs.finalize();
+        let mut all = cs.to_matrices()?;
+        let matrices = all
+            .remove(R1CS_PREDICATE_LABEL)
+            .ok_or(CircuitError::Unsatisfied("no R1CS predicate".into()))?;
+        Ok(Self {
+            matrices,
+            num_instance: cs.num_instance_variables(),
+            num_constraints: cs.num_constraints(),
+            layout,
+        })
+    }
+
+    /// SHA-256 over the matrices and sizes, hex: any change to the statement, even one
+    /// that keeps the constraint count, changes it, so keys for an older circuit are
+    /// refused instead of producing proofs that never verify.
+    pub fn digest_hex(&self) -> String {
+        let mut hasher = Sha256::new_with_prefix(b"zkcredits/r1cs/v1");
+        hasher.update((self.num_instance as u64).to_be_bytes());
+        hasher.update((self.num_constraints as u64).to_be_bytes());
+        for matrix in &self.matrices {
+            for row in matrix {
+                hasher.update((row.len() as u64).to_be_bytes());
+                for (coeff, index) in row {
+                    hasher.update(zkcredits_protocol::field::to_be_bytes(coeff));
+                    hasher.update((*index as u64).to_be_bytes());
+                }
+            }
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
 fn row_value(row: &[(Fr, usize)], z: &[Fr]) -> Fr {
-    row.iter().fold(Fr::zero(), |acc, (coeff, i)| acc + *coeff * z[*i])
+    row.iter()
+        .fold(Fr::zero(), |acc, (coeff, i)| acc + *coeff * z[*i])
 }
 
 fn first_unsatisfied(matrices: &[Matrix<Fr>], z: &[Fr]) -> Option<usize> {

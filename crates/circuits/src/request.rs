@@ -189,9 +189,9 @@ impl RequestCircuit {
                 last.receipt.refund,
                 last.receipt.penalty,
                 last.receipt.signature.r8,
-                Fr::from_le_bytes_mod_order(
-                    &ark_ff::BigInteger::to_bytes_le(&last.receipt.signature.s.into_bigint()),
-                ),
+                Fr::from_le_bytes_mod_order(&ark_ff::BigInteger::to_bytes_le(
+                    &last.receipt.signature.s.into_bigint(),
+                )),
             ),
             None => (Fr::from(0u64), 0, 0, Point::zero(), Fr::from(0u64)),
         };
@@ -257,9 +257,18 @@ impl RequestCircuit {
     }
 }
 
+/// Where the per-note witness sits in the assignment: what a prover may precompute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WitnessLayout {
+    /// Witness-variable indices (counted from the first witness variable) of the values
+    /// fixed by the note and the root alone: `k, D, E`, the path and every value of the
+    /// membership proof. They are the same for every request of a note under one root.
+    pub note_fixed: std::ops::Range<usize>,
+}
 
-impl ConstraintSynthesizer<Fr> for RequestCircuit {
-    fn generate_constraints(self, cs: ConstraintSystemRef<Fr>) -> Result<(), SynthesisError> {
+impl RequestCircuit {
+    /// Synthesises the circuit and reports the witness layout.
+    pub fn synthesize(self, cs: ConstraintSystemRef<Fr>) -> Result<WitnessLayout, SynthesisError> {
         let p = self.public;
         let w = self.witness;
         if w.path.len() != TREE_LEVELS {
@@ -278,21 +287,12 @@ impl ConstraintSynthesizer<Fr> for RequestCircuit {
             y: input(p.server_key.y)?,
         };
 
+        // Values fixed by the note and the root come first and stay contiguous, so a
+        // prover can precompute their share of the proof (see `WitnessLayout`).
+        let fixed_start = cs.num_witness_variables();
         let k = witness(&cs, || Ok(w.k))?;
         let deposit = witness(&cs, || Ok(w.deposit))?;
         let expiry = witness(&cs, || Ok(w.expiry))?;
-        let index = witness(&cs, || Ok(w.index))?;
-        let refunds_prev = witness(&cs, || Ok(w.refunds_prev))?;
-        let penalties_prev = witness(&cs, || Ok(w.penalties_prev))?;
-        let rho = witness(&cs, || Ok(w.rho))?;
-        let refund = witness(&cs, || Ok(w.refund))?;
-        let penalty = witness(&cs, || Ok(w.penalty))?;
-        let sig_r8 = PointVar {
-            x: witness(&cs, || Ok(w.sig_r8.x))?,
-            y: witness(&cs, || Ok(w.sig_r8.y))?,
-        };
-        let sig_s = witness(&cs, || Ok(w.sig_s))?;
-        let rho_next = witness(&cs, || Ok(w.rho_next))?;
 
         // 1. Membership: H(LEAF, H(ID, k), D, E) is a leaf under root.
         {
@@ -312,6 +312,21 @@ impl ConstraintSynthesizer<Fr> for RequestCircuit {
             let leaf = hash([&tag(Tag::Leaf), &id, &deposit, &expiry])?;
             merkle::root(&leaf, &levels)?.enforce_equal(&root)?;
         }
+
+        let note_fixed = fixed_start..cs.num_witness_variables();
+
+        let index = witness(&cs, || Ok(w.index))?;
+        let refunds_prev = witness(&cs, || Ok(w.refunds_prev))?;
+        let penalties_prev = witness(&cs, || Ok(w.penalties_prev))?;
+        let rho = witness(&cs, || Ok(w.rho))?;
+        let refund = witness(&cs, || Ok(w.refund))?;
+        let penalty = witness(&cs, || Ok(w.penalty))?;
+        let sig_r8 = PointVar {
+            x: witness(&cs, || Ok(w.sig_r8.x))?,
+            y: witness(&cs, || Ok(w.sig_r8.y))?,
+        };
+        let sig_s = witness(&cs, || Ok(w.sig_s))?;
+        let rho_next = witness(&cs, || Ok(w.rho_next))?;
 
         // 2. State: R = R_prev + r, P = P_prev + p; at i = 0 everything is zero and no
         //    signature is checked; otherwise the last receipt is signed by the server key.
@@ -383,6 +398,12 @@ impl ConstraintSynthesizer<Fr> for RequestCircuit {
             ])?
             .enforce_equal(&next_commitment)?;
         }
-        Ok(())
+        Ok(WitnessLayout { note_fixed })
+    }
+}
+
+impl ConstraintSynthesizer<Fr> for RequestCircuit {
+    fn generate_constraints(self, cs: ConstraintSystemRef<Fr>) -> Result<(), SynthesisError> {
+        self.synthesize(cs).map(|_| ())
     }
 }

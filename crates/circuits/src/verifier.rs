@@ -60,7 +60,10 @@ impl Verifier {
             return false;
         }
         let vk = &self.prepared.vk;
-        let z: Vec<Fr> = batch.iter().map(|_| Fr::from(rng.r#gen::<u128>())).collect();
+        let z: Vec<Fr> = batch
+            .iter()
+            .map(|_| Fr::from(rng.r#gen::<u128>()))
+            .collect();
         let z_sum: Fr = z.iter().sum();
 
         // sum_i z_i L_i = (sum z_i) IC_0 + sum_j (sum_i z_i x_ij) IC_j
@@ -74,15 +77,14 @@ impl Verifier {
         let inputs_acc = G1Projective::msm_unchecked(&vk.gamma_abc_g1, &input_scalars);
         let c_points: Vec<G1Affine> = batch.iter().map(|(p, _)| p.c).collect();
         let c_acc = G1Projective::msm_unchecked(&c_points, &z);
-        let a_scaled: Vec<G1Projective> = batch
-            .iter()
-            .zip(&z)
-            .map(|((p, _), zi)| p.a * zi)
-            .collect();
+        let a_scaled: Vec<G1Projective> =
+            batch.iter().zip(&z).map(|((p, _), zi)| p.a * zi).collect();
 
         let mut g1: Vec<G1Affine> = G1Projective::normalize_batch(&a_scaled);
-        let mut g2: Vec<<Bn254 as Pairing>::G2Prepared> =
-            batch.iter().map(|(p, _)| G2Affine::from(p.b).into()).collect();
+        let mut g2: Vec<<Bn254 as Pairing>::G2Prepared> = batch
+            .iter()
+            .map(|(p, _)| G2Affine::from(p.b).into())
+            .collect();
         let tail = G1Projective::normalize_batch(&[-(vk.alpha_g1 * z_sum), inputs_acc, c_acc]);
         g1.extend(tail);
         g2.push(self.beta_prepared.clone());

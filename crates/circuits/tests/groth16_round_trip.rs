@@ -4,15 +4,15 @@ mod common;
 
 use std::sync::OnceLock;
 
-use ark_std::rand::SeedableRng;
 use ark_serialize::CanonicalSerialize;
+use ark_std::rand::SeedableRng;
 use common::Fixture;
 use rand_chacha::ChaCha20Rng;
+use zkcredits_circuits::CircuitError;
 use zkcredits_circuits::keys::{self, RequestKeys};
 use zkcredits_circuits::prover::{self, RequestProver};
 use zkcredits_circuits::request::RequestCircuit;
 use zkcredits_circuits::verifier::Verifier;
-use zkcredits_circuits::CircuitError;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::wire::{Credential, WireFormat};
 
@@ -47,7 +47,10 @@ fn a_proof_verifies_and_fails_with_any_other_public_input() {
     for i in 0..public.len() {
         let mut tampered = public.clone();
         tampered[i] += Fr::from(1u64);
-        assert!(!verifier.verify(&proof, &tampered), "public input {i} changed");
+        assert!(
+            !verifier.verify(&proof, &tampered),
+            "public input {i} changed"
+        );
     }
     assert!(!verifier.verify(&proof, &public[..8]));
 }
@@ -75,7 +78,10 @@ fn a_proof_survives_the_wire_and_two_proofs_of_one_statement_share_no_bytes() {
     };
     let decoded = Credential::from_base64url(&credential.to_base64url()).expect("decode");
     let verifier = Verifier::new(&keys::load_verifying_key(key_dir()).expect("vk"));
-    assert!(verifier.verify(&prover::from_points(&decoded.proof), &public.to_field_elements()));
+    assert!(verifier.verify(
+        &prover::from_points(&decoded.proof),
+        &public.to_field_elements()
+    ));
 }
 
 #[test]
@@ -101,10 +107,18 @@ fn a_batch_of_64_verifies_and_one_bad_proof_fails_the_batch() {
         inputs.push(circuit.public.to_field_elements());
         // Proving 64 times is slow; reuse each of 8 proofs' statement shape but prove all
         // so every proof in the batch is distinct and real.
-        proofs.push(prover().prove(circuit, &mut rng(10 + i as u8)).expect("prove"));
+        proofs.push(
+            prover()
+                .prove(circuit, &mut rng(10 + i as u8))
+                .expect("prove"),
+        );
     }
     let verifier = Verifier::new(&keys::load_verifying_key(key_dir()).expect("vk"));
-    let batch: Vec<_> = proofs.iter().zip(&inputs).map(|(p, x)| (p, x.as_slice())).collect();
+    let batch: Vec<_> = proofs
+        .iter()
+        .zip(&inputs)
+        .map(|(p, x)| (p, x.as_slice()))
+        .collect();
     assert!(verifier.verify_batch(&batch, &mut rng(99)));
 
     // One proof paired with another's inputs: the batch fails.
@@ -131,9 +145,19 @@ fn a_damaged_or_foreign_key_file_is_refused() {
     let last = pk.len() - 1;
     pk[last] ^= 1;
     std::fs::write(dir.join("request.pk"), pk).expect("write");
-    assert!(matches!(keys::load_proving_key(&dir), Err(CircuitError::KeyFile { .. })));
+    assert!(matches!(
+        keys::load_proving_key(&dir),
+        Err(CircuitError::KeyFile { .. })
+    ));
     let manifest = std::fs::read_to_string(dir.join("keys.json")).expect("read");
-    std::fs::write(dir.join("keys.json"), manifest.replace("request/v1", "request/v0")).expect("write");
-    assert!(matches!(keys::read_manifest(&dir), Err(CircuitError::KeyFile { .. })));
+    std::fs::write(
+        dir.join("keys.json"),
+        manifest.replace("request/v1", "request/v0"),
+    )
+    .expect("write");
+    assert!(matches!(
+        keys::read_manifest(&dir),
+        Err(CircuitError::KeyFile { .. })
+    ));
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }

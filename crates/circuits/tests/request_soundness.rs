@@ -4,8 +4,8 @@
 mod common;
 
 use ark_ff::{BigInteger, PrimeField};
-use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
 use ark_relations::gr1cs::trace::{ConstraintLayer, TracingMode};
+use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
 use common::{Fixture, LIMITS};
 use tracing_subscriber::layer::SubscriberExt;
 use zkcredits_circuits::request::RequestCircuit;
@@ -15,8 +15,8 @@ use zkcredits_protocol::state::receipt_message;
 
 /// The namespace of the first unsatisfied constraint, or `None` when all hold.
 fn broken_rule(circuit: RequestCircuit) -> Option<String> {
-    let subscriber =
-        tracing_subscriber::Registry::default().with(ConstraintLayer::new(TracingMode::OnlyConstraints));
+    let subscriber = tracing_subscriber::Registry::default()
+        .with(ConstraintLayer::new(TracingMode::OnlyConstraints));
     tracing::subscriber::with_default(subscriber, || {
         let cs = ConstraintSystem::<Fr>::new_ref();
         circuit.generate_constraints(cs.clone()).expect("synthesis");

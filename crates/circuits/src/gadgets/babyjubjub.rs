@@ -65,8 +65,12 @@ impl PointVar {
             let sum = (self.value()?.into_group() + other.value()?).into_affine();
             return Ok(Self::constant(sum));
         }
-        let x3 = witness(&cs, || Ok(x_num.value()? * x_den.value()?.inverse().unwrap_or_default()))?;
-        let y3 = witness(&cs, || Ok(y_num.value()? * y_den.value()?.inverse().unwrap_or_default()))?;
+        let x3 = witness(&cs, || {
+            Ok(x_num.value()? * x_den.value()?.inverse().unwrap_or_default())
+        })?;
+        let y3 = witness(&cs, || {
+            Ok(y_num.value()? * y_den.value()?.inverse().unwrap_or_default())
+        })?;
         x3.mul_equals(&x_den, &x_num)?;
         y3.mul_equals(&y_den, &y_num)?;
         Ok(Self { x: x3, y: y3 })
@@ -88,8 +92,12 @@ impl PointVar {
         let y_den = FpVar::constant(Fr::from(2u64)) - &axx - &yy;
         let x_num = xy.double()?;
         let y_num = &yy - &axx;
-        let x3 = witness(&cs, || Ok(x_num.value()? * x_den.value()?.inverse().unwrap_or_default()))?;
-        let y3 = witness(&cs, || Ok(y_num.value()? * y_den.value()?.inverse().unwrap_or_default()))?;
+        let x3 = witness(&cs, || {
+            Ok(x_num.value()? * x_den.value()?.inverse().unwrap_or_default())
+        })?;
+        let y3 = witness(&cs, || {
+            Ok(y_num.value()? * y_den.value()?.inverse().unwrap_or_default())
+        })?;
         x3.mul_equals(&x_den, &x_num)?;
         y3.mul_equals(&y_den, &y_num)?;
         Ok(Self { x: x3, y: y3 })
@@ -139,7 +147,11 @@ fn lookup_constant(table: &[Point], bits: &[Boolean<Fr>]) -> Result<PointVar, Sy
     assert!((1..=3).contains(&bits.len()), "windows have 1 to 3 bits");
     let coord = |j: usize, x: bool| -> Fr { if x { table[j].x } else { table[j].y } };
     let b = |i: usize| FpVar::from(bits[i].clone());
-    let b01 = if bits.len() >= 2 { Some(b(0) * b(1)) } else { None };
+    let b01 = if bits.len() >= 2 {
+        Some(b(0) * b(1))
+    } else {
+        None
+    };
     let lookup = |is_x: bool| -> FpVar<Fr> {
         // The 4-entry lookup for the low two bits from entries offset..offset+4, as a
         // linear combination of 1, b0, b1 and b0*b1.
@@ -167,7 +179,10 @@ fn lookup_constant(table: &[Point], bits: &[Boolean<Fr>]) -> Result<PointVar, Sy
 /// `scalar * base` for a variable `base`, scalar as little-endian bits, 2-bit windows
 /// from the top: per window two doublings (10), a lookup among `O, Q, 2Q, 3Q` (6) and
 /// an addition (6).
-pub fn mul_variable(base: &PointVar, scalar_bits: &[Boolean<Fr>]) -> Result<PointVar, SynthesisError> {
+pub fn mul_variable(
+    base: &PointVar,
+    scalar_bits: &[Boolean<Fr>],
+) -> Result<PointVar, SynthesisError> {
     let q1 = base.clone();
     let q2 = base.double()?;
     let q3 = q2.add(&q1)?;
@@ -209,7 +224,11 @@ mod tests {
     use proptest::prelude::*;
     use zkcredits_protocol::babyjubjub::{self, Scalar};
 
-    fn bits(cs: &ark_relations::gr1cs::ConstraintSystemRef<Fr>, value: Fr, n: usize) -> Vec<Boolean<Fr>> {
+    fn bits(
+        cs: &ark_relations::gr1cs::ConstraintSystemRef<Fr>,
+        value: Fr,
+        n: usize,
+    ) -> Vec<Boolean<Fr>> {
         let bigint = value.into_bigint();
         (0..n)
             .map(|i| Boolean::new_witness(cs.clone(), || Ok(bigint.get_bit(i))).expect("bit"))
@@ -257,8 +276,17 @@ mod tests {
             x: FpVar::new_witness(cs.clone(), || Ok(-p.x)).expect("x"),
             y: FpVar::new_witness(cs.clone(), || Ok(p.y)).expect("y"),
         };
-        assert_eq!(pv.add(&PointVar::identity()).expect("add").value().expect("v"), p);
-        assert_eq!(pv.add(&neg).expect("add").value().expect("v"), Point::zero());
+        assert_eq!(
+            pv.add(&PointVar::identity())
+                .expect("add")
+                .value()
+                .expect("v"),
+            p
+        );
+        assert_eq!(
+            pv.add(&neg).expect("add").value().expect("v"),
+            Point::zero()
+        );
         assert!(cs.is_satisfied().expect("satisfiable"));
     }
 }

@@ -13,7 +13,10 @@ use super::witness_bit;
 ///
 /// `bits` must be below the field size, so the sum cannot wrap.
 pub fn enforce_bits(value: &FpVar<Fr>, bits: usize) -> Result<Vec<Boolean<Fr>>, SynthesisError> {
-    assert!(bits < Fr::MODULUS_BIT_SIZE as usize, "a range this wide could wrap");
+    assert!(
+        bits < Fr::MODULUS_BIT_SIZE as usize,
+        "a range this wide could wrap"
+    );
     let cs = value.cs();
     let native = value.value().ok();
     let decomposition = (0..bits)

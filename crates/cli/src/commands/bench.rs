@@ -51,6 +51,8 @@ struct CircuitFigures {
     key_load_ms: f64,
     verify_ms: f64,
     batch_verify_ms_per_proof: f64,
+    prove_precomputed_ms_p50: f64,
+    precompute_ms: f64,
 }
 
 fn median(mut samples: Vec<f64>) -> f64 {
@@ -64,7 +66,9 @@ fn ms(start: Instant) -> f64 {
 
 fn circuits(dir: PathBuf, proofs: usize) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
-        eprintln!("note: this is a debug build; run `cargo run --release -- bench circuits` for real figures");
+        eprintln!(
+            "note: this is a debug build; run `cargo run --release -- bench circuits` for real figures"
+        );
     }
     println!(
         "threads: {} (rayon), proofs timed: {proofs}",
@@ -106,6 +110,34 @@ fn circuits(dir: PathBuf, proofs: usize) -> anyhow::Result<()> {
     let prove_ms_p50 = median(prove_samples);
     println!("request proof, warm keys: p50 {prove_ms_p50:.1} ms");
 
+    // The client's fast path: the note's fixed share computed once per root.
+    let mut precompute_samples = Vec::new();
+    let mut precomputation = None;
+    for _ in 0..3 {
+        let start = Instant::now();
+        precomputation = Some(prover.precompute(note.circuit()?)?);
+        precompute_samples.push(ms(start));
+    }
+    let precompute_ms = median(precompute_samples);
+    let precomputation = precomputation.context("precomputed")?;
+    let mut fast_samples = Vec::new();
+    for i in 0..proofs {
+        note.x = Fr::from(1_000 + i as u64);
+        let circuit = note.circuit()?;
+        let public = circuit.public.to_field_elements();
+        let start = Instant::now();
+        let proof = prover.prove_precomputed(&precomputation, circuit, &mut rng)?;
+        fast_samples.push(ms(start));
+        anyhow::ensure!(
+            verifier.verify(&proof, &public),
+            "a precomputed proof must verify"
+        );
+    }
+    let prove_precomputed_ms_p50 = median(fast_samples);
+    println!(
+        "request proof with the note precomputed: p50 {prove_precomputed_ms_p50:.1} ms (precompute {precompute_ms:.1} ms once per root)"
+    );
+
     let mut verify_samples = Vec::new();
     for _ in 0..5 {
         for (proof, public) in &batch {
@@ -126,7 +158,10 @@ fn circuits(dir: PathBuf, proofs: usize) -> anyhow::Result<()> {
     let mut batch_samples = Vec::new();
     for _ in 0..5 {
         let start = Instant::now();
-        anyhow::ensure!(verifier.verify_batch(&items, &mut rng), "the batch must verify");
+        anyhow::ensure!(
+            verifier.verify_batch(&items, &mut rng),
+            "the batch must verify"
+        );
         batch_samples.push(ms(start) / items.len() as f64);
     }
     let batch_verify_ms_per_proof = median(batch_samples);
@@ -138,6 +173,8 @@ fn circuits(dir: PathBuf, proofs: usize) -> anyhow::Result<()> {
         key_load_ms: round(key_load_ms),
         verify_ms: round(verify_ms),
         batch_verify_ms_per_proof: round(batch_verify_ms_per_proof),
+        prove_precomputed_ms_p50: round(prove_precomputed_ms_p50),
+        precompute_ms: round(precompute_ms),
     };
     println!("{}", serde_json::to_string(&figures)?);
     Ok(())

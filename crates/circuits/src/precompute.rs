@@ -1,0 +1,156 @@
+//! Per-note precomputation for the prover (the client's fast path).
+//!
+//! About half of a request's witness (`k, D, E`, the Merkle path and every value of the
+//! membership proof) is the same for every request of a note under one root. Their share
+//! of four of the prover's five multi-scalar multiplications (A, B in G1 and G2, and
+//! the witness part of C) is computed once per (note, root) as a [`NotePrecomputation`]
+//! and added to each proof; only the per-request values, the quotient `h` and fresh
+//! blinding `r, s` are computed per proof. The result is an ordinary Groth16 proof,
+//! as zero-knowledge and unlinkable as any other (the blinding is fresh every time).
+//!
+//! A precomputation is derived from secrets: keep it like the note secret. It carries a
+//! hash of the fixed values it was made from; a proof made with a precomputation for
+//! another note, root or key is refused before any work ([`CircuitError::StalePrecomputation`]).
+
+use ark_bn254::{Bn254, Fr, G1Projective, G2Projective};
+use ark_ec::{CurveGroup, VariableBaseMSM};
+use ark_ff::{PrimeField, UniformRand, Zero};
+use ark_groth16::Proof;
+use ark_groth16::r1cs_to_qap::{LibsnarkReduction, R1CSToQAP};
+use ark_poly::GeneralEvaluationDomain;
+use ark_std::rand::{CryptoRng, RngCore};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroize;
+
+use crate::error::CircuitError;
+use crate::prover::RequestProver;
+use crate::request::RequestCircuit;
+
+/// The fixed part of a note's proofs under one root and one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotePrecomputation {
+    a: G1Projective,
+    b_g1: G1Projective,
+    b_g2: G2Projective,
+    l: G1Projective,
+    /// SHA-256 of the fixed witness values and the verifying key: what this was made for.
+    fingerprint: [u8; 32],
+}
+
+impl NotePrecomputation {
+    /// What this precomputation was made for (a hash; reveals nothing about the note).
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+}
+
+impl RequestProver {
+    /// Computes the fixed part for the note and root of `circuit`.
+    pub fn precompute(&self, circuit: RequestCircuit) -> Result<NotePrecomputation, CircuitError> {
+        let assignment = self.assignment(circuit)?;
+        let fixed = self.fixed_range();
+        let pk = self.proving_key();
+        let scalars: Vec<_> = assignment[fixed.clone()]
+            .iter()
+            .map(|v| v.into_bigint())
+            .collect();
+        let witness_fixed = (fixed.start - self.num_instance())..(fixed.end - self.num_instance());
+        let precomputation = NotePrecomputation {
+            a: G1Projective::msm_bigint(&pk.a_query[fixed.clone()], &scalars),
+            b_g1: G1Projective::msm_bigint(&pk.b_g1_query[fixed.clone()], &scalars),
+            b_g2: G2Projective::msm_bigint(&pk.b_g2_query[fixed.clone()], &scalars),
+            l: G1Projective::msm_bigint(&pk.l_query[witness_fixed], &scalars),
+            fingerprint: self.fingerprint(&assignment),
+        };
+        Ok(precomputation)
+    }
+
+    /// Proves `circuit` using `pre` for the fixed part. Refuses a precomputation made
+    /// for another note, root or key.
+    pub fn prove_precomputed<R: RngCore + CryptoRng>(
+        &self,
+        pre: &NotePrecomputation,
+        circuit: RequestCircuit,
+        rng: &mut R,
+    ) -> Result<Proof<Bn254>, CircuitError> {
+        let assignment = self.assignment(circuit)?;
+        if self.fingerprint(&assignment) != pre.fingerprint {
+            return Err(CircuitError::StalePrecomputation);
+        }
+        Ok(self.prove_with_fixed_part(pre, &assignment, rng)?)
+    }
+
+    /// The proof arithmetic, without the fingerprint check (tests use it to show that a
+    /// mismatched precomputation yields a proof that does not verify).
+    #[doc(hidden)]
+    pub fn prove_with_fixed_part<R: RngCore + CryptoRng>(
+        &self,
+        pre: &NotePrecomputation,
+        assignment: &[Fr],
+        rng: &mut R,
+    ) -> Result<Proof<Bn254>, ark_relations::gr1cs::SynthesisError> {
+        let pk = self.proving_key();
+        let fixed = self.fixed_range();
+        let num_instance = self.num_instance();
+        let h = LibsnarkReduction::witness_map_from_matrices::<Fr, GeneralEvaluationDomain<Fr>>(
+            self.matrices(),
+            num_instance,
+            self.num_constraints(),
+            assignment,
+        )?;
+        let h: Vec<_> = h.iter().map(|v| v.into_bigint()).collect();
+        // The per-request scalars: everything outside the fixed range (the fixed values
+        // are zeroed here; their share comes from the precomputation).
+        let mut variable: Vec<_> = assignment.iter().map(|v| v.into_bigint()).collect();
+        for v in &mut variable[fixed.clone()] {
+            *v = Default::default();
+        }
+        let r = Fr::rand(rng);
+        let s = Fr::rand(rng);
+        let z = &variable[1..];
+        let a = pk.vk.alpha_g1
+            + pre.a
+            + G1Projective::msm_bigint(&pk.a_query[1..], z)
+            + pk.a_query[0]
+            + pk.delta_g1 * r;
+        let b_g1 = pk.beta_g1
+            + pre.b_g1
+            + G1Projective::msm_bigint(&pk.b_g1_query[1..], z)
+            + pk.b_g1_query[0]
+            + pk.delta_g1 * s;
+        let b_g2 = pk.vk.beta_g2
+            + pre.b_g2
+            + G2Projective::msm_bigint(&pk.b_g2_query[1..], z)
+            + pk.b_g2_query[0]
+            + pk.vk.delta_g2 * s;
+        let l = pre.l + G1Projective::msm_bigint(&pk.l_query, &variable[num_instance..]);
+        let c = l + G1Projective::msm_bigint(&pk.h_query, &h) + a * s + b_g1 * r
+            - pk.delta_g1 * (r * s);
+        // The per-request scalars include the note secret: wipe them.
+        variable.iter_mut().for_each(|v| *v = Default::default());
+        Ok(Proof {
+            a: a.into_affine(),
+            b: b_g2.into_affine(),
+            c: c.into_affine(),
+        })
+    }
+
+    fn fingerprint(&self, assignment: &[Fr]) -> [u8; 32] {
+        let mut hasher = Sha256::new_with_prefix(b"zkcredits/precompute/v1");
+        hasher.update(self.verifying_key_hash());
+        for v in &assignment[self.fixed_range()] {
+            hasher.update(zkcredits_protocol::field::to_be_bytes(v));
+        }
+        hasher.finalize().into()
+    }
+}
+
+impl Drop for NotePrecomputation {
+    fn drop(&mut self) {
+        self.a = G1Projective::zero();
+        self.b_g1 = G1Projective::zero();
+        self.b_g2 = G2Projective::zero();
+        self.l = G1Projective::zero();
+        self.fingerprint.zeroize();
+    }
+}
