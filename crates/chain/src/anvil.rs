@@ -140,10 +140,10 @@ impl AnvilProcess {
                         .and_then(|p| p.parse().ok())
                     {
                         sent = tx.send(p).is_ok();
-                    } else if let Ok(mut s) = early_out.lock() {
-                        if s.len() < 16_384 {
-                            s.push_str(&line);
-                        }
+                    } else if let Ok(mut s) = early_out.lock()
+                        && s.len() < 16_384
+                    {
+                        s.push_str(&line);
                     }
                 }
                 line.clear();
@@ -158,10 +158,10 @@ impl AnvilProcess {
                 if n == 0 {
                     break;
                 }
-                if let Ok(mut s) = errors_in.lock() {
-                    if s.len() < 16_384 {
-                        s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                    }
+                if let Ok(mut s) = errors_in.lock()
+                    && s.len() < 16_384
+                {
+                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
                 }
             }
         });
@@ -246,9 +246,7 @@ impl AnvilProcess {
     /// block carries the new time.
     pub async fn increase_time(&self, seconds: u64) -> Result<()> {
         let p = self.provider()?;
-        let _: serde_json::Value = p
-            .raw_request("evm_increaseTime".into(), (seconds,))
-            .await?;
+        let _: serde_json::Value = p.raw_request("evm_increaseTime".into(), (seconds,)).await?;
         Ok(())
     }
 

@@ -48,7 +48,9 @@ pub async fn bench_gas() -> Result<GasReport> {
     user.approve(alloy::primitives::U256::MAX).await?;
 
     let notes = |from: u64, n: u64| -> Vec<(Fr, u64)> {
-        (from..from + n).map(|i| (note_id(secret(i)), credits)).collect()
+        (from..from + n)
+            .map(|i| (note_id(secret(i)), credits))
+            .collect()
     };
     let mut next = 0u64;
     while next < PREFILL_LEAVES {

@@ -72,6 +72,19 @@ struct PoolArtifact {
     libraries: std::collections::BTreeMap<String, Address>,
 }
 
+impl LinkedLibrary {
+    /// The code the library has once deployed at `address`: solc leaves a library's own
+    /// address as 20 zero bytes after the leading PUSH20 (its call protection), and the
+    /// creation code fills them in.
+    pub fn runtime_code(&self) -> Bytes {
+        let mut code = self.deployed_bytecode.to_vec();
+        if code.len() > 21 && code[0] == 0x73 && code[1..21].iter().all(|b| *b == 0) {
+            code[1..21].copy_from_slice(self.address.as_slice());
+        }
+        Bytes::from(code)
+    }
+}
+
 /// The Poseidon libraries the pool links, parsed once from the committed artifacts.
 pub fn linked_libraries() -> &'static [LinkedLibrary] {
     static LIBS: OnceLock<Vec<LinkedLibrary>> = OnceLock::new();
@@ -131,10 +144,16 @@ mod tests {
         assert_eq!(links.len(), 2);
         for (key, address) in links {
             let name = key.rsplit(':').next().expect("source:Name");
-            let lib = libs.iter().find(|l| l.name == name).expect("library artifact");
+            let lib = libs
+                .iter()
+                .find(|l| l.name == name)
+                .expect("library artifact");
             assert_eq!(lib.address, address, "{key}");
             // The CREATE2 address follows from factory, salt and creation code.
-            assert_eq!(lib.factory.create2_from_code(lib.salt, &lib.bytecode), address);
+            assert_eq!(
+                lib.factory.create2_from_code(lib.salt, &lib.bytecode),
+                address
+            );
         }
         assert!(!ZkCreditsPool::BYTECODE.is_empty());
         assert!(!TestToken::BYTECODE.is_empty());

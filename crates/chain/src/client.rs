@@ -146,7 +146,11 @@ impl PoolClient {
     }
 
     /// Like [`PoolClient::connect`], through another RPC URL.
-    pub async fn connect_url(deployment: &Deployment, url: &str, signer: PrivateKeySigner) -> Result<Self> {
+    pub async fn connect_url(
+        deployment: &Deployment,
+        url: &str,
+        signer: PrivateKeySigner,
+    ) -> Result<Self> {
         let sender = signer.address();
         let provider = rpc::wallet_provider(url, signer)?;
         let chain_id = provider.get_chain_id().await?;
@@ -211,13 +215,20 @@ impl PoolClient {
 
     /// Approves the pool to pull `amount` token base units.
     pub async fn approve(&self, amount: U256) -> Result<TxInfo> {
-        let tx = self.token.approve(self.pool_address(), amount).into_transaction_request();
+        let tx = self
+            .token
+            .approve(self.pool_address(), amount)
+            .into_transaction_request();
         Ok(TxInfo::of(&self.send(tx).await?))
     }
 
     /// Approves `amount` when the current allowance is lower.
     pub async fn ensure_allowance(&self, amount: U256) -> Result<Option<TxInfo>> {
-        let allowance = self.token.allowance(self.sender, self.pool_address()).call().await?;
+        let allowance = self
+            .token
+            .allowance(self.sender, self.pool_address())
+            .call()
+            .await?;
         if allowance >= amount {
             return Ok(None);
         }
@@ -264,8 +275,16 @@ impl PoolClient {
     }
 
     /// `depositMany(ids, amounts)` with raw arguments and no approval.
-    pub async fn deposit_many_raw(&self, ids: Vec<U256>, amounts: Vec<U256>) -> Result<DepositOutcome> {
-        let tx = self.request(self.pool.depositMany(ids, amounts).into_transaction_request());
+    pub async fn deposit_many_raw(
+        &self,
+        ids: Vec<U256>,
+        amounts: Vec<U256>,
+    ) -> Result<DepositOutcome> {
+        let tx = self.request(
+            self.pool
+                .depositMany(ids, amounts)
+                .into_transaction_request(),
+        );
         // The inserts may meet other trailing bits and the commit's fold other set bits.
         let margin = (2 * u64::from(self.tree_depth) + 4) * GAS_PER_LEVEL_MARGIN;
         let receipt = rpc::send_with_margin(&self.provider, tx, margin, self.gas_cap).await?;
@@ -300,7 +319,11 @@ impl PoolClient {
         receipt: &'a TransactionReceipt,
     ) -> impl Iterator<Item = &'a alloy::rpc::types::Log> + 'a {
         let pool = self.pool_address();
-        receipt.inner.logs().iter().filter(move |l| l.address() == pool)
+        receipt
+            .inner
+            .logs()
+            .iter()
+            .filter(move |l| l.address() == pool)
     }
 
     // ------------------------------------------------------------------ roots
@@ -334,7 +357,9 @@ impl PoolClient {
 
     /// `slash(k)` with a raw `uint256`.
     pub async fn slash_raw(&self, k: U256) -> Result<SlashOutcome> {
-        let receipt = self.send(self.pool.slash(k).into_transaction_request()).await?;
+        let receipt = self
+            .send(self.pool.slash(k).into_transaction_request())
+            .await?;
         for log in self.pool_logs(&receipt) {
             if let Ok(e) = ZkCreditsPool::Slashed::decode_log_data(log.data()) {
                 return Ok(SlashOutcome {
@@ -358,7 +383,10 @@ impl PoolClient {
 
     /// Logs policy violations (provider only; events only).
     pub async fn record_violations(&self, violations: &[Violation]) -> Result<ViolationsOutcome> {
-        let nullifiers = violations.iter().map(|v| fr_to_u256(&v.nullifier)).collect();
+        let nullifiers = violations
+            .iter()
+            .map(|v| fr_to_u256(&v.nullifier))
+            .collect();
         let evidence = violations.iter().map(|v| v.evidence_hash).collect();
         let penalties = violations.iter().map(|v| v.penalty).collect();
         let tx = self
@@ -474,7 +502,11 @@ impl PoolClient {
 
     /// The current provider.
     pub async fn provider_address(&self) -> Result<Address> {
-        Ok(self.pool.provider().call().await?)
+        Ok(self
+            .pool
+            .call_builder(&ZkCreditsPool::providerCall {})
+            .call()
+            .await?)
     }
 
     /// The pending provider (zero when none).

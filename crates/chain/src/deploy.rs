@@ -182,7 +182,10 @@ impl Deployment {
             rpc_url: rpc_url.to_string(),
             pool,
             token: c.token().call().await?,
-            provider: c.provider().call().await?,
+            provider: c
+                .call_builder(&ZkCreditsPool::providerCall {})
+                .call()
+                .await?,
             constants,
             deploy_block,
             libraries: Libraries {
@@ -218,8 +221,9 @@ fn library_address(libs: &[crate::bindings::LinkedLibrary], name: &str) -> Addre
 pub async fn ensure_libraries(provider: &DynProvider, from: Address) -> Result<Libraries> {
     let libs = linked_libraries();
     for lib in libs {
+        let runtime = lib.runtime_code();
         let code = provider.get_code_at(lib.address).await?;
-        if code == lib.deployed_bytecode {
+        if code == runtime {
             continue;
         }
         if !code.is_empty() {
@@ -241,7 +245,7 @@ pub async fn ensure_libraries(provider: &DynProvider, from: Address) -> Result<L
             .with_to(lib.factory)
             .with_input(Bytes::from(data));
         rpc::send(provider, tx).await?;
-        if provider.get_code_at(lib.address).await? != lib.deployed_bytecode {
+        if provider.get_code_at(lib.address).await? != runtime {
             return Err(Error::MissingCode {
                 what: format!("{} after its CREATE2 deployment", lib.name),
                 address: lib.address,
@@ -266,14 +270,18 @@ pub async fn deploy_test_token(
         .into_transaction_request()
         .with_from(from);
     let receipt = rpc::send(provider, tx).await?;
-    receipt
-        .contract_address
-        .ok_or(Error::Rpc("token deployment receipt has no contract address".into()))
+    receipt.contract_address.ok_or(Error::Rpc(
+        "token deployment receipt has no contract address".into(),
+    ))
 }
 
 /// Deploys the libraries (if absent), the token (if `config.token` is `None`) and the pool,
 /// signing with `deployer`, and reads the pool's constants back.
-pub async fn deploy(rpc_url: &str, deployer: PrivateKeySigner, config: &PoolConfig) -> Result<Deployment> {
+pub async fn deploy(
+    rpc_url: &str,
+    deployer: PrivateKeySigner,
+    config: &PoolConfig,
+) -> Result<Deployment> {
     let from = deployer.address();
     let provider = rpc::wallet_provider(rpc_url, deployer)?;
     ensure_libraries(&provider, from).await?;
@@ -285,9 +293,9 @@ pub async fn deploy(rpc_url: &str, deployer: PrivateKeySigner, config: &PoolConf
         .into_transaction_request()
         .with_from(from);
     let receipt = rpc::send(&provider, tx).await?;
-    let pool = receipt
-        .contract_address
-        .ok_or(Error::Rpc("pool deployment receipt has no contract address".into()))?;
+    let pool = receipt.contract_address.ok_or(Error::Rpc(
+        "pool deployment receipt has no contract address".into(),
+    ))?;
     let block = receipt.block_number.unwrap_or_default();
     tracing::info!(%pool, %token, block, "pool deployed");
     Deployment::from_chain(rpc_url, pool, block).await

@@ -4,10 +4,10 @@ use std::path::Path;
 
 use alloy::primitives::U256;
 
+use crate::Result;
 use crate::anvil::{AnvilProcess, dev_address, dev_signer};
 use crate::client::PoolClient;
 use crate::deploy::{Deployment, PoolConfig, deploy};
-use crate::Result;
 
 /// Dev account that deploys the devnet's pool and is its provider.
 pub const DEVNET_PROVIDER: usize = 0;
@@ -26,7 +26,9 @@ pub async fn devnet(out: &Path, port: u16) -> Result<(AnvilProcess, Deployment)>
     let deployment = deploy(anvil.url(), dev_signer(DEVNET_PROVIDER), &config).await?;
     let minter = PoolClient::connect(&deployment, dev_signer(DEVNET_PROVIDER)).await?;
     for i in 0..DEVNET_FUNDED_ACCOUNTS {
-        minter.mint_test_tokens(dev_address(i), U256::from(DEVNET_MINT)).await?;
+        minter
+            .mint_test_tokens(dev_address(i), U256::from(DEVNET_MINT))
+            .await?;
     }
     deployment.save(out)?;
     tracing::info!(url = %anvil.url(), pool = %deployment.pool, out = %out.display(), "devnet ready");

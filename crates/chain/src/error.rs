@@ -232,7 +232,9 @@ pub enum Error {
     },
     /// The indexer saw a `Deposited` event whose leaf index is not the next one: logs are
     /// missing (a gap) or repeated. Resync from the deploy block.
-    #[error("leaf index gap: expected leaf {expected}, the chain reported {got}; resync from the deploy block")]
+    #[error(
+        "leaf index gap: expected leaf {expected}, the chain reported {got}; resync from the deploy block"
+    )]
     LeafIndexGap {
         /// The index the next leaf must have.
         expected: u64,
@@ -240,7 +242,9 @@ pub enum Error {
         got: u64,
     },
     /// A `RootCommitted` event disagrees with the tree rebuilt from the `Deposited` events.
-    #[error("committed root mismatch at size {size}: chain {chain}, rebuilt {rebuilt} (tree size {tree_size})")]
+    #[error(
+        "committed root mismatch at size {size}: chain {chain}, rebuilt {rebuilt} (tree size {tree_size})"
+    )]
     RootMismatch {
         /// The size the commit covers.
         size: u64,
@@ -251,11 +255,17 @@ pub enum Error {
         /// The rebuilt root (hex).
         rebuilt: String,
     },
+    /// An earlier `RootMismatch` left the indexer half way through a page: open a new one
+    /// (from its state file or from the deploy block).
+    #[error("the indexer stopped on a root mismatch and is unusable; open a new one")]
+    IndexerPoisoned,
     /// The tree refused an insert.
     #[error("tree: {0}")]
     Tree(#[from] zkcredits_protocol::merkle::TreeError),
     /// The indexer's state file belongs to another chain or pool.
-    #[error("indexer state {path:?} is for another deployment ({detail}); use another path or delete it")]
+    #[error(
+        "indexer state {path:?} is for another deployment ({detail}); use another path or delete it"
+    )]
     StateMismatch {
         /// The state file.
         path: PathBuf,

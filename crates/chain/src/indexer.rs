@@ -92,6 +92,12 @@ struct State {
     committed: VecDeque<CommittedRoot>,
 }
 
+/// One decoded, checked log of a page.
+enum Event {
+    Leaf(Fr),
+    Commit(CommittedRoot),
+}
+
 /// Rebuilds the tree and the recent roots of one pool from its logs.
 #[derive(Debug)]
 pub struct Indexer {
@@ -100,13 +106,20 @@ pub struct Indexer {
     pool: Address,
     config: IndexerConfig,
     state: State,
+    /// Set when a committed root disagreed with the rebuilt tree after part of a page was
+    /// applied: the in-memory state is then unusable (and never persisted).
+    poisoned: bool,
 }
 
 impl Indexer {
     /// An indexer for `deployment`, through `provider`: loads the persisted state at
     /// `config.state_path` when there is one (it must be for the same chain and pool), else
     /// starts at the deploy block.
-    pub fn new(provider: DynProvider, deployment: &Deployment, config: IndexerConfig) -> Result<Self> {
+    pub fn new(
+        provider: DynProvider,
+        deployment: &Deployment,
+        config: IndexerConfig,
+    ) -> Result<Self> {
         let fresh = State {
             tree: LeanImt::new(),
             next_block: deployment.deploy_block,
@@ -133,12 +146,17 @@ impl Indexer {
             pool: deployment.pool,
             config,
             state,
+            poisoned: false,
         })
     }
 
     /// An indexer reading through the deployment's RPC URL.
     pub fn connect(deployment: &Deployment, config: IndexerConfig) -> Result<Self> {
-        Self::new(crate::rpc::read_provider(&deployment.rpc_url)?, deployment, config)
+        Self::new(
+            crate::rpc::read_provider(&deployment.rpc_url)?,
+            deployment,
+            config,
+        )
     }
 
     /// The rebuilt tree.
@@ -163,7 +181,8 @@ impl Indexer {
 
     /// Whether `root` is a recent root (per block or committed): what a gateway accepts.
     pub fn is_recent_root(&self, root: &Fr) -> bool {
-        self.state.recent_roots.contains(root) || self.state.committed.iter().any(|c| c.root == *root)
+        self.state.recent_roots.contains(root)
+            || self.state.committed.iter().any(|c| c.root == *root)
     }
 
     /// The next block the indexer will examine (everything before it is applied).
@@ -182,6 +201,7 @@ impl Indexer {
 
     /// Syncs up to block `target` (inclusive), then persists.
     pub async fn sync_to(&mut self, target: u64) -> Result<SyncReport> {
+        self.check_usable()?;
         let mut report = SyncReport::default();
         let start = self.state.next_block;
         if target < start {
@@ -228,7 +248,9 @@ impl Indexer {
                 bar.set_position(to - start + 1);
             }
             tracing::debug!(from, to, leaves = self.state.tree.len(), "page applied");
-            if self.config.state_path.is_some() && last_persist.elapsed() >= self.config.persist_every {
+            if self.config.state_path.is_some()
+                && last_persist.elapsed() >= self.config.persist_every
+            {
                 self.persist()?;
                 last_persist = Instant::now();
             }
@@ -249,75 +271,114 @@ impl Indexer {
         Ok(report)
     }
 
-    /// Applies the logs of blocks `from..=to`, in (block, log index) order; on error nothing
-    /// of this page is kept.
-    fn apply_page(&mut self, from: u64, to: u64, mut logs: Vec<Log>, report: &mut SyncReport) -> Result<()> {
+    /// Applies the logs of blocks `from..=to`, in (block, log index) order.
+    ///
+    /// First every log is decoded and the leaf indices and commit sizes are checked
+    /// against the tree without touching it, so a gap leaves the indexer as it was. Then
+    /// the leaves are appended in place (no copy of the tree per page) and each committed
+    /// root is compared with the rebuilt one; a mismatch there poisons the indexer.
+    fn apply_page(
+        &mut self,
+        from: u64,
+        to: u64,
+        mut logs: Vec<Log>,
+        report: &mut SyncReport,
+    ) -> Result<()> {
         logs.retain(|l| !l.removed && l.address() == self.pool);
         logs.sort_by_key(|l| (l.block_number, l.log_index));
-        let mut next = self.state.clone();
-        let mut deposits = 0;
-        let mut commits = 0;
-        let mut block_with_deposits: Option<u64> = None;
-        let window = self.config.root_window.max(1);
-        let close_block = |next: &mut State, block: Option<u64>| {
-            if block.is_some() {
-                next.recent_roots.push_back(next.tree.root());
-                while next.recent_roots.len() > window {
-                    next.recent_roots.pop_front();
-                }
-            }
-        };
+        let mut events = Vec::with_capacity(logs.len());
+        let mut expected = self.state.tree.len();
         for log in &logs {
-            let block = log.block_number;
-            if block != block_with_deposits && block_with_deposits.is_some() {
-                close_block(&mut next, block_with_deposits.take());
-            }
+            let block = log.block_number.unwrap_or_default();
             let topic = log.topic0().copied().unwrap_or_default();
             if topic == ZkCreditsPool::Deposited::SIGNATURE_HASH {
                 let e = ZkCreditsPool::Deposited::decode_log_data(log.data())
                     .map_err(|e| Error::Rpc(format!("undecodable Deposited log: {e}")))?;
                 let note = deposited_note(&e)?;
-                let expected = next.tree.len();
                 if note.leaf_index != expected {
                     return Err(Error::LeafIndexGap {
                         expected,
                         got: note.leaf_index,
                     });
                 }
-                next.tree.push(note.leaf)?;
-                deposits += 1;
-                block_with_deposits = block;
+                expected += 1;
+                events.push((block, Event::Leaf(note.leaf)));
             } else if topic == ZkCreditsPool::RootCommitted::SIGNATURE_HASH {
                 let e = ZkCreditsPool::RootCommitted::decode_log_data(log.data())
                     .map_err(|e| Error::Rpc(format!("undecodable RootCommitted log: {e}")))?;
                 let c = committed_root(&e)?;
-                let rebuilt = next.tree.root();
-                if c.size != next.tree.len() || c.root != rebuilt {
+                if c.size != expected {
                     return Err(Error::RootMismatch {
                         size: c.size,
-                        tree_size: next.tree.len(),
+                        tree_size: expected,
                         chain: field::to_hex(&c.root),
-                        rebuilt: field::to_hex(&rebuilt),
+                        rebuilt: "(another size)".into(),
                     });
                 }
-                next.committed.push_back(c);
-                while next.committed.len() > window {
-                    next.committed.pop_front();
-                }
-                commits += 1;
+                events.push((block, Event::Commit(c)));
             }
         }
-        close_block(&mut next, block_with_deposits);
+
+        let window = self.config.root_window.max(1);
+        let state = &mut self.state;
+        let mut open_block: Option<u64> = None;
+        let close_block = |state: &mut State| {
+            state.recent_roots.push_back(state.tree.root());
+            while state.recent_roots.len() > window {
+                state.recent_roots.pop_front();
+            }
+        };
+        for (block, event) in events {
+            if open_block.is_some_and(|b| b != block) {
+                close_block(state);
+                open_block = None;
+            }
+            match event {
+                Event::Leaf(leaf) => {
+                    if let Err(e) = state.tree.push(leaf) {
+                        self.poisoned = true;
+                        return Err(e.into());
+                    }
+                    open_block = Some(block);
+                    report.deposits += 1;
+                }
+                Event::Commit(c) => {
+                    let rebuilt = state.tree.root();
+                    if c.root != rebuilt {
+                        self.poisoned = true;
+                        return Err(Error::RootMismatch {
+                            size: c.size,
+                            tree_size: state.tree.len(),
+                            chain: field::to_hex(&c.root),
+                            rebuilt: field::to_hex(&rebuilt),
+                        });
+                    }
+                    state.committed.push_back(c);
+                    while state.committed.len() > window {
+                        state.committed.pop_front();
+                    }
+                    report.commits += 1;
+                }
+            }
+        }
+        if open_block.is_some() {
+            close_block(state);
+        }
         debug_assert!(from <= to);
-        next.next_block = to + 1;
-        self.state = next;
-        report.deposits += deposits;
-        report.commits += commits;
+        state.next_block = to + 1;
+        Ok(())
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::IndexerPoisoned);
+        }
         Ok(())
     }
 
     /// Writes the state to `state_path` (no-op without one), atomically.
     pub fn persist(&self) -> Result<()> {
+        self.check_usable()?;
         let Some(path) = &self.config.state_path else {
             return Ok(());
         };
@@ -328,7 +389,8 @@ impl Indexer {
 
 fn encode_state(s: &State, chain_id: u64, pool: Address) -> Vec<u8> {
     let tree = s.tree.to_bytes();
-    let mut out = Vec::with_capacity(64 + tree.len() + 40 * (s.recent_roots.len() + s.committed.len()));
+    let mut out =
+        Vec::with_capacity(64 + tree.len() + 40 * (s.recent_roots.len() + s.committed.len()));
     out.extend_from_slice(STATE_MAGIC);
     out.push(STATE_VERSION);
     out.extend_from_slice(&chain_id.to_be_bytes());
@@ -384,7 +446,8 @@ impl<'a> Reader<'a> {
         let b = self.take(32, what)?;
         let mut a = [0u8; 32];
         a.copy_from_slice(b);
-        field::from_be_bytes_canonical(&a).ok_or_else(|| self.corrupt(&format!("{what} is not a field element")))
+        field::from_be_bytes_canonical(&a)
+            .ok_or_else(|| self.corrupt(&format!("{what} is not a field element")))
     }
 
     fn count(&mut self, what: &str, item_len: usize) -> Result<usize> {
@@ -417,7 +480,9 @@ fn decode_state(path: &Path, bytes: &[u8], chain_id: u64, pool: Address) -> Resu
     if file_chain != chain_id || file_pool != pool {
         return Err(Error::StateMismatch {
             path: path.to_path_buf(),
-            detail: format!("it is for pool {file_pool} on chain {file_chain}, not pool {pool} on chain {chain_id}"),
+            detail: format!(
+                "it is for pool {file_pool} on chain {file_chain}, not pool {pool} on chain {chain_id}"
+            ),
         });
     }
     let next_block = r.u64("next block")?;

@@ -28,8 +28,8 @@ pub mod testing;
 
 pub use bench::{GasReport, bench_gas};
 pub use client::{
-    ClaimOutcome, CommitOutcome, CommittedRoot, DepositOutcome, DepositedNote, NoteRecord, PoolClient,
-    SlashOutcome, Violation, ViolationsOutcome,
+    ClaimOutcome, CommitOutcome, CommittedRoot, DepositOutcome, DepositedNote, NoteRecord,
+    PoolClient, SlashOutcome, Violation, ViolationsOutcome,
 };
 pub use deploy::{Deployment, Libraries, PoolConfig, PoolConstants, deploy};
 pub use devnet::devnet;

@@ -60,7 +60,10 @@ impl TxInfo {
 }
 
 /// Sends `tx` and waits for its receipt; a failed (status 0) transaction is an error.
-pub(crate) async fn send(provider: &DynProvider, tx: TransactionRequest) -> Result<TransactionReceipt> {
+pub(crate) async fn send(
+    provider: &DynProvider,
+    tx: TransactionRequest,
+) -> Result<TransactionReceipt> {
     let pending = provider.send_transaction(tx).await?;
     let hash = *pending.tx_hash();
     wait_receipt(provider, hash).await

@@ -1,7 +1,7 @@
 //! The test harness: [`TestChain`], an anvil of its own on a free port with the pool
 //! deployed, for this crate's tests and other crates' (gateway, client, CLI).
 //!
-//! ```no_run
+//! ```ignore
 //! # async fn demo() -> zkcredits_chain::Result<()> {
 //! use zkcredits_chain::testing::TestChain;
 //! let chain = TestChain::start().await?;          // anvil + libraries + token + pool
@@ -52,7 +52,9 @@ impl TestChain {
         chain.check_dev_accounts().await?;
         let minter = chain.client(DEPLOYER).await?;
         for i in 0..DEV_ACCOUNTS {
-            minter.mint_test_tokens(dev_address(i), U256::from(Self::MINTED)).await?;
+            minter
+                .mint_test_tokens(dev_address(i), U256::from(Self::MINTED))
+                .await?;
         }
         Ok(chain)
     }
@@ -61,7 +63,10 @@ impl TestChain {
         let accounts = self.provider()?.get_accounts().await?;
         for (i, a) in accounts.iter().take(DEV_ACCOUNTS).enumerate() {
             if *a != dev_address(i) {
-                return Err(Error::Anvil(format!("dev account {i} is {a}, expected {}", dev_address(i))));
+                return Err(Error::Anvil(format!(
+                    "dev account {i} is {a}, expected {}",
+                    dev_address(i)
+                )));
             }
         }
         Ok(())

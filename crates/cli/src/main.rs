@@ -20,6 +20,8 @@ enum Command {
     Setup(commands::setup::SetupArgs),
     /// Measure performance on this machine; prints a JSON object as the last line.
     Bench(commands::bench::BenchArgs),
+    /// Start a local chain (anvil) with the pool and a test token deployed.
+    Devnet(commands::devnet::DevnetArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,5 +35,6 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Setup(args) => commands::setup::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Devnet(args) => commands::devnet::run(args),
     }
 }

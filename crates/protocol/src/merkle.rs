@@ -116,7 +116,10 @@ impl LeanImt {
 
     /// The leaf at `index`, if present.
     pub fn leaf(&self, index: u64) -> Option<Fr> {
-        self.levels.first()?.get(usize::try_from(index).ok()?).copied()
+        self.levels
+            .first()?
+            .get(usize::try_from(index).ok()?)
+            .copied()
     }
 
     /// Appends a leaf, updating one node per level. Returns the leaf's index.
@@ -290,7 +293,10 @@ mod tests {
 
     #[test]
     fn a_zero_leaf_is_refused() {
-        assert_eq!(LeanImt::new().push(Fr::from(0u64)), Err(TreeError::ZeroLeaf));
+        assert_eq!(
+            LeanImt::new().push(Fr::from(0u64)),
+            Err(TreeError::ZeroLeaf)
+        );
     }
 
     #[test]

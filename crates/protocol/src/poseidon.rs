@@ -50,7 +50,12 @@ impl Tag {
 
 /// Poseidon of `N` field elements (circomlib's `Poseidon(N)`).
 pub fn hash<const N: usize>(inputs: [Fr; N]) -> Fr {
-    const { assert!(N >= 1 && N <= MAX_INPUTS, "circomlib Poseidon takes 1 to 12 inputs") };
+    const {
+        assert!(
+            N >= 1 && N <= MAX_INPUTS,
+            "circomlib Poseidon takes 1 to 12 inputs"
+        )
+    };
     thread_local! {
         static HASHERS: RefCell<Vec<Option<Poseidon<Fr>>>> =
             RefCell::new((0..=MAX_INPUTS).map(|_| None).collect());
@@ -61,7 +66,9 @@ pub fn hash<const N: usize>(inputs: [Fr; N]) -> Fr {
         // above) and the input count equals the width minus one by construction.
         let hasher = hashers[N]
             .get_or_insert_with(|| Poseidon::<Fr>::new_circom(N).expect("arity within the table"));
-        hasher.hash(&inputs).expect("arity matches the parameter set")
+        hasher
+            .hash(&inputs)
+            .expect("arity matches the parameter set")
     })
 }
 
@@ -77,7 +84,10 @@ pub fn hash_node(left: Fr, right: Fr) -> Fr {
 /// If `n_inputs` is 0 or more than [`MAX_INPUTS`]; callers use fixed arities.
 pub fn circom_parameters(n_inputs: usize) -> &'static PoseidonParameters<Fr> {
     static TABLE: OnceLock<Vec<PoseidonParameters<Fr>>> = OnceLock::new();
-    assert!((1..=MAX_INPUTS).contains(&n_inputs), "unsupported Poseidon arity {n_inputs}");
+    assert!(
+        (1..=MAX_INPUTS).contains(&n_inputs),
+        "unsupported Poseidon arity {n_inputs}"
+    );
     let table = TABLE.get_or_init(|| {
         (1..=MAX_INPUTS)
             .map(|n| {

@@ -138,12 +138,7 @@ impl NoteState {
     }
 
     /// The state after the request from this state is answered with `receipt`.
-    pub fn advance(
-        &self,
-        k: Fr,
-        rho_next: Fr,
-        receipt: Receipt,
-    ) -> Result<NoteState, StateError> {
+    pub fn advance(&self, k: Fr, rho_next: Fr, receipt: Receipt) -> Result<NoteState, StateError> {
         let commitment = self.next_commitment(k, rho_next)?;
         Ok(NoteState {
             index: self.next_index()?,

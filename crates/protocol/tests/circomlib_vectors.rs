@@ -110,7 +110,10 @@ fn blake512_matches_the_blake_hash_package() {
     for case in v["blake512"].as_array().expect("list") {
         let input = hex::decode(case["input_hex"].as_str().expect("hex")).expect("hex");
         let digest = blake_hash::Blake512::digest(&input);
-        assert_eq!(hex::encode(digest), case["digest_hex"].as_str().expect("hex"));
+        assert_eq!(
+            hex::encode(digest),
+            case["digest_hex"].as_str().expect("hex")
+        );
     }
 }
 
@@ -135,7 +138,10 @@ fn eddsa_poseidon_keys_and_signatures_match_circomlibjs_and_zk_kit() {
             let sig = private.sign(msg);
             assert_eq!(sig.r8, point(&m["signature"]["r8"]));
             let s = biguint(&m["signature"]["s"]);
-            assert_eq!(BigUint::from_bytes_le(&sig.s.into_bigint().to_bytes_le()), s);
+            assert_eq!(
+                BigUint::from_bytes_le(&sig.s.into_bigint().to_bytes_le()),
+                s
+            );
             assert_eq!(
                 hex::encode(sig.to_bytes()),
                 m["packed_signature_hex"].as_str().expect("hex")
@@ -149,11 +155,9 @@ fn eddsa_poseidon_keys_and_signatures_match_circomlibjs_and_zk_kit() {
 fn signatures_circomlibjs_rejects_are_rejected_here_too() {
     let v = vectors();
     for case in v["eddsa_invalid"].as_array().expect("list") {
-        let public = PublicKey::from_coordinates(
-            fe(&case["public_key"][0]),
-            fe(&case["public_key"][1]),
-        )
-        .expect("vector keys are subgroup points");
+        let public =
+            PublicKey::from_coordinates(fe(&case["public_key"][0]), fe(&case["public_key"][1]))
+                .expect("vector keys are subgroup points");
         let s = biguint(&case["signature"]["s"]);
         let reason = case["reason"].as_str().expect("reason");
         let sub_order = BigUint::from_bytes_le(&Scalar::MODULUS.to_bytes_le());

@@ -33,6 +33,7 @@ pub fn assert_refused<T: std::fmt::Debug>(result: Result<T, Error>, expected: Co
 pub struct TempDir(PathBuf);
 
 impl TempDir {
+    /// A fresh directory under the system's temp dir.
     pub fn new(label: &str) -> Self {
         static N: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -44,6 +45,7 @@ impl TempDir {
         Self(dir)
     }
 
+    /// Its path.
     pub fn path(&self) -> &Path {
         &self.0
     }

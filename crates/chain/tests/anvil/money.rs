@@ -8,15 +8,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use zkcredits_chain::testing::{PROVIDER, TestChain};
 use zkcredits_chain::{ContractError, Error, PoolClient, Violation};
+use zkcredits_protocol::Fr;
 use zkcredits_protocol::note::{NoteSecret, note_id};
 use zkcredits_protocol::rln::{self, Ticket};
-use zkcredits_protocol::Fr;
 
 use crate::{assert_refused, random_fr};
 
 #[tokio::test]
-async fn a_double_spend_reveals_k_and_slash_pays_bounty_and_provider_to_the_unit() -> zkcredits_chain::Result<()>
-{
+async fn a_double_spend_reveals_k_and_slash_pays_bounty_and_provider_to_the_unit()
+-> zkcredits_chain::Result<()> {
     // An odd unit and bounty, so that the bounty rounds.
     let unit = U256::from(1_000_003u64);
     let chain = TestChain::with_config(|c| {
@@ -52,9 +52,16 @@ async fn a_double_spend_reveals_k_and_slash_pays_bounty_and_provider_to_the_unit
     let out = slasher.slash(recovered.k).await?;
     let value = U256::from(credits) * unit;
     let bounty = value * U256::from(1234) / U256::from(10_000);
-    assert_eq!(bounty, U256::from(95_882_087u64), "777 * 1000003 * 12.34% rounded down");
+    assert_eq!(
+        bounty,
+        U256::from(95_882_087u64),
+        "777 * 1000003 * 12.34% rounded down"
+    );
     assert_eq!((out.bounty, out.to_provider), (bounty, value - bounty));
-    assert_eq!((out.id, out.nc, out.k, out.slasher), (note.id(), note.close_nullifier(), k, slasher.sender()));
+    assert_eq!(
+        (out.id, out.nc, out.k, out.slasher),
+        (note.id(), note.close_nullifier(), k, slasher.sender())
+    );
     let after = (
         user.token_balance(slasher.sender()).await?,
         user.token_balance(provider).await?,
@@ -67,7 +74,10 @@ async fn a_double_spend_reveals_k_and_slash_pays_bounty_and_provider_to_the_unit
     assert_eq!(user.outstanding(epoch).await?, 0);
 
     assert_refused(slasher.slash(k).await, ContractError::NoteAlreadySettled);
-    assert_refused(slasher.slash(random_fr(&mut rng)).await, ContractError::UnknownNote);
+    assert_refused(
+        slasher.slash(random_fr(&mut rng)).await,
+        ContractError::UnknownNote,
+    );
 
     // A note of a claimed epoch can no longer be slashed.
     let k2 = random_fr(&mut rng);
@@ -84,7 +94,8 @@ async fn a_double_spend_reveals_k_and_slash_pays_bounty_and_provider_to_the_unit
 }
 
 #[tokio::test]
-async fn only_the_provider_records_violations_and_the_events_carry_what_was_sent() -> zkcredits_chain::Result<()> {
+async fn only_the_provider_records_violations_and_the_events_carry_what_was_sent()
+-> zkcredits_chain::Result<()> {
     let chain = TestChain::start().await?;
     let user = chain.client(2).await?;
     let provider = chain.client(PROVIDER).await?;
@@ -94,10 +105,17 @@ async fn only_the_provider_records_violations_and_the_events_carry_what_was_sent
         .map(|i| Violation {
             nullifier: random_fr(&mut rng),
             evidence_hash: B256::from(rng.r#gen::<[u8; 32]>()),
-            penalty: if i == 9 { p_max } else { rng.gen_range(0..=p_max) },
+            penalty: if i == 9 {
+                p_max
+            } else {
+                rng.gen_range(0..=p_max)
+            },
         })
         .collect();
-    assert_refused(user.record_violations(&violations).await, ContractError::NotProvider);
+    assert_refused(
+        user.record_violations(&violations).await,
+        ContractError::NotProvider,
+    );
     let out = provider.record_violations(&violations).await?;
     assert_eq!(out.recorded, violations);
     let mut too_large = violations.clone();
@@ -115,40 +133,70 @@ async fn only_the_provider_records_violations_and_the_events_carry_what_was_sent
 }
 
 #[tokio::test]
-async fn claim_expired_waits_for_the_epoch_end_plus_grace_then_pays_outstanding_once() -> zkcredits_chain::Result<()>
-{
+async fn claim_expired_waits_for_the_epoch_end_plus_grace_then_pays_outstanding_once()
+-> zkcredits_chain::Result<()> {
     let chain = TestChain::start().await?;
     let user = chain.client(2).await?;
     let provider = chain.client(PROVIDER).await?;
     let mut rng = ChaCha8Rng::seed_from_u64(13);
     let out = user
-        .deposit_many(&[(note_id(random_fr(&mut rng)), 1_500), (note_id(random_fr(&mut rng)), 2_500)])
+        .deposit_many(&[
+            (note_id(random_fr(&mut rng)), 1_500),
+            (note_id(random_fr(&mut rng)), 2_500),
+        ])
         .await?;
     let epoch = out.notes[0].expiry_epoch;
-    assert_eq!(epoch, user.current_epoch().await? + chain.deployment().constants.note_lifetime);
+    assert_eq!(
+        epoch,
+        user.current_epoch().await? + chain.deployment().constants.note_lifetime
+    );
     assert_eq!(user.outstanding(epoch).await?, 4_000);
 
-    assert_refused(provider.claim_expired(epoch).await, ContractError::EpochNotExpired);
+    assert_refused(
+        provider.claim_expired(epoch).await,
+        ContractError::EpochNotExpired,
+    );
     assert_refused(user.claim_expired(epoch).await, ContractError::NotProvider);
 
     let c = &chain.deployment().constants;
     let claim_at = c.genesis_time + (epoch + 1) * c.epoch_len + c.grace;
     // The epoch has ended, the grace period has not: still refused.
-    chain.advance(claim_at - c.grace + 60 - chain.now().await?).await?;
-    assert_refused(provider.claim_expired(epoch).await, ContractError::EpochNotExpired);
+    chain
+        .advance(claim_at - c.grace + 60 - chain.now().await?)
+        .await?;
+    assert_refused(
+        provider.claim_expired(epoch).await,
+        ContractError::EpochNotExpired,
+    );
     chain.advance(claim_at - 100 - chain.now().await?).await?;
-    assert_refused(provider.claim_expired(epoch).await, ContractError::EpochNotExpired);
+    assert_refused(
+        provider.claim_expired(epoch).await,
+        ContractError::EpochNotExpired,
+    );
     chain.advance(200).await?;
 
     let before = provider.token_balance(provider.sender()).await?;
     let claimed = provider.claim_expired(epoch).await?;
     let expected = U256::from(4_000) * c.unit;
     assert_eq!((claimed.epoch, claimed.amount), (epoch, expected));
-    assert_eq!(provider.token_balance(provider.sender()).await? - before, expected);
+    assert_eq!(
+        provider.token_balance(provider.sender()).await? - before,
+        expected
+    );
     assert!(provider.epoch_claimed(epoch).await?);
-    assert_eq!(provider.outstanding(epoch).await?, 4_000, "outstanding keeps its value after the claim");
-    assert_refused(provider.claim_expired(epoch).await, ContractError::EpochClaimed);
-    assert_eq!(provider.token_balance(provider.pool_address()).await?, U256::ZERO);
+    assert_eq!(
+        provider.outstanding(epoch).await?,
+        4_000,
+        "outstanding keeps its value after the claim"
+    );
+    assert_refused(
+        provider.claim_expired(epoch).await,
+        ContractError::EpochClaimed,
+    );
+    assert_eq!(
+        provider.token_balance(provider.pool_address()).await?,
+        U256::ZERO
+    );
     Ok(())
 }
 
@@ -159,7 +207,8 @@ struct Known {
 }
 
 #[tokio::test]
-async fn money_is_conserved_over_a_random_sequence_of_deposits_slashes_and_claims() -> zkcredits_chain::Result<()> {
+async fn money_is_conserved_over_a_random_sequence_of_deposits_slashes_and_claims()
+-> zkcredits_chain::Result<()> {
     let chain = TestChain::with_config(|c| {
         c.epoch_len = 3_600;
         c.note_lifetime = 2;
@@ -221,7 +270,10 @@ async fn money_is_conserved_over_a_random_sequence_of_deposits_slashes_and_claim
             for ((k, d), n) in batch.iter().zip(&out.notes) {
                 came_in += U256::from(*d) * c.unit;
                 epochs.entry(n.expiry_epoch).or_insert(false);
-                notes.push(Known { k: *k, expiry: n.expiry_epoch });
+                notes.push(Known {
+                    k: *k,
+                    expiry: n.expiry_epoch,
+                });
             }
         } else if roll < 0.65 && !notes.is_empty() {
             let note = &notes[rng.gen_range(0..notes.len())];
@@ -238,13 +290,24 @@ async fn money_is_conserved_over_a_random_sequence_of_deposits_slashes_and_claim
                 Err(e) => return Err(e),
             }
         } else if roll < 0.8 {
-            chain.advance(rng.gen_range(0..=2 * c.epoch_len)).await?;
+            chain.advance(rng.gen_range(0..=3 * c.epoch_len)).await?;
         } else if roll < 0.95 && !epochs.is_empty() {
+            // Half the time the oldest unclaimed epoch (the likeliest to be claimable).
             let keys: Vec<u64> = epochs.keys().copied().collect();
-            let epoch = keys[rng.gen_range(0..keys.len())];
+            let oldest = epochs
+                .iter()
+                .find(|(_, claimed)| !**claimed)
+                .map(|(e, _)| *e);
+            let epoch = match oldest {
+                Some(e) if rng.gen_bool(0.5) => e,
+                _ => keys[rng.gen_range(0..keys.len())],
+            };
             match provider.claim_expired(epoch).await {
                 Ok(out) => {
-                    assert_eq!(out.amount, U256::from(provider.outstanding(epoch).await?) * c.unit);
+                    assert_eq!(
+                        out.amount,
+                        U256::from(provider.outstanding(epoch).await?) * c.unit
+                    );
                     went_out += out.amount;
                     epochs.insert(epoch, true);
                     claims += 1;
@@ -271,10 +334,15 @@ async fn money_is_conserved_over_a_random_sequence_of_deposits_slashes_and_claim
         }
         assert_eq!(held, unclaimed, "step {step}");
     }
-    assert!(slashes > 0 && claims > 0 && refusals > 0, "{slashes} slashes, {claims} claims, {refusals} refusals");
+    assert!(
+        slashes > 0 && claims > 0 && refusals > 0,
+        "{slashes} slashes, {claims} claims, {refusals} refusals"
+    );
 
     // Let every epoch expire and claim the rest: the pool is empty.
-    chain.advance((c.note_lifetime + 2) * c.epoch_len + c.grace).await?;
+    chain
+        .advance((c.note_lifetime + 2) * c.epoch_len + c.grace)
+        .await?;
     for (epoch, claimed) in epochs.clone() {
         if !claimed {
             went_out += provider.claim_expired(epoch).await?.amount;
@@ -288,7 +356,10 @@ async fn money_is_conserved_over_a_random_sequence_of_deposits_slashes_and_claim
     let gained = (end_watched[0] - start_watched[0]) + (end_watched[1] - start_watched[1]);
     assert_eq!(gained, went_out);
     let end_users = balances(user_addrs).await?;
-    let paid = start_users.iter().zip(&end_users).fold(U256::ZERO, |a, (s, e)| a + (*s - *e));
+    let paid = start_users
+        .iter()
+        .zip(&end_users)
+        .fold(U256::ZERO, |a, (s, e)| a + (*s - *e));
     assert_eq!(paid, came_in);
     Ok(())
 }

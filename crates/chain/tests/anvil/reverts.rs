@@ -35,29 +35,45 @@ async fn every_revert_the_client_can_reach_is_named() -> zkcredits_chain::Result
     );
 
     // Amounts.
-    assert_refused(user.deposit_raw(fresh_u(fresh(&mut rng)), U256::ZERO).await, ContractError::ZeroAmount);
     assert_refused(
-        user.deposit_raw(fresh_u(fresh(&mut rng)), unit + U256::from(1)).await,
+        user.deposit_raw(fresh_u(fresh(&mut rng)), U256::ZERO).await,
+        ContractError::ZeroAmount,
+    );
+    assert_refused(
+        user.deposit_raw(fresh_u(fresh(&mut rng)), unit + U256::from(1))
+            .await,
         ContractError::AmountNotMultipleOfUnit(unit + U256::from(1)),
     );
     let too_many = U256::from(1u8) << 64;
-    user.mint_test_tokens(user.sender(), too_many * unit).await?;
+    user.mint_test_tokens(user.sender(), too_many * unit)
+        .await?;
     assert_refused(
-        user.deposit_raw(fresh_u(fresh(&mut rng)), too_many * unit).await,
+        user.deposit_raw(fresh_u(fresh(&mut rng)), too_many * unit)
+            .await,
         ContractError::AmountTooLarge(too_many),
     );
 
     // Note IDs.
     let p = field_modulus();
-    assert_refused(user.deposit_raw(p, unit).await, ContractError::NotAFieldElement(p));
+    assert_refused(
+        user.deposit_raw(p, unit).await,
+        ContractError::NotAFieldElement(p),
+    );
     let id = fresh(&mut rng);
     user.deposit(id, 10).await?;
-    assert_refused(user.deposit(id, 10).await, ContractError::NoteAlreadyDeposited(fresh_u(id)));
+    assert_refused(
+        user.deposit(id, 10).await,
+        ContractError::NoteAlreadyDeposited(fresh_u(id)),
+    );
 
     // Batches.
-    assert_refused(user.deposit_many_raw(vec![], vec![]).await, ContractError::EmptyBatch);
     assert_refused(
-        user.deposit_many_raw(vec![fresh_u(fresh(&mut rng))], vec![]).await,
+        user.deposit_many_raw(vec![], vec![]).await,
+        ContractError::EmptyBatch,
+    );
+    assert_refused(
+        user.deposit_many_raw(vec![fresh_u(fresh(&mut rng))], vec![])
+            .await,
         ContractError::LengthMismatch,
     );
     let dup = fresh(&mut rng);
@@ -82,7 +98,10 @@ async fn every_revert_the_client_can_reach_is_named() -> zkcredits_chain::Result
 
     // Slashing.
     assert_refused(user.slash_raw(p).await, ContractError::NotAFieldElement(p));
-    assert_refused(user.slash(random_fr(&mut rng)).await, ContractError::UnknownNote);
+    assert_refused(
+        user.slash(random_fr(&mut rng)).await,
+        ContractError::UnknownNote,
+    );
     let k = random_fr(&mut rng);
     let out = user.deposit(note_id(k), 10).await?;
     user.slash(k).await?;
@@ -104,19 +123,31 @@ async fn every_revert_the_client_can_reach_is_named() -> zkcredits_chain::Result
             penalty: d.constants.p_max + 1,
         },
     );
-    assert_refused(user.transfer_provider(user.sender()).await, ContractError::NotProvider);
-    assert_refused(user.accept_provider().await, ContractError::NotPendingProvider);
+    assert_refused(
+        user.transfer_provider(user.sender()).await,
+        ContractError::NotProvider,
+    );
+    assert_refused(
+        user.accept_provider().await,
+        ContractError::NotPendingProvider,
+    );
 
     // Expiry.
     let epoch = out.notes[0].expiry_epoch;
     assert_refused(user.claim_expired(epoch).await, ContractError::NotProvider);
-    assert_refused(provider.claim_expired(epoch).await, ContractError::EpochNotExpired);
+    assert_refused(
+        provider.claim_expired(epoch).await,
+        ContractError::EpochNotExpired,
+    );
     let c = &d.constants;
     chain
         .advance(c.genesis_time + (epoch + 1) * c.epoch_len + c.grace - chain.now().await?)
         .await?;
     provider.claim_expired(epoch).await?;
-    assert_refused(provider.claim_expired(epoch).await, ContractError::EpochClaimed);
+    assert_refused(
+        provider.claim_expired(epoch).await,
+        ContractError::EpochClaimed,
+    );
 
     // Denominations and a full tree, on pools with other constants.
     let small = chain
@@ -127,15 +158,26 @@ async fn every_revert_the_client_can_reach_is_named() -> zkcredits_chain::Result
         .await?;
     let u2 = chain.client_for(&small, 2).await?;
     u2.approve(U256::MAX).await?;
-    assert_refused(u2.deposit(fresh(&mut rng), 300).await, ContractError::DenominationNotAllowed(U256::from(300)));
     assert_refused(
-        u2.deposit_many(&[(fresh(&mut rng), 100), (fresh(&mut rng), 300)]).await,
+        u2.deposit(fresh(&mut rng), 300).await,
+        ContractError::DenominationNotAllowed(U256::from(300)),
+    );
+    assert_refused(
+        u2.deposit_many(&[(fresh(&mut rng), 100), (fresh(&mut rng), 300)])
+            .await,
         ContractError::DenominationNotAllowed(U256::from(300)),
     );
     u2.deposit(fresh(&mut rng), 100).await?;
-    assert_refused(u2.deposit_many(&[(fresh(&mut rng), 100), (fresh(&mut rng), 500)]).await, ContractError::TreeFull);
+    assert_refused(
+        u2.deposit_many(&[(fresh(&mut rng), 100), (fresh(&mut rng), 500)])
+            .await,
+        ContractError::TreeFull,
+    );
     u2.deposit(fresh(&mut rng), 500).await?;
-    assert_refused(u2.deposit(fresh(&mut rng), 100).await, ContractError::TreeFull);
+    assert_refused(
+        u2.deposit(fresh(&mut rng), 100).await,
+        ContractError::TreeFull,
+    );
     Ok(())
 }
 
@@ -146,9 +188,15 @@ async fn the_provider_role_moves_in_two_steps() -> zkcredits_chain::Result<()> {
     let next = chain.client(5).await?;
     provider.transfer_provider(next.sender()).await?;
     assert_eq!(provider.pending_provider().await?, next.sender());
-    assert_refused(chain.client(2).await?.accept_provider().await, ContractError::NotPendingProvider);
+    assert_refused(
+        chain.client(2).await?.accept_provider().await,
+        ContractError::NotPendingProvider,
+    );
     next.accept_provider().await?;
     assert_eq!(provider.provider_address().await?, next.sender());
-    assert_refused(provider.record_violations(&[]).await, ContractError::NotProvider);
+    assert_refused(
+        provider.record_violations(&[]).await,
+        ContractError::NotProvider,
+    );
     Ok(())
 }

@@ -9,7 +9,8 @@ use zkcredits_chain::{Deployment, PoolClient, bench_gas, devnet};
 use crate::TempDir;
 
 #[tokio::test]
-async fn bench_gas_measures_every_figure_from_receipts_within_the_bars() -> zkcredits_chain::Result<()> {
+async fn bench_gas_measures_every_figure_from_receipts_within_the_bars()
+-> zkcredits_chain::Result<()> {
     let report = bench_gas().await?;
     let json = serde_json::to_value(report).expect("serialise");
     let keys: Vec<_> = json.as_object().expect("object").keys().cloned().collect();
@@ -18,7 +19,13 @@ async fn bench_gas_measures_every_figure_from_receipts_within_the_bars() -> zkcr
         5,
         "deposit_gas, deposit10_gas, slash_gas, record10_gas, commit_root_gas: {keys:?}"
     );
-    for k in ["deposit_gas", "deposit10_gas", "slash_gas", "record10_gas", "commit_root_gas"] {
+    for k in [
+        "deposit_gas",
+        "deposit10_gas",
+        "slash_gas",
+        "record10_gas",
+        "commit_root_gas",
+    ] {
         assert!(json[k].as_u64().is_some_and(|v| v > 21_000), "{k}: {json}");
     }
     println!("gas: {json}");
@@ -30,7 +37,8 @@ async fn bench_gas_measures_every_figure_from_receipts_within_the_bars() -> zkcr
 }
 
 #[tokio::test]
-async fn devnet_deploys_funds_and_writes_a_deployment_that_reads_back() -> zkcredits_chain::Result<()> {
+async fn devnet_deploys_funds_and_writes_a_deployment_that_reads_back()
+-> zkcredits_chain::Result<()> {
     let dir = TempDir::new("devnet");
     let out = dir.path().join("devnet.json");
     let (anvil, deployment) = devnet(&out, 0).await?;
@@ -40,18 +48,38 @@ async fn devnet_deploys_funds_and_writes_a_deployment_that_reads_back() -> zkcre
     let c = &deployment.constants;
     assert_eq!(c.unit, U256::from(10u64).pow(U256::from(12u64)));
     assert_eq!(
-        (c.c_max, c.p_max, c.epoch_len, c.note_lifetime, c.grace, c.challenge_window),
+        (
+            c.c_max,
+            c.p_max,
+            c.epoch_len,
+            c.note_lifetime,
+            c.grace,
+            c.challenge_window
+        ),
         (1_000, 5_000, 86_400, 30, 86_400, 3_600)
     );
-    assert_eq!((c.bounty_bps, c.tree_depth, c.root_history_size), (0, 20, 64));
+    assert_eq!(
+        (c.bounty_bps, c.tree_depth, c.root_history_size),
+        (0, 20, 64)
+    );
     assert!(c.denominations.is_empty());
     let client = PoolClient::connect(&deployment, zkcredits_chain::anvil::dev_signer(1)).await?;
     for i in 0..DEVNET_FUNDED_ACCOUNTS {
-        assert_eq!(client.token_balance(dev_address(i)).await?, U256::from(DEVNET_MINT));
+        assert_eq!(
+            client.token_balance(dev_address(i)).await?,
+            U256::from(DEVNET_MINT)
+        );
     }
-    assert_eq!(client.token_balance(dev_address(DEVNET_FUNDED_ACCOUNTS)).await?, U256::ZERO);
+    assert_eq!(
+        client
+            .token_balance(dev_address(DEVNET_FUNDED_ACCOUNTS))
+            .await?,
+        U256::ZERO
+    );
     // A user deposits right away.
-    let out = client.deposit(zkcredits_protocol::Fr::from(123u64), 1_000).await?;
+    let out = client
+        .deposit(zkcredits_protocol::Fr::from(123u64), 1_000)
+        .await?;
     assert_eq!(out.notes[0].leaf_index, 0);
     Ok(())
 }

@@ -58,11 +58,20 @@ async fn hundreds_of_mixed_deposits_give_the_contracts_roots_and_the_indexer_reb
             let out = who.deposit_many(&notes).await?;
             assert_eq!(out.notes.len(), n);
             for (note, (id, credits)) in out.notes.iter().zip(&notes) {
-                assert_eq!((note.id, note.amount, note.leaf_index), (*id, *credits, tree.len()));
+                assert_eq!(
+                    (note.id, note.amount, note.leaf_index),
+                    (*id, *credits, tree.len())
+                );
                 tree.push(note.leaf)?;
             }
             let committed = out.committed.expect("depositMany commits its root");
-            assert_eq!(committed, CommittedRoot { root: tree.root(), size: tree.len() });
+            assert_eq!(
+                committed,
+                CommittedRoot {
+                    root: tree.root(),
+                    size: tree.len()
+                }
+            );
             commits.push(committed);
             batches += 1;
         } else {
@@ -72,7 +81,13 @@ async fn hundreds_of_mixed_deposits_give_the_contracts_roots_and_the_indexer_reb
                 assert_eq!(out.committed, None, "nothing new to commit");
             } else {
                 let committed = out.committed.expect("a new root");
-                assert_eq!(committed, CommittedRoot { root: tree.root(), size: tree.len() });
+                assert_eq!(
+                    committed,
+                    CommittedRoot {
+                        root: tree.root(),
+                        size: tree.len()
+                    }
+                );
                 commits.push(committed);
             }
         }
@@ -88,17 +103,28 @@ async fn hundreds_of_mixed_deposits_give_the_contracts_roots_and_the_indexer_reb
             mid_block = Some(chain.block_number().await?);
         }
     }
-    assert!(singles >= 50 && batches >= 15, "{singles} singles, {batches} batches");
+    assert!(
+        singles >= 50 && batches >= 15,
+        "{singles} singles, {batches} batches"
+    );
     let out = user.commit_root().await?;
     if let Some(c) = out.committed {
         commits.push(c);
     }
-    assert_eq!(user.root().await?, tree.root(), "the Rust tree's root is the committed root");
+    assert_eq!(
+        user.root().await?,
+        tree.root(),
+        "the Rust tree's root is the committed root"
+    );
     assert_eq!(user.tree_size().await?, tree.len());
     assert_eq!(user.committed_size().await?, tree.len());
     // The ring holds the last 64 committed roots, and only those.
     for (i, c) in commits.iter().rev().enumerate() {
-        assert_eq!(user.is_known_root(c.root).await?, i < 64, "commit {i} from the end");
+        assert_eq!(
+            user.is_known_root(c.root).await?,
+            i < 64,
+            "commit {i} from the end"
+        );
     }
 
     // A fresh indexer, small pages, from logs alone.
@@ -156,7 +182,8 @@ async fn hundreds_of_mixed_deposits_give_the_contracts_roots_and_the_indexer_reb
 }
 
 #[tokio::test]
-async fn the_indexer_leaves_the_last_blocks_until_they_are_confirmed() -> zkcredits_chain::Result<()> {
+async fn the_indexer_leaves_the_last_blocks_until_they_are_confirmed() -> zkcredits_chain::Result<()>
+{
     let chain = TestChain::start().await?;
     let user = chain.client(2).await?;
     user.approve(U256::MAX).await?;
@@ -174,7 +201,11 @@ async fn the_indexer_leaves_the_last_blocks_until_they_are_confirmed() -> zkcred
     )?;
     indexer.sync().await?;
     assert_eq!(indexer.next_block(), head - 3 + 1);
-    assert_eq!(indexer.tree().len(), 2, "the last three deposits are not deep enough yet");
+    assert_eq!(
+        indexer.tree().len(),
+        2,
+        "the last three deposits are not deep enough yet"
+    );
     for _ in 0..3 {
         chain.anvil().mine().await?;
     }
@@ -195,7 +226,8 @@ async fn bump_tree_size(chain: &TestChain) -> zkcredits_chain::Result<()> {
 }
 
 #[tokio::test]
-async fn a_gap_in_leaf_indices_stops_the_indexer_with_a_clear_error() -> zkcredits_chain::Result<()> {
+async fn a_gap_in_leaf_indices_stops_the_indexer_with_a_clear_error() -> zkcredits_chain::Result<()>
+{
     let chain = TestChain::start().await?;
     let user = chain.client(2).await?;
     let mut rng = ChaCha8Rng::seed_from_u64(4);
@@ -209,18 +241,28 @@ async fn a_gap_in_leaf_indices_stops_the_indexer_with_a_clear_error() -> zkcredi
     let out = user.deposit(note_id(random_fr(&mut rng)), 10).await?;
     assert_eq!(out.notes[0].leaf_index, 3);
     match indexer.sync().await {
-        Err(e @ Error::LeafIndexGap { expected: 2, got: 3 }) => {
+        Err(
+            e @ Error::LeafIndexGap {
+                expected: 2,
+                got: 3,
+            },
+        ) => {
             assert!(e.to_string().contains("expected leaf 2"), "{e}");
         }
         other => panic!("expected a gap, got {other:?}"),
     }
-    assert_eq!(indexer.next_block(), before, "nothing of the bad page is applied");
+    assert_eq!(
+        indexer.next_block(),
+        before,
+        "nothing of the bad page is applied"
+    );
     assert_eq!(indexer.tree().len(), 2);
     Ok(())
 }
 
 #[tokio::test]
-async fn a_committed_root_that_disagrees_with_the_logs_stops_the_indexer() -> zkcredits_chain::Result<()> {
+async fn a_committed_root_that_disagrees_with_the_logs_stops_the_indexer()
+-> zkcredits_chain::Result<()> {
     let chain = TestChain::start().await?;
     let user = chain.client(2).await?;
     let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -238,7 +280,13 @@ async fn a_committed_root_that_disagrees_with_the_logs_stops_the_indexer() -> zk
     let mut indexer = Indexer::connect(chain.deployment(), IndexerConfig::default())?;
     assert!(matches!(
         indexer.sync().await,
-        Err(Error::RootMismatch { size: 3, tree_size: 3, .. })
+        Err(Error::RootMismatch {
+            size: 3,
+            tree_size: 3,
+            ..
+        })
     ));
+    assert!(matches!(indexer.sync().await, Err(Error::IndexerPoisoned)));
+    assert!(matches!(indexer.persist(), Err(Error::IndexerPoisoned)));
     Ok(())
 }

@@ -33,6 +33,9 @@ enum BenchTarget {
         #[arg(long, default_value_t = 15)]
         proofs: usize,
     },
+    /// Gas of deposit, deposit of 10, slash, recordViolations of 10 and commitRoot, from
+    /// real receipts on a fresh anvil chain.
+    Chain,
 }
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -41,6 +44,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
             keys.unwrap_or_else(crate::paths::default_keys),
             proofs.max(3),
         ),
+        BenchTarget::Chain => chain(),
     }
 }
 
@@ -177,6 +181,26 @@ fn circuits(dir: PathBuf, proofs: usize) -> anyhow::Result<()> {
         precompute_ms: round(precompute_ms),
     };
     println!("{}", serde_json::to_string(&figures)?);
+    Ok(())
+}
+
+fn chain() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime
+        .block_on(zkcredits_chain::bench_gas())
+        .context("measuring gas on anvil (is `npm ci` done in contracts/?)")?;
+    println!(
+        "single deposit into a 1,000-leaf pool: {} gas",
+        report.deposit_gas
+    );
+    println!(
+        "depositMany of 10 notes (with its root commit): {} gas",
+        report.deposit10_gas
+    );
+    println!("slash: {} gas", report.slash_gas);
+    println!("recordViolations of 10: {} gas", report.record10_gas);
+    println!("commitRoot: {} gas", report.commit_root_gas);
+    println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
 
