@@ -57,6 +57,11 @@ impl RequestProver {
         })
     }
 
+    /// The keys in use.
+    pub fn keys(&self) -> &RequestKeys {
+        &self.keys
+    }
+
     /// Full-assignment indices of the values fixed by the note and the root.
     pub fn fixed_range(&self) -> std::ops::Range<usize> {
         self.fixed.clone()
