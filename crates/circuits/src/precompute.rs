@@ -108,24 +108,32 @@ impl RequestProver {
         let r = Fr::rand(rng);
         let s = Fr::rand(rng);
         let z = &variable[1..];
-        let a = pk.vk.alpha_g1
-            + pre.a
-            + G1Projective::msm_bigint(&pk.a_query[1..], z)
-            + pk.a_query[0]
-            + pk.delta_g1 * r;
-        let b_g1 = pk.beta_g1
-            + pre.b_g1
-            + G1Projective::msm_bigint(&pk.b_g1_query[1..], z)
-            + pk.b_g1_query[0]
-            + pk.delta_g1 * s;
-        let b_g2 = pk.vk.beta_g2
-            + pre.b_g2
-            + G2Projective::msm_bigint(&pk.b_g2_query[1..], z)
-            + pk.b_g2_query[0]
-            + pk.vk.delta_g2 * s;
-        let l = pre.l + G1Projective::msm_bigint(&pk.l_query, &variable[num_instance..]);
-        let c = l + G1Projective::msm_bigint(&pk.h_query, &h) + a * s + b_g1 * r
-            - pk.delta_g1 * (r * s);
+        let witness = &variable[num_instance..];
+        // The five MSMs are independent and each is too small to keep both cores busy
+        // on its own, so they run side by side.
+        let ((a_msm, b_g1_msm), (b_g2_msm, (l_msm, h_msm))) = rayon::join(
+            || {
+                rayon::join(
+                    || G1Projective::msm_bigint(&pk.a_query[1..], z),
+                    || G1Projective::msm_bigint(&pk.b_g1_query[1..], z),
+                )
+            },
+            || {
+                rayon::join(
+                    || G2Projective::msm_bigint(&pk.b_g2_query[1..], z),
+                    || {
+                        rayon::join(
+                            || G1Projective::msm_bigint(&pk.l_query, witness),
+                            || G1Projective::msm_bigint(&pk.h_query, &h),
+                        )
+                    },
+                )
+            },
+        );
+        let a = pk.vk.alpha_g1 + pre.a + a_msm + pk.a_query[0] + pk.delta_g1 * r;
+        let b_g1 = pk.beta_g1 + pre.b_g1 + b_g1_msm + pk.b_g1_query[0] + pk.delta_g1 * s;
+        let b_g2 = pk.vk.beta_g2 + pre.b_g2 + b_g2_msm + pk.b_g2_query[0] + pk.vk.delta_g2 * s;
+        let c = pre.l + l_msm + h_msm + a * s + b_g1 * r - pk.delta_g1 * (r * s);
         // The per-request scalars include the note secret: wipe them.
         variable.iter_mut().for_each(|v| *v = Default::default());
         Ok(Proof {
