@@ -17,10 +17,15 @@ import {IERC20Minimal} from "./IERC20Minimal.sol";
 /// The tree is a Lean Incremental Merkle Tree (the shape of the zk-kit lean-imt package): a node
 /// with no right child takes the value of its left child, there are no zero leaves, the
 /// root of a one-leaf tree is that leaf, and a parent is H(left, right) with no tag. It is
-/// kept as a frontier (one node per level) so an insert writes one frontier slot; the root
-/// after each deposit transaction is computed and pushed into a ring of the last
-/// `rootHistorySize` roots. Roots are identical to the InternalLeanIMT of zk-kit lean-imt.sol
-/// fed the same leaves (checked by contracts/test/pool.test.mjs).
+/// kept as a frontier (one node per level): a deposit hashes its leaf up through the complete
+/// subtrees it closes (one hash per trailing 1 bit of its index, one on average) and writes
+/// one frontier slot, and computes no root. `commitRoot()` (permissionless, and called at the
+/// end of every `depositMany`) folds the frontier into the root and pushes it into a ring of
+/// the last `rootHistorySize` committed roots. Roots are identical to the InternalLeanIMT of
+/// zk-kit lean-imt.sol fed the same leaves (checked by contracts/test/pool.test.mjs).
+///
+/// Gateways accept the roots their own indexer computes from `Deposited` events; only what
+/// must be checked on chain (the close) needs a committed root, and anyone can commit one.
 ///
 /// The close (withdraw) / challenge / finalize flow is added later; storage is laid out for
 /// it: `closedOrSlashed` is keyed by NC = H(CLOSE, k), and a `pendingCloses` mapping keyed by
@@ -101,11 +106,10 @@ contract ZkCreditsPool {
     // ---------------------------------------------------------------- events
 
     /// @notice One per note. With these alone an indexer rebuilds the tree: leaves in
-    /// `leafIndex` order. `root` is the tree root after the whole transaction (all notes of
-    /// a `depositMany` carry the same root; roots between them are never known on chain).
-    event Deposited(
-        uint256 indexed id, uint256 leafIndex, uint256 leaf, uint64 amount, uint64 expiryEpoch, uint256 root
-    );
+    /// `leafIndex` order. No root: a deposit does not compute one (see `commitRoot`).
+    event Deposited(uint256 indexed id, uint256 leafIndex, uint256 leaf, uint64 amount, uint64 expiryEpoch);
+    /// @notice A root entered the ring of known roots: the root of the first `size` leaves.
+    event RootCommitted(uint256 root, uint256 size);
     event Slashed(
         uint256 indexed id, uint256 indexed nc, uint256 k, address slasher, uint256 bounty, uint256 toProvider
     );
@@ -155,9 +159,11 @@ contract ZkCreditsPool {
 
     // ---------------------------------------------------------------- storage
 
-    // Tree size (leaves) and number of roots pushed so far, in one slot (slot 0).
+    // Tree size (leaves), number of roots committed so far, and the tree size of the last
+    // committed root, in one slot (slot 0).
     uint64 internal _treeSize;
     uint64 internal _rootCount;
+    uint64 internal _committedSize;
 
     /// @notice Receives revenue (slashes, expired epochs) and records violations.
     address public provider;
@@ -255,14 +261,14 @@ contract ZkCreditsPool {
 
         uint256 leaf = _addNote(id, d, e, index);
         _epochs[e].outstanding += d;
-        (uint256 level, uint256 node) = _insert(leaf, index);
-        uint256 newRoot = _rootFrom(index + 1, level, node);
-        _pushRoot(index + 1, newRoot);
-        emit Deposited(id, index, leaf, d, e, newRoot);
+        _insert(leaf, index);
+        _treeSize = uint64(index + 1);
+        emit Deposited(id, index, leaf, d, e);
     }
 
     /// @notice Deposit several notes with one transferFrom of the sum of `amounts`. The
-    /// pool must receive exactly that sum (fee-on-transfer tokens are refused).
+    /// pool must receive exactly that sum (fee-on-transfer tokens are refused). Commits the
+    /// root at the end, so the batch leaves a known root that includes its notes.
     function depositMany(uint256[] calldata ids, uint256[] calldata amounts) external nonReentrant {
         uint256 n = ids.length;
         if (n == 0) revert EmptyBatch();
@@ -277,6 +283,16 @@ contract ZkCreditsPool {
         uint256 received = _pull(total);
         if (received != total) revert TransferAmountMismatch(total, received);
         _addBatch(ids, amounts, first);
+        _commitRoot();
+    }
+
+    // ---------------------------------------------------------------- roots
+
+    /// @notice Fold the frontier into the root of the whole tree (popcount(treeSize) - 1
+    /// hashes) and push it into the ring of known roots. Permissionless. Does nothing (and
+    /// emits nothing) when no deposit came since the last commit. Returns the current root.
+    function commitRoot() external returns (uint256) {
+        return _commitRoot();
     }
 
     // ---------------------------------------------------------------- slashing
@@ -360,13 +376,15 @@ contract ZkCreditsPool {
 
     // ---------------------------------------------------------------- views
 
-    /// @notice The current root, 0 while the tree is empty.
-    function root() external view returns (uint256) {
+    /// @notice The last committed root, 0 before the first commit. It covers the first
+    /// `committedSize()` leaves; deposits after it are in the tree but not yet in a root.
+    function root() public view returns (uint256) {
         uint256 count = _rootCount;
         return count == 0 ? 0 : _rootRing[(count - 1) % rootHistorySize];
     }
 
-    /// @notice Whether `r` is one of the last `rootHistorySize` roots. 0 is never known.
+    /// @notice Whether `r` is one of the last `rootHistorySize` committed roots. 0 is never
+    /// known.
     function isKnownRoot(uint256 r) external view returns (bool) {
         if (r == 0) return false;
         uint256 count = _rootCount;
@@ -383,9 +401,14 @@ contract ZkCreditsPool {
         return _treeSize;
     }
 
-    /// @notice Number of roots pushed so far (one per deposit transaction).
+    /// @notice Number of roots committed so far.
     function rootCount() external view returns (uint256) {
         return _rootCount;
+    }
+
+    /// @notice Number of leaves covered by the last committed root (`root()`).
+    function committedSize() external view returns (uint256) {
+        return _committedSize;
     }
 
     /// @notice The epoch of the current block: (block.timestamp - genesisTime) / epochLen.
@@ -436,8 +459,8 @@ contract ZkCreditsPool {
         leaf = PoseidonT5.hash([TAG_LEAF, id, uint256(d), uint256(e)]);
     }
 
-    /// @dev The notes of a depositMany whose tokens have arrived: insert all leaves, then
-    /// compute and push one root for the batch.
+    /// @dev The notes of a depositMany whose tokens have arrived: insert all leaves (the
+    /// caller commits the root).
     function _addBatch(uint256[] calldata ids, uint256[] calldata amounts, uint256 first) private {
         uint256 n = ids.length;
         uint64 e = currentEpoch() + noteLifetime;
@@ -452,12 +475,9 @@ contract ZkCreditsPool {
             _insert(leaves[i], first + i);
         }
         _epochs[e].outstanding += uint192(sum);
-        uint256 size = first + n;
-        uint256 low = _lowestSetBit(size);
-        uint256 newRoot = _rootFrom(size, low, _frontier[low]);
-        _pushRoot(size, newRoot);
+        _treeSize = uint64(first + n);
         for (uint256 i = 0; i < n; ++i) {
-            emit Deposited(ids[i], first + i, leaves[i], credits[i], e, newRoot);
+            emit Deposited(ids[i], first + i, leaves[i], credits[i], e);
         }
     }
 
@@ -465,10 +485,11 @@ contract ZkCreditsPool {
 
     /// @dev Appends `leaf` at `index` (= the current size): hashes it up through the
     /// completed subtrees (one per trailing 1 bit of index) and stores the new subtree
-    /// root in the frontier. Returns that level and node (bit `level` is the lowest set
-    /// bit of index + 1). Does not update _treeSize.
-    function _insert(uint256 leaf, uint256 index) private returns (uint256 level, uint256 node) {
-        node = leaf;
+    /// root in the frontier, at the level of the lowest set bit of index + 1. Does not
+    /// update _treeSize.
+    function _insert(uint256 leaf, uint256 index) private {
+        uint256 level = 0;
+        uint256 node = leaf;
         while (index & 1 == 1) {
             node = PoseidonT3.hash([_frontier[level], node]);
             index >>= 1;
@@ -479,11 +500,12 @@ contract ZkCreditsPool {
         _frontier[level] = node;
     }
 
-    /// @dev The LeanIMT root of a tree of `size` leaves, given `node` = _frontier[level]
-    /// where `level` is the lowest set bit of size: fold the frontier upwards, hashing in the
-    /// subtree of each higher set bit as the left child.
-    function _rootFrom(uint256 size, uint256 level, uint256 node) private view returns (uint256 acc) {
-        acc = node;
+    /// @dev The LeanIMT root of a tree of `size` > 0 leaves: start from the frontier node
+    /// of the lowest set bit of size and fold upwards, hashing in the subtree of each higher
+    /// set bit as the left child (popcount(size) - 1 hashes).
+    function _rootOf(uint256 size) private view returns (uint256 acc) {
+        uint256 level = _lowestSetBit(size);
+        acc = _frontier[level];
         size >>= level + 1;
         unchecked {
             ++level;
@@ -497,13 +519,20 @@ contract ZkCreditsPool {
         }
     }
 
-    function _pushRoot(uint256 newSize, uint256 newRoot) private {
+    /// @dev Commits the root of the whole tree unless it is already the last committed one
+    /// (the tree is append-only, so the root changes exactly when the size does).
+    function _commitRoot() private returns (uint256 newRoot) {
+        uint256 size = _treeSize;
+        if (size == _committedSize) return root();
+        newRoot = _rootOf(size);
         uint256 count = _rootCount;
         _rootRing[count % rootHistorySize] = newRoot;
-        _treeSize = uint64(newSize);
         _rootCount = uint64(count + 1);
+        _committedSize = uint64(size);
+        emit RootCommitted(newRoot, size);
     }
 
+    /// @dev The index of the lowest set bit of `x` > 0.
     function _lowestSetBit(uint256 x) private pure returns (uint256 l) {
         while (x & 1 == 0) {
             x >>= 1;

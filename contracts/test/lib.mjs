@@ -184,3 +184,5 @@ export function loadArtifact(name) {
 }
 
 export const popcount = (n) => n.toString(2).split('').filter((c) => c === '1').length;
+/// Number of trailing 1 bits: the node hashes a deposit at leaf index n does.
+export const trailingOnes = (n) => n.toString(2).length - n.toString(2).replace(/1+$/, '').length;

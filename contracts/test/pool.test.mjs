@@ -1,6 +1,7 @@
 // End-to-end tests of the committed artifacts on anvil (from node_modules, free port):
 // deploy the Poseidon libraries through the CREATE2 factory, TestToken and ZkCreditsPool;
-// deposits (tree roots checked against zk-kit's InternalLeanIMT), depositMany, slash,
+// deposits and commitRoot (committed roots checked against zk-kit's InternalLeanIMT),
+// depositMany (commits its root), slash,
 // violations, expiry claims, provider transfer, the reverts, and gas figures (printed as
 // a table; the bars of docs/ARCHITECTURE.md are asserted where they hold by design).
 //
@@ -10,7 +11,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { compile, keccakHex } from '../build.mjs';
-import { startAnvil, rpc, RpcError, Contract, words, loadArtifact, popcount } from './lib.mjs';
+import { startAnvil, rpc, RpcError, Contract, words, loadArtifact, popcount, trailingOnes } from './lib.mjs';
 
 const F = 21888242871839275222246405745257275088548364400416034343698204186575808495617n;
 const UNIT = 10n ** 12n; // 1 credit unit = 1e-6 of an 18-decimal token
@@ -100,9 +101,27 @@ describe('ZkCreditsPool on anvil', () => {
     receipt.logs
       .filter((l) => l.address.toLowerCase() === poolAddr.toLowerCase() && l.topics[0] === Pool.eventTopic('Deposited'))
       .map((l) => {
-        const [leafIndex, leaf, amount, expiryEpoch, root] = words(l.data);
-        return { id: BigInt(l.topics[1]), leafIndex, leaf, amount, expiryEpoch, root };
+        const [leafIndex, leaf, amount, expiryEpoch, ...rest] = words(l.data);
+        assert.equal(rest.length, 0, 'Deposited carries no root');
+        return { id: BigInt(l.topics[1]), leafIndex, leaf, amount, expiryEpoch };
       });
+  const committedLogs = (receipt, poolAddr) =>
+    receipt.logs
+      .filter(
+        (l) => l.address.toLowerCase() === poolAddr.toLowerCase() && l.topics[0] === Pool.eventTopic('RootCommitted'),
+      )
+      .map((l) => {
+        const [root, size] = words(l.data);
+        return { root, size, logIndex: Number(BigInt(l.logIndex)) };
+      });
+  const view = async (name, args = [], at = pool) => (await call(at, Pool.encode(name, args)))[0];
+  // commitRoot from an account with no role: it is permissionless.
+  const commit = async (at = pool) => {
+    const r = await send(slasher, at, Pool.encode('commitRoot', []));
+    const logs = committedLogs(r, at);
+    assert.ok(logs.length <= 1);
+    return { r, log: logs[0] };
+  };
   let nextId = 1000n;
   const freshId = () => keccakBig(`note-${nextId++}`) % F;
 
@@ -164,7 +183,13 @@ describe('ZkCreditsPool on anvil', () => {
     assert.equal(BigInt(await get('BURN_ADDRESS')), 0xdeadn);
     assert.equal(await get('root'), 0n);
     assert.equal(await get('treeSize'), 0n);
+    assert.equal(await get('committedSize'), 0n);
     assert.equal((await call(pool, Pool.encode('isKnownRoot', [0n])))[0], 0n);
+    // Committing an empty tree changes nothing and emits nothing.
+    assert.equal(await get('commitRoot'), 0n);
+    const { log } = await commit();
+    assert.equal(log, undefined);
+    assert.equal(await get('rootCount'), 0n);
   });
 
   it('rejects bad deployment parameters', async () => {
@@ -197,20 +222,31 @@ describe('ZkCreditsPool on anvil', () => {
     gas['deposit (1st note, fresh pool)'] = r.gas;
     const [log] = depositedLogs(r, pool);
     const e = (await call(pool, Pool.encode('currentEpoch', [])))[0] + LIFETIME;
-    assert.deepEqual(
-      { ...log },
-      { id, leafIndex: 0n, leaf: await leafOf(id, 5000n, e), amount: 5000n, expiryEpoch: e, root: log.root },
-    );
+    assert.deepEqual({ ...log }, { id, leafIndex: 0n, leaf: await leafOf(id, 5000n, e), amount: 5000n, expiryEpoch: e });
+    assert.equal(committedLogs(r, pool).length, 0, 'a single deposit commits no root');
+    assert.equal(await view('treeSize'), 1n);
+    assert.equal(await view('root'), 0n, 'nothing committed yet');
+    assert.equal(await view('isKnownRoot', [log.leaf]), 0n);
     await refInsert(log.leaf);
-    assert.equal(log.root, await refRoot());
-    assert.equal(log.root, log.leaf, 'a one-leaf LeanIMT has the leaf as its root');
+    const { r: c, log: committed } = await commit();
+    gas['commitRoot, 1 leaf (0 node hashes)'] = c.gas;
+    assert.deepEqual({ root: committed.root, size: committed.size }, { root: await refRoot(), size: 1n });
+    assert.equal(committed.root, log.leaf, 'a one-leaf LeanIMT has the leaf as its root');
+    assert.equal(await view('root'), log.leaf);
+    assert.equal(await view('isKnownRoot', [log.leaf]), 1n);
+    assert.equal(await view('committedSize'), 1n);
+    // A second commit with no deposit in between is a no-op.
+    const again = await commit();
+    assert.equal(again.log, undefined);
+    gas['commitRoot, nothing new since the last commit'] = again.r.gas;
+    assert.equal(await view('rootCount'), 1n);
     const [amount, expiry, leafIndex, exists] = await call(pool, Pool.encode('deposits', [id]));
     assert.deepEqual([amount, expiry, leafIndex, exists], [5000n, e, 0n, 1n]);
     assert.equal((await call(pool, Pool.encode('outstanding', [e])))[0], 5000n);
     assert.equal(await balance(pool), 5000n * UNIT);
   });
 
-  it('depositMany: 10 notes, one transfer, one root for the batch', async () => {
+  it('depositMany: 10 notes, one transfer, commits one root for the batch', async () => {
     const ids = [];
     for (let i = 0; i < 10; i++) ids.push(freshId());
     const amounts = ids.map((_, i) => BigInt(1000 + i) * UNIT);
@@ -226,33 +262,66 @@ describe('ZkCreditsPool on anvil', () => {
       assert.equal(log.leafIndex, BigInt(i + 1));
       assert.equal(log.amount, BigInt(1000 + i));
       assert.equal(log.leaf, await leafOf(ids[i], log.amount, log.expiryEpoch));
-      assert.equal(log.root, logs[0].root);
       await refInsert(log.leaf);
     }
-    assert.equal(logs[0].root, await refRoot());
-    assert.equal((await call(pool, Pool.encode('root', [])))[0], logs[0].root);
-    assert.equal((await call(pool, Pool.encode('treeSize', [])))[0], 11n);
-    assert.equal((await call(pool, Pool.encode('isKnownRoot', [logs[0].root])))[0], 1n);
+    const committed = committedLogs(r, pool);
+    assert.equal(committed.length, 1, 'one RootCommitted for the batch');
+    assert.equal(committed[0].size, 11n);
+    assert.equal(committed[0].root, await refRoot());
+    const lastDeposited = Math.max(
+      ...r.logs.filter((l) => l.topics[0] === Pool.eventTopic('Deposited')).map((l) => Number(BigInt(l.logIndex))),
+    );
+    assert.ok(committed[0].logIndex > lastDeposited, 'RootCommitted follows the Deposited events it covers');
+    assert.equal(await view('root'), committed[0].root);
+    assert.equal(await view('treeSize'), 11n);
+    assert.equal(await view('committedSize'), 11n);
+    assert.equal(await view('isKnownRoot', [committed[0].root]), 1n);
   });
 
-  it('single deposits: roots match the LeanIMT at every size, gas by leaf index', async () => {
+  it('single deposits and commits: committed roots match the LeanIMT at every size, gas by leaf index', async () => {
     const rootsSeen = [];
     for (let i = 11; i < 40; i++) {
       const id = freshId();
       const r = await send(user, pool, Pool.encode('deposit', [id, 2000n * UNIT]));
       const [log] = depositedLogs(r, pool);
       assert.equal(log.leafIndex, BigInt(i));
+      assert.equal(committedLogs(r, pool).length, 0);
       const refGas = (await refInsert(log.leaf)).gas;
       if ([15, 31].includes(i)) gas[`  zk-kit InternalLeanIMT._insert alone, leaf index ${i}`] = refGas;
-      assert.equal(log.root, await refRoot(), `root after ${i + 1} leaves`);
-      rootsSeen.push(log.root);
       if ([11, 12, 15, 16, 31].includes(i)) {
-        gas[`deposit, small tree, leaf index ${i} (${popcount(i)} node hashes)`] = r.gas;
+        gas[`deposit, small tree, leaf index ${i} (${trailingOnes(i)} node hashes)`] = r.gas;
+      }
+      // Commit after every deposit up to 30 leaves, then after every third: a root is
+      // the LeanIMT root of all leaves so far, whatever was committed before.
+      if (i < 30 || i % 3 === 0) {
+        const { r: c, log: committed } = await commit();
+        assert.deepEqual([committed.root, committed.size], [await refRoot(), BigInt(i + 1)], `root after ${i + 1} leaves`);
+        assert.equal(await view('root'), committed.root);
+        if ([27, 31].includes(i + 1)) {
+          gas[`commitRoot, small tree, ${i + 1} leaves (${popcount(i + 1) - 1} node hashes)`] = c.gas;
+        }
+        rootsSeen.push(committed.root);
+      } else {
+        assert.equal(await view('isKnownRoot', [await refRoot()]), 0n, 'an uncommitted root is not known');
       }
     }
     // All within the ring of 64 are known; the newest is root().
-    for (const r of rootsSeen) assert.equal((await call(pool, Pool.encode('isKnownRoot', [r])))[0], 1n);
-    assert.equal((await call(pool, Pool.encode('isKnownRoot', [12345n])))[0], 0n);
+    for (const r of rootsSeen) assert.equal(await view('isKnownRoot', [r]), 1n);
+    assert.equal(await view('isKnownRoot', [12345n]), 0n);
+  });
+
+  it('the ring keeps the last rootHistorySize committed roots', async () => {
+    const p4 = await deployPool({ rootHistorySize: 3n });
+    await send(user, token, Token.encode('approve', [p4, 10n ** 32n]));
+    const roots = [];
+    for (let i = 0; i < 5; i++) {
+      await send(user, p4, Pool.encode('deposit', [freshId(), UNIT]));
+      roots.push((await commit(p4)).log.root);
+    }
+    const known = [];
+    for (const r of roots) known.push(await view('isKnownRoot', [r], p4));
+    assert.deepEqual(known, [0n, 0n, 1n, 1n, 1n]);
+    assert.equal(await view('rootCount', [], p4), 5n);
   });
 
   it('deposit reverts with named errors', async () => {
@@ -369,9 +438,34 @@ describe('ZkCreditsPool on anvil', () => {
     assert.equal((await balance(provider)) - pBefore, 4500n * UNIT);
   });
 
+  it('hostile tokens: fee on transfer, false return, re-entry are refused by name', async () => {
+    const out = compile({ withTests: true });
+    const c = out.contracts['test/HostileTokens.sol'].HostileToken;
+    const Hostile = new Contract(c.abi);
+    const bad = await deploy('0x' + c.evm.bytecode.object);
+    const p5 = await deployPool({ token: bad });
+    await send(user, bad, Hostile.encode('mint', [user, 10n ** 30n]));
+    await send(user, bad, Hostile.encode('approve', [p5, 10n ** 30n]));
+    const setMode = (mode, data = '0x') => send(deployer, bad, Hostile.encode('setMode', [mode, p5, data]));
+    // Fee on transfer: depositMany checks the exact sum; a single deposit credits what came.
+    await setMode(1n);
+    const ids = [freshId(), freshId()];
+    await expectRevert(user, p5, Pool.encode('depositMany', [ids, [1000n * UNIT, 1000n * UNIT]]), Pool, 'TransferAmountMismatch');
+    await expectRevert(user, p5, Pool.encode('deposit', [freshId(), 150n * UNIT]), Pool, 'AmountNotMultipleOfUnit');
+    const r = await send(user, p5, Pool.encode('deposit', [freshId(), 100_000n * UNIT]));
+    assert.equal(depositedLogs(r, p5)[0].amount, 99_000n, 'D is what arrived');
+    // A token that returns false.
+    await setMode(2n);
+    await expectRevert(user, p5, Pool.encode('deposit', [freshId(), UNIT]), Pool, 'TokenCallFailed');
+    // A token that calls back into the pool during the transfer.
+    await setMode(3n, Pool.encode('deposit', [freshId(), UNIT]));
+    await expectRevert(user, p5, Pool.encode('deposit', [freshId(), UNIT]), Pool, 'Reentrancy');
+  });
+
   it('gas of a deposit in a large tree (state set with anvil_setStorageAt)', async () => {
-    // The pool's slot 0 packs _treeSize (low 8 bytes) and _rootCount (next 8 bytes); the
-    // frontier starts at slot 3; the root ring is mapping slot 36 (see storageLayout).
+    // The pool's slot 0 packs _treeSize (low 8 bytes), _rootCount (next 8 bytes) and
+    // _committedSize (next 8); the frontier starts at slot 3; the root ring is mapping slot
+    // 36 (see storageLayout).
     const p3 = await deployPool({});
     await send(user, token, Token.encode('approve', [p3, 10n ** 32n]));
     await send(user, p3, Pool.encode('deposit', [freshId(), 1000n * UNIT])); // warms epoch, balances
@@ -380,28 +474,43 @@ describe('ZkCreditsPool on anvil', () => {
     const rootCount = 5000n; // ring already lapped: ring writes overwrite non-zero slots
     for (let l = 0n; l <= 20n; l++) await setSlot(3n + l, (l + 1n) * 0x1234567n);
     for (let j = 0n; j < 64n; j++) await setSlot(BigInt(keccakHex(j.toString(16).padStart(64, '0') + (36n).toString(16).padStart(64, '0'))), 99n);
+    const slot0 = (size, committed) => setSlot(0n, size | (rootCount << 64n) | (committed << 128n));
+    const half = 2n ** 19n;
     const cases = [
-      ['2^19', 2n ** 19n],
-      ['2^19 + 2^18 + 2^17', 2n ** 19n + 2n ** 18n + 2n ** 17n],
-      ['4 bits set', 0b10110100000000000000n],
-      ['5 bits set', 0b10110100100000000000n],
-      ['10 bits set (the mean in [2^19, 2^20))', 0b10110100101011011000n],
-      ['15 bits set', 0b11110111101101111010n],
-      ['2^20 - 1 (20 bits set, worst case)', 2n ** 20n - 1n],
+      ['2^19 (even)', half],
+      ['2^19 + 1', half + 1n],
+      ['2^19 + 3', half + 3n],
+      ['2^19 + 2^4 - 1', half + 15n],
+      ['2^19 + 2^5 - 1', half + 31n],
+      ['2^20 - 1 (worst case)', 2n ** 20n - 1n],
     ];
     for (const [label, index] of cases) {
-      await setSlot(0n, index | (rootCount << 64n));
+      await slot0(index, 1000n);
       const r = await send(user, p3, Pool.encode('deposit', [freshId(), 1000n * UNIT]));
       assert.equal(depositedLogs(r, p3)[0].leafIndex, index);
-      const hashes = popcount(Number(index));
+      const hashes = trailingOnes(Number(index));
       gas[`deposit, 2^20 tree, index ${label}: ${hashes} node hashes`] = r.gas;
       if (hashes <= 4) assert.ok(r.gas <= GAS_BAR_DEPOSIT, `deposit at index ${index}: ${r.gas} gas`);
     }
-    await setSlot(0n, (2n ** 19n + 2n ** 18n + 5n) | (rootCount << 64n));
+    const commits = [
+      ['2^19 + 1', half + 1n],
+      ['with 10 bits set (the mean in [2^19, 2^20))', 0b10110100101011011000n],
+      ['2^20 - 1 (worst case)', 2n ** 20n - 1n],
+      ['2^20', 2n ** 20n],
+    ];
+    for (const [label, size] of commits) {
+      await slot0(size, 1000n);
+      const { r, log } = await commit(p3);
+      assert.equal(log.size, size);
+      gas[`commitRoot, 2^20 tree, size ${label}: ${popcount(Number(size)) - 1} node hashes`] = r.gas;
+    }
+    await slot0(half + 2n ** 18n + 5n, 1000n);
     const ids = Array.from({ length: 10 }, freshId);
     const r = await send(user, p3, Pool.encode('depositMany', [ids, ids.map(() => 1000n * UNIT)]));
+    assert.equal(committedLogs(r, p3).length, 1);
+    gas['depositMany of 10, 2^20 tree, index 2^19+2^18+5 (with its commit)'] = r.gas;
     gas['depositMany of 10, 2^20 tree, index 2^19+2^18+5, per note'] = Math.round(r.gas / 10);
-    await setSlot(0n, (2n ** 20n) | (rootCount << 64n));
+    await slot0(2n ** 20n, 1000n);
     await expectRevert(user, p3, Pool.encode('deposit', [freshId(), 1000n * UNIT]), Pool, 'TreeFull');
   });
 });
