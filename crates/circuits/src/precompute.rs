@@ -38,6 +38,17 @@ pub struct NotePrecomputation {
 }
 
 impl NotePrecomputation {
+    /// No precomputed part: the plain prover.
+    fn none() -> Self {
+        Self {
+            a: G1Projective::zero(),
+            b_g1: G1Projective::zero(),
+            b_g2: G2Projective::zero(),
+            l: G1Projective::zero(),
+            fingerprint: [0; 32],
+        }
+    }
+
     /// What this precomputation was made for (a hash; reveals nothing about the note).
     pub fn fingerprint(&self) -> [u8; 32] {
         self.fingerprint
@@ -77,20 +88,26 @@ impl RequestProver {
         if self.fingerprint(&assignment) != pre.fingerprint {
             return Err(CircuitError::StalePrecomputation);
         }
-        Ok(self.prove_with_fixed_part(pre, &assignment, rng)?)
+        Ok(self.prove_with_fixed_part(Some(pre), &assignment, rng)?)
     }
 
-    /// The proof arithmetic, without the fingerprint check (tests use it to show that a
-    /// mismatched precomputation yields a proof that does not verify).
+    /// The Groth16 proof arithmetic for a checked assignment, with the fixed part taken
+    /// from `pre` when given (and computed here when not). No fingerprint check: tests
+    /// use it to show that a mismatched precomputation yields a proof that does not
+    /// verify; everything else goes through [`RequestProver::prove`] or
+    /// [`RequestProver::prove_precomputed`].
     #[doc(hidden)]
     pub fn prove_with_fixed_part<R: RngCore + CryptoRng>(
         &self,
-        pre: &NotePrecomputation,
+        pre: Option<&NotePrecomputation>,
         assignment: &[Fr],
         rng: &mut R,
     ) -> Result<Proof<Bn254>, ark_relations::gr1cs::SynthesisError> {
         let pk = self.proving_key();
-        let fixed = self.fixed_range();
+        let (fixed, pre) = match pre {
+            Some(pre) => (self.fixed_range(), pre.clone()),
+            None => (0..0, NotePrecomputation::none()),
+        };
         let num_instance = self.num_instance();
         let h = LibsnarkReduction::witness_map_from_matrices::<Fr, GeneralEvaluationDomain<Fr>>(
             self.matrices(),

@@ -4,11 +4,14 @@
 //! each proof only computes the witness (no matrix construction, no linear-combination
 //! inlining) before the QAP reduction and the multi-scalar multiplications. The witness
 //! is checked against the matrices first, so an unsatisfiable request is refused with
-//! the failing constraint instead of yielding a proof that never verifies.
+//! the failing constraint instead of yielding a proof that never verifies. The proof
+//! arithmetic itself (QAP quotient from arkworks, then the five MSMs run side by side
+//! with fresh blinding `r, s`) lives in `precompute.rs`, shared with the per-note fast
+//! path; its proofs are checked by arkworks' own verifier in the tests.
 
 use ark_bn254::{Bn254, Fr};
-use ark_ff::{UniformRand, Zero};
-use ark_groth16::{Groth16, Proof, ProvingKey};
+use ark_ff::Zero;
+use ark_groth16::{Proof, ProvingKey};
 use ark_relations::gr1cs::{
     ConstraintSystem, OptimizationGoal, R1CS_PREDICATE_LABEL, SynthesisMode,
 };
@@ -117,17 +120,7 @@ impl RequestProver {
         rng: &mut R,
     ) -> Result<Proof<Bn254>, CircuitError> {
         let assignment = self.assignment(circuit)?;
-        let r = Fr::rand(rng);
-        let s = Fr::rand(rng);
-        Ok(Groth16::<Bn254>::create_proof_with_reduction_and_matrices(
-            &self.keys.proving_key,
-            r,
-            s,
-            &self.matrices,
-            self.num_instance,
-            self.num_constraints,
-            &assignment,
-        )?)
+        Ok(self.prove_with_fixed_part(None, &assignment, rng)?)
     }
 }
 

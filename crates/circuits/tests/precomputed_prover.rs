@@ -85,7 +85,7 @@ fn a_precomputation_for_another_note_or_root_is_refused_and_would_not_verify() {
     ));
     let assignment = prover().assignment(circuit).expect("assignment");
     let proof = prover()
-        .prove_with_fixed_part(&pre, &assignment, &mut rng(2))
+        .prove_with_fixed_part(Some(&pre), &assignment, &mut rng(2))
         .expect("arithmetic");
     assert!(!verifier().verify(&proof, &public));
 
@@ -110,7 +110,7 @@ fn a_precomputation_for_another_key_is_refused() {
     let public = circuit.public.to_field_elements();
     let assignment = prover().assignment(circuit).expect("assignment");
     let proof = prover()
-        .prove_with_fixed_part(&pre, &assignment, &mut rng(5))
+        .prove_with_fixed_part(Some(&pre), &assignment, &mut rng(5))
         .expect("arithmetic");
     assert!(!verifier().verify(&proof, &public));
 }
