@@ -78,6 +78,30 @@ pub struct PathLevel {
     pub has_sibling: bool,
 }
 
+/// A native path as the circuit's fixed [`TREE_LEVELS`] levels: levels above the
+/// tree's depth have no sibling.
+///
+/// # Panics
+/// If the path has more than [`TREE_LEVELS`] levels (callers check first).
+pub fn path_levels(path: &MerklePath) -> Vec<PathLevel> {
+    assert!(
+        path.siblings.len() <= TREE_LEVELS,
+        "path deeper than the circuit"
+    );
+    let mut levels: Vec<PathLevel> = path
+        .siblings
+        .iter()
+        .enumerate()
+        .map(|(level, sibling)| PathLevel {
+            sibling: sibling.unwrap_or_default(),
+            is_right: sibling.is_some() && path.is_right(level),
+            has_sibling: sibling.is_some(),
+        })
+        .collect();
+    levels.resize(TREE_LEVELS, PathLevel::default());
+    levels
+}
+
 /// The private witness. Fields are raw field elements so that soundness tests can put
 /// any value in any wire; [`RequestCircuit::new`] fills them from typed values.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,18 +194,7 @@ impl RequestCircuit {
         let ticket = Ticket::new(k, state.index);
         let share = ticket.share(k, inputs.x);
         let next_commitment = state.next_commitment(k, inputs.rho_next)?;
-        let mut path: Vec<PathLevel> = inputs
-            .path
-            .siblings
-            .iter()
-            .enumerate()
-            .map(|(level, sibling)| PathLevel {
-                sibling: sibling.unwrap_or_default(),
-                is_right: sibling.is_some() && inputs.path.is_right(level),
-                has_sibling: sibling.is_some(),
-            })
-            .collect();
-        path.resize(TREE_LEVELS, PathLevel::default());
+        let path = path_levels(inputs.path);
         let (refunds_prev, penalties_prev) = state.previous_totals();
         let (rho, refund, penalty, sig_r8, sig_s) = match &state.last {
             Some(last) => (

@@ -35,3 +35,52 @@ pub fn root(leaf: &FpVar<Fr>, levels: &[LevelVar]) -> Result<FpVar<Fr>, Synthesi
     }
     Ok(node)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gadgets::{witness, witness_bit};
+    use crate::request::path_levels;
+    use ark_r1cs_std::fields::fp::FpVar;
+    use ark_relations::gr1cs::ConstraintSystem;
+    use proptest::prelude::*;
+    use zkcredits_protocol::merkle::LeanImt;
+
+    fn circuit_root(leaf: Fr, path: &zkcredits_protocol::merkle::MerklePath) -> (Fr, bool) {
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        let leaf = FpVar::new_witness(cs.clone(), || Ok(leaf)).expect("leaf");
+        let levels: Vec<LevelVar> = path_levels(path)
+            .iter()
+            .map(|l| LevelVar {
+                sibling: witness(&cs, || Ok(l.sibling)).expect("sibling"),
+                is_right: witness_bit(&cs, || Ok(l.is_right)).expect("bit"),
+                has_sibling: witness_bit(&cs, || Ok(l.has_sibling)).expect("bit"),
+            })
+            .collect();
+        let root = root(&leaf, &levels).expect("root").value().expect("value");
+        (root, cs.is_satisfied().expect("satisfiable"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn the_circuit_and_the_native_tree_agree_on_roots_and_paths(
+            n in 1u64..300, pick in any::<u64>(), salt in any::<u64>(),
+        ) {
+            let mut tree = LeanImt::new();
+            for i in 0..n {
+                tree.push(Fr::from(salt) + Fr::from(i + 1)).expect("push");
+            }
+            let index = pick % n;
+            let leaf = tree.leaf(index).expect("leaf");
+            let path = tree.path(index).expect("path");
+            let (root, satisfied) = circuit_root(leaf, &path);
+            prop_assert!(satisfied);
+            prop_assert_eq!(root, tree.root());
+            prop_assert_eq!(root, path.root_from(leaf));
+            // Another leaf at the same position does not reach the root.
+            let (other, _) = circuit_root(leaf + Fr::from(1u64), &path);
+            prop_assert_ne!(other, tree.root());
+        }
+    }
+}
