@@ -11,7 +11,7 @@ use ark_ff::{Field, Zero};
 use ark_r1cs_std::fields::FieldVar;
 use ark_r1cs_std::fields::fp::FpVar;
 use ark_r1cs_std::prelude::*;
-use ark_relations::gr1cs::SynthesisError;
+use ark_relations::gr1cs::{ConstraintSystemRef, SynthesisError};
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::babyjubjub::{BabyJubJub, COEFF_A, COEFF_D, Point};
 
@@ -65,15 +65,7 @@ impl PointVar {
             let sum = (self.value()?.into_group() + other.value()?).into_affine();
             return Ok(Self::constant(sum));
         }
-        let x3 = witness(&cs, || {
-            Ok(x_num.value()? * x_den.value()?.inverse().unwrap_or_default())
-        })?;
-        let y3 = witness(&cs, || {
-            Ok(y_num.value()? * y_den.value()?.inverse().unwrap_or_default())
-        })?;
-        x3.mul_equals(&x_den, &x_num)?;
-        y3.mul_equals(&y_den, &y_num)?;
-        Ok(Self { x: x3, y: y3 })
+        Self::quotients(&cs, (&x_num, &x_den), (&y_num, &y_den))
     }
 
     /// `2 * self` (5 constraints), using the curve equation to simplify the
@@ -92,15 +84,24 @@ impl PointVar {
         let y_den = FpVar::constant(Fr::from(2u64)) - &axx - &yy;
         let x_num = xy.double()?;
         let y_num = &yy - &axx;
-        let x3 = witness(&cs, || {
-            Ok(x_num.value()? * x_den.value()?.inverse().unwrap_or_default())
-        })?;
-        let y3 = witness(&cs, || {
-            Ok(y_num.value()? * y_den.value()?.inverse().unwrap_or_default())
-        })?;
-        x3.mul_equals(&x_den, &x_num)?;
-        y3.mul_equals(&y_den, &y_num)?;
-        Ok(Self { x: x3, y: y3 })
+        Self::quotients(&cs, (&x_num, &x_den), (&y_num, &y_den))
+    }
+
+    /// The point `(xn / xd, yn / yd)`, allocated and enforced as `x * xd = xn`,
+    /// `y * yd = yn` (2 constraints). The denominators never vanish on the curve.
+    fn quotients(
+        cs: &ConstraintSystemRef<Fr>,
+        (x_num, x_den): (&FpVar<Fr>, &FpVar<Fr>),
+        (y_num, y_den): (&FpVar<Fr>, &FpVar<Fr>),
+    ) -> Result<Self, SynthesisError> {
+        let divide = |num: &FpVar<Fr>, den: &FpVar<Fr>| -> Result<Fr, SynthesisError> {
+            Ok(num.value()? * den.value()?.inverse().unwrap_or_default())
+        };
+        let x = witness(cs, || divide(x_num, x_den))?;
+        let y = witness(cs, || divide(y_num, y_den))?;
+        x.mul_equals(x_den, x_num)?;
+        y.mul_equals(y_den, y_num)?;
+        Ok(Self { x, y })
     }
 
     /// Selects `t` when `cond` else `f` (2 constraints).
