@@ -326,6 +326,17 @@ impl PoolClient {
             .filter(move |l| l.address() == pool)
     }
 
+    /// The first `E` the pool emitted in `receipt`; a successful call that did not emit
+    /// it is an error (the contract and these bindings disagree).
+    fn pool_event<E: SolEvent>(&self, receipt: &TransactionReceipt) -> Result<E> {
+        self.pool_logs(receipt)
+            .find_map(|log| E::decode_log_data(log.data()).ok())
+            .ok_or(Error::MissingEvent {
+                tx: receipt.transaction_hash,
+                event: E::SIGNATURE,
+            })
+    }
+
     // ------------------------------------------------------------------ roots
 
     /// Commits the current root (permissionless). `committed` is `None` when nothing was
@@ -360,22 +371,15 @@ impl PoolClient {
         let receipt = self
             .send(self.pool.slash(k).into_transaction_request())
             .await?;
-        for log in self.pool_logs(&receipt) {
-            if let Ok(e) = ZkCreditsPool::Slashed::decode_log_data(log.data()) {
-                return Ok(SlashOutcome {
-                    tx: TxInfo::of(&receipt),
-                    id: u256_to_fr(e.id)?,
-                    nc: u256_to_fr(e.nc)?,
-                    k: u256_to_fr(e.k)?,
-                    slasher: e.slasher,
-                    bounty: e.bounty,
-                    to_provider: e.toProvider,
-                });
-            }
-        }
-        Err(Error::MissingEvent {
-            tx: receipt.transaction_hash,
-            event: "Slashed",
+        let e: ZkCreditsPool::Slashed = self.pool_event(&receipt)?;
+        Ok(SlashOutcome {
+            tx: TxInfo::of(&receipt),
+            id: u256_to_fr(e.id)?,
+            nc: u256_to_fr(e.nc)?,
+            k: u256_to_fr(e.k)?,
+            slasher: e.slasher,
+            bounty: e.bounty,
+            to_provider: e.toProvider,
         })
     }
 
@@ -416,18 +420,11 @@ impl PoolClient {
         let receipt = self
             .send(self.pool.claimExpired(epoch).into_transaction_request())
             .await?;
-        for log in self.pool_logs(&receipt) {
-            if let Ok(e) = ZkCreditsPool::ExpiredClaimed::decode_log_data(log.data()) {
-                return Ok(ClaimOutcome {
-                    tx: TxInfo::of(&receipt),
-                    epoch: e.epoch,
-                    amount: e.amount,
-                });
-            }
-        }
-        Err(Error::MissingEvent {
-            tx: receipt.transaction_hash,
-            event: "ExpiredClaimed",
+        let e: ZkCreditsPool::ExpiredClaimed = self.pool_event(&receipt)?;
+        Ok(ClaimOutcome {
+            tx: TxInfo::of(&receipt),
+            epoch: e.epoch,
+            amount: e.amount,
         })
     }
 

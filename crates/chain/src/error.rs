@@ -314,27 +314,31 @@ impl Error {
     }
 }
 
+impl Error {
+    /// A revert: one of the named contract errors when the data decodes as one.
+    fn from_revert(data: Bytes) -> Self {
+        match ContractError::decode(&data) {
+            Some(c) => Self::Contract(c),
+            None => Self::UnknownRevert(data),
+        }
+    }
+}
+
 impl From<alloy::contract::Error> for Error {
     fn from(e: alloy::contract::Error) -> Self {
-        if let Some(data) = e.as_revert_data() {
-            return match ContractError::decode(&data) {
-                Some(c) => Self::Contract(c),
-                None => Self::UnknownRevert(data),
-            };
+        match e.as_revert_data() {
+            Some(data) => Self::from_revert(data),
+            None => Self::Rpc(e.to_string()),
         }
-        Self::Rpc(e.to_string())
     }
 }
 
 impl From<alloy::transports::TransportError> for Error {
     fn from(e: alloy::transports::TransportError) -> Self {
-        if let Some(data) = e.as_error_resp().and_then(|p| p.as_revert_data()) {
-            return match ContractError::decode(&data) {
-                Some(c) => Self::Contract(c),
-                None => Self::UnknownRevert(data),
-            };
+        match e.as_error_resp().and_then(|p| p.as_revert_data()) {
+            Some(data) => Self::from_revert(data),
+            None => Self::Rpc(e.to_string()),
         }
-        Self::Rpc(e.to_string())
     }
 }
 
