@@ -14,13 +14,11 @@ use std::path::{Path, PathBuf};
 
 use ark_bn254::Bn254;
 use ark_groth16::{Groth16, ProvingKey, VerifyingKey};
-use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate};
 use ark_std::rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zkcredits_protocol::Fr;
 
 use crate::error::CircuitError;
 use crate::request::RequestCircuit;
@@ -92,13 +90,6 @@ pub enum SetupStep {
     Write,
     /// Reading the proving key back with full checks.
     Check,
-}
-
-/// The request circuit's constraint count.
-pub fn request_constraints() -> Result<usize, CircuitError> {
-    let cs = ConstraintSystem::<Fr>::new_ref();
-    RequestCircuit::blank().generate_constraints(cs.clone())?;
-    Ok(cs.num_constraints())
 }
 
 /// Generates the request keys from `seed` (development only), writes them to `dir`, and

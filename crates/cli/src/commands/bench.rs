@@ -79,8 +79,6 @@ fn circuits(dir: PathBuf, proofs: usize) -> anyhow::Result<()> {
         rayon_threads()
     );
     super::setup::ensure_keys(&dir, true)?;
-    let request_constraints = keys::request_constraints()?;
-    println!("request circuit: {request_constraints} constraints");
 
     // Key load: the first read warms the page cache, as a long-running client would be.
     let mut load_samples = Vec::new();
@@ -97,6 +95,8 @@ fn circuits(dir: PathBuf, proofs: usize) -> anyhow::Result<()> {
     let keys = loaded.context("keys loaded")?;
     let verifier = Verifier::new(keys.verifying_key());
     let prover = RequestProver::new(keys)?;
+    let request_constraints = prover.num_constraints();
+    println!("request circuit: {request_constraints} constraints");
 
     let mut rng = ChaCha20Rng::from_entropy();
     let mut note = SampleNote::new(1_000, 1_000_000, 3, 250);
