@@ -1,0 +1,2 @@
+//! The user's side: wallet, note journal, prover cache, gateway client and the local
+//! OpenAI-compatible proxy.

@@ -1,0 +1,131 @@
+//! Durable state of the gateway: spent tickets, issued receipts, and the on-chain work
+//! still owed (slashes, violation records).
+//!
+//! Every method that returns `Ok` has made its write durable (SQLite: WAL with
+//! `synchronous = FULL`; PostgreSQL: a committed transaction), so the gateway may answer
+//! the client right after it. Implementations group-commit concurrent calls rather than
+//! syncing each on its own. Field elements travel as 32-byte canonical big-endian
+//! encodings (`zkcredits_protocol::field::to_be_bytes`).
+
+use async_trait::async_trait;
+
+/// A field element in its canonical 32-byte big-endian encoding.
+pub type FieldBytes = [u8; 32];
+
+/// One share `(x, y)` on a ticket's line, as the gateway received it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredShare {
+    /// The request binding `x`.
+    pub x: FieldBytes,
+    /// `y = k + a * x`.
+    pub y: FieldBytes,
+}
+
+/// The outcome of offering a ticket's nullifier to the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// The nullifier was unseen; it is now durably recorded with this share.
+    Fresh,
+    /// The same nullifier with the same `x` was seen before: a replay. Carries the
+    /// receipt issued for it, if one was stored.
+    Replay {
+        /// The encoded receipt (`zkcredits_protocol::wire`), if already issued.
+        receipt: Option<Vec<u8>>,
+    },
+    /// The same nullifier with another `x`: a double spend. Carries the first share,
+    /// which with the new one recovers the note secret.
+    DoubleSpend {
+        /// The share stored first.
+        first: StoredShare,
+    },
+}
+
+/// A violation of the provider's policy, to be logged on chain with
+/// `recordViolations`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Store-assigned id, used to mark it submitted.
+    pub id: i64,
+    /// The request's nullifier `N`.
+    pub nullifier: FieldBytes,
+    /// Hash of the evidence kept by the provider.
+    pub evidence_hash: FieldBytes,
+    /// The penalty put in the receipt, in credit units.
+    pub penalty: u64,
+}
+
+/// A slash still to be submitted on chain: the recovered note secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingSlash {
+    /// The recovered note secret `k`.
+    pub k: FieldBytes,
+    /// How many submissions failed so far.
+    pub attempts: u32,
+}
+
+/// Why a store operation failed. The gateway answers 503 `store_unavailable` and the
+/// request is not charged.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or refused the operation.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The stored data is not what this version of the gateway wrote.
+    #[error("store corrupt: {0}")]
+    Corrupt(String),
+    /// A receipt was offered for a nullifier the store never admitted, or a second,
+    /// different receipt for one that already has one.
+    #[error("receipt conflict: {0}")]
+    ReceiptConflict(&'static str),
+}
+
+/// The nullifier, receipt and duty store shared by every request handler.
+///
+/// Implementations: SQLite (embedded default) and PostgreSQL (replicas sharing one
+/// database). Both must be safe under concurrent calls from many tasks and, for
+/// PostgreSQL, from many processes.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Atomically inserts `(nullifier, share)` if the nullifier is unseen, else reports
+    /// what was there. Durable before it returns `Fresh`.
+    async fn admit(&self, nullifier: FieldBytes, share: StoredShare)
+    -> Result<Admission, StoreError>;
+
+    /// Stores the receipt issued for an admitted nullifier. Durable before it returns.
+    /// Storing the identical receipt again is a no-op.
+    async fn put_receipt(&self, nullifier: FieldBytes, receipt: &[u8]) -> Result<(), StoreError>;
+
+    /// The receipt issued for a nullifier, if any.
+    async fn receipt(&self, nullifier: FieldBytes) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Queues `slash(k)` for the chain worker. Idempotent per `k`.
+    async fn enqueue_slash(&self, k: FieldBytes) -> Result<(), StoreError>;
+
+    /// Slashes not yet confirmed on chain, oldest first.
+    async fn pending_slashes(&self, limit: usize) -> Result<Vec<PendingSlash>, StoreError>;
+
+    /// Records the outcome of a slash submission: `Some(tx)` once it is on chain (or the
+    /// note was already slashed or closed), `None` for a failed attempt to retry.
+    async fn finish_slash(&self, k: FieldBytes, tx: Option<[u8; 32]>) -> Result<(), StoreError>;
+
+    /// Records a policy violation for the next `recordViolations` batch.
+    async fn record_violation(
+        &self,
+        nullifier: FieldBytes,
+        evidence_hash: FieldBytes,
+        penalty: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Violations not yet logged on chain, oldest first.
+    async fn pending_violations(&self, limit: usize) -> Result<Vec<Violation>, StoreError>;
+
+    /// Marks violations as logged by transaction `tx`.
+    async fn mark_violations_submitted(&self, ids: &[i64], tx: [u8; 32])
+    -> Result<(), StoreError>;
+
+    /// A small key-value slot for the chain watcher's progress (last block scanned).
+    async fn cursor(&self, name: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Sets a cursor, durably.
+    async fn set_cursor(&self, name: &str, value: u64) -> Result<(), StoreError>;
+}
