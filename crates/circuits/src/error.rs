@@ -17,11 +17,14 @@ pub enum CircuitError {
     /// The note cannot pay for this request (rule 4).
     #[error("the note cannot pay for another request: close it or use another note")]
     Insolvent,
+    /// The note cannot close from this state (overdrawn, out of range).
+    #[error(transparent)]
+    Close(#[from] zkcredits_protocol::close::CloseError),
     /// The note state is invalid.
     #[error(transparent)]
     State(#[from] StateError),
     /// The witness does not satisfy the circuit: a bug or tampered inputs.
-    #[error("the witness does not satisfy the request circuit (rule: {0})")]
+    #[error("the witness does not satisfy the circuit (rule: {0})")]
     Unsatisfied(String),
     /// A per-note precomputation was made for another note, root or key.
     #[error("the proving precomputation is for another note, root or key; recompute it")]

@@ -20,17 +20,31 @@ use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::close::CloseCircuit;
 use crate::error::CircuitError;
+use crate::prover::Statement;
 use crate::request::RequestCircuit;
 
 /// The circuit identifier written into the manifest; bump it whenever the statement
 /// changes, so old keys are refused instead of producing proofs that never verify.
 pub const REQUEST_CIRCUIT_ID: &str = "zkcredits/request/v1";
+/// The close circuit's identifier (`docs/PROTOCOL.md §6`).
+pub const CLOSE_CIRCUIT_ID: &str = "zkcredits/close/v1";
 
-/// The manifest file name inside a key directory.
+/// The request keys' manifest file name inside a key directory.
 pub const MANIFEST: &str = "keys.json";
-const PROVING_KEY_FILE: &str = "request.pk";
-const VERIFYING_KEY_FILE: &str = "request.vk";
+/// The close keys' manifest file name inside the same directory.
+pub const CLOSE_MANIFEST: &str = "close-keys.json";
+
+/// The seed of the close circuit's development setup, derived from the setup seed so that
+/// one seed makes both key sets and the request keys stay what they were before the close
+/// circuit existed.
+pub fn close_seed(seed: [u8; 32]) -> [u8; 32] {
+    Sha256::new_with_prefix(b"zkcredits/close-setup/v1")
+        .chain_update(seed)
+        .finalize()
+        .into()
+}
 
 /// The seed of the development setup everybody can reproduce (and therefore forge with).
 pub const DEV_SEED: [u8; 32] = *b"zkcredits dev setup: NOT SECURE!";
@@ -64,15 +78,20 @@ pub struct KeyFileEntry {
 }
 
 /// The request circuit's keys.
+pub type RequestKeys = CircuitKeys;
+/// The close circuit's keys.
+pub type CloseKeys = CircuitKeys;
+
+/// A circuit's keys: the proving key and the manifest it was loaded with.
 #[derive(Clone, Debug)]
-pub struct RequestKeys {
+pub struct CircuitKeys {
     /// The proving key.
     pub proving_key: ProvingKey<Bn254>,
     /// The manifest they were loaded with.
     pub manifest: KeyManifest,
 }
 
-impl RequestKeys {
+impl CircuitKeys {
     /// The verifying key (inside the proving key).
     pub fn verifying_key(&self) -> &VerifyingKey<Bn254> {
         &self.proving_key.vk
@@ -92,101 +111,140 @@ pub enum SetupStep {
     Check,
 }
 
-/// Generates the request keys from `seed` (development only), writes them to `dir`, and
-/// checks them once. Reports each step to `progress`.
+/// Generates the request keys from `seed` and the close keys from [`close_seed`]`(seed)`
+/// (development only), writes them to `dir`, and checks them once. Reports each step to
+/// `progress`. Returns the request keys' manifest.
 pub fn setup_dev(
     dir: &Path,
     seed: [u8; 32],
     mut progress: impl FnMut(SetupStep),
 ) -> Result<KeyManifest, CircuitError> {
+    let manifest = setup_circuit::<RequestCircuit>(dir, seed, &mut progress)?;
+    setup_circuit::<CloseCircuit>(dir, close_seed(seed), &mut progress)?;
+    Ok(manifest)
+}
+
+/// Generates the keys of statement `C` from `seed` (development only), writes them to
+/// `dir` under `C`'s file names, and checks them once.
+pub fn setup_circuit<C: Statement>(
+    dir: &Path,
+    seed: [u8; 32],
+    mut progress: impl FnMut(SetupStep),
+) -> Result<KeyManifest, CircuitError> {
+    let (pk_file, vk_file, manifest_file) = (C::PROVING_KEY_FILE, C::VERIFYING_KEY_FILE, C::MANIFEST);
     progress(SetupStep::Synthesize);
-    let shape = crate::prover::CircuitShape::extract()?;
+    let shape = crate::prover::CircuitShape::extract_for::<C>()?;
     let constraints = shape.num_constraints;
     progress(SetupStep::Generate);
     let mut rng = ChaCha20Rng::from_seed(seed);
-    let pk = Groth16::<Bn254>::generate_random_parameters_with_reduction(
-        RequestCircuit::blank(),
-        &mut rng,
-    )?;
+    let pk = Groth16::<Bn254>::generate_random_parameters_with_reduction(C::blank(), &mut rng)?;
     let vk = pk.vk.clone();
     progress(SetupStep::Write);
     std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
     let pk_bytes = serialize(&pk, Compress::No);
     let vk_bytes = serialize(&vk, Compress::Yes);
-    write_atomic(&dir.join(PROVING_KEY_FILE), &pk_bytes)?;
-    write_atomic(&dir.join(VERIFYING_KEY_FILE), &vk_bytes)?;
+    write_atomic(&dir.join(pk_file), &pk_bytes)?;
+    write_atomic(&dir.join(vk_file), &vk_bytes)?;
     progress(SetupStep::Check);
     let checked =
         ProvingKey::<Bn254>::deserialize_with_mode(&pk_bytes[..], Compress::No, Validate::Yes)
             .map_err(|e| {
                 key_error(
-                    &dir.join(PROVING_KEY_FILE),
+                    &dir.join(pk_file),
                     format!("fails its curve checks: {e}"),
                 )
             })?;
     if checked != pk {
         return Err(key_error(
-            &dir.join(PROVING_KEY_FILE),
+            &dir.join(pk_file),
             "does not read back identically".into(),
         ));
     }
     let manifest = KeyManifest {
-        circuit: REQUEST_CIRCUIT_ID.into(),
+        circuit: C::CIRCUIT_ID.into(),
         constraints,
         circuit_digest: shape.digest_hex(),
         setup: format!("development: seeded ChaCha20, seed {}", hex::encode(seed)),
         warning: "NOT FOR PRODUCTION: anyone who knows the seed can forge proofs. Use keys from a multi-party ceremony.".into(),
         proving_key: KeyFileEntry {
-            file: PROVING_KEY_FILE.into(),
+            file: pk_file.into(),
             sha256: hex::encode(Sha256::digest(&pk_bytes)),
         },
         verifying_key: KeyFileEntry {
-            file: VERIFYING_KEY_FILE.into(),
+            file: vk_file.into(),
             sha256: hex::encode(Sha256::digest(&vk_bytes)),
         },
     };
     let json = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| key_error(&dir.join(MANIFEST), e.to_string()))?;
-    write_atomic(&dir.join(MANIFEST), &json)?;
+        .map_err(|e| key_error(&dir.join(manifest_file), e.to_string()))?;
+    write_atomic(&dir.join(manifest_file), &json)?;
     Ok(manifest)
 }
 
-/// Reads a key directory's manifest and checks it is for this circuit.
+/// Reads a key directory's request manifest and checks it is for the request circuit.
 pub fn read_manifest(dir: &Path) -> Result<KeyManifest, CircuitError> {
-    let path = dir.join(MANIFEST);
+    read_manifest_for::<RequestCircuit>(dir)
+}
+
+/// Reads the manifest of statement `C`'s keys in `dir` and checks it is for `C`.
+pub fn read_manifest_for<C: Statement>(dir: &Path) -> Result<KeyManifest, CircuitError> {
+    let path = dir.join(C::MANIFEST);
     let bytes = std::fs::read(&path).map_err(|source| io_error(&path, source))?;
     let manifest: KeyManifest = serde_json::from_slice(&bytes)
         .map_err(|e| key_error(&path, format!("is not a key manifest: {e}")))?;
-    if manifest.circuit != REQUEST_CIRCUIT_ID {
+    if manifest.circuit != C::CIRCUIT_ID {
         return Err(key_error(
             &path,
             format!(
-                "is for circuit {}, this software needs {REQUEST_CIRCUIT_ID}",
-                manifest.circuit
+                "is for circuit {}, this software needs {}",
+                manifest.circuit,
+                C::CIRCUIT_ID
             ),
         ));
     }
     Ok(manifest)
 }
 
-/// Loads the proving key fast: hash check, then an unchecked copy of the points.
+/// Loads the request proving key fast: hash check, then an unchecked copy of the points.
 pub fn load_proving_key(dir: &Path) -> Result<RequestKeys, CircuitError> {
-    let manifest = read_manifest(dir)?;
+    load_keys::<RequestCircuit>(dir)
+}
+
+/// Loads the close proving key fast (as [`load_proving_key`]).
+pub fn load_close_proving_key(dir: &Path) -> Result<CloseKeys, CircuitError> {
+    load_keys::<CloseCircuit>(dir)
+}
+
+/// Loads the proving key of statement `C` fast: hash check, then an unchecked copy.
+pub fn load_keys<C: Statement>(dir: &Path) -> Result<CircuitKeys, CircuitError> {
+    let manifest = read_manifest_for::<C>(dir)?;
     let path = dir.join(&manifest.proving_key.file);
     let bytes = read_pinned(&path, &manifest.proving_key.sha256)?;
     // Unchecked is sound here: these exact bytes passed the full checks at setup.
     let proving_key =
         ProvingKey::<Bn254>::deserialize_with_mode(&bytes[..], Compress::No, Validate::No)
             .map_err(|e| key_error(&path, format!("cannot be decoded: {e}")))?;
-    Ok(RequestKeys {
+    Ok(CircuitKeys {
         proving_key,
         manifest,
     })
 }
 
-/// Loads the verifying key (small: compressed and fully checked).
+/// Loads the request verifying key (small: compressed and fully checked).
 pub fn load_verifying_key(dir: &Path) -> Result<VerifyingKey<Bn254>, CircuitError> {
-    let manifest = read_manifest(dir)?;
+    load_verifying_key_for::<RequestCircuit>(dir)
+}
+
+/// Loads the close verifying key (as [`load_verifying_key`]).
+pub fn load_close_verifying_key(dir: &Path) -> Result<VerifyingKey<Bn254>, CircuitError> {
+    load_verifying_key_for::<CloseCircuit>(dir)
+}
+
+/// Loads the verifying key of statement `C`.
+pub fn load_verifying_key_for<C: Statement>(
+    dir: &Path,
+) -> Result<VerifyingKey<Bn254>, CircuitError> {
+    let manifest = read_manifest_for::<C>(dir)?;
     let path = dir.join(&manifest.verifying_key.file);
     let bytes = read_pinned(&path, &manifest.verifying_key.sha256)?;
     VerifyingKey::<Bn254>::deserialize_with_mode(&bytes[..], Compress::Yes, Validate::Yes)

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 use crate::error::CircuitError;
-use crate::prover::RequestProver;
+use crate::prover::{Prover, RequestProver, Statement};
 use crate::request::RequestCircuit;
 
 /// The fixed part of a note's proofs under one root and one key.
@@ -90,7 +90,9 @@ impl RequestProver {
         }
         Ok(self.prove_with_fixed_part(Some(pre), &assignment, rng)?)
     }
+}
 
+impl<C: Statement> Prover<C> {
     /// The Groth16 proof arithmetic for a checked assignment, with the fixed part taken
     /// from `pre` when given (and computed here when not). No fingerprint check: tests
     /// use it to show that a mismatched precomputation yields a proof that does not

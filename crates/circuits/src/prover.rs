@@ -1,6 +1,6 @@
-//! Proving a request.
+//! Proving a request or a close.
 //!
-//! The constraint matrices never change, so [`RequestProver`] extracts them once and
+//! The constraint matrices never change, so a [`Prover`] extracts them once and
 //! each proof only computes the witness (no matrix construction, no linear-combination
 //! inlining) before the QAP reduction and the multi-scalar multiplications. The witness
 //! is checked against the matrices first, so an unsatisfiable request is refused with
@@ -19,15 +19,75 @@ use ark_relations::utils::matrix::Matrix;
 use ark_std::rand::{CryptoRng, RngCore};
 use zkcredits_protocol::wire::ProofPoints;
 
+use crate::close::CloseCircuit;
 use crate::error::CircuitError;
-use crate::keys::RequestKeys;
+use crate::keys::CircuitKeys;
 use crate::request::{RequestCircuit, WitnessLayout};
+use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
 use sha2::{Digest, Sha256};
 
-/// A request prover: the proving key with the circuit's matrices.
+/// A statement the crate proves: its blank shape, its synthesis with the witness layout,
+/// and where its keys live.
+pub trait Statement: ConstraintSynthesizer<Fr> + Sized {
+    /// The circuit identifier written into the key manifest; bumped whenever the
+    /// statement changes.
+    const CIRCUIT_ID: &'static str;
+    /// The manifest file name inside a key directory.
+    const MANIFEST: &'static str;
+    /// The proving key file name.
+    const PROVING_KEY_FILE: &'static str;
+    /// The verifying key file name.
+    const VERIFYING_KEY_FILE: &'static str;
+    /// A circuit of the right shape with placeholder values.
+    fn blank() -> Self;
+    /// Synthesises the circuit and reports the witness layout.
+    fn synthesize_with_layout(
+        self,
+        cs: ConstraintSystemRef<Fr>,
+    ) -> Result<WitnessLayout, SynthesisError>;
+}
+
+impl Statement for RequestCircuit {
+    const CIRCUIT_ID: &'static str = crate::keys::REQUEST_CIRCUIT_ID;
+    const MANIFEST: &'static str = crate::keys::MANIFEST;
+    const PROVING_KEY_FILE: &'static str = "request.pk";
+    const VERIFYING_KEY_FILE: &'static str = "request.vk";
+    fn blank() -> Self {
+        RequestCircuit::blank()
+    }
+    fn synthesize_with_layout(
+        self,
+        cs: ConstraintSystemRef<Fr>,
+    ) -> Result<WitnessLayout, SynthesisError> {
+        self.synthesize(cs)
+    }
+}
+
+impl Statement for CloseCircuit {
+    const CIRCUIT_ID: &'static str = crate::keys::CLOSE_CIRCUIT_ID;
+    const MANIFEST: &'static str = crate::keys::CLOSE_MANIFEST;
+    const PROVING_KEY_FILE: &'static str = "close.pk";
+    const VERIFYING_KEY_FILE: &'static str = "close.vk";
+    fn blank() -> Self {
+        CloseCircuit::blank()
+    }
+    fn synthesize_with_layout(
+        self,
+        cs: ConstraintSystemRef<Fr>,
+    ) -> Result<WitnessLayout, SynthesisError> {
+        self.synthesize(cs)
+    }
+}
+
+/// A request prover.
+pub type RequestProver = Prover<RequestCircuit>;
+/// A close prover.
+pub type CloseProver = Prover<CloseCircuit>;
+
+/// A prover for the statement `C`: the proving key with the circuit's matrices.
 #[derive(Clone, Debug)]
-pub struct RequestProver {
-    keys: RequestKeys,
+pub struct Prover<C> {
+    keys: CircuitKeys,
     /// A, B and C of the R1CS.
     matrices: Vec<Matrix<Fr>>,
     num_instance: usize,
@@ -35,17 +95,18 @@ pub struct RequestProver {
     /// Full-assignment indices of the values fixed by the note and the root.
     fixed: std::ops::Range<usize>,
     vk_hash: [u8; 32],
+    statement: std::marker::PhantomData<fn(C)>,
 }
 
-impl RequestProver {
+impl<C: Statement> Prover<C> {
     /// Extracts the circuit's matrices (once, tens of milliseconds) for `keys`, and
-    /// refuses keys made for another version of the circuit.
-    pub fn new(keys: RequestKeys) -> Result<Self, CircuitError> {
-        let shape = CircuitShape::extract()?;
-        if shape.digest_hex() != keys.manifest.circuit_digest {
+    /// refuses keys made for another circuit or another version of it.
+    pub fn new(keys: CircuitKeys) -> Result<Self, CircuitError> {
+        let shape = CircuitShape::extract_for::<C>()?;
+        if keys.manifest.circuit != C::CIRCUIT_ID || shape.digest_hex() != keys.manifest.circuit_digest {
             return Err(CircuitError::KeyFile {
-                path: crate::keys::MANIFEST.into(),
-                reason: "was made for another version of the request circuit".into(),
+                path: C::MANIFEST.into(),
+                reason: format!("was made for another circuit than {}", C::CIRCUIT_ID),
             });
         }
         let vk_hash = crate::keys::verifying_key_hash(&keys.proving_key.vk);
@@ -57,11 +118,12 @@ impl RequestProver {
             num_instance: shape.num_instance,
             num_constraints: shape.num_constraints,
             vk_hash,
+            statement: std::marker::PhantomData,
         })
     }
 
     /// The keys in use.
-    pub fn keys(&self) -> &RequestKeys {
+    pub fn keys(&self) -> &CircuitKeys {
         &self.keys
     }
 
@@ -96,14 +158,14 @@ impl RequestProver {
     }
 
     /// Computes the full assignment `(1, public inputs, witness)` and checks it.
-    pub fn assignment(&self, circuit: RequestCircuit) -> Result<Vec<Fr>, CircuitError> {
+    pub fn assignment(&self, circuit: C) -> Result<Vec<Fr>, CircuitError> {
         let cs = ConstraintSystem::<Fr>::new_ref();
         cs.set_optimization_goal(OptimizationGoal::Constraints);
         cs.set_mode(SynthesisMode::Prove {
             construct_matrices: false,
             generate_lc_assignments: false,
         });
-        circuit.synthesize(cs.clone())?;
+        circuit.synthesize_with_layout(cs.clone())?;
         let mut assignment = cs.instance_assignment()?;
         assignment.extend(cs.witness_assignment()?);
         if let Some(row) = first_unsatisfied(&self.matrices, &assignment) {
@@ -116,7 +178,7 @@ impl RequestProver {
     /// statement share nothing.
     pub fn prove<R: RngCore + CryptoRng>(
         &self,
-        circuit: RequestCircuit,
+        circuit: C,
         rng: &mut R,
     ) -> Result<Proof<Bn254>, CircuitError> {
         let assignment = self.assignment(circuit)?;
@@ -124,7 +186,7 @@ impl RequestProver {
     }
 }
 
-/// The request circuit's R1CS: matrices, sizes and witness layout.
+/// A circuit's R1CS: matrices, sizes and witness layout.
 #[derive(Clone, Debug)]
 pub struct CircuitShape {
     /// A, B and C.
@@ -138,12 +200,17 @@ pub struct CircuitShape {
 }
 
 impl CircuitShape {
-    /// Synthesises the blank circuit in setup mode.
+    /// Synthesises the blank request circuit in setup mode.
     pub fn extract() -> Result<Self, CircuitError> {
+        Self::extract_for::<RequestCircuit>()
+    }
+
+    /// Synthesises the blank circuit of statement `C` in setup mode.
+    pub fn extract_for<C: Statement>() -> Result<Self, CircuitError> {
         let cs = ConstraintSystem::<Fr>::new_ref();
         cs.set_optimization_goal(OptimizationGoal::Constraints);
         cs.set_mode(SynthesisMode::Setup);
-        let layout = RequestCircuit::blank().synthesize(cs.clone())?;
+        let layout = C::blank().synthesize_with_layout(cs.clone())?;
         cs.finalize();
         let mut all = cs.to_matrices()?;
         let matrices = all

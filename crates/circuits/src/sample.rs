@@ -119,3 +119,46 @@ impl SampleNote {
         RequestCircuit::new_unchecked(self.inputs(&path))
     }
 }
+
+impl SampleNote {
+    /// The inputs of this note's close with flag `m = lost_last_receipt`, bound to `x_w`.
+    pub fn close_inputs<'a>(
+        &'a self,
+        path: &'a MerklePath,
+        lost_last_receipt: bool,
+        x_w: Fr,
+    ) -> crate::close::CloseInputs<'a> {
+        crate::close::CloseInputs {
+            secret: &self.secret,
+            deposit: self.deposit,
+            expiry_epoch: EXPIRY,
+            path,
+            root: self.tree.root(),
+            state: &self.state,
+            lost_last_receipt,
+            x_w,
+            limits: LIMITS,
+            server_key: server_key().public_key(),
+        }
+    }
+
+    /// The close circuit of this note (refused if the state is overdrawn).
+    pub fn close_circuit(
+        &self,
+        lost_last_receipt: bool,
+        x_w: Fr,
+    ) -> Result<crate::close::CloseCircuit, CircuitError> {
+        let path = self.path();
+        crate::close::CloseCircuit::new(self.close_inputs(&path, lost_last_receipt, x_w))
+    }
+
+    /// The close circuit without the amount checks.
+    pub fn close_circuit_unchecked(
+        &self,
+        lost_last_receipt: bool,
+        x_w: Fr,
+    ) -> Result<crate::close::CloseCircuit, CircuitError> {
+        let path = self.path();
+        crate::close::CloseCircuit::new_unchecked(self.close_inputs(&path, lost_last_receipt, x_w))
+    }
+}

@@ -11,10 +11,12 @@
 //! - [`rln`]: rate-limit nullifiers, shares and key recovery (§4, §6);
 //! - [`state`]: note states, state commitments and receipts (§4);
 //! - [`babyjubjub`] and [`eddsa`]: circomlib's BabyJubJub and EdDSA-Poseidon;
-//! - [`request`]: the request binding `x` (§4);
+//! - [`request`]: the request binding `x` (§4) and the close binding `x_w` (§6);
+//! - [`close`]: the ticket and the split of a close (§6);
 //! - [`wire`]: versioned binary encodings of credentials and receipts (§8).
 
 pub mod babyjubjub;
+pub mod close;
 pub mod eddsa;
 pub mod field;
 pub mod merkle;
