@@ -51,7 +51,7 @@ export const LIBRARY_SETTINGS = { ...SETTINGS, optimizer: { enabled: true, runs:
 export const LIBRARY_SOURCES = ['poseidon-solidity/PoseidonT3.sol', 'poseidon-solidity/PoseidonT5.sol'];
 
 // Contracts that get an artifact, in source-unit order. Libraries are added when linked.
-const TOP_LEVEL = ['src/ZkCreditsPool.sol:ZkCreditsPool', 'src/TestToken.sol:TestToken'];
+const TOP_LEVEL = ['src/ZkCreditsPool.sol:ZkCreditsPool', 'src/TestToken.sol:TestToken', 'src/CloseVerifier.sol:CloseVerifier'];
 
 function readSources(dir, prefix) {
   const out = {};

@@ -5,6 +5,12 @@ import {PoseidonT3} from "poseidon-solidity/PoseidonT3.sol";
 import {PoseidonT5} from "poseidon-solidity/PoseidonT5.sol";
 import {IERC20Minimal} from "./IERC20Minimal.sol";
 
+/// @notice The close proof verifier (src/CloseVerifier.sol, generated from the close circuit's
+/// verifying key by crates/circuits/src/solidity.rs). Reverts on an invalid proof.
+interface ICloseVerifier {
+    function verifyProof(uint256[8] calldata proof, uint256[14] calldata input) external view;
+}
+
 /// @title zkcredits pool: anonymous prepaid API credits.
 /// @notice Holds the deposits of notes, the Merkle tree of their leaves and the history of
 /// its roots, the outstanding credit per expiry epoch, slashing of double-spent notes, the
@@ -27,9 +33,12 @@ import {IERC20Minimal} from "./IERC20Minimal.sol";
 /// Gateways accept the roots their own indexer computes from `Deposited` events; only what
 /// must be checked on chain (the close) needs a committed root, and anyone can commit one.
 ///
-/// The close (withdraw) / challenge / finalize flow is added later; storage is laid out for
-/// it: `closedOrSlashed` is keyed by NC = H(CLOSE, k), and a `pendingCloses` mapping keyed by
-/// NC will be appended after the existing state variables.
+/// A note is settled once, by NC = H(CLOSE, k) (`closedOrSlashed`): by a cooperative close
+/// (the provider's clearance, paid at once), by a unilateral close (held in `pendingCloses`
+/// for `challengeWindow`, then `finalize`), by a successful `challenge` of a pending close, or
+/// by `slash`. A close proof (docs/PROTOCOL.md section 6) is checked by the generated
+/// `CloseVerifier` with public inputs the pool fills itself: x_w from the payout address,
+/// C_max, P_max, and a server key the provider accepted.
 contract ZkCreditsPool {
     // ---------------------------------------------------------------- constants
 
@@ -54,6 +63,16 @@ contract ZkCreditsPool {
     uint256 internal constant TAG_CLOSE = 7;
     uint256 internal constant TAG_NOTE = 8;
 
+    /// @notice EIP-712 type of the provider's close clearance.
+    bytes32 public constant CLEARANCE_TYPEHASH = keccak256("CloseClearance(uint256 nc,uint256 nullifier)");
+    bytes32 internal constant DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 internal constant DOMAIN_NAME_HASH = keccak256("zkcredits");
+    bytes32 internal constant DOMAIN_VERSION_HASH = keccak256("1");
+    /// @dev secp256k1 order / 2: a clearance with a larger s is refused (no malleability).
+    uint256 internal constant SECP256K1_HALF_ORDER =
+        0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+
     // ---------------------------------------------------------------- types
 
     /// @notice Deployment parameters (see contracts/README.md).
@@ -72,6 +91,9 @@ contract ZkCreditsPool {
     /// @param genesisTime start of epoch 0 (unix seconds, <= now); 0 means the deploy time
     /// @param denominations allowed note amounts in credit units, strictly increasing;
     ///        empty means any amount
+    /// @param closeVerifier the CloseVerifier contract
+    /// @param serverKeyX x of the first accepted receipt key (BabyJubJub); 0 with Y = 0: none yet
+    /// @param serverKeyY y of that key
     struct Config {
         address token;
         address provider;
@@ -87,6 +109,38 @@ contract ZkCreditsPool {
         uint32 rootHistorySize;
         uint64 genesisTime;
         uint64[] denominations;
+        address closeVerifier;
+        uint256 serverKeyX;
+        uint256 serverKeyY;
+    }
+
+    /// @notice A close as the closer submits it: the proof's public values that the pool does
+    /// not fill itself, the payout address and the server key the last receipt was signed by.
+    struct CloseArgs {
+        uint256 root; // a committed root the note is proven under
+        uint256 nc; // NC = H(CLOSE, k)
+        uint256 nullifier; // N_j, the nullifier of ticket j = n + m
+        uint256 yw; // y_w = k + a x_w
+        uint64 deposit; // D
+        uint64 expiryEpoch; // E
+        uint64 payoutAmount; // U, credit units to `payout`
+        uint64 burn; // B, credit units burned
+        bool lostLastReceipt; // m
+        address payout;
+        uint256 serverKeyX;
+        uint256 serverKeyY;
+    }
+
+    /// @notice A unilateral close waiting for its challenge window (3 slots).
+    struct PendingClose {
+        address payout;
+        uint64 deadline; // 0: none
+        uint64 payoutAmount;
+        uint64 burn;
+        uint64 deposit;
+        uint64 expiryEpoch;
+        uint256 nullifier;
+        uint256 yw;
     }
 
     /// @notice A deposited note, keyed by ID = H(ID, k). Packed in one storage slot.
@@ -117,6 +171,29 @@ contract ZkCreditsPool {
     event ExpiredClaimed(uint64 indexed epoch, uint256 amount);
     event ProviderTransferStarted(address indexed previousProvider, address indexed newProvider);
     event ProviderTransferred(address indexed previousProvider, address indexed newProvider);
+    /// @notice A note was closed and paid: U to `payout`, toProvider to the provider, burned
+    /// to BURN_ADDRESS (token base units). `nullifier` is N_j, which the gateway records.
+    event Closed(
+        uint256 indexed nc, uint256 nullifier, address payout, uint256 toPayout, uint256 toProvider, uint256 burned
+    );
+    /// @notice A unilateral close is waiting until `deadline` for challenges. A gateway that
+    /// holds another share of ticket `nullifier` recovers (k, a) and calls `challenge`.
+    event CloseRequested(
+        uint256 indexed nc,
+        uint256 nullifier,
+        uint256 xw,
+        uint256 yw,
+        address payout,
+        uint64 payoutAmount,
+        uint64 burn,
+        uint64 deposit,
+        uint64 expiryEpoch,
+        uint64 deadline
+    );
+    /// @notice A pending close was shown to spend a used ticket: cancelled, and the note
+    /// slashed (a `Slashed` event follows).
+    event CloseChallenged(uint256 indexed nc, address challenger);
+    event ServerKeyAccepted(uint256 x, uint256 y);
 
     // ---------------------------------------------------------------- errors
 
@@ -140,6 +217,19 @@ contract ZkCreditsPool {
     error EpochClaimed();
     error EpochNotExpired();
     error PenaltyTooLarge(uint256 index, uint64 penalty);
+    error UnknownRoot(uint256 root);
+    error ClosePending();
+    error NoPendingClose();
+    error ChallengeWindowOpen(uint64 deadline);
+    error InvalidChallenge();
+    error InvalidClearance();
+    error AmountsExceedDeposit();
+    error InvalidPayout();
+    error UnknownServerKey();
+    /// @dev The close verifier's own error, passed on unchanged (declared for the ABI).
+    error InvalidProof();
+    /// @dev The close verifier's own error, passed on unchanged (declared for the ABI).
+    error InputNotInField(uint256 index);
 
     // ---------------------------------------------------------------- immutables
 
@@ -156,6 +246,8 @@ contract ZkCreditsPool {
     uint32 public immutable rootHistorySize;
     uint64 public immutable genesisTime;
     bool internal immutable _anyAmount;
+    /// @notice Verifies close proofs.
+    ICloseVerifier public immutable closeVerifier;
 
     // ---------------------------------------------------------------- storage
 
@@ -185,7 +277,11 @@ contract ZkCreditsPool {
     uint64[] internal _denominations;
     mapping(uint64 credits => bool) internal _denominationAllowed;
 
-    // Appended by the close flow (later): mapping(uint256 nc => PendingClose) pendingCloses;
+    /// @notice Unilateral closes waiting for their challenge window, by NC.
+    mapping(uint256 nc => PendingClose) public pendingCloses;
+    /// @notice Receipt keys (BabyJubJub, keccak256(x, y)) a close may name. Keys are only
+    /// ever added: a user whose last receipt was signed by an older key can still close.
+    mapping(bytes32 keyHash => bool) public serverKeyAccepted;
 
     bool private transient _entered;
 
@@ -217,6 +313,10 @@ contract ZkCreditsPool {
         if (cfg.treeDepth == 0 || cfg.treeDepth > MAX_TREE_DEPTH) revert InvalidConfig("treeDepth");
         if (cfg.rootHistorySize == 0 || cfg.rootHistorySize > 65_536) revert InvalidConfig("rootHistorySize");
         if (cfg.genesisTime > block.timestamp) revert InvalidConfig("genesisTime");
+        if (cfg.closeVerifier.code.length == 0) revert InvalidConfig("closeVerifier");
+        if (cfg.serverKeyX >= SNARK_SCALAR_FIELD || cfg.serverKeyY >= SNARK_SCALAR_FIELD) {
+            revert InvalidConfig("serverKey");
+        }
 
         uint64 previous = 0;
         for (uint256 i = 0; i < cfg.denominations.length; ++i) {
@@ -240,9 +340,11 @@ contract ZkCreditsPool {
         rootHistorySize = cfg.rootHistorySize;
         genesisTime = cfg.genesisTime == 0 ? uint64(block.timestamp) : cfg.genesisTime;
         _anyAmount = cfg.denominations.length == 0;
+        closeVerifier = ICloseVerifier(cfg.closeVerifier);
 
         provider = cfg.provider;
         emit ProviderTransferred(address(0), cfg.provider);
+        if (cfg.serverKeyX != 0 || cfg.serverKeyY != 0) _acceptServerKey(cfg.serverKeyX, cfg.serverKeyY);
     }
 
     // ---------------------------------------------------------------- deposits
@@ -306,14 +408,20 @@ contract ZkCreditsPool {
         if (!note.exists) revert UnknownNote();
         uint256 nc = PoseidonT3.hash([TAG_CLOSE, k]);
         if (closedOrSlashed[nc]) revert NoteAlreadySettled();
-        EpochInfo storage ep = _epochs[note.expiryEpoch];
-        if (ep.claimed) revert EpochClaimed();
-
         closedOrSlashed[nc] = true;
-        _cancelPendingClose(nc);
-        ep.outstanding -= note.amount;
+        // A pending close already took the note out of its epoch's outstanding amount (so
+        // a claim could not take it twice); otherwise the slash does, unless claimed.
+        if (!_cancelPendingClose(nc)) {
+            EpochInfo storage ep = _epochs[note.expiryEpoch];
+            if (ep.claimed) revert EpochClaimed();
+            ep.outstanding -= note.amount;
+        }
+        _paySlash(id, nc, k, note.amount);
+    }
 
-        uint256 value = uint256(note.amount) * unit;
+    /// @dev Pays a slashed note: bountyBps to the caller, the rest to the provider.
+    function _paySlash(uint256 id, uint256 nc, uint256 k, uint64 amount) private {
+        uint256 value = uint256(amount) * unit;
         uint256 bounty = value * bountyBps / 10_000;
         uint256 toProvider = value - bounty;
         address to = provider;
@@ -323,9 +431,163 @@ contract ZkCreditsPool {
         if (toProvider != 0) _send(to, toProvider);
     }
 
-    /// @dev Hook for the close flow (added later): a slash of a note with a pending
-    /// unilateral close on `nc` cancels that close. There are no pending closes yet.
-    function _cancelPendingClose(uint256 nc) internal {}
+    /// @dev Cancels the pending close on `nc`, if any; returns whether there was one.
+    function _cancelPendingClose(uint256 nc) internal returns (bool) {
+        if (pendingCloses[nc].deadline == 0) return false;
+        delete pendingCloses[nc];
+        return true;
+    }
+
+    // ---------------------------------------------------------------- closes
+
+    /// @notice Close a note at once with the provider's clearance: an EIP-712 signature by
+    /// `provider` over CloseClearance(nc, nullifier) in this pool's domain, given after the
+    /// gateway recorded N_j as spent. Pays U to `c.payout`, D - U - B to the provider and B
+    /// to BURN_ADDRESS.
+    function closeCooperative(CloseArgs calldata c, uint256[8] calldata proof, bytes calldata clearance)
+        external
+        nonReentrant
+    {
+        _checkClose(c);
+        if (_recover(clearanceDigest(c.nc, c.nullifier), clearance) != provider) revert InvalidClearance();
+        _verifyClose(c, proof);
+        closedOrSlashed[c.nc] = true;
+        _epochs[c.expiryEpoch].outstanding -= c.deposit;
+        _payClose(c.nc, c.nullifier, c.payout, c.payoutAmount, c.burn, c.deposit);
+    }
+
+    /// @notice Close a note without the provider: held for `challengeWindow` seconds, during
+    /// which anyone holding another share of ticket N_j can `challenge` it; then anyone may
+    /// `finalize` it. The note's deposit leaves its epoch's outstanding amount now.
+    function closeUnilateral(CloseArgs calldata c, uint256[8] calldata proof) external nonReentrant {
+        _checkClose(c);
+        _verifyClose(c, proof);
+        uint64 deadline = uint64(block.timestamp) + challengeWindow;
+        pendingCloses[c.nc] = PendingClose({
+            payout: c.payout,
+            deadline: deadline,
+            payoutAmount: c.payoutAmount,
+            burn: c.burn,
+            deposit: c.deposit,
+            expiryEpoch: c.expiryEpoch,
+            nullifier: c.nullifier,
+            yw: c.yw
+        });
+        _epochs[c.expiryEpoch].outstanding -= c.deposit;
+        emit CloseRequested(
+            c.nc,
+            c.nullifier,
+            withdrawalX(c.payout),
+            c.yw,
+            c.payout,
+            c.payoutAmount,
+            c.burn,
+            c.deposit,
+            c.expiryEpoch,
+            deadline
+        );
+    }
+
+    /// @notice Show that the pending close `nc` spends a ticket already used: (k, a) with
+    /// H(NULLIFIER, a) = N_j and k + a x_w = y_w (and H(CLOSE, k) = nc). Two shares of the
+    /// ticket give them. Cancels the close and slashes the note (bountyBps to the caller).
+    function challenge(uint256 nc, uint256 k, uint256 a) external nonReentrant {
+        PendingClose memory pc = pendingCloses[nc];
+        if (pc.deadline == 0) revert NoPendingClose();
+        if (k >= SNARK_SCALAR_FIELD || a >= SNARK_SCALAR_FIELD) revert InvalidChallenge();
+        uint256 share = addmod(k, mulmod(a, withdrawalX(pc.payout), SNARK_SCALAR_FIELD), SNARK_SCALAR_FIELD);
+        if (share != pc.yw) revert InvalidChallenge();
+        if (PoseidonT3.hash([TAG_NULLIFIER, a]) != pc.nullifier) revert InvalidChallenge();
+        if (PoseidonT3.hash([TAG_CLOSE, k]) != nc) revert InvalidChallenge();
+        delete pendingCloses[nc];
+        closedOrSlashed[nc] = true;
+        emit CloseChallenged(nc, msg.sender);
+        _paySlash(PoseidonT3.hash([TAG_ID, k]), nc, k, pc.deposit);
+    }
+
+    /// @notice Pay out the pending close `nc` once its challenge window has passed.
+    /// Permissionless: the payout address is fixed by the proof.
+    function finalize(uint256 nc) external nonReentrant {
+        PendingClose memory pc = pendingCloses[nc];
+        if (pc.deadline == 0) revert NoPendingClose();
+        if (block.timestamp < pc.deadline) revert ChallengeWindowOpen(pc.deadline);
+        delete pendingCloses[nc];
+        closedOrSlashed[nc] = true;
+        _payClose(nc, pc.nullifier, pc.payout, pc.payoutAmount, pc.burn, pc.deposit);
+    }
+
+    /// @notice The close binding x_w: the first 31 bytes of
+    /// SHA-256("zkcredits/close/v1" || chainid (8 bytes) || pool || payout), big-endian.
+    function withdrawalX(address payout) public view returns (uint256) {
+        return uint256(sha256(abi.encodePacked("zkcredits/close/v1", uint64(block.chainid), address(this), payout)))
+            >> 8;
+    }
+
+    /// @notice The EIP-712 digest the provider signs to clear a cooperative close.
+    function clearanceDigest(uint256 nc, uint256 nullifier) public view returns (bytes32) {
+        bytes32 domain = keccak256(
+            abi.encode(DOMAIN_TYPEHASH, DOMAIN_NAME_HASH, DOMAIN_VERSION_HASH, block.chainid, address(this))
+        );
+        bytes32 structHash = keccak256(abi.encode(CLEARANCE_TYPEHASH, nc, nullifier));
+        return keccak256(abi.encodePacked("\x19\x01", domain, structHash));
+    }
+
+    /// @dev Checks of a close that need no proof: NC unused and not pending, a committed
+    /// root, the epoch not claimed, an accepted server key, amounts within the deposit.
+    function _checkClose(CloseArgs calldata c) private view {
+        if (closedOrSlashed[c.nc]) revert NoteAlreadySettled();
+        if (pendingCloses[c.nc].deadline != 0) revert ClosePending();
+        if (!_isKnownRoot(c.root)) revert UnknownRoot(c.root);
+        if (_epochs[c.expiryEpoch].claimed) revert EpochClaimed();
+        if (c.payout == address(0)) revert InvalidPayout();
+        if (uint256(c.payoutAmount) + c.burn > c.deposit) revert AmountsExceedDeposit();
+        if (!serverKeyAccepted[keccak256(abi.encode(c.serverKeyX, c.serverKeyY))]) revert UnknownServerKey();
+    }
+
+    /// @dev Verifies the close proof with the public inputs in the circuit's order; the
+    /// verifier reverts (InvalidProof, InputNotInField) when it fails.
+    function _verifyClose(CloseArgs calldata c, uint256[8] calldata proof) private view {
+        uint256[14] memory input = [
+            c.root,
+            c.nc,
+            c.nullifier,
+            withdrawalX(c.payout),
+            c.yw,
+            uint256(c.deposit),
+            uint256(c.expiryEpoch),
+            uint256(c.payoutAmount),
+            uint256(c.burn),
+            c.lostLastReceipt ? 1 : 0,
+            uint256(cMax),
+            uint256(pMax),
+            c.serverKeyX,
+            c.serverKeyY
+        ];
+        closeVerifier.verifyProof(proof, input);
+    }
+
+    /// @dev Pays a close (credit units in, token base units out) and emits Closed.
+    function _payClose(uint256 nc, uint256 nullifier, address payout, uint64 u, uint64 b, uint64 d) private {
+        uint256 toPayout = uint256(u) * unit;
+        uint256 burned = uint256(b) * unit;
+        uint256 toProvider = uint256(d - u - b) * unit;
+        address to = provider;
+        emit Closed(nc, nullifier, payout, toPayout, toProvider, burned);
+        if (toPayout != 0) _send(payout, toPayout);
+        if (toProvider != 0) _send(to, toProvider);
+        if (burned != 0) _send(BURN_ADDRESS, burned);
+    }
+
+    /// @dev ecrecover of a 65-byte (r, s, v) signature; address(0) for a malformed or
+    /// malleable one.
+    function _recover(bytes32 digest, bytes calldata sig) private pure returns (address) {
+        if (sig.length != 65) return address(0);
+        bytes32 r = bytes32(sig[0:32]);
+        bytes32 s = bytes32(sig[32:64]);
+        uint8 v = uint8(sig[64]);
+        if (uint256(s) > SECP256K1_HALF_ORDER || (v != 27 && v != 28)) return address(0);
+        return ecrecover(digest, v, r, s);
+    }
 
     // ---------------------------------------------------------------- provider
 
@@ -359,6 +621,18 @@ contract ZkCreditsPool {
         if (amount != 0) _send(msg.sender, amount);
     }
 
+    /// @notice Accept another receipt key (BabyJubJub point, coordinates below the field
+    /// modulus) for closes. Keys cannot be removed: a rotation never strands a note.
+    function acceptServerKey(uint256 x, uint256 y) external onlyProvider {
+        if (x >= SNARK_SCALAR_FIELD || y >= SNARK_SCALAR_FIELD) revert NotAFieldElement(x >= SNARK_SCALAR_FIELD ? x : y);
+        _acceptServerKey(x, y);
+    }
+
+    function _acceptServerKey(uint256 x, uint256 y) private {
+        serverKeyAccepted[keccak256(abi.encode(x, y))] = true;
+        emit ServerKeyAccepted(x, y);
+    }
+
     /// @notice Start handing the provider role to `newProvider` (address(0) cancels).
     function transferProvider(address newProvider) external onlyProvider {
         pendingProvider = newProvider;
@@ -386,6 +660,11 @@ contract ZkCreditsPool {
     /// @notice Whether `r` is one of the last `rootHistorySize` committed roots. 0 is never
     /// known.
     function isKnownRoot(uint256 r) external view returns (bool) {
+        return _isKnownRoot(r);
+    }
+
+    /// @dev Newest first: a close normally proves against the latest root (one read).
+    function _isKnownRoot(uint256 r) private view returns (bool) {
         if (r == 0) return false;
         uint256 count = _rootCount;
         uint256 ring = rootHistorySize;

@@ -107,7 +107,21 @@ const isDynamic = (t) =>
   t.type.endsWith('[]') ||
   (t.type === 'tuple' && t.components.some(isDynamic));
 
+const fixedArray = (t) => t.type.match(/^(.*)\[(\d+)\]$/);
+/// Bytes a static type takes in place (tuples and fixed arrays inline their members).
+function staticSize(t) {
+  const f = fixedArray(t);
+  if (f) return Number(f[2]) * staticSize({ ...t, type: f[1] });
+  if (t.type === 'tuple') return t.components.reduce((n, c) => n + staticSize(c), 0);
+  return 32;
+}
+
 function encodeOne(t, v) {
+  const f = fixedArray(t);
+  if (f && !isDynamic(t)) {
+    const inner = { ...t, type: f[1] };
+    return encodeTuple(v.map(() => inner), v);
+  }
   if (t.type.endsWith('[]')) {
     const inner = { ...t, type: t.type.slice(0, -2) };
     return word(v.length) + encodeTuple(v.map(() => inner), v);
@@ -120,13 +134,14 @@ function encodeOne(t, v) {
   }
   if (t.type === 'address') return v.toLowerCase().replace(/^0x/, '').padStart(64, '0');
   if (t.type === 'bool') return word(v ? 1 : 0);
+  if (t.type === 'bytes32' && typeof v === 'bigint') return word(v);
   if (t.type === 'bytes32') return v.replace(/^0x/, '').padEnd(64, '0');
   if (/^uint\d*$/.test(t.type)) return word(v);
   throw new Error(`unsupported ABI type ${t.type}`);
 }
 
 function encodeTuple(types, values) {
-  const headLen = types.length * 32; // no static tuples or fixed arrays are used here
+  const headLen = types.reduce((n, t) => n + (isDynamic(t) ? 32 : staticSize(t)), 0);
   let head = '';
   let tail = '';
   types.forEach((t, i) => {

@@ -26,7 +26,12 @@ const art = {
   token: loadArtifact('TestToken'),
   t3: loadArtifact('PoseidonT3'),
   t5: loadArtifact('PoseidonT5'),
+  verifier: loadArtifact('CloseVerifier'),
 };
+// Any field elements do as a receipt key here: the pool only checks a close names an
+// accepted one (the proof checks the signature).
+const SERVER_KEY = [11n, 22n];
+let closeVerifier; // set in before()
 const Pool = new Contract(art.pool.abi);
 const Token = new Contract(art.token.abi);
 const gas = {}; // name -> gas used, for the report
@@ -47,6 +52,9 @@ function baseConfig(token, provider, overrides = {}) {
     rootHistorySize: 64n,
     genesisTime: 0n,
     denominations: [],
+    closeVerifier,
+    serverKeyX: SERVER_KEY[0],
+    serverKeyY: SERVER_KEY[1],
     ...overrides,
   };
 }
@@ -158,6 +166,7 @@ describe('ZkCreditsPool on anvil', () => {
     ref = await deploy('0x' + code);
 
     token = await deploy(Token.encodeDeploy(art.token.bytecode, ['Test Credits Token', 'TCT']));
+    closeVerifier = await deploy(art.verifier.bytecode);
     for (const a of [user, slasher, provider]) {
       // The provider holds some already, so gas figures show a payout to a non-zero balance.
       await send(a, token, Token.encode('mint', [a, a === user ? 10n ** 33n : 10n ** 18n]));
@@ -200,6 +209,8 @@ describe('ZkCreditsPool on anvil', () => {
       [{ rootHistorySize: 0n }, 'rootHistorySize'],
       [{ denominations: [5n, 5n] }, 'denominations'],
       [{ epochLen: 0n }, 'epochLen'],
+      [{ closeVerifier: '0x' + '00'.repeat(19) + '01' }, 'closeVerifier'],
+      [{ serverKeyX: F }, 'serverKey'],
     ]) {
       const data = Pool.encodeDeploy(art.pool.bytecode, [baseConfig(token, provider, over)]);
       let err;
@@ -360,6 +371,92 @@ describe('ZkCreditsPool on anvil', () => {
     await expectRevert(slasher, pool, Pool.encode('slash', [k]), Pool, 'NoteAlreadySettled');
     await expectRevert(slasher, pool, Pool.encode('slash', [k + 1n]), Pool, 'UnknownNote');
     await expectRevert(slasher, pool, Pool.encode('slash', [k + F]), Pool, 'NotAFieldElement');
+  });
+
+  it('close: the checks before the proof revert by name; the clearance is EIP-712 by the provider', async () => {
+    const k = 0x5eed_c105en;
+    const id = await hash2(1n, k);
+    await send(user, pool, Pool.encode('deposit', [id, 2000n * UNIT]));
+    const e = (await call(pool, Pool.encode('deposits', [id])))[1];
+    const { log } = await commit();
+    const nc = await hash2(7n, k);
+    const nullifier = 0x1234n;
+    const base = {
+      root: log.root,
+      nc,
+      nullifier,
+      yw: 99n,
+      deposit: 2000n,
+      expiryEpoch: e,
+      payoutAmount: 1500n,
+      burn: 0n,
+      lostLastReceipt: false,
+      payout: user,
+      serverKeyX: SERVER_KEY[0],
+      serverKeyY: SERVER_KEY[1],
+    };
+    const proof = [1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n];
+    const chainId = BigInt(await rpc(url, 'eth_chainId'));
+    const typed = (n, nul) => ({
+      types: {
+        EIP712Domain: [
+          { name: 'name', type: 'string' },
+          { name: 'version', type: 'string' },
+          { name: 'chainId', type: 'uint256' },
+          { name: 'verifyingContract', type: 'address' },
+        ],
+        CloseClearance: [
+          { name: 'nc', type: 'uint256' },
+          { name: 'nullifier', type: 'uint256' },
+        ],
+      },
+      primaryType: 'CloseClearance',
+      domain: { name: 'zkcredits', version: '1', chainId: Number(chainId), verifyingContract: pool },
+      message: { nc: '0x' + n.toString(16), nullifier: '0x' + nul.toString(16) },
+    });
+    const sign = (who, n, nul) => rpc(url, 'eth_signTypedData_v4', [who, JSON.stringify(typed(n, nul))]);
+    // The pool's digest is the EIP-712 hash, computed here independently.
+    const enc = (...ws) => Buffer.from(ws.map((w) => w.toString(16).padStart(64, '0')).join(''), 'hex');
+    const kh = (str) => BigInt(keccakHex(Buffer.from(str)));
+    const domain = BigInt(
+      keccakHex(
+        enc(
+          kh('EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)'),
+          kh('zkcredits'),
+          kh('1'),
+          chainId,
+          BigInt(pool),
+        ),
+      ),
+    );
+    const structHash = BigInt(keccakHex(enc(kh('CloseClearance(uint256 nc,uint256 nullifier)'), nc, nullifier)));
+    const digest = keccakHex(Buffer.concat([Buffer.from([0x19, 0x01]), enc(domain, structHash)]));
+    assert.equal((await call(pool, Pool.encode('clearanceDigest', [nc, nullifier])))[0], BigInt(digest));
+
+    const good = await sign(provider, nc, nullifier);
+    const coop = (args, sig = good) => Pool.encode('closeCooperative', [{ ...base, ...args }, proof, sig]);
+    // A valid clearance gets past every check to the verifier, which refuses the garbage proof.
+    await expectRevert(user, pool, coop({}), Pool, 'InvalidProof');
+    await expectRevert(user, pool, coop({}, await sign(user, nc, nullifier)), Pool, 'InvalidClearance');
+    await expectRevert(user, pool, coop({}, await sign(provider, nc + 1n, nullifier)), Pool, 'InvalidClearance');
+    await expectRevert(user, pool, coop({}, await sign(provider, nc, nullifier + 1n)), Pool, 'InvalidClearance');
+    await expectRevert(user, pool, coop({}, '0x' + good.slice(2, 130)), Pool, 'InvalidClearance');
+    await expectRevert(user, pool, coop({ root: log.root + 1n }), Pool, 'UnknownRoot');
+    await expectRevert(user, pool, coop({ serverKeyY: 23n }), Pool, 'UnknownServerKey');
+    await expectRevert(user, pool, coop({ payout: '0x' + '00'.repeat(20) }), Pool, 'InvalidPayout');
+    await expectRevert(user, pool, coop({ payoutAmount: 1500n, burn: 501n }), Pool, 'AmountsExceedDeposit');
+    const uni = (args) => Pool.encode('closeUnilateral', [{ ...base, ...args }, proof]);
+    await expectRevert(user, pool, uni({}), Pool, 'InvalidProof');
+    await expectRevert(user, pool, uni({ yw: F }), Pool, 'InputNotInField');
+    await expectRevert(user, pool, Pool.encode('finalize', [nc]), Pool, 'NoPendingClose');
+    await expectRevert(user, pool, Pool.encode('challenge', [nc, 1n, 2n]), Pool, 'NoPendingClose');
+    // The provider may accept more keys, nobody else.
+    await expectRevert(user, pool, Pool.encode('acceptServerKey', [5n, 6n]), Pool, 'NotProvider');
+    await send(provider, pool, Pool.encode('acceptServerKey', [5n, 6n]));
+    await expectRevert(user, pool, coop({ serverKeyX: 5n, serverKeyY: 6n }), Pool, 'InvalidProof');
+    // A slashed note cannot close.
+    await send(slasher, pool, Pool.encode('slash', [k]));
+    await expectRevert(user, pool, coop({}), Pool, 'NoteAlreadySettled');
   });
 
   it('recordViolations: provider only, penalty <= pMax, events', async () => {
