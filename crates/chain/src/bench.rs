@@ -5,9 +5,12 @@ use serde::{Deserialize, Serialize};
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::note::note_id;
 
-use crate::client::Violation;
-use crate::testing::{PROVIDER, TestChain};
+use crate::client::{DepositOutcome, PoolClient, Violation};
+use crate::close::{NoteToClose, prepare_close};
+use crate::testing::{PROVIDER, SimulatedNote, TestChain, dev_close_prover, test_server_key};
 use crate::{Error, Result};
+use zkcredits_protocol::merkle::LeanImt;
+use zkcredits_protocol::note::NoteSecret;
 
 /// Leaves the pool holds before the single deposits are measured.
 pub const PREFILL_LEAVES: u64 = 1_000;
@@ -17,7 +20,8 @@ pub const PREFILL_LEAVES: u64 = 1_000;
 pub const SINGLE_DEPOSITS: u64 = 8;
 
 /// Gas used, from receipts. Serialises to
-/// `{"deposit_gas":N,"deposit10_gas":N,"slash_gas":N,"record10_gas":N,"commit_root_gas":N}`.
+/// `{"deposit_gas":N,"deposit10_gas":N,"slash_gas":N,"record10_gas":N,"commit_root_gas":N,
+/// "close_coop_gas":N,"close_unilateral_gas":N,"finalize_gas":N,"challenge_gas":N}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GasReport {
     /// One single-note `deposit` into a pool that already holds 1,000 leaves: the mean of
@@ -32,6 +36,15 @@ pub struct GasReport {
     pub record10_gas: u64,
     /// One `commitRoot` after those single deposits (1,008 leaves: 5 node hashes).
     pub commit_root_gas: u64,
+    /// One `closeCooperative` with a real proof (m = 0, three transfers, the payout to a
+    /// fresh address).
+    pub close_coop_gas: u64,
+    /// One `closeUnilateral` with a real proof (stores the pending close).
+    pub close_unilateral_gas: u64,
+    /// One `finalize` of that close after the window (three transfers).
+    pub finalize_gas: u64,
+    /// One `challenge` of a stale unilateral close (slash, bounty 0).
+    pub challenge_gas: u64,
 }
 
 fn secret(i: u64) -> Fr {
@@ -52,16 +65,19 @@ pub async fn bench_gas() -> Result<GasReport> {
             .map(|i| (note_id(secret(i)), credits))
             .collect()
     };
+    let mut tree = LeanImt::new();
     let mut next = 0u64;
     while next < PREFILL_LEAVES {
         let n = (PREFILL_LEAVES - next).min(200);
-        user.deposit_many(&notes(next, n)).await?;
+        let out = user.deposit_many(&notes(next, n)).await?;
+        push_leaves(&mut tree, &out)?;
         next += n;
     }
     let first_single = next;
     let mut single = 0u64;
     for _ in 0..SINGLE_DEPOSITS {
         let out = user.deposit(note_id(secret(next)), credits).await?;
+        push_leaves(&mut tree, &out)?;
         next += 1;
         single += out.tx.gas_used;
     }
@@ -73,8 +89,10 @@ pub async fn bench_gas() -> Result<GasReport> {
         });
     }
     let deposit10 = user.deposit_many(&notes(next, 10)).await?;
+    push_leaves(&mut tree, &deposit10)?;
     let k = secret(first_single);
     let slash = user.slash(k).await?;
+    let closes = bench_closes(&chain, &user, &provider, &mut tree).await?;
     let violations: Vec<Violation> = (0..10u64)
         .map(|i| Violation {
             nullifier: Fr::from(77_000 + i),
@@ -89,7 +107,118 @@ pub async fn bench_gas() -> Result<GasReport> {
         slash_gas: slash.tx.gas_used,
         record10_gas: record.tx.gas_used,
         commit_root_gas: commit.tx.gas_used,
+        close_coop_gas: closes.coop,
+        close_unilateral_gas: closes.unilateral,
+        finalize_gas: closes.finalize,
+        challenge_gas: closes.challenge,
     };
     tracing::info!(?report, "gas measured");
     Ok(report)
+}
+
+fn push_leaves(tree: &mut LeanImt, out: &DepositOutcome) -> Result<()> {
+    for n in &out.notes {
+        tree.push(n.leaf)?;
+    }
+    Ok(())
+}
+
+struct CloseGas {
+    coop: u64,
+    unilateral: u64,
+    finalize: u64,
+    challenge: u64,
+}
+
+/// Three notes with three requests each: a cooperative close, a unilateral close and its
+/// finalize, and a stale unilateral close challenged.
+async fn bench_closes(
+    chain: &TestChain,
+    user: &PoolClient,
+    provider: &PoolClient,
+    tree: &mut LeanImt,
+) -> Result<CloseGas> {
+    let server = test_server_key();
+    provider.accept_server_key(server.public_key()).await?;
+    let secrets: Vec<NoteSecret> = (0..3u64)
+        .map(|i| NoteSecret::from_field(secret(1_000_000 + i)))
+        .collect();
+    let batch: Vec<(Fr, u64)> = secrets.iter().map(|s| (s.id(), 20_000)).collect();
+    let out = user.deposit_many(&batch).await?;
+    push_leaves(tree, &out)?;
+    let root = user.root().await?;
+    let mut notes = Vec::new();
+    for (s, d) in secrets.into_iter().zip(&out.notes) {
+        let mut note = SimulatedNote::new(s, d);
+        for r in 0..3u64 {
+            note.request(&server, Fr::from(500 + r), Fr::from(900 + r), 250, 0)?;
+        }
+        notes.push(note);
+    }
+    let prover = dev_close_prover()?;
+    let deployment = chain.deployment();
+    let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(5);
+    let prove = |note: &SimulatedNote,
+                 state: &zkcredits_protocol::state::NoteState,
+                 payout: alloy::primitives::Address,
+                 rng: &mut rand_chacha::ChaCha20Rng|
+     -> Result<crate::PreparedClose> {
+        let path = tree.path(note.leaf_index)?;
+        prepare_close(
+            prover,
+            deployment,
+            NoteToClose {
+                secret: &note.secret,
+                deposit: note.deposit,
+                expiry_epoch: note.expiry_epoch,
+                path: &path,
+                root,
+                state,
+                server_key: server.public_key(),
+            },
+            payout,
+            false,
+            rng,
+        )
+    };
+    // Payouts to fresh addresses: the worst case (a new token balance slot).
+    let fresh = |i: u8| alloy::primitives::Address::repeat_byte(0x70 + i);
+
+    let coop = prove(&notes[0], &notes[0].state, fresh(0), &mut rng)?;
+    let clearance = crate::clearance::sign_clearance(
+        &chain.signer(PROVIDER),
+        deployment.chain_id,
+        deployment.pool,
+        coop.nc(),
+        coop.nullifier(),
+    )?;
+    let coop_gas = user.close_cooperative(&coop, &clearance).await?.tx.gas_used;
+
+    let uni = prove(&notes[1], &notes[1].state, fresh(1), &mut rng)?;
+    let uni_gas = user.close_unilateral(&uni).await?.tx.gas_used;
+    chain.advance(deployment.constants.challenge_window).await?;
+    let finalize_gas = user.finalize(uni.nc()).await?.tx.gas_used;
+
+    let stale_state = notes[2].history[1];
+    let stale = prove(&notes[2], &stale_state, fresh(2), &mut rng)?;
+    let pending = user.close_unilateral(&stale).await?;
+    let recovered = zkcredits_protocol::rln::recover(
+        notes[2].shares[1],
+        zkcredits_protocol::rln::Share {
+            x: pending.x_w,
+            y: pending.y_w,
+        },
+    )
+    .map_err(|e| Error::Anvil(format!("share recovery: {e}")))?;
+    let challenge_gas = provider
+        .challenge(stale.nc(), recovered.k, recovered.slope)
+        .await?
+        .tx
+        .gas_used;
+    Ok(CloseGas {
+        coop: coop_gas,
+        unilateral: uni_gas,
+        finalize: finalize_gas,
+        challenge: challenge_gas,
+    })
 }

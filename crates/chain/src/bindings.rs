@@ -29,6 +29,16 @@ alloy::sol!(
     "../../contracts/artifacts/TestToken.json"
 );
 
+alloy::sol!(
+    /// The close proof verifier generated from the close circuit's verifying key
+    /// (`contracts/src/CloseVerifier.sol`, by `zkcredits_circuits::solidity`).
+    #[allow(missing_docs)]
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    CloseVerifier,
+    "../../contracts/artifacts/CloseVerifier.json"
+);
+
 const POSEIDON_T3_JSON: &str = include_str!("../../../contracts/artifacts/PoseidonT3.json");
 const POSEIDON_T5_JSON: &str = include_str!("../../../contracts/artifacts/PoseidonT5.json");
 const POOL_JSON: &str = include_str!("../../../contracts/artifacts/ZkCreditsPool.json");

@@ -211,6 +211,21 @@ impl PoolClient {
         rpc::send(&self.provider, self.request(tx)).await
     }
 
+    /// Sends a pool transaction from the signing account and waits for its receipt.
+    pub(crate) async fn send_tx(&self, tx: TransactionRequest) -> Result<TransactionReceipt> {
+        self.send(tx).await
+    }
+
+    /// The pool's binding.
+    pub(crate) fn pool_contract(&self) -> &ZkCreditsPool::ZkCreditsPoolInstance<DynProvider> {
+        &self.pool
+    }
+
+    /// The first `E` the pool emitted in `receipt`.
+    pub(crate) fn event<E: SolEvent>(&self, receipt: &TransactionReceipt) -> Result<E> {
+        self.pool_event(receipt)
+    }
+
     // ------------------------------------------------------------------ token
 
     /// Approves the pool to pull `amount` token base units.

@@ -11,7 +11,7 @@ use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use serde::{Deserialize, Serialize};
 
-use crate::bindings::{TestToken, ZkCreditsPool, linked_libraries};
+use crate::bindings::{CloseVerifier, TestToken, ZkCreditsPool, linked_libraries};
 use crate::{Error, Result, rpc};
 
 /// The deployment parameters of a pool (`docs/PROTOCOL.md §2`, `contracts/README.md`).
@@ -45,6 +45,10 @@ pub struct PoolConfig {
     pub genesis_time: u64,
     /// Allowed note amounts in credit units, strictly increasing; empty allows any.
     pub denominations: Vec<u64>,
+    /// The first receipt key closes may name (BabyJubJub `(x, y)`); more are added with
+    /// `acceptServerKey`. `None`: none yet (no close is possible until one is accepted).
+    #[serde(default)]
+    pub server_key: Option<(U256, U256)>,
 }
 
 impl PoolConfig {
@@ -68,10 +72,12 @@ impl PoolConfig {
             root_history_size: 64,
             genesis_time: 0,
             denominations: Vec::new(),
+            server_key: None,
         }
     }
 
-    fn to_sol(&self, token: Address) -> ZkCreditsPool::Config {
+    fn to_sol(&self, token: Address, close_verifier: Address) -> ZkCreditsPool::Config {
+        let (server_key_x, server_key_y) = self.server_key.unwrap_or_default();
         ZkCreditsPool::Config {
             token,
             provider: self.provider,
@@ -87,6 +93,9 @@ impl PoolConfig {
             rootHistorySize: self.root_history_size,
             genesisTime: self.genesis_time,
             denominations: self.denominations.clone(),
+            closeVerifier: close_verifier,
+            serverKeyX: server_key_x,
+            serverKeyY: server_key_y,
         }
     }
 }
@@ -148,6 +157,9 @@ pub struct Deployment {
     pub deploy_block: u64,
     /// The linked libraries.
     pub libraries: Libraries,
+    /// The close proof verifier the pool calls.
+    #[serde(default)]
+    pub close_verifier: Address,
 }
 
 impl Deployment {
@@ -192,6 +204,7 @@ impl Deployment {
                 poseidon_t3: library_address(libs, "PoseidonT3"),
                 poseidon_t5: library_address(libs, "PoseidonT5"),
             },
+            close_verifier: c.closeVerifier().call().await?,
         })
     }
 
@@ -275,8 +288,20 @@ pub async fn deploy_test_token(
     ))
 }
 
-/// Deploys the libraries (if absent), the token (if `config.token` is `None`) and the pool,
-/// signing with `deployer`, and reads the pool's constants back.
+/// Deploys the close verifier generated from the close circuit's keys
+/// (`contracts/src/CloseVerifier.sol`).
+pub async fn deploy_close_verifier(provider: &DynProvider, from: Address) -> Result<Address> {
+    let tx = CloseVerifier::deploy_builder(provider)
+        .into_transaction_request()
+        .with_from(from);
+    let receipt = rpc::send(provider, tx).await?;
+    receipt.contract_address.ok_or(Error::Rpc(
+        "verifier deployment receipt has no contract address".into(),
+    ))
+}
+
+/// Deploys the libraries (if absent), the token (if `config.token` is `None`), the close
+/// verifier and the pool, signing with `deployer`, and reads the pool's constants back.
 pub async fn deploy(
     rpc_url: &str,
     deployer: PrivateKeySigner,
@@ -289,7 +314,8 @@ pub async fn deploy(
         Some(t) => t,
         None => deploy_test_token(&provider, from, "zkcredits test token", "ZKCT").await?,
     };
-    let tx = ZkCreditsPool::deploy_builder(&provider, config.to_sol(token))
+    let verifier = deploy_close_verifier(&provider, from).await?;
+    let tx = ZkCreditsPool::deploy_builder(&provider, config.to_sol(token, verifier))
         .into_transaction_request()
         .with_from(from);
     let receipt = rpc::send(&provider, tx).await?;
@@ -332,6 +358,7 @@ mod tests {
                 poseidon_t3: Address::repeat_byte(4),
                 poseidon_t5: Address::repeat_byte(5),
             },
+            close_verifier: Address::repeat_byte(6),
         };
         let json = serde_json::to_string(&d).expect("serialise");
         assert_eq!(serde_json::from_str::<Deployment>(&json).expect("parse"), d);

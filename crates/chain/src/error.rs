@@ -89,6 +89,39 @@ pub enum ContractError {
         /// The refused penalty.
         penalty: u64,
     },
+    /// Pool: the close names a root that is not one of the recent committed roots.
+    #[error("UnknownRoot({0}): prove against a recent committed root (commitRoot first)")]
+    UnknownRoot(U256),
+    /// Pool: the note already has a unilateral close waiting for its window.
+    #[error("ClosePending: the note already has a pending close; wait and finalize it")]
+    ClosePending,
+    /// Pool: there is no pending close with this NC.
+    #[error("NoPendingClose: no unilateral close is pending for this NC")]
+    NoPendingClose,
+    /// Pool: the challenge window of the close has not passed yet.
+    #[error("ChallengeWindowOpen(until {0}): finalize after the challenge window")]
+    ChallengeWindowOpen(u64),
+    /// Pool: (k, a) do not open the pending close's ticket.
+    #[error("InvalidChallenge: (k, a) do not match the close's N_j, y_w and NC")]
+    InvalidChallenge,
+    /// Pool: the clearance is not the provider's signature over this close.
+    #[error("InvalidClearance: ask the gateway for a clearance of this NC and N_j, or close unilaterally")]
+    InvalidClearance,
+    /// Pool: U + B exceed the deposit D.
+    #[error("AmountsExceedDeposit: U + B exceed the note's deposit")]
+    AmountsExceedDeposit,
+    /// Pool: the payout address is zero.
+    #[error("InvalidPayout: give a non-zero payout address")]
+    InvalidPayout,
+    /// Pool: the close names a server key the provider never accepted.
+    #[error("UnknownServerKey: the receipt key is not accepted by the pool")]
+    UnknownServerKey,
+    /// Close verifier: the proof does not verify for these public inputs.
+    #[error("InvalidProof: the close proof does not verify for these public inputs")]
+    InvalidProof,
+    /// Close verifier: a public input is not below the field modulus.
+    #[error("InputNotInField(input {0}): public inputs must be below the field modulus")]
+    InputNotInField(U256),
     /// Token (`TestToken`): the sender's balance is too small.
     #[error("InsufficientBalance({account}: has {balance}, needs {needed})")]
     InsufficientBalance {
@@ -145,6 +178,17 @@ impl From<ZkCreditsPool::ZkCreditsPoolErrors> for ContractError {
                 index: x.index,
                 penalty: x.penalty,
             },
+            E::UnknownRoot(x) => Self::UnknownRoot(x.root),
+            E::ClosePending(_) => Self::ClosePending,
+            E::NoPendingClose(_) => Self::NoPendingClose,
+            E::ChallengeWindowOpen(x) => Self::ChallengeWindowOpen(x.deadline),
+            E::InvalidChallenge(_) => Self::InvalidChallenge,
+            E::InvalidClearance(_) => Self::InvalidClearance,
+            E::AmountsExceedDeposit(_) => Self::AmountsExceedDeposit,
+            E::InvalidPayout(_) => Self::InvalidPayout,
+            E::UnknownServerKey(_) => Self::UnknownServerKey,
+            E::InvalidProof(_) => Self::InvalidProof,
+            E::InputNotInField(x) => Self::InputNotInField(x.index),
         }
     }
 }
@@ -292,6 +336,12 @@ pub enum Error {
     /// JSON (de)serialisation failed.
     #[error("JSON: {0}")]
     Json(#[source] serde_json::Error),
+    /// Building or proving the close failed (keys, an overdrawn state, a tree too deep).
+    #[error("close proof: {0}")]
+    Circuit(#[from] zkcredits_circuits::CircuitError),
+    /// A clearance could not be made or is not the provider's.
+    #[error("clearance: {0}")]
+    Clearance(#[from] crate::clearance::ClearanceError),
     /// Starting or talking to the local anvil failed.
     #[error("anvil: {0}")]
     Anvil(String),

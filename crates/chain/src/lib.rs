@@ -17,7 +17,9 @@
 pub mod anvil;
 pub mod bench;
 pub mod bindings;
+pub mod clearance;
 pub mod client;
+pub mod close;
 pub mod deploy;
 pub mod devnet;
 mod error;
@@ -30,6 +32,11 @@ pub use bench::{GasReport, bench_gas};
 pub use client::{
     ClaimOutcome, CommitOutcome, CommittedRoot, DepositOutcome, DepositedNote, NoteRecord,
     PoolClient, SlashOutcome, Violation, ViolationsOutcome,
+};
+pub use clearance::{Clearance, ClearanceError, clearance_digest, sign_clearance, verify_clearance};
+pub use close::{
+    CloseOutcome, CloseRequestOutcome, NoteToClose, PendingClose, PreparedClose, close_ticket,
+    prepare_close,
 };
 pub use deploy::{Deployment, Libraries, PoolConfig, PoolConstants, deploy};
 pub use devnet::devnet;

@@ -142,3 +142,113 @@ impl TestChain {
         Ok(self.provider()?.get_block_number().await?)
     }
 }
+
+// ---------------------------------------------------------------------- closes
+
+/// The development close prover: keys from the public development seed
+/// (`zkcredits_circuits::keys::DEV_SEED`), the ones `contracts/src/CloseVerifier.sol` was
+/// generated from. Made once per process in a temporary directory (a few seconds).
+pub fn dev_close_prover() -> Result<&'static zkcredits_circuits::prover::CloseProver> {
+    use std::sync::OnceLock;
+    use zkcredits_circuits::close::CloseCircuit;
+    use zkcredits_circuits::keys;
+    static PROVER: OnceLock<zkcredits_circuits::prover::CloseProver> = OnceLock::new();
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if let Some(p) = PROVER.get() {
+        return Ok(p);
+    }
+    // One setup at a time (tests run in parallel); the others then find its result.
+    let _guard = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = PROVER.get() {
+        return Ok(p);
+    }
+    let dir = std::env::temp_dir().join(format!("zkcredits-dev-close-keys-{}", std::process::id()));
+    keys::setup_circuit::<CloseCircuit>(&dir, keys::close_seed(keys::DEV_SEED), |_| {})?;
+    let prover = zkcredits_circuits::prover::CloseProver::new(keys::load_close_proving_key(&dir)?)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(PROVER.get_or_init(|| prover))
+}
+
+/// A fixed receipt key for tests and benchmarks (public: never for a real gateway).
+pub fn test_server_key() -> zkcredits_protocol::eddsa::PrivateKey {
+    zkcredits_protocol::eddsa::PrivateKey::from_bytes(*b"zkcredits test receipt key (pub)")
+}
+
+/// The pool's `(x, y)` words of a receipt key, for [`PoolConfig::server_key`].
+pub fn server_key_words(key: &zkcredits_protocol::eddsa::PublicKey) -> (U256, U256) {
+    let p = key.point();
+    (
+        crate::bindings::fr_to_u256(&p.x),
+        crate::bindings::fr_to_u256(&p.y),
+    )
+}
+
+/// A note as a test user holds it, with the shares a gateway saw for each of its tickets.
+/// Requests are simulated off chain exactly as the gateway answers them: the receipt key
+/// signs `H(RECEIPT, T_next, r, p)` and the state advances.
+#[derive(Clone, Debug)]
+pub struct SimulatedNote {
+    /// The note's secret.
+    pub secret: zkcredits_protocol::note::NoteSecret,
+    /// `D`.
+    pub deposit: u64,
+    /// `E`.
+    pub expiry_epoch: u64,
+    /// Its leaf index.
+    pub leaf_index: u64,
+    /// Its current state.
+    pub state: zkcredits_protocol::state::NoteState,
+    /// Every state it went through, oldest first (for stale closes).
+    pub history: Vec<zkcredits_protocol::state::NoteState>,
+    /// The share of each used ticket, as the gateway stored it: `shares[i]` for ticket `i`.
+    pub shares: Vec<zkcredits_protocol::rln::Share>,
+}
+
+impl SimulatedNote {
+    /// A note just deposited.
+    pub fn new(
+        secret: zkcredits_protocol::note::NoteSecret,
+        deposited: &crate::client::DepositedNote,
+    ) -> Self {
+        Self {
+            secret,
+            deposit: deposited.amount,
+            expiry_epoch: deposited.expiry_epoch,
+            leaf_index: deposited.leaf_index,
+            state: zkcredits_protocol::state::NoteState::fresh(),
+            history: Vec::new(),
+            shares: Vec::new(),
+        }
+    }
+
+    /// One paid request bound to `x`, answered with `refund` and `penalty` signed by
+    /// `server`.
+    pub fn request(
+        &mut self,
+        server: &zkcredits_protocol::eddsa::PrivateKey,
+        x: zkcredits_protocol::Fr,
+        rho_next: zkcredits_protocol::Fr,
+        refund: u64,
+        penalty: u64,
+    ) -> Result<()> {
+        use zkcredits_protocol::state::{Receipt, receipt_message};
+        let k = self.secret.expose();
+        let ticket = zkcredits_protocol::rln::Ticket::new(k, self.state.index);
+        self.shares.push(ticket.share(k, x));
+        let next = self
+            .state
+            .next_commitment(k, rho_next)
+            .map_err(|e| Error::Circuit(e.into()))?;
+        let receipt = Receipt {
+            refund,
+            penalty,
+            signature: server.sign(receipt_message(next, refund, penalty)),
+        };
+        self.history.push(self.state);
+        self.state = self
+            .state
+            .advance(k, rho_next, receipt)
+            .map_err(|e| Error::Circuit(e.into()))?;
+        Ok(())
+    }
+}

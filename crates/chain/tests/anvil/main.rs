@@ -1,6 +1,7 @@
 //! The chain crate against a real anvil: every test starts its own node on a free port
 //! (`TestChain`), so they run in parallel. Needs `npm ci` in `contracts/` (anvil).
 
+mod close;
 mod money;
 mod reverts;
 mod tools;

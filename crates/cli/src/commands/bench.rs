@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 use zkcredits_circuits::keys;
-use zkcredits_circuits::prover::RequestProver;
+use zkcredits_circuits::prover::{CloseProver, RequestProver};
 use zkcredits_circuits::sample::SampleNote;
 use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
@@ -57,6 +57,8 @@ struct CircuitFigures {
     batch_verify_ms_per_proof: f64,
     prove_precomputed_ms_p50: f64,
     precompute_ms: f64,
+    close_constraints: usize,
+    close_prove_ms_p50: f64,
 }
 
 fn median(mut samples: Vec<f64>) -> f64 {
@@ -171,6 +173,27 @@ fn circuits(dir: PathBuf, proofs: usize) -> anyhow::Result<()> {
     let batch_verify_ms_per_proof = median(batch_samples);
     println!("batch verify (64): {batch_verify_ms_per_proof:.3} ms per proof");
 
+    // The close proof (once per note, so fewer samples).
+    let close_keys = keys::load_close_proving_key(&dir).context("loading the close key")?;
+    let close_verifier = Verifier::new(close_keys.verifying_key());
+    let close_prover = CloseProver::new(close_keys)?;
+    let close_constraints = close_prover.num_constraints();
+    println!("close circuit: {close_constraints} constraints");
+    let mut close_samples = Vec::new();
+    for i in 0..proofs.div_ceil(2).max(3) {
+        let circuit = note.close_circuit(i % 2 == 1, Fr::from(7_000 + i as u64))?;
+        let public = circuit.public.to_field_elements();
+        let start = Instant::now();
+        let proof = close_prover.prove(circuit, &mut rng)?;
+        close_samples.push(ms(start));
+        anyhow::ensure!(
+            close_verifier.verify(&proof, &public),
+            "a close proof must verify"
+        );
+    }
+    let close_prove_ms_p50 = median(close_samples);
+    println!("close proof, warm keys: p50 {close_prove_ms_p50:.1} ms");
+
     let figures = CircuitFigures {
         request_constraints,
         prove_ms_p50: round(prove_ms_p50),
@@ -179,6 +202,8 @@ fn circuits(dir: PathBuf, proofs: usize) -> anyhow::Result<()> {
         batch_verify_ms_per_proof: round(batch_verify_ms_per_proof),
         prove_precomputed_ms_p50: round(prove_precomputed_ms_p50),
         precompute_ms: round(precompute_ms),
+        close_constraints,
+        close_prove_ms_p50: round(close_prove_ms_p50),
     };
     println!("{}", serde_json::to_string(&figures)?);
     Ok(())

@@ -21,7 +21,7 @@ pub(crate) struct SetupArgs {
 
 pub(crate) fn run(args: SetupArgs) -> anyhow::Result<()> {
     let dir = args.keys.unwrap_or_else(crate::paths::default_keys);
-    if !args.force && keys::load_proving_key(&dir).is_ok() {
+    if !args.force && keys_present(&dir) {
         println!("keys already present and intact in {}", dir.display());
         return Ok(());
     }
@@ -29,9 +29,14 @@ pub(crate) fn run(args: SetupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether both the request and the close keys are in `dir` and intact.
+fn keys_present(dir: &std::path::Path) -> bool {
+    keys::load_proving_key(dir).is_ok() && keys::load_close_proving_key(dir).is_ok()
+}
+
 /// Generates the development keys into `dir`, showing progress when `show` is set.
 pub(crate) fn ensure_keys(dir: &std::path::Path, show: bool) -> anyhow::Result<()> {
-    if keys::load_proving_key(dir).is_ok() {
+    if keys_present(dir) {
         return Ok(());
     }
     eprintln!("WARNING: development setup from a public seed: NOT FOR PRODUCTION.");
