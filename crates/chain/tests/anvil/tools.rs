@@ -14,24 +14,26 @@ async fn bench_gas_measures_every_figure_from_receipts_within_the_bars()
     let report = bench_gas().await?;
     let json = serde_json::to_value(report).expect("serialise");
     let keys: Vec<_> = json.as_object().expect("object").keys().cloned().collect();
-    assert_eq!(
-        keys.len(),
-        5,
-        "deposit_gas, deposit10_gas, slash_gas, record10_gas, commit_root_gas: {keys:?}"
-    );
-    for k in [
+    let names = [
         "deposit_gas",
         "deposit10_gas",
         "slash_gas",
         "record10_gas",
         "commit_root_gas",
-    ] {
+        "close_coop_gas",
+        "close_unilateral_gas",
+        "finalize_gas",
+        "challenge_gas",
+    ];
+    assert_eq!(keys.len(), names.len(), "{names:?}: {keys:?}");
+    for k in names {
         assert!(json[k].as_u64().is_some_and(|v| v > 21_000), "{k}: {json}");
     }
     println!("gas: {json}");
     // The bars of docs/ARCHITECTURE.md.
     assert!(report.deposit_gas <= 250_000, "{report:?}");
     assert!(report.slash_gas <= 120_000, "{report:?}");
+    assert!(report.close_coop_gas <= 400_000, "{report:?}");
     assert!(report.deposit10_gas < 10 * report.deposit_gas, "{report:?}");
     Ok(())
 }
