@@ -22,12 +22,12 @@ use zkcredits_protocol::request::withdrawal_x;
 use zkcredits_protocol::rln::Ticket;
 use zkcredits_protocol::state::{Limits, NoteState};
 
+use crate::Result;
 use crate::bindings::{ZkCreditsPool, fr_to_u256, u256_to_fr};
 use crate::clearance::Clearance;
 use crate::client::{PoolClient, SlashOutcome};
 use crate::deploy::Deployment;
 use crate::rpc::TxInfo;
-use crate::Result;
 
 /// What the client knows about the note it closes.
 #[derive(Clone, Copy, Debug)]
@@ -208,11 +208,7 @@ impl PoolClient {
     ) -> Result<CloseOutcome> {
         let tx = self
             .pool_contract()
-            .closeCooperative(
-                close.args(),
-                close.proof_words(),
-                clearance.to_vec().into(),
-            )
+            .closeCooperative(close.args(), close.proof_words(), clearance.to_vec().into())
             .into_transaction_request();
         let receipt = self.send_tx(tx).await?;
         self.closed_outcome(&receipt)
@@ -287,7 +283,11 @@ impl PoolClient {
     pub async fn server_key_accepted(&self, key: PublicKey) -> Result<bool> {
         let p = key.point();
         let hash = alloy::primitives::keccak256(
-            [fr_to_u256(&p.x).to_be_bytes::<32>(), fr_to_u256(&p.y).to_be_bytes::<32>()].concat(),
+            [
+                fr_to_u256(&p.x).to_be_bytes::<32>(),
+                fr_to_u256(&p.y).to_be_bytes::<32>(),
+            ]
+            .concat(),
         );
         Ok(self.pool_contract().serverKeyAccepted(hash).call().await?)
     }

@@ -105,7 +105,9 @@ pub enum ContractError {
     #[error("InvalidChallenge: (k, a) do not match the close's N_j, y_w and NC")]
     InvalidChallenge,
     /// Pool: the clearance is not the provider's signature over this close.
-    #[error("InvalidClearance: ask the gateway for a clearance of this NC and N_j, or close unilaterally")]
+    #[error(
+        "InvalidClearance: ask the gateway for a clearance of this NC and N_j, or close unilaterally"
+    )]
     InvalidClearance,
     /// Pool: U + B exceed the deposit D.
     #[error("AmountsExceedDeposit: U + B exceed the note's deposit")]

@@ -29,11 +29,13 @@ pub mod rpc;
 pub mod testing;
 
 pub use bench::{GasReport, bench_gas};
+pub use clearance::{
+    Clearance, ClearanceError, clearance_digest, sign_clearance, verify_clearance,
+};
 pub use client::{
     ClaimOutcome, CommitOutcome, CommittedRoot, DepositOutcome, DepositedNote, NoteRecord,
     PoolClient, SlashOutcome, Violation, ViolationsOutcome,
 };
-pub use clearance::{Clearance, ClearanceError, clearance_digest, sign_clearance, verify_clearance};
 pub use close::{
     CloseOutcome, CloseRequestOutcome, NoteToClose, PendingClose, PreparedClose, close_ticket,
     prepare_close,

@@ -131,7 +131,8 @@ pub fn setup_circuit<C: Statement>(
     seed: [u8; 32],
     mut progress: impl FnMut(SetupStep),
 ) -> Result<KeyManifest, CircuitError> {
-    let (pk_file, vk_file, manifest_file) = (C::PROVING_KEY_FILE, C::VERIFYING_KEY_FILE, C::MANIFEST);
+    let (pk_file, vk_file, manifest_file) =
+        (C::PROVING_KEY_FILE, C::VERIFYING_KEY_FILE, C::MANIFEST);
     progress(SetupStep::Synthesize);
     let shape = crate::prover::CircuitShape::extract_for::<C>()?;
     let constraints = shape.num_constraints;
@@ -148,12 +149,7 @@ pub fn setup_circuit<C: Statement>(
     progress(SetupStep::Check);
     let checked =
         ProvingKey::<Bn254>::deserialize_with_mode(&pk_bytes[..], Compress::No, Validate::Yes)
-            .map_err(|e| {
-                key_error(
-                    &dir.join(pk_file),
-                    format!("fails its curve checks: {e}"),
-                )
-            })?;
+            .map_err(|e| key_error(&dir.join(pk_file), format!("fails its curve checks: {e}")))?;
     if checked != pk {
         return Err(key_error(
             &dir.join(pk_file),

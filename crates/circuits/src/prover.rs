@@ -103,7 +103,9 @@ impl<C: Statement> Prover<C> {
     /// refuses keys made for another circuit or another version of it.
     pub fn new(keys: CircuitKeys) -> Result<Self, CircuitError> {
         let shape = CircuitShape::extract_for::<C>()?;
-        if keys.manifest.circuit != C::CIRCUIT_ID || shape.digest_hex() != keys.manifest.circuit_digest {
+        if keys.manifest.circuit != C::CIRCUIT_ID
+            || shape.digest_hex() != keys.manifest.circuit_digest
+        {
             return Err(CircuitError::KeyFile {
                 path: C::MANIFEST.into(),
                 reason: format!("was made for another circuit than {}", C::CIRCUIT_ID),

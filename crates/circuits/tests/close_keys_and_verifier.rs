@@ -62,8 +62,8 @@ fn setup_makes_both_key_sets_and_the_request_keys_are_unchanged() {
 
 #[test]
 fn a_close_proof_verifies_for_its_inputs_only() {
-    let prover = CloseProver::new(keys::load_close_proving_key(key_dir()).expect("keys"))
-        .expect("prover");
+    let prover =
+        CloseProver::new(keys::load_close_proving_key(key_dir()).expect("keys")).expect("prover");
     let verifier = Verifier::new(&keys::load_close_verifying_key(key_dir()).expect("vk"));
     let f = Fixture::new(20_000, 3, 250);
     let mut rng = ChaCha20Rng::from_seed([3; 32]);

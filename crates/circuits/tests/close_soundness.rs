@@ -10,8 +10,8 @@ use ark_relations::gr1cs::trace::{ConstraintLayer, TracingMode};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
 use common::{Fixture, LIMITS};
 use tracing_subscriber::layer::SubscriberExt;
-use zkcredits_circuits::close::CloseCircuit;
 use zkcredits_circuits::CircuitError;
+use zkcredits_circuits::close::CloseCircuit;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::close::{CloseError, CloseSplit};
 use zkcredits_protocol::eddsa::PrivateKey;
@@ -235,5 +235,8 @@ fn an_overdrawn_note_cannot_close() {
         exact.close_circuit(true, x_w()),
         Err(CircuitError::Close(CloseError::Overdrawn))
     ));
-    assert_breaks(exact.close_circuit_unchecked(true, x_w()).expect("circuit"), "amounts");
+    assert_breaks(
+        exact.close_circuit_unchecked(true, x_w()).expect("circuit"),
+        "amounts",
+    );
 }

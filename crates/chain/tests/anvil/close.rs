@@ -68,7 +68,11 @@ impl World {
     /// Deposits a fresh note of `credits` (without committing a root).
     async fn deposit(&mut self, credits: u64) -> SimulatedNote {
         let secret = NoteSecret::from_field(random_fr(&mut self.rng));
-        let out = self.user.deposit(secret.id(), credits).await.expect("deposit");
+        let out = self
+            .user
+            .deposit(secret.id(), credits)
+            .await
+            .expect("deposit");
         let pushed = self.tree.push(out.notes[0].leaf).expect("tree");
         assert_eq!(pushed, out.notes[0].leaf_index);
         SimulatedNote::new(secret, &out.notes[0])
@@ -79,7 +83,8 @@ impl World {
         let server = test_server_key();
         for _ in 0..requests {
             let (x, rho) = (random_fr(&mut self.rng), random_fr(&mut self.rng));
-            note.request(&server, x, rho, refund, penalty).expect("request");
+            note.request(&server, x, rho, refund, penalty)
+                .expect("request");
         }
     }
 
@@ -121,8 +126,14 @@ impl World {
 
     fn clearance(&self, nc: Fr, nullifier: Fr) -> [u8; 65] {
         let d = self.chain.deployment();
-        sign_clearance(&self.chain.signer(PROVIDER), d.chain_id, d.pool, nc, nullifier)
-            .expect("sign")
+        sign_clearance(
+            &self.chain.signer(PROVIDER),
+            d.chain_id,
+            d.pool,
+            nc,
+            nullifier,
+        )
+        .expect("sign")
     }
 
     async fn balances(&self, who: &[Address]) -> Vec<U256> {
@@ -166,7 +177,11 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
     assert_eq!((split.burn, split.provider), (700, 4 * 1_000 - 1_200));
     let before = w.balances(&[to, provider, BURN, pool]).await;
     let clearance = w.clearance(close.nc(), close.nullifier());
-    let out = w.user.close_cooperative(&close, &clearance).await.expect("close");
+    let out = w
+        .user
+        .close_cooperative(&close, &clearance)
+        .await
+        .expect("close");
     let after = w.balances(&[to, provider, BURN, pool]).await;
     assert_eq!(after[0] - before[0], U256::from(split.payout) * unit);
     assert_eq!(after[1] - before[1], U256::from(split.provider) * unit);
@@ -181,8 +196,16 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
             to
         )
     );
-    assert_eq!((out.nc, out.nullifier), close_ticket(&a.secret, &a.state, false));
-    assert!(w.user.closed_or_slashed(a.secret.close_nullifier()).await.expect("view"));
+    assert_eq!(
+        (out.nc, out.nullifier),
+        close_ticket(&a.secret, &a.state, false)
+    );
+    assert!(
+        w.user
+            .closed_or_slashed(a.secret.close_nullifier())
+            .await
+            .expect("view")
+    );
     println!("closeCooperative gas {}", out.tx.gas_used);
 
     // m = 1, unilateral: held, then finalized by anyone after the window.
@@ -197,8 +220,14 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
     assert_eq!(pending.nullifier, close.nullifier());
     assert_eq!(pending.x_w, w.user.withdrawal_x(to).await.expect("x_w"));
     assert_eq!(w.user.outstanding(b.expiry_epoch).await.expect("view"), 0);
-    assert_refused(w.user.finalize(close.nc()).await, ContractError::ChallengeWindowOpen(pending.deadline));
-    w.chain.advance(w.chain.deployment().constants.challenge_window).await.expect("time");
+    assert_refused(
+        w.user.finalize(close.nc()).await,
+        ContractError::ChallengeWindowOpen(pending.deadline),
+    );
+    w.chain
+        .advance(w.chain.deployment().constants.challenge_window)
+        .await
+        .expect("time");
     let anyone = w.chain.client(4).await.expect("client");
     let out = anyone.finalize(close.nc()).await.expect("finalize");
     let after = w.balances(&[to, provider, BURN, pool]).await;
@@ -207,8 +236,17 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
     assert_eq!(after[2] - before[2], U256::from(split.burn) * unit);
     assert_eq!(before[3] - after[3], U256::from(b.deposit) * unit);
     assert_eq!(out.to_payout, U256::from(split.payout) * unit);
-    assert!(w.user.pending_close(close.nc()).await.expect("view").is_none());
-    assert_refused(anyone.finalize(close.nc()).await, ContractError::NoPendingClose);
+    assert!(
+        w.user
+            .pending_close(close.nc())
+            .await
+            .expect("view")
+            .is_none()
+    );
+    assert_refused(
+        anyone.finalize(close.nc()).await,
+        ContractError::NoPendingClose,
+    );
 }
 
 #[tokio::test]
@@ -222,7 +260,10 @@ async fn a_stale_close_is_challenged_with_the_gateways_share_and_the_note_is_sla
     let to = payout_address(&mut w.rng);
     let close = w.prove(&note, Some(&stale), root, to, false);
     let pending = w.user.close_unilateral(&close).await.expect("close");
-    assert_eq!(pending.nullifier, rln::Ticket::new(note.secret.expose(), 1).nullifier);
+    assert_eq!(
+        pending.nullifier,
+        rln::Ticket::new(note.secret.expose(), 1).nullifier
+    );
 
     // The gateway holds ticket 1's share from the request: with the close's share it
     // recovers (k, a).
@@ -238,30 +279,50 @@ async fn a_stale_close_is_challenged_with_the_gateways_share_and_the_note_is_sla
     let watcher = w.chain.client(3).await.expect("client");
     // A wrong (k, a) is refused by name.
     assert_refused(
-        watcher.challenge(close.nc(), recovered.k, recovered.slope + Fr::from(1u64)).await,
+        watcher
+            .challenge(close.nc(), recovered.k, recovered.slope + Fr::from(1u64))
+            .await,
         ContractError::InvalidChallenge,
     );
     assert_refused(
-        watcher.challenge(close.nc(), recovered.k + Fr::from(1u64), recovered.slope).await,
+        watcher
+            .challenge(close.nc(), recovered.k + Fr::from(1u64), recovered.slope)
+            .await,
         ContractError::InvalidChallenge,
     );
-    let before = w.balances(&[watcher.sender(), w.chain.address(PROVIDER), to]).await;
+    let before = w
+        .balances(&[watcher.sender(), w.chain.address(PROVIDER), to])
+        .await;
     let out = watcher
         .challenge(close.nc(), recovered.k, recovered.slope)
         .await
         .expect("challenge");
-    let after = w.balances(&[watcher.sender(), w.chain.address(PROVIDER), to]).await;
+    let after = w
+        .balances(&[watcher.sender(), w.chain.address(PROVIDER), to])
+        .await;
     let value = U256::from(note.deposit) * w.unit();
     let bounty = value * U256::from(500) / U256::from(10_000);
-    assert_eq!((out.bounty, out.to_provider, out.k), (bounty, value - bounty, note.secret.expose()));
+    assert_eq!(
+        (out.bounty, out.to_provider, out.k),
+        (bounty, value - bounty, note.secret.expose())
+    );
     assert_eq!(after[0] - before[0], bounty);
     assert_eq!(after[1] - before[1], value - bounty);
     assert_eq!(after[2], before[2], "the payout address gets nothing");
     assert!(w.user.closed_or_slashed(close.nc()).await.expect("view"));
-    assert_refused(w.user.finalize(close.nc()).await, ContractError::NoPendingClose);
-    assert_refused(watcher.slash(note.secret.expose()).await, ContractError::NoteAlreadySettled);
+    assert_refused(
+        w.user.finalize(close.nc()).await,
+        ContractError::NoPendingClose,
+    );
+    assert_refused(
+        watcher.slash(note.secret.expose()).await,
+        ContractError::NoteAlreadySettled,
+    );
     // The outstanding amount was released once, by the close request.
-    assert_eq!(w.user.outstanding(note.expiry_epoch).await.expect("view"), 0);
+    assert_eq!(
+        w.user.outstanding(note.expiry_epoch).await.expect("view"),
+        0
+    );
 }
 
 #[tokio::test]
@@ -276,15 +337,24 @@ async fn refusals_have_named_errors() {
     // Another payout address than the proof is bound to.
     let mut redirected = close.clone();
     redirected.payout = payout_address(&mut w.rng);
-    assert_refused(w.user.close_unilateral(&redirected).await, ContractError::InvalidProof);
+    assert_refused(
+        w.user.close_unilateral(&redirected).await,
+        ContractError::InvalidProof,
+    );
     // A tampered proof.
     let mut tampered = close.clone();
     tampered.proof.c = (tampered.proof.c + tampered.proof.c).into();
-    assert_refused(w.user.close_unilateral(&tampered).await, ContractError::InvalidProof);
+    assert_refused(
+        w.user.close_unilateral(&tampered).await,
+        ContractError::InvalidProof,
+    );
     // Amounts other than the proven ones.
     let mut greedy = close.clone();
     greedy.public.payout += 1;
-    assert_refused(w.user.close_unilateral(&greedy).await, ContractError::InvalidProof);
+    assert_refused(
+        w.user.close_unilateral(&greedy).await,
+        ContractError::InvalidProof,
+    );
     // A root the pool never committed (a deposit after the commit, proven locally).
     let _later = w.deposit(1_000).await;
     let local_root = w.tree.root();
@@ -297,13 +367,22 @@ async fn refusals_have_named_errors() {
     // The honest one goes through; a second close of the note is refused while it is
     // pending and after it is final, whatever the payout address.
     w.user.close_unilateral(&close).await.expect("close");
-    assert_refused(w.user.close_unilateral(&close).await, ContractError::ClosePending);
-    w.chain.advance(w.chain.deployment().constants.challenge_window).await.expect("time");
+    assert_refused(
+        w.user.close_unilateral(&close).await,
+        ContractError::ClosePending,
+    );
+    w.chain
+        .advance(w.chain.deployment().constants.challenge_window)
+        .await
+        .expect("time");
     w.user.finalize(close.nc()).await.expect("finalize");
     let payout = payout_address(&mut w.rng);
     let root = w.commit().await;
     let again = w.prove(&note, None, root, payout, false);
-    assert_refused(w.user.close_unilateral(&again).await, ContractError::NoteAlreadySettled);
+    assert_refused(
+        w.user.close_unilateral(&again).await,
+        ContractError::NoteAlreadySettled,
+    );
     let clearance = w.clearance(again.nc(), again.nullifier());
     assert_refused(
         w.user.close_cooperative(&again, &clearance).await,
@@ -340,7 +419,11 @@ async fn a_cooperative_close_needs_the_providers_clearance_of_its_nc_and_nullifi
     let good = w.clearance(nc, nj);
     zkcredits_chain::verify_clearance(&good, w.chain.address(PROVIDER), d.chain_id, d.pool, nc, nj)
         .expect("valid");
-    let out = w.user.close_cooperative(&close, &good).await.expect("close");
+    let out = w
+        .user
+        .close_cooperative(&close, &good)
+        .await
+        .expect("close");
     assert!(out.to_payout > U256::ZERO);
     assert!(w.user.closed_or_slashed(nc).await.expect("view"));
     assert!(w.user.pending_close(nc).await.expect("view").is_none());
@@ -364,14 +447,29 @@ async fn a_close_is_refused_once_its_epoch_is_claimed_and_slash_cancels_a_pendin
     w.user.close_unilateral(&close_b).await.expect("close");
     let slasher = w.chain.client(3).await.expect("client");
     slasher.slash(b.secret.expose()).await.expect("slash");
-    assert!(w.user.pending_close(close_b.nc()).await.expect("view").is_none());
-    assert_refused(w.user.finalize(close_b.nc()).await, ContractError::NoPendingClose);
+    assert!(
+        w.user
+            .pending_close(close_b.nc())
+            .await
+            .expect("view")
+            .is_none()
+    );
+    assert_refused(
+        w.user.finalize(close_b.nc()).await,
+        ContractError::NoPendingClose,
+    );
     // a: the provider claims its epoch; the close is then refused.
     w.chain.advance(3 * 100 + 10).await.expect("time");
-    w.provider.claim_expired(a.expiry_epoch).await.expect("claim");
+    w.provider
+        .claim_expired(a.expiry_epoch)
+        .await
+        .expect("claim");
     let payout = payout_address(&mut w.rng);
     let close_a = w.prove(&a, None, root, payout, false);
-    assert_refused(w.user.close_unilateral(&close_a).await, ContractError::EpochClaimed);
+    assert_refused(
+        w.user.close_unilateral(&close_a).await,
+        ContractError::EpochClaimed,
+    );
 }
 
 #[tokio::test]
@@ -404,7 +502,11 @@ async fn money_is_conserved_over_random_deposits_requests_closes_challenges_slas
                 break;
             }
             let refund = w.rng.gen_range(0..=1_000u64);
-            let penalty = if w.rng.gen_bool(0.3) { w.rng.gen_range(0..=5_000u64) } else { 0 };
+            let penalty = if w.rng.gen_bool(0.3) {
+                w.rng.gen_range(0..=5_000u64)
+            } else {
+                0
+            };
             w.spend(&mut n, 1, refund, penalty);
         }
         notes.push(n);
@@ -440,7 +542,10 @@ async fn money_is_conserved_over_random_deposits_requests_closes_challenges_slas
                     rln::Share { x: p.x_w, y: p.y_w },
                 )
                 .expect("recover");
-                watcher.challenge(c.nc(), r.k, r.slope).await.expect("challenge");
+                watcher
+                    .challenge(c.nc(), r.k, r.slope)
+                    .await
+                    .expect("challenge");
                 payouts.push(to);
             }
             3 => {
@@ -465,10 +570,15 @@ async fn money_is_conserved_over_random_deposits_requests_closes_challenges_slas
     for a in &payouts {
         to_users += w.balances(&[*a]).await[0];
     }
-    let out_of_pool = to_users + (end[0] - start_provider[0]) + (end[1] - start_provider[1])
+    let out_of_pool = to_users
+        + (end[0] - start_provider[0])
+        + (end[1] - start_provider[1])
         + (end[2] - start_provider[2]);
     assert_eq!(end_pool, start_pool, "everything deposited left the pool");
-    assert_eq!(out_of_pool, deposited, "user + provider + burn + slasher = deposits");
+    assert_eq!(
+        out_of_pool, deposited,
+        "user + provider + burn + slasher = deposits"
+    );
 }
 
 #[tokio::test]
@@ -510,24 +620,40 @@ async fn the_generated_solidity_verifier_agrees_with_the_rust_verifier() {
         let mut rust_inputs = inputs.clone();
         rust_inputs[i] += Fr::from(1u64);
         assert!(!rust.verify(&close.proof, &rust_inputs), "input {i}");
-        let r = sol.verifyProof(words, as_array(&tampered)).call().await.map(|_| ());
+        let r = sol
+            .verifyProof(words, as_array(&tampered))
+            .call()
+            .await
+            .map(|_| ());
         expect_revert(r, format!("input {i} + 1"));
         // The same value plus the modulus is refused too (no malleability).
         let mut wrapped = input_words.clone();
         wrapped[i] += field_modulus();
-        let r = sol.verifyProof(words, as_array(&wrapped)).call().await.map(|_| ());
+        let r = sol
+            .verifyProof(words, as_array(&wrapped))
+            .call()
+            .await
+            .map(|_| ());
         expect_revert(r, format!("input {i} + r"));
     }
     for i in 0..8 {
         let mut tampered = words;
         tampered[i] += U256::from(1);
-        let r = sol.verifyProof(tampered, as_array(&input_words)).call().await.map(|_| ());
+        let r = sol
+            .verifyProof(tampered, as_array(&input_words))
+            .call()
+            .await
+            .map(|_| ());
         expect_revert(r, format!("proof word {i} + 1"));
     }
     // A valid point in the wrong place: A and C swapped.
     let mut swapped = words;
     swapped.swap(0, 6);
     swapped.swap(1, 7);
-    let r = sol.verifyProof(swapped, as_array(&input_words)).call().await.map(|_| ());
+    let r = sol
+        .verifyProof(swapped, as_array(&input_words))
+        .call()
+        .await
+        .map(|_| ());
     expect_revert(r, "A and C swapped".into());
 }
