@@ -12,7 +12,7 @@ use crate::{Error, Result};
 
 alloy::sol!(
     /// The zkcredits pool (`contracts/src/ZkCreditsPool.sol`).
-    #[allow(missing_docs)]
+    #[allow(missing_docs, clippy::too_many_arguments)]
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     ZkCreditsPool,

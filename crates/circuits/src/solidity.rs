@@ -142,9 +142,9 @@ pub fn verifier_source(vk: &VerifyingKey<Bn254>, name: &str, input_names: &[&str
     let _ = writeln!(w, "            mstore(m, IC0_X)");
     let _ = writeln!(w, "            mstore(add(m, 0x20), IC0_Y)");
     let _ = writeln!(w, "            ok := 1");
-    for i in 0..n {
+    for (i, input_name) in input_names.iter().enumerate() {
         let j = i + 1;
-        let _ = writeln!(w, "            {{ // {}", input_names[i]);
+        let _ = writeln!(w, "            {{ // {input_name}");
         let _ = writeln!(
             w,
             "                let s := calldataload(add(input, {}))",
