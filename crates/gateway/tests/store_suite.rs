@@ -556,7 +556,7 @@ fn child_process() {
 async fn sqlite_load_child() {
     let path = std::env::var("ZKC_STORE_PATH").unwrap();
     let store = Arc::new(SqliteStore::open(path).unwrap());
-    let tasks: Vec<_> = (0..64)
+    let tasks: Vec<tokio::task::JoinHandle<()>> = (0..64)
         .map(|_| {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
@@ -574,8 +574,11 @@ async fn sqlite_load_child() {
             })
         })
         .collect();
+    // The tasks never end: the parent kills this process. A panicking task ends it early.
     for t in tasks {
-        t.await.unwrap();
+        if let Err(e) = t.await {
+            panic!("admitting task failed: {e}");
+        }
     }
 }
 
