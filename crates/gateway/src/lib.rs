@@ -2,4 +2,5 @@
 //! meters them against an upstream, signs receipts and carries out the on-chain duties
 //! (slashing double spenders, logging violations, watching closes).
 
+pub mod duties;
 pub mod store;

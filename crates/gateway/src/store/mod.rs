@@ -88,8 +88,11 @@ pub enum StoreError {
 pub trait Store: Send + Sync + 'static {
     /// Atomically inserts `(nullifier, share)` if the nullifier is unseen, else reports
     /// what was there. Durable before it returns `Fresh`.
-    async fn admit(&self, nullifier: FieldBytes, share: StoredShare)
-    -> Result<Admission, StoreError>;
+    async fn admit(
+        &self,
+        nullifier: FieldBytes,
+        share: StoredShare,
+    ) -> Result<Admission, StoreError>;
 
     /// Stores the receipt issued for an admitted nullifier. Durable before it returns.
     /// Storing the identical receipt again is a no-op.
@@ -120,12 +123,67 @@ pub trait Store: Send + Sync + 'static {
     async fn pending_violations(&self, limit: usize) -> Result<Vec<Violation>, StoreError>;
 
     /// Marks violations as logged by transaction `tx`.
-    async fn mark_violations_submitted(&self, ids: &[i64], tx: [u8; 32])
-    -> Result<(), StoreError>;
+    async fn mark_violations_submitted(&self, ids: &[i64], tx: [u8; 32]) -> Result<(), StoreError>;
 
     /// A small key-value slot for the chain watcher's progress (last block scanned).
     async fn cursor(&self, name: &str) -> Result<Option<u64>, StoreError>;
 
     /// Sets a cursor, durably.
     async fn set_cursor(&self, name: &str, value: u64) -> Result<(), StoreError>;
+}
+
+pub mod postgres;
+mod schema;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+pub use postgres::{PostgresOptions, PostgresStore};
+pub use sqlite::SqliteStore;
+
+/// `put_receipt` for a nullifier the store never admitted.
+const NOT_ADMITTED: &str = "no ticket was admitted under this nullifier";
+/// `put_receipt` with a receipt other than the one already stored.
+const OTHER_RECEIPT: &str = "another receipt is already stored for this nullifier";
+
+/// What a second offer of a nullifier means, given the share stored first.
+fn classify(first: StoredShare, offered: StoredShare, receipt: Option<Vec<u8>>) -> Admission {
+    if first.x == offered.x {
+        Admission::Replay { receipt }
+    } else {
+        Admission::DoubleSpend { first }
+    }
+}
+
+/// Opens the store named by `url`:
+///
+/// - `sqlite:///absolute/path.db` or `sqlite://relative/path.db`: an embedded SQLite file
+///   (created with mode 0600 when missing);
+/// - `postgres://user@host:port/db` (or `postgresql://`): a shared PostgreSQL database;
+///   an optional `schema=NAME` query parameter keeps this gateway's tables in schema
+///   `NAME` (created if missing), e.g. to run several deployments in one database.
+///
+/// An unsupported scheme is `StoreError::Unavailable` naming the accepted forms.
+pub async fn open_from_url(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(StoreError::Unavailable(
+                "sqlite:// needs a file path, e.g. sqlite:///var/lib/zkcredits/gateway.db".into(),
+            ));
+        }
+        let path = path.to_owned();
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open(path))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening the store failed: {e}")))??;
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (url, options) = PostgresOptions::from_url(url)?;
+        return Ok(Arc::new(PostgresStore::connect(&url, options).await?));
+    }
+    Err(StoreError::Unavailable(format!(
+        "unsupported store URL {:?}: use sqlite:///path/to/gateway.db or \
+         postgres://user@host:port/database[?schema=name]",
+        url.split_once("://").map_or(url, |(scheme, _)| scheme)
+    )))
 }

@@ -1,0 +1,526 @@
+//! The shared store: PostgreSQL, for gateway replicas behind one database.
+//!
+//! Exactly-once admission rests on the primary key of `tickets`: `INSERT ... ON CONFLICT
+//! (nullifier) DO NOTHING RETURNING` inserts for exactly one caller across every
+//! connection and process. A losing insert waits until the winning transaction has
+//! committed, so the `SELECT` that follows it (a new snapshot under READ COMMITTED) always
+//! finds the winner's row. Each statement commits on its own (`synchronous_commit` as the
+//! server sets it, `on` by default), and PostgreSQL already shares WAL flushes between
+//! concurrent commits, so a pool of connections gives group commit without a writer task.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use super::{Admission, FieldBytes, PendingSlash, Store, StoreError, StoredShare, Violation};
+
+/// How to connect, beyond the URL.
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    /// Keep the tables in this schema (created when missing) instead of the connection's
+    /// default one. Letters, digits and `_`, starting with a letter or `_`, at most 63.
+    pub schema: Option<String>,
+    /// Most connections held open.
+    pub pool_size: usize,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            schema: None,
+            pool_size: 16,
+        }
+    }
+}
+
+impl PostgresOptions {
+    /// Splits the gateway's own `schema=NAME` query parameter off a `postgres://` URL,
+    /// returning the URL to hand to the driver and the options.
+    pub fn from_url(url: &str) -> Result<(String, Self), StoreError> {
+        let mut options = Self::default();
+        let Some((base, query)) = url.split_once('?') else {
+            return Ok((url.to_owned(), options));
+        };
+        let mut kept = Vec::new();
+        for param in query.split('&').filter(|p| !p.is_empty()) {
+            match param.strip_prefix("schema=") {
+                Some(name) => options.schema = Some(name.to_owned()),
+                None => kept.push(param),
+            }
+        }
+        let url = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        Ok((url, options))
+    }
+}
+
+/// Every statement, with the table names qualified once at connect time.
+struct Sql {
+    admit: String,
+    ticket: String,
+    receipt: String,
+    set_receipt: String,
+    enqueue_slash: String,
+    pending_slashes: String,
+    slash_done: String,
+    slash_failed: String,
+    record_violation: String,
+    pending_violations: String,
+    mark_violations: String,
+    cursor: String,
+    set_cursor: String,
+}
+
+impl Sql {
+    fn new(prefix: &str) -> Self {
+        Self {
+            admit: format!(
+                "INSERT INTO {prefix}tickets (nullifier, x, y) VALUES ($1, $2, $3)
+                 ON CONFLICT (nullifier) DO NOTHING RETURNING true"
+            ),
+            ticket: format!("SELECT x, y, receipt FROM {prefix}tickets WHERE nullifier = $1"),
+            receipt: format!("SELECT receipt FROM {prefix}tickets WHERE nullifier = $1"),
+            set_receipt: format!(
+                "UPDATE {prefix}tickets SET receipt = $2 WHERE nullifier = $1 AND receipt IS NULL"
+            ),
+            enqueue_slash: format!(
+                "INSERT INTO {prefix}slashes (k) VALUES ($1) ON CONFLICT (k) DO NOTHING"
+            ),
+            pending_slashes: format!(
+                "SELECT k, attempts FROM {prefix}slashes WHERE tx IS NULL ORDER BY id LIMIT $1"
+            ),
+            slash_done: format!("UPDATE {prefix}slashes SET tx = $2 WHERE k = $1 AND tx IS NULL"),
+            slash_failed: format!(
+                "UPDATE {prefix}slashes SET attempts = attempts + 1 WHERE k = $1 AND tx IS NULL"
+            ),
+            record_violation: format!(
+                "INSERT INTO {prefix}violations (nullifier, evidence_hash, penalty)
+                 VALUES ($1, $2, $3)"
+            ),
+            pending_violations: format!(
+                "SELECT id, nullifier, evidence_hash, penalty FROM {prefix}violations
+                 WHERE tx IS NULL ORDER BY id LIMIT $1"
+            ),
+            mark_violations: format!(
+                "UPDATE {prefix}violations SET tx = $2 WHERE id = ANY($1) AND tx IS NULL"
+            ),
+            cursor: format!("SELECT value FROM {prefix}cursors WHERE name = $1"),
+            set_cursor: format!(
+                "INSERT INTO {prefix}cursors (name, value) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"
+            ),
+        }
+    }
+}
+
+fn schema_ddl(prefix: &str) -> String {
+    format!(
+        "CREATE TABLE {prefix}tickets (
+             nullifier BYTEA PRIMARY KEY,
+             x         BYTEA NOT NULL,
+             y         BYTEA NOT NULL,
+             receipt   BYTEA
+         );
+         CREATE TABLE {prefix}slashes (
+             id       BIGSERIAL PRIMARY KEY,
+             k        BYTEA NOT NULL UNIQUE,
+             attempts INTEGER NOT NULL DEFAULT 0,
+             tx       BYTEA
+         );
+         CREATE TABLE {prefix}violations (
+             id            BIGSERIAL PRIMARY KEY,
+             nullifier     BYTEA NOT NULL,
+             evidence_hash BYTEA NOT NULL,
+             penalty       BIGINT NOT NULL,
+             tx            BYTEA
+         );
+         CREATE TABLE {prefix}cursors (
+             name  TEXT PRIMARY KEY,
+             value BIGINT NOT NULL
+         );
+         CREATE TABLE {prefix}meta (
+             key   TEXT PRIMARY KEY,
+             value TEXT NOT NULL
+         );"
+    )
+}
+
+/// Serialises schema installation between processes starting at once.
+const MIGRATION_LOCK: i64 = 0x7a6b_6372_6564_6974;
+
+/// The PostgreSQL store: a pool of connections to one database.
+pub struct PostgresStore {
+    pool: Pool,
+    sql: Sql,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (a libpq-style `postgres://` URL without the gateway's own
+    /// parameters; see [`PostgresOptions::from_url`]), installs the schema if the database
+    /// has none, and checks its version.
+    pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
+            StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}; see open_from_url"))
+        })?;
+        let schema = match &options.schema {
+            Some(name) if valid_identifier(name) => Some(name.as_str()),
+            Some(name) => {
+                return Err(StoreError::Unavailable(format!(
+                    "schema name {name:?} is not a plain identifier; use letters, digits and _"
+                )));
+            }
+            None => None,
+        };
+        let prefix = schema.map_or(String::new(), |s| format!("\"{s}\"."));
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("connection pool: {e}")))?;
+        let store = Self {
+            pool,
+            sql: Sql::new(&prefix),
+        };
+        store.migrate(schema, &prefix).await?;
+        tracing::info!(
+            schema = schema.unwrap_or("(default)"),
+            "postgres store open"
+        );
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot get a PostgreSQL connection: {e}; check the server is up"
+            ))
+        })
+    }
+
+    async fn migrate(&self, schema: Option<&str>, prefix: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg_error)?;
+        if let Some(schema) = schema {
+            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .await
+                .map_err(pg_error)?;
+        }
+        let has_meta: bool = tx
+            .query_one(
+                "SELECT count(*) > 0 FROM information_schema.tables
+                 WHERE table_schema = COALESCE($1, current_schema()) AND table_name = 'meta'",
+                &[&schema],
+            )
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        let place = format!("PostgreSQL schema {}", schema.unwrap_or("(default)"));
+        if has_meta {
+            let version: Option<String> = tx
+                .query_opt(
+                    &format!("SELECT value FROM {prefix}meta WHERE key = 'schema_version'"),
+                    &[],
+                )
+                .await
+                .map_err(pg_error)?
+                .map(|row| row.get(0));
+            super::schema::check_version(version.as_deref(), &place)?;
+        } else {
+            tx.batch_execute(&schema_ddl(prefix))
+                .await
+                .map_err(pg_error)?;
+            tx.execute(
+                &format!("INSERT INTO {prefix}meta (key, value) VALUES ('schema_version', $1)"),
+                &[&super::schema::VERSION.to_string()],
+            )
+            .await
+            .map_err(pg_error)?;
+        }
+        tx.commit().await.map_err(pg_error)
+    }
+}
+
+fn valid_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+}
+
+fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) => StoreError::Unavailable(format!(
+            "PostgreSQL refused ({}): {}",
+            db.code().code(),
+            db.message()
+        )),
+        None => StoreError::Unavailable(format!("PostgreSQL: {e}")),
+    }
+}
+
+fn blob32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32], StoreError> {
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        StoreError::Corrupt(format!(
+            "a stored {what} has {} bytes instead of 32; restore the database from a backup",
+            b.len()
+        ))
+    })
+}
+
+fn to_sql_int(value: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(value)
+        .map_err(|_| StoreError::Unavailable(format!("{what} {value} does not fit the store")))
+}
+
+fn from_sql_int(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "a stored {what} is negative ({value}); restore the database from a backup"
+        ))
+    })
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn admit(
+        &self,
+        nullifier: FieldBytes,
+        share: StoredShare,
+    ) -> Result<Admission, StoreError> {
+        let client = self.client().await?;
+        let insert = client
+            .prepare_cached(&self.sql.admit)
+            .await
+            .map_err(pg_error)?;
+        let inserted = client
+            .query_opt(&insert, &[&&nullifier[..], &&share.x[..], &&share.y[..]])
+            .await
+            .map_err(pg_error)?;
+        if inserted.is_some() {
+            return Ok(Admission::Fresh);
+        }
+        let select = client
+            .prepare_cached(&self.sql.ticket)
+            .await
+            .map_err(pg_error)?;
+        let row = client
+            .query_opt(&select, &[&&nullifier[..]])
+            .await
+            .map_err(pg_error)?
+            .ok_or_else(|| {
+                StoreError::Corrupt(
+                    "a ticket refused as a duplicate is gone; someone deletes tickets, stop them"
+                        .into(),
+                )
+            })?;
+        let first = StoredShare {
+            x: blob32(row.get(0), "share x")?,
+            y: blob32(row.get(1), "share y")?,
+        };
+        Ok(super::classify(first, share, row.get(2)))
+    }
+
+    async fn put_receipt(&self, nullifier: FieldBytes, receipt: &[u8]) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let update = client
+            .prepare_cached(&self.sql.set_receipt)
+            .await
+            .map_err(pg_error)?;
+        if client
+            .execute(&update, &[&&nullifier[..], &receipt])
+            .await
+            .map_err(pg_error)?
+            == 1
+        {
+            return Ok(());
+        }
+        let select = client
+            .prepare_cached(&self.sql.receipt)
+            .await
+            .map_err(pg_error)?;
+        let stored: Option<Option<Vec<u8>>> = client
+            .query_opt(&select, &[&&nullifier[..]])
+            .await
+            .map_err(pg_error)?
+            .map(|row| row.get(0));
+        match stored {
+            None => Err(StoreError::ReceiptConflict(super::NOT_ADMITTED)),
+            Some(Some(existing)) if existing == receipt => Ok(()),
+            Some(Some(_)) => Err(StoreError::ReceiptConflict(super::OTHER_RECEIPT)),
+            Some(None) => Err(StoreError::Unavailable(
+                "the receipt update raced with another writer; retry".into(),
+            )),
+        }
+    }
+
+    async fn receipt(&self, nullifier: FieldBytes) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client().await?;
+        let select = client
+            .prepare_cached(&self.sql.receipt)
+            .await
+            .map_err(pg_error)?;
+        Ok(client
+            .query_opt(&select, &[&&nullifier[..]])
+            .await
+            .map_err(pg_error)?
+            .and_then(|row| row.get::<_, Option<Vec<u8>>>(0)))
+    }
+
+    async fn enqueue_slash(&self, k: FieldBytes) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let insert = client
+            .prepare_cached(&self.sql.enqueue_slash)
+            .await
+            .map_err(pg_error)?;
+        client
+            .execute(&insert, &[&&k[..]])
+            .await
+            .map(drop)
+            .map_err(pg_error)
+    }
+
+    async fn pending_slashes(&self, limit: usize) -> Result<Vec<PendingSlash>, StoreError> {
+        let limit = to_sql_int(limit as u64, "limit")?;
+        let client = self.client().await?;
+        let select = client
+            .prepare_cached(&self.sql.pending_slashes)
+            .await
+            .map_err(pg_error)?;
+        client
+            .query(&select, &[&limit])
+            .await
+            .map_err(pg_error)?
+            .into_iter()
+            .map(|row| {
+                Ok(PendingSlash {
+                    k: blob32(row.get(0), "slash key")?,
+                    attempts: u32::try_from(row.get::<_, i32>(1)).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn finish_slash(&self, k: FieldBytes, tx: Option<[u8; 32]>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let result = match tx {
+            Some(tx) => {
+                let update = client
+                    .prepare_cached(&self.sql.slash_done)
+                    .await
+                    .map_err(pg_error)?;
+                client.execute(&update, &[&&k[..], &&tx[..]]).await
+            }
+            None => {
+                let update = client
+                    .prepare_cached(&self.sql.slash_failed)
+                    .await
+                    .map_err(pg_error)?;
+                client.execute(&update, &[&&k[..]]).await
+            }
+        };
+        result.map(drop).map_err(pg_error)
+    }
+
+    async fn record_violation(
+        &self,
+        nullifier: FieldBytes,
+        evidence_hash: FieldBytes,
+        penalty: u64,
+    ) -> Result<(), StoreError> {
+        let penalty = to_sql_int(penalty, "penalty")?;
+        let client = self.client().await?;
+        let insert = client
+            .prepare_cached(&self.sql.record_violation)
+            .await
+            .map_err(pg_error)?;
+        client
+            .execute(&insert, &[&&nullifier[..], &&evidence_hash[..], &penalty])
+            .await
+            .map(drop)
+            .map_err(pg_error)
+    }
+
+    async fn pending_violations(&self, limit: usize) -> Result<Vec<Violation>, StoreError> {
+        let limit = to_sql_int(limit as u64, "limit")?;
+        let client = self.client().await?;
+        let select = client
+            .prepare_cached(&self.sql.pending_violations)
+            .await
+            .map_err(pg_error)?;
+        client
+            .query(&select, &[&limit])
+            .await
+            .map_err(pg_error)?
+            .into_iter()
+            .map(|row| {
+                Ok(Violation {
+                    id: row.get(0),
+                    nullifier: blob32(row.get(1), "violation nullifier")?,
+                    evidence_hash: blob32(row.get(2), "evidence hash")?,
+                    penalty: from_sql_int(row.get(3), "penalty")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_violations_submitted(&self, ids: &[i64], tx: [u8; 32]) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let update = client
+            .prepare_cached(&self.sql.mark_violations)
+            .await
+            .map_err(pg_error)?;
+        client
+            .execute(&update, &[&ids, &&tx[..]])
+            .await
+            .map(drop)
+            .map_err(pg_error)
+    }
+
+    async fn cursor(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let client = self.client().await?;
+        let select = client
+            .prepare_cached(&self.sql.cursor)
+            .await
+            .map_err(pg_error)?;
+        client
+            .query_opt(&select, &[&name])
+            .await
+            .map_err(pg_error)?
+            .map(|row| from_sql_int(row.get(0), "cursor"))
+            .transpose()
+    }
+
+    async fn set_cursor(&self, name: &str, value: u64) -> Result<(), StoreError> {
+        let value = to_sql_int(value, "cursor")?;
+        let client = self.client().await?;
+        let upsert = client
+            .prepare_cached(&self.sql.set_cursor)
+            .await
+            .map_err(pg_error)?;
+        client
+            .execute(&upsert, &[&name, &value])
+            .await
+            .map(drop)
+            .map_err(pg_error)
+    }
+}
