@@ -54,6 +54,9 @@ pub enum ClientError {
     /// Syncing the note tree from the chain failed.
     #[error("syncing the note tree failed: {0}; check the RPC URL and retry")]
     TreeSync(String),
+    /// A chain call failed (deposit, views).
+    #[error("chain: {0}")]
+    Chain(String),
     /// Proving failed (a bug or damaged keys).
     #[error("proving failed: {0}; check the keys with `zkcredits setup`")]
     Proving(String),
@@ -81,6 +84,7 @@ impl ClientError {
             Self::NoteNotInTree { .. } => "note_not_in_tree",
             Self::TreeSync(_) => "tree_sync_failed",
             Self::Proving(_) => "proving_failed",
+            Self::Chain(_) => "chain_error",
             Self::Wallet(e) => e.code(),
             Self::Journal(_) => "journal_error",
             Self::Internal(_) => "internal_error",
@@ -94,7 +98,7 @@ impl ClientError {
             Self::NoSolventNote => 402,
             Self::BadReceipt(_) | Self::GatewayConstantsMismatch { .. } => 502,
             Self::ServerKeyRetired { .. } => 402,
-            Self::NoteNotInTree { .. } | Self::TreeSync(_) => 503,
+            Self::NoteNotInTree { .. } | Self::TreeSync(_) | Self::Chain(_) => 503,
             Self::StaleState(_) => 409,
             _ => 500,
         }

@@ -7,10 +7,12 @@
 //!   ticket index is never used twice;
 //! - [`precompute_cache`]: per-note proving precomputations, encrypted on disk;
 //! - [`spender`]: [`Spender`], what the local proxy calls around each paid request;
+//! - [`deposit`]: depositing notes and recording them;
 //! - [`tree`]: the note tree the proofs are made against;
 //! - [`seal`]: the storage keys and sealing used by the journal and the cache;
 //! - [`home`]: where these files live under `$ZKCREDITS_HOME`.
 
+pub mod deposit;
 pub mod error;
 pub mod home;
 pub mod journal;

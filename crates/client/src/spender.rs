@@ -281,6 +281,47 @@ impl Spender {
         })
     }
 
+    /// Opens a spender from the files under `home`: the proving keys (`home.keys()`),
+    /// the note journal and the persisted tree of `deployment`'s pool, the precompute
+    /// cache; syncs the tree once.
+    pub async fn open(
+        home: &crate::home::ClientHome,
+        wallet: &Wallet,
+        deployment: Deployment,
+        gateway: GatewayConstants,
+    ) -> Result<Self, ClientError> {
+        let keys_dir = home.keys();
+        let prover = tokio::task::spawn_blocking(move || {
+            zkcredits_circuits::keys::load_proving_key(&keys_dir)
+                .and_then(RequestProver::new)
+                .map_err(|e| ClientError::Proving(e.to_string()))
+        })
+        .await
+        .map_err(blocking_error)??;
+        let indexer = zkcredits_chain::Indexer::connect(
+            &deployment,
+            zkcredits_chain::IndexerConfig {
+                state_path: Some(home.tree_state(&deployment)),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| ClientError::TreeSync(e.to_string()))?;
+        let spender = Self::new(
+            wallet,
+            SpenderConfig {
+                journal_path: home.journal(&deployment),
+                precompute_dir: Some(home.precompute()),
+                deployment,
+                gateway,
+                prover: Arc::new(prover),
+                tree: TreeView::from_indexer(indexer),
+            },
+        )
+        .await?;
+        spender.resync().await?;
+        Ok(spender)
+    }
+
     /// The deployment's limits.
     pub fn limits(&self) -> Limits {
         self.limits
@@ -434,6 +475,7 @@ impl Spender {
         let cache = self.cache.clone();
         let limits = self.limits;
         let key_id = ticket.key_id;
+        let note_number = note.j;
         let credential = tokio::task::spawn_blocking(move || -> Result<Credential, ClientError> {
             let path = tree
                 .path(info.leaf_index)
@@ -466,20 +508,27 @@ impl Spender {
             let public = circuit.public;
             let inputs = public.to_field_elements();
             let mut rng = rand::rngs::OsRng;
-            let pre = match cache.get(note.j, root) {
-                Some(pre) => Some(pre),
-                None => match prover.precompute(circuit.clone()) {
-                    Ok(pre) => Some(cache.insert(note.j, root, pre)),
-                    Err(e) => {
-                        tracing::warn!(note = note.j, error = %e, "precomputation failed; proving without it");
-                        None
-                    }
-                },
-            };
+            // The precomputed path: the cached precomputation, else a fresh one; one
+            // that is refused (another note, root or key) or whose proof does not verify
+            // is dropped and made again once. Every proof is verified before it leaves.
             let mut proof = None;
-            if let Some(pre) = pre {
+            let mut cached = cache.get(note.j, root);
+            for _ in 0..2 {
+                let pre = match cached.take() {
+                    Some(pre) => pre,
+                    None => match prover.precompute(circuit.clone()) {
+                        Ok(pre) => cache.insert(note.j, root, pre),
+                        Err(e) => {
+                            tracing::warn!(note = note.j, error = %e, "precomputation failed; proving without it");
+                            break;
+                        }
+                    },
+                };
                 match prover.prove_precomputed(&pre, circuit.clone(), &mut rng) {
-                    Ok(p) if verifier.verify(&p, &inputs) => proof = Some(p),
+                    Ok(p) if verifier.verify(&p, &inputs) => {
+                        proof = Some(p);
+                        break;
+                    }
                     Ok(_) => {
                         tracing::warn!(note = note.j, "a precomputed proof does not verify; dropping the precomputation");
                         cache.remove(note.j);
@@ -519,7 +568,7 @@ impl Spender {
         Ok(PaidTicket {
             authorization: format!("{AUTH_SCHEME} {}", credential.to_base64url()),
             nullifier_hex: field::to_hex(&ticket.nullifier),
-            note: note.j,
+            note: note_number,
             index: ticket.index,
             root_hex: field::to_hex(&credential.root),
             ticket_id: ticket.id,
