@@ -162,10 +162,10 @@ impl Wallet {
     /// A new wallet with a fresh 24-word mnemonic from the operating system's RNG.
     pub fn generate() -> Self {
         let mut entropy = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(entropy.as_mut());
+        rand::rngs::OsRng.fill_bytes(&mut entropy[..]);
         // 32 bytes is a valid BIP-39 entropy length.
         let mnemonic =
-            bip39::Mnemonic::from_entropy(entropy.as_ref()).expect("32 bytes of entropy");
+            bip39::Mnemonic::from_entropy(&entropy[..]).expect("32 bytes of entropy");
         Self {
             mnemonic: Zeroizing::new(mnemonic.to_string()),
             eth_key: None,
@@ -187,9 +187,9 @@ impl Wallet {
         let text = hex_key.trim();
         let text = text.strip_prefix("0x").unwrap_or(text);
         let mut key = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(text, key.as_mut())
+        hex::decode_to_slice(text, &mut key[..])
             .map_err(|e| WalletError::InvalidEthKey(e.to_string()))?;
-        PrivateKeySigner::from_slice(key.as_ref())
+        PrivateKeySigner::from_slice(&key[..])
             .map_err(|e| WalletError::InvalidEthKey(e.to_string()))?;
         self.eth_key = Some(key);
         Ok(())
@@ -208,7 +208,7 @@ impl Wallet {
     /// The Ethereum signer for deposits, if a key is stored.
     pub fn eth_signer(&self) -> Option<PrivateKeySigner> {
         let key = self.eth_key.as_ref()?;
-        PrivateKeySigner::from_slice(key.as_ref()).ok()
+        PrivateKeySigner::from_slice(&key[..]).ok()
     }
 
     /// The protocol seed from which note secrets `k_j` are derived.
@@ -221,7 +221,7 @@ impl Wallet {
     pub fn storage_key(&self, purpose: StoragePurpose) -> StorageKey {
         let mnemonic = bip39::Mnemonic::parse_normalized(&self.mnemonic).expect("validated");
         let bip39_seed = Zeroizing::new(mnemonic.to_seed_normalized(""));
-        let hk = hkdf::Hkdf::<Sha256>::new(Some(b"zkcredits/storage/v1"), bip39_seed.as_ref());
+        let hk = hkdf::Hkdf::<Sha256>::new(Some(b"zkcredits/storage/v1"), &bip39_seed[..]);
         let mut okm = [0u8; 32];
         // 32 bytes is far below HKDF-SHA256's output limit.
         hk.expand(purpose.info(), &mut okm).expect("32-byte HKDF output");
@@ -258,7 +258,8 @@ impl Wallet {
             source: std::io::Error::other("invalid argon2 parameters"),
         })?;
         let payload = self.payload();
-        let cipher = XChaCha20Poly1305::new(key.as_ref().into());
+        let key_bytes: &[u8; 32] = &key;
+        let cipher = XChaCha20Poly1305::new(key_bytes.into());
         let body = cipher
             .encrypt(
                 XNonce::from_slice(&nonce),
@@ -321,7 +322,8 @@ impl Wallet {
         let body = &content[HEADER_LEN..];
         let key = derive_key(params, passphrase, salt)
             .ok_or_else(|| corrupt("unsupported argon2 parameters"))?;
-        let cipher = XChaCha20Poly1305::new(key.as_ref().into());
+        let key_bytes: &[u8; 32] = &key;
+        let cipher = XChaCha20Poly1305::new(key_bytes.into());
         let payload = cipher
             .decrypt(
                 XNonce::from_slice(nonce),
@@ -345,7 +347,7 @@ impl Wallet {
         match &self.eth_key {
             Some(k) => {
                 out.push(1);
-                out.extend_from_slice(k.as_ref());
+                out.extend_from_slice(&k[..]);
             }
             None => out.push(0),
         }
@@ -377,7 +379,7 @@ fn derive_key(params: KdfParams, passphrase: &str, salt: &[u8]) -> Option<Zeroiz
     let argon2 = params.argon2()?;
     let mut key = Zeroizing::new([0u8; 32]);
     argon2
-        .hash_password_into(passphrase.as_bytes(), salt, key.as_mut())
+        .hash_password_into(passphrase.as_bytes(), salt, &mut key[..])
         .ok()?;
     Some(key)
 }
