@@ -26,7 +26,9 @@ pub enum ClientError {
     #[error("the gateway's receipt is invalid ({0}); the note stays in flight until recovery")]
     BadReceipt(String),
     /// The gateway publishes other constants than the deployment and keys in use.
-    #[error("the gateway's {what} is {published}, this wallet expects {expected}; check the gateway URL and the deployment file")]
+    #[error(
+        "the gateway's {what} is {published}, this wallet expects {expected}; check the gateway URL and the deployment file"
+    )]
     GatewayConstantsMismatch {
         /// Which constant.
         what: &'static str,
@@ -36,7 +38,9 @@ pub enum ClientError {
         published: String,
     },
     /// The note's last receipt was signed by a server key the gateway no longer accepts.
-    #[error("note {note}'s last receipt is signed by server key {key_id}, which the gateway no longer accepts; close the note")]
+    #[error(
+        "note {note}'s last receipt is signed by server key {key_id}, which the gateway no longer accepts; close the note"
+    )]
     ServerKeyRetired {
         /// The note number.
         note: u64,

@@ -54,7 +54,8 @@ impl ClientHome {
 
     /// The note journal of `deployment`'s pool.
     pub fn journal(&self, deployment: &Deployment) -> PathBuf {
-        self.dir.join(format!("notes-{}.sqlite", Self::tag(deployment)))
+        self.dir
+            .join(format!("notes-{}.sqlite", Self::tag(deployment)))
     }
 
     /// The persisted tree of `deployment`'s pool.

@@ -50,7 +50,9 @@ pub enum JournalError {
     #[error("journal database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// The journal was written with another wallet's key.
-    #[error("the note journal belongs to another wallet; use that wallet or another ZKCREDITS_HOME")]
+    #[error(
+        "the note journal belongs to another wallet; use that wallet or another ZKCREDITS_HOME"
+    )]
     WrongWallet,
     /// A sealed record does not open or decode (tampered or damaged).
     #[error("the note journal is damaged ({0}); restore it from a backup")]
@@ -105,10 +107,16 @@ impl NoteStatus {
             "pending_deposit" => Self::PendingDeposit,
             "free" => Self::Free,
             "in_flight" => Self::InFlight,
-            "needs_close" => Self::NeedsClose { m: u8::from(m != 0) },
+            "needs_close" => Self::NeedsClose {
+                m: u8::from(m != 0),
+            },
             "closed" => Self::Closed,
             "slashed" => Self::Slashed,
-            other => return Err(JournalError::Corrupt(format!("unknown note status {other}"))),
+            other => {
+                return Err(JournalError::Corrupt(format!(
+                    "unknown note status {other}"
+                )));
+            }
         })
     }
 }
@@ -286,6 +294,24 @@ fn encode_note_secret(info: &DepositInfo, state: &NoteState, key_id: Option<u32>
         None => out.push(0),
     }
     out
+}
+
+/// A `notes` row: `j, status, close_m, deposit, expiry, state_index, refunds, penalties,
+/// sealed`.
+type NoteRow = (i64, String, i64, i64, i64, i64, i64, i64, Option<Vec<u8>>);
+
+fn note_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NoteRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
 }
 
 type NoteSecretParts = (Fr, u64, [u8; 32], Option<(SignedState, u32)>);
@@ -500,10 +526,7 @@ impl Journal {
         Ok(())
     }
 
-    fn read_note(
-        key: &StorageKey,
-        row: (i64, String, i64, i64, i64, i64, i64, i64, Option<Vec<u8>>),
-    ) -> Result<JournalNote> {
+    fn read_note(key: &StorageKey, row: NoteRow) -> Result<JournalNote> {
         let (j, status, m, deposit, expiry, index, refunds, penalties, sealed) = row;
         let plain = Plain {
             j: to_u64(j)?,
@@ -556,19 +579,7 @@ impl Journal {
             .query_row(
                 &format!("SELECT {} FROM notes WHERE j = ?1", Self::NOTE_COLUMNS),
                 params![to_i64(j, "note number")?],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                    ))
-                },
+                note_row,
             )
             .optional()?
             .ok_or(JournalError::UnknownNote(j))?;
@@ -587,19 +598,7 @@ impl Journal {
             Self::NOTE_COLUMNS
         ))?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                ))
-            })?
+            .query_map([], note_row)?
             .collect::<std::result::Result<Vec<_>, _>>()?;
         rows.into_iter()
             .map(|row| Self::read_note(&self.key, row))
@@ -627,8 +626,10 @@ impl Journal {
             let mut stmt = tx.prepare(
                 "SELECT j, deposit, state_index, refunds, penalties FROM notes WHERE status = 'free' ORDER BY j",
             )?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
-                .collect::<std::result::Result<_, _>>()?
+            stmt.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<std::result::Result<_, _>>()?
         };
         let mut chosen = None;
         for (j, deposit, index, refunds, penalties) in candidates {

@@ -201,10 +201,8 @@ impl PrecomputeCache {
     pub fn retain_root(&self, root: Fr, notes: &[u64]) {
         self.entries().retain(|_, e| e.root == root);
         let Some(dir) = &self.dir else { return };
-        let keep: std::collections::HashSet<PathBuf> = notes
-            .iter()
-            .filter_map(|j| self.path(*j, root))
-            .collect();
+        let keep: std::collections::HashSet<PathBuf> =
+            notes.iter().filter_map(|j| self.path(*j, root)).collect();
         let Ok(listing) = std::fs::read_dir(dir) else {
             return;
         };

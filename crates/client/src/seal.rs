@@ -41,7 +41,9 @@ pub struct StorageKey([u8; 32]);
 
 /// Sealed data failed to open: wrong key, tampered or truncated.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
-#[error("sealed data does not open with this wallet's key (tampered, truncated or from another wallet)")]
+#[error(
+    "sealed data does not open with this wallet's key (tampered, truncated or from another wallet)"
+)]
 pub struct SealError;
 
 impl StorageKey {

@@ -251,9 +251,10 @@ impl Spender {
         config.gateway.check(&config.deployment, vk_hash)?;
         let journal_key = wallet.storage_key(StoragePurpose::Journal);
         let journal_path = config.journal_path.clone();
-        let journal = tokio::task::spawn_blocking(move || Journal::open(&journal_path, journal_key))
-            .await
-            .map_err(blocking_error)??;
+        let journal =
+            tokio::task::spawn_blocking(move || Journal::open(&journal_path, journal_key))
+                .await
+                .map_err(blocking_error)??;
         let prover = config.prover.clone();
         let verifier =
             tokio::task::spawn_blocking(move || Verifier::new(prover.keys().verifying_key()))
@@ -643,7 +644,12 @@ impl Spender {
     /// ticket stays journaled as in flight for recovery (its index is never reused).
     pub async fn abandon(&self, ticket: PaidTicket, reason: &str) -> Result<(), ClientError> {
         self.live().remove(&ticket.ticket_id);
-        tracing::info!(note = ticket.note, index = ticket.index, reason, "ticket abandoned; kept for recovery");
+        tracing::info!(
+            note = ticket.note,
+            index = ticket.index,
+            reason,
+            "ticket abandoned; kept for recovery"
+        );
         let id = ticket.ticket_id;
         self.db(move |j| j.abandon(id)).await
     }
@@ -681,7 +687,11 @@ impl Spender {
                 None => {
                     let id = ticket.id;
                     self.db(move |j| j.mark_lost(id)).await?;
-                    tracing::warn!(note = ticket.j, index = ticket.index, "receipt lost; the note needs a close with m = 1");
+                    tracing::warn!(
+                        note = ticket.j,
+                        index = ticket.index,
+                        "receipt lost; the note needs a close with m = 1"
+                    );
                     report.needs_close.push(ticket.j);
                 }
             }

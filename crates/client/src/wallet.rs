@@ -53,7 +53,9 @@ pub enum WalletError {
     #[error("wrong passphrase for {0}; check ZKCREDITS_PASSPHRASE or retype it")]
     WrongPassphrase(PathBuf),
     /// The file is damaged (truncated, a changed byte, unknown format).
-    #[error("the wallet file {path} is corrupt ({detail}); restore it from a backup or re-create it from the mnemonic with `zkcredits wallet init --mnemonic-stdin`")]
+    #[error(
+        "the wallet file {path} is corrupt ({detail}); restore it from a backup or re-create it from the mnemonic with `zkcredits wallet init --mnemonic-stdin`"
+    )]
     CorruptWallet {
         /// The file.
         path: PathBuf,
@@ -164,8 +166,7 @@ impl Wallet {
         let mut entropy = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(&mut entropy[..]);
         // 32 bytes is a valid BIP-39 entropy length.
-        let mnemonic =
-            bip39::Mnemonic::from_entropy(&entropy[..]).expect("32 bytes of entropy");
+        let mnemonic = bip39::Mnemonic::from_entropy(&entropy[..]).expect("32 bytes of entropy");
         Self {
             mnemonic: Zeroizing::new(mnemonic.to_string()),
             eth_key: None,
@@ -224,7 +225,8 @@ impl Wallet {
         let hk = hkdf::Hkdf::<Sha256>::new(Some(b"zkcredits/storage/v1"), &bip39_seed[..]);
         let mut okm = [0u8; 32];
         // 32 bytes is far below HKDF-SHA256's output limit.
-        hk.expand(purpose.info(), &mut okm).expect("32-byte HKDF output");
+        hk.expand(purpose.info(), &mut okm)
+            .expect("32-byte HKDF output");
         StorageKey::from_bytes(okm)
     }
 
@@ -310,7 +312,8 @@ impl Wallet {
         if bytes[5] != KDF_ARGON2ID {
             return Err(corrupt(&format!("unknown KDF {}", bytes[5])));
         }
-        let u32_at = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let params = KdfParams {
             m_cost_kib: u32_at(6),
             t_cost: u32_at(10),

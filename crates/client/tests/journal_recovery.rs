@@ -116,7 +116,10 @@ async fn a_crash_with_a_ticket_in_flight_never_reuses_its_index() {
         .finish(t, &common::receipt_for(c.next_commitment, 250, 0))
         .await
         .unwrap();
-    assert_eq!((summary.note, summary.next_index, summary.refunds), (1, 1, 250));
+    assert_eq!(
+        (summary.note, summary.next_index, summary.refunds),
+        (1, 1, 250)
+    );
     // A second recovery finds nothing to do.
     let again = s.recover(|_| async { None }).await.unwrap();
     assert_eq!(again, Default::default());
@@ -147,7 +150,10 @@ async fn a_crash_then_a_fetched_receipt_advances_the_note() {
         let t = s.begin("GET", "/v1/models", b"").await.unwrap();
         let c = common::credential(&t.authorization);
         // The gateway answered and stored the receipt; the answer was lost in the crash.
-        (t.nullifier_hex.clone(), common::receipt_for(c.next_commitment, 600, 7))
+        (
+            t.nullifier_hex.clone(),
+            common::receipt_for(c.next_commitment, 600, 7),
+        )
     };
     let s = spender(dir.path(), &tree).await;
     assert!(matches!(

@@ -15,7 +15,11 @@ use zkcredits_protocol::Fr;
 use zkcredits_protocol::merkle::LeanImt;
 use zkcredits_protocol::note;
 
-fn cache(dir: &std::path::Path, wallet: &zkcredits_client::Wallet, vk: [u8; 32]) -> PrecomputeCache {
+fn cache(
+    dir: &std::path::Path,
+    wallet: &zkcredits_client::Wallet,
+    vk: [u8; 32],
+) -> PrecomputeCache {
     PrecomputeCache::new(
         Some(dir.to_path_buf()),
         wallet.storage_key(StoragePurpose::PrecomputeCache),
@@ -46,7 +50,9 @@ fn a_precomputation_round_trips_encrypted_and_any_change_is_refused() {
     );
     // The name says nothing about the note or the root.
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(!name.contains(&hex::encode(&zkcredits_protocol::field::to_be_bytes(&root)[..8])));
+    assert!(!name.contains(&hex::encode(
+        &zkcredits_protocol::field::to_be_bytes(&root)[..8]
+    )));
     assert_eq!(c.load(4, root).unwrap(), Some(pre.clone()));
 
     // A file copied in for another note, another root, another key or another wallet
@@ -56,12 +62,19 @@ fn a_precomputation_round_trips_encrypted_and_any_change_is_refused() {
         (cache(dir.path(), &wallet, vk), 5, root),
         (cache(dir.path(), &wallet, vk), 4, other_root),
         (cache(dir.path(), &wallet, [1; 32]), 4, root),
-        (cache(dir.path(), &zkcredits_client::Wallet::generate(), vk), 4, root),
+        (
+            cache(dir.path(), &zkcredits_client::Wallet::generate(), vk),
+            4,
+            root,
+        ),
     ] {
         let target = cache_.path(note, root_).unwrap();
         assert_ne!(target, path);
         std::fs::copy(&path, &target).unwrap();
-        assert!(matches!(cache_.load(note, root_), Err(CacheError::Refused(_))));
+        assert!(matches!(
+            cache_.load(note, root_),
+            Err(CacheError::Refused(_))
+        ));
         std::fs::remove_file(&target).unwrap();
     }
 
@@ -70,7 +83,10 @@ fn a_precomputation_round_trips_encrypted_and_any_change_is_refused() {
         let mut bad = file.clone();
         bad[pos] ^= 0x20;
         std::fs::write(&path, &bad).unwrap();
-        assert!(matches!(c.load(4, root), Err(CacheError::Refused(_))), "byte {pos}");
+        assert!(
+            matches!(c.load(4, root), Err(CacheError::Refused(_))),
+            "byte {pos}"
+        );
     }
     std::fs::write(&path, &file[..file.len() - 1]).unwrap();
     assert!(matches!(c.load(4, root), Err(CacheError::Refused(_))));

@@ -75,22 +75,46 @@ async fn paid_requests_on_a_real_chain() {
     let body = br#"{"model":"m","messages":[]}"#;
     let t = spender.begin("POST", PATH, body).await.unwrap();
     assert_eq!((t.note, t.index), (0, 0));
-    assert!(common::gateway_accepts(&t.authorization, "POST", PATH, body, &deployment));
-    assert!(!common::gateway_accepts(&t.authorization, "POST", PATH, b"other body", &deployment));
+    assert!(common::gateway_accepts(
+        &t.authorization,
+        "POST",
+        PATH,
+        body,
+        &deployment
+    ));
+    assert!(!common::gateway_accepts(
+        &t.authorization,
+        "POST",
+        PATH,
+        b"other body",
+        &deployment
+    ));
     let c = common::credential(&t.authorization);
-    assert_eq!(t.nullifier_hex, zkcredits_protocol::field::to_hex(&c.nullifier));
+    assert_eq!(
+        t.nullifier_hex,
+        zkcredits_protocol::field::to_hex(&c.nullifier)
+    );
     assert!(pool.is_known_root(c.root).await.unwrap());
     let summary = spender
         .finish(t, &common::receipt_for(c.next_commitment, 400, 0))
         .await
         .unwrap();
-    assert_eq!((summary.next_index, summary.refunds, summary.status), (1, 400, NoteStatus::Free));
+    assert_eq!(
+        (summary.next_index, summary.refunds, summary.status),
+        (1, 400, NoteStatus::Free)
+    );
     assert_eq!(summary.remaining, 20_000 + 400 - 1000);
 
     // Second request: the same note at index 1, opening the receipt inside the proof.
     let t = spender.begin("POST", PATH, body).await.unwrap();
     assert_eq!((t.note, t.index), (0, 1));
-    assert!(common::gateway_accepts(&t.authorization, "POST", PATH, body, &deployment));
+    assert!(common::gateway_accepts(
+        &t.authorization,
+        "POST",
+        PATH,
+        body,
+        &deployment
+    ));
     let c = common::credential(&t.authorization);
     spender
         .finish(t, &common::receipt_for(c.next_commitment, 1000, 0))
@@ -118,7 +142,11 @@ async fn paid_requests_on_a_real_chain() {
     let forged = Receipt {
         refund: 1000,
         penalty: 0,
-        signature: PrivateKey::from_bytes([8; 32]).sign(receipt_message(ca.next_commitment, 1000, 0)),
+        signature: PrivateKey::from_bytes([8; 32]).sign(receipt_message(
+            ca.next_commitment,
+            1000,
+            0,
+        )),
     }
     .to_base64url();
     let err = spender.finish(a, &forged).await.unwrap_err();
@@ -158,5 +186,8 @@ async fn paid_requests_on_a_real_chain() {
     assert_eq!(report.completed.len(), 2);
     let notes = spender.notes().await.unwrap();
     assert!(notes.iter().all(|n| n.status == NoteStatus::Free));
-    assert_eq!(notes.iter().find(|n| n.note == b_note).unwrap().next_index, if b_note == 0 { 3 } else { 1 });
+    assert_eq!(
+        notes.iter().find(|n| n.note == b_note).unwrap().next_index,
+        if b_note == 0 { 3 } else { 1 }
+    );
 }

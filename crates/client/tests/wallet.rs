@@ -76,7 +76,16 @@ fn a_wrong_passphrase_is_told_apart_from_a_damaged_file() {
 
     let good = std::fs::read(&path).unwrap();
     // A flipped bit anywhere (header, KDF parameters, ciphertext, checksum) is corruption.
-    for pos in [0, 5, 8, 20, 60, good.len() / 2, good.len() - 40, good.len() - 1] {
+    for pos in [
+        0,
+        5,
+        8,
+        20,
+        60,
+        good.len() / 2,
+        good.len() - 40,
+        good.len() - 1,
+    ] {
         let mut bad = good.clone();
         bad[pos] ^= 0x01;
         std::fs::write(&path, &bad).unwrap();

@@ -41,9 +41,7 @@ pub(crate) struct DepositArgs {
 pub(crate) fn run(args: DepositArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.notes > 0, "--notes must be at least 1");
     let home = ClientHome::from_env();
-    let deployment_path = args
-        .deployment
-        .unwrap_or_else(|| home.devnet_deployment());
+    let deployment_path = args.deployment.unwrap_or_else(|| home.devnet_deployment());
     let deployment = Deployment::load(&deployment_path)
         .with_context(|| format!("reading the deployment {}", deployment_path.display()))?;
     let passphrase = wallet::passphrase(false)?;
@@ -53,9 +51,9 @@ pub(crate) fn run(args: DepositArgs) -> anyhow::Result<()> {
             .trim()
             .parse::<PrivateKeySigner>()
             .context("parsing --eth-key")?,
-        None => w.eth_signer().context(
-            "the wallet has no Ethereum key: pass --eth-key (or ZKCREDITS_ETH_KEY)",
-        )?,
+        None => w
+            .eth_signer()
+            .context("the wallet has no Ethereum key: pass --eth-key (or ZKCREDITS_ETH_KEY)")?,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {

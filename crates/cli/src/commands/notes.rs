@@ -22,9 +22,7 @@ pub(crate) struct NotesArgs {
 
 pub(crate) fn run(args: NotesArgs) -> anyhow::Result<()> {
     let home = ClientHome::from_env();
-    let path = args
-        .deployment
-        .unwrap_or_else(|| home.devnet_deployment());
+    let path = args.deployment.unwrap_or_else(|| home.devnet_deployment());
     let deployment = Deployment::load(&path)
         .with_context(|| format!("reading the deployment {}", path.display()))?;
     let passphrase = wallet::passphrase(false)?;
@@ -58,7 +56,11 @@ pub(crate) fn run(args: NotesArgs) -> anyhow::Result<()> {
         } else if s.expiry_epoch <= epoch {
             format!("epoch {} (expired: close now)", s.expiry_epoch)
         } else {
-            format!("epoch {} (in {} epochs)", s.expiry_epoch, s.expiry_epoch - epoch)
+            format!(
+                "epoch {} (in {} epochs)",
+                s.expiry_epoch,
+                s.expiry_epoch - epoch
+            )
         };
         if s.leaf_index.is_some() {
             total += s.remaining;

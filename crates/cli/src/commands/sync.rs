@@ -27,9 +27,7 @@ pub(crate) struct SyncArgs {
 
 pub(crate) fn run(args: SyncArgs) -> anyhow::Result<()> {
     let home = ClientHome::from_env();
-    let path = args
-        .deployment
-        .unwrap_or_else(|| home.devnet_deployment());
+    let path = args.deployment.unwrap_or_else(|| home.devnet_deployment());
     let deployment = Deployment::load(&path)
         .with_context(|| format!("reading the deployment {}", path.display()))?;
     let runtime = tokio::runtime::Runtime::new()?;

@@ -65,7 +65,9 @@ pub(crate) fn run(args: WalletArgs) -> anyhow::Result<()> {
             println!("wallet written to {} (mode 0600)", path.display());
             if generated {
                 println!();
-                println!("Your recovery phrase (write it down, keep it offline; it is shown only now):");
+                println!(
+                    "Your recovery phrase (write it down, keep it offline; it is shown only now):"
+                );
                 println!();
                 println!("    {}", w.mnemonic());
                 println!();
@@ -82,7 +84,10 @@ pub(crate) fn run(args: WalletArgs) -> anyhow::Result<()> {
             let passphrase = wallet::passphrase(false)?;
             let w = Wallet::load(&path, &passphrase)?;
             println!("wallet: {}", path.display());
-            println!("mnemonic: {} words (hidden; `zkcredits wallet export --yes-show-secret`)", w.mnemonic().split(' ').count());
+            println!(
+                "mnemonic: {} words (hidden; `zkcredits wallet export --yes-show-secret`)",
+                w.mnemonic().split(' ').count()
+            );
             match w.eth_signer() {
                 Some(s) => println!("deposit account: {}", s.address()),
                 None => println!("deposit account: none"),

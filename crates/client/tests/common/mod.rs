@@ -6,14 +6,15 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use zkcredits_chain::Deployment;
 use zkcredits_circuits::keys;
 use zkcredits_circuits::prover::RequestProver;
 use zkcredits_client::wallet::Wallet;
 use zkcredits_client::{GatewayConstants, ServerKey};
-use zkcredits_chain::Deployment;
 use zkcredits_protocol::eddsa::PrivateKey;
 
-pub const MNEMONIC: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+pub const MNEMONIC: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
 
 /// The development keys in a per-user temp directory; regenerated when missing or
 /// made for another circuit version.
