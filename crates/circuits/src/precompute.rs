@@ -12,12 +12,13 @@
 //! hash of the fixed values it was made from; a proof made with a precomputation for
 //! another note, root or key is refused before any work ([`CircuitError::StalePrecomputation`]).
 
-use ark_bn254::{Bn254, Fr, G1Projective, G2Projective};
+use ark_bn254::{Bn254, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
 use ark_ec::{CurveGroup, VariableBaseMSM};
 use ark_ff::{PrimeField, UniformRand, Zero};
 use ark_groth16::Proof;
 use ark_groth16::r1cs_to_qap::{LibsnarkReduction, R1CSToQAP};
 use ark_poly::GeneralEvaluationDomain;
+use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate};
 use ark_std::rand::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
@@ -52,6 +53,58 @@ impl NotePrecomputation {
     /// What this precomputation was made for (a hash; reveals nothing about the note).
     pub fn fingerprint(&self) -> [u8; 32] {
         self.fingerprint
+    }
+
+    /// The length of [`NotePrecomputation::to_bytes`]: three uncompressed G1 points, one
+    /// uncompressed G2 point and the fingerprint.
+    pub const ENCODED_LEN: usize = 3 * 64 + 128 + 32;
+
+    /// Encodes the precomputation for a cache. The bytes are as secret as the note:
+    /// store them encrypted.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::ENCODED_LEN);
+        // Serialising into a Vec cannot fail.
+        for p in [self.a, self.b_g1, self.l] {
+            p.into_affine()
+                .serialize_uncompressed(&mut out)
+                .expect("writing to a Vec");
+        }
+        self.b_g2
+            .into_affine()
+            .serialize_uncompressed(&mut out)
+            .expect("writing to a Vec");
+        out.extend_from_slice(&self.fingerprint);
+        out
+    }
+
+    /// Decodes [`NotePrecomputation::to_bytes`], checking that every point is on its
+    /// curve and in its subgroup. Whether it fits a note, root and key is checked when
+    /// it is used ([`RequestProver::prove_precomputed`]).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CircuitError> {
+        let bad = |what: &str| CircuitError::KeyFile {
+            path: "precomputation".into(),
+            reason: format!("{what} does not decode"),
+        };
+        if bytes.len() != Self::ENCODED_LEN {
+            return Err(bad("length"));
+        }
+        let g1 = |at: usize, what: &str| {
+            G1Affine::deserialize_with_mode(&bytes[at..at + 64], Compress::No, Validate::Yes)
+                .map(G1Projective::from)
+                .map_err(|_| bad(what))
+        };
+        let b_g2 = G2Affine::deserialize_with_mode(&bytes[192..320], Compress::No, Validate::Yes)
+            .map(G2Projective::from)
+            .map_err(|_| bad("b_g2"))?;
+        let mut fingerprint = [0u8; 32];
+        fingerprint.copy_from_slice(&bytes[320..]);
+        Ok(Self {
+            a: g1(0, "a")?,
+            b_g1: g1(64, "b_g1")?,
+            l: g1(128, "l")?,
+            b_g2,
+            fingerprint,
+        })
     }
 }
 

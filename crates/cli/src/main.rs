@@ -22,6 +22,14 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Start a local chain (anvil) with the pool and a test token deployed.
     Devnet(commands::devnet::DevnetArgs),
+    /// Create, show or export the encrypted wallet.
+    Wallet(commands::wallet::WalletArgs),
+    /// Deposit notes into the pool (approve + depositMany) and record them.
+    Deposit(commands::deposit::DepositArgs),
+    /// List the wallet's notes: balance, next ticket index, expiry, status.
+    Notes(commands::notes::NotesArgs),
+    /// Rebuild the pool's note tree from its events.
+    Sync(commands::sync::SyncArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +44,9 @@ fn main() -> anyhow::Result<()> {
         Command::Setup(args) => commands::setup::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Devnet(args) => commands::devnet::run(args),
+        Command::Wallet(args) => commands::wallet::run(args),
+        Command::Deposit(args) => commands::deposit::run(args),
+        Command::Notes(args) => commands::notes::run(args),
+        Command::Sync(args) => commands::sync::run(args),
     }
 }

@@ -1,2 +1,30 @@
 //! The user's side: wallet, note journal, prover cache, gateway client and the local
 //! OpenAI-compatible proxy.
+//!
+//! - [`wallet`]: the BIP-39 mnemonic and the deposit key, encrypted at rest (argon2id +
+//!   XChaCha20-Poly1305);
+//! - [`journal`]: the notes and a write-ahead record of every ticket (SQLite), so a
+//!   ticket index is never used twice;
+//! - [`precompute_cache`]: per-note proving precomputations, encrypted on disk;
+//! - [`spender`]: [`Spender`], what the local proxy calls around each paid request;
+//! - [`deposit`]: depositing notes and recording them;
+//! - [`tree`]: the note tree the proofs are made against;
+//! - [`seal`]: the storage keys and sealing used by the journal and the cache;
+//! - [`home`]: where these files live under `$ZKCREDITS_HOME`.
+
+pub mod deposit;
+pub mod error;
+pub mod home;
+pub mod journal;
+pub mod precompute_cache;
+pub mod seal;
+pub mod spender;
+pub mod tree;
+pub mod wallet;
+
+pub use error::ClientError;
+pub use spender::{
+    GatewayConstants, NoteSummary, PaidTicket, RecoveryReport, ServerKey, Spender, SpenderConfig,
+};
+pub use tree::TreeView;
+pub use wallet::Wallet;

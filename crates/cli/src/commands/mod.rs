@@ -1,5 +1,9 @@
 //! One module per subcommand.
 
 pub(crate) mod bench;
+pub(crate) mod deposit;
 pub(crate) mod devnet;
+pub(crate) mod notes;
 pub(crate) mod setup;
+pub(crate) mod sync;
+pub(crate) mod wallet;

@@ -1,0 +1,120 @@
+//! The client's errors. Every variant has a stable [`code`](ClientError::code) that the
+//! local proxy puts in its OpenAI-style error body, and a suggested HTTP status.
+
+use crate::journal::JournalError;
+use crate::wallet::WalletError;
+
+/// What can go wrong on the user's side of a paid request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Every note that could pay has a request in flight (one request per note at a
+    /// time).
+    #[error(
+        "every solvent note has a request in flight; retry when one finishes, or deposit more notes for more concurrency"
+    )]
+    AllNotesBusy,
+    /// No note can pay for another request.
+    #[error(
+        "no note can pay for another request (each needs C_max plus the P_max reserve); deposit with `zkcredits deposit`"
+    )]
+    NoSolventNote,
+    /// The ticket does not match the journal (already finished, or the note moved on).
+    #[error("the ticket does not match the note journal ({0}); run recovery and retry")]
+    StaleState(String),
+    /// The gateway's receipt does not decode or its signature does not verify.
+    #[error("the gateway's receipt is invalid ({0}); the note stays in flight until recovery")]
+    BadReceipt(String),
+    /// The gateway publishes other constants than the deployment and keys in use.
+    #[error(
+        "the gateway's {what} is {published}, this wallet expects {expected}; check the gateway URL and the deployment file"
+    )]
+    GatewayConstantsMismatch {
+        /// Which constant.
+        what: &'static str,
+        /// What the deployment or local keys say.
+        expected: String,
+        /// What the gateway published.
+        published: String,
+    },
+    /// The note's last receipt was signed by a server key the gateway no longer accepts.
+    #[error(
+        "note {note}'s last receipt is signed by server key {key_id}, which the gateway no longer accepts; close the note"
+    )]
+    ServerKeyRetired {
+        /// The note number.
+        note: u64,
+        /// The retired key id.
+        key_id: u32,
+    },
+    /// The note's leaf is not (yet) in the synced tree.
+    #[error("note {note} is not in the synced note tree ({detail}); run `zkcredits sync`")]
+    NoteNotInTree {
+        /// The note number.
+        note: u64,
+        /// What was found instead.
+        detail: String,
+    },
+    /// Syncing the note tree from the chain failed.
+    #[error("syncing the note tree failed: {0}; check the RPC URL and retry")]
+    TreeSync(String),
+    /// A chain call failed (deposit, views).
+    #[error("chain: {0}")]
+    Chain(String),
+    /// Proving failed (a bug or damaged keys).
+    #[error("proving failed: {0}; check the keys with `zkcredits setup`")]
+    Proving(String),
+    /// The wallet file could not be opened.
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    /// The note journal failed.
+    #[error(transparent)]
+    Journal(JournalError),
+    /// A blocking task panicked or was cancelled.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ClientError {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AllNotesBusy => "all_notes_busy",
+            Self::NoSolventNote => "no_solvent_note",
+            Self::StaleState(_) => "stale_state",
+            Self::BadReceipt(_) => "bad_receipt",
+            Self::GatewayConstantsMismatch { .. } => "gateway_constants_mismatch",
+            Self::ServerKeyRetired { .. } => "server_key_retired",
+            Self::NoteNotInTree { .. } => "note_not_in_tree",
+            Self::TreeSync(_) => "tree_sync_failed",
+            Self::Proving(_) => "proving_failed",
+            Self::Chain(_) => "chain_error",
+            Self::Wallet(e) => e.code(),
+            Self::Journal(_) => "journal_error",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The HTTP status a local proxy should answer with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::AllNotesBusy => 429,
+            Self::NoSolventNote => 402,
+            Self::BadReceipt(_) | Self::GatewayConstantsMismatch { .. } => 502,
+            Self::ServerKeyRetired { .. } => 402,
+            Self::NoteNotInTree { .. } | Self::TreeSync(_) | Self::Chain(_) => 503,
+            Self::StaleState(_) => 409,
+            _ => 500,
+        }
+    }
+}
+
+impl From<JournalError> for ClientError {
+    fn from(e: JournalError) -> Self {
+        match e {
+            JournalError::AllNotesBusy => Self::AllNotesBusy,
+            JournalError::NoSolventNote => Self::NoSolventNote,
+            other => Self::Journal(other),
+        }
+    }
+}

@@ -1,0 +1,901 @@
+//! The note journal: every note of the wallet, its state, and a write-ahead record of
+//! every ticket, in one SQLite file (WAL, `synchronous = FULL`, mode 0600).
+//!
+//! **The rule it keeps: a ticket index is never used twice.** [`Journal::acquire`]
+//! records the ticket `(note, i, x, rho_next, N)` durably and marks the note in flight in
+//! one transaction, before any proof exists; `UNIQUE (note, ticket_index)` refuses a
+//! second record for one index whatever the note's status says. The note's index only
+//! moves in [`Journal::complete`], which stores the receipt and advances the state in
+//! one transaction. After a crash, [`Journal::pending`] lists the tickets still in
+//! flight; each ends either completed (its receipt was fetched) or lost (the note then
+//! needs a close with `m = 1`). Only a ticket that provably never left the process
+//! ([`Journal::release_unsent`]) is forgotten.
+//!
+//! **What is encrypted.** Plain columns hold bookkeeping only: the note number `j`, the
+//! status, `D`, `E`, `i`, `R`, `P` and ticket indices. Everything derived from the note
+//! secret or linking the journal to the chain or the gateway (the note ID, leaf index,
+//! deposit transaction, the last receipt's opening `T, rho, r, p, sigma`, and per ticket
+//! `x, rho_next, N` and the receipt) is sealed with XChaCha20-Poly1305 under a key
+//! derived from the wallet seed ([`crate::seal`]). The plain numbers of a note are part
+//! of its sealed record's associated data, so rolling a note's state back in the file
+//! is detected when the note is next opened.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use zkcredits_protocol::eddsa::Signature;
+use zkcredits_protocol::note::WalletSeed;
+use zkcredits_protocol::rln::Ticket;
+use zkcredits_protocol::state::{Limits, NoteState, Receipt, SignedState};
+use zkcredits_protocol::wire::WireFormat;
+use zkcredits_protocol::{Fr, field};
+
+use crate::seal::StorageKey;
+
+const SCHEMA_VERSION: i64 = 1;
+const CHECK_AAD: &[u8] = b"zkcredits/journal/check/v1";
+const CHECK_PLAINTEXT: &[u8] = b"zkcredits journal key check";
+
+/// Errors of the journal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// Every solvent free note is busy.
+    #[error("every solvent note has a request in flight")]
+    AllNotesBusy,
+    /// No note can pay.
+    #[error("no note can pay for another request")]
+    NoSolventNote,
+    /// SQLite failed.
+    #[error("journal database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The journal was written with another wallet's key.
+    #[error(
+        "the note journal belongs to another wallet; use that wallet or another ZKCREDITS_HOME"
+    )]
+    WrongWallet,
+    /// A sealed record does not open or decode (tampered or damaged).
+    #[error("the note journal is damaged ({0}); restore it from a backup")]
+    Corrupt(String),
+    /// No such note.
+    #[error("note {0} is not in the journal")]
+    UnknownNote(u64),
+    /// No such ticket, or it is not in flight.
+    #[error("ticket {0} is not in flight in the journal")]
+    TicketNotInFlight(i64),
+    /// A value does not fit SQLite's signed 64-bit integers.
+    #[error("{0} is too large for the journal")]
+    TooLarge(&'static str),
+}
+
+type Result<T> = std::result::Result<T, JournalError>;
+
+/// Where a note is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoteStatus {
+    /// Reserved for a deposit whose outcome is not recorded yet.
+    PendingDeposit,
+    /// Deposited, no request in flight.
+    Free,
+    /// One request in flight.
+    InFlight,
+    /// The receipt of ticket `i` was lost (m = 1) or the note is to be closed (m = 0).
+    NeedsClose {
+        /// The close circuit's flag.
+        m: u8,
+    },
+    /// Closed on chain.
+    Closed,
+    /// Slashed on chain.
+    Slashed,
+}
+
+impl NoteStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingDeposit => "pending_deposit",
+            Self::Free => "free",
+            Self::InFlight => "in_flight",
+            Self::NeedsClose { .. } => "needs_close",
+            Self::Closed => "closed",
+            Self::Slashed => "slashed",
+        }
+    }
+
+    fn parse(s: &str, m: i64) -> Result<Self> {
+        Ok(match s {
+            "pending_deposit" => Self::PendingDeposit,
+            "free" => Self::Free,
+            "in_flight" => Self::InFlight,
+            "needs_close" => Self::NeedsClose {
+                m: u8::from(m != 0),
+            },
+            "closed" => Self::Closed,
+            "slashed" => Self::Slashed,
+            other => {
+                return Err(JournalError::Corrupt(format!(
+                    "unknown note status {other}"
+                )));
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for NoteStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NeedsClose { m } => write!(f, "needs_close(m={m})"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// What a deposit established about a note.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DepositInfo {
+    /// `ID = H(ID, k_j)`.
+    pub id: Fr,
+    /// `D`, credit units.
+    pub deposit: u64,
+    /// `E`, the expiry epoch.
+    pub expiry_epoch: u64,
+    /// The leaf's index in the pool's tree.
+    pub leaf_index: u64,
+    /// The deposit transaction hash.
+    pub tx_hash: [u8; 32],
+}
+
+/// A note as the journal holds it (secrets opened).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalNote {
+    /// The note number `j` (`k_j = H(NOTE, seed, j)`).
+    pub j: u64,
+    /// The status.
+    pub status: NoteStatus,
+    /// The deposit, once recorded.
+    pub deposit: Option<DepositInfo>,
+    /// The state `(i, R, P)` with the last receipt.
+    pub state: NoteState,
+    /// The server key id that signed the last receipt.
+    pub last_key_id: Option<u32>,
+}
+
+/// A ticket journaled before its request left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TicketRecord {
+    /// The journal's row id.
+    pub id: i64,
+    /// The note number.
+    pub j: u64,
+    /// The ticket index `i`.
+    pub index: u64,
+    /// The request binding.
+    pub x: Fr,
+    /// `rho_next`, the blinding of `T_next`. Secret.
+    pub rho_next: Fr,
+    /// `N`.
+    pub nullifier: Fr,
+    /// The server key id named in the credential.
+    pub key_id: u32,
+    /// Whether the request is known not to have reached the gateway.
+    pub abandoned: bool,
+}
+
+/// What [`Journal::acquire`] hands out: a note in flight and its journaled ticket.
+#[derive(Clone, Debug)]
+pub struct Acquired {
+    /// The note, as it was when acquired.
+    pub note: JournalNote,
+    /// The ticket.
+    pub ticket: TicketRecord,
+}
+
+/// The note journal. Not `Sync`: share it behind a mutex.
+#[derive(Debug)]
+pub struct Journal {
+    conn: Connection,
+    key: StorageKey,
+}
+
+fn to_i64(v: u64, what: &'static str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| JournalError::TooLarge(what))
+}
+
+fn to_u64(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| JournalError::Corrupt("negative number".into()))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn fr_at(bytes: &[u8], at: usize) -> Result<Fr> {
+    let mut b = [0u8; 32];
+    b.copy_from_slice(
+        bytes
+            .get(at..at + 32)
+            .ok_or_else(|| JournalError::Corrupt("short record".into()))?,
+    );
+    field::from_be_bytes_canonical(&b).ok_or_else(|| JournalError::Corrupt("bad field".into()))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> Result<u64> {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(
+        bytes
+            .get(at..at + 8)
+            .ok_or_else(|| JournalError::Corrupt("short record".into()))?,
+    );
+    Ok(u64::from_be_bytes(b))
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Result<u32> {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(
+        bytes
+            .get(at..at + 4)
+            .ok_or_else(|| JournalError::Corrupt("short record".into()))?,
+    );
+    Ok(u32::from_be_bytes(b))
+}
+
+/// The plain numbers of a note row, bound into its sealed record.
+struct Plain {
+    j: u64,
+    deposit: u64,
+    expiry: u64,
+    index: u64,
+    refunds: u64,
+    penalties: u64,
+}
+
+impl Plain {
+    fn aad(&self) -> Vec<u8> {
+        let mut a = b"zkcredits/journal/note/v1".to_vec();
+        for v in [
+            self.j,
+            self.deposit,
+            self.expiry,
+            self.index,
+            self.refunds,
+            self.penalties,
+        ] {
+            a.extend_from_slice(&v.to_be_bytes());
+        }
+        a
+    }
+}
+
+fn ticket_aad(j: u64, index: u64) -> Vec<u8> {
+    let mut a = b"zkcredits/journal/ticket/v1".to_vec();
+    a.extend_from_slice(&j.to_be_bytes());
+    a.extend_from_slice(&index.to_be_bytes());
+    a
+}
+
+/// Sealed note record: `ID | leaf index | tx | has_last | (T | rho | r | p | sigma | key id)`.
+fn encode_note_secret(info: &DepositInfo, state: &NoteState, key_id: Option<u32>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + 8 + 32 + 1 + 32 + 32 + 8 + 8 + 64 + 4);
+    out.extend_from_slice(&field::to_be_bytes(&info.id));
+    out.extend_from_slice(&info.leaf_index.to_be_bytes());
+    out.extend_from_slice(&info.tx_hash);
+    match &state.last {
+        Some(last) => {
+            out.push(1);
+            out.extend_from_slice(&field::to_be_bytes(&last.commitment));
+            out.extend_from_slice(&field::to_be_bytes(&last.rho));
+            out.extend_from_slice(&last.receipt.refund.to_be_bytes());
+            out.extend_from_slice(&last.receipt.penalty.to_be_bytes());
+            out.extend_from_slice(&last.receipt.signature.to_bytes());
+            out.extend_from_slice(&key_id.unwrap_or_default().to_be_bytes());
+        }
+        None => out.push(0),
+    }
+    out
+}
+
+/// A `notes` row: `j, status, close_m, deposit, expiry, state_index, refunds, penalties,
+/// sealed`.
+type NoteRow = (i64, String, i64, i64, i64, i64, i64, i64, Option<Vec<u8>>);
+
+fn note_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NoteRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+type NoteSecretParts = (Fr, u64, [u8; 32], Option<(SignedState, u32)>);
+
+fn decode_note_secret(b: &[u8]) -> Result<NoteSecretParts> {
+    let id = fr_at(b, 0)?;
+    let leaf_index = u64_at(b, 32)?;
+    let mut tx = [0u8; 32];
+    tx.copy_from_slice(
+        b.get(40..72)
+            .ok_or_else(|| JournalError::Corrupt("short record".into()))?,
+    );
+    let last = match b.get(72) {
+        Some(0) if b.len() == 73 => None,
+        Some(1) if b.len() == 73 + 32 + 32 + 16 + 64 + 4 => {
+            let mut sig = [0u8; 64];
+            sig.copy_from_slice(&b[73 + 80..73 + 144]);
+            let signature = Signature::from_bytes(&sig)
+                .map_err(|e| JournalError::Corrupt(format!("stored signature: {e}")))?;
+            Some((
+                SignedState {
+                    commitment: fr_at(b, 73)?,
+                    rho: fr_at(b, 105)?,
+                    receipt: Receipt {
+                        refund: u64_at(b, 137)?,
+                        penalty: u64_at(b, 145)?,
+                        signature,
+                    },
+                },
+                u32_at(b, 73 + 144)?,
+            ))
+        }
+        _ => return Err(JournalError::Corrupt("bad note record".into())),
+    };
+    Ok((id, leaf_index, tx, last))
+}
+
+/// Sealed ticket record: `x | rho_next | N | key id | has_receipt | receipt`.
+fn encode_ticket_secret(t: &TicketRecord, receipt: Option<&Receipt>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96 + 4 + 1 + Receipt::LEN);
+    out.extend_from_slice(&field::to_be_bytes(&t.x));
+    out.extend_from_slice(&field::to_be_bytes(&t.rho_next));
+    out.extend_from_slice(&field::to_be_bytes(&t.nullifier));
+    out.extend_from_slice(&t.key_id.to_be_bytes());
+    match receipt {
+        Some(r) => {
+            out.push(1);
+            out.extend_from_slice(&r.encode());
+        }
+        None => out.push(0),
+    }
+    out
+}
+
+impl Journal {
+    /// Opens (or creates) the journal at `path` with the wallet's journal key. Refuses a
+    /// journal written under another wallet.
+    pub fn open(path: &Path, key: StorageKey) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::wallet::create_private_dir(dir)
+                .map_err(|e| JournalError::Corrupt(format!("creating {}: {e}", dir.display())))?;
+        }
+        if !path.exists() {
+            // Create the file 0600 before SQLite opens it, so it is never world-readable.
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            options
+                .open(path)
+                .map_err(|e| JournalError::Corrupt(format!("creating {}: {e}", path.display())))?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (
+                 key TEXT PRIMARY KEY,
+                 value BLOB NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS notes (
+                 j INTEGER PRIMARY KEY,
+                 status TEXT NOT NULL,
+                 close_m INTEGER NOT NULL DEFAULT 0,
+                 deposit INTEGER NOT NULL DEFAULT 0,
+                 expiry INTEGER NOT NULL DEFAULT 0,
+                 state_index INTEGER NOT NULL DEFAULT 0,
+                 refunds INTEGER NOT NULL DEFAULT 0,
+                 penalties INTEGER NOT NULL DEFAULT 0,
+                 sealed BLOB,
+                 created_at INTEGER NOT NULL,
+                 updated_at INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS tickets (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 j INTEGER NOT NULL REFERENCES notes(j),
+                 ticket_index INTEGER NOT NULL,
+                 status TEXT NOT NULL,
+                 sealed BLOB NOT NULL,
+                 created_at INTEGER NOT NULL,
+                 updated_at INTEGER NOT NULL,
+                 UNIQUE (j, ticket_index)
+             );",
+        )?;
+        let journal = Self { conn, key };
+        journal.check_key()?;
+        Ok(journal)
+    }
+
+    fn check_key(&self) -> Result<()> {
+        let stored: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match stored {
+            Some(sealed) => {
+                let opened = self
+                    .key
+                    .open(CHECK_AAD, &sealed)
+                    .map_err(|_| JournalError::WrongWallet)?;
+                if opened.as_slice() != CHECK_PLAINTEXT {
+                    return Err(JournalError::WrongWallet);
+                }
+            }
+            None => {
+                self.conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('key_check', ?1), ('schema', ?2)",
+                    params![
+                        self.key.seal(CHECK_AAD, CHECK_PLAINTEXT),
+                        SCHEMA_VERSION.to_be_bytes().to_vec()
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reserves `count` new note numbers (never used before) for a deposit about to be
+    /// sent: after a crash they show as `pending_deposit` and can be resolved from the
+    /// chain with the secrets they name.
+    pub fn reserve_notes(&mut self, count: u64) -> Result<Vec<u64>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let next: i64 = tx.query_row("SELECT COALESCE(MAX(j) + 1, 0) FROM notes", [], |r| {
+            r.get(0)
+        })?;
+        let next = to_u64(next)?;
+        let t = now();
+        let mut out = Vec::new();
+        for j in next..next + count {
+            tx.execute(
+                "INSERT INTO notes (j, status, created_at, updated_at) VALUES (?1, 'pending_deposit', ?2, ?2)",
+                params![to_i64(j, "note number")?, t],
+            )?;
+            out.push(j);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Records a confirmed deposit for a reserved note (or a note not yet in the
+    /// journal); the note becomes free.
+    pub fn record_deposit(&mut self, j: u64, info: &DepositInfo) -> Result<()> {
+        let state = NoteState::fresh();
+        let plain = Plain {
+            j,
+            deposit: info.deposit,
+            expiry: info.expiry_epoch,
+            index: 0,
+            refunds: 0,
+            penalties: 0,
+        };
+        let sealed = self
+            .key
+            .seal(&plain.aad(), &encode_note_secret(info, &state, None));
+        let t = now();
+        self.conn.execute(
+            "INSERT INTO notes (j, status, deposit, expiry, state_index, refunds, penalties, sealed, created_at, updated_at)
+             VALUES (?1, 'free', ?2, ?3, 0, 0, 0, ?4, ?5, ?5)
+             ON CONFLICT (j) DO UPDATE SET status = 'free', deposit = ?2, expiry = ?3,
+                 state_index = 0, refunds = 0, penalties = 0, sealed = ?4, updated_at = ?5
+             WHERE notes.status = 'pending_deposit'",
+            params![
+                to_i64(j, "note number")?,
+                to_i64(info.deposit, "deposit")?,
+                to_i64(info.expiry_epoch, "expiry")?,
+                sealed,
+                t
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets reserved note numbers whose deposit failed (they are never reused: the
+    /// next reservation starts above the highest number ever recorded only while a row
+    /// exists, so the rows stay, marked closed).
+    pub fn cancel_reserved(&mut self, notes: &[u64]) -> Result<()> {
+        for j in notes {
+            self.conn.execute(
+                "UPDATE notes SET status = 'closed', updated_at = ?2 WHERE j = ?1 AND status = 'pending_deposit'",
+                params![to_i64(*j, "note number")?, now()],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn read_note(key: &StorageKey, row: NoteRow) -> Result<JournalNote> {
+        let (j, status, m, deposit, expiry, index, refunds, penalties, sealed) = row;
+        let plain = Plain {
+            j: to_u64(j)?,
+            deposit: to_u64(deposit)?,
+            expiry: to_u64(expiry)?,
+            index: to_u64(index)?,
+            refunds: to_u64(refunds)?,
+            penalties: to_u64(penalties)?,
+        };
+        let status = NoteStatus::parse(&status, m)?;
+        let (deposit_info, last, key_id) = match sealed {
+            None => (None, None, None),
+            Some(sealed) => {
+                let opened = key.open(&plain.aad(), &sealed).map_err(|_| {
+                    JournalError::Corrupt(format!("note {} does not open", plain.j))
+                })?;
+                let (id, leaf_index, tx_hash, last) = decode_note_secret(&opened)?;
+                let info = DepositInfo {
+                    id,
+                    deposit: plain.deposit,
+                    expiry_epoch: plain.expiry,
+                    leaf_index,
+                    tx_hash,
+                };
+                match last {
+                    Some((s, k)) => (Some(info), Some(s), Some(k)),
+                    None => (Some(info), None, None),
+                }
+            }
+        };
+        Ok(JournalNote {
+            j: plain.j,
+            status,
+            deposit: deposit_info,
+            state: NoteState {
+                index: plain.index,
+                refunds: plain.refunds,
+                penalties: plain.penalties,
+                last,
+            },
+            last_key_id: key_id,
+        })
+    }
+
+    const NOTE_COLUMNS: &'static str =
+        "j, status, close_m, deposit, expiry, state_index, refunds, penalties, sealed";
+
+    fn note_in(tx: &Connection, key: &StorageKey, j: u64) -> Result<JournalNote> {
+        let row = tx
+            .query_row(
+                &format!("SELECT {} FROM notes WHERE j = ?1", Self::NOTE_COLUMNS),
+                params![to_i64(j, "note number")?],
+                note_row,
+            )
+            .optional()?
+            .ok_or(JournalError::UnknownNote(j))?;
+        Self::read_note(key, row)
+    }
+
+    /// One note.
+    pub fn note(&self, j: u64) -> Result<JournalNote> {
+        Self::note_in(&self.conn, &self.key, j)
+    }
+
+    /// Every note, by number.
+    pub fn notes(&self) -> Result<Vec<JournalNote>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {} FROM notes ORDER BY j",
+            Self::NOTE_COLUMNS
+        ))?;
+        let rows = stmt
+            .query_map([], note_row)?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|row| Self::read_note(&self.key, row))
+            .collect()
+    }
+
+    /// Atomically picks the lowest-numbered free note that can pay under `limits`,
+    /// journals its ticket for the request bound to `x` (with `rho_next` and the ticket's
+    /// nullifier, for the receipt named by `key_id`) and marks the note in flight.
+    ///
+    /// Fails with [`JournalError::AllNotesBusy`] when no free note can pay but a note in
+    /// flight might, and [`JournalError::NoSolventNote`] when no note can pay at all.
+    pub fn acquire(
+        &mut self,
+        seed: &WalletSeed,
+        limits: Limits,
+        x: Fr,
+        rho_next: Fr,
+        key_id_for: impl Fn(&JournalNote) -> u32,
+    ) -> Result<Acquired> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let candidates: Vec<(i64, i64, i64, i64, i64)> = {
+            let mut stmt = tx.prepare(
+                "SELECT j, deposit, state_index, refunds, penalties FROM notes WHERE status = 'free' ORDER BY j",
+            )?;
+            stmt.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<std::result::Result<_, _>>()?
+        };
+        let mut chosen = None;
+        for (j, deposit, index, refunds, penalties) in candidates {
+            let state = NoteState {
+                index: to_u64(index)?,
+                refunds: to_u64(refunds)?,
+                penalties: to_u64(penalties)?,
+                last: None,
+            };
+            if state.can_pay(to_u64(deposit)?, limits) {
+                chosen = Some(to_u64(j)?);
+                break;
+            }
+        }
+        let Some(j) = chosen else {
+            let busy: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM notes WHERE status = 'in_flight'",
+                [],
+                |r| r.get(0),
+            )?;
+            return Err(if busy > 0 {
+                JournalError::AllNotesBusy
+            } else {
+                JournalError::NoSolventNote
+            });
+        };
+        let note = Self::note_in(&tx, &self.key, j)?;
+        let k = seed.note_secret(j);
+        let ticket = Ticket::new(k.expose(), note.state.index);
+        let mut record = TicketRecord {
+            id: 0,
+            j,
+            index: note.state.index,
+            x,
+            rho_next,
+            nullifier: ticket.nullifier,
+            key_id: key_id_for(&note),
+            abandoned: false,
+        };
+        let sealed = self.key.seal(
+            &ticket_aad(j, record.index),
+            &encode_ticket_secret(&record, None),
+        );
+        let t = now();
+        tx.execute(
+            "INSERT INTO tickets (j, ticket_index, status, sealed, created_at, updated_at) VALUES (?1, ?2, 'in_flight', ?3, ?4, ?4)",
+            params![to_i64(j, "note number")?, to_i64(record.index, "index")?, sealed, t],
+        )?;
+        record.id = tx.last_insert_rowid();
+        tx.execute(
+            "UPDATE notes SET status = 'in_flight', updated_at = ?2 WHERE j = ?1",
+            params![to_i64(j, "note number")?, t],
+        )?;
+        tx.commit()?;
+        let mut note = note;
+        note.status = NoteStatus::InFlight;
+        Ok(Acquired {
+            note,
+            ticket: record,
+        })
+    }
+
+    fn ticket_in(tx: &Connection, key: &StorageKey, id: i64) -> Result<(TicketRecord, String)> {
+        let (j, index, status, sealed): (i64, i64, String, Vec<u8>) = tx
+            .query_row(
+                "SELECT j, ticket_index, status, sealed FROM tickets WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?
+            .ok_or(JournalError::TicketNotInFlight(id))?;
+        let record = Self::open_ticket(key, id, to_u64(j)?, to_u64(index)?, &status, &sealed)?;
+        Ok((record, status))
+    }
+
+    fn open_ticket(
+        key: &StorageKey,
+        id: i64,
+        j: u64,
+        index: u64,
+        status: &str,
+        sealed: &[u8],
+    ) -> Result<TicketRecord> {
+        let b = key
+            .open(&ticket_aad(j, index), sealed)
+            .map_err(|_| JournalError::Corrupt(format!("ticket {id} does not open")))?;
+        Ok(TicketRecord {
+            id,
+            j,
+            index,
+            x: fr_at(&b, 0)?,
+            rho_next: fr_at(&b, 32)?,
+            nullifier: fr_at(&b, 64)?,
+            key_id: u32_at(&b, 96)?,
+            abandoned: status == "abandoned",
+        })
+    }
+
+    /// The ticket with row id `id`, if it is still in flight (or abandoned).
+    pub fn ticket(&mut self, id: i64) -> Result<TicketRecord> {
+        let tx = self.conn.transaction()?;
+        let (record, status) = Self::ticket_in(&tx, &self.key, id)?;
+        if status != "in_flight" && status != "abandoned" {
+            return Err(JournalError::TicketNotInFlight(id));
+        }
+        Ok(record)
+    }
+
+    /// Every ticket still in flight (sent, or possibly sent, without a receipt).
+    pub fn pending(&self) -> Result<Vec<TicketRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, j, ticket_index, status, sealed FROM tickets WHERE status IN ('in_flight', 'abandoned') ORDER BY id",
+        )?;
+        let rows: Vec<(i64, i64, i64, String, Vec<u8>)> = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(id, j, index, status, sealed)| {
+                Self::open_ticket(&self.key, id, to_u64(j)?, to_u64(index)?, &status, &sealed)
+            })
+            .collect()
+    }
+
+    /// Stores the receipt of ticket `id` and moves its note to `next` (signed by
+    /// `key_id`), freeing it: one transaction.
+    pub fn complete(
+        &mut self,
+        id: i64,
+        receipt: &Receipt,
+        next: &NoteState,
+        key_id: u32,
+    ) -> Result<JournalNote> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (record, status) = Self::ticket_in(&tx, &self.key, id)?;
+        if status != "in_flight" && status != "abandoned" {
+            return Err(JournalError::TicketNotInFlight(id));
+        }
+        let note = Self::note_in(&tx, &self.key, record.j)?;
+        let info = note
+            .deposit
+            .ok_or_else(|| JournalError::Corrupt(format!("note {} has no deposit", note.j)))?;
+        if note.state.index != record.index || next.index != record.index + 1 {
+            return Err(JournalError::TicketNotInFlight(id));
+        }
+        let plain = Plain {
+            j: note.j,
+            deposit: info.deposit,
+            expiry: info.expiry_epoch,
+            index: next.index,
+            refunds: next.refunds,
+            penalties: next.penalties,
+        };
+        let sealed_note = self
+            .key
+            .seal(&plain.aad(), &encode_note_secret(&info, next, Some(key_id)));
+        let sealed_ticket = self.key.seal(
+            &ticket_aad(record.j, record.index),
+            &encode_ticket_secret(&record, Some(receipt)),
+        );
+        let t = now();
+        tx.execute(
+            "UPDATE notes SET status = 'free', close_m = 0, state_index = ?2, refunds = ?3, penalties = ?4, sealed = ?5, updated_at = ?6 WHERE j = ?1",
+            params![
+                to_i64(note.j, "note number")?,
+                to_i64(next.index, "index")?,
+                to_i64(next.refunds, "refunds")?,
+                to_i64(next.penalties, "penalties")?,
+                sealed_note,
+                t
+            ],
+        )?;
+        tx.execute(
+            "UPDATE tickets SET status = 'completed', sealed = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, sealed_ticket, t],
+        )?;
+        tx.commit()?;
+        self.note(record.j)
+    }
+
+    /// Marks ticket `id` as known not to have reached the gateway. It stays pending for
+    /// recovery: its index is never reused.
+    pub fn abandon(&mut self, id: i64) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE tickets SET status = 'abandoned', updated_at = ?2 WHERE id = ?1 AND status = 'in_flight'",
+            params![id, now()],
+        )?;
+        if n == 0 {
+            return Err(JournalError::TicketNotInFlight(id));
+        }
+        Ok(())
+    }
+
+    /// Ticket `id`'s receipt is lost: the note can make no further request and needs a
+    /// close with `m = 1`.
+    pub fn mark_lost(&mut self, id: i64) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (record, status) = Self::ticket_in(&tx, &self.key, id)?;
+        if status != "in_flight" && status != "abandoned" {
+            return Err(JournalError::TicketNotInFlight(id));
+        }
+        let t = now();
+        tx.execute(
+            "UPDATE tickets SET status = 'lost', updated_at = ?2 WHERE id = ?1",
+            params![id, t],
+        )?;
+        tx.execute(
+            "UPDATE notes SET status = 'needs_close', close_m = 1, updated_at = ?2 WHERE j = ?1",
+            params![to_i64(record.j, "note number")?, t],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets ticket `id`, which provably never left this process (proving failed
+    /// before the credential existed), and frees its note.
+    pub fn release_unsent(&mut self, id: i64) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (record, status) = Self::ticket_in(&tx, &self.key, id)?;
+        if status != "in_flight" {
+            return Err(JournalError::TicketNotInFlight(id));
+        }
+        tx.execute("DELETE FROM tickets WHERE id = ?1", params![id])?;
+        tx.execute(
+            "UPDATE notes SET status = 'free', updated_at = ?2 WHERE j = ?1 AND status = 'in_flight'",
+            params![to_i64(record.j, "note number")?, now()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets unsent ticket `id` and marks its note `needs_close(m = 0)`: the note can
+    /// make no further request (its last receipt's key was retired) but lost nothing.
+    pub fn release_to_close(&mut self, id: i64) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (record, status) = Self::ticket_in(&tx, &self.key, id)?;
+        if status != "in_flight" {
+            return Err(JournalError::TicketNotInFlight(id));
+        }
+        tx.execute("DELETE FROM tickets WHERE id = ?1", params![id])?;
+        tx.execute(
+            "UPDATE notes SET status = 'needs_close', close_m = 0, updated_at = ?2 WHERE j = ?1",
+            params![to_i64(record.j, "note number")?, now()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Sets a note's status to closed or slashed (after the chain says so).
+    pub fn set_final_status(&mut self, j: u64, status: NoteStatus) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE notes SET status = ?2, updated_at = ?3 WHERE j = ?1",
+            params![to_i64(j, "note number")?, status.as_str(), now()],
+        )?;
+        if n == 0 {
+            return Err(JournalError::UnknownNote(j));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,727 @@
+//! The [`Spender`]: what the local proxy calls around each paid request.
+//!
+//! ```text
+//! begin(method, path, body)   pick a free solvent note, journal the ticket, prove
+//!   -> PaidTicket               (Authorization: ZkCredit <credential>)
+//! finish(ticket, receipt)     check the receipt against T_next and the server key,
+//!                             advance the note, free it
+//! abandon(ticket, reason)     the request never reached the gateway: keep the ticket
+//!                             for recovery, never reuse its index
+//! reprove(ticket)             same ticket, same x, new proof (after resync on stale_root)
+//! recover(fetch)              at startup: each ticket in flight gets its receipt, or the
+//!                             note is marked needs_close(m = 1)
+//! resync()                    refresh the tree, drop precomputations for older roots
+//! ```
+//!
+//! Proving runs on a blocking thread; the journal's SQLite calls too.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use zkcredits_chain::Deployment;
+use zkcredits_chain::alloy::primitives::Address;
+use zkcredits_circuits::CircuitError;
+use zkcredits_circuits::prover::{RequestProver, to_points};
+use zkcredits_circuits::request::{RequestCircuit, RequestInputs};
+use zkcredits_circuits::verifier::Verifier;
+use zkcredits_protocol::eddsa::PublicKey;
+use zkcredits_protocol::note::{self, WalletSeed};
+use zkcredits_protocol::request::request_x;
+use zkcredits_protocol::state::{Limits, Receipt, receipt_message};
+use zkcredits_protocol::wire::{Credential, WireFormat};
+use zkcredits_protocol::{Fr, field};
+
+use crate::error::ClientError;
+use crate::journal::{Acquired, Journal, JournalNote, NoteStatus};
+use crate::precompute_cache::PrecomputeCache;
+use crate::seal::StoragePurpose;
+use crate::tree::TreeView;
+use crate::wallet::Wallet;
+
+/// The scheme of the `Authorization` header.
+pub const AUTH_SCHEME: &str = "ZkCredit";
+
+/// One of the gateway's receipt-signing keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerKey {
+    /// The key id a credential names.
+    pub id: u32,
+    /// The BabyJubJub public key.
+    pub key: PublicKey,
+}
+
+/// What the gateway's discovery document says, as the spender needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayConstants {
+    /// The chain the pool lives on.
+    pub chain_id: u64,
+    /// The pool.
+    pub pool: Address,
+    /// `C_max`.
+    pub c_max: u64,
+    /// `P_max`.
+    pub p_max: u64,
+    /// SHA-256 of the verifying key the gateway checks proofs with, when published.
+    pub verifying_key_hash: Option<[u8; 32]>,
+    /// The key that signs new receipts.
+    pub current_key: ServerKey,
+    /// Older keys whose receipts the gateway still accepts in a credential.
+    pub accepted_keys: Vec<ServerKey>,
+}
+
+impl GatewayConstants {
+    fn key(&self, id: u32) -> Option<PublicKey> {
+        std::iter::once(&self.current_key)
+            .chain(&self.accepted_keys)
+            .find(|k| k.id == id)
+            .map(|k| k.key)
+    }
+
+    /// Checks the gateway against the deployment and the local verifying key.
+    pub fn check(&self, deployment: &Deployment, vk_hash: [u8; 32]) -> Result<(), ClientError> {
+        let mismatch = |what, expected: String, published: String| {
+            Err(ClientError::GatewayConstantsMismatch {
+                what,
+                expected,
+                published,
+            })
+        };
+        if self.chain_id != deployment.chain_id {
+            return mismatch(
+                "chain id",
+                deployment.chain_id.to_string(),
+                self.chain_id.to_string(),
+            );
+        }
+        if self.pool != deployment.pool {
+            return mismatch("pool", deployment.pool.to_string(), self.pool.to_string());
+        }
+        if self.c_max != deployment.constants.c_max {
+            return mismatch(
+                "C_max",
+                deployment.constants.c_max.to_string(),
+                self.c_max.to_string(),
+            );
+        }
+        if self.p_max != deployment.constants.p_max {
+            return mismatch(
+                "P_max",
+                deployment.constants.p_max.to_string(),
+                self.p_max.to_string(),
+            );
+        }
+        if let Some(published) = self.verifying_key_hash
+            && published != vk_hash
+        {
+            return mismatch(
+                "verifying key hash",
+                hex::encode(vk_hash),
+                hex::encode(published),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Everything a [`Spender`] is made of besides the wallet.
+#[derive(Debug)]
+pub struct SpenderConfig {
+    /// The note journal's SQLite file.
+    pub journal_path: PathBuf,
+    /// Where encrypted precomputations are kept (`None`: memory only).
+    pub precompute_dir: Option<PathBuf>,
+    /// The pool.
+    pub deployment: Deployment,
+    /// What the gateway published.
+    pub gateway: GatewayConstants,
+    /// The prover (its keys must match the gateway's verifying key).
+    pub prover: Arc<RequestProver>,
+    /// The note tree.
+    pub tree: TreeView,
+}
+
+/// A paid request ready to send: the `Authorization` header value and what identifies
+/// the ticket.
+#[derive(Debug)]
+pub struct PaidTicket {
+    /// `ZkCredit <base64url credential>`.
+    pub authorization: String,
+    /// The ticket's nullifier `N` as `0x` hex: the key for `GET /zkcredit/receipts/{N}`.
+    pub nullifier_hex: String,
+    /// The note number.
+    pub note: u64,
+    /// The ticket index.
+    pub index: u64,
+    /// The root the proof is against, `0x` hex.
+    pub root_hex: String,
+    ticket_id: i64,
+}
+
+/// A note as `zkcredits notes` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoteSummary {
+    /// The note number.
+    pub note: u64,
+    /// Its status.
+    pub status: NoteStatus,
+    /// `D` (0 before the deposit is recorded).
+    pub deposit: u64,
+    /// `E`.
+    pub expiry_epoch: u64,
+    /// The leaf index, once deposited.
+    pub leaf_index: Option<u64>,
+    /// The next ticket index `i`.
+    pub next_index: u64,
+    /// `R`.
+    pub refunds: u64,
+    /// `P`.
+    pub penalties: u64,
+    /// `D + R - P - i * C_max`.
+    pub remaining: i128,
+    /// Whether the note can pay for another request.
+    pub can_pay: bool,
+}
+
+impl NoteSummary {
+    /// Summarises a journal note under `limits`.
+    pub fn of(note: &JournalNote, limits: Limits) -> Self {
+        let deposit = note.deposit.map_or(0, |d| d.deposit);
+        Self {
+            note: note.j,
+            status: note.status,
+            deposit,
+            expiry_epoch: note.deposit.map_or(0, |d| d.expiry_epoch),
+            leaf_index: note.deposit.map(|d| d.leaf_index),
+            next_index: note.state.index,
+            refunds: note.state.refunds,
+            penalties: note.state.penalties,
+            remaining: note.state.balance(deposit, limits),
+            can_pay: note.deposit.is_some() && note.state.can_pay(deposit, limits),
+        }
+    }
+}
+
+/// What [`Spender::recover`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Notes whose fetched receipt advanced them.
+    pub completed: Vec<NoteSummary>,
+    /// Notes whose receipt is lost: they need a close with `m = 1`.
+    pub needs_close: Vec<u64>,
+    /// Notes whose fetched receipt was invalid (left in flight), with the reason.
+    pub bad_receipts: Vec<(u64, String)>,
+    /// Tickets skipped because this spender still has them out.
+    pub skipped_live: usize,
+}
+
+/// The user's side of paid requests. Share it (`Arc<Spender>`): every method takes
+/// `&self`, and concurrent requests use different notes.
+pub struct Spender {
+    seed: WalletSeed,
+    journal: Arc<Mutex<Journal>>,
+    prover: Arc<RequestProver>,
+    verifier: Arc<Verifier>,
+    tree: TreeView,
+    limits: Limits,
+    gateway: GatewayConstants,
+    cache: Arc<PrecomputeCache>,
+    live: Mutex<HashSet<i64>>,
+}
+
+impl std::fmt::Debug for Spender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spender")
+            .field("limits", &self.limits)
+            .field("gateway", &self.gateway)
+            .finish_non_exhaustive()
+    }
+}
+
+fn blocking_error(e: tokio::task::JoinError) -> ClientError {
+    ClientError::Internal(format!("blocking task failed: {e}"))
+}
+
+impl Spender {
+    /// Opens the journal and checks the gateway's constants against the deployment and
+    /// the prover's verifying key.
+    pub async fn new(wallet: &Wallet, config: SpenderConfig) -> Result<Self, ClientError> {
+        let vk_hash = config.prover.verifying_key_hash();
+        config.gateway.check(&config.deployment, vk_hash)?;
+        let journal_key = wallet.storage_key(StoragePurpose::Journal);
+        let journal_path = config.journal_path.clone();
+        let journal =
+            tokio::task::spawn_blocking(move || Journal::open(&journal_path, journal_key))
+                .await
+                .map_err(blocking_error)??;
+        let prover = config.prover.clone();
+        let verifier =
+            tokio::task::spawn_blocking(move || Verifier::new(prover.keys().verifying_key()))
+                .await
+                .map_err(blocking_error)?;
+        let cache = PrecomputeCache::new(
+            config.precompute_dir,
+            wallet.storage_key(StoragePurpose::PrecomputeCache),
+            wallet.storage_key(StoragePurpose::CacheNames),
+            vk_hash,
+        );
+        Ok(Self {
+            seed: wallet.seed(),
+            journal: Arc::new(Mutex::new(journal)),
+            prover: config.prover,
+            verifier: Arc::new(verifier),
+            tree: config.tree,
+            limits: Limits {
+                c_max: config.deployment.constants.c_max,
+                p_max: config.deployment.constants.p_max,
+            },
+            gateway: config.gateway,
+            cache: Arc::new(cache),
+            live: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Opens a spender from the files under `home`: the proving keys (`home.keys()`),
+    /// the note journal and the persisted tree of `deployment`'s pool, the precompute
+    /// cache; syncs the tree once.
+    pub async fn open(
+        home: &crate::home::ClientHome,
+        wallet: &Wallet,
+        deployment: Deployment,
+        gateway: GatewayConstants,
+    ) -> Result<Self, ClientError> {
+        let keys_dir = home.keys();
+        let prover = tokio::task::spawn_blocking(move || {
+            zkcredits_circuits::keys::load_proving_key(&keys_dir)
+                .and_then(RequestProver::new)
+                .map_err(|e| ClientError::Proving(e.to_string()))
+        })
+        .await
+        .map_err(blocking_error)??;
+        let indexer = zkcredits_chain::Indexer::connect(
+            &deployment,
+            zkcredits_chain::IndexerConfig {
+                state_path: Some(home.tree_state(&deployment)),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| ClientError::TreeSync(e.to_string()))?;
+        let spender = Self::new(
+            wallet,
+            SpenderConfig {
+                journal_path: home.journal(&deployment),
+                precompute_dir: Some(home.precompute()),
+                deployment,
+                gateway,
+                prover: Arc::new(prover),
+                tree: TreeView::from_indexer(indexer),
+            },
+        )
+        .await?;
+        spender.resync().await?;
+        Ok(spender)
+    }
+
+    /// The deployment's limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The tree view.
+    pub fn tree(&self) -> &TreeView {
+        &self.tree
+    }
+
+    /// The precompute cache.
+    pub fn precompute_cache(&self) -> &PrecomputeCache {
+        &self.cache
+    }
+
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Journal) -> Result<T, crate::journal::JournalError> + Send + 'static,
+    ) -> Result<T, ClientError> {
+        let journal = self.journal.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = journal
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&mut guard)
+        })
+        .await
+        .map_err(blocking_error)?
+        .map_err(ClientError::from)
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every note with its balance and status.
+    pub async fn notes(&self) -> Result<Vec<NoteSummary>, ClientError> {
+        let limits = self.limits;
+        let notes = self.db(|j| j.notes()).await?;
+        Ok(notes.iter().map(|n| NoteSummary::of(n, limits)).collect())
+    }
+
+    /// Picks a free solvent note, journals the ticket, proves. The returned value
+    /// carries the `Authorization` header value.
+    pub async fn begin(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+    ) -> Result<PaidTicket, ClientError> {
+        let x = request_x(method, path_and_query, body);
+        let rho_next = random_field();
+        let seed = self.seed.clone();
+        let limits = self.limits;
+        let current = self.gateway.current_key.id;
+        let acquired = self
+            .db(move |j| {
+                j.acquire(&seed, limits, x, rho_next, |note| {
+                    if note.state.index == 0 {
+                        current
+                    } else {
+                        note.last_key_id.unwrap_or(current)
+                    }
+                })
+            })
+            .await?;
+        let id = acquired.ticket.id;
+        let note = acquired.note.j;
+        match self.prove(acquired).await {
+            Ok(ticket) => {
+                self.live().insert(id);
+                tracing::debug!(note, index = ticket.index, "ticket proven");
+                Ok(ticket)
+            }
+            Err(e) => {
+                // The credential never existed outside this function: forgetting the
+                // ticket cannot lead to a second use of its index.
+                let retired = matches!(e, ClientError::ServerKeyRetired { .. });
+                let released = self
+                    .db(move |j| {
+                        if retired {
+                            j.release_to_close(id)
+                        } else {
+                            j.release_unsent(id)
+                        }
+                    })
+                    .await;
+                if let Err(release) = released {
+                    tracing::warn!(note, error = %release, "could not release an unsent ticket");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Proves the same ticket again (same request `x`, same `rho_next`, so the same
+    /// nullifier, share and `T_next`) against the current tree: for a `stale_root`
+    /// answer, after [`Spender::resync`]. The gateway sees at most a replay, never a
+    /// second share.
+    pub async fn reprove(&self, ticket: PaidTicket) -> Result<PaidTicket, ClientError> {
+        let id = ticket.ticket_id;
+        let acquired = self
+            .db(move |j| {
+                let ticket = j.ticket(id)?;
+                let note = j.note(ticket.j)?;
+                Ok(Acquired { note, ticket })
+            })
+            .await?;
+        self.prove(acquired).await
+    }
+
+    async fn prove(&self, acquired: Acquired) -> Result<PaidTicket, ClientError> {
+        let note = acquired.note;
+        let ticket = acquired.ticket;
+        let info = note
+            .deposit
+            .ok_or_else(|| ClientError::StaleState(format!("note {} has no deposit", note.j)))?;
+        let server_key = self
+            .gateway
+            .key(ticket.key_id)
+            .ok_or(ClientError::ServerKeyRetired {
+                note: note.j,
+                key_id: ticket.key_id,
+            })?;
+        let mut tree = self.tree.snapshot();
+        if tree.len() <= info.leaf_index {
+            self.resync().await?;
+            tree = self.tree.snapshot();
+        }
+        let expected_leaf = note::leaf(info.id, info.deposit, info.expiry_epoch);
+        match tree.leaf(info.leaf_index) {
+            Some(leaf) if leaf == expected_leaf => {}
+            Some(_) => {
+                return Err(ClientError::NoteNotInTree {
+                    note: note.j,
+                    detail: format!("leaf {} holds another note", info.leaf_index),
+                });
+            }
+            None => {
+                return Err(ClientError::NoteNotInTree {
+                    note: note.j,
+                    detail: format!("the tree has {} leaves", tree.len()),
+                });
+            }
+        }
+        let secret = self.seed.note_secret(note.j);
+        let prover = self.prover.clone();
+        let verifier = self.verifier.clone();
+        let cache = self.cache.clone();
+        let limits = self.limits;
+        let key_id = ticket.key_id;
+        let note_number = note.j;
+        let credential = tokio::task::spawn_blocking(move || -> Result<Credential, ClientError> {
+            let path = tree
+                .path(info.leaf_index)
+                .map_err(|e| ClientError::NoteNotInTree {
+                    note: note.j,
+                    detail: e.to_string(),
+                })?;
+            let root = tree.root();
+            let circuit = RequestCircuit::new(RequestInputs {
+                secret: &secret,
+                deposit: info.deposit,
+                expiry_epoch: info.expiry_epoch,
+                path: &path,
+                root,
+                state: &note.state,
+                x: ticket.x,
+                rho_next: ticket.rho_next,
+                limits,
+                server_key,
+            })
+            .map_err(|e| match e {
+                CircuitError::Insolvent => ClientError::NoSolventNote,
+                other => ClientError::Proving(other.to_string()),
+            })?;
+            if circuit.public.nullifier != ticket.nullifier {
+                return Err(ClientError::StaleState(
+                    "the journaled nullifier does not match the note's state".into(),
+                ));
+            }
+            let public = circuit.public;
+            let inputs = public.to_field_elements();
+            let mut rng = rand::rngs::OsRng;
+            // The precomputed path: the cached precomputation, else a fresh one; one
+            // that is refused (another note, root or key) or whose proof does not verify
+            // is dropped and made again once. Every proof is verified before it leaves.
+            let mut proof = None;
+            let mut cached = cache.get(note.j, root);
+            for _ in 0..2 {
+                let pre = match cached.take() {
+                    Some(pre) => pre,
+                    None => match prover.precompute(circuit.clone()) {
+                        Ok(pre) => cache.insert(note.j, root, pre),
+                        Err(e) => {
+                            tracing::warn!(note = note.j, error = %e, "precomputation failed; proving without it");
+                            break;
+                        }
+                    },
+                };
+                match prover.prove_precomputed(&pre, circuit.clone(), &mut rng) {
+                    Ok(p) if verifier.verify(&p, &inputs) => {
+                        proof = Some(p);
+                        break;
+                    }
+                    Ok(_) => {
+                        tracing::warn!(note = note.j, "a precomputed proof does not verify; dropping the precomputation");
+                        cache.remove(note.j);
+                    }
+                    Err(CircuitError::StalePrecomputation) => {
+                        tracing::warn!(note = note.j, "the cached precomputation is for another note, root or key; dropping it");
+                        cache.remove(note.j);
+                    }
+                    Err(e) => return Err(ClientError::Proving(e.to_string())),
+                }
+            }
+            let proof = match proof {
+                Some(p) => p,
+                None => {
+                    let p = prover
+                        .prove(circuit, &mut rng)
+                        .map_err(|e| ClientError::Proving(e.to_string()))?;
+                    if !verifier.verify(&p, &inputs) {
+                        return Err(ClientError::Proving(
+                            "the proof does not verify under the local verifying key".into(),
+                        ));
+                    }
+                    p
+                }
+            };
+            Ok(Credential {
+                key_id,
+                root,
+                nullifier: public.nullifier,
+                y: public.y,
+                next_commitment: public.next_commitment,
+                proof: to_points(&proof),
+            })
+        })
+        .await
+        .map_err(blocking_error)??;
+        Ok(PaidTicket {
+            authorization: format!("{AUTH_SCHEME} {}", credential.to_base64url()),
+            nullifier_hex: field::to_hex(&ticket.nullifier),
+            note: note_number,
+            index: ticket.index,
+            root_hex: field::to_hex(&credential.root),
+            ticket_id: ticket.id,
+        })
+    }
+
+    /// Verifies the receipt's signature against the server key and `T_next`, advances
+    /// the note, frees it. On an invalid receipt the note is not advanced and its ticket
+    /// stays in flight for [`Spender::recover`].
+    pub async fn finish(
+        &self,
+        ticket: PaidTicket,
+        receipt_b64: &str,
+    ) -> Result<NoteSummary, ClientError> {
+        self.live().remove(&ticket.ticket_id);
+        let receipt = Receipt::from_base64url(receipt_b64.trim())
+            .map_err(|e| ClientError::BadReceipt(e.to_string()))?;
+        self.apply_receipt(ticket.ticket_id, receipt).await
+    }
+
+    async fn apply_receipt(
+        &self,
+        ticket_id: i64,
+        receipt: Receipt,
+    ) -> Result<NoteSummary, ClientError> {
+        let (ticket, note) = self
+            .db(move |j| {
+                let t = j.ticket(ticket_id)?;
+                let n = j.note(t.j)?;
+                Ok((t, n))
+            })
+            .await
+            .map_err(|e| match e {
+                ClientError::Journal(crate::journal::JournalError::TicketNotInFlight(_)) => {
+                    ClientError::StaleState("the ticket is no longer in flight".into())
+                }
+                other => other,
+            })?;
+        if note.state.index != ticket.index {
+            return Err(ClientError::StaleState(format!(
+                "note {} is at index {}, the ticket has index {}",
+                note.j, note.state.index, ticket.index
+            )));
+        }
+        let k = self.seed.note_secret(note.j).expose();
+        let next_commitment = note
+            .state
+            .next_commitment(k, ticket.rho_next)
+            .map_err(|e| ClientError::BadReceipt(e.to_string()))?;
+        let message = receipt_message(next_commitment, receipt.refund, receipt.penalty);
+        let signer = std::iter::once(&self.gateway.current_key)
+            .chain(&self.gateway.accepted_keys)
+            .find(|k| k.key.verify(message, &receipt.signature))
+            .ok_or_else(|| {
+                ClientError::BadReceipt(
+                    "the signature does not verify under the gateway's keys for T_next".into(),
+                )
+            })?;
+        let next = note
+            .state
+            .advance(k, ticket.rho_next, receipt)
+            .map_err(|e| ClientError::BadReceipt(e.to_string()))?;
+        let key_id = signer.id;
+        let limits = self.limits;
+        let updated = self
+            .db(move |j| j.complete(ticket_id, &receipt, &next, key_id))
+            .await?;
+        Ok(NoteSummary::of(&updated, limits))
+    }
+
+    /// The request never reached the gateway (connection refused before sending): the
+    /// ticket stays journaled as in flight for recovery (its index is never reused).
+    pub async fn abandon(&self, ticket: PaidTicket, reason: &str) -> Result<(), ClientError> {
+        self.live().remove(&ticket.ticket_id);
+        tracing::info!(
+            note = ticket.note,
+            index = ticket.index,
+            reason,
+            "ticket abandoned; kept for recovery"
+        );
+        let id = ticket.ticket_id;
+        self.db(move |j| j.abandon(id)).await
+    }
+
+    /// Recovery: for each ticket in flight (not held by this spender right now),
+    /// `fetch(nullifier_hex)` returns the receipt (`Some(base64url)`), which advances the
+    /// note, or `None`, which marks the note `needs_close(m = 1)`.
+    pub async fn recover<F, Fut>(&self, fetch: F) -> Result<RecoveryReport, ClientError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Option<String>>,
+    {
+        let pending = self.db(|j| j.pending()).await?;
+        let mut report = RecoveryReport::default();
+        for ticket in pending {
+            if self.live().contains(&ticket.id) {
+                report.skipped_live += 1;
+                continue;
+            }
+            match fetch(field::to_hex(&ticket.nullifier)).await {
+                Some(text) => {
+                    let applied = match Receipt::from_base64url(text.trim()) {
+                        Ok(receipt) => self.apply_receipt(ticket.id, receipt).await,
+                        Err(e) => Err(ClientError::BadReceipt(e.to_string())),
+                    };
+                    match applied {
+                        Ok(summary) => report.completed.push(summary),
+                        Err(ClientError::BadReceipt(why)) => {
+                            tracing::warn!(note = ticket.j, reason = %why, "a fetched receipt is invalid");
+                            report.bad_receipts.push((ticket.j, why));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => {
+                    let id = ticket.id;
+                    self.db(move |j| j.mark_lost(id)).await?;
+                    tracing::warn!(
+                        note = ticket.j,
+                        index = ticket.index,
+                        "receipt lost; the note needs a close with m = 1"
+                    );
+                    report.needs_close.push(ticket.j);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Resyncs the tree (on `stale_root`) and drops precomputations for older roots.
+    pub async fn resync(&self) -> Result<(), ClientError> {
+        let before = self.tree.root();
+        self.tree.sync().await?;
+        let root = self.tree.root();
+        if root != before {
+            let notes: Vec<u64> = self
+                .db(|j| j.notes())
+                .await?
+                .into_iter()
+                .map(|n| n.j)
+                .collect();
+            let cache = self.cache.clone();
+            tokio::task::spawn_blocking(move || cache.retain_root(root, &notes))
+                .await
+                .map_err(blocking_error)?;
+        }
+        Ok(())
+    }
+}
+
+/// A uniformly random field element from the operating system's RNG.
+fn random_field() -> Fr {
+    use ark_ff::UniformRand;
+    Fr::rand(&mut rand::rngs::OsRng)
+}

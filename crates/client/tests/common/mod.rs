@@ -1,0 +1,151 @@
+//! Shared by the client's tests: development keys made once per machine (reused across
+//! test binaries), a wallet, gateway constants and a test gateway signing key.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use zkcredits_chain::Deployment;
+use zkcredits_circuits::keys;
+use zkcredits_circuits::prover::RequestProver;
+use zkcredits_client::wallet::Wallet;
+use zkcredits_client::{GatewayConstants, ServerKey};
+use zkcredits_protocol::eddsa::PrivateKey;
+
+pub const MNEMONIC: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+/// The development keys in a per-user temp directory; regenerated when missing or
+/// made for another circuit version.
+pub fn prover() -> Arc<RequestProver> {
+    static PROVER: OnceLock<Arc<RequestProver>> = OnceLock::new();
+    PROVER
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join("zkcredits-client-test-keys");
+            let load = |dir: &PathBuf| {
+                keys::load_proving_key(dir)
+                    .ok()
+                    .and_then(|k| RequestProver::new(k).ok())
+            };
+            if let Some(p) = load(&dir) {
+                return Arc::new(p);
+            }
+            let tmp = std::env::temp_dir().join(format!(
+                "zkcredits-client-test-keys.tmp-{}",
+                std::process::id()
+            ));
+            keys::setup_dev(&tmp, keys::DEV_SEED, |_| {}).expect("setup");
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::rename(&tmp, &dir).expect("install keys");
+            Arc::new(load(&dir).expect("fresh keys load"))
+        })
+        .clone()
+}
+
+pub fn wallet() -> Wallet {
+    Wallet::from_mnemonic(MNEMONIC).expect("mnemonic")
+}
+
+/// The test gateway's receipt key.
+pub fn gateway_key() -> PrivateKey {
+    PrivateKey::from_bytes([7u8; 32])
+}
+
+pub fn gateway_constants(deployment: &Deployment) -> GatewayConstants {
+    GatewayConstants {
+        chain_id: deployment.chain_id,
+        pool: deployment.pool,
+        c_max: deployment.constants.c_max,
+        p_max: deployment.constants.p_max,
+        verifying_key_hash: Some(prover().verifying_key_hash()),
+        current_key: ServerKey {
+            id: 1,
+            key: gateway_key().public_key(),
+        },
+        accepted_keys: Vec::new(),
+    }
+}
+
+/// A deployment that exists only on paper, for tests with a fixed tree.
+pub fn offline_deployment() -> Deployment {
+    use zkcredits_chain::alloy::primitives::{Address, U256};
+    use zkcredits_chain::{Libraries, PoolConstants};
+    Deployment {
+        chain_id: 31337,
+        rpc_url: "http://127.0.0.1:1".into(),
+        pool: Address::repeat_byte(0x11),
+        token: Address::repeat_byte(0x22),
+        provider: Address::repeat_byte(0x33),
+        constants: PoolConstants {
+            unit: U256::from(1u64),
+            c_max: 1000,
+            p_max: 5000,
+            epoch_len: 86_400,
+            note_lifetime: 30,
+            grace: 86_400,
+            challenge_window: 3600,
+            bounty_bps: 0,
+            tree_depth: 20,
+            root_history_size: 64,
+            genesis_time: 0,
+            denominations: Vec::new(),
+        },
+        deploy_block: 0,
+        libraries: Libraries {
+            poseidon_t3: Address::ZERO,
+            poseidon_t5: Address::ZERO,
+        },
+    }
+}
+
+/// The receipt a gateway signing with [`gateway_key`] returns for a credential with
+/// `T_next = next_commitment`.
+pub fn receipt_for(next_commitment: zkcredits_protocol::Fr, refund: u64, penalty: u64) -> String {
+    use zkcredits_protocol::state::{Receipt, receipt_message};
+    use zkcredits_protocol::wire::WireFormat;
+    Receipt {
+        refund,
+        penalty,
+        signature: gateway_key().sign(receipt_message(next_commitment, refund, penalty)),
+    }
+    .to_base64url()
+}
+
+/// The credential inside an `Authorization` value.
+pub fn credential(authorization: &str) -> zkcredits_protocol::wire::Credential {
+    use zkcredits_protocol::wire::{Credential, WireFormat};
+    let b64 = authorization
+        .strip_prefix("ZkCredit ")
+        .expect("ZkCredit scheme");
+    Credential::from_base64url(b64).expect("credential decodes")
+}
+
+/// Whether the credential verifies with the public inputs a gateway computes itself
+/// (x from the request bytes, the deployment's limits, its own server key).
+pub fn gateway_accepts(
+    authorization: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    deployment: &Deployment,
+) -> bool {
+    use zkcredits_circuits::prover::from_points;
+    use zkcredits_circuits::request::RequestPublicInputs;
+    use zkcredits_circuits::verifier::Verifier;
+    let c = credential(authorization);
+    let public = RequestPublicInputs {
+        root: c.root,
+        x: zkcredits_protocol::request::request_x(method, path, body),
+        y: c.y,
+        nullifier: c.nullifier,
+        next_commitment: c.next_commitment,
+        c_max: deployment.constants.c_max,
+        p_max: deployment.constants.p_max,
+        server_key: gateway_key().public_key().point(),
+    };
+    static VERIFIER: OnceLock<Verifier> = OnceLock::new();
+    VERIFIER
+        .get_or_init(|| Verifier::new(prover().keys().verifying_key()))
+        .verify(&from_points(&c.proof), &public.to_field_elements())
+}

@@ -1,0 +1,222 @@
+//! The note journal across crashes, on a real SQLite file, with real proofs against a
+//! fixed tree: a ticket index is never used twice, a lost receipt sends the note to
+//! needs_close(m = 1), a fetched receipt advances it, and a rolled-back state is refused.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use zkcredits_client::journal::{DepositInfo, Journal, JournalError, NoteStatus};
+use zkcredits_client::seal::StoragePurpose;
+use zkcredits_client::{ClientError, Spender, SpenderConfig, TreeView};
+use zkcredits_protocol::Fr;
+use zkcredits_protocol::merkle::LeanImt;
+use zkcredits_protocol::note;
+
+const DEPOSIT: u64 = 20_000;
+const EXPIRY: u64 = 40;
+const PATH: &str = "/v1/chat/completions";
+
+/// Records `notes` deposited notes in the journal under `dir` and returns the tree
+/// holding them (after two leaves of other users).
+fn deposit_offline(dir: &Path, notes: u64) -> LeanImt {
+    let wallet = common::wallet();
+    let seed = wallet.seed();
+    let mut tree = LeanImt::new();
+    tree.push(Fr::from(1111u64)).unwrap();
+    tree.push(Fr::from(2222u64)).unwrap();
+    let mut journal = Journal::open(
+        &dir.join("notes.sqlite"),
+        wallet.storage_key(StoragePurpose::Journal),
+    )
+    .unwrap();
+    for j in journal.reserve_notes(notes).unwrap() {
+        let id = seed.note_secret(j).id();
+        let leaf_index = tree.push(note::leaf(id, DEPOSIT, EXPIRY)).unwrap();
+        journal
+            .record_deposit(
+                j,
+                &DepositInfo {
+                    id,
+                    deposit: DEPOSIT,
+                    expiry_epoch: EXPIRY,
+                    leaf_index,
+                    tx_hash: [9; 32],
+                },
+            )
+            .unwrap();
+    }
+    tree
+}
+
+async fn spender(dir: &Path, tree: &LeanImt) -> Spender {
+    let deployment = common::offline_deployment();
+    Spender::new(
+        &common::wallet(),
+        SpenderConfig {
+            journal_path: dir.join("notes.sqlite"),
+            precompute_dir: Some(dir.join("precompute")),
+            gateway: common::gateway_constants(&deployment),
+            deployment,
+            prover: common::prover(),
+            tree: TreeView::fixed(tree.clone()),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn status(notes: &[zkcredits_client::NoteSummary], j: u64) -> (NoteStatus, u64) {
+    let n = notes.iter().find(|n| n.note == j).unwrap();
+    (n.status, n.next_index)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_with_a_ticket_in_flight_never_reuses_its_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = deposit_offline(dir.path(), 2);
+    let deployment = common::offline_deployment();
+    {
+        let s = spender(dir.path(), &tree).await;
+        let t = s.begin("POST", PATH, b"{\"n\":1}").await.unwrap();
+        assert_eq!((t.note, t.index), (0, 0));
+        assert!(common::gateway_accepts(
+            &t.authorization,
+            "POST",
+            PATH,
+            b"{\"n\":1}",
+            &deployment
+        ));
+        // Crash: the spender goes away with the ticket neither finished nor abandoned.
+    }
+    let s = spender(dir.path(), &tree).await;
+    let report = s
+        .recover(|n| async move {
+            assert!(n.starts_with("0x"));
+            None
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.needs_close, vec![0]);
+    assert!(report.completed.is_empty());
+    let notes = s.notes().await.unwrap();
+    assert_eq!(status(&notes, 0), (NoteStatus::NeedsClose { m: 1 }, 0));
+    // Note 0 is never used again: the next request takes note 1.
+    let t = s.begin("POST", PATH, b"{\"n\":2}").await.unwrap();
+    assert_eq!((t.note, t.index), (1, 0));
+    assert!(matches!(
+        s.begin("POST", PATH, b"{\"n\":3}").await,
+        Err(ClientError::AllNotesBusy)
+    ));
+    let c = common::credential(&t.authorization);
+    let summary = s
+        .finish(t, &common::receipt_for(c.next_commitment, 250, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary.note, summary.next_index, summary.refunds),
+        (1, 1, 250)
+    );
+    // A second recovery finds nothing to do.
+    let again = s.recover(|_| async { None }).await.unwrap();
+    assert_eq!(again, Default::default());
+    // On disk: exactly one ticket was ever recorded for (note 0, index 0).
+    let conn = rusqlite::Connection::open(dir.path().join("notes.sqlite")).unwrap();
+    let rows: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM tickets WHERE j = 0 AND ticket_index = 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 1);
+    let mode = std::fs::metadata(dir.path().join("notes.sqlite"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_then_a_fetched_receipt_advances_the_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = deposit_offline(dir.path(), 1);
+    let deployment = common::offline_deployment();
+    let (nullifier, stored_receipt) = {
+        let s = spender(dir.path(), &tree).await;
+        let t = s.begin("GET", "/v1/models", b"").await.unwrap();
+        let c = common::credential(&t.authorization);
+        // The gateway answered and stored the receipt; the answer was lost in the crash.
+        (
+            t.nullifier_hex.clone(),
+            common::receipt_for(c.next_commitment, 600, 7),
+        )
+    };
+    let s = spender(dir.path(), &tree).await;
+    assert!(matches!(
+        s.begin("GET", "/v1/models", b"").await,
+        Err(ClientError::AllNotesBusy)
+    ));
+    let report = s
+        .recover(|n| {
+            let found = (n == nullifier).then(|| stored_receipt.clone());
+            async move { found }
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.completed.len(), 1);
+    let done = &report.completed[0];
+    assert_eq!(
+        (done.note, done.next_index, done.refunds, done.penalties),
+        (0, 1, 600, 7)
+    );
+    assert_eq!(done.remaining, i128::from(DEPOSIT) + 600 - 7 - 1000);
+    // The next request opens the recovered receipt (index 1, signature checked in the
+    // circuit) and the gateway accepts it.
+    let t = s.begin("POST", PATH, b"next").await.unwrap();
+    assert_eq!((t.note, t.index), (0, 1));
+    assert!(common::gateway_accepts(
+        &t.authorization,
+        "POST",
+        PATH,
+        b"next",
+        &deployment
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_back_state_or_another_wallet_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = deposit_offline(dir.path(), 1);
+    {
+        let s = spender(dir.path(), &tree).await;
+        let t = s.begin("GET", "/a", b"").await.unwrap();
+        let c = common::credential(&t.authorization);
+        s.finish(t, &common::receipt_for(c.next_commitment, 0, 0))
+            .await
+            .unwrap();
+    }
+    let path = dir.path().join("notes.sqlite");
+    // Someone rolls the note back to index 0 to make the client reuse a ticket.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE notes SET state_index = 0 WHERE j = 0", [])
+        .unwrap();
+    drop(conn);
+    let wallet = common::wallet();
+    let journal = Journal::open(&path, wallet.storage_key(StoragePurpose::Journal)).unwrap();
+    assert!(matches!(journal.note(0), Err(JournalError::Corrupt(_))));
+    drop(journal);
+    let s = spender(dir.path(), &tree).await;
+    assert!(matches!(
+        s.begin("GET", "/a", b"").await,
+        Err(ClientError::Journal(JournalError::Corrupt(_)))
+    ));
+    let other = zkcredits_client::Wallet::generate();
+    assert!(matches!(
+        Journal::open(&path, other.storage_key(StoragePurpose::Journal)),
+        Err(JournalError::WrongWallet)
+    ));
+}
