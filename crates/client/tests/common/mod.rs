@@ -75,6 +75,7 @@ pub fn offline_deployment() -> Deployment {
         chain_id: 31337,
         rpc_url: "http://127.0.0.1:1".into(),
         pool: Address::repeat_byte(0x11),
+        close_verifier: Address::repeat_byte(0x44),
         token: Address::repeat_byte(0x22),
         provider: Address::repeat_byte(0x33),
         constants: PoolConstants {
