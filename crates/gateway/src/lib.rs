@@ -3,4 +3,6 @@
 //! (slashing double spenders, logging violations, watching closes).
 
 pub mod duties;
+pub mod policy;
 pub mod store;
+pub mod upstream;
