@@ -3,6 +3,7 @@
 pub(crate) mod bench;
 pub(crate) mod deposit;
 pub(crate) mod devnet;
+pub(crate) mod gateway;
 pub(crate) mod notes;
 pub(crate) mod setup;
 pub(crate) mod sync;
