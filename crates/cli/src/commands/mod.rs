@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod bench;
+pub(crate) mod bench_gateway;
 pub(crate) mod deposit;
 pub(crate) mod devnet;
 pub(crate) mod gateway;
