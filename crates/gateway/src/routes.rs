@@ -22,10 +22,11 @@ pub fn build_routes(
     let timeout = Duration::from_secs(config.admission.upstream_timeout_secs);
     let mut routes: Vec<(String, Arc<dyn Upstream>)> = Vec::new();
     for flat in &config.flat {
-        let upstream = FlatUpstream::new(flat, c_max, timeout).map_err(|e| ConfigError::Invalid {
-            key: "flat",
-            message: e.to_string(),
-        })?;
+        let upstream =
+            FlatUpstream::new(flat, c_max, timeout).map_err(|e| ConfigError::Invalid {
+                key: "flat",
+                message: e.to_string(),
+            })?;
         routes.push((flat.prefix.clone(), Arc::new(upstream)));
     }
     for (key, section) in [("openai", &config.openai), ("jsonrpc", &config.jsonrpc)] {

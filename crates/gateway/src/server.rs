@@ -24,7 +24,7 @@ use crate::config::{ConfigError, GatewayConfig};
 use crate::duties::{DutiesConfig, TxLock, spawn_duties_with_lock};
 use crate::keys::ServerKeys;
 use crate::policy::Policy;
-use crate::service::{self, AppState, BatchVerifier, Route, RootsWindow, Settings};
+use crate::service::{self, AppState, BatchVerifier, RootsWindow, Route, Settings};
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstream;
 

@@ -80,14 +80,26 @@ async fn a_paid_request_gets_a_receipt_that_verifies_refunds_exactly_and_can_be_
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 402);
-    let challenge = resp.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    assert!(challenge.starts_with("ZkCredit realm=\"zkcredits\""), "{challenge}");
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with("ZkCredit realm=\"zkcredits\""),
+        "{challenge}"
+    );
     assert!(challenge.contains("c_max=\"1000\""), "{challenge}");
 
     // Ticket 0: refund C_max - price = 877, rounded down to 870.
     let limits = fx.limits();
     let note = &mut fx.notes[0];
-    let first = note.prove(&tree, &format!("{ROUTE}/v1/x?y=1"), &body("one"), limits, &server);
+    let first = note.prove(
+        &tree,
+        &format!("{ROUTE}/v1/x?y=1"),
+        &body("one"),
+        limits,
+        &server,
+    );
     let (status, receipt, json) = send(&http, &gw.url, &first).await;
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["echo"], first.body.len());
@@ -98,7 +110,11 @@ async fn a_paid_request_gets_a_receipt_that_verifies_refunds_exactly_and_can_be_
 
     // The receipt is kept under N; the same request again is a replay that returns it.
     let fetched: serde_json::Value = http
-        .get(format!("{}/zkcredit/receipts/{}", gw.url, first.nullifier_hex()))
+        .get(format!(
+            "{}/zkcredit/receipts/{}",
+            gw.url,
+            first.nullifier_hex()
+        ))
         .send()
         .await
         .unwrap()
@@ -111,7 +127,13 @@ async fn a_paid_request_gets_a_receipt_that_verifies_refunds_exactly_and_can_be_
     assert_eq!(again.as_deref(), Some(receipt_text.as_str()));
 
     // Ticket 1 opens ticket 0's receipt inside the proof.
-    let second = note.prove(&tree, &format!("{ROUTE}/v1/x"), &body("two"), limits, &server);
+    let second = note.prove(
+        &tree,
+        &format!("{ROUTE}/v1/x"),
+        &body("two"),
+        limits,
+        &server,
+    );
     let (status, receipt, json) = send(&http, &gw.url, &second).await;
     assert_eq!(status, 200, "{json}");
     let receipt = decode_receipt(&receipt.unwrap());
@@ -127,7 +149,10 @@ async fn a_paid_request_gets_a_receipt_that_verifies_refunds_exactly_and_can_be_
         .await
         .unwrap();
     assert!(metrics.contains("zkcredits_admitted_total"), "{metrics}");
-    assert!(metrics.contains("zkcredits_rejected_total{code=\"replay\"}"), "{metrics}");
+    assert!(
+        metrics.contains("zkcredits_rejected_total{code=\"replay\"}"),
+        "{metrics}"
+    );
     gw.stop().await;
 }
 
@@ -212,15 +237,28 @@ async fn each_refusal_before_admission_has_its_status_and_code_and_spends_nothin
         assert_eq!((got.0, got.1.as_str()), (status, code));
     };
 
-    expect(post("/nowhere", auth.clone(), good.body.clone()).await, 404, "unknown_route");
-    expect(post(ROUTE, None, good.body.clone()).await, 402, "payment_required");
+    expect(
+        post("/nowhere", auth.clone(), good.body.clone()).await,
+        404,
+        "unknown_route",
+    );
+    expect(
+        post(ROUTE, None, good.body.clone()).await,
+        402,
+        "payment_required",
+    );
     expect(
         post(ROUTE, Some("ZkCredit AAAA".into()), good.body.clone()).await,
         400,
         "malformed_credential",
     );
     expect(
-        post(ROUTE, Some(with(&|c| c.root = random_fr())), good.body.clone()).await,
+        post(
+            ROUTE,
+            Some(with(&|c| c.root = random_fr())),
+            good.body.clone(),
+        )
+        .await,
         409,
         "stale_root",
     );
@@ -229,12 +267,25 @@ async fn each_refusal_before_admission_has_its_status_and_code_and_spends_nothin
         400,
         "unknown_server_key",
     );
-    expect(post(ROUTE, auth.clone(), vec![b' '; 4096]).await, 413, "body_too_large");
+    expect(
+        post(ROUTE, auth.clone(), vec![b' '; 4096]).await,
+        413,
+        "body_too_large",
+    );
     // Another body: the gateway's x differs from the proven one.
-    expect(post(ROUTE, auth.clone(), body("other")).await, 401, "invalid_proof");
+    expect(
+        post(ROUTE, auth.clone(), body("other")).await,
+        401,
+        "invalid_proof",
+    );
     // Another T_next than proven.
     expect(
-        post(ROUTE, Some(with(&|c| c.next_commitment = Fr::from(5u64))), good.body.clone()).await,
+        post(
+            ROUTE,
+            Some(with(&|c| c.next_commitment = Fr::from(5u64))),
+            good.body.clone(),
+        )
+        .await,
         401,
         "invalid_proof",
     );
@@ -249,7 +300,11 @@ async fn each_refusal_before_admission_has_its_status_and_code_and_spends_nothin
         },
         &server,
     );
-    expect(post(ROUTE, Some(wrong.authorization.clone()), wrong.body.clone()).await, 401, "invalid_proof");
+    expect(
+        post(ROUTE, Some(wrong.authorization.clone()), wrong.body.clone()).await,
+        401,
+        "invalid_proof",
+    );
 
     // Receipts by nullifier: malformed and unknown.
     let get = |path: String| {
@@ -261,7 +316,11 @@ async fn each_refusal_before_admission_has_its_status_and_code_and_spends_nothin
             (status, code(&json).to_owned())
         }
     };
-    expect(get("/zkcredit/receipts/0x12".into()).await, 400, "malformed_nullifier");
+    expect(
+        get("/zkcredit/receipts/0x12".into()).await,
+        400,
+        "malformed_nullifier",
+    );
     expect(
         get(format!("/zkcredit/receipts/{}", good.nullifier_hex())).await,
         404,
@@ -334,7 +393,10 @@ async fn a_close_clearance_reserves_its_ticket_and_a_spent_ticket_gets_none() {
                 .send()
                 .await
                 .unwrap();
-            (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap())
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
         }
     };
 
@@ -346,12 +408,20 @@ async fn a_close_clearance_reserves_its_ticket_and_a_spent_ticket_gets_none() {
     for _ in 0..2 {
         let (status, json) = clear(nc, nj).await;
         assert_eq!(status, 200, "{json}");
-        let sig: [u8; 65] = hex::decode(json["signature"].as_str().unwrap().trim_start_matches("0x"))
-            .unwrap()
-            .try_into()
-            .unwrap();
-        zkcredits_chain::verify_clearance(&sig, fx.chain.address(PROVIDER), d.chain_id, d.pool, nc, nj)
-            .unwrap();
+        let sig: [u8; 65] =
+            hex::decode(json["signature"].as_str().unwrap().trim_start_matches("0x"))
+                .unwrap()
+                .try_into()
+                .unwrap();
+        zkcredits_chain::verify_clearance(
+            &sig,
+            fx.chain.address(PROVIDER),
+            d.chain_id,
+            d.pool,
+            nc,
+            nj,
+        )
+        .unwrap();
     }
     // Its ticket 0 can no longer be spent on a request.
     let late = closing.prove(&tree, ROUTE, &body("late"), fx.limits(), &server);
@@ -361,7 +431,11 @@ async fn a_close_clearance_reserves_its_ticket_and_a_spent_ticket_gets_none() {
     // Note 0 spent ticket 0 on a request: no clearance for a close at that ticket.
     let used = fx.notes[0].prove(&tree, ROUTE, &body("used"), fx.limits(), &server);
     assert_eq!(send(&http, &gw.url, &used).await.0, 200);
-    let (status, json) = clear(fx.notes[0].secret.close_nullifier(), used.credential.nullifier).await;
+    let (status, json) = clear(
+        fx.notes[0].secret.close_nullifier(),
+        used.credential.nullifier,
+    )
+    .await;
     assert_eq!((status, code(&json)), (409, "ticket_spent"));
 
     let (status, json) = clear(nc, nj).await;
@@ -387,7 +461,11 @@ struct ChildGateway {
 }
 
 impl ChildGateway {
-    fn spawn(deployment: &std::path::Path, store_url: &str, upstream: std::net::SocketAddr) -> Self {
+    fn spawn(
+        deployment: &std::path::Path,
+        store_url: &str,
+        upstream: std::net::SocketAddr,
+    ) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--ignored", "--exact", "child_gateway", "--nocapture"])
             .env(CHILD_ENV, "1")
@@ -401,7 +479,10 @@ impl ChildGateway {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let addr = loop {
-            let line = lines.next().expect("the child gateway ended early").unwrap();
+            let line = lines
+                .next()
+                .expect("the child gateway ended early")
+                .unwrap();
             if let Some(addr) = line.strip_prefix("listening ") {
                 break addr.to_owned();
             }
@@ -430,14 +511,18 @@ fn child_gateway() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let deployment =
-            zkcredits_chain::Deployment::load(std::path::Path::new(&std::env::var("ZKC_DEPLOYMENT").unwrap()))
+        let deployment = zkcredits_chain::Deployment::load(std::path::Path::new(
+            &std::env::var("ZKC_DEPLOYMENT").unwrap(),
+        ))
+        .unwrap();
+        let store =
+            zkcredits_gateway::store::open_from_url(&std::env::var("ZKC_STORE_URL").unwrap())
+                .await
                 .unwrap();
-        let store = zkcredits_gateway::store::open_from_url(&std::env::var("ZKC_STORE_URL").unwrap())
-            .await
-            .unwrap();
-        let upstream: std::net::SocketAddr = std::env::var("ZKC_UPSTREAM").unwrap().parse().unwrap();
-        let gw = TestGateway::start_with(&deployment, store, upstream, Settings::default(), false).await;
+        let upstream: std::net::SocketAddr =
+            std::env::var("ZKC_UPSTREAM").unwrap().parse().unwrap();
+        let gw =
+            TestGateway::start_with(&deployment, store, upstream, Settings::default(), false).await;
         println!("listening {}", gw.url.trim_start_matches("http://"));
         // Serve until the parent closes stdin (or kills this process).
         tokio::task::spawn_blocking(|| {
@@ -456,21 +541,39 @@ async fn two_gateway_processes_sharing_postgres_admit_one_ticket_once() {
     let dir = tempfile::tempdir().unwrap();
     let deployment_path = dir.path().join("deployment.json");
     fx.deployment().save(&deployment_path).unwrap();
-    let schema = format!("zkc_gw_{}_{:08x}", std::process::id(), rand::random::<u32>());
+    let schema = format!(
+        "zkc_gw_{}_{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
     let store_url = format!("{PG_URL}?schema={schema}");
     // Install the schema once, as a deployment would; the replicas race on tickets only.
-    drop(zkcredits_gateway::store::open_from_url(&store_url).await.unwrap());
+    drop(
+        zkcredits_gateway::store::open_from_url(&store_url)
+            .await
+            .unwrap(),
+    );
     let upstream = start_upstream().await;
     let (a, b) = (
         ChildGateway::spawn(&deployment_path, &store_url, upstream),
         ChildGateway::spawn(&deployment_path, &store_url, upstream),
     );
     let tree = fx.tree().await;
-    let paid = fx.notes[0].prove(&tree, ROUTE, &body("replicas"), fx.limits(), &test_server_key());
+    let paid = fx.notes[0].prove(
+        &tree,
+        ROUTE,
+        &body("replicas"),
+        fx.limits(),
+        &test_server_key(),
+    );
     let outcomes = race(&[a.url.clone(), b.url.clone()], &paid, 32).await;
     let accepted = outcomes.iter().filter(|o| o.0 == 200).count();
     assert_eq!(accepted, 1, "{outcomes:?}");
-    assert!(outcomes.iter().all(|o| o.0 == 200 || (o.0, o.1.as_str()) == (409, "replay")));
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.0 == 200 || (o.0, o.1.as_str()) == (409, "replay"))
+    );
     a.kill();
     b.kill();
     drop_schema(&schema).await;
@@ -507,7 +610,8 @@ async fn a_gateway_killed_under_load_keeps_every_admitted_ticket_and_issued_rece
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let body = serde_json::to_vec(&serde_json::json!({ "delay_ms": 150 * i as u64 })).unwrap();
+            let body =
+                serde_json::to_vec(&serde_json::json!({ "delay_ms": 150 * i as u64 })).unwrap();
             n.prove(&tree, ROUTE, &body, fx.limits(), &server)
         })
         .collect();
@@ -554,26 +658,41 @@ async fn a_gateway_killed_under_load_keeps_every_admitted_ticket_and_issued_rece
         })
         .collect();
     assert!(answered.len() >= 3, "{before:?}");
-    assert!(answered.len() < REQUESTS, "some requests were cut by the kill: {before:?}");
+    assert!(
+        answered.len() < REQUESTS,
+        "some requests were cut by the kill: {before:?}"
+    );
 
     // Restart on the same file: every issued receipt is there, every answered ticket
     // is a replay, and no ticket is admitted twice.
     let gw = ChildGateway::spawn(&deployment_path, &store_url, upstream);
     for (i, receipt) in &answered {
         let fetched: serde_json::Value = http
-            .get(format!("{}/zkcredit/receipts/{}", gw.url, paid[*i].nullifier_hex()))
+            .get(format!(
+                "{}/zkcredit/receipts/{}",
+                gw.url,
+                paid[*i].nullifier_hex()
+            ))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        assert_eq!(fetched["receipt"].as_str(), Some(receipt.as_str()), "ticket {i}");
+        assert_eq!(
+            fetched["receipt"].as_str(),
+            Some(receipt.as_str()),
+            "ticket {i}"
+        );
     }
     for (i, p) in paid.iter().enumerate() {
         let (status, receipt, json) = send(&http, &gw.url, p).await;
         if let Some((_, before_receipt)) = answered.iter().find(|(j, _)| *j == i) {
-            assert_eq!((status, code(&json)), (409, "replay"), "ticket {i} answered before");
+            assert_eq!(
+                (status, code(&json)),
+                (409, "replay"),
+                "ticket {i} answered before"
+            );
             assert_eq!(receipt.as_ref(), Some(before_receipt));
         } else {
             // Admitted before the kill (a replay, its receipt never issued) or never

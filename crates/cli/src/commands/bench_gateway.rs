@@ -95,7 +95,11 @@ pub(crate) fn run(
     );
 
     let pg_base = postgres.unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("zkc_bench_{}_{:08x}", std::process::id(), rand::random::<u32>());
+    let schema = format!(
+        "zkc_bench_{}_{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
     let pg_url = format!("{pg_base}?schema={schema}");
     let pg = runtime.block_on(async {
         let figures = run_store(&pg_url, &vk, root, &file, concurrency).await;
@@ -182,7 +186,10 @@ fn proofs(prover: &RequestProver, requests: usize) -> anyhow::Result<(PathBuf, F
         println!("proofs: {requests} cached in {}", file.display());
         return Ok((file, root));
     }
-    println!("proofs: making {requests} (once; cached in {})", file.display());
+    println!(
+        "proofs: making {requests} (once; cached in {})",
+        file.display()
+    );
     let server = zkcredits_chain::testing::test_server_key();
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let mut lines = Vec::with_capacity(requests);
@@ -281,7 +288,11 @@ async fn run_store(
     let running = GatewayBuilder::new(
         deployment,
         vk.clone(),
-        ServerKeys::new(KEY_ID, zkcredits_chain::testing::test_server_key(), Vec::new()),
+        ServerKeys::new(
+            KEY_ID,
+            zkcredits_chain::testing::test_server_key(),
+            Vec::new(),
+        ),
         store,
     )
     .settings(Settings::default())
@@ -310,7 +321,10 @@ async fn run_store(
         .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
     anyhow::ensure!(output.status.success(), "the load process failed");
     let text = String::from_utf8(output.stdout)?;
-    let last = text.lines().last().context("the load process printed nothing")?;
+    let last = text
+        .lines()
+        .last()
+        .context("the load process printed nothing")?;
     let figures: LoadFigures = serde_json::from_str(last)?;
     anyhow::ensure!(
         figures.errors == 0,

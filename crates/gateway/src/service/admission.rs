@@ -330,7 +330,13 @@ async fn admit(state: &AppState, verified: Verified) -> Result<Admitted, ApiErro
                     "this ticket was spent by a cooperative close of its note; the note is closed",
                 ));
             }
-            punish(state, credential.nullifier, first, Share { x, y: credential.y }).await;
+            punish(
+                state,
+                credential.nullifier,
+                first,
+                Share { x, y: credential.y },
+            )
+            .await;
             Err(ApiError::new(
                 Code::DoubleSpend,
                 "this ticket was already used for another request: the note's key is recovered \
@@ -427,7 +433,8 @@ async fn settle(state: &AppState, admitted: Admitted) -> Result<Response, ApiErr
         route,
     } = admitted;
     let c_max = state.limits.c_max;
-    let receipt = |refund, penalty| issue_receipt(state, nullifier, next_commitment, refund, penalty);
+    let receipt =
+        |refund, penalty| issue_receipt(state, nullifier, next_commitment, refund, penalty);
 
     if let Some(policy) = &state.policy {
         match policy.check(&request).await {
@@ -493,7 +500,15 @@ async fn settle(state: &AppState, admitted: Admitted) -> Result<Response, ApiErr
             headers,
             events,
             cost,
-        }) => Ok(stream_response(state, nullifier, next_commitment, status, &headers, events, cost)),
+        }) => Ok(stream_response(
+            state,
+            nullifier,
+            next_commitment,
+            status,
+            &headers,
+            events,
+            cost,
+        )),
         Err(e) => {
             let code = match e {
                 UpstreamError::Timeout(_) => Code::UpstreamTimeout,

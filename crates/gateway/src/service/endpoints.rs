@@ -23,14 +23,12 @@ fn parse_nullifier(text: &str, what: &str) -> Result<Fr, ApiError> {
     let ok = text.len() == 66
         && text.starts_with("0x")
         && text[2..].bytes().all(|b| b.is_ascii_hexdigit());
-    ok.then(|| field::from_hex(text))
-        .flatten()
-        .ok_or_else(|| {
-            ApiError::new(
-                Code::MalformedNullifier,
-                format!("{what} must be 0x followed by 64 hex digits of a field element"),
-            )
-        })
+    ok.then(|| field::from_hex(text)).flatten().ok_or_else(|| {
+        ApiError::new(
+            Code::MalformedNullifier,
+            format!("{what} must be 0x followed by 64 hex digits of a field element"),
+        )
+    })
 }
 
 /// `GET /zkcredit/receipts/{N}`: the receipt issued for ticket `N`.
@@ -45,7 +43,10 @@ pub(crate) async fn receipt(
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "receipt lookup failed");
-            ApiError::new(Code::StoreUnavailable, "the receipt store is unavailable; retry later")
+            ApiError::new(
+                Code::StoreUnavailable,
+                "the receipt store is unavailable; retry later",
+            )
         })?;
     let receipt = stored
         .as_deref()
@@ -113,7 +114,10 @@ pub(crate) async fn close_clearance(
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "nullifier store failed");
-            ApiError::new(Code::StoreUnavailable, "the nullifier store is unavailable; retry later")
+            ApiError::new(
+                Code::StoreUnavailable,
+                "the nullifier store is unavailable; retry later",
+            )
         })?;
     match admission {
         // Fresh, or a clearance asked again: the ticket is reserved for this close.
@@ -128,13 +132,11 @@ pub(crate) async fn close_clearance(
             ));
         }
     }
-    let signature =
-        zkcredits_chain::sign_clearance(signer, state.chain_id, state.pool, nc, nj).map_err(
-            |e| {
-                tracing::error!(error = %e, "signing a clearance failed");
-                ApiError::new(Code::Internal, "signing the clearance failed; retry later")
-            },
-        )?;
+    let signature = zkcredits_chain::sign_clearance(signer, state.chain_id, state.pool, nc, nj)
+        .map_err(|e| {
+            tracing::error!(error = %e, "signing a clearance failed");
+            ApiError::new(Code::Internal, "signing the clearance failed; retry later")
+        })?;
     Ok(Json(serde_json::json!({
         "signature": format!("0x{}", hex::encode(signature)),
         "signer": signer.address().to_string(),

@@ -151,7 +151,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/.well-known/zkcredits", get(discovery::handler))
         .route("/zkcredit/receipts/{nullifier}", get(endpoints::receipt))
-        .route("/zkcredit/close-clearance", post(endpoints::close_clearance))
+        .route(
+            "/zkcredit/close-clearance",
+            post(endpoints::close_clearance),
+        )
         .route("/metrics", get(endpoints::metrics))
         .route("/healthz", get(endpoints::health))
         .fallback(admission::handler)

@@ -286,19 +286,15 @@ impl TestGateway {
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shutdown = CancellationToken::new();
-        let mut builder = GatewayBuilder::new(
-            deployment.clone(),
-            verifying_key(),
-            server_keys(),
-            store,
-        )
-        .settings(Settings {
-            roots_poll: Duration::from_millis(200),
-            ..settings
-        })
-        .route(ROUTE, flat_route(upstream, deployment.constants.c_max))
-        .roots(RootsSource::Chain(IndexerConfig::default()))
-        .provider_signer(zkcredits_chain::anvil::dev_signer(PROVIDER));
+        let mut builder =
+            GatewayBuilder::new(deployment.clone(), verifying_key(), server_keys(), store)
+                .settings(Settings {
+                    roots_poll: Duration::from_millis(200),
+                    ..settings
+                })
+                .route(ROUTE, flat_route(upstream, deployment.constants.c_max))
+                .roots(RootsSource::Chain(IndexerConfig::default()))
+                .provider_signer(zkcredits_chain::anvil::dev_signer(PROVIDER));
         if duties {
             builder = builder.duties(fast_duties());
         }
@@ -325,7 +321,14 @@ pub async fn send(
     base: &str,
     paid: &Paid,
 ) -> (u16, Option<String>, serde_json::Value) {
-    send_raw(client, base, &paid.path, Some(&paid.authorization), paid.body.clone()).await
+    send_raw(
+        client,
+        base,
+        &paid.path,
+        Some(&paid.authorization),
+        paid.body.clone(),
+    )
+    .await
 }
 
 pub async fn send_raw(
