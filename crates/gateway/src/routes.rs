@@ -13,14 +13,14 @@ use crate::policy::Policy;
 use crate::upstream::Upstream;
 use crate::upstream::flat::FlatUpstream;
 
+/// A paid route: its path prefix and the upstream serving it.
+pub type PaidRoute = (String, Arc<dyn Upstream>);
+
 /// The paid routes: `(path prefix, upstream)`. `c_max` is the deployment's, against which
 /// every route's prices are checked at startup.
-pub fn build_routes(
-    config: &GatewayConfig,
-    c_max: u64,
-) -> Result<Vec<(String, Arc<dyn Upstream>)>, ConfigError> {
+pub fn build_routes(config: &GatewayConfig, c_max: u64) -> Result<Vec<PaidRoute>, ConfigError> {
     let timeout = Duration::from_secs(config.admission.upstream_timeout_secs);
-    let mut routes: Vec<(String, Arc<dyn Upstream>)> = Vec::new();
+    let mut routes: Vec<PaidRoute> = Vec::new();
     for flat in &config.flat {
         let upstream =
             FlatUpstream::new(flat, c_max, timeout).map_err(|e| ConfigError::Invalid {

@@ -164,7 +164,7 @@ async fn thirty_two_concurrent_submissions_of_one_ticket_are_admitted_once() {
     let gw = TestGateway::start(fx.deployment(), store, upstream, Settings::default()).await;
     let tree = fx.tree().await;
     let paid = fx.notes[0].prove(&tree, ROUTE, &body("race"), fx.limits(), &test_server_key());
-    let outcomes = race(&[gw.url.clone()], &paid, 32).await;
+    let outcomes = race(std::slice::from_ref(&gw.url), &paid, 32).await;
     let accepted: Vec<_> = outcomes.iter().filter(|o| o.0 == 200).collect();
     assert_eq!(accepted.len(), 1, "{outcomes:?}");
     for (status, code, receipt) in &outcomes {
@@ -592,6 +592,9 @@ async fn drop_schema(schema: &str) {
     let _ = task.await;
 }
 
+/// A status and its receipt header, or `None` when the connection broke.
+type Answer = (u16, Option<String>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_killed_under_load_keeps_every_admitted_ticket_and_issued_receipt() {
     const REQUESTS: usize = 8;
@@ -642,7 +645,7 @@ async fn a_gateway_killed_under_load_keeps_every_admitted_ticket_and_issued_rece
     }
     drop(tx);
     // Kill once three requests were answered.
-    let mut before: Vec<(usize, Option<(u16, Option<String>)>)> = Vec::new();
+    let mut before: Vec<(usize, Option<Answer>)> = Vec::new();
     while before.iter().filter(|(_, o)| o.is_some()).count() < 3 {
         before.push(rx.recv().await.expect("answers"));
     }

@@ -110,7 +110,7 @@ impl AppState {
         provider_signer: Option<PrivateKeySigner>,
         settings: Settings,
     ) -> Self {
-        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         Self {
             chain_id: deployment.chain_id,
             pool: deployment.pool,
