@@ -311,6 +311,19 @@ async fn ensure_key_accepted(
                         tracing::info!(tx = %tx.hash, "the pool now accepts the current receipt key");
                         true
                     }
+                    Err(e)
+                        if matches!(
+                            e.contract_error(),
+                            Some(zkcredits_chain::ContractError::NotProvider)
+                        ) =>
+                    {
+                        tracing::error!(
+                            "the provider key is not the pool's provider: the pool cannot be made \
+                             to accept the receipt key, so closes cannot name it; fix \
+                             [provider] in the config"
+                        );
+                        return;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "acceptServerKey failed; will retry");
                         false
