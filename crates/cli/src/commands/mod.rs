@@ -2,6 +2,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod deposit;
+pub(crate) mod dev_llm;
 pub(crate) mod devnet;
 pub(crate) mod notes;
 pub(crate) mod setup;
