@@ -86,7 +86,7 @@ fn answer_tokens(prompt: &str, max_tokens: Option<u64>) -> (Vec<String>, bool) {
         .min(ids.len());
     let pieces = ids[..keep]
         .iter()
-        .map(|id| bpe.decode(vec![*id]).unwrap_or_default())
+        .map(|id| bpe.decode(&[*id]).unwrap_or_default())
         .collect();
     (pieces, keep < ids.len())
 }
