@@ -35,10 +35,9 @@ pub const SLOW: Duration = Duration::from_secs(5);
 pub const MODELS: [&str; 4] = ["dev-model", "dev-cut", "dev-error", "dev-slow"];
 /// Words the answers are made of.
 const WORDS: [&str; 32] = [
-    "the", "credit", "note", "proof", "gateway", "receipt", "token", "model", "answer",
-    "chain", "pool", "key", "field", "tree", "root", "hash", "fair", "quick", "small",
-    "large", "open", "blue", "green", "red", "river", "stone", "light", "dark", "north",
-    "south", "east", "west",
+    "the", "credit", "note", "proof", "gateway", "receipt", "token", "model", "answer", "chain",
+    "pool", "key", "field", "tree", "root", "hash", "fair", "quick", "small", "large", "open",
+    "blue", "green", "red", "river", "stone", "light", "dark", "north", "south", "east", "west",
 ];
 /// Words in a full answer.
 const ANSWER_WORDS: usize = 24;
@@ -131,8 +130,14 @@ fn echo(headers: &HeaderMap, body: &Value) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (name, value) in [
         ("x-dev-llm-max-tokens", field(&body["max_tokens"])),
-        ("x-dev-llm-max-completion-tokens", field(&body["max_completion_tokens"])),
-        ("x-dev-llm-include-usage", field(&body["stream_options"]["include_usage"])),
+        (
+            "x-dev-llm-max-completion-tokens",
+            field(&body["max_completion_tokens"]),
+        ),
+        (
+            "x-dev-llm-include-usage",
+            field(&body["stream_options"]["include_usage"]),
+        ),
         ("x-dev-llm-auth", auth.to_owned()),
     ] {
         if let Ok(v) = HeaderValue::from_str(&value) {
@@ -164,8 +169,10 @@ async fn knobs(model: &str) -> Option<Response> {
 fn bad_request(message: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
-        axum::Json(json!({"error": {"message": message, "type": "invalid_request_error",
-            "code": "invalid_body"}})),
+        axum::Json(
+            json!({"error": {"message": message, "type": "invalid_request_error",
+            "code": "invalid_body"}}),
+        ),
     )
         .into_response()
 }
@@ -295,8 +302,10 @@ fn stream_events(
         Kind::Completion => ("cmpl-dev", "text_completion"),
     };
     let chunk = |choice: Value| {
-        sse(&json!({"id": id, "object": object, "created": 0, "model": model,
-            "choices": [choice]}))
+        sse(
+            &json!({"id": id, "object": object, "created": 0, "model": model,
+            "choices": [choice]}),
+        )
     };
     let mut events = Vec::with_capacity(pieces.len() + 4);
     if kind == Kind::Chat {
@@ -315,9 +324,11 @@ fn stream_events(
     }));
     if include_usage {
         let completion = pieces.len() as u64;
-        events.push(sse(&json!({"id": id, "object": object, "created": 0, "model": model,
+        events.push(sse(
+            &json!({"id": id, "object": object, "created": 0, "model": model,
             "choices": [], "usage": {"prompt_tokens": prompt_tokens,
-            "completion_tokens": completion, "total_tokens": prompt_tokens + completion}})));
+            "completion_tokens": completion, "total_tokens": prompt_tokens + completion}}),
+        ));
     }
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
     events

@@ -15,8 +15,8 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use zkcredits_gateway::dev_llm::{self, spawn_dev_llm};
-use zkcredits_gateway::policy::config::PolicyConfig;
 use zkcredits_gateway::policy::Verdict;
+use zkcredits_gateway::policy::config::PolicyConfig;
 use zkcredits_gateway::upstream::jsonrpc::{JsonRpcConfig, JsonRpcUpstream};
 use zkcredits_gateway::upstream::openai::meter::{self, ModelPrice, Rates, Tokenizer};
 use zkcredits_gateway::upstream::openai::{OpenAiConfig, OpenAiUpstream};
@@ -174,7 +174,9 @@ async fn plain_chat_is_capped_and_charged_from_usage() {
     let estimate = meter::chat_prompt_tokens(Tokenizer::Cl100kBase, &body);
     let done = complete(&upstream, post("/v1/chat/completions", &body)).await;
     assert_eq!(done.status, StatusCode::OK);
-    let answer = done.body["choices"][0]["message"]["content"].as_str().unwrap();
+    let answer = done.body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap();
     assert_eq!(answer, dev_llm::answer("What is a zk credit?\n"));
     // The dev LLM counts like the adapter, so usage is what the adapter estimated.
     assert_eq!(done.body["usage"]["prompt_tokens"], estimate);
@@ -183,8 +185,14 @@ async fn plain_chat_is_capped_and_charged_from_usage() {
     assert_eq!(done.cost, expected_cost(&done.body));
     // No cap of its own: the adapter set max_tokens to what fits C_max.
     let cap = (C_MAX - estimate) / 2;
-    assert_eq!(header(&done.headers, "x-dev-llm-max-tokens"), cap.to_string());
-    assert_eq!(header(&done.headers, "x-dev-llm-max-completion-tokens"), "none");
+    assert_eq!(
+        header(&done.headers, "x-dev-llm-max-tokens"),
+        cap.to_string()
+    );
+    assert_eq!(
+        header(&done.headers, "x-dev-llm-max-completion-tokens"),
+        "none"
+    );
     assert_eq!(header(&done.headers, "x-dev-llm-auth"), "bearer");
 
     // A client cap above the budget is lowered; one below it is kept and honoured.
@@ -228,7 +236,9 @@ async fn streamed_chat_relays_events_in_order_and_charges_usage() {
     assert!(s.data.iter().all(|d| !d.contains("\"usage\"")));
     assert_eq!(
         content_of(&s.data),
-        plain.body["choices"][0]["message"]["content"].as_str().unwrap()
+        plain.body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
     );
     // role chunk + one per token + finish chunk
     let tokens = plain.body["usage"]["completion_tokens"].as_u64().unwrap();
@@ -280,7 +290,10 @@ async fn upstream_failures_are_errors() {
         .await
         .err()
         .unwrap();
-    assert!(matches!(err, UpstreamError::ServerError(StatusCode::INTERNAL_SERVER_ERROR)));
+    assert!(matches!(
+        err,
+        UpstreamError::ServerError(StatusCode::INTERNAL_SERVER_ERROR)
+    ));
 
     let mut quick = config(addr);
     quick.timeout_ms = 300;
@@ -313,31 +326,57 @@ fn refused(upstream: &dyn Upstream, request: &PaidRequest) -> RequestError {
 #[tokio::test]
 async fn prepare_refuses_what_cannot_be_served() {
     let (_, upstream) = dev().await;
-    let e = refused(&upstream, &post("/v1/chat/completions", &chat("gpt-9", "hi")));
+    let e = refused(
+        &upstream,
+        &post("/v1/chat/completions", &chat("gpt-9", "hi")),
+    );
     assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, "unknown_model"));
-    let e = refused(&upstream, &post("/v1/chat/completions", &chat("embed-only", "hi")));
-    assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "missing_price"));
+    let e = refused(
+        &upstream,
+        &post("/v1/chat/completions", &chat("embed-only", "hi")),
+    );
+    assert_eq!(
+        (e.status, e.code),
+        (StatusCode::BAD_REQUEST, "missing_price")
+    );
     // 1,000 credit units buy at most ~997 prompt tokens here: "hello " is one token.
     let long = "hello ".repeat(1_200);
-    let e = refused(&upstream, &post("/v1/chat/completions", &chat("dev-model", &long)));
-    assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "prompt_too_large"));
+    let e = refused(
+        &upstream,
+        &post("/v1/chat/completions", &chat("dev-model", &long)),
+    );
+    assert_eq!(
+        (e.status, e.code),
+        (StatusCode::BAD_REQUEST, "prompt_too_large")
+    );
     // Just small enough for one output token: accepted.
     let fits = "hello ".repeat(990);
     let body = chat("dev-model", fits.trim_end());
     let estimate = meter::chat_prompt_tokens(Tokenizer::Cl100kBase, &body);
     assert!(estimate + 2 <= C_MAX);
-    upstream.prepare(&post("/v1/chat/completions", &body)).unwrap();
+    upstream
+        .prepare(&post("/v1/chat/completions", &body))
+        .unwrap();
 
     let mut bad = post("/v1/chat/completions", &json!({}));
     bad.body = Bytes::from_static(b"{not json");
     assert_eq!(refused(&upstream, &bad).code, "invalid_body");
-    let e = refused(&upstream, &post("/v1/chat/completions", &json!({"model": "dev-model"})));
+    let e = refused(
+        &upstream,
+        &post("/v1/chat/completions", &json!({"model": "dev-model"})),
+    );
     assert_eq!(e.code, "invalid_body");
-    let e = refused(&upstream, &post("/v1/images/generations", &chat("dev-model", "hi")));
+    let e = refused(
+        &upstream,
+        &post("/v1/images/generations", &chat("dev-model", "hi")),
+    );
     assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, "unknown_route"));
     let mut get = post("/v1/chat/completions", &chat("dev-model", "hi"));
     get.method = Method::GET;
-    assert_eq!(refused(&upstream, &get).status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        refused(&upstream, &get).status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
 }
 
 #[tokio::test]
@@ -390,7 +429,10 @@ async fn config_is_checked_and_parsed_from_toml() {
     let upstream = OpenAiUpstream::new(config).unwrap();
     let e = refused(
         &upstream,
-        &post("/v1/embeddings", &json!({"model": "llama-3.1-8b", "input": "x"})),
+        &post(
+            "/v1/embeddings",
+            &json!({"model": "llama-3.1-8b", "input": "x"}),
+        ),
     );
     assert_eq!(e.code, "unknown_route");
     assert!(toml::from_str::<OpenAiConfig>("base_url = \"x\"\nmodels = {}\nbogus = 1").is_err());
@@ -409,7 +451,9 @@ fn rpc(body: &Value, c_max: u64) -> PaidRequest {
 
 #[tokio::test]
 async fn jsonrpc_against_anvil() {
-    let anvil = zkcredits_chain::anvil::AnvilProcess::start_free().await.unwrap();
+    let anvil = zkcredits_chain::anvil::AnvilProcess::start_free()
+        .await
+        .unwrap();
     let config: JsonRpcConfig = toml::from_str(&format!(
         r#"
         url = "{}"
@@ -427,7 +471,14 @@ async fn jsonrpc_against_anvil() {
 
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []});
     let done = complete(&upstream, rpc(&call, 10)).await;
-    let chain_id = u64::from_str_radix(done.body["result"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let chain_id = u64::from_str_radix(
+        done.body["result"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
     assert_eq!(chain_id, anvil.chain_id());
     assert_eq!(done.cost, 1);
 
@@ -453,20 +504,30 @@ async fn jsonrpc_against_anvil() {
     assert_eq!(done.cost, 3);
 
     let e = refused(&upstream, &rpc(&batch, 4));
-    assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "batch_over_c_max"));
+    assert_eq!(
+        (e.status, e.code),
+        (StatusCode::BAD_REQUEST, "batch_over_c_max")
+    );
     let unpriced = json!({"jsonrpc": "2.0", "id": 5, "method": "anvil_setBalance", "params": []});
     let e = refused(&upstream, &rpc(&unpriced, 10));
-    assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "method_not_priced"));
+    assert_eq!(
+        (e.status, e.code),
+        (StatusCode::BAD_REQUEST, "method_not_priced")
+    );
     let mut garbage = rpc(&json!({}), 10);
     garbage.body = Bytes::from_static(b"[1,");
     assert_eq!(refused(&upstream, &garbage).code, "invalid_body");
-    assert_eq!(refused(&upstream, &rpc(&json!([]), 10)).code, "invalid_body");
+    assert_eq!(
+        refused(&upstream, &rpc(&json!([]), 10)).code,
+        "invalid_body"
+    );
     assert_eq!(upstream.prices()["methods"]["eth_call"], 5);
 
     // With a default price, unlisted methods are served at that price.
     let open = JsonRpcUpstream::new(JsonRpcConfig {
         default_price: Some(2),
-        ..toml::from_str::<JsonRpcConfig>(&format!("url = \"{}\"\nprices = {{}}", anvil.url())).unwrap()
+        ..toml::from_str::<JsonRpcConfig>(&format!("url = \"{}\"\nprices = {{}}", anvil.url()))
+            .unwrap()
     })
     .unwrap();
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "net_version", "params": []});
@@ -537,9 +598,16 @@ async fn policies_block_flag_and_fail_closed() {
             evidence_hash: hash
         }
     );
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "blocklist refusals skip moderation");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "blocklist refusals skip moderation"
+    );
 
-    let request = post("/v1/chat/completions", &chat("dev-model", "a forbidden topic"));
+    let request = post(
+        "/v1/chat/completions",
+        &chat("dev-model", "a forbidden topic"),
+    );
     match policy.check(&request).await.unwrap() {
         Verdict::Violation { penalty, rule, .. } => {
             assert_eq!((penalty, rule.as_str()), (10, "moderation:harassment"));
@@ -551,7 +619,10 @@ async fn policies_block_flag_and_fail_closed() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 
     // Moderation down: fail closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let down: PolicyConfig = toml::from_str(&format!(
         "[moderation]\nurl = \"http://{port}/v1/moderations\"\npenalty = 1"
     ))

@@ -74,7 +74,10 @@ impl ModerationPolicy {
             None => None,
             Some(key) => {
                 let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                    ConfigError::new(SECTION, "api_key contains characters not allowed in a header")
+                    ConfigError::new(
+                        SECTION,
+                        "api_key contains characters not allowed in a header",
+                    )
                 })?;
                 value.set_sensitive(true);
                 Some(value)

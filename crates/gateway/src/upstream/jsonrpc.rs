@@ -179,7 +179,9 @@ impl JsonRpcUpstream {
                 let mut total: u64 = 0;
                 for call in calls {
                     if !call.is_object() {
-                        return Err(invalid_body("every batch entry must be a JSON-RPC call object"));
+                        return Err(invalid_body(
+                            "every batch entry must be a JSON-RPC call object",
+                        ));
                     }
                     total = total.saturating_add(self.price_of(call)?);
                 }
@@ -196,7 +198,9 @@ impl JsonRpcUpstream {
                 }
                 Ok(total)
             }
-            _ => Err(invalid_body("a JSON-RPC request is an object or an array of objects")),
+            _ => Err(invalid_body(
+                "a JSON-RPC request is an object or an array of objects",
+            )),
         }
     }
 }
@@ -215,7 +219,10 @@ impl Upstream for JsonRpcUpstream {
                 let body = json!({"jsonrpc": "2.0", "id": null, "error": {
                     "code": -32600, "message": e.message, "data": {"code": e.code}}});
                 let mut headers = http::HeaderMap::new();
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 return Ok(UpstreamReply::Complete {
                     status: e.status,
                     headers,

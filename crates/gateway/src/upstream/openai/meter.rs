@@ -70,8 +70,8 @@ pub struct Rates {
 /// never above `c_max` (the client paid `c_max` up front; an upstream that used more
 /// than the cap allowed is the provider's loss, not the client's).
 pub fn price(rates: Rates, input: u64, output: u64, c_max: u64) -> u64 {
-    let milli = u128::from(input) * u128::from(rates.input)
-        + u128::from(output) * u128::from(rates.output);
+    let milli =
+        u128::from(input) * u128::from(rates.input) + u128::from(output) * u128::from(rates.output);
     let units = milli.div_ceil(1000);
     u64::try_from(units).unwrap_or(u64::MAX).min(c_max)
 }

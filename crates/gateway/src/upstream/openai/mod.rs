@@ -215,14 +215,18 @@ impl OpenAiUpstream {
             None => None,
             Some(key) => {
                 let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                    ConfigError::new(SECTION, "api_key contains characters not allowed in a header")
+                    ConfigError::new(
+                        SECTION,
+                        "api_key contains characters not allowed in a header",
+                    )
                 })?;
                 value.set_sensitive(true);
                 Some(value)
             }
         };
         let timeout = Duration::from_millis(config.timeout_ms);
-        let idle = Duration::from_millis(config.stream_idle_timeout_ms.unwrap_or(config.timeout_ms));
+        let idle =
+            Duration::from_millis(config.stream_idle_timeout_ms.unwrap_or(config.timeout_ms));
         let client = relay::client(SECTION, timeout)?;
         // Load the encoder now rather than on the first paid request.
         config.tokenizer.bpe();
@@ -418,9 +422,7 @@ impl OpenAiUpstream {
             }
         }
         if plan.stream {
-            let options = body
-                .entry("stream_options")
-                .or_insert_with(|| json!({}));
+            let options = body.entry("stream_options").or_insert_with(|| json!({}));
             if !options.is_object() {
                 *options = json!({});
             }
@@ -485,7 +487,9 @@ impl OpenAiUpstream {
         }
         let mut text = String::new();
         match parsed {
-            Some(v) if plan.endpoint != Endpoint::Embeddings && meter::collect_text(&v, &mut text) => {
+            Some(v)
+                if plan.endpoint != Endpoint::Embeddings && meter::collect_text(&v, &mut text) =>
+            {
                 let output = self.config.tokenizer.count(&text);
                 meter::price(plan.rates, plan.input_tokens, output, c_max)
             }
@@ -529,7 +533,10 @@ impl Upstream for OpenAiUpstream {
             Err(e) => {
                 let body = json!({"error": {"message": e.message, "type": "invalid_request_error", "code": e.code}});
                 let mut headers = HeaderMap::new();
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 return Ok(UpstreamReply::Complete {
                     status: e.status,
                     headers,
@@ -542,7 +549,9 @@ impl Upstream for OpenAiUpstream {
             let wants_usage = Self::client_wants_usage(&b);
             (self.rewrite(&plan, b), wants_usage)
         });
-        let response = self.send(plan.endpoint, body.as_ref().map(|(b, _)| b)).await?;
+        let response = self
+            .send(plan.endpoint, body.as_ref().map(|(b, _)| b))
+            .await?;
         let status = response.status();
         let headers = relay::pass_headers(response.headers());
         let is_sse = response

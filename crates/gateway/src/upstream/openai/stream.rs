@@ -199,7 +199,10 @@ mod tests {
     fn cut_stream_counts_text() {
         let m = meter(false);
         let mut seen = Seen::default();
-        assert!(m.observe(r#"{"choices":[{"delta":{"content":"hello world"}}]}"#, &mut seen));
+        assert!(m.observe(
+            r#"{"choices":[{"delta":{"content":"hello world"}}]}"#,
+            &mut seen
+        ));
         seen.relayed = 1;
         // 10 input + 2 output tokens * 2 = 14
         assert_eq!(m.cost(&seen), 14);
