@@ -444,6 +444,7 @@ impl OpenAiUpstream {
         &self,
         endpoint: Endpoint,
         body: Option<&Map<String, Value>>,
+        deadline: tokio::time::Instant,
     ) -> Result<reqwest::Response, UpstreamError> {
         let url = format!("{}{}", self.base, endpoint.path());
         let mut builder = self.client.request(endpoint.method(), url);
@@ -455,7 +456,7 @@ impl OpenAiUpstream {
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
-        let response = tokio::time::timeout(self.timeout, builder.send())
+        let response = tokio::time::timeout_at(deadline, builder.send())
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout))?
             .map_err(|e| relay::transport_error(e, self.timeout))?;
@@ -465,8 +466,12 @@ impl OpenAiUpstream {
         Ok(response)
     }
 
-    async fn read_body(&self, response: reqwest::Response) -> Result<Bytes, UpstreamError> {
-        tokio::time::timeout(self.timeout, response.bytes())
+    async fn read_body(
+        &self,
+        response: reqwest::Response,
+        deadline: tokio::time::Instant,
+    ) -> Result<Bytes, UpstreamError> {
+        tokio::time::timeout_at(deadline, response.bytes())
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout))?
             .map_err(|e| relay::transport_error(e, self.timeout))
@@ -549,8 +554,10 @@ impl Upstream for OpenAiUpstream {
             let wants_usage = Self::client_wants_usage(&b);
             (self.rewrite(&plan, b), wants_usage)
         });
+        // One deadline for the whole answer (for a stream: until its headers).
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let response = self
-            .send(plan.endpoint, body.as_ref().map(|(b, _)| b))
+            .send(plan.endpoint, body.as_ref().map(|(b, _)| b), deadline)
             .await?;
         let status = response.status();
         let headers = relay::pass_headers(response.headers());
@@ -576,7 +583,7 @@ impl Upstream for OpenAiUpstream {
                 cost,
             });
         }
-        let mut body = self.read_body(response).await?;
+        let mut body = self.read_body(response, deadline).await?;
         if plan.endpoint == Endpoint::Models && status.is_success() {
             body = self.filter_models(body);
         }
