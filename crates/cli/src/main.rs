@@ -32,6 +32,8 @@ enum Command {
     Notes(commands::notes::NotesArgs),
     /// Rebuild the pool's note tree from its events.
     Sync(commands::sync::SyncArgs),
+    /// Run the provider's gateway (`gateway init-config` prints an example config).
+    Gateway(commands::gateway::GatewayArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,5 +53,6 @@ fn main() -> anyhow::Result<()> {
         Command::Deposit(args) => commands::deposit::run(args),
         Command::Notes(args) => commands::notes::run(args),
         Command::Sync(args) => commands::sync::run(args),
+        Command::Gateway(args) => commands::gateway::run(args),
     }
 }

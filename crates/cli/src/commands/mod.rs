@@ -1,9 +1,11 @@
 //! One module per subcommand.
 
 pub(crate) mod bench;
+pub(crate) mod bench_gateway;
 pub(crate) mod deposit;
 pub(crate) mod dev_llm;
 pub(crate) mod devnet;
+pub(crate) mod gateway;
 pub(crate) mod notes;
 pub(crate) mod setup;
 pub(crate) mod sync;

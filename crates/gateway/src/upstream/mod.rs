@@ -15,6 +15,7 @@
 //! 3. [`Upstream::forward`], whose reply carries the metered cost `c <= C_max`.
 
 pub mod config_error;
+pub mod flat;
 pub mod jsonrpc;
 pub mod openai;
 pub(crate) mod relay;
