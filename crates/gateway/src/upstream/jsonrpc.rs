@@ -28,6 +28,10 @@ fn default_timeout_ms() -> u64 {
     30_000
 }
 
+fn default_prefix() -> String {
+    "/rpc".to_owned()
+}
+
 fn default_max_batch() -> usize {
     100
 }
@@ -40,6 +44,10 @@ pub struct JsonRpcConfig {
     /// The node's HTTP JSON-RPC URL. It may embed an API key (hosted nodes do): it is
     /// never logged.
     pub url: String,
+    /// Path under which the gateway serves this node (any path below it is accepted and
+    /// the call goes to `url`).
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
     /// Time allowed for the node's complete answer, in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
@@ -58,6 +66,7 @@ impl std::fmt::Debug for JsonRpcConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JsonRpcConfig")
             .field("url", &"<redacted>")
+            .field("prefix", &self.prefix)
             .field("timeout_ms", &self.timeout_ms)
             .field("default_price", &self.default_price)
             .field("max_batch", &self.max_batch)
