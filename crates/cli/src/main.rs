@@ -22,6 +22,8 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Start a local chain (anvil) with the pool and a test token deployed.
     Devnet(commands::devnet::DevnetArgs),
+    /// Serve a deterministic OpenAI-compatible test LLM (for the demo and tests).
+    DevLlm(commands::dev_llm::DevLlmArgs),
     /// Create, show or export the encrypted wallet.
     Wallet(commands::wallet::WalletArgs),
     /// Deposit notes into the pool (approve + depositMany) and record them.
@@ -46,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         Command::Setup(args) => commands::setup::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Devnet(args) => commands::devnet::run(args),
+        Command::DevLlm(args) => commands::dev_llm::run(args),
         Command::Wallet(args) => commands::wallet::run(args),
         Command::Deposit(args) => commands::deposit::run(args),
         Command::Notes(args) => commands::notes::run(args),

@@ -8,6 +8,7 @@
 
 pub mod api_error;
 pub mod config;
+pub mod dev_llm;
 pub mod duties;
 pub mod keys;
 pub mod policy;

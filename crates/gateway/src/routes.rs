@@ -1,17 +1,20 @@
 //! Which upstream serves which path prefix, and which policy applies, as
 //! `gateway.toml` says.
 //!
-//! Each adapter parses its own section: `[[flat]]` here; `[openai]` and `[jsonrpc]` are
-//! wired in by their adapters (`value.clone().try_into::<OpenAiConfig>()`). Until then a
-//! config naming them is refused rather than served without them.
+//! Each adapter parses its own section: `[[flat]]` (each with its prefix), `[openai]`
+//! (served under `/v1`), `[jsonrpc]` (under its `prefix`, `/rpc` by default); `[policy]`
+//! builds the policy.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{ConfigError, GatewayConfig};
 use crate::policy::Policy;
+use crate::policy::config::PolicyConfig;
 use crate::upstream::Upstream;
 use crate::upstream::flat::FlatUpstream;
+use crate::upstream::jsonrpc::{JsonRpcConfig, JsonRpcUpstream};
+use crate::upstream::openai::{OpenAiConfig, OpenAiUpstream};
 
 /// A paid route: its path prefix and the upstream serving it.
 pub type PaidRoute = (String, Arc<dyn Upstream>);
@@ -29,13 +32,37 @@ pub fn build_routes(config: &GatewayConfig, c_max: u64) -> Result<Vec<PaidRoute>
             })?;
         routes.push((flat.prefix.clone(), Arc::new(upstream)));
     }
-    for (key, section) in [("openai", &config.openai), ("jsonrpc", &config.jsonrpc)] {
-        if section.is_some() {
-            return Err(ConfigError::Invalid {
-                key,
-                message: format!("this build has no [{key}] adapter yet; remove the section"),
-            });
-        }
+    if let Some(section) = &config.openai {
+        let parsed: OpenAiConfig =
+            section
+                .clone()
+                .try_into()
+                .map_err(|e| ConfigError::Invalid {
+                    key: "openai",
+                    message: e.to_string(),
+                })?;
+        let upstream = OpenAiUpstream::new(parsed).map_err(|e| ConfigError::Invalid {
+            key: "openai",
+            message: e.to_string(),
+        })?;
+        // The adapter serves the OpenAI paths themselves (/v1/chat/completions...).
+        routes.push(("/v1".to_owned(), Arc::new(upstream)));
+    }
+    if let Some(section) = &config.jsonrpc {
+        let parsed: JsonRpcConfig =
+            section
+                .clone()
+                .try_into()
+                .map_err(|e| ConfigError::Invalid {
+                    key: "jsonrpc",
+                    message: e.to_string(),
+                })?;
+        let prefix = parsed.prefix.clone();
+        let upstream = JsonRpcUpstream::new(parsed).map_err(|e| ConfigError::Invalid {
+            key: "jsonrpc",
+            message: e.to_string(),
+        })?;
+        routes.push((prefix, Arc::new(upstream)));
     }
     let mut prefixes: Vec<&str> = routes.iter().map(|(p, _)| p.as_str()).collect();
     prefixes.sort_unstable();
@@ -66,10 +93,20 @@ pub fn build_routes(config: &GatewayConfig, c_max: u64) -> Result<Vec<PaidRoute>
 pub fn build_policy(config: &GatewayConfig) -> Result<Option<Arc<dyn Policy>>, ConfigError> {
     match &config.policy {
         None => Ok(None),
-        Some(_) => Err(ConfigError::Invalid {
-            key: "policy",
-            message: "this build has no policy implementation yet; remove the [policy] section"
-                .into(),
-        }),
+        Some(section) => {
+            let parsed: PolicyConfig =
+                section
+                    .clone()
+                    .try_into()
+                    .map_err(|e| ConfigError::Invalid {
+                        key: "policy",
+                        message: e.to_string(),
+                    })?;
+            let policy = parsed.build().map_err(|e| ConfigError::Invalid {
+                key: "policy",
+                message: e.to_string(),
+            })?;
+            Ok(Some(policy))
+        }
     }
 }

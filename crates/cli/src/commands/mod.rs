@@ -3,6 +3,7 @@
 pub(crate) mod bench;
 pub(crate) mod bench_gateway;
 pub(crate) mod deposit;
+pub(crate) mod dev_llm;
 pub(crate) mod devnet;
 pub(crate) mod gateway;
 pub(crate) mod notes;

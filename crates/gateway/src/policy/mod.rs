@@ -3,6 +3,10 @@
 //! charges `C_max`, puts a penalty `p <= P_max` in the receipt (burned at close, never
 //! paid to the provider) and is logged on chain with `recordViolations`.
 
+pub mod blocklist;
+pub mod config;
+pub mod moderation;
+
 use async_trait::async_trait;
 
 use crate::upstream::PaidRequest;

@@ -1,0 +1,156 @@
+//! An external moderation service speaking the OpenAI moderation API: `POST {url}` with
+//! `{"input": text}` (and `model` when configured) answers `results[0].flagged`. Any
+//! failure (unreachable, timeout, an error status, an answer of another shape) is a
+//! [`PolicyError`]: the gateway then refuses the request with a full refund rather than
+//! forwarding something nobody checked (fail closed).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::{HeaderValue, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::blocklist::{evidence_hash, request_text};
+use super::{Policy, PolicyError, Verdict};
+use crate::upstream::PaidRequest;
+use crate::upstream::config_error::ConfigError;
+
+const SECTION: &str = "policy.moderation";
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+/// Configuration of the moderation check (`[policy.moderation]`).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModerationConfig {
+    /// The moderation endpoint (`https://api.openai.com/v1/moderations`).
+    pub url: String,
+    /// Bearer token for it, if needed. Never logged.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Moderation model to ask for, if the service wants one.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Penalty in credit units for flagged content (clamped to `P_max` by the gateway).
+    pub penalty: u64,
+    /// Time allowed for the service's answer, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl std::fmt::Debug for ModerationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModerationConfig")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("model", &self.model)
+            .field("penalty", &self.penalty)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+/// The moderation policy.
+#[derive(Debug)]
+pub struct ModerationPolicy {
+    config: ModerationConfig,
+    url: reqwest::Url,
+    auth: Option<HeaderValue>,
+    timeout: Duration,
+    client: reqwest::Client,
+}
+
+impl ModerationPolicy {
+    /// Checks the configuration and builds the policy.
+    pub fn new(config: ModerationConfig) -> Result<Self, ConfigError> {
+        let url = crate::upstream::relay::check_url(SECTION, &config.url)?;
+        if config.timeout_ms == 0 {
+            return Err(ConfigError::new(SECTION, "timeout_ms must be above 0"));
+        }
+        let auth = match &config.api_key {
+            None => None,
+            Some(key) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                    ConfigError::new(
+                        SECTION,
+                        "api_key contains characters not allowed in a header",
+                    )
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        };
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let client = crate::upstream::relay::client(SECTION, timeout)?;
+        Ok(Self {
+            config,
+            url,
+            auth,
+            timeout,
+            client,
+        })
+    }
+
+    async fn flagged(&self, text: String) -> Result<(bool, Vec<String>), PolicyError> {
+        let mut body = json!({"input": text});
+        if let Some(model) = &self.config.model {
+            body["model"] = json!(model);
+        }
+        let mut call = self
+            .client
+            .post(self.url.clone())
+            .json(&body)
+            .timeout(self.timeout);
+        if let Some(auth) = &self.auth {
+            call = call.header(header::AUTHORIZATION, auth.clone());
+        }
+        let fail = |what: String| PolicyError(format!("moderation service: {what}"));
+        let response = call
+            .send()
+            .await
+            .map_err(|e| fail(e.without_url().to_string()))?;
+        if !response.status().is_success() {
+            return Err(fail(format!("answered {}", response.status())));
+        }
+        let answer: Value = response
+            .json()
+            .await
+            .map_err(|e| fail(format!("unreadable answer: {}", e.without_url())))?;
+        let result = &answer["results"][0];
+        let flagged = result["flagged"]
+            .as_bool()
+            .ok_or_else(|| fail("answer has no results[0].flagged".into()))?;
+        let mut categories: Vec<String> = result["categories"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| v.as_bool() == Some(true))
+            .map(|(k, _)| k.clone())
+            .collect();
+        categories.sort();
+        Ok((flagged, categories))
+    }
+}
+
+#[async_trait]
+impl Policy for ModerationPolicy {
+    async fn check(&self, request: &PaidRequest) -> Result<Verdict, PolicyError> {
+        let (flagged, categories) = self.flagged(request_text(request)).await?;
+        if !flagged {
+            return Ok(Verdict::Allow);
+        }
+        let rule = if categories.is_empty() {
+            "moderation".to_owned()
+        } else {
+            format!("moderation:{}", categories.join(","))
+        };
+        Ok(Verdict::Violation {
+            penalty: self.config.penalty,
+            rule,
+            evidence_hash: evidence_hash(request),
+        })
+    }
+}

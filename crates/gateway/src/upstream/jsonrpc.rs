@@ -1,0 +1,281 @@
+//! The Ethereum JSON-RPC adapter: a price per method, a batch costs the sum of its
+//! calls, and a batch above `C_max` is refused before anything is spent (protocol
+//! section 7).
+//!
+//! The cost of a call is its listed price, also when the node answers it with a
+//! JSON-RPC error object: the node parsed, looked up and usually executed the call
+//! (a reverted `eth_call` or `eth_estimateGas` is as expensive as a successful one), and
+//! a fixed, published price lets the client know its refund before it asks. Only a
+//! transport failure or an HTTP 5xx refunds everything, and an HTTP 4xx (the node or
+//! its proxy refused to look at the request, e.g. rate limiting) costs nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::config_error::ConfigError;
+use super::relay;
+use super::{PaidRequest, RequestError, Upstream, UpstreamError, UpstreamReply};
+
+const SECTION: &str = "upstream.jsonrpc";
+
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_prefix() -> String {
+    "/rpc".to_owned()
+}
+
+fn default_max_batch() -> usize {
+    100
+}
+
+/// Configuration of the JSON-RPC adapter (`[upstream.jsonrpc]` in the gateway's TOML).
+/// Prices are whole credit units per call.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonRpcConfig {
+    /// The node's HTTP JSON-RPC URL. It may embed an API key (hosted nodes do): it is
+    /// never logged.
+    pub url: String,
+    /// Path under which the gateway serves this node (any path below it is accepted and
+    /// the call goes to `url`).
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Time allowed for the node's complete answer, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Price of a method not in `prices`; without it such methods are refused with
+    /// `method_not_priced`.
+    #[serde(default)]
+    pub default_price: Option<u64>,
+    /// Most calls in one batch.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Price per method in credit units (`eth_call = 3`).
+    pub prices: BTreeMap<String, u64>,
+}
+
+impl std::fmt::Debug for JsonRpcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonRpcConfig")
+            .field("url", &"<redacted>")
+            .field("prefix", &self.prefix)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("default_price", &self.default_price)
+            .field("max_batch", &self.max_batch)
+            .field("prices", &self.prices)
+            .finish()
+    }
+}
+
+/// The adapter; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct JsonRpcUpstream {
+    config: JsonRpcConfig,
+    url: reqwest::Url,
+    timeout: Duration,
+    client: reqwest::Client,
+}
+
+fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> RequestError {
+    RequestError {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+fn invalid_body(message: impl Into<String>) -> RequestError {
+    refuse(StatusCode::BAD_REQUEST, "invalid_body", message)
+}
+
+impl JsonRpcUpstream {
+    /// Checks the configuration and builds the adapter.
+    pub fn new(config: JsonRpcConfig) -> Result<Self, ConfigError> {
+        let url = relay::check_url(SECTION, &config.url)?;
+        if config.timeout_ms == 0 {
+            return Err(ConfigError::new(SECTION, "timeout_ms must be above 0"));
+        }
+        if config.max_batch == 0 {
+            return Err(ConfigError::new(SECTION, "max_batch must be at least 1"));
+        }
+        if config.prices.is_empty() && config.default_price.is_none() {
+            return Err(ConfigError::new(
+                SECTION,
+                "no method is priced: fill [upstream.jsonrpc.prices] or set default_price",
+            ));
+        }
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let client = relay::client(SECTION, timeout)?;
+        Ok(Self {
+            url,
+            timeout,
+            client,
+            config,
+        })
+    }
+
+    fn price_of(&self, call: &Value) -> Result<u64, RequestError> {
+        let method = call
+            .get("method")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid_body("every JSON-RPC call needs a string `method`"))?;
+        self.config
+            .prices
+            .get(method)
+            .copied()
+            .or(self.config.default_price)
+            .ok_or_else(|| {
+                refuse(
+                    StatusCode::BAD_REQUEST,
+                    "method_not_priced",
+                    format!(
+                        "{method} is not offered here; the priced methods are listed under \
+                         `prices` in GET /.well-known/zkcredits"
+                    ),
+                )
+            })
+    }
+
+    /// The price of the request (sum over a batch), checked against `c_max`.
+    fn cost(&self, request: &PaidRequest) -> Result<u64, RequestError> {
+        if request.method != Method::POST {
+            return Err(refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "JSON-RPC calls are sent with POST",
+            ));
+        }
+        let body: Value = serde_json::from_slice(&request.body)
+            .map_err(|e| invalid_body(format!("the body is not JSON: {e}")))?;
+        match &body {
+            Value::Object(_) => {
+                let price = self.price_of(&body)?;
+                if price > request.c_max {
+                    return Err(refuse(
+                        StatusCode::BAD_REQUEST,
+                        "price_over_c_max",
+                        format!(
+                            "this method costs {price} credit units, more than C_max = {}; \
+                             it cannot be paid with one ticket",
+                            request.c_max
+                        ),
+                    ));
+                }
+                Ok(price)
+            }
+            Value::Array(calls) => {
+                if calls.is_empty() {
+                    return Err(invalid_body("an empty batch is not a JSON-RPC request"));
+                }
+                if calls.len() > self.config.max_batch {
+                    return Err(refuse(
+                        StatusCode::BAD_REQUEST,
+                        "batch_too_large",
+                        format!(
+                            "a batch may hold at most {} calls; split it",
+                            self.config.max_batch
+                        ),
+                    ));
+                }
+                let mut total: u64 = 0;
+                for call in calls {
+                    if !call.is_object() {
+                        return Err(invalid_body(
+                            "every batch entry must be a JSON-RPC call object",
+                        ));
+                    }
+                    total = total.saturating_add(self.price_of(call)?);
+                }
+                if total > request.c_max {
+                    return Err(refuse(
+                        StatusCode::BAD_REQUEST,
+                        "batch_over_c_max",
+                        format!(
+                            "this batch costs {total} credit units, more than C_max = {}; \
+                             split it into several paid requests",
+                            request.c_max
+                        ),
+                    ));
+                }
+                Ok(total)
+            }
+            _ => Err(invalid_body(
+                "a JSON-RPC request is an object or an array of objects",
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl Upstream for JsonRpcUpstream {
+    fn prepare(&self, request: &PaidRequest) -> Result<(), RequestError> {
+        self.cost(request).map(drop)
+    }
+
+    async fn forward(&self, request: PaidRequest) -> Result<UpstreamReply, UpstreamError> {
+        let price = match self.cost(&request) {
+            Ok(price) => price,
+            Err(e) => {
+                // Only reachable if the pipeline skipped `prepare`: answer, charge nothing.
+                let body = json!({"jsonrpc": "2.0", "id": null, "error": {
+                    "code": -32600, "message": e.message, "data": {"code": e.code}}});
+                let mut headers = http::HeaderMap::new();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                return Ok(UpstreamReply::Complete {
+                    status: e.status,
+                    headers,
+                    body: Bytes::from(body.to_string()),
+                    cost: 0,
+                });
+            }
+        };
+        // The body is forwarded byte for byte: the node sees exactly what was paid for.
+        let call = self
+            .client
+            .post(self.url.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(request.body)
+            .timeout(self.timeout)
+            .send();
+        let response = call
+            .await
+            .map_err(|e| relay::transport_error(e, self.timeout))?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(UpstreamError::ServerError(status));
+        }
+        let headers = relay::pass_headers(response.headers());
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| relay::transport_error(e, self.timeout))?;
+        let cost = if status.is_success() { price } else { 0 };
+        Ok(UpstreamReply::Complete {
+            status,
+            headers,
+            body,
+            cost,
+        })
+    }
+
+    fn prices(&self) -> Value {
+        json!({
+            "kind": "jsonrpc",
+            "unit": "credit units per call; a batch costs the sum",
+            "methods": self.config.prices,
+            "default_price": self.config.default_price,
+            "max_batch": self.config.max_batch,
+        })
+    }
+}

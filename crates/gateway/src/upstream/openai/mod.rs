@@ -1,0 +1,609 @@
+//! The OpenAI-compatible adapter (vLLM, Ollama, llama.cpp, hosted APIs): chat
+//! completions (plain and streamed), completions, embeddings and the model list, metered
+//! from a price table per model (protocol section 7).
+//!
+//! Before anything is spent, [`Upstream::prepare`] checks that the model is known and
+//! priced and that the estimated prompt leaves room for at least one output token within
+//! `C_max`. [`Upstream::forward`] then caps `max_tokens` so that the prompt plus the
+//! worst-case output fits `C_max`, forces usage reporting on streams, and charges the
+//! upstream's `usage`; a stream cut before its usage is charged for the text actually
+//! relayed.
+
+pub mod meter;
+mod stream;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use self::meter::{ModelPrice, Rates, Tokenizer};
+use super::config_error::ConfigError;
+use super::relay;
+use super::{PaidRequest, RequestError, Upstream, UpstreamError, UpstreamReply};
+
+const SECTION: &str = "upstream.openai";
+
+/// The endpoints this adapter serves, each under the gateway's `/v1/...` path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    /// `POST /v1/chat/completions`
+    Chat,
+    /// `POST /v1/completions`
+    Completions,
+    /// `POST /v1/embeddings`
+    Embeddings,
+    /// `GET /v1/models`
+    Models,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 4] = [
+        Endpoint::Chat,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+        Endpoint::Models,
+    ];
+
+    /// The path under `/v1` (and under the upstream's base URL).
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/chat/completions",
+            Endpoint::Completions => "/completions",
+            Endpoint::Embeddings => "/embeddings",
+            Endpoint::Models => "/models",
+        }
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Endpoint::Models => Method::GET,
+            _ => Method::POST,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Models => "models",
+        }
+    }
+}
+
+/// Which field caps a chat completion's length when the client set none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapField {
+    /// `max_tokens`: understood by every OpenAI-compatible server.
+    #[default]
+    MaxTokens,
+    /// `max_completion_tokens`: required by OpenAI's reasoning models.
+    MaxCompletionTokens,
+}
+
+fn default_timeout_ms() -> u64 {
+    60_000
+}
+
+fn default_endpoints() -> Vec<Endpoint> {
+    Endpoint::ALL.to_vec()
+}
+
+/// Configuration of the OpenAI-compatible adapter (`[upstream.openai]` in the gateway's
+/// TOML). Prices are credit units per 1,000 tokens.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiConfig {
+    /// The upstream's base URL including its `/v1`, as OpenAI SDKs take it
+    /// (`http://127.0.0.1:8000/v1`, `https://api.openai.com/v1`).
+    pub base_url: String,
+    /// Bearer token for the upstream, if it needs one. Never logged.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Time allowed to connect and for a complete answer (for a stream: until its
+    /// response headers), in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Longest silence allowed between two events of a stream, in milliseconds
+    /// (default: `timeout_ms`). A stream silent for longer is cut and charged for what
+    /// it relayed.
+    #[serde(default)]
+    pub stream_idle_timeout_ms: Option<u64>,
+    /// Encoding used to estimate prompt sizes and count cut streams.
+    #[serde(default)]
+    pub tokenizer: Tokenizer,
+    /// Endpoints served (default: all four).
+    #[serde(default = "default_endpoints")]
+    pub endpoints: Vec<Endpoint>,
+    /// Field set on chat requests that have no length cap of their own.
+    #[serde(default)]
+    pub chat_cap_field: CapField,
+    /// Price of `GET /v1/models` in credit units (default 0).
+    #[serde(default)]
+    pub models_price: u64,
+    /// Price table: model name -> prices. Only these models are served.
+    pub models: BTreeMap<String, ModelPrice>,
+}
+
+impl std::fmt::Debug for OpenAiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("timeout_ms", &self.timeout_ms)
+            .field("stream_idle_timeout_ms", &self.stream_idle_timeout_ms)
+            .field("tokenizer", &self.tokenizer)
+            .field("endpoints", &self.endpoints)
+            .field("chat_cap_field", &self.chat_cap_field)
+            .field("models_price", &self.models_price)
+            .field("models", &self.models)
+            .finish()
+    }
+}
+
+/// The adapter; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct OpenAiUpstream {
+    config: OpenAiConfig,
+    base: String,
+    auth: Option<HeaderValue>,
+    timeout: Duration,
+    idle: Duration,
+    client: reqwest::Client,
+}
+
+/// What [`OpenAiUpstream::plan`] found out about a request.
+#[derive(Debug)]
+struct Plan {
+    endpoint: Endpoint,
+    /// The parsed body (None for `GET /v1/models`).
+    body: Option<Map<String, Value>>,
+    rates: Rates,
+    input_tokens: u64,
+    /// Most output tokens per choice (None: output is free or there is none).
+    output_cap: Option<u64>,
+    stream: bool,
+}
+
+fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> RequestError {
+    RequestError {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+fn invalid_body(message: impl Into<String>) -> RequestError {
+    refuse(StatusCode::BAD_REQUEST, "invalid_body", message)
+}
+
+/// An optional non-negative integer field of the body.
+fn count_field(body: &Map<String, Value>, key: &str) -> Result<Option<u64>, RequestError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| invalid_body(format!("`{key}` must be a non-negative integer"))),
+    }
+}
+
+impl OpenAiUpstream {
+    /// Checks the configuration and builds the adapter (and loads the tokenizer).
+    pub fn new(config: OpenAiConfig) -> Result<Self, ConfigError> {
+        relay::check_url(SECTION, &config.base_url)?;
+        if config.timeout_ms == 0 || config.stream_idle_timeout_ms == Some(0) {
+            return Err(ConfigError::new(SECTION, "timeouts must be above 0 ms"));
+        }
+        if config.endpoints.is_empty() {
+            return Err(ConfigError::new(SECTION, "enable at least one endpoint"));
+        }
+        if config.models.is_empty() {
+            return Err(ConfigError::new(
+                SECTION,
+                "the price table is empty: add [upstream.openai.models.\"MODEL\"] entries",
+            ));
+        }
+        let auth = match &config.api_key {
+            None => None,
+            Some(key) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                    ConfigError::new(
+                        SECTION,
+                        "api_key contains characters not allowed in a header",
+                    )
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        };
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let idle =
+            Duration::from_millis(config.stream_idle_timeout_ms.unwrap_or(config.timeout_ms));
+        let client = relay::client(SECTION, timeout)?;
+        // Load the encoder now rather than on the first paid request.
+        config.tokenizer.bpe();
+        Ok(Self {
+            base: config.base_url.trim_end_matches('/').to_owned(),
+            auth,
+            timeout,
+            idle,
+            client,
+            config,
+        })
+    }
+
+    fn endpoint(&self, request: &PaidRequest) -> Result<Endpoint, RequestError> {
+        let path = request
+            .path_and_query
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('/');
+        let endpoint = Endpoint::ALL
+            .into_iter()
+            .find(|e| path.strip_prefix("/v1") == Some(e.path()))
+            .filter(|e| self.config.endpoints.contains(e))
+            .ok_or_else(|| {
+                refuse(
+                    StatusCode::NOT_FOUND,
+                    "unknown_route",
+                    format!(
+                        "{path} is not served here; the priced endpoints are listed under \
+                         `prices` in GET /.well-known/zkcredits"
+                    ),
+                )
+            })?;
+        if request.method != endpoint.method() {
+            return Err(refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("use {} for {path}", endpoint.method()),
+            ));
+        }
+        Ok(endpoint)
+    }
+
+    /// Everything `prepare` checks, and what `forward` needs to rewrite and meter.
+    fn plan(&self, request: &PaidRequest) -> Result<Plan, RequestError> {
+        let endpoint = self.endpoint(request)?;
+        if endpoint == Endpoint::Models {
+            return Ok(Plan {
+                endpoint,
+                body: None,
+                rates: Rates {
+                    input: 0,
+                    output: 0,
+                },
+                input_tokens: 0,
+                output_cap: None,
+                stream: false,
+            });
+        }
+        let body: Map<String, Value> = serde_json::from_slice(&request.body)
+            .map_err(|e| invalid_body(format!("the body must be a JSON object: {e}")))?;
+        let model = body
+            .get("model")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid_body("`model` (a string) is required"))?;
+        let price = self.config.models.get(model).ok_or_else(|| {
+            refuse(
+                StatusCode::NOT_FOUND,
+                "unknown_model",
+                format!(
+                    "model {model:?} is not served here; GET /v1/models lists the models \
+                     on offer"
+                ),
+            )
+        })?;
+        let missing = || {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "missing_price",
+                format!(
+                    "model {model:?} has no price for {}; use another model or endpoint",
+                    endpoint.name()
+                ),
+            )
+        };
+        let input_rate = price.input_per_1k.ok_or_else(missing)?;
+        let output_rate = match endpoint {
+            Endpoint::Embeddings => 0,
+            _ => price.output_per_1k.ok_or_else(missing)?,
+        };
+        let rates = Rates {
+            input: input_rate,
+            output: output_rate,
+        };
+        let tokenizer = self.config.tokenizer;
+        let stream = match body.get("stream") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(invalid_body("`stream` must be a boolean")),
+        };
+        if stream && endpoint == Endpoint::Embeddings {
+            return Err(invalid_body("embeddings cannot be streamed"));
+        }
+        let n = count_field(&body, "n")?.unwrap_or(1);
+        if n == 0 {
+            return Err(invalid_body("`n` must be at least 1"));
+        }
+        let (input_tokens, prompts) = match endpoint {
+            Endpoint::Chat => {
+                if !body.get("messages").is_some_and(Value::is_array) {
+                    return Err(invalid_body("`messages` (an array) is required"));
+                }
+                let whole = Value::Object(body.clone());
+                (meter::chat_prompt_tokens(tokenizer, &whole), 1)
+            }
+            Endpoint::Completions | Endpoint::Embeddings => {
+                let key = if endpoint == Endpoint::Embeddings {
+                    "input"
+                } else {
+                    "prompt"
+                };
+                let field = body
+                    .get(key)
+                    .ok_or_else(|| invalid_body(format!("`{key}` is required")))?;
+                meter::prompt_tokens(tokenizer, field).ok_or_else(|| {
+                    invalid_body(format!(
+                        "`{key}` must be a string, an array of strings or an array of token ids"
+                    ))
+                })?
+            }
+            Endpoint::Models => (0, 0),
+        };
+        let too_large = || {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "prompt_too_large",
+                format!(
+                    "the input (about {input_tokens} tokens) leaves no room for an answer \
+                     within C_max = {} credit units; shorten it, or ask for fewer choices",
+                    request.c_max
+                ),
+            )
+        };
+        let output_cap = match endpoint {
+            Endpoint::Embeddings => {
+                if !meter::input_fits(rates, input_tokens, request.c_max) {
+                    return Err(too_large());
+                }
+                None
+            }
+            _ => {
+                let best_of = count_field(&body, "best_of")?.unwrap_or(1);
+                let choices = n.max(best_of).saturating_mul(prompts.max(1));
+                match meter::output_budget(rates, input_tokens, choices, request.c_max) {
+                    Some(0) => return Err(too_large()),
+                    None if !meter::input_fits(rates, input_tokens, request.c_max) => {
+                        return Err(too_large());
+                    }
+                    cap => cap,
+                }
+            }
+        };
+        for key in ["max_tokens", "max_completion_tokens"] {
+            count_field(&body, key)?;
+        }
+        Ok(Plan {
+            endpoint,
+            body: Some(body),
+            rates,
+            input_tokens,
+            output_cap,
+            stream,
+        })
+    }
+
+    /// The body sent upstream: output capped, usage forced on streams.
+    fn rewrite(&self, plan: &Plan, mut body: Map<String, Value>) -> Map<String, Value> {
+        if let Some(cap) = plan.output_cap {
+            let mut capped = false;
+            for key in ["max_tokens", "max_completion_tokens"] {
+                if let Some(v) = body.get(key).and_then(Value::as_u64) {
+                    body.insert(key.to_owned(), json!(v.min(cap)));
+                    capped = true;
+                }
+            }
+            if !capped {
+                let key = match (plan.endpoint, self.config.chat_cap_field) {
+                    (Endpoint::Chat, CapField::MaxCompletionTokens) => "max_completion_tokens",
+                    _ => "max_tokens",
+                };
+                body.insert(key.to_owned(), json!(cap));
+            }
+        }
+        if plan.stream {
+            let options = body.entry("stream_options").or_insert_with(|| json!({}));
+            if !options.is_object() {
+                *options = json!({});
+            }
+            if let Some(o) = options.as_object_mut() {
+                o.insert("include_usage".to_owned(), Value::Bool(true));
+            }
+        }
+        body
+    }
+
+    fn client_wants_usage(body: &Map<String, Value>) -> bool {
+        body.get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    async fn send(
+        &self,
+        endpoint: Endpoint,
+        body: Option<&Map<String, Value>>,
+        deadline: tokio::time::Instant,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let url = format!("{}{}", self.base, endpoint.path());
+        let mut builder = self.client.request(endpoint.method(), url);
+        if let Some(auth) = &self.auth {
+            builder = builder.header(header::AUTHORIZATION, auth.clone());
+        }
+        if let Some(body) = body {
+            builder = builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(serde_json::to_vec(body).unwrap_or_default());
+        }
+        let response = tokio::time::timeout_at(deadline, builder.send())
+            .await
+            .map_err(|_| UpstreamError::Timeout(self.timeout))?
+            .map_err(|e| relay::transport_error(e, self.timeout))?;
+        if response.status().is_server_error() {
+            return Err(UpstreamError::ServerError(response.status()));
+        }
+        Ok(response)
+    }
+
+    async fn read_body(
+        &self,
+        response: reqwest::Response,
+        deadline: tokio::time::Instant,
+    ) -> Result<Bytes, UpstreamError> {
+        tokio::time::timeout_at(deadline, response.bytes())
+            .await
+            .map_err(|_| UpstreamError::Timeout(self.timeout))?
+            .map_err(|e| relay::transport_error(e, self.timeout))
+    }
+
+    /// Cost of a complete (non-streamed) answer.
+    fn complete_cost(&self, plan: &Plan, status: StatusCode, body: &[u8], c_max: u64) -> u64 {
+        if plan.endpoint == Endpoint::Models {
+            return self.config.models_price.min(c_max);
+        }
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        if let Some((input, output)) = parsed.as_ref().and_then(meter::usage) {
+            return meter::price(plan.rates, input, output, c_max);
+        }
+        if !status.is_success() {
+            // The upstream refused the request (4xx) and did no work: nothing to charge.
+            return 0;
+        }
+        let mut text = String::new();
+        match parsed {
+            Some(v)
+                if plan.endpoint != Endpoint::Embeddings && meter::collect_text(&v, &mut text) =>
+            {
+                let output = self.config.tokenizer.count(&text);
+                meter::price(plan.rates, plan.input_tokens, output, c_max)
+            }
+            Some(_) if plan.endpoint == Endpoint::Embeddings => {
+                meter::price(plan.rates, plan.input_tokens, 0, c_max)
+            }
+            // A success we cannot read: we cannot meter it, so it costs what was paid.
+            _ => c_max,
+        }
+    }
+
+    /// Keeps only the priced models in the upstream's model list.
+    fn filter_models(&self, body: Bytes) -> Bytes {
+        let Ok(mut list) = serde_json::from_slice::<Value>(&body) else {
+            return body;
+        };
+        if let Some(data) = list.get_mut("data").and_then(Value::as_array_mut) {
+            data.retain(|m| {
+                m.get("id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| self.config.models.contains_key(id))
+            });
+            return Bytes::from(list.to_string());
+        }
+        body
+    }
+}
+
+#[async_trait]
+impl Upstream for OpenAiUpstream {
+    fn prepare(&self, request: &PaidRequest) -> Result<(), RequestError> {
+        self.plan(request).map(drop)
+    }
+
+    async fn forward(&self, request: PaidRequest) -> Result<UpstreamReply, UpstreamError> {
+        let c_max = request.c_max;
+        let mut plan = match self.plan(&request) {
+            Ok(plan) => plan,
+            // `prepare` accepted this request; it can only fail here if the pipeline
+            // skipped it. Answer as the upstream would have, without charging.
+            Err(e) => {
+                let body = json!({"error": {"message": e.message, "type": "invalid_request_error", "code": e.code}});
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                return Ok(UpstreamReply::Complete {
+                    status: e.status,
+                    headers,
+                    body: Bytes::from(body.to_string()),
+                    cost: 0,
+                });
+            }
+        };
+        let body = plan.body.take().map(|b| {
+            let wants_usage = Self::client_wants_usage(&b);
+            (self.rewrite(&plan, b), wants_usage)
+        });
+        // One deadline for the whole answer (for a stream: until its headers).
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let response = self
+            .send(plan.endpoint, body.as_ref().map(|(b, _)| b), deadline)
+            .await?;
+        let status = response.status();
+        let headers = relay::pass_headers(response.headers());
+        let is_sse = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if plan.stream && status.is_success() && is_sse {
+            let wants_usage = body.as_ref().is_some_and(|(_, w)| *w);
+            let meter = stream::StreamMeter {
+                tokenizer: self.config.tokenizer,
+                rates: plan.rates,
+                input_tokens: plan.input_tokens,
+                c_max,
+                relay_usage_only_chunks: wants_usage,
+            };
+            let (events, cost) = stream::relay(response, meter, self.idle);
+            return Ok(UpstreamReply::Stream {
+                status,
+                headers,
+                events,
+                cost,
+            });
+        }
+        let mut body = self.read_body(response, deadline).await?;
+        if plan.endpoint == Endpoint::Models && status.is_success() {
+            body = self.filter_models(body);
+        }
+        let cost = self.complete_cost(&plan, status, &body, c_max);
+        Ok(UpstreamReply::Complete {
+            status,
+            headers,
+            body,
+            cost,
+        })
+    }
+
+    fn prices(&self) -> Value {
+        json!({
+            "kind": "openai",
+            "unit": "credit units per 1000 tokens, total rounded up",
+            "tokenizer": self.config.tokenizer,
+            "endpoints": self.config.endpoints.iter().map(|e| format!("/v1{}", e.path())).collect::<Vec<_>>(),
+            "models_price": self.config.models_price,
+            "models": self.config.models,
+        })
+    }
+}

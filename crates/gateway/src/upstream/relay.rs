@@ -1,0 +1,72 @@
+//! What the HTTP adapters share: one reqwest client per upstream, the mapping of
+//! transport failures to [`UpstreamError`], and which upstream response headers are
+//! passed on to the client.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, header};
+
+use super::UpstreamError;
+use super::config_error::ConfigError;
+
+/// A client for one upstream. The request timeout is applied per call by the adapter
+/// (a stream's body may legitimately take longer than its first byte), so only the
+/// connect timeout is set here. Redirects are not followed: an upstream that redirects
+/// is misconfigured, and following it could send the API key elsewhere.
+pub(crate) fn client(section: &str, timeout: Duration) -> Result<reqwest::Client, ConfigError> {
+    reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ConfigError::new(section, format!("cannot build the HTTP client: {e}")))
+}
+
+/// Checks that `url` is an absolute http(s) URL.
+pub(crate) fn check_url(section: &str, url: &str) -> Result<reqwest::Url, ConfigError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| ConfigError::new(section, format!("url {url:?} is not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ConfigError::new(
+            section,
+            format!("url {url:?} must start with http:// or https://"),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// A transport failure as the gateway reports it (502/504 with a full refund).
+pub(crate) fn transport_error(e: reqwest::Error, timeout: Duration) -> UpstreamError {
+    if e.is_timeout() {
+        UpstreamError::Timeout(timeout)
+    } else {
+        // Without the URL: it may carry credentials in its userinfo or query.
+        UpstreamError::Unreachable(e.without_url().to_string())
+    }
+}
+
+/// Response headers worth passing on: everything except hop-by-hop and framing headers
+/// (the gateway re-frames the body) and cookies (the upstream has no business with the
+/// client's session).
+pub(crate) fn pass_headers(upstream: &HeaderMap) -> HeaderMap {
+    const DROP: [HeaderName; 9] = [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+        header::SET_COOKIE,
+        header::UPGRADE,
+        header::TRAILER,
+        header::TE,
+        header::DATE,
+    ];
+    let mut out = HeaderMap::new();
+    for (name, value) in upstream {
+        let keep = !DROP.contains(name)
+            && name.as_str() != "keep-alive"
+            && !name.as_str().starts_with("proxy-");
+        if keep {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
