@@ -1,9 +1,13 @@
 //! One module per subcommand.
 
 pub(crate) mod bench;
+pub(crate) mod call;
+pub(crate) mod close;
 pub(crate) mod deposit;
 pub(crate) mod devnet;
 pub(crate) mod notes;
+pub(crate) mod proxy;
+pub(crate) mod session;
 pub(crate) mod setup;
 pub(crate) mod sync;
 pub(crate) mod wallet;
