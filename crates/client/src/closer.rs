@@ -13,8 +13,8 @@
 
 use zkcredits_chain::alloy::primitives::Address;
 use zkcredits_chain::{
-    CloseOutcome, CloseRequestOutcome, Deployment, Indexer, NoteToClose, PoolClient,
-    close_ticket, prepare_close, verify_clearance,
+    CloseOutcome, CloseRequestOutcome, Deployment, Indexer, NoteToClose, PoolClient, close_ticket,
+    prepare_close, verify_clearance,
 };
 use zkcredits_circuits::prover::CloseProver;
 use zkcredits_protocol::note::WalletSeed;
@@ -76,7 +76,7 @@ pub enum FinalizeReport {
         /// The note.
         note: u64,
         /// The payout.
-        outcome: CloseOutcome,
+        outcome: Box<CloseOutcome>,
     },
     /// Still in its challenge window.
     Waiting {
@@ -191,11 +191,7 @@ impl CloseContext<'_> {
         };
         if unilateral {
             let prepared = prove(lost)?;
-            let outcome = self
-                .pool
-                .close_unilateral(&prepared)
-                .await
-                .map_err(chain)?;
+            let outcome = self.pool.close_unilateral(&prepared).await.map_err(chain)?;
             return Ok(CloseReport::Requested {
                 note: j,
                 m: u8::from(lost),
@@ -260,7 +256,7 @@ impl CloseContext<'_> {
                     self.journal.set_final_status(note.j, NoteStatus::Closed)?;
                     out.push(FinalizeReport::Finalized {
                         note: note.j,
-                        outcome,
+                        outcome: Box::new(outcome),
                     });
                 }
                 Some(p) => out.push(FinalizeReport::Waiting {

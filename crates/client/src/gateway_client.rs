@@ -218,8 +218,7 @@ impl GatewayClient {
                     "the SOCKS5 proxy URL must start with socks5h:// (names resolved by the proxy, as Tor needs) or socks5://, got {url}"
                 )));
             }
-            let proxy =
-                reqwest::Proxy::all(url).map_err(|e| GatewayError::Config(describe(&e)))?;
+            let proxy = reqwest::Proxy::all(url).map_err(|e| GatewayError::Config(describe(&e)))?;
             builder = builder.proxy(proxy);
         }
         let http = builder
@@ -364,9 +363,9 @@ impl GatewayClient {
             .map_err(|e| GatewayError::Unexpected(format!("clearance body: {e}")))?;
         let bytes = decode_hex(&reply.signature)
             .ok_or_else(|| GatewayError::Unexpected("clearance signature is not hex".into()))?;
-        let signature: [u8; 65] = bytes.try_into().map_err(|_| {
-            GatewayError::Unexpected("a clearance signature has 65 bytes".into())
-        })?;
+        let signature: [u8; 65] = bytes
+            .try_into()
+            .map_err(|_| GatewayError::Unexpected("a clearance signature has 65 bytes".into()))?;
         let signer = reply
             .signer
             .parse::<Address>()
@@ -484,28 +483,29 @@ fn text(v: &serde_json::Value) -> String {
 }
 
 fn fr(s: &str, what: &str) -> Result<Fr, GatewayError> {
-    field::from_hex(s.trim())
-        .ok_or_else(|| GatewayError::Unexpected(format!("discovery: {what} is not a field element")))
+    field::from_hex(s.trim()).ok_or_else(|| {
+        GatewayError::Unexpected(format!("discovery: {what} is not a field element"))
+    })
 }
 
 impl RawKey {
     fn parse(&self) -> Result<ServerKey, GatewayError> {
-        let id = u32::try_from(number(&self.id, "server key id")?).map_err(|_| {
-            GatewayError::Unexpected("discovery: server key id exceeds u32".into())
-        })?;
+        let id = u32::try_from(number(&self.id, "server key id")?)
+            .map_err(|_| GatewayError::Unexpected("discovery: server key id exceeds u32".into()))?;
         let key = match (&self.key, &self.x, &self.y) {
             (_, Some(x), Some(y)) => {
                 PublicKey::from_coordinates(fr(x, "server key x")?, fr(y, "server key y")?)
                     .map_err(|e| GatewayError::Unexpected(format!("discovery: server key: {e}")))?
             }
             (Some(k), _, _) => {
-                let bytes: [u8; 32] = decode_hex(k)
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| {
-                        GatewayError::Unexpected(
-                            "discovery: a server key is 32 bytes of hex".into(),
-                        )
-                    })?;
+                let bytes: [u8; 32] =
+                    decode_hex(k)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| {
+                            GatewayError::Unexpected(
+                                "discovery: a server key is 32 bytes of hex".into(),
+                            )
+                        })?;
                 PublicKey::from_bytes(&bytes)
                     .map_err(|e| GatewayError::Unexpected(format!("discovery: server key: {e}")))?
             }
@@ -530,12 +530,17 @@ impl Discovery {
             .trim()
             .parse::<Address>()
             .map_err(|e| GatewayError::Unexpected(format!("discovery: pool: {e}")))?;
-        let verifying_key_hash = match raw.verifying_key_hash.as_deref() {
-            None | Some("") => None,
-            Some(h) => Some(decode_hex(h).and_then(|b| b.try_into().ok()).ok_or_else(|| {
-                GatewayError::Unexpected("discovery: verifying_key_hash is 32 bytes of hex".into())
-            })?),
-        };
+        let verifying_key_hash =
+            match raw.verifying_key_hash.as_deref() {
+                None | Some("") => None,
+                Some(h) => Some(decode_hex(h).and_then(|b| b.try_into().ok()).ok_or_else(
+                    || {
+                        GatewayError::Unexpected(
+                            "discovery: verifying_key_hash is 32 bytes of hex".into(),
+                        )
+                    },
+                )?),
+            };
         let current_key = raw.server_key.parse()?;
         let accepted_keys = raw
             .accepted_keys
@@ -597,7 +602,10 @@ mod tests {
         assert_eq!(d.constants.p_max, 5000);
         assert_eq!(d.constants.verifying_key_hash, Some([9u8; 32]));
         assert_eq!(d.constants.current_key, ServerKey { id: 2, key });
-        assert_eq!(d.constants.accepted_keys, vec![ServerKey { id: 1, key: old }]);
+        assert_eq!(
+            d.constants.accepted_keys,
+            vec![ServerKey { id: 1, key: old }]
+        );
         assert_eq!(d.accepted_roots, vec![Fr::from(5u64)]);
         assert_eq!(d.unit.as_deref(), Some("1000000000000"));
 
@@ -611,7 +619,8 @@ mod tests {
 
     #[test]
     fn error_bodies_and_receipt_bodies_are_read() {
-        let body = br#"{"error":{"message":"resync","type":"invalid_request_error","code":"stale_root"}}"#;
+        let body =
+            br#"{"error":{"message":"resync","type":"invalid_request_error","code":"stale_root"}}"#;
         assert_eq!(
             error_code(body),
             Some(("stale_root".to_owned(), "resync".to_owned()))

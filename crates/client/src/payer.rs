@@ -188,9 +188,7 @@ pub struct PayerConfig {
 impl Default for PayerConfig {
     fn default() -> Self {
         Self {
-            receipt_fetch_delays: [250, 1000, 3000]
-                .map(Duration::from_millis)
-                .to_vec(),
+            receipt_fetch_delays: [250, 1000, 3000].map(Duration::from_millis).to_vec(),
             store_retry_delays: [500, 2000].map(Duration::from_millis).to_vec(),
         }
     }
@@ -284,7 +282,9 @@ impl Payer {
                 }
             };
             sent = true;
-            if response.receipt().is_some() || (response.status.is_success() && response.is_event_stream()) {
+            if response.receipt().is_some()
+                || (response.status.is_success() && response.is_event_stream())
+            {
                 return self.settle(ticket, response).await;
             }
             let status = response.status;
@@ -303,7 +303,10 @@ impl Payer {
             match code.as_deref() {
                 Some(STALE_ROOT) if stale_retries > 0 => {
                     stale_retries -= 1;
-                    tracing::info!(note = ticket.note, "stale root: resyncing and proving the same ticket again");
+                    tracing::info!(
+                        note = ticket.note,
+                        "stale root: resyncing and proving the same ticket again"
+                    );
                     self.spender.resync().await?;
                     ticket = self.spender.reprove(ticket).await?;
                     continue;
@@ -437,7 +440,9 @@ impl Payer {
                             && let Some(tx) = &app
                             && tx.send(out).await.is_err()
                         {
-                            tracing::debug!("the application stopped reading; draining for the receipt");
+                            tracing::debug!(
+                                "the application stopped reading; draining for the receipt"
+                            );
                             app = None;
                         }
                     }
@@ -456,7 +461,8 @@ impl Payer {
             let outcome = match receipt {
                 Some(r) => payer.finish(ticket, &r).await,
                 None => {
-                    let reason = broken.unwrap_or_else(|| "the stream ended without a receipt".into());
+                    let reason =
+                        broken.unwrap_or_else(|| "the stream ended without a receipt".into());
                     payer.after_loss(ticket, &reason).await
                 }
             };

@@ -163,7 +163,10 @@ async fn requests_the_gateway_cannot_take_are_refused_before_a_ticket_is_spent()
 
     assert_eq!(ticket_rows(dir.path()), 0);
     let notes = s.notes().await.unwrap();
-    assert_eq!((notes[0].status, notes[0].next_index), (NoteStatus::Free, 0));
+    assert_eq!(
+        (notes[0].status, notes[0].next_index),
+        (NoteStatus::Free, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,7 +188,10 @@ async fn a_gateway_that_is_down_gets_a_clear_error_and_the_index_stays_free() {
         // The credential never left: the ticket is forgotten and the note is free at
         // the same index.
         let notes = s.notes().await.unwrap();
-        assert_eq!((notes[0].status, notes[0].next_index), (NoteStatus::Free, 0));
+        assert_eq!(
+            (notes[0].status, notes[0].next_index),
+            (NoteStatus::Free, 0)
+        );
         assert_eq!(ticket_rows(dir.path()), 0);
     }
 }

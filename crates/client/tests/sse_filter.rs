@@ -37,7 +37,10 @@ fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
         text.clone().prop_map(Event::Data),
         (
-            prop_oneof![Just("message".to_owned()), Just("zkcredit-receipts".to_owned())],
+            prop_oneof![
+                Just("message".to_owned()),
+                Just("zkcredit-receipts".to_owned())
+            ],
             text.clone()
         )
             .prop_map(|(n, d)| Event::Named(n, d)),

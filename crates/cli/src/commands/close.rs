@@ -56,9 +56,9 @@ pub(crate) fn run(args: CloseArgs) -> anyhow::Result<()> {
             .trim()
             .parse::<PrivateKeySigner>()
             .context("parsing --eth-key")?,
-        None => w
-            .eth_signer()
-            .context("the wallet has no Ethereum key to pay gas: pass --eth-key (or ZKCREDITS_ETH_KEY)")?,
+        None => w.eth_signer().context(
+            "the wallet has no Ethereum key to pay gas: pass --eth-key (or ZKCREDITS_ETH_KEY)",
+        )?,
     };
     let keys_dir = home.keys();
     let runtime = tokio::runtime::Runtime::new()?;

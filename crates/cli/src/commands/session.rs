@@ -31,9 +31,6 @@ pub(crate) struct GatewayArgs {
 pub(crate) struct Session {
     pub(crate) payer: Payer,
     pub(crate) discovery: Discovery,
-    pub(crate) deployment: Deployment,
-    pub(crate) wallet: Wallet,
-    pub(crate) home: ClientHome,
 }
 
 /// The deployment named by `path`, else the devnet's.
@@ -71,13 +68,12 @@ pub(crate) async fn open(args: &GatewayArgs) -> anyhow::Result<Session> {
         discovery.constants.clone(),
     )
     .await
-    .with_context(|| format!("checking the gateway {} and opening the notes", args.gateway))?;
+    .with_context(|| {
+        format!(
+            "checking the gateway {} and opening the notes",
+            args.gateway
+        )
+    })?;
     let payer = Payer::new(Arc::new(spender), gateway, PayerConfig::default());
-    Ok(Session {
-        payer,
-        discovery,
-        deployment,
-        wallet,
-        home,
-    })
+    Ok(Session { payer, discovery })
 }

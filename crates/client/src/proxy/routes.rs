@@ -133,20 +133,20 @@ fn forwarded_headers(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
-fn check_json(body: &[u8]) -> Result<serde_json::Value, Response> {
+fn check_json(body: &[u8]) -> Result<serde_json::Value, Box<Response>> {
     serde_json::from_slice(body).map_err(|e| {
-        error_response(
+        Box::new(error_response(
             400,
             "invalid_body",
             &format!("the request body is not JSON ({e}); nothing was spent"),
-        )
+        ))
     })
 }
 
 async fn openai(State(state): Shared, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let json = match check_json(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Some(models) = &state.config.models {
         match json.get("model").and_then(|m| m.as_str()) {
@@ -177,7 +177,7 @@ async fn openai(State(state): Shared, uri: Uri, headers: HeaderMap, body: Bytes)
 
 async fn rpc(State(state): Shared, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = check_json(&body) {
-        return r;
+        return *r;
     }
     let path = match uri.query() {
         Some(q) => format!("{}?{q}", state.config.rpc_path),
@@ -197,7 +197,16 @@ async fn models(State(state): Shared, headers: HeaderMap) -> Response {
                 .collect();
             axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
         }
-        None => forward(&state, Method::GET, "/v1/models".into(), &headers, Bytes::new()).await,
+        None => {
+            forward(
+                &state,
+                Method::GET,
+                "/v1/models".into(),
+                &headers,
+                Bytes::new(),
+            )
+            .await
+        }
     }
 }
 
