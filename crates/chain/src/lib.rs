@@ -25,6 +25,7 @@ pub mod devnet;
 mod error;
 mod fsutil;
 pub mod indexer;
+pub mod ledger;
 pub mod rpc;
 pub mod testing;
 
@@ -44,6 +45,7 @@ pub use deploy::{Deployment, Libraries, PoolConfig, PoolConstants, deploy};
 pub use devnet::devnet;
 pub use error::{ContractError, Error, Result};
 pub use indexer::{Indexer, IndexerConfig, SyncReport};
+pub use ledger::Ledger;
 pub use rpc::TxInfo;
 
 /// Re-exported so that users of this crate name the same types.

@@ -37,6 +37,8 @@ enum Command {
     Call(commands::call::CallArgs),
     /// Withdraw notes: cooperatively (paid at once) or unilaterally (then --finalize).
     Close(commands::close::CloseArgs),
+    /// Run the provider's gateway (`gateway init-config` prints an example config).
+    Gateway(commands::gateway::GatewayArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,5 +60,6 @@ fn main() -> anyhow::Result<()> {
         Command::Proxy(args) => commands::proxy::run(args),
         Command::Call(args) => commands::call::run(args),
         Command::Close(args) => commands::close::run(args),
+        Command::Gateway(args) => commands::gateway::run(args),
     }
 }

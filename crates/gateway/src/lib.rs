@@ -1,8 +1,22 @@
 //! The provider's gateway: it admits paid requests (parse, verify, nullifier store),
 //! meters them against an upstream, signs receipts and carries out the on-chain duties
 //! (slashing double spenders, logging violations, watching closes).
+//!
+//! Entry points: [`serve`] runs the gateway a `gateway.toml` describes
+//! ([`config::GatewayConfig`]); [`GatewayBuilder`] assembles one in code (tests,
+//! benchmarks). `docs/GATEWAY.md` documents the configuration, endpoints and codes.
 
+pub mod api_error;
+pub mod config;
 pub mod duties;
+pub mod keys;
 pub mod policy;
+pub mod routes;
+pub mod server;
+pub mod service;
 pub mod store;
+pub mod telemetry;
 pub mod upstream;
+
+pub use server::{GatewayBuilder, GatewayError, RootsSource, RunningGateway, serve, start};
+pub use service::{Discovery, DiscoveryKey, Settings};

@@ -579,6 +579,19 @@ async fn money_is_conserved_over_random_deposits_requests_closes_challenges_slas
         out_of_pool, deposited,
         "user + provider + burn + slasher = deposits"
     );
+    // The pool's own events tell the same story, part by part.
+    let ledger = w
+        .provider
+        .ledger(w.chain.deployment().deploy_block)
+        .await
+        .expect("ledger");
+    assert!(ledger.balances(), "{ledger:?}");
+    assert_eq!(ledger.deposited, deposited);
+    assert_eq!(ledger.to_users, to_users);
+    assert_eq!(ledger.burned, end[1] - start_provider[1]);
+    assert_eq!(ledger.to_slashers, end[2] - start_provider[2]);
+    assert_eq!(ledger.to_provider, end[0] - start_provider[0]);
+    assert_eq!(ledger.held, end_pool);
 }
 
 #[tokio::test]

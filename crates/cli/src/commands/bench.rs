@@ -36,6 +36,35 @@ enum BenchTarget {
     /// Gas of deposit, deposit of 10, slash, recordViolations of 10 and commitRoot, from
     /// real receipts on a fresh anvil chain.
     Chain,
+    /// Paid requests per second and latency of the gateway (SQLite, then PostgreSQL),
+    /// trivial loopback upstream, load from a separate process.
+    Gateway {
+        /// Key directory (generated if missing) [default: $ZKCREDITS_HOME/keys].
+        #[arg(long, env = "ZKCREDITS_KEYS")]
+        keys: Option<PathBuf>,
+        /// Paid requests per run (each needs its own proof, made once and cached).
+        #[arg(long, default_value_t = 3000)]
+        requests: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// PostgreSQL URL (a schema of its own is made and dropped).
+        #[arg(long, env = "ZKCREDITS_BENCH_POSTGRES")]
+        postgres: Option<String>,
+    },
+    /// The load process of `bench gateway` (run by it).
+    #[command(hide = true)]
+    GatewayLoad {
+        /// The gateway.
+        #[arg(long)]
+        url: String,
+        /// The proofs file.
+        #[arg(long)]
+        file: PathBuf,
+        /// Requests in flight at once.
+        #[arg(long)]
+        concurrency: usize,
+    },
 }
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -45,6 +74,22 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
             proofs.max(3),
         ),
         BenchTarget::Chain => chain(),
+        BenchTarget::Gateway {
+            keys,
+            requests,
+            concurrency,
+            postgres,
+        } => super::bench_gateway::run(
+            keys.unwrap_or_else(crate::paths::default_keys),
+            requests.max(1),
+            concurrency.max(1),
+            postgres,
+        ),
+        BenchTarget::GatewayLoad {
+            url,
+            file,
+            concurrency,
+        } => super::bench_gateway::load(url, file, concurrency),
     }
 }
 

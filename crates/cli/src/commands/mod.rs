@@ -1,10 +1,12 @@
 //! One module per subcommand.
 
 pub(crate) mod bench;
+pub(crate) mod bench_gateway;
 pub(crate) mod call;
 pub(crate) mod close;
 pub(crate) mod deposit;
 pub(crate) mod devnet;
+pub(crate) mod gateway;
 pub(crate) mod notes;
 pub(crate) mod proxy;
 pub(crate) mod session;

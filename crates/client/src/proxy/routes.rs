@@ -38,17 +38,30 @@ impl Default for ProxyConfig {
 }
 
 impl ProxyConfig {
-    /// The model names in a discovery document's `prices` (`{"models": {name: ...}}`).
+    /// The model names in a discovery document's `prices`: the `models` table of each
+    /// route that has one (`{"/v1": {"kind": "openai", "models": {name: ...}}}`).
     pub fn models_from_prices(prices: &serde_json::Value) -> Option<Vec<String>> {
-        match prices.get("models")? {
-            serde_json::Value::Object(m) => Some(m.keys().cloned().collect()),
-            serde_json::Value::Array(a) => Some(
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
-            ),
-            _ => None,
+        fn of(v: &serde_json::Value) -> Option<Vec<String>> {
+            match v.get("models")? {
+                serde_json::Value::Object(m) => Some(m.keys().cloned().collect()),
+                serde_json::Value::Array(a) => Some(
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect(),
+                ),
+                _ => None,
+            }
         }
+        if let Some(m) = of(prices) {
+            return Some(m);
+        }
+        let mut all: Option<Vec<String>> = None;
+        for route in prices.as_object()?.values() {
+            if let Some(m) = of(route) {
+                all.get_or_insert_with(Vec::new).extend(m);
+            }
+        }
+        all
     }
 }
 

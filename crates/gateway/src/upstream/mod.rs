@@ -14,6 +14,8 @@
 //! 2. admission (verify, nullifier store), policy;
 //! 3. [`Upstream::forward`], whose reply carries the metered cost `c <= C_max`.
 
+pub mod flat;
+
 use std::pin::Pin;
 
 use async_trait::async_trait;

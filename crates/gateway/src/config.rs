@@ -1,0 +1,527 @@
+//! `gateway.toml`: everything a provider sets, parsed in one place.
+//!
+//! Unknown keys are refused (a misspelt setting must not silently fall back to a
+//! default). Relative paths are resolved against the directory of the config file.
+//! Secrets (the provider's Ethereum key, the receipt keys) are read from files or an
+//! environment variable, never written in the config itself. The sections of the
+//! upstream adapters and of the policy are kept opaque here (`toml::Value`) and parsed
+//! by their own modules, so this file does not change when an adapter does.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use zkcredits_chain::Deployment;
+use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
+use zkcredits_protocol::eddsa::{PrivateKey, PublicKey};
+
+use crate::duties::DutiesConfig;
+
+/// Why the configuration cannot be used. Each variant has a stable code
+/// ([`ConfigError::code`]) and says what to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has unknown or missing keys.
+    #[error("{path} is not a valid gateway config: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the key and line).
+        message: String,
+    },
+    /// A value is out of its allowed range or inconsistent with another.
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid {
+        /// The setting.
+        key: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A key file or key variable does not hold a usable key.
+    #[error("bad key in {what}: {message}")]
+    Key {
+        /// Which key.
+        what: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The deployment file cannot be used.
+    #[error("cannot use the deployment file {path}: {message}")]
+    Deployment {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The stable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConfigError::Unreadable { .. } => "config_unreadable",
+            ConfigError::Syntax { .. } => "config_syntax",
+            ConfigError::Invalid { .. } => "config_invalid",
+            ConfigError::Key { .. } => "config_key",
+            ConfigError::Deployment { .. } => "config_deployment",
+        }
+    }
+}
+
+/// The whole `gateway.toml`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// The pool's deployment JSON (what `zkcredits devnet` or a deploy writes).
+    pub deployment: PathBuf,
+    /// JSON-RPC URL to read the chain through (default: the deployment's `rpc_url`).
+    #[serde(default)]
+    pub rpc_url: Option<String>,
+    /// Directory with the request verifying key (`zkcredits setup`).
+    pub keys_dir: PathBuf,
+    /// Nullifier and receipt store: `sqlite:PATH`, `sqlite:///abs/path` or
+    /// `postgres://user@host:port/db[?schema=name]`.
+    pub store: String,
+    /// Where the chain indexer persists the note tree (default: memory only, so each
+    /// start re-reads the pool's events).
+    #[serde(default)]
+    pub indexer_state: Option<PathBuf>,
+    /// The provider's Ethereum key (clearances, violations, slashes, key acceptance).
+    pub provider: ProviderKeyConfig,
+    /// Receipt-signing keys.
+    pub server_keys: ServerKeysConfig,
+    /// Admission settings.
+    #[serde(default)]
+    pub admission: AdmissionConfig,
+    /// Chain polling and duties.
+    #[serde(default)]
+    pub chain: ChainConfig,
+    /// Flat-price HTTP upstreams.
+    #[serde(default)]
+    pub flat: Vec<crate::upstream::flat::FlatConfig>,
+    /// OpenAI-compatible upstream (parsed by its adapter).
+    #[serde(default)]
+    pub openai: Option<toml::Value>,
+    /// Ethereum JSON-RPC upstream (parsed by its adapter).
+    #[serde(default)]
+    pub jsonrpc: Option<toml::Value>,
+    /// Policy (parsed by the policy module).
+    #[serde(default)]
+    pub policy: Option<toml::Value>,
+}
+
+/// Where the provider's secp256k1 key is.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderKeyConfig {
+    /// A file holding the key as hex (with or without `0x`), mode 0600 advised.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The name of an environment variable holding the key as hex.
+    #[serde(default)]
+    pub key_env: Option<String>,
+}
+
+/// Receipt keys: the current one signs; older ones are still accepted in credentials.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerKeysConfig {
+    /// The key that signs new receipts.
+    pub current: CurrentKeyConfig,
+    /// Older keys whose receipts clients may still hold.
+    #[serde(default)]
+    pub accepted: Vec<AcceptedKeyConfig>,
+}
+
+/// The current receipt key.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurrentKeyConfig {
+    /// The id credentials name it by.
+    pub id: u32,
+    /// A file holding the 32-byte EdDSA secret as hex.
+    pub file: PathBuf,
+}
+
+/// An older receipt key, public part only.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptedKeyConfig {
+    /// The id credentials name it by.
+    pub id: u32,
+    /// The compressed BabyJubJub public key as `0x` + 64 hex digits.
+    pub public_key: String,
+}
+
+/// Admission settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdmissionConfig {
+    /// Refunds are rounded down to a multiple of this (credit units, >= 1).
+    pub refund_granularity: u64,
+    /// Largest request body accepted, bytes.
+    pub body_limit_bytes: usize,
+    /// Longest wait for an upstream answer, seconds.
+    pub upstream_timeout_secs: u64,
+    /// Most proofs verified in one batch.
+    pub verify_batch_max: usize,
+    /// How long a verifier thread waits for more proofs to fill a batch, microseconds
+    /// (0: take what is queued and go).
+    pub verify_batch_wait_us: u64,
+    /// Verifier threads (0: one per core).
+    pub verify_threads: usize,
+    /// The realm in `WWW-Authenticate`.
+    pub realm: String,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        Self {
+            refund_granularity: 1,
+            body_limit_bytes: 1 << 20,
+            upstream_timeout_secs: 120,
+            verify_batch_max: 32,
+            verify_batch_wait_us: 0,
+            verify_threads: 0,
+            realm: "zkcredits".into(),
+        }
+    }
+}
+
+/// Chain polling and the on-chain duties.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainConfig {
+    /// How often the recent-roots window is refreshed, milliseconds.
+    pub roots_poll_ms: u64,
+    /// Run the slasher and the violation logger.
+    pub duties: bool,
+    /// Make sure the pool accepts the current receipt key at startup.
+    pub accept_server_key: bool,
+    /// How often the slasher looks at its queue, milliseconds.
+    pub slash_poll_ms: u64,
+    /// First retry delay of a failed slash, milliseconds (doubles per attempt).
+    pub slash_backoff_ms: u64,
+    /// Most violations per `recordViolations`.
+    pub violation_batch: usize,
+    /// A partial violation batch is sent after this many seconds.
+    pub violation_interval_secs: u64,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        let d = DutiesConfig::default();
+        Self {
+            roots_poll_ms: 2_000,
+            duties: true,
+            accept_server_key: true,
+            slash_poll_ms: millis(d.slash_poll),
+            slash_backoff_ms: millis(d.slash_backoff),
+            violation_batch: d.violation_batch,
+            violation_interval_secs: d.violation_interval.as_secs(),
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl ChainConfig {
+    /// The duties' timing.
+    pub fn duties_config(&self) -> DutiesConfig {
+        DutiesConfig {
+            slash_poll: Duration::from_millis(self.slash_poll_ms.max(1)),
+            slash_backoff: Duration::from_millis(self.slash_backoff_ms.max(1)),
+            violation_batch: self.violation_batch.max(1),
+            violation_interval: Duration::from_secs(self.violation_interval_secs),
+            ..DutiesConfig::default()
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Reads and checks `path`; relative paths inside are resolved against its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|e| match e {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses config text; relative paths are resolved against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let mut config: Self = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: PathBuf::from("<config>"),
+            message: e.to_string(),
+        })?;
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut config.deployment);
+        resolve(&mut config.keys_dir);
+        if let Some(p) = config.indexer_state.as_mut() {
+            resolve(p);
+        }
+        if let Some(p) = config.provider.key_file.as_mut() {
+            resolve(p);
+        }
+        resolve(&mut config.server_keys.current.file);
+        if let Some(rest) = config.store.strip_prefix("sqlite:")
+            && !rest.starts_with("//")
+        {
+            let mut p = PathBuf::from(rest);
+            resolve(&mut p);
+            config.store = format!("sqlite://{}", p.display());
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let a = &self.admission;
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
+        if a.refund_granularity == 0 {
+            return invalid(
+                "admission.refund_granularity",
+                "must be at least 1 (1 refunds to the unit)",
+            );
+        }
+        if a.body_limit_bytes == 0 {
+            return invalid("admission.body_limit_bytes", "must be at least 1");
+        }
+        if a.verify_batch_max == 0 {
+            return invalid("admission.verify_batch_max", "must be at least 1");
+        }
+        if a.upstream_timeout_secs == 0 {
+            return invalid("admission.upstream_timeout_secs", "must be at least 1");
+        }
+        if self.provider.key_file.is_some() == self.provider.key_env.is_some() {
+            return invalid(
+                "provider",
+                "set exactly one of provider.key_file and provider.key_env",
+            );
+        }
+        let mut ids = vec![self.server_keys.current.id];
+        for k in &self.server_keys.accepted {
+            if ids.contains(&k.id) {
+                return Err(ConfigError::Invalid {
+                    key: "server_keys",
+                    message: format!("key id {} is used twice; give each key its own id", k.id),
+                });
+            }
+            ids.push(k.id);
+        }
+        Ok(())
+    }
+
+    /// The deployment, with the RPC URL override applied.
+    pub fn load_deployment(&self) -> Result<Deployment, ConfigError> {
+        let mut d = Deployment::load(&self.deployment).map_err(|e| ConfigError::Deployment {
+            path: self.deployment.clone(),
+            message: e.to_string(),
+        })?;
+        if let Some(url) = &self.rpc_url {
+            d.rpc_url = url.clone();
+        }
+        Ok(d)
+    }
+
+    /// The provider's Ethereum key.
+    pub fn provider_signer(&self) -> Result<PrivateKeySigner, ConfigError> {
+        let (what, text) = match (&self.provider.key_file, &self.provider.key_env) {
+            (Some(file), _) => (
+                file.display().to_string(),
+                std::fs::read_to_string(file).map_err(|source| ConfigError::Unreadable {
+                    path: file.clone(),
+                    source,
+                })?,
+            ),
+            (None, Some(var)) => (
+                format!("${var}"),
+                std::env::var(var).map_err(|_| ConfigError::Key {
+                    what: format!("${var}"),
+                    message: "the variable is not set".into(),
+                })?,
+            ),
+            (None, None) => {
+                return Err(ConfigError::Invalid {
+                    key: "provider",
+                    message: "set provider.key_file or provider.key_env".into(),
+                });
+            }
+        };
+        let bytes = decode_hex32(text.trim()).ok_or_else(|| ConfigError::Key {
+            what: what.clone(),
+            message: "expected a secp256k1 private key as 64 hex digits".into(),
+        })?;
+        PrivateKeySigner::from_slice(&bytes).map_err(|e| ConfigError::Key {
+            what,
+            message: e.to_string(),
+        })
+    }
+
+    /// The receipt keys.
+    pub fn server_keys(&self) -> Result<crate::keys::ServerKeys, ConfigError> {
+        let current = &self.server_keys.current;
+        let text =
+            std::fs::read_to_string(&current.file).map_err(|source| ConfigError::Unreadable {
+                path: current.file.clone(),
+                source,
+            })?;
+        let bytes = decode_hex32(text.trim()).ok_or_else(|| ConfigError::Key {
+            what: current.file.display().to_string(),
+            message: "expected a receipt (EdDSA) secret as 64 hex digits".into(),
+        })?;
+        let mut accepted = Vec::new();
+        for k in &self.server_keys.accepted {
+            let bytes = decode_hex32(&k.public_key).ok_or_else(|| ConfigError::Key {
+                what: format!("server_keys.accepted id {}", k.id),
+                message: "expected 0x + 64 hex digits (a compressed BabyJubJub point)".into(),
+            })?;
+            let key = PublicKey::from_bytes(&bytes).map_err(|e| ConfigError::Key {
+                what: format!("server_keys.accepted id {}", k.id),
+                message: e.to_string(),
+            })?;
+            accepted.push((k.id, key));
+        }
+        Ok(crate::keys::ServerKeys::new(
+            current.id,
+            PrivateKey::from_bytes(bytes),
+            accepted,
+        ))
+    }
+
+    /// The admission settings as the service takes them.
+    pub fn settings(&self) -> crate::service::Settings {
+        let a = &self.admission;
+        crate::service::Settings {
+            refund_granularity: a.refund_granularity,
+            body_limit: a.body_limit_bytes,
+            upstream_timeout: Duration::from_secs(a.upstream_timeout_secs),
+            verify_batch_max: a.verify_batch_max,
+            verify_batch_wait: Duration::from_micros(a.verify_batch_wait_us),
+            verify_threads: a.verify_threads,
+            realm: a.realm.clone(),
+            roots_poll: Duration::from_millis(self.chain.roots_poll_ms.max(10)),
+        }
+    }
+}
+
+/// 32 bytes from hex with or without `0x`.
+pub(crate) fn decode_hex32(text: &str) -> Option<[u8; 32]> {
+    let text = text.strip_prefix("0x").unwrap_or(text);
+    hex::decode(text).ok()?.try_into().ok()
+}
+
+/// A commented example configuration (`zkcredits gateway init-config`).
+pub const EXAMPLE: &str = r#"# zkcredits gateway configuration. Relative paths are relative to this file.
+
+# Where the gateway listens.
+listen = "127.0.0.1:8080"
+# The pool's deployment file (written by `zkcredits devnet` or a deploy).
+deployment = "devnet.json"
+# Optional: read the chain through another JSON-RPC URL than the deployment's.
+# rpc_url = "http://127.0.0.1:8545"
+# The request verifying key (`zkcredits setup` writes it).
+keys_dir = "keys"
+# Spent tickets and issued receipts: an SQLite file, or PostgreSQL shared by replicas.
+store = "sqlite:gateway.db"
+# store = "postgres://postgres@127.0.0.1:5432/zkcredits?schema=gateway"
+# Optional: keep the indexed note tree across restarts.
+# indexer_state = "gateway-tree.bin"
+
+[provider]
+# The provider's Ethereum key (hex): signs close clearances, violations and slashes.
+key_file = "provider.key"
+# key_env = "ZKCREDITS_PROVIDER_KEY"
+
+[server_keys]
+# The receipt-signing key (32 bytes hex) and the id credentials name it by.
+current = { id = 1, file = "receipt-1.key" }
+# After a rotation, the older keys whose receipts clients still hold:
+# accepted = [{ id = 0, public_key = "0x..." }]
+
+[admission]
+refund_granularity = 1          # refunds rounded down to a multiple of this
+body_limit_bytes = 1048576
+upstream_timeout_secs = 120
+verify_batch_max = 32           # proofs checked in one multi-pairing
+verify_batch_wait_us = 0        # wait to fill a batch (0: take what is queued)
+verify_threads = 0              # 0: one per core
+realm = "zkcredits"
+
+[chain]
+roots_poll_ms = 2000            # refresh of the accepted roots
+duties = true                   # slash double spenders, log violations
+accept_server_key = true        # make the pool accept the current receipt key
+slash_poll_ms = 2000
+slash_backoff_ms = 5000
+violation_batch = 64
+violation_interval_secs = 10
+
+# A flat price per request in front of any HTTP API (repeat for more routes).
+[[flat]]
+prefix = "/api"                 # requests under this path are paid and forwarded
+base_url = "http://127.0.0.1:9000"
+price = 10                      # credit units per request, at most C_max
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_parses_and_resolves_paths() {
+        let c = GatewayConfig::parse(EXAMPLE, Path::new("/etc/zk")).expect("example");
+        assert_eq!(c.deployment, PathBuf::from("/etc/zk/devnet.json"));
+        assert_eq!(c.store, "sqlite:///etc/zk/gateway.db");
+        assert_eq!(c.flat.len(), 1);
+        assert_eq!(c.admission.refund_granularity, 1);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let text = EXAMPLE.replace("realm = ", "realmm = ");
+        let e = GatewayConfig::parse(&text, Path::new(".")).expect_err("typo");
+        assert_eq!(e.code(), "config_syntax");
+        assert!(e.to_string().contains("realmm"), "{e}");
+    }
+
+    #[test]
+    fn a_zero_granularity_and_two_key_sources_are_refused() {
+        let text = EXAMPLE.replace("refund_granularity = 1", "refund_granularity = 0");
+        let e = GatewayConfig::parse(&text, Path::new(".")).expect_err("zero");
+        assert_eq!(e.code(), "config_invalid");
+        let text = EXAMPLE.replace("# key_env", "key_env");
+        let e = GatewayConfig::parse(&text, Path::new(".")).expect_err("two sources");
+        assert!(e.to_string().contains("exactly one"), "{e}");
+    }
+}

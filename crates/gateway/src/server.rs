@@ -1,0 +1,396 @@
+//! Starting and stopping the gateway: [`serve`] for the binary (from a
+//! [`GatewayConfig`]), [`GatewayBuilder`] for tests and benchmarks (no config file).
+//!
+//! Startup: prepare the verifying key, sync the note tree once, connect the provider's
+//! pool client, start the duties (slasher, violation logger) and make sure the pool
+//! accepts the current receipt key, then listen. Shutdown (the token is cancelled): stop
+//! accepting, let requests in flight finish, then wait for every background task.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ark_bn254::Bn254;
+use ark_groth16::VerifyingKey;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
+use zkcredits_chain::{Deployment, IndexerConfig, PoolClient};
+use zkcredits_circuits::verifier::Verifier;
+use zkcredits_protocol::Fr;
+use zkcredits_protocol::eddsa::PublicKey;
+
+use crate::config::{ConfigError, GatewayConfig};
+use crate::duties::{DutiesConfig, TxLock, spawn_duties_with_lock};
+use crate::keys::ServerKeys;
+use crate::policy::Policy;
+use crate::service::{self, AppState, BatchVerifier, RootsWindow, Route, Settings};
+use crate::store::{Store, StoreError};
+use crate::upstream::Upstream;
+
+/// Why the gateway could not start or stopped with an error. [`GatewayError::code`] is
+/// stable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    /// The verifying key could not be loaded.
+    #[error("cannot load the verifying key: {0}; run `zkcredits setup` or fix keys_dir")]
+    Keys(String),
+    /// The chain could not be read at startup.
+    #[error("cannot read the pool's chain: {0}; check the deployment's rpc_url")]
+    Chain(String),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+impl GatewayError {
+    /// The stable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::Config(e) => e.code(),
+            GatewayError::Store(_) => "store_unavailable",
+            GatewayError::Keys(_) => "verifying_key_unavailable",
+            GatewayError::Chain(_) => "chain_unavailable",
+            GatewayError::Bind { .. } => "listen_failed",
+            GatewayError::Serve(_) => "serve_failed",
+        }
+    }
+}
+
+/// Where the accepted roots come from.
+#[derive(Clone, Debug)]
+pub enum RootsSource {
+    /// The pool's events, through the deployment's RPC URL (the real thing).
+    Chain(IndexerConfig),
+    /// A fixed set (benchmarks of admission alone, tests without a chain).
+    Fixed(Vec<Fr>),
+}
+
+/// Builds a gateway without a config file.
+pub struct GatewayBuilder {
+    deployment: Deployment,
+    verifying_key: VerifyingKey<Bn254>,
+    keys: ServerKeys,
+    store: Arc<dyn Store>,
+    routes: Vec<Route>,
+    policy: Option<Arc<dyn Policy>>,
+    settings: Settings,
+    roots: RootsSource,
+    provider_signer: Option<PrivateKeySigner>,
+    duties: Option<DutiesConfig>,
+    accept_server_key: bool,
+}
+
+impl GatewayBuilder {
+    /// A gateway for `deployment` checking proofs with `verifying_key`, signing with
+    /// `keys`, recording tickets in `store`. Defaults: roots from the chain, no routes,
+    /// no policy, no provider key (no duties, no clearances).
+    pub fn new(
+        deployment: Deployment,
+        verifying_key: VerifyingKey<Bn254>,
+        keys: ServerKeys,
+        store: Arc<dyn Store>,
+    ) -> Self {
+        Self {
+            deployment,
+            verifying_key,
+            keys,
+            store,
+            routes: Vec::new(),
+            policy: None,
+            settings: Settings::default(),
+            roots: RootsSource::Chain(IndexerConfig::default()),
+            provider_signer: None,
+            duties: None,
+            accept_server_key: false,
+        }
+    }
+
+    /// Serves `upstream` under `prefix`.
+    pub fn route(mut self, prefix: impl Into<String>, upstream: Arc<dyn Upstream>) -> Self {
+        self.routes.push(Route {
+            prefix: prefix.into(),
+            upstream,
+        });
+        self
+    }
+
+    /// Checks every admitted request with `policy`.
+    pub fn policy(mut self, policy: Arc<dyn Policy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Admission settings.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Where accepted roots come from.
+    pub fn roots(mut self, roots: RootsSource) -> Self {
+        self.roots = roots;
+        self
+    }
+
+    /// The provider's key: enables close clearances.
+    pub fn provider_signer(mut self, signer: PrivateKeySigner) -> Self {
+        self.provider_signer = Some(signer);
+        self
+    }
+
+    /// Runs the duties (needs the provider key).
+    pub fn duties(mut self, config: DutiesConfig) -> Self {
+        self.duties = Some(config);
+        self
+    }
+
+    /// Makes sure the pool accepts the current receipt key (needs the provider key).
+    pub fn accept_server_key(mut self, yes: bool) -> Self {
+        self.accept_server_key = yes;
+        self
+    }
+
+    /// Starts serving on `listener` until `shutdown` is cancelled.
+    pub async fn start(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<RunningGateway, GatewayError> {
+        let addr = listener.local_addr().map_err(GatewayError::Serve)?;
+        let vk = self.verifying_key;
+        let (verifier, vk_hash) = tokio::task::spawn_blocking(move || {
+            (
+                Verifier::new(&vk),
+                zkcredits_circuits::keys::verifying_key_hash(&vk),
+            )
+        })
+        .await
+        .map_err(|e| GatewayError::Keys(e.to_string()))?;
+        let s = &self.settings;
+        let batch = BatchVerifier::start(
+            Arc::new(verifier),
+            s.verify_threads,
+            s.verify_batch_max,
+            s.verify_batch_wait,
+        );
+
+        let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+        let roots = match self.roots {
+            RootsSource::Fixed(roots) => RootsWindow::fixed(roots),
+            RootsSource::Chain(config) => {
+                let indexer = zkcredits_chain::Indexer::connect(&self.deployment, config)
+                    .map_err(|e| GatewayError::Chain(e.to_string()))?;
+                let (window, task) = service::roots::start_poller(
+                    indexer,
+                    self.settings.roots_poll,
+                    shutdown.clone(),
+                )
+                .await
+                .map_err(|e| GatewayError::Chain(e.to_string()))?;
+                tasks.push(task);
+                window
+            }
+        };
+
+        if let Some(signer) = &self.provider_signer
+            && (self.duties.is_some() || self.accept_server_key)
+        {
+            let pool = PoolClient::connect(&self.deployment, signer.clone())
+                .await
+                .map_err(|e| GatewayError::Chain(e.to_string()))?;
+            match pool.provider_address().await {
+                Ok(p) if p != signer.address() => tracing::warn!(
+                    provider = %p,
+                    key = %signer.address(),
+                    "the provider key is not the pool's provider: clearances and violations will be refused on chain"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the pool's provider"),
+            }
+            let lock = TxLock::default();
+            if self.accept_server_key {
+                tasks.push(tokio::spawn(ensure_key_accepted(
+                    pool.clone(),
+                    self.keys.current_public(),
+                    Arc::clone(&lock),
+                    shutdown.clone(),
+                )));
+            }
+            if let Some(config) = self.duties {
+                tasks.push(spawn_duties_with_lock(
+                    Arc::clone(&self.store),
+                    pool,
+                    config,
+                    shutdown.clone(),
+                    lock,
+                ));
+            }
+        }
+
+        let state = AppState::new(
+            &self.deployment,
+            self.keys,
+            vk_hash,
+            batch,
+            self.store,
+            roots,
+            self.routes,
+            self.policy,
+            self.provider_signer,
+            self.settings,
+        );
+        let app = service::router(Arc::new(state));
+        tracing::info!(%addr, "gateway listening");
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .await;
+            // Whatever ended the server ends the background tasks too.
+            shutdown.cancel();
+            for t in tasks {
+                if let Err(e) = t.await {
+                    tracing::error!(error = %e, "a background task panicked");
+                }
+            }
+            tracing::info!("gateway stopped");
+            served.map_err(GatewayError::Serve)
+        });
+        Ok(RunningGateway { addr, task })
+    }
+}
+
+/// A started gateway.
+#[derive(Debug)]
+pub struct RunningGateway {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    task: JoinHandle<Result<(), GatewayError>>,
+}
+
+impl RunningGateway {
+    /// Waits until the gateway has stopped (after its shutdown token is cancelled) and
+    /// every background task with it.
+    pub async fn wait(self) -> Result<(), GatewayError> {
+        self.task
+            .await
+            .map_err(|e| GatewayError::Serve(std::io::Error::other(e.to_string())))?
+    }
+}
+
+/// Makes the pool accept `key` for closes, retrying until done or shut down.
+async fn ensure_key_accepted(
+    pool: PoolClient,
+    key: PublicKey,
+    lock: TxLock,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let done = match pool.server_key_accepted(key).await {
+            Ok(true) => true,
+            Ok(false) => {
+                let _sending = lock.lock().await;
+                match pool.accept_server_key(key).await {
+                    Ok(tx) => {
+                        tracing::info!(tx = %tx.hash, "the pool now accepts the current receipt key");
+                        true
+                    }
+                    Err(e)
+                        if matches!(
+                            e.contract_error(),
+                            Some(zkcredits_chain::ContractError::NotProvider)
+                        ) =>
+                    {
+                        tracing::error!(
+                            "the provider key is not the pool's provider: the pool cannot be made \
+                             to accept the receipt key, so closes cannot name it; fix \
+                             [provider] in the config"
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "acceptServerKey failed; will retry");
+                        false
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot ask the pool about the receipt key; will retry");
+                false
+            }
+        };
+        if done {
+            return;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(300));
+    }
+}
+
+/// Runs the gateway described by `config` until `shutdown` is cancelled.
+pub async fn serve(config: GatewayConfig, shutdown: CancellationToken) -> Result<(), GatewayError> {
+    start(config, shutdown).await?.wait().await
+}
+
+/// Starts the gateway described by `config`; the returned handle says where it listens.
+pub async fn start(
+    config: GatewayConfig,
+    shutdown: CancellationToken,
+) -> Result<RunningGateway, GatewayError> {
+    let deployment = config.load_deployment()?;
+    let keys_dir = config.keys_dir.clone();
+    let vk = tokio::task::spawn_blocking(move || {
+        zkcredits_circuits::keys::load_verifying_key(&keys_dir)
+    })
+    .await
+    .map_err(|e| GatewayError::Keys(e.to_string()))?
+    .map_err(|e| GatewayError::Keys(e.to_string()))?;
+    let keys = config.server_keys()?;
+    let signer = config.provider_signer()?;
+    let routes = crate::routes::build_routes(&config, deployment.constants.c_max)?;
+    let policy = crate::routes::build_policy(&config)?;
+    let store = crate::store::open_from_url(&config.store).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| GatewayError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let mut builder = GatewayBuilder::new(deployment, vk, keys, store)
+        .settings(config.settings())
+        .roots(RootsSource::Chain(IndexerConfig {
+            state_path: config.indexer_state.clone(),
+            ..IndexerConfig::default()
+        }))
+        .provider_signer(signer)
+        .accept_server_key(config.chain.accept_server_key);
+    if config.chain.duties {
+        builder = builder.duties(config.chain.duties_config());
+    }
+    if let Some(policy) = policy {
+        builder = builder.policy(policy);
+    }
+    for (prefix, upstream) in routes {
+        builder = builder.route(prefix, upstream);
+    }
+    builder.start(listener, shutdown).await
+}

@@ -1,0 +1,607 @@
+//! The admission pipeline of a paid request, in the order of `docs/PROTOCOL.md §4`:
+//!
+//! ```text
+//! route, credential present (402), decoded (400), body within limit (413)
+//!   -> Parsed     root recent (409 stale_root), key id known (400), adapter accepts
+//!   -> Verified   proof checked against inputs the gateway computed (401)
+//!   -> Admitted   (N, x, y) durably stored: fresh, else replay / double spend (409)
+//!   -> policy (403 + penalty) -> upstream -> refund -> receipt stored, then answered
+//! ```
+//!
+//! Each step is a type holding only what it earned, consumed by the next. From
+//! `Admitted` on the ticket is spent, so every answer carries a receipt, stored first.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use zkcredits_circuits::prover::from_points;
+use zkcredits_circuits::request::RequestPublicInputs;
+use zkcredits_protocol::rln::{self, Share};
+use zkcredits_protocol::wire::{Credential, WireFormat};
+use zkcredits_protocol::{Fr, field};
+
+use super::{AppState, Route};
+use crate::api_error::{ApiError, Code, RECEIPT_HEADER};
+use crate::policy::Verdict;
+use crate::store::{Admission, FieldBytes, StoredShare};
+use crate::telemetry;
+use crate::upstream::{PaidRequest, UpstreamError, UpstreamReply};
+
+/// The `Authorization` scheme of a credential.
+pub const AUTH_SCHEME: &str = "ZkCredit";
+
+/// The `x` recorded for a ticket spent by a cooperative close (see
+/// `endpoints::close_clearance`): 32 bytes of 0xff, never a request binding (those are
+/// below 2^248) nor a field element, so it cannot collide with a real share.
+pub(crate) const CLEARANCE_X: FieldBytes = [0xff; 32];
+
+/// A decoded credential on a known route, with the body read.
+struct Parsed {
+    credential: Credential,
+    request: PaidRequest,
+    route: Route,
+}
+
+/// A credential whose proof verified for this request's `x`.
+struct Verified {
+    credential: Credential,
+    request: PaidRequest,
+    route: Route,
+    x: Fr,
+}
+
+/// A ticket durably recorded as spent on this request: from here on, the answer
+/// carries a receipt.
+struct Admitted {
+    nullifier: Fr,
+    next_commitment: Fr,
+    request: PaidRequest,
+    route: Route,
+}
+
+/// The fallback handler: every path that is not a gateway endpoint.
+pub(crate) async fn handler(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let start = Instant::now();
+    let response = match serve(&state, request, start).await {
+        Ok(r) => r,
+        Err(e) => {
+            metrics::counter!(telemetry::REJECTED, "code" => e.code).increment(1);
+            e.into_response()
+        }
+    };
+    metrics::histogram!(telemetry::REQUEST_SECONDS).record(start.elapsed().as_secs_f64());
+    response
+}
+
+async fn serve(state: &AppState, request: Request, start: Instant) -> Result<Response, ApiError> {
+    let parsed = parse(state, request).await?;
+    let verified = verify(state, parsed).await?;
+    let admitted = admit(state, verified).await?;
+    metrics::counter!(telemetry::ADMITTED).increment(1);
+    metrics::histogram!(telemetry::ADMISSION_SECONDS).record(start.elapsed().as_secs_f64());
+    settle(state, admitted).await
+}
+
+fn payment_required(state: &AppState, message: &str) -> ApiError {
+    let mut e = ApiError::new(Code::PaymentRequired, message);
+    e.www_authenticate = Some(format!(
+        "{AUTH_SCHEME} realm=\"{}\", pool=\"{}\", c_max=\"{}\"",
+        state.settings.realm, state.pool, state.limits.c_max
+    ));
+    e
+}
+
+/// Route, credential, body, root, key id, adapter check.
+async fn parse(state: &AppState, request: Request) -> Result<Parsed, ApiError> {
+    let path = request.uri().path().to_owned();
+    let route = state.route(&path).cloned().ok_or_else(|| {
+        ApiError::new(
+            Code::UnknownRoute,
+            format!(
+                "no paid route serves {path}; GET /.well-known/zkcredits lists the routes and prices"
+            ),
+        )
+    })?;
+    let (parts, body) = request.into_parts();
+    let text = match parts.headers.get(header::AUTHORIZATION) {
+        None => {
+            return Err(payment_required(
+                state,
+                "this route is paid: send `Authorization: ZkCredit <credential>` (the zkcredits \
+                 client or proxy makes one)",
+            ));
+        }
+        Some(value) => {
+            let value = value.to_str().unwrap_or("");
+            match value.split_once(' ') {
+                Some((scheme, rest)) if scheme.eq_ignore_ascii_case(AUTH_SCHEME) => {
+                    rest.trim().to_owned()
+                }
+                _ => {
+                    return Err(payment_required(
+                        state,
+                        "the Authorization header is not a ZkCredit credential; send \
+                         `Authorization: ZkCredit <credential>`",
+                    ));
+                }
+            }
+        }
+    };
+    let credential = Credential::from_base64url(&text).map_err(|e| {
+        ApiError::new(
+            Code::MalformedCredential,
+            format!("the credential does not decode ({e}); update the client"),
+        )
+    })?;
+
+    let limit = state.settings.body_limit;
+    let too_large = || {
+        ApiError::new(
+            Code::BodyTooLarge,
+            format!("the request body exceeds {limit} bytes; send a smaller request"),
+        )
+    };
+    if let Some(len) = parts.headers.get(header::CONTENT_LENGTH)
+        && len
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .is_some_and(|n| n > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let limited = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if limited {
+            too_large()
+        } else {
+            ApiError::new(
+                Code::InvalidBody,
+                format!("the request body could not be read ({e}); send it again"),
+            )
+        }
+    })?;
+
+    if !state.roots.accepts(&credential.root).await {
+        return Err(ApiError::new(
+            Code::StaleRoot,
+            "the credential's root is not among the pool's recent roots; resync the note tree \
+             and prove again (same ticket)",
+        ));
+    }
+    if state.keys.by_id(credential.key_id).is_none() {
+        return Err(ApiError::new(
+            Code::UnknownServerKey,
+            format!(
+                "server key id {} is not accepted by this gateway; fetch \
+                 /.well-known/zkcredits (a note whose last receipt used a retired key must be \
+                 closed)",
+                credential.key_id
+            ),
+        ));
+    }
+
+    let mut headers = parts.headers;
+    strip_request_headers(&mut headers);
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or(path, |p| p.as_str().to_owned());
+    let request = PaidRequest {
+        method: parts.method,
+        path_and_query,
+        headers,
+        body,
+        c_max: state.limits.c_max,
+    };
+    route
+        .upstream
+        .prepare(&request)
+        .map_err(|e| ApiError::other(e.status, e.code, e.message))?;
+    Ok(Parsed {
+        credential,
+        request,
+        route,
+    })
+}
+
+/// The `Authorization` header and hop-by-hop headers never reach an upstream.
+fn strip_request_headers(headers: &mut HeaderMap) {
+    for name in [
+        header::AUTHORIZATION,
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+        header::HOST,
+        header::CONTENT_LENGTH,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+}
+
+/// Checks the proof with the public inputs the gateway computes itself.
+async fn verify(state: &AppState, parsed: Parsed) -> Result<Verified, ApiError> {
+    let Parsed {
+        credential,
+        request,
+        route,
+    } = parsed;
+    let x = zkcredits_protocol::request::request_x(
+        request.method.as_str(),
+        &request.path_and_query,
+        &request.body,
+    );
+    let server_key = state
+        .keys
+        .by_id(credential.key_id)
+        .ok_or_else(|| ApiError::new(Code::UnknownServerKey, "server key id not accepted"))?;
+    let public = RequestPublicInputs {
+        root: credential.root,
+        x,
+        y: credential.y,
+        nullifier: credential.nullifier,
+        next_commitment: credential.next_commitment,
+        c_max: state.limits.c_max,
+        p_max: state.limits.p_max,
+        server_key: server_key.point(),
+    };
+    let ok = state
+        .verifier
+        .verify(from_points(&credential.proof), public.to_field_elements())
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                Code::Unavailable,
+                format!("proof verification is unavailable ({e}); retry shortly with the same credential"),
+            )
+        })?;
+    if !ok {
+        return Err(ApiError::new(
+            Code::InvalidProof,
+            "the proof does not verify for this request, the deployment's C_max and P_max and \
+             the named server key; check the client against /.well-known/zkcredits",
+        ));
+    }
+    Ok(Verified {
+        credential,
+        request,
+        route,
+        x,
+    })
+}
+
+/// Records the ticket as spent, or says why it cannot be.
+async fn admit(state: &AppState, verified: Verified) -> Result<Admitted, ApiError> {
+    let Verified {
+        credential,
+        request,
+        route,
+        x,
+    } = verified;
+    let n = field::to_be_bytes(&credential.nullifier);
+    let share = StoredShare {
+        x: field::to_be_bytes(&x),
+        y: field::to_be_bytes(&credential.y),
+    };
+    let admission = state.store.admit(n, share).await.map_err(|e| {
+        tracing::error!(error = %e, "nullifier store failed");
+        ApiError::new(
+            Code::StoreUnavailable,
+            "the gateway cannot record tickets right now; nothing was charged, retry with the \
+             same credential",
+        )
+    })?;
+    match admission {
+        Admission::Fresh => Ok(Admitted {
+            nullifier: credential.nullifier,
+            next_commitment: credential.next_commitment,
+            request,
+            route,
+        }),
+        Admission::Replay { receipt } => {
+            let e = ApiError::new(
+                Code::Replay,
+                "this ticket was already used for this exact request; the receipt it got is \
+                 attached when issued (else fetch it from /zkcredit/receipts/{N}); continue \
+                 with the note's next ticket",
+            );
+            Err(match receipt.map(|r| encode_stored(&r)) {
+                Some(Some(b64)) => e.with_receipt(b64),
+                _ => e,
+            })
+        }
+        Admission::DoubleSpend { first } => {
+            if first.x == CLEARANCE_X {
+                return Err(ApiError::new(
+                    Code::DoubleSpend,
+                    "this ticket was spent by a cooperative close of its note; the note is closed",
+                ));
+            }
+            punish(
+                state,
+                credential.nullifier,
+                first,
+                Share { x, y: credential.y },
+            )
+            .await;
+            Err(ApiError::new(
+                Code::DoubleSpend,
+                "this ticket was already used for another request: the note's key is recovered \
+                 and the note will be slashed",
+            ))
+        }
+    }
+}
+
+/// Recovers `k` from two shares of one ticket and queues `slash(k)`.
+async fn punish(state: &AppState, nullifier: Fr, first: StoredShare, second: Share) {
+    let (Some(x1), Some(y1)) = (
+        field::from_be_bytes_canonical(&first.x),
+        field::from_be_bytes_canonical(&first.y),
+    ) else {
+        tracing::error!("the stored share of a double-spent ticket is not in the field");
+        return;
+    };
+    let recovered = match rln::recover(Share { x: x1, y: y1 }, second) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot recover the key of a double spend");
+            return;
+        }
+    };
+    // Both proofs verified, so the shares lie on the ticket's line; the check guards
+    // against a store holding something else under this nullifier.
+    if rln::nullifier(recovered.slope) != nullifier {
+        tracing::error!("recovered slope does not match the nullifier; not slashing");
+        return;
+    }
+    // Whether H(ID, k) is a deposit is checked by the slasher against the chain, which
+    // knows every note's (D, E); the tree alone only holds H(LEAF, ID, D, E).
+    match state
+        .store
+        .enqueue_slash(field::to_be_bytes(&recovered.k))
+        .await
+    {
+        Ok(()) => {
+            metrics::counter!("zkcredits_double_spends_total").increment(1);
+            tracing::warn!("double spend: note key recovered, slash queued");
+        }
+        Err(e) => tracing::error!(error = %e, "cannot queue a slash; the key is lost"),
+    }
+}
+
+fn encode_stored(bytes: &[u8]) -> Option<String> {
+    zkcredits_protocol::state::Receipt::decode(bytes)
+        .ok()
+        .map(|r| r.to_base64url())
+}
+
+/// Signs `(T_next, r, p)`, stores the receipt under `N` and returns its text.
+pub(crate) async fn issue_receipt(
+    state: &AppState,
+    nullifier: Fr,
+    next_commitment: Fr,
+    refund: u64,
+    penalty: u64,
+) -> Result<String, (String, ApiError)> {
+    let receipt = state.keys.sign_receipt(next_commitment, refund, penalty);
+    let text = receipt.to_base64url();
+    match state
+        .store
+        .put_receipt(field::to_be_bytes(&nullifier), &receipt.encode())
+        .await
+    {
+        Ok(()) => Ok(text),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store a receipt");
+            let err = ApiError::new(
+                Code::StoreUnavailable,
+                "the gateway could not store this request's receipt; it is attached: keep it, \
+                 it cannot be fetched again",
+            )
+            .with_receipt(text.clone());
+            Err((text, err))
+        }
+    }
+}
+
+/// `r = C_max - c`, rounded down to the granularity.
+pub(crate) fn refund(c_max: u64, cost: u64, granularity: u64) -> u64 {
+    let raw = c_max - cost.min(c_max);
+    raw - raw % granularity.max(1)
+}
+
+/// Policy, upstream, refund, receipt.
+async fn settle(state: &AppState, admitted: Admitted) -> Result<Response, ApiError> {
+    let Admitted {
+        nullifier,
+        next_commitment,
+        request,
+        route,
+    } = admitted;
+    let c_max = state.limits.c_max;
+    let receipt =
+        |refund, penalty| issue_receipt(state, nullifier, next_commitment, refund, penalty);
+
+    if let Some(policy) = &state.policy {
+        match policy.check(&request).await {
+            Ok(Verdict::Allow) => {}
+            Ok(Verdict::Violation {
+                penalty,
+                rule,
+                evidence_hash,
+            }) => {
+                let p = penalty.min(state.limits.p_max);
+                if let Err(e) = state
+                    .store
+                    .record_violation(field::to_be_bytes(&nullifier), evidence_hash, p)
+                    .await
+                {
+                    tracing::error!(error = %e, "cannot record a violation");
+                }
+                let text = receipt(0, p).await.map_err(|(_, e)| e)?;
+                return Err(ApiError::new(
+                    Code::PolicyViolation,
+                    format!(
+                        "the request violates the provider's policy (rule {rule}); it was charged \
+                         in full with a penalty of {p} credit units (see the receipt)"
+                    ),
+                )
+                .with_receipt(text));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "policy check failed");
+                let text = receipt(c_max, 0).await.map_err(|(_, e)| e)?;
+                return Err(ApiError::new(
+                    Code::PolicyUnavailable,
+                    "the provider's policy check is unavailable; the request was refunded in \
+                     full (see the receipt), retry later with the note's next ticket",
+                )
+                .with_receipt(text));
+            }
+        }
+    }
+
+    let timeout = state.settings.upstream_timeout;
+    let forwarded = match tokio::time::timeout(timeout, route.upstream.forward(request)).await {
+        Ok(r) => r,
+        Err(_) => Err(UpstreamError::Timeout(timeout)),
+    };
+    match forwarded {
+        Ok(UpstreamReply::Complete {
+            status,
+            headers,
+            body,
+            cost,
+        }) => {
+            let r = refund(c_max, cost, state.settings.refund_granularity);
+            let text = receipt(r, 0).await.map_err(|(_, e)| e)?;
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = status;
+            copy_response_headers(&headers, response.headers_mut());
+            insert_receipt(response.headers_mut(), &text);
+            Ok(response)
+        }
+        Ok(UpstreamReply::Stream {
+            status,
+            headers,
+            events,
+            cost,
+        }) => Ok(stream_response(
+            state,
+            nullifier,
+            next_commitment,
+            status,
+            &headers,
+            events,
+            cost,
+        )),
+        Err(e) => {
+            let code = match e {
+                UpstreamError::Timeout(_) => Code::UpstreamTimeout,
+                _ => Code::UpstreamFailed,
+            };
+            tracing::warn!(error = %e, "upstream failed");
+            let text = receipt(c_max, 0).await.map_err(|(_, e)| e)?;
+            Err(ApiError::new(
+                code,
+                format!(
+                    "the upstream failed ({e}); the request was refunded in full (see the \
+                     receipt), retry with the note's next ticket"
+                ),
+            )
+            .with_receipt(text))
+        }
+    }
+}
+
+fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for (name, value) in from {
+        if !matches!(
+            name.as_str(),
+            "connection" | "keep-alive" | "transfer-encoding" | "content-length" | "upgrade"
+        ) {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}
+
+fn insert_receipt(headers: &mut HeaderMap, text: &str) {
+    if let Ok(v) = HeaderValue::from_str(text) {
+        headers.insert(RECEIPT_HEADER, v);
+    }
+}
+
+/// Relays an SSE stream and appends the receipt event. The relay runs in its own task, so
+/// the receipt is signed and stored even when the client goes away mid-stream.
+fn stream_response(
+    state: &AppState,
+    nullifier: Fr,
+    next_commitment: Fr,
+    status: StatusCode,
+    headers: &HeaderMap,
+    mut events: crate::upstream::EventStream,
+    cost: tokio::sync::oneshot::Receiver<u64>,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    let store = Arc::clone(&state.store);
+    let keys = state.keys.clone();
+    let c_max = state.limits.c_max;
+    let granularity = state.settings.refund_granularity;
+    tokio::spawn(async move {
+        let mut client_gone = false;
+        while let Some(chunk) = events.next().await {
+            if !client_gone && tx.send(chunk).await.is_err() {
+                // Keep draining: the adapter meters what the upstream delivered.
+                client_gone = true;
+            }
+        }
+        // A dropped sender means the adapter could not meter: charge nothing.
+        let spent = cost.await.unwrap_or(0);
+        let receipt = keys.sign_receipt(next_commitment, refund(c_max, spent, granularity), 0);
+        if let Err(e) = store
+            .put_receipt(field::to_be_bytes(&nullifier), &receipt.encode())
+            .await
+        {
+            tracing::error!(error = %e, "cannot store a streamed request's receipt");
+        }
+        let tail = format!(
+            "event: zkcredit-receipt\ndata: {}\n\ndata: [DONE]\n\n",
+            receipt.to_base64url()
+        );
+        let _ = tx.send(Bytes::from(tail)).await;
+    });
+    let body = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>);
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = status;
+    copy_response_headers(headers, response.headers_mut());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refund;
+
+    #[test]
+    fn refunds_round_down_to_the_granularity() {
+        assert_eq!(refund(1000, 0, 1), 1000);
+        assert_eq!(refund(1000, 1, 1), 999);
+        assert_eq!(refund(1000, 1, 10), 990);
+        assert_eq!(refund(1000, 999, 10), 0);
+        assert_eq!(refund(1000, 5000, 10), 0);
+        assert_eq!(refund(1000, 0, 7), 994);
+    }
+}

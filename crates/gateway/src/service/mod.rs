@@ -1,0 +1,162 @@
+//! The HTTP service: the admission pipeline on every paid route and the gateway's own
+//! endpoints.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /.well-known/zkcredits` | discovery document ([`Discovery`]) |
+//! | `GET /zkcredit/receipts/{N}` | the receipt issued for ticket `N` |
+//! | `POST /zkcredit/close-clearance` | a cooperative close's clearance |
+//! | `GET /metrics`, `GET /healthz` | Prometheus text, liveness |
+//! | anything under a route prefix | a paid request ([`admission`]) |
+
+pub mod admission;
+pub mod discovery;
+mod endpoints;
+pub mod roots;
+mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
+use zkcredits_chain::{Deployment, PoolConstants};
+use zkcredits_protocol::state::Limits;
+
+pub use discovery::{Discovery, DiscoveryKey};
+pub use roots::RootsWindow;
+pub(crate) use verify::BatchVerifier;
+
+use crate::keys::ServerKeys;
+use crate::policy::Policy;
+use crate::store::Store;
+use crate::upstream::Upstream;
+
+/// Admission settings that do not come from the deployment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Refunds are rounded down to a multiple of this (>= 1).
+    pub refund_granularity: u64,
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+    /// Longest wait for an upstream's complete answer.
+    pub upstream_timeout: Duration,
+    /// Most proofs per verification batch.
+    pub verify_batch_max: usize,
+    /// How long a verifier thread waits to fill a batch.
+    pub verify_batch_wait: Duration,
+    /// Verifier threads (0: one per core).
+    pub verify_threads: usize,
+    /// The realm in `WWW-Authenticate`.
+    pub realm: String,
+    /// How often the roots window is refreshed.
+    pub roots_poll: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            refund_granularity: 1,
+            body_limit: 1 << 20,
+            upstream_timeout: Duration::from_secs(120),
+            verify_batch_max: 32,
+            verify_batch_wait: Duration::ZERO,
+            verify_threads: 0,
+            realm: "zkcredits".into(),
+            roots_poll: Duration::from_secs(2),
+        }
+    }
+}
+
+/// One paid route: requests whose path is `prefix` or under `prefix/`.
+#[derive(Clone)]
+pub(crate) struct Route {
+    pub(crate) prefix: String,
+    pub(crate) upstream: Arc<dyn Upstream>,
+}
+
+/// Everything a request handler reads.
+pub(crate) struct AppState {
+    pub(crate) chain_id: u64,
+    pub(crate) pool: zkcredits_chain::alloy::primitives::Address,
+    pub(crate) token: zkcredits_chain::alloy::primitives::Address,
+    pub(crate) constants: PoolConstants,
+    pub(crate) limits: Limits,
+    pub(crate) keys: ServerKeys,
+    pub(crate) vk_hash: [u8; 32],
+    pub(crate) verifier: BatchVerifier,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) roots: Arc<RootsWindow>,
+    /// Longest prefix first, so the most specific route wins.
+    pub(crate) routes: Vec<Route>,
+    pub(crate) policy: Option<Arc<dyn Policy>>,
+    pub(crate) provider_signer: Option<PrivateKeySigner>,
+    pub(crate) settings: Settings,
+    pub(crate) metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+impl AppState {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        deployment: &Deployment,
+        keys: ServerKeys,
+        vk_hash: [u8; 32],
+        verifier: BatchVerifier,
+        store: Arc<dyn Store>,
+        roots: Arc<RootsWindow>,
+        mut routes: Vec<Route>,
+        policy: Option<Arc<dyn Policy>>,
+        provider_signer: Option<PrivateKeySigner>,
+        settings: Settings,
+    ) -> Self {
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        Self {
+            chain_id: deployment.chain_id,
+            pool: deployment.pool,
+            token: deployment.token,
+            constants: deployment.constants.clone(),
+            limits: Limits {
+                c_max: deployment.constants.c_max,
+                p_max: deployment.constants.p_max,
+            },
+            keys,
+            vk_hash,
+            verifier,
+            store,
+            roots,
+            routes,
+            policy,
+            provider_signer,
+            settings,
+            metrics: crate::telemetry::handle(),
+        }
+    }
+
+    /// The route serving `path`, if any.
+    pub(crate) fn route(&self, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| {
+            let p = r.prefix.trim_end_matches('/');
+            p.is_empty()
+                || path == p
+                || path
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+}
+
+/// The router the binary serves and the tests call.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/.well-known/zkcredits", get(discovery::handler))
+        .route("/zkcredit/receipts/{nullifier}", get(endpoints::receipt))
+        .route(
+            "/zkcredit/close-clearance",
+            post(endpoints::close_clearance),
+        )
+        .route("/metrics", get(endpoints::metrics))
+        .route("/healthz", get(endpoints::health))
+        .fallback(admission::handler)
+        .with_state(state)
+}
