@@ -32,6 +32,13 @@ enum Command {
     Notes(commands::notes::NotesArgs),
     /// Rebuild the pool's note tree from its events.
     Sync(commands::sync::SyncArgs),
+    /// Serve a local OpenAI-compatible (and JSON-RPC) proxy that pays a gateway per
+    /// request.
+    Proxy(commands::proxy::ProxyArgs),
+    /// Make one paid request and print the answer and the note's new balance.
+    Call(commands::call::CallArgs),
+    /// Withdraw notes: cooperatively (paid at once) or unilaterally (then --finalize).
+    Close(commands::close::CloseArgs),
     /// Run the provider's gateway (`gateway init-config` prints an example config).
     Gateway(commands::gateway::GatewayArgs),
 }
@@ -53,6 +60,9 @@ fn main() -> anyhow::Result<()> {
         Command::Deposit(args) => commands::deposit::run(args),
         Command::Notes(args) => commands::notes::run(args),
         Command::Sync(args) => commands::sync::run(args),
+        Command::Proxy(args) => commands::proxy::run(args),
+        Command::Call(args) => commands::call::run(args),
+        Command::Close(args) => commands::close::run(args),
         Command::Gateway(args) => commands::gateway::run(args),
     }
 }

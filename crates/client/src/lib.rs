@@ -7,22 +7,35 @@
 //!   ticket index is never used twice;
 //! - [`precompute_cache`]: per-note proving precomputations, encrypted on disk;
 //! - [`spender`]: [`Spender`], what the local proxy calls around each paid request;
+//! - [`gateway_client`]: discovery, paid requests, receipts and close clearances over
+//!   HTTP (optionally through SOCKS5 / Tor);
+//! - [`sse`]: takes the receipt event out of a streamed answer;
+//! - [`payer`]: one paid request end to end, and what happens to its ticket on failure;
+//! - [`proxy`]: the local OpenAI-compatible proxy;
+//! - [`closer`]: closing notes, cooperatively or unilaterally;
 //! - [`deposit`]: depositing notes and recording them;
 //! - [`tree`]: the note tree the proofs are made against;
 //! - [`seal`]: the storage keys and sealing used by the journal and the cache;
 //! - [`home`]: where these files live under `$ZKCREDITS_HOME`.
 
+pub mod closer;
 pub mod deposit;
 pub mod error;
+pub mod gateway_client;
 pub mod home;
 pub mod journal;
+pub mod payer;
 pub mod precompute_cache;
+pub mod proxy;
 pub mod seal;
 pub mod spender;
+pub mod sse;
 pub mod tree;
 pub mod wallet;
 
 pub use error::ClientError;
+/// The HTTP client the gateway client is built on (its header and method types).
+pub use reqwest;
 pub use spender::{
     GatewayConstants, NoteSummary, PaidTicket, RecoveryReport, ServerKey, Spender, SpenderConfig,
 };

@@ -214,6 +214,8 @@ pub struct RecoveryReport {
     pub bad_receipts: Vec<(u64, String)>,
     /// Tickets skipped because this spender still has them out.
     pub skipped_live: usize,
+    /// Tickets left pending because their receipt could not be fetched.
+    pub unreachable: usize,
 }
 
 /// The user's side of paid requests. Share it (`Arc<Spender>`): every method takes
@@ -654,13 +656,50 @@ impl Spender {
         self.db(move |j| j.abandon(id)).await
     }
 
+    /// The credential never left this process (the connection to the gateway could not
+    /// be made): forgets the ticket and frees the note, so the next request uses the
+    /// same index. Only for a send that provably wrote nothing: once a credential is
+    /// out, its share `y` binds the index to this request's `x` for good.
+    pub async fn release_unsent(&self, ticket: PaidTicket) -> Result<(), ClientError> {
+        self.live().remove(&ticket.ticket_id);
+        let id = ticket.ticket_id;
+        self.db(move |j| j.release_unsent(id)).await
+    }
+
+    /// The gateway refused the request before admission (`400`, `401`, `413`, a
+    /// `409 stale_root` left after the retry): it stored no nullifier and issued no
+    /// receipt, but it has seen the share `y = k + a x` of this index. Using the index
+    /// again for another request would hand over a second share, from which anyone who
+    /// kept the first computes `k` and slashes the note, so the note makes no further
+    /// request and is marked `needs_close(m = 1)`. `zkcredits close` first asks for a
+    /// cooperative close with `m = 0` (nothing burned), which the gateway grants
+    /// exactly when it never stored this ticket.
+    pub async fn refused(&self, ticket: PaidTicket, code: &str) -> Result<(), ClientError> {
+        self.live().remove(&ticket.ticket_id);
+        tracing::warn!(
+            note = ticket.note,
+            index = ticket.index,
+            code,
+            "the gateway refused a request before admission; the note needs a close"
+        );
+        let id = ticket.ticket_id;
+        self.db(move |j| j.mark_lost(id)).await
+    }
+
+    /// What the gateway published and this spender checked.
+    pub fn gateway(&self) -> &GatewayConstants {
+        &self.gateway
+    }
+
     /// Recovery: for each ticket in flight (not held by this spender right now),
-    /// `fetch(nullifier_hex)` returns the receipt (`Some(base64url)`), which advances the
-    /// note, or `None`, which marks the note `needs_close(m = 1)`.
+    /// `fetch(nullifier_hex)` returns the receipt (`Ok(Some(base64url))`), which advances
+    /// the note, or `Ok(None)` (the gateway has none), which marks the note
+    /// `needs_close(m = 1)`. A fetch that fails (`Err`: gateway unreachable) leaves the
+    /// ticket pending for a later recovery.
     pub async fn recover<F, Fut>(&self, fetch: F) -> Result<RecoveryReport, ClientError>
     where
         F: Fn(String) -> Fut,
-        Fut: Future<Output = Option<String>>,
+        Fut: Future<Output = Result<Option<String>, ClientError>>,
     {
         let pending = self.db(|j| j.pending()).await?;
         let mut report = RecoveryReport::default();
@@ -669,7 +708,15 @@ impl Spender {
                 report.skipped_live += 1;
                 continue;
             }
-            match fetch(field::to_hex(&ticket.nullifier)).await {
+            let fetched = match fetch(field::to_hex(&ticket.nullifier)).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(note = ticket.j, error = %e, "cannot fetch a receipt; the ticket stays pending");
+                    report.unreachable += 1;
+                    continue;
+                }
+            };
+            match fetched {
                 Some(text) => {
                     let applied = match Receipt::from_base64url(text.trim()) {
                         Ok(receipt) => self.apply_receipt(ticket.id, receipt).await,

@@ -96,7 +96,7 @@ async fn a_crash_with_a_ticket_in_flight_never_reuses_its_index() {
     let report = s
         .recover(|n| async move {
             assert!(n.starts_with("0x"));
-            None
+            Ok(None)
         })
         .await
         .unwrap();
@@ -121,7 +121,7 @@ async fn a_crash_with_a_ticket_in_flight_never_reuses_its_index() {
         (1, 1, 250)
     );
     // A second recovery finds nothing to do.
-    let again = s.recover(|_| async { None }).await.unwrap();
+    let again = s.recover(|_| async { Ok(None) }).await.unwrap();
     assert_eq!(again, Default::default());
     // On disk: exactly one ticket was ever recorded for (note 0, index 0).
     let conn = rusqlite::Connection::open(dir.path().join("notes.sqlite")).unwrap();
@@ -163,7 +163,7 @@ async fn a_crash_then_a_fetched_receipt_advances_the_note() {
     let report = s
         .recover(|n| {
             let found = (n == nullifier).then(|| stored_receipt.clone());
-            async move { found }
+            async move { Ok(found) }
         })
         .await
         .unwrap();

@@ -179,7 +179,7 @@ async fn paid_requests_on_a_real_chain() {
             } else {
                 None
             };
-            async move { r }
+            async move { Ok(r) }
         })
         .await
         .unwrap();

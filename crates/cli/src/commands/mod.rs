@@ -2,11 +2,15 @@
 
 pub(crate) mod bench;
 pub(crate) mod bench_gateway;
+pub(crate) mod call;
+pub(crate) mod close;
 pub(crate) mod deposit;
 pub(crate) mod dev_llm;
 pub(crate) mod devnet;
 pub(crate) mod gateway;
 pub(crate) mod notes;
+pub(crate) mod proxy;
+pub(crate) mod session;
 pub(crate) mod setup;
 pub(crate) mod sync;
 pub(crate) mod wallet;

@@ -1,0 +1,158 @@
+//! `zkcredits close`: withdraw what is left in notes, cooperatively (the gateway's
+//! clearance, paid at once) or unilaterally (after the challenge window, then
+//! `--finalize`).
+
+use anyhow::Context;
+use clap::Args;
+use zkcredits_chain::alloy::primitives::Address;
+use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
+use zkcredits_chain::{Indexer, IndexerConfig, PoolClient};
+use zkcredits_circuits::prover::CloseProver;
+use zkcredits_client::closer::{CloseContext, CloseReport, FinalizeReport};
+use zkcredits_client::journal::{Journal, NoteStatus};
+use zkcredits_client::seal::StoragePurpose;
+use zkcredits_client::wallet::{self, Wallet};
+
+use super::session::{self, GatewayArgs};
+
+/// Arguments of `zkcredits close`.
+#[derive(Debug, Args)]
+pub(crate) struct CloseArgs {
+    #[command(flatten)]
+    gateway: GatewayArgs,
+    /// Where the remaining credits go (a fresh address keeps the withdrawal unlinked
+    /// from the deposit).
+    #[arg(long, required_unless_present = "finalize")]
+    to: Option<Address>,
+    /// Close without the gateway's clearance: paid after the pool's challenge window
+    /// (`zkcredits close --finalize` then).
+    #[arg(long)]
+    unilateral: bool,
+    /// The note to close.
+    #[arg(long, conflicts_with = "all")]
+    note: Option<u64>,
+    /// Close every note that can be closed.
+    #[arg(long)]
+    all: bool,
+    /// Finalize the unilateral closes whose window has passed.
+    #[arg(long, conflicts_with_all = ["to", "note", "all", "unilateral"])]
+    finalize: bool,
+    /// Pay gas with this Ethereum key (hex) instead of the wallet's.
+    #[arg(long, env = "ZKCREDITS_ETH_KEY", hide_env_values = true)]
+    eth_key: Option<String>,
+}
+
+pub(crate) fn run(args: CloseArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.finalize || args.all || args.note.is_some(),
+        "name the note (--note J) or --all"
+    );
+    let home = zkcredits_client::home::ClientHome::from_env();
+    let deployment = session::load_deployment(&home, args.gateway.deployment.clone())?;
+    let passphrase = wallet::passphrase(false)?;
+    let w = Wallet::load(&home.wallet(), &passphrase)?;
+    let signer = match &args.eth_key {
+        Some(key) => key
+            .trim()
+            .parse::<PrivateKeySigner>()
+            .context("parsing --eth-key")?,
+        None => w.eth_signer().context(
+            "the wallet has no Ethereum key to pay gas: pass --eth-key (or ZKCREDITS_ETH_KEY)",
+        )?,
+    };
+    let keys_dir = home.keys();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let gateway = session::gateway_client(&args.gateway)?;
+        let discovery = gateway
+            .discover()
+            .await
+            .with_context(|| format!("reading the discovery document of {}", args.gateway.gateway))?;
+        let close_keys = zkcredits_circuits::keys::load_close_proving_key(&keys_dir)
+            .with_context(|| format!("loading the close proving key from {}", keys_dir.display()))?;
+        let prover = CloseProver::new(close_keys)?;
+        discovery.constants.check(&deployment, {
+            let request_vk = zkcredits_circuits::keys::load_verifying_key(&keys_dir)?;
+            zkcredits_circuits::keys::verifying_key_hash(&request_vk)
+        })?;
+        let pool = PoolClient::connect(&deployment, signer)
+            .await
+            .context("connecting to the pool")?;
+        let mut journal = Journal::open(
+            &home.journal(&deployment),
+            w.storage_key(StoragePurpose::Journal),
+        )?;
+        let mut indexer = Indexer::connect(
+            &deployment,
+            IndexerConfig {
+                state_path: Some(home.tree_state(&deployment)),
+                ..IndexerConfig::default()
+            },
+        )?;
+        let seed = w.seed();
+        let notes: Vec<u64> = match args.note {
+            Some(j) => vec![j],
+            None => journal
+                .notes()?
+                .into_iter()
+                .filter(|n| {
+                    n.deposit.is_some()
+                        && matches!(n.status, NoteStatus::Free | NoteStatus::NeedsClose { .. })
+                })
+                .map(|n| n.j)
+                .collect(),
+        };
+        let mut ctx = CloseContext {
+            seed: &seed,
+            journal: &mut journal,
+            pool: &pool,
+            deployment: &deployment,
+            indexer: &mut indexer,
+            prover: &prover,
+            gateway: &gateway,
+            constants: &discovery.constants,
+        };
+        if args.finalize {
+            let reports = ctx.finalize_all().await?;
+            if reports.is_empty() {
+                println!("no unilateral close is pending");
+            }
+            for r in reports {
+                match r {
+                    FinalizeReport::Finalized { note, outcome } => println!(
+                        "note {note}: finalized in {}; {} to {}, {} to the provider, {} burned (token base units)",
+                        outcome.tx.hash, outcome.to_payout, outcome.payout, outcome.to_provider, outcome.burned
+                    ),
+                    FinalizeReport::Waiting { note, deadline } => println!(
+                        "note {note}: in its challenge window; `zkcredits close --finalize` works from unix time {deadline}"
+                    ),
+                    FinalizeReport::AlreadyDone { note } => {
+                        println!("note {note}: already closed or slashed on chain")
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let payout = args.to.context("--to is required")?;
+        anyhow::ensure!(!notes.is_empty(), "no note can be closed");
+        let mut failed = 0;
+        for j in notes {
+            match ctx.close(j, payout, args.unilateral).await {
+                Ok(CloseReport::Closed { note, m, outcome }) => println!(
+                    "note {note}: closed (m = {m}) in {}; {} to {payout}, {} to the provider, {} burned (token base units)",
+                    outcome.tx.hash, outcome.to_payout, outcome.to_provider, outcome.burned
+                ),
+                Ok(CloseReport::Requested { note, m, outcome }) => println!(
+                    "note {note}: unilateral close (m = {m}) requested in {}; run `zkcredits close --finalize` from unix time {}",
+                    outcome.tx.hash, outcome.deadline
+                ),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("note {j}: {e} ({})", e.code());
+                }
+            }
+        }
+        anyhow::ensure!(failed == 0, "{failed} close(s) failed");
+        Ok(())
+    })
+}

@@ -1,0 +1,126 @@
+//! `zkcredits proxy`: the local OpenAI-compatible proxy in front of a gateway.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use zkcredits_client::proxy::{ProxyConfig, serve_proxy};
+
+use super::session::{self, GatewayArgs};
+
+/// Arguments of `zkcredits proxy`.
+#[derive(Debug, Args)]
+pub(crate) struct ProxyArgs {
+    /// Where applications connect (keep it on loopback: anyone who reaches it spends
+    /// your notes).
+    #[arg(long, default_value = "127.0.0.1:8788")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    gateway: GatewayArgs,
+    /// The gateway's JSON-RPC route, where the proxy's `/rpc` goes.
+    #[arg(long, default_value = "/rpc")]
+    rpc_path: String,
+    /// Seconds to keep asking the gateway for the receipt of a ticket that a crash left
+    /// in flight before the note is marked for a close (the gateway may still be
+    /// answering it).
+    #[arg(long, default_value_t = 20)]
+    recover_wait_secs: u64,
+}
+
+/// Waits at most this long in total, in growing steps.
+pub(crate) fn recovery_waits(total_secs: u64) -> Vec<Duration> {
+    let mut waits = Vec::new();
+    let mut spent = 0;
+    let mut step = 1;
+    while spent < total_secs {
+        let s = step.min(total_secs - spent);
+        waits.push(Duration::from_secs(s));
+        spent += s;
+        step = (step * 2).min(8);
+    }
+    waits
+}
+
+pub(crate) fn run(args: ProxyArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.rpc_path.starts_with('/'),
+        "--rpc-path must start with /"
+    );
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let session = session::open(&args.gateway).await?;
+        let report = session
+            .payer
+            .recover(&recovery_waits(args.recover_wait_secs))
+            .await
+            .context("recovering tickets left in flight")?;
+        if report != Default::default() {
+            println!(
+                "recovery: {} ticket(s) completed, notes {:?} need a close, {} left pending (gateway unreachable), {} bad receipt(s)",
+                report.completed.len(),
+                report.needs_close,
+                report.unreachable,
+                report.bad_receipts.len()
+            );
+        }
+        let notes = session.payer.spender().notes().await?;
+        let usable = notes.iter().filter(|n| n.can_pay).count();
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding {}", args.listen))?;
+        let local = listener.local_addr()?;
+        let config = ProxyConfig {
+            rpc_path: args.rpc_path,
+            models: ProxyConfig::models_from_prices(&session.discovery.prices),
+            ..ProxyConfig::default()
+        };
+        println!(
+            "zkcredits proxy listening on http://{local}/v1 (OpenAI) and http://{local}/rpc, paying {} with {usable} note(s) that can pay",
+            session.payer.gateway().base_url()
+        );
+        serve_proxy(listener, config, session.payer, shutdown_signal()).await?;
+        println!("proxy stopped; every request in flight was settled");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_waits_add_up_to_the_total() {
+        for total in [0, 1, 5, 20, 100] {
+            let w = recovery_waits(total);
+            assert_eq!(w.iter().map(Duration::as_secs).sum::<u64>(), total);
+        }
+    }
+}

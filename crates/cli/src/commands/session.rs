@@ -1,0 +1,79 @@
+//! What `proxy` and `call` share: the deployment, the wallet, the gateway's discovery
+//! document checked against both, and the spender over the note journal.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use zkcredits_chain::Deployment;
+use zkcredits_client::Spender;
+use zkcredits_client::gateway_client::{Discovery, GatewayClient, GatewayClientConfig};
+use zkcredits_client::home::ClientHome;
+use zkcredits_client::payer::{Payer, PayerConfig};
+use zkcredits_client::wallet::{self, Wallet};
+
+/// How to reach the gateway and which pool to pay from.
+#[derive(Debug, Args)]
+pub(crate) struct GatewayArgs {
+    /// The gateway's base URL.
+    #[arg(long, env = "ZKCREDITS_GATEWAY")]
+    pub(crate) gateway: String,
+    /// A SOCKS5 proxy for all gateway traffic (`socks5h://127.0.0.1:9050` for Tor).
+    #[arg(long, env = "ZKCREDITS_SOCKS5")]
+    pub(crate) socks5: Option<String>,
+    /// The deployment JSON [default: $ZKCREDITS_HOME/devnet.json].
+    #[arg(long)]
+    pub(crate) deployment: Option<PathBuf>,
+}
+
+/// An open session: a payer and what the gateway published.
+pub(crate) struct Session {
+    pub(crate) payer: Payer,
+    pub(crate) discovery: Discovery,
+}
+
+/// The deployment named by `path`, else the devnet's.
+pub(crate) fn load_deployment(
+    home: &ClientHome,
+    path: Option<PathBuf>,
+) -> anyhow::Result<Deployment> {
+    let path = path.unwrap_or_else(|| home.devnet_deployment());
+    Deployment::load(&path).with_context(|| format!("reading the deployment {}", path.display()))
+}
+
+/// The gateway client for `args`.
+pub(crate) fn gateway_client(args: &GatewayArgs) -> anyhow::Result<GatewayClient> {
+    let mut config = GatewayClientConfig::new(args.gateway.clone());
+    config.socks5.clone_from(&args.socks5);
+    Ok(GatewayClient::new(&config)?)
+}
+
+/// Opens the wallet, fetches and checks the discovery document, opens the spender
+/// (syncing the note tree).
+pub(crate) async fn open(args: &GatewayArgs) -> anyhow::Result<Session> {
+    let home = ClientHome::from_env();
+    let deployment = load_deployment(&home, args.deployment.clone())?;
+    let passphrase = wallet::passphrase(false)?;
+    let wallet = Wallet::load(&home.wallet(), &passphrase)?;
+    let gateway = gateway_client(args)?;
+    let discovery = gateway
+        .discover()
+        .await
+        .with_context(|| format!("reading the discovery document of {}", args.gateway))?;
+    let spender = Spender::open(
+        &home,
+        &wallet,
+        deployment.clone(),
+        discovery.constants.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "checking the gateway {} and opening the notes",
+            args.gateway
+        )
+    })?;
+    let payer = Payer::new(Arc::new(spender), gateway, PayerConfig::default());
+    Ok(Session { payer, discovery })
+}

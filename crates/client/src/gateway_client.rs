@@ -1,0 +1,644 @@
+//! The HTTP client for one gateway (`docs/PROTOCOL.md §8`): discovery, paid requests,
+//! receipts by nullifier, close clearances.
+//!
+//! All traffic to the gateway goes through one [`reqwest::Client`]; with a SOCKS5 proxy
+//! configured (`socks5h://127.0.0.1:9050` for Tor) every request, discovery and
+//! receipt look-ups included, goes through it, and names are resolved by the proxy.
+//! The environment's `HTTP_PROXY` variables are ignored on purpose: a paid request must
+//! never take a route the user did not name.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use zkcredits_chain::alloy::primitives::Address;
+use zkcredits_protocol::eddsa::PublicKey;
+use zkcredits_protocol::{Fr, field};
+
+use crate::spender::{GatewayConstants, ServerKey};
+
+/// The response header that carries a receipt.
+pub const RECEIPT_HEADER: &str = "zkcredit-receipt";
+
+/// The discovery path.
+pub const DISCOVERY_PATH: &str = "/.well-known/zkcredits";
+
+/// Why talking to the gateway failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The connection could not be made (refused, DNS, TLS, SOCKS): nothing was sent.
+    #[error(
+        "cannot connect to the gateway at {url}: {detail}; check the URL, the network and the SOCKS5 proxy"
+    )]
+    Connect {
+        /// The gateway's base URL.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The request may have been sent, but no complete answer came back (timeout,
+    /// broken connection).
+    #[error("the gateway's answer was lost ({0}); the request may have reached it")]
+    AnswerLost(String),
+    /// The gateway answered something this client cannot use.
+    #[error("the gateway answered unexpectedly: {0}")]
+    Unexpected(String),
+    /// The gateway answered with an error.
+    #[error("the gateway refused: {status} {code}: {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The error's stable code.
+        code: String,
+        /// The gateway's message.
+        message: String,
+    },
+    /// The client could not be built (bad proxy URL, TLS backend).
+    #[error("bad gateway client configuration: {0}")]
+    Config(String),
+}
+
+impl GatewayError {
+    /// The stable code the local proxy reports.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Connect { .. } => "gateway_unreachable",
+            Self::AnswerLost(_) => "gateway_answer_lost",
+            Self::Unexpected(_) => "gateway_unexpected_answer",
+            Self::Refused { code, .. } => code,
+            Self::Config(_) => "bad_gateway_config",
+        }
+    }
+}
+
+/// How to reach the gateway.
+#[derive(Clone, Debug)]
+pub struct GatewayClientConfig {
+    /// The gateway's base URL (`https://gateway.example`, no trailing path needed).
+    pub base_url: String,
+    /// A SOCKS5 proxy for all gateway traffic (`socks5h://127.0.0.1:9050` for Tor).
+    pub socks5: Option<String>,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Timeout for short calls (discovery, receipts, clearances).
+    pub short_timeout: Duration,
+    /// Time allowed between two chunks of a paid answer (upstreams can be slow, streams
+    /// long; a whole-request timeout would cut healthy streams).
+    pub read_timeout: Duration,
+}
+
+impl GatewayClientConfig {
+    /// Defaults for `base_url`: 20 s to connect (Tor circuits are slow), 30 s for short
+    /// calls, 300 s of silence allowed on a paid answer.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            socks5: None,
+            connect_timeout: Duration::from_secs(20),
+            short_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A paid request's answer with its body still to read.
+#[derive(Debug)]
+pub struct GatewayResponse {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Headers (the receipt header included).
+    pub headers: HeaderMap,
+    response: reqwest::Response,
+}
+
+impl GatewayResponse {
+    /// The receipt header's value, if any.
+    pub fn receipt(&self) -> Option<String> {
+        receipt_of(&self.headers)
+    }
+
+    /// Whether the body is a server-sent-event stream.
+    pub fn is_event_stream(&self) -> bool {
+        self.headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
+    }
+
+    /// Reads the whole body.
+    pub async fn bytes(self) -> Result<Bytes, GatewayError> {
+        self.response
+            .bytes()
+            .await
+            .map_err(|e| GatewayError::AnswerLost(describe(&e)))
+    }
+
+    /// The body as a stream of chunks.
+    pub fn stream(self) -> impl Stream<Item = Result<Bytes, GatewayError>> + Send + 'static {
+        use futures::StreamExt;
+        self.response
+            .bytes_stream()
+            .map(|r| r.map_err(|e| GatewayError::AnswerLost(describe(&e))))
+    }
+}
+
+/// The receipt header's value in `headers`.
+pub fn receipt_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(RECEIPT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// An OpenAI-style error body's `code` and `message`.
+pub fn error_code(body: &[u8]) -> Option<(String, String)> {
+    #[derive(Deserialize)]
+    struct Outer {
+        error: Inner,
+    }
+    #[derive(Deserialize)]
+    struct Inner {
+        #[serde(default)]
+        message: String,
+        code: Option<serde_json::Value>,
+    }
+    let outer: Outer = serde_json::from_slice(body).ok()?;
+    let code = match outer.error.code? {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    Some((code, outer.error.message))
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    // reqwest's Display omits the cause chain, which is where the useful part is.
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// A signed clearance as the gateway returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClearanceReply {
+    /// `r || s || v`.
+    pub signature: [u8; 65],
+    /// The address that signed.
+    pub signer: Address,
+}
+
+/// The client for one gateway. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct GatewayClient {
+    http: reqwest::Client,
+    base: String,
+    short_timeout: Duration,
+}
+
+impl GatewayClient {
+    /// Builds the client. Fails on a malformed proxy URL.
+    pub fn new(config: &GatewayClientConfig) -> Result<Self, GatewayError> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            .no_proxy()
+            .user_agent(concat!("zkcredits/", env!("CARGO_PKG_VERSION")));
+        if let Some(url) = &config.socks5 {
+            if !(url.starts_with("socks5://") || url.starts_with("socks5h://")) {
+                return Err(GatewayError::Config(format!(
+                    "the SOCKS5 proxy URL must start with socks5h:// (names resolved by the proxy, as Tor needs) or socks5://, got {url}"
+                )));
+            }
+            let proxy = reqwest::Proxy::all(url).map_err(|e| GatewayError::Config(describe(&e)))?;
+            builder = builder.proxy(proxy);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| GatewayError::Config(describe(&e)))?;
+        Ok(Self {
+            http,
+            base: config.base_url.trim_end_matches('/').to_owned(),
+            short_timeout: config.short_timeout,
+        })
+    }
+
+    /// The gateway's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.base, path_and_query)
+    }
+
+    fn send_error(&self, e: reqwest::Error) -> GatewayError {
+        if e.is_connect() {
+            GatewayError::Connect {
+                url: self.base.clone(),
+                detail: describe(&e),
+            }
+        } else {
+            GatewayError::AnswerLost(describe(&e))
+        }
+    }
+
+    /// `GET /.well-known/zkcredits`.
+    pub async fn discover(&self) -> Result<Discovery, GatewayError> {
+        let response = self
+            .http
+            .get(self.url(DISCOVERY_PATH))
+            .timeout(self.short_timeout)
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| GatewayError::AnswerLost(describe(&e)))?;
+        if !status.is_success() {
+            return Err(refused(status, &body));
+        }
+        Discovery::parse(&body)
+    }
+
+    /// Sends a paid request: `body` goes out byte for byte (the credential's `x` binds
+    /// it). `headers` are the caller's (content type, accept); the credential is added.
+    pub async fn send_paid(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        authorization: &str,
+    ) -> Result<GatewayResponse, GatewayError> {
+        let mut value = HeaderValue::from_str(authorization)
+            .map_err(|e| GatewayError::Config(format!("authorization header: {e}")))?;
+        value.set_sensitive(true);
+        let response = self
+            .http
+            .request(method, self.url(path_and_query))
+            .headers(headers)
+            .header(AUTHORIZATION, value)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
+        Ok(GatewayResponse {
+            status: response.status(),
+            headers: response.headers().clone(),
+            response,
+        })
+    }
+
+    /// `GET /zkcredit/receipts/{N}`: `Ok(None)` while the gateway has none.
+    pub async fn receipt(&self, nullifier_hex: &str) -> Result<Option<String>, GatewayError> {
+        let response = self
+            .http
+            .get(self.url(&format!("/zkcredit/receipts/{nullifier_hex}")))
+            .timeout(self.short_timeout)
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| GatewayError::AnswerLost(describe(&e)))?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(refused(status, &body));
+        }
+        if let Some(r) = receipt_of(&headers) {
+            return Ok(Some(r));
+        }
+        Ok(Some(parse_receipt_body(&body)?))
+    }
+
+    /// `POST /zkcredit/close-clearance`: the provider's signature allowing a cooperative
+    /// close of `(NC, N_j)`. A `409 ticket_spent` comes back as
+    /// [`GatewayError::Refused`].
+    pub async fn close_clearance(
+        &self,
+        close_nullifier: Fr,
+        nullifier: Fr,
+    ) -> Result<ClearanceReply, GatewayError> {
+        let response = self
+            .http
+            .post(self.url("/zkcredit/close-clearance"))
+            .timeout(self.short_timeout)
+            .json(&serde_json::json!({
+                "close_nullifier": field::to_hex(&close_nullifier),
+                "nullifier": field::to_hex(&nullifier),
+            }))
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| GatewayError::AnswerLost(describe(&e)))?;
+        if !status.is_success() {
+            return Err(refused(status, &body));
+        }
+        #[derive(Deserialize)]
+        struct Reply {
+            signature: String,
+            signer: String,
+        }
+        let reply: Reply = serde_json::from_slice(&body)
+            .map_err(|e| GatewayError::Unexpected(format!("clearance body: {e}")))?;
+        let bytes = decode_hex(&reply.signature)
+            .ok_or_else(|| GatewayError::Unexpected("clearance signature is not hex".into()))?;
+        let signature: [u8; 65] = bytes
+            .try_into()
+            .map_err(|_| GatewayError::Unexpected("a clearance signature has 65 bytes".into()))?;
+        let signer = reply
+            .signer
+            .parse::<Address>()
+            .map_err(|e| GatewayError::Unexpected(format!("clearance signer: {e}")))?;
+        Ok(ClearanceReply { signature, signer })
+    }
+}
+
+/// A receipt fetched as a body: plain base64url text, or JSON `{"receipt": "..."}`.
+fn parse_receipt_body(body: &[u8]) -> Result<String, GatewayError> {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
+        && let Some(r) = v.get("receipt").and_then(|r| r.as_str())
+    {
+        return Ok(r.to_owned());
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| GatewayError::Unexpected("the receipt body is not text".into()))?
+        .trim();
+    if text.is_empty() {
+        return Err(GatewayError::Unexpected("an empty receipt".into()));
+    }
+    Ok(text.trim_matches('"').to_owned())
+}
+
+fn refused(status: StatusCode, body: &[u8]) -> GatewayError {
+    match error_code(body) {
+        Some((code, message)) => GatewayError::Refused {
+            status: status.as_u16(),
+            code,
+            message,
+        },
+        None => GatewayError::Refused {
+            status: status.as_u16(),
+            code: format!("http_{}", status.as_u16()),
+            message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        },
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    hex::decode(s.strip_prefix("0x").unwrap_or(s)).ok()
+}
+
+/// The discovery document (`GET /.well-known/zkcredits`), as far as the client uses
+/// it: the constants it checks, the server keys, and the rest kept as published.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Discovery {
+    /// What the spender checks and uses.
+    pub constants: GatewayConstants,
+    /// The roots the gateway accepts, when published.
+    pub accepted_roots: Vec<Fr>,
+    /// The price table as published (adapter-specific).
+    pub prices: serde_json::Value,
+    /// The protocol version, when published.
+    pub version: Option<String>,
+    /// `unit`, token base units per credit unit, as published (decimal).
+    pub unit: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawKey {
+    id: serde_json::Value,
+    #[serde(default, alias = "public_key", alias = "pubkey")]
+    key: Option<String>,
+    #[serde(default)]
+    x: Option<String>,
+    #[serde(default)]
+    y: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawDiscovery {
+    chain_id: serde_json::Value,
+    #[serde(alias = "pool_address")]
+    pool: String,
+    c_max: serde_json::Value,
+    p_max: serde_json::Value,
+    #[serde(default)]
+    unit: Option<serde_json::Value>,
+    #[serde(default, alias = "vk_hash", alias = "verifying_key_sha256")]
+    verifying_key_hash: Option<String>,
+    #[serde(alias = "current_key", alias = "receipt_key")]
+    server_key: RawKey,
+    #[serde(default, alias = "accepted_server_keys", alias = "previous_keys")]
+    accepted_keys: Vec<RawKey>,
+    #[serde(default)]
+    accepted_roots: Vec<String>,
+    #[serde(default)]
+    prices: serde_json::Value,
+    #[serde(default, alias = "protocol_version")]
+    version: Option<serde_json::Value>,
+}
+
+fn number(v: &serde_json::Value, what: &str) -> Result<u64, GatewayError> {
+    let bad = || GatewayError::Unexpected(format!("discovery: {what} is not a u64"));
+    match v {
+        serde_json::Value::Number(n) => n.as_u64().ok_or_else(bad),
+        serde_json::Value::String(s) => {
+            let s = s.trim();
+            match s.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16).map_err(|_| bad()),
+                None => s.parse().map_err(|_| bad()),
+            }
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn fr(s: &str, what: &str) -> Result<Fr, GatewayError> {
+    field::from_hex(s.trim()).ok_or_else(|| {
+        GatewayError::Unexpected(format!("discovery: {what} is not a field element"))
+    })
+}
+
+impl RawKey {
+    fn parse(&self) -> Result<ServerKey, GatewayError> {
+        let id = u32::try_from(number(&self.id, "server key id")?)
+            .map_err(|_| GatewayError::Unexpected("discovery: server key id exceeds u32".into()))?;
+        let key = match (&self.key, &self.x, &self.y) {
+            (_, Some(x), Some(y)) => {
+                PublicKey::from_coordinates(fr(x, "server key x")?, fr(y, "server key y")?)
+                    .map_err(|e| GatewayError::Unexpected(format!("discovery: server key: {e}")))?
+            }
+            (Some(k), _, _) => {
+                let bytes: [u8; 32] =
+                    decode_hex(k)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| {
+                            GatewayError::Unexpected(
+                                "discovery: a server key is 32 bytes of hex".into(),
+                            )
+                        })?;
+                PublicKey::from_bytes(&bytes)
+                    .map_err(|e| GatewayError::Unexpected(format!("discovery: server key: {e}")))?
+            }
+            _ => {
+                return Err(GatewayError::Unexpected(
+                    "discovery: a server key needs `key` or `x` and `y`".into(),
+                ));
+            }
+        };
+        Ok(ServerKey { id, key })
+    }
+}
+
+impl Discovery {
+    /// Parses the JSON document. Numbers may be JSON numbers or decimal strings; a
+    /// server key is `{"id", "key": compressed hex}` or `{"id", "x", "y"}`.
+    pub fn parse(body: &[u8]) -> Result<Self, GatewayError> {
+        let raw: RawDiscovery = serde_json::from_slice(body)
+            .map_err(|e| GatewayError::Unexpected(format!("discovery document: {e}")))?;
+        let pool = raw
+            .pool
+            .trim()
+            .parse::<Address>()
+            .map_err(|e| GatewayError::Unexpected(format!("discovery: pool: {e}")))?;
+        let verifying_key_hash =
+            match raw.verifying_key_hash.as_deref() {
+                None | Some("") => None,
+                Some(h) => Some(decode_hex(h).and_then(|b| b.try_into().ok()).ok_or_else(
+                    || {
+                        GatewayError::Unexpected(
+                            "discovery: verifying_key_hash is 32 bytes of hex".into(),
+                        )
+                    },
+                )?),
+            };
+        let current_key = raw.server_key.parse()?;
+        let accepted_keys = raw
+            .accepted_keys
+            .iter()
+            .map(RawKey::parse)
+            .filter(|k| !matches!(k, Ok(k) if k.id == current_key.id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let accepted_roots = raw
+            .accepted_roots
+            .iter()
+            .map(|r| fr(r, "accepted root"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            constants: GatewayConstants {
+                chain_id: number(&raw.chain_id, "chain_id")?,
+                pool,
+                c_max: number(&raw.c_max, "c_max")?,
+                p_max: number(&raw.p_max, "p_max")?,
+                verifying_key_hash,
+                current_key,
+                accepted_keys,
+            },
+            accepted_roots,
+            prices: raw.prices,
+            version: raw.version.as_ref().map(text),
+            unit: raw.unit.as_ref().map(text),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use zkcredits_protocol::eddsa::PrivateKey;
+
+    #[test]
+    fn a_discovery_document_parses_with_either_key_form() {
+        let key = PrivateKey::from_bytes([3u8; 32]).public_key();
+        let old = PrivateKey::from_bytes([4u8; 32]).public_key();
+        let p = key.point();
+        let doc = serde_json::json!({
+            "version": "1",
+            "chain_id": 31337,
+            "pool": "0x1111111111111111111111111111111111111111",
+            "c_max": "1000",
+            "p_max": 5000,
+            "unit": "1000000000000",
+            "verifying_key_hash": format!("0x{}", hex::encode([9u8; 32])),
+            "server_key": {"id": 2, "x": field::to_hex(&p.x), "y": field::to_hex(&p.y)},
+            "accepted_keys": [{"id": 1, "key": hex::encode(old.to_bytes())}],
+            "accepted_roots": [field::to_hex(&Fr::from(5u64))],
+            "prices": {"m": {"input": 1, "output": 2}},
+        });
+        let d = Discovery::parse(doc.to_string().as_bytes()).unwrap();
+        assert_eq!(d.constants.chain_id, 31337);
+        assert_eq!(d.constants.c_max, 1000);
+        assert_eq!(d.constants.p_max, 5000);
+        assert_eq!(d.constants.verifying_key_hash, Some([9u8; 32]));
+        assert_eq!(d.constants.current_key, ServerKey { id: 2, key });
+        assert_eq!(
+            d.constants.accepted_keys,
+            vec![ServerKey { id: 1, key: old }]
+        );
+        assert_eq!(d.accepted_roots, vec![Fr::from(5u64)]);
+        assert_eq!(d.unit.as_deref(), Some("1000000000000"));
+
+        let mut bad = doc.clone();
+        bad["server_key"] = serde_json::json!({"id": 2, "key": "0x1234"});
+        assert!(Discovery::parse(bad.to_string().as_bytes()).is_err());
+        let mut bad = doc;
+        bad["c_max"] = serde_json::json!(-1);
+        assert!(Discovery::parse(bad.to_string().as_bytes()).is_err());
+    }
+
+    #[test]
+    fn error_bodies_and_receipt_bodies_are_read() {
+        let body =
+            br#"{"error":{"message":"resync","type":"invalid_request_error","code":"stale_root"}}"#;
+        assert_eq!(
+            error_code(body),
+            Some(("stale_root".to_owned(), "resync".to_owned()))
+        );
+        assert_eq!(error_code(b"not json"), None);
+        assert_eq!(parse_receipt_body(b" abc_-\n").unwrap(), "abc_-");
+        assert_eq!(parse_receipt_body(br#"{"receipt":"xyz"}"#).unwrap(), "xyz");
+    }
+
+    #[test]
+    fn a_socks_url_must_be_socks5() {
+        let mut config = GatewayClientConfig::new("http://127.0.0.1:1");
+        config.socks5 = Some("http://127.0.0.1:9050".into());
+        assert!(matches!(
+            GatewayClient::new(&config),
+            Err(GatewayError::Config(_))
+        ));
+        config.socks5 = Some("socks5h://127.0.0.1:9050".into());
+        GatewayClient::new(&config).unwrap();
+    }
+}

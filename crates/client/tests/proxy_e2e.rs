@@ -1,0 +1,335 @@
+//! The proxy against the real gateway on a real anvil chain: the async-openai SDK talks
+//! to the proxy (plain and streaming chat), a JSON-RPC call goes through to anvil
+//! itself, and every note balance moves exactly as the receipts say. Then a gateway
+//! that publishes other constants is refused, and a gateway that is down gets a clear
+//! error with nothing lost.
+//!
+//! The chat upstream is the test's own deterministic OpenAI-compatible adapter (fixed
+//! answers, fixed costs); the JSON-RPC upstream is anvil behind the gateway's flat
+//! adapter.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::types::chat::{
+    ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs,
+};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use tokio_util::sync::CancellationToken;
+use zkcredits_chain::testing::{TestChain, test_server_key};
+use zkcredits_chain::{Indexer, IndexerConfig};
+use zkcredits_client::deposit::deposit_notes;
+use zkcredits_client::gateway_client::{GatewayClient, GatewayClientConfig};
+use zkcredits_client::journal::{Journal, NoteStatus};
+use zkcredits_client::payer::{Payer, PayerConfig};
+use zkcredits_client::proxy::{ProxyConfig, serve_proxy};
+use zkcredits_client::seal::StoragePurpose;
+use zkcredits_client::{NoteSummary, Spender, SpenderConfig, TreeView};
+use zkcredits_gateway::keys::ServerKeys;
+use zkcredits_gateway::store::sqlite::SqliteStore;
+use zkcredits_gateway::upstream::flat::{FlatConfig, FlatUpstream};
+use zkcredits_gateway::upstream::{
+    PaidRequest, RequestError, Upstream, UpstreamError, UpstreamReply,
+};
+use zkcredits_gateway::{GatewayBuilder, RootsSource, Settings};
+
+const DEPOSIT: u64 = 20_000;
+/// What the test model charges for a plain answer and for a stream.
+const PLAIN_COST: u64 = 300;
+const STREAM_COST: u64 = 420;
+const RPC_PRICE: u64 = 10;
+const WORDS: [&str; 3] = ["hello ", "from ", "zkcredits"];
+
+/// A deterministic OpenAI-compatible chat model: model `m` answers `WORDS`.
+struct TestModel;
+
+#[async_trait]
+impl Upstream for TestModel {
+    fn prepare(&self, request: &PaidRequest) -> Result<(), RequestError> {
+        let v: serde_json::Value =
+            serde_json::from_slice(&request.body).map_err(|e| RequestError {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_body",
+                message: e.to_string(),
+            })?;
+        if v["model"] != "m" {
+            return Err(RequestError {
+                status: StatusCode::NOT_FOUND,
+                code: "unknown_model",
+                message: "only model m".into(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn forward(&self, request: PaidRequest) -> Result<UpstreamReply, UpstreamError> {
+        let v: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        let mut headers = HeaderMap::new();
+        if v["stream"] == true {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            let events: Vec<Bytes> = WORDS
+                .iter()
+                .map(|w| {
+                    let chunk = serde_json::json!({
+                        "id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                        "choices": [{"index": 0, "delta": {"role": "assistant", "content": w}, "finish_reason": null}]
+                    });
+                    Bytes::from(format!("data: {chunk}\n\n"))
+                })
+                .collect();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tx.send(STREAM_COST).unwrap();
+            return Ok(UpstreamReply::Stream {
+                status: StatusCode::OK,
+                headers,
+                events: Box::pin(futures::stream::iter(events)),
+                cost: rx,
+            });
+        }
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let body = serde_json::json!({
+            "id": "c0", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": WORDS.concat()}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4}
+        });
+        Ok(UpstreamReply::Complete {
+            status: StatusCode::OK,
+            headers,
+            body: Bytes::from(body.to_string()),
+            cost: PLAIN_COST,
+        })
+    }
+
+    fn prices(&self) -> serde_json::Value {
+        serde_json::json!({"kind": "openai", "models": {"m": {"input": 1, "output": 1}}})
+    }
+}
+
+fn note(notes: &[NoteSummary], j: u64) -> NoteSummary {
+    notes.iter().find(|n| n.note == j).unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_pays_the_real_gateway() {
+    let chain = TestChain::start().await.unwrap();
+    let deployment = chain.deployment().clone();
+    let c_max = deployment.constants.c_max;
+    let dir = tempfile::tempdir().unwrap();
+    let wallet = common::wallet();
+    let journal_path = dir.path().join("notes.sqlite");
+    {
+        let pool = chain.client(2).await.unwrap();
+        let mut journal =
+            Journal::open(&journal_path, wallet.storage_key(StoragePurpose::Journal)).unwrap();
+        deposit_notes(&pool, &mut journal, &wallet.seed(), DEPOSIT, 2)
+            .await
+            .unwrap();
+    }
+
+    // The real gateway: SQLite store, roots from the chain, the test model under /v1
+    // and anvil's JSON-RPC under /rpc.
+    let vk = common::prover().keys().verifying_key().clone();
+    let store = Arc::new(SqliteStore::open(dir.path().join("gateway.sqlite")).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = CancellationToken::new();
+    let rpc = FlatUpstream::new(
+        &FlatConfig {
+            prefix: "/rpc".into(),
+            base_url: deployment.rpc_url.clone(),
+            price: RPC_PRICE,
+            timeout_secs: Some(10),
+        },
+        c_max,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let gateway = GatewayBuilder::new(
+        deployment.clone(),
+        vk.clone(),
+        ServerKeys::new(1, test_server_key(), Vec::new()),
+        store,
+    )
+    .settings(Settings {
+        roots_poll: Duration::from_millis(200),
+        ..Settings::default()
+    })
+    .route("/v1", Arc::new(TestModel))
+    .route("/rpc", Arc::new(rpc))
+    .roots(RootsSource::Chain(IndexerConfig::default()))
+    .start(listener, shutdown.clone())
+    .await
+    .unwrap();
+    let gateway_url = format!("http://{}", gateway.addr);
+
+    // The client: discovery checked against the deployment, the spender, the proxy.
+    let client = GatewayClient::new(&GatewayClientConfig::new(gateway_url.clone())).unwrap();
+    let discovery = client.discover().await.unwrap();
+    let indexer = Indexer::connect(
+        &deployment,
+        IndexerConfig {
+            state_path: Some(dir.path().join("tree.bin")),
+            ..IndexerConfig::default()
+        },
+    )
+    .unwrap();
+    let spender = Arc::new(
+        Spender::new(
+            &wallet,
+            SpenderConfig {
+                journal_path: journal_path.clone(),
+                precompute_dir: None,
+                gateway: discovery.constants.clone(),
+                deployment: deployment.clone(),
+                prover: common::prover(),
+                tree: TreeView::from_indexer(indexer),
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    spender.resync().await.unwrap();
+    let models = ProxyConfig::models_from_prices(&discovery.prices);
+    assert_eq!(models, Some(vec!["m".to_owned()]));
+    let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = proxy_listener.local_addr().unwrap();
+    tokio::spawn(serve_proxy(
+        proxy_listener,
+        ProxyConfig {
+            models,
+            ..ProxyConfig::default()
+        },
+        Payer::new(spender.clone(), client.clone(), PayerConfig::default()),
+        std::future::pending::<()>(),
+    ));
+
+    // Plain chat through the SDK.
+    let sdk = Client::with_config(
+        OpenAIConfig::new()
+            .with_api_base(format!("http://{proxy}/v1"))
+            .with_api_key("sk-local"),
+    );
+    let request = CreateChatCompletionRequestArgs::default()
+        .model("m")
+        .messages([ChatCompletionRequestUserMessageArgs::default()
+            .content("hi")
+            .build()
+            .unwrap()
+            .into()])
+        .build()
+        .unwrap();
+    let answer = sdk.chat().create(request.clone()).await.unwrap();
+    assert_eq!(
+        answer.choices[0].message.content.as_deref(),
+        Some(WORDS.concat().as_str())
+    );
+    let n0 = note(&spender.notes().await.unwrap(), 0);
+    let refunds = c_max - PLAIN_COST;
+    assert_eq!(
+        (n0.status, n0.next_index, n0.refunds, n0.penalties),
+        (NoteStatus::Free, 1, refunds, 0)
+    );
+    assert_eq!(n0.remaining, i128::from(DEPOSIT + refunds - c_max));
+
+    // Streaming chat: the deltas arrive, the receipt event does not reach the SDK, and
+    // the note is settled when the stream ends.
+    let mut stream_request = request.clone();
+    stream_request.stream = Some(true);
+    let mut stream = sdk.chat().create_stream(stream_request).await.unwrap();
+    let mut text = String::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        if let Some(c) = chunk.choices.first().and_then(|c| c.delta.content.clone()) {
+            text.push_str(&c);
+        }
+    }
+    assert_eq!(text, WORDS.concat());
+    let refunds = refunds + c_max - STREAM_COST;
+    let n0 = note(&spender.notes().await.unwrap(), 0);
+    assert_eq!(
+        (n0.status, n0.next_index, n0.refunds),
+        (NoteStatus::Free, 2, refunds)
+    );
+
+    // JSON-RPC through the gateway to anvil.
+    let http = reqwest::Client::new();
+    let rpc_answer: serde_json::Value = http
+        .post(format!("http://{proxy}/rpc"))
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":7,"method":"eth_chainId","params":[]}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        rpc_answer["result"],
+        format!("{:#x}", deployment.chain_id)
+    );
+    let refunds = refunds + c_max - RPC_PRICE;
+    let n0 = note(&spender.notes().await.unwrap(), 0);
+    assert_eq!((n0.next_index, n0.refunds), (3, refunds));
+    // Note 1 was never needed.
+    let n1 = note(&spender.notes().await.unwrap(), 1);
+    assert_eq!((n1.status, n1.next_index), (NoteStatus::Free, 0));
+
+    // A gateway whose constants differ from the deployment is refused before any proof.
+    let mut other = deployment.clone();
+    other.constants.c_max += 1;
+    let other_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_shutdown = CancellationToken::new();
+    let other_gateway = GatewayBuilder::new(
+        other,
+        vk,
+        ServerKeys::new(1, test_server_key(), Vec::new()),
+        Arc::new(SqliteStore::open(dir.path().join("other.sqlite")).unwrap()),
+    )
+    .roots(RootsSource::Fixed(Vec::new()))
+    .start(other_listener, other_shutdown.clone())
+    .await
+    .unwrap();
+    let other_client = GatewayClient::new(&GatewayClientConfig::new(format!(
+        "http://{}",
+        other_gateway.addr
+    )))
+    .unwrap();
+    let published = other_client.discover().await.unwrap();
+    let err = published
+        .constants
+        .check(&deployment, common::prover().verifying_key_hash())
+        .unwrap_err();
+    assert_eq!(err.code(), "gateway_constants_mismatch");
+    assert!(err.to_string().contains("C_max"), "{err}");
+    other_shutdown.cancel();
+    other_gateway.wait().await.unwrap();
+
+    // The gateway goes down: a clear error, and nothing is spent or lost.
+    shutdown.cancel();
+    gateway.wait().await.unwrap();
+    let r = http
+        .post(format!("http://{proxy}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(r#"{"model":"m","messages":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 502);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "gateway_unreachable");
+    let n0 = note(&spender.notes().await.unwrap(), 0);
+    assert_eq!(
+        (n0.status, n0.next_index, n0.refunds),
+        (NoteStatus::Free, 3, refunds)
+    );
+}
