@@ -41,14 +41,32 @@ enum Command {
     Close(commands::close::CloseArgs),
     /// Run the provider's gateway (`gateway init-config` prints an example config).
     Gateway(commands::gateway::GatewayArgs),
+    /// The whole product on one machine: chain, gateway, wallet, proxy, 200+ paid requests
+    /// from the OpenAI SDK and JSON-RPC, a double spend slashed, closes, and where the
+    /// money went. Run it through scripts/demo.sh, which installs what it needs.
+    Demo(commands::demo::DemoArgs),
+}
+
+/// arkworks opens an info-level span (targets `gr1cs` and `r1cs`) around every
+/// allocated variable and formats the whole constraint system into some of them: with
+/// `ZKCREDITS_LOG=info` one proof would spend minutes printing. They never carry anything
+/// an operator needs, so they are off unless named explicitly.
+fn silence_constraint_spans(
+    filter: tracing_subscriber::EnvFilter,
+) -> tracing_subscriber::EnvFilter {
+    let named = std::env::var("ZKCREDITS_LOG").unwrap_or_default();
+    ["gr1cs", "r1cs"]
+        .into_iter()
+        .filter(|target| !named.contains(target))
+        .filter_map(|target| format!("{target}=off").parse().ok())
+        .fold(filter, |f, directive| f.add_directive(directive))
 }
 
 fn main() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ZKCREDITS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ZKCREDITS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(silence_constraint_spans(filter))
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
@@ -64,5 +82,6 @@ fn main() -> anyhow::Result<()> {
         Command::Call(args) => commands::call::run(args),
         Command::Close(args) => commands::close::run(args),
         Command::Gateway(args) => commands::gateway::run(args),
+        Command::Demo(args) => commands::demo::run(args),
     }
 }

@@ -383,6 +383,7 @@ output_per_1k = 2000
 
 [jsonrpc]
 url = "{rpc}"
+prefix = "/rpc"
 
 [jsonrpc.prices]
 eth_blockNumber = 10
