@@ -198,7 +198,7 @@ impl Walk {
             .unwrap();
         let status = r.status().as_u16();
         let json: Value = r.json().await.unwrap();
-        (status, json["receipt"].as_str().map(|t| decode_receipt(t)))
+        (status, json["receipt"].as_str().map(decode_receipt))
     }
 
     /// `C_max - cost`, rounded down to `granularity`, as the gateway refunds.
