@@ -73,7 +73,7 @@ impl ConfiguredGateway {
             hex::encode(test_server_key().to_bytes()),
         )
         .unwrap();
-        let models: String = ["dev-model", "dev-cut", "dev-error"]
+        let models: String = ["dev-model", "dev-cut", "dev-error", "dev-trickle"]
             .iter()
             .map(|m| {
                 format!(
@@ -483,7 +483,44 @@ async fn the_openai_route_meters_plain_streamed_cut_and_failed_chats_into_receip
         walk.refund(usage_cost(&json["usage"], c_max), GRANULARITY)
     );
     walk.accept(&paid, &receipt);
-    assert_eq!(walk.fx.notes[0].state.index, 5);
+
+    // Ticket 5: the client leaves a long stream after three tokens. The gateway stops
+    // reading the upstream (which ends the generation) and charges what it relayed, not
+    // the whole answer; the receipt, never sent, is fetched by nullifier.
+    let body = streamed_chat("dev-trickle", "Take your time.");
+    let estimate = meter::chat_prompt_tokens(Tokenizer::Cl100kBase, &body);
+    let cap = meter::output_budget(RATES, estimate, 1, c_max).unwrap();
+    let paid = walk.prove(CHAT, &body);
+    let mut resp = walk
+        .http
+        .post(format!("{}{CHAT}", gw.url))
+        .header("authorization", &paid.authorization)
+        .body(paid.body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut seen = String::new();
+    while seen.matches("\"content\"").count() < 4 {
+        let chunk = resp.chunk().await.unwrap().expect("the stream goes on");
+        seen.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    drop(resp);
+    let receipt = eventually("the left stream's receipt is stored", || {
+        let walk = &walk;
+        let paid = &paid;
+        async move { walk.stored_receipt(paid).await.1 }
+    })
+    .await;
+    let charged = c_max - receipt.refund;
+    let whole = meter::price(RATES, estimate, cap, c_max);
+    assert!(
+        charged < meter::price(RATES, estimate, cap / 2, c_max),
+        "charged {charged} for a stream left after three of its {cap} tokens (all: {whole})"
+    );
+    assert_eq!(receipt.penalty, 0);
+    walk.accept(&paid, &receipt);
+    assert_eq!(walk.fx.notes[0].state.index, 6);
     gw.stop().await;
 }
 
