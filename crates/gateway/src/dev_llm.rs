@@ -7,7 +7,10 @@
 //! - `dev-cut`: a streamed answer breaks off half-way, without usage and without
 //!   `[DONE]` (the connection is aborted);
 //! - `dev-error`: answers 500;
-//! - `dev-slow`: waits [`SLOW`] before answering.
+//! - `dev-slow`: waits [`SLOW`] before answering;
+//! - `dev-trickle`: a streamed answer long enough to fill its `max_tokens` (the answer's
+//!   tokens over and over, [`TRICKLE_DEFAULT_TOKENS`] without a cap), one token every
+//!   [`TRICKLE_EVERY`]: a client can leave while the generation runs.
 //!
 //! Every answer echoes what the server received in headers, so tests can check how the
 //! gateway rewrote the request: `x-dev-llm-max-tokens`, `x-dev-llm-max-completion-tokens`,
@@ -31,6 +34,10 @@ use crate::upstream::openai::meter::{self, Tokenizer};
 
 /// How long `dev-slow` waits before answering.
 pub const SLOW: Duration = Duration::from_secs(5);
+/// How often `dev-trickle` sends a token.
+pub const TRICKLE_EVERY: Duration = Duration::from_millis(50);
+/// Tokens `dev-trickle` generates when the request sets no cap.
+pub const TRICKLE_DEFAULT_TOKENS: u64 = 1_000;
 /// Models the server lists (any other name is served too, like `dev-model`).
 pub const MODELS: [&str; 4] = ["dev-model", "dev-cut", "dev-error", "dev-slow"];
 /// Words the answers are made of.
@@ -88,6 +95,19 @@ fn answer_tokens(prompt: &str, max_tokens: Option<u64>) -> (Vec<String>, bool) {
         .map(|id| bpe.decode(&[*id]).unwrap_or_default())
         .collect();
     (pieces, keep < ids.len())
+}
+
+/// `dev-trickle`'s answer: the answer's tokens repeated up to `max_tokens`.
+fn trickle_tokens(prompt: &str, max_tokens: Option<u64>) -> (Vec<String>, bool) {
+    let (one, _) = answer_tokens(prompt, None);
+    let want = max_tokens.unwrap_or(TRICKLE_DEFAULT_TOKENS);
+    let pieces = one
+        .iter()
+        .cycle()
+        .take(usize::try_from(want).unwrap_or(usize::MAX))
+        .cloned()
+        .collect();
+    (pieces, true)
 }
 
 fn prompt_of_chat(body: &Value) -> String {
@@ -225,7 +245,11 @@ async fn generate(kind: Kind, headers: HeaderMap, body: Bytes) -> Response {
             (prompt_of_completion(&body), tokens)
         }
     };
-    let (pieces, cut) = answer_tokens(&prompt, max_tokens(&body));
+    let (pieces, cut) = if model == "dev-trickle" {
+        trickle_tokens(&prompt, max_tokens(&body))
+    } else {
+        answer_tokens(&prompt, max_tokens(&body))
+    };
     let finish = if cut { "length" } else { "stop" };
     let n = body["n"].as_u64().unwrap_or(1).max(1);
     let echoed = echo(&headers, &body);
@@ -255,6 +279,14 @@ async fn generate(kind: Kind, headers: HeaderMap, body: Bytes) -> Response {
                                 (it, true),
                             )),
                         }
+                    },
+                ))
+            } else if model == "dev-trickle" {
+                Box::pin(futures::stream::unfold(
+                    events.into_iter(),
+                    |mut it| async move {
+                        tokio::time::sleep(TRICKLE_EVERY).await;
+                        it.next().map(|event| (Ok(event), it))
                     },
                 ))
             } else {

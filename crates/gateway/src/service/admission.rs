@@ -546,7 +546,10 @@ fn insert_receipt(headers: &mut HeaderMap, text: &str) {
 }
 
 /// Relays an SSE stream and appends the receipt event. The relay runs in its own task, so
-/// the receipt is signed and stored even when the client goes away mid-stream.
+/// the receipt is signed and stored even when the client goes away mid-stream. When it
+/// does, the adapter's events are dropped: the adapter then stops reading the upstream
+/// (ending the generation) and meters what it relayed, so the client pays for what it
+/// received rather than for the whole answer (`docs/METERING.md`).
 fn stream_response(
     state: &AppState,
     nullifier: Fr,
@@ -562,13 +565,13 @@ fn stream_response(
     let c_max = state.limits.c_max;
     let granularity = state.settings.refund_granularity;
     tokio::spawn(async move {
-        let mut client_gone = false;
         while let Some(chunk) = events.next().await {
-            if !client_gone && tx.send(chunk).await.is_err() {
-                // Keep draining: the adapter meters what the upstream delivered.
-                client_gone = true;
+            if tx.send(chunk).await.is_err() {
+                // The client left.
+                break;
             }
         }
+        drop(events);
         // A dropped sender means the adapter could not meter: charge nothing.
         let spent = cost.await.unwrap_or(0);
         let receipt = keys.sign_receipt(next_commitment, refund(c_max, spent, granularity), 0);

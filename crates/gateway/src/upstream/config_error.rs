@@ -5,7 +5,7 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration of {section}: {message}")]
 pub struct ConfigError {
-    /// Which part of the configuration (`upstream.openai`, `policy.blocklist[2]`...).
+    /// Which part of the configuration (`openai`, `policy.blocklist[2]`...).
     pub section: String,
     /// What is wrong and how to fix it.
     pub message: String,

@@ -22,7 +22,7 @@ use super::config_error::ConfigError;
 use super::relay;
 use super::{PaidRequest, RequestError, Upstream, UpstreamError, UpstreamReply};
 
-const SECTION: &str = "upstream.jsonrpc";
+const SECTION: &str = "jsonrpc";
 
 fn default_timeout_ms() -> u64 {
     30_000
@@ -36,7 +36,7 @@ fn default_max_batch() -> usize {
     100
 }
 
-/// Configuration of the JSON-RPC adapter (`[upstream.jsonrpc]` in the gateway's TOML).
+/// Configuration of the JSON-RPC adapter (`[jsonrpc]` in the gateway's TOML).
 /// Prices are whole credit units per call.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,7 +109,7 @@ impl JsonRpcUpstream {
         if config.prices.is_empty() && config.default_price.is_none() {
             return Err(ConfigError::new(
                 SECTION,
-                "no method is priced: fill [upstream.jsonrpc.prices] or set default_price",
+                "no method is priced: fill [jsonrpc.prices] or set default_price",
             ));
         }
         let timeout = Duration::from_millis(config.timeout_ms);

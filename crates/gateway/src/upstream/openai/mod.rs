@@ -26,7 +26,7 @@ use super::config_error::ConfigError;
 use super::relay;
 use super::{PaidRequest, RequestError, Upstream, UpstreamError, UpstreamReply};
 
-const SECTION: &str = "upstream.openai";
+const SECTION: &str = "openai";
 
 /// The endpoints this adapter serves, each under the gateway's `/v1/...` path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -96,7 +96,7 @@ fn default_endpoints() -> Vec<Endpoint> {
     Endpoint::ALL.to_vec()
 }
 
-/// Configuration of the OpenAI-compatible adapter (`[upstream.openai]` in the gateway's
+/// Configuration of the OpenAI-compatible adapter (`[openai]` in the gateway's
 /// TOML). Prices are credit units per 1,000 tokens.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,7 +208,7 @@ impl OpenAiUpstream {
         if config.models.is_empty() {
             return Err(ConfigError::new(
                 SECTION,
-                "the price table is empty: add [upstream.openai.models.\"MODEL\"] entries",
+                "the price table is empty: add [openai.models.\"MODEL\"] entries",
             ));
         }
         let auth = match &config.api_key {
