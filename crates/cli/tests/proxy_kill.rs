@@ -82,9 +82,26 @@ fn keys_dir() -> std::path::PathBuf {
     dir
 }
 
+/// A child process killed (SIGKILL) and reaped when dropped, so a failing test leaves
+/// no proxy behind.
+struct Killed(Child);
+
+impl Killed {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Starts `zkcredits proxy` and returns it with the address it listens on.
-fn start_proxy(home: &Path, deployment: &Path, gateway: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zkcredits"))
+fn start_proxy(home: &Path, deployment: &Path, gateway: &str) -> (Killed, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_zkcredits"))
         .args(["proxy", "--listen", "127.0.0.1:0", "--gateway", gateway])
         .arg("--deployment")
         .arg(deployment)
@@ -96,7 +113,8 @@ fn start_proxy(home: &Path, deployment: &Path, gateway: &str) -> (Child, String)
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = Killed(child);
+    let stdout = child.0.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     loop {
         let line = lines
@@ -197,8 +215,7 @@ async fn a_killed_proxy_recovers_its_ticket_and_never_reuses_the_index() {
         async move { post(&proxy, 3000).await }
     });
     arrived.recv().await.unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     let (status, _) = slow.await.unwrap();
     assert_eq!(status, 0, "the application lost its answer with the proxy");
     assert_eq!(note0(&home, &deployment), (NoteStatus::InFlight, 0, 0));
@@ -233,8 +250,7 @@ async fn a_killed_proxy_recovers_its_ticket_and_never_reuses_the_index() {
         }
         other => panic!("unexpected state after recovery: {other:?}"),
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     shutdown.cancel();
     gateway.wait().await.unwrap();
 }
