@@ -273,10 +273,7 @@ async fn the_proxy_pays_the_real_gateway() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        rpc_answer["result"],
-        format!("{:#x}", deployment.chain_id)
-    );
+    assert_eq!(rpc_answer["result"], format!("{:#x}", deployment.chain_id));
     let refunds = refunds + c_max - RPC_PRICE;
     let n0 = note(&spender.notes().await.unwrap(), 0);
     assert_eq!((n0.next_index, n0.refunds), (3, refunds));

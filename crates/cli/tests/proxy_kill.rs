@@ -1,0 +1,256 @@
+//! `zkcredits proxy` killed with SIGKILL while a slow paid request is in flight, then
+//! started again: the write-ahead journal recovers the ticket's receipt from the real
+//! gateway, the ticket index is never reused, and the note's balance is exactly what the
+//! receipts say.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use tokio_util::sync::CancellationToken;
+use zkcredits_chain::IndexerConfig;
+use zkcredits_chain::testing::{TestChain, test_server_key};
+use zkcredits_client::deposit::deposit_notes;
+use zkcredits_client::home::ClientHome;
+use zkcredits_client::journal::{Journal, NoteStatus};
+use zkcredits_client::seal::StoragePurpose;
+use zkcredits_client::wallet::{KdfParams, Wallet};
+use zkcredits_gateway::keys::ServerKeys;
+use zkcredits_gateway::store::sqlite::SqliteStore;
+use zkcredits_gateway::upstream::{
+    PaidRequest, RequestError, Upstream, UpstreamError, UpstreamReply,
+};
+use zkcredits_gateway::{GatewayBuilder, RootsSource, Settings};
+
+const MNEMONIC: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+const PASSPHRASE: &str = "kill test passphrase";
+const COST: u64 = 250;
+
+/// A model that answers after `delay_ms` (from the body) and tells the test when a
+/// request has reached it.
+struct SlowModel {
+    arrived: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+#[async_trait]
+impl Upstream for SlowModel {
+    fn prepare(&self, _request: &PaidRequest) -> Result<(), RequestError> {
+        Ok(())
+    }
+
+    async fn forward(&self, request: PaidRequest) -> Result<UpstreamReply, UpstreamError> {
+        let _ = self.arrived.send(());
+        let v: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        tokio::time::sleep(Duration::from_millis(v["delay_ms"].as_u64().unwrap_or(0))).await;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(UpstreamReply::Complete {
+            status: StatusCode::OK,
+            headers,
+            body: Bytes::from_static(br#"{"ok":true}"#),
+            cost: COST,
+        })
+    }
+
+    fn prices(&self) -> serde_json::Value {
+        serde_json::json!({"kind": "flat"})
+    }
+}
+
+/// The development keys the client tests use, made once per machine.
+fn keys_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("zkcredits-client-test-keys");
+    if zkcredits_circuits::keys::load_proving_key(&dir).is_err() {
+        let tmp =
+            std::env::temp_dir().join(format!("zkcredits-cli-keys.tmp-{}", std::process::id()));
+        zkcredits_circuits::keys::setup_dev(&tmp, zkcredits_circuits::keys::DEV_SEED, |_| {})
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+    }
+    dir
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, so a failing test leaves
+/// no proxy behind.
+struct Killed(Child);
+
+impl Killed {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `zkcredits proxy` and returns it with the address it listens on.
+fn start_proxy(home: &Path, deployment: &Path, gateway: &str) -> (Killed, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_zkcredits"))
+        .args(["proxy", "--listen", "127.0.0.1:0", "--gateway", gateway])
+        .arg("--deployment")
+        .arg(deployment)
+        .args(["--recover-wait-secs", "15"])
+        .env("ZKCREDITS_HOME", home)
+        .env("ZKCREDITS_KEYS", keys_dir())
+        .env("ZKCREDITS_PASSPHRASE", PASSPHRASE)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut child = Killed(child);
+    let stdout = child.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the proxy exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let addr = rest.split('/').next().unwrap().to_owned();
+            // Keep draining stdout so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return (child, addr);
+        }
+    }
+}
+
+fn note0(home: &ClientHome, deployment: &zkcredits_chain::Deployment) -> (NoteStatus, u64, u64) {
+    let wallet = Wallet::from_mnemonic(MNEMONIC).unwrap();
+    let journal = Journal::open(
+        &home.journal(deployment),
+        wallet.storage_key(StoragePurpose::Journal),
+    )
+    .unwrap();
+    let n = journal.note(0).unwrap();
+    (n.status, n.state.index, n.state.refunds)
+}
+
+async fn post(proxy: &str, delay_ms: u64) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{proxy}/rpc"))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"delay_ms":{delay_ms}}}"#))
+        .send()
+        .await;
+    match r {
+        Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or_default()),
+        Err(_) => (0, serde_json::Value::Null),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_proxy_recovers_its_ticket_and_never_reuses_the_index() {
+    let chain = TestChain::start().await.unwrap();
+    let deployment = chain.deployment().clone();
+    let c_max = deployment.constants.c_max;
+    let dir = tempfile::tempdir().unwrap();
+    let home = ClientHome::new(dir.path().join("home"));
+    std::fs::create_dir_all(home.dir()).unwrap();
+    let deployment_path = dir.path().join("deployment.json");
+    deployment.save(&deployment_path).unwrap();
+    let wallet = Wallet::from_mnemonic(MNEMONIC).unwrap();
+    wallet
+        .save(&home.wallet(), PASSPHRASE, KdfParams::INSECURE_TEST, false)
+        .unwrap();
+    {
+        let pool = chain.client(2).await.unwrap();
+        let mut journal = Journal::open(
+            &home.journal(&deployment),
+            wallet.storage_key(StoragePurpose::Journal),
+        )
+        .unwrap();
+        deposit_notes(&pool, &mut journal, &wallet.seed(), 20_000, 1)
+            .await
+            .unwrap();
+    }
+
+    let vk = zkcredits_circuits::keys::load_verifying_key(&keys_dir()).unwrap();
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = CancellationToken::new();
+    let gateway = GatewayBuilder::new(
+        deployment.clone(),
+        vk,
+        ServerKeys::new(1, test_server_key(), Vec::new()),
+        Arc::new(SqliteStore::open(dir.path().join("gateway.sqlite")).unwrap()),
+    )
+    .settings(Settings {
+        roots_poll: Duration::from_millis(200),
+        ..Settings::default()
+    })
+    .route(
+        "/rpc",
+        Arc::new(SlowModel {
+            arrived: arrived_tx,
+        }),
+    )
+    .roots(RootsSource::Chain(IndexerConfig::default()))
+    .start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let gateway_url = format!("http://{}", gateway.addr);
+
+    // A slow request reaches the gateway; the proxy is killed while it is in flight.
+    let (mut child, proxy) = start_proxy(home.dir(), &deployment_path, &gateway_url);
+    let slow = tokio::spawn({
+        let proxy = proxy.clone();
+        async move { post(&proxy, 3000).await }
+    });
+    arrived.recv().await.unwrap();
+    child.kill();
+    let (status, _) = slow.await.unwrap();
+    assert_eq!(status, 0, "the application lost its answer with the proxy");
+    assert_eq!(note0(&home, &deployment), (NoteStatus::InFlight, 0, 0));
+
+    // Restarted, the proxy asks the gateway for the ticket's receipt. The protocol
+    // wants the gateway to finish an admitted request even when its client hangs up
+    // (then the receipt is found and the note advances); the gateway as merged drops
+    // the request with the connection, after storing the nullifier, so no receipt ever
+    // exists and the note is retired with m = 1. Either way index 0 is never used again.
+    let (mut child, proxy) = start_proxy(home.dir(), &deployment_path, &gateway_url);
+    match note0(&home, &deployment) {
+        (NoteStatus::Free, 1, refunds) => {
+            assert_eq!(refunds, c_max - COST);
+            let (status, body) = post(&proxy, 0).await;
+            assert_eq!((status, &body), (200, &serde_json::json!({"ok": true})));
+            assert_eq!(
+                note0(&home, &deployment),
+                (NoteStatus::Free, 2, 2 * (c_max - COST))
+            );
+        }
+        (NoteStatus::NeedsClose { m: 1 }, 0, 0) => {
+            // The only note cannot pay any more: nothing is sent on its index 0.
+            let (status, body) = post(&proxy, 0).await;
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (402, Some("no_solvent_note"))
+            );
+            assert_eq!(
+                note0(&home, &deployment),
+                (NoteStatus::NeedsClose { m: 1 }, 0, 0)
+            );
+        }
+        other => panic!("unexpected state after recovery: {other:?}"),
+    }
+    child.kill();
+    shutdown.cancel();
+    gateway.wait().await.unwrap();
+}
