@@ -74,7 +74,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
     section("provider: a test LLM and the gateway in front of it and of the chain");
     let llm = free_port()?;
-    services.start(&exe, &dir, "dev-llm", &["dev-llm", "--listen", &llm.to_string()])?;
+    services.start(
+        &exe,
+        &dir,
+        "dev-llm",
+        &["dev-llm", "--listen", &llm.to_string()],
+    )?;
     wait_for_port(llm, Duration::from_secs(30))?;
     let gateway = free_port()?;
     let gateway_url = format!("http://{gateway}");
@@ -85,7 +90,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         "gateway",
         &["gateway", "--config", &config.to_string_lossy()],
     )?;
-    wait_for_http(&format!("{gateway_url}/.well-known/zkcredits"), Duration::from_secs(60)).await?;
+    wait_for_http(
+        &format!("{gateway_url}/.well-known/zkcredits"),
+        Duration::from_secs(60),
+    )
+    .await?;
     println!("gateway at {gateway_url} (config {})", config.display());
 
     section("user: wallet, deposit, local proxy");
@@ -228,7 +237,12 @@ async fn double_spend(
     let deployment = Deployment::load(deployment_path)?;
     deployment.save(&home.devnet_deployment())?;
     run_step(exe, dir, &["wallet", "init"], &env)?;
-    run_step(exe, dir, &["deposit", "--amount", "10000", "--notes", "1"], &env)?;
+    run_step(
+        exe,
+        dir,
+        &["deposit", "--amount", "10000", "--notes", "1"],
+        &env,
+    )?;
     let journal = home.journal(&deployment);
     let backup = dir.join("cheater-journal-backup");
     copy_sqlite(&journal, &backup)?;
@@ -425,7 +439,11 @@ fn run_step(exe: &Path, _dir: &Path, args: &[&str], env: &[(&str, &str)]) -> any
         .env("ZKCREDITS_KEYS", keys_dir())
         .status()
         .with_context(|| format!("starting zkcredits {}", args.join(" ")))?;
-    ensure!(status.success(), "zkcredits {} failed ({status})", args.join(" "));
+    ensure!(
+        status.success(),
+        "zkcredits {} failed ({status})",
+        args.join(" ")
+    );
     Ok(())
 }
 

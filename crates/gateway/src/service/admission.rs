@@ -69,7 +69,7 @@ struct Admitted {
 /// The fallback handler: every path that is not a gateway endpoint.
 pub(crate) async fn handler(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let start = Instant::now();
-    let response = match serve(&state, request, start).await {
+    let response = match serve(state, request, start).await {
         Ok(r) => r,
         Err(e) => {
             metrics::counter!(telemetry::REJECTED, "code" => e.code).increment(1);
@@ -80,13 +80,29 @@ pub(crate) async fn handler(State(state): State<Arc<AppState>>, request: Request
     response
 }
 
-async fn serve(state: &AppState, request: Request, start: Instant) -> Result<Response, ApiError> {
-    let parsed = parse(state, request).await?;
-    let verified = verify(state, parsed).await?;
-    let admitted = admit(state, verified).await?;
-    metrics::counter!(telemetry::ADMITTED).increment(1);
-    metrics::histogram!(telemetry::ADMISSION_SECONDS).record(start.elapsed().as_secs_f64());
-    settle(state, admitted).await
+async fn serve(
+    state: Arc<AppState>,
+    request: Request,
+    start: Instant,
+) -> Result<Response, ApiError> {
+    let parsed = parse(&state, request).await?;
+    let verified = verify(&state, parsed).await?;
+    // From the nullifier write on, the request runs to its stored receipt in a task of its
+    // own: if the client hangs up, hyper drops this handler's future, and a ticket spent
+    // without a receipt would leave the user only a close with m = 1 (losing the refund).
+    let settling = tokio::spawn(async move {
+        let admitted = admit(&state, verified).await?;
+        metrics::counter!(telemetry::ADMITTED).increment(1);
+        metrics::histogram!(telemetry::ADMISSION_SECONDS).record(start.elapsed().as_secs_f64());
+        settle(&state, admitted).await
+    });
+    settling.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a paid request's task failed");
+        Err(ApiError::new(
+            Code::Internal,
+            "the gateway failed while answering; fetch the receipt at /zkcredit/receipts/{N}",
+        ))
+    })
 }
 
 fn payment_required(state: &AppState, message: &str) -> ApiError {
