@@ -4,9 +4,9 @@
 //! that publishes other constants is refused, and a gateway that is down gets a clear
 //! error with nothing lost.
 //!
-//! The chat upstream is the test's own deterministic OpenAI-compatible adapter (fixed
-//! answers, fixed costs); the JSON-RPC upstream is anvil behind the gateway's flat
-//! adapter.
+//! The chat upstream is the gateway's real OpenAI adapter in front of the deterministic
+//! dev LLM, so costs come from the answers' `usage` and the price table; the JSON-RPC
+//! upstream is anvil behind the gateway's flat adapter.
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,13 +18,10 @@ use std::time::Duration;
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::types::chat::{
-    ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs,
+    ChatCompletionRequestUserMessageArgs, ChatCompletionStreamOptions,
+    CreateChatCompletionRequestArgs,
 };
-use async_trait::async_trait;
-use bytes::Bytes;
 use futures::StreamExt;
-use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use tokio_util::sync::CancellationToken;
 use zkcredits_chain::testing::{TestChain, test_server_key};
 use zkcredits_chain::{Indexer, IndexerConfig};
@@ -38,83 +35,28 @@ use zkcredits_client::{NoteSummary, Spender, SpenderConfig, TreeView};
 use zkcredits_gateway::keys::ServerKeys;
 use zkcredits_gateway::store::sqlite::SqliteStore;
 use zkcredits_gateway::upstream::flat::{FlatConfig, FlatUpstream};
-use zkcredits_gateway::upstream::{
-    PaidRequest, RequestError, Upstream, UpstreamError, UpstreamReply,
-};
+use zkcredits_gateway::upstream::openai::meter::{Rates, price};
+use zkcredits_gateway::upstream::openai::{OpenAiConfig, OpenAiUpstream};
 use zkcredits_gateway::{GatewayBuilder, RootsSource, Settings};
 
 const DEPOSIT: u64 = 20_000;
-/// What the test model charges for a plain answer and for a stream.
-const PLAIN_COST: u64 = 300;
-const STREAM_COST: u64 = 420;
-const RPC_PRICE: u64 = 10;
-const WORDS: [&str; 3] = ["hello ", "from ", "zkcredits"];
+/// The dev model's prices, credit units per 1,000 tokens.
+const INPUT_PER_1K: u64 = 1_000;
+const OUTPUT_PER_1K: u64 = 2_000;
 
-/// A deterministic OpenAI-compatible chat model: model `m` answers `WORDS`.
-struct TestModel;
-
-#[async_trait]
-impl Upstream for TestModel {
-    fn prepare(&self, request: &PaidRequest) -> Result<(), RequestError> {
-        let v: serde_json::Value =
-            serde_json::from_slice(&request.body).map_err(|e| RequestError {
-                status: StatusCode::BAD_REQUEST,
-                code: "invalid_body",
-                message: e.to_string(),
-            })?;
-        if v["model"] != "m" {
-            return Err(RequestError {
-                status: StatusCode::NOT_FOUND,
-                code: "unknown_model",
-                message: "only model m".into(),
-            });
-        }
-        Ok(())
-    }
-
-    async fn forward(&self, request: PaidRequest) -> Result<UpstreamReply, UpstreamError> {
-        let v: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
-        let mut headers = HeaderMap::new();
-        if v["stream"] == true {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            let events: Vec<Bytes> = WORDS
-                .iter()
-                .map(|w| {
-                    let chunk = serde_json::json!({
-                        "id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                        "choices": [{"index": 0, "delta": {"role": "assistant", "content": w}, "finish_reason": null}]
-                    });
-                    Bytes::from(format!("data: {chunk}\n\n"))
-                })
-                .collect();
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            tx.send(STREAM_COST).unwrap();
-            return Ok(UpstreamReply::Stream {
-                status: StatusCode::OK,
-                headers,
-                events: Box::pin(futures::stream::iter(events)),
-                cost: rx,
-            });
-        }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let body = serde_json::json!({
-            "id": "c0", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": WORDS.concat()}}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4}
-        });
-        Ok(UpstreamReply::Complete {
-            status: StatusCode::OK,
-            headers,
-            body: Bytes::from(body.to_string()),
-            cost: PLAIN_COST,
-        })
-    }
-
-    fn prices(&self) -> serde_json::Value {
-        serde_json::json!({"kind": "openai", "models": {"m": {"input": 1, "output": 1}}})
-    }
+/// What the gateway charges for `usage` (prompt, completion tokens) at the table above.
+fn charged(usage: (u32, u32), c_max: u64) -> u64 {
+    price(
+        Rates {
+            input: INPUT_PER_1K,
+            output: OUTPUT_PER_1K,
+        },
+        u64::from(usage.0),
+        u64::from(usage.1),
+        c_max,
+    )
 }
+const RPC_PRICE: u64 = 10;
 
 fn note(notes: &[NoteSummary], j: u64) -> NoteSummary {
     notes.iter().find(|n| n.note == j).unwrap().clone()
@@ -154,6 +96,15 @@ async fn the_proxy_pays_the_real_gateway() {
         Duration::from_secs(10),
     )
     .unwrap();
+    let (llm, _llm_task) =
+        zkcredits_gateway::dev_llm::spawn_dev_llm("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+    let chat: OpenAiConfig = toml::from_str(&format!(
+        "base_url = \"http://{llm}/v1\"\n[models.dev-model]\ninput_per_1k = {INPUT_PER_1K}\noutput_per_1k = {OUTPUT_PER_1K}\n"
+    ))
+    .unwrap();
+    let chat = OpenAiUpstream::new(chat).unwrap();
     let gateway = GatewayBuilder::new(
         deployment.clone(),
         vk.clone(),
@@ -164,7 +115,7 @@ async fn the_proxy_pays_the_real_gateway() {
         roots_poll: Duration::from_millis(200),
         ..Settings::default()
     })
-    .route("/v1", Arc::new(TestModel))
+    .route("/v1", Arc::new(chat))
     .route("/rpc", Arc::new(rpc))
     .roots(RootsSource::Chain(IndexerConfig::default()))
     .start(listener, shutdown.clone())
@@ -200,7 +151,7 @@ async fn the_proxy_pays_the_real_gateway() {
     );
     spender.resync().await.unwrap();
     let models = ProxyConfig::models_from_prices(&discovery.prices);
-    assert_eq!(models, Some(vec!["m".to_owned()]));
+    assert_eq!(models, Some(vec!["dev-model".to_owned()]));
     let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy = proxy_listener.local_addr().unwrap();
     tokio::spawn(serve_proxy(
@@ -220,7 +171,7 @@ async fn the_proxy_pays_the_real_gateway() {
             .with_api_key("sk-local"),
     );
     let request = CreateChatCompletionRequestArgs::default()
-        .model("m")
+        .model("dev-model")
         .messages([ChatCompletionRequestUserMessageArgs::default()
             .content("hi")
             .build()
@@ -229,12 +180,18 @@ async fn the_proxy_pays_the_real_gateway() {
         .build()
         .unwrap();
     let answer = sdk.chat().create(request.clone()).await.unwrap();
-    assert_eq!(
-        answer.choices[0].message.content.as_deref(),
-        Some(WORDS.concat().as_str())
-    );
+    let expected = zkcredits_gateway::dev_llm::answer("hi");
+    let said = answer.choices[0]
+        .message
+        .content
+        .clone()
+        .unwrap_or_default();
+    assert!(!said.is_empty() && expected.starts_with(&said), "{said:?}");
+    let usage = answer.usage.as_ref().expect("the dev LLM reports usage");
+    let cost = charged((usage.prompt_tokens, usage.completion_tokens), c_max);
+    assert!(cost > 0 && cost < c_max);
     let n0 = note(&spender.notes().await.unwrap(), 0);
-    let refunds = c_max - PLAIN_COST;
+    let refunds = c_max - cost;
     assert_eq!(
         (n0.status, n0.next_index, n0.refunds, n0.penalties),
         (NoteStatus::Free, 1, refunds, 0)
@@ -245,16 +202,25 @@ async fn the_proxy_pays_the_real_gateway() {
     // the note is settled when the stream ends.
     let mut stream_request = request.clone();
     stream_request.stream = Some(true);
+    stream_request.stream_options = Some(ChatCompletionStreamOptions {
+        include_usage: Some(true),
+        include_obfuscation: None,
+    });
     let mut stream = sdk.chat().create_stream(stream_request).await.unwrap();
     let mut text = String::new();
+    let mut stream_usage = None;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.unwrap();
         if let Some(c) = chunk.choices.first().and_then(|c| c.delta.content.clone()) {
             text.push_str(&c);
         }
+        if let Some(u) = chunk.usage {
+            stream_usage = Some((u.prompt_tokens, u.completion_tokens));
+        }
     }
-    assert_eq!(text, WORDS.concat());
-    let refunds = refunds + c_max - STREAM_COST;
+    assert_eq!(text, said, "the stream says what the plain answer said");
+    let stream_cost = charged(stream_usage.expect("usage was asked for"), c_max);
+    let refunds = refunds + c_max - stream_cost;
     let n0 = note(&spender.notes().await.unwrap(), 0);
     assert_eq!(
         (n0.status, n0.next_index, n0.refunds),
