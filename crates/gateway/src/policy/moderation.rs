@@ -70,19 +70,7 @@ impl ModerationPolicy {
         if config.timeout_ms == 0 {
             return Err(ConfigError::new(SECTION, "timeout_ms must be above 0"));
         }
-        let auth = match &config.api_key {
-            None => None,
-            Some(key) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                    ConfigError::new(
-                        SECTION,
-                        "api_key contains characters not allowed in a header",
-                    )
-                })?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-        };
+        let auth = crate::upstream::relay::bearer(SECTION, config.api_key.as_deref())?;
         let timeout = Duration::from_millis(config.timeout_ms);
         let client = crate::upstream::relay::client(SECTION, timeout)?;
         Ok(Self {

@@ -139,14 +139,14 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 impl Upstream for FlatUpstream {
     fn prepare(&self, request: &PaidRequest) -> Result<(), RequestError> {
         if self.price > request.c_max {
-            return Err(RequestError {
-                status: StatusCode::BAD_REQUEST,
-                code: "missing_price",
-                message: format!(
+            return Err(RequestError::new(
+                StatusCode::BAD_REQUEST,
+                "missing_price",
+                format!(
                     "this route costs {} credit units, more than C_max {}",
                     self.price, request.c_max
                 ),
-            });
+            ));
         }
         Ok(())
     }

@@ -84,18 +84,6 @@ pub struct JsonRpcUpstream {
     client: reqwest::Client,
 }
 
-fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> RequestError {
-    RequestError {
-        status,
-        code,
-        message: message.into(),
-    }
-}
-
-fn invalid_body(message: impl Into<String>) -> RequestError {
-    refuse(StatusCode::BAD_REQUEST, "invalid_body", message)
-}
-
 impl JsonRpcUpstream {
     /// Checks the configuration and builds the adapter.
     pub fn new(config: JsonRpcConfig) -> Result<Self, ConfigError> {
@@ -123,17 +111,16 @@ impl JsonRpcUpstream {
     }
 
     fn price_of(&self, call: &Value) -> Result<u64, RequestError> {
-        let method = call
-            .get("method")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid_body("every JSON-RPC call needs a string `method`"))?;
+        let method = call.get("method").and_then(Value::as_str).ok_or_else(|| {
+            RequestError::invalid_body("every JSON-RPC call needs a string `method`")
+        })?;
         self.config
             .prices
             .get(method)
             .copied()
             .or(self.config.default_price)
             .ok_or_else(|| {
-                refuse(
+                RequestError::new(
                     StatusCode::BAD_REQUEST,
                     "method_not_priced",
                     format!(
@@ -147,19 +134,19 @@ impl JsonRpcUpstream {
     /// The price of the request (sum over a batch), checked against `c_max`.
     fn cost(&self, request: &PaidRequest) -> Result<u64, RequestError> {
         if request.method != Method::POST {
-            return Err(refuse(
+            return Err(RequestError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "JSON-RPC calls are sent with POST",
             ));
         }
         let body: Value = serde_json::from_slice(&request.body)
-            .map_err(|e| invalid_body(format!("the body is not JSON: {e}")))?;
+            .map_err(|e| RequestError::invalid_body(format!("the body is not JSON: {e}")))?;
         match &body {
             Value::Object(_) => {
                 let price = self.price_of(&body)?;
                 if price > request.c_max {
-                    return Err(refuse(
+                    return Err(RequestError::new(
                         StatusCode::BAD_REQUEST,
                         "price_over_c_max",
                         format!(
@@ -173,10 +160,12 @@ impl JsonRpcUpstream {
             }
             Value::Array(calls) => {
                 if calls.is_empty() {
-                    return Err(invalid_body("an empty batch is not a JSON-RPC request"));
+                    return Err(RequestError::invalid_body(
+                        "an empty batch is not a JSON-RPC request",
+                    ));
                 }
                 if calls.len() > self.config.max_batch {
-                    return Err(refuse(
+                    return Err(RequestError::new(
                         StatusCode::BAD_REQUEST,
                         "batch_too_large",
                         format!(
@@ -188,14 +177,14 @@ impl JsonRpcUpstream {
                 let mut total: u64 = 0;
                 for call in calls {
                     if !call.is_object() {
-                        return Err(invalid_body(
+                        return Err(RequestError::invalid_body(
                             "every batch entry must be a JSON-RPC call object",
                         ));
                     }
                     total = total.saturating_add(self.price_of(call)?);
                 }
                 if total > request.c_max {
-                    return Err(refuse(
+                    return Err(RequestError::new(
                         StatusCode::BAD_REQUEST,
                         "batch_over_c_max",
                         format!(
@@ -207,7 +196,7 @@ impl JsonRpcUpstream {
                 }
                 Ok(total)
             }
-            _ => Err(invalid_body(
+            _ => Err(RequestError::invalid_body(
                 "a JSON-RPC request is an object or an array of objects",
             )),
         }

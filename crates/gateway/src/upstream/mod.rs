@@ -92,6 +92,22 @@ pub struct RequestError {
     pub message: String,
 }
 
+impl RequestError {
+    /// A refusal with `status` and `code`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 `invalid_body`: the body is not what the route accepts.
+    pub fn invalid_body(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_body", message)
+    }
+}
+
 /// The upstream failed after the ticket was spent: the gateway answers 502
 /// `upstream_failed` (or 504 `upstream_timeout`) with a receipt refunding all of `C_max`.
 #[derive(Debug, thiserror::Error)]

@@ -21,6 +21,25 @@ pub(crate) fn client(section: &str, timeout: Duration) -> Result<reqwest::Client
         .map_err(|e| ConfigError::new(section, format!("cannot build the HTTP client: {e}")))
 }
 
+/// The `Authorization: Bearer` value for an upstream's API key, marked sensitive so it
+/// never shows in debug output.
+pub(crate) fn bearer(
+    section: &str,
+    api_key: Option<&str>,
+) -> Result<Option<http::HeaderValue>, ConfigError> {
+    let Some(key) = api_key else {
+        return Ok(None);
+    };
+    let mut value = http::HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+        ConfigError::new(
+            section,
+            "api_key contains characters not allowed in a header",
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(Some(value))
+}
+
 /// Checks that `url` is an absolute http(s) URL.
 pub(crate) fn check_url(section: &str, url: &str) -> Result<reqwest::Url, ConfigError> {
     let parsed = reqwest::Url::parse(url)

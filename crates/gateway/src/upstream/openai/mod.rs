@@ -172,26 +172,13 @@ struct Plan {
     stream: bool,
 }
 
-fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> RequestError {
-    RequestError {
-        status,
-        code,
-        message: message.into(),
-    }
-}
-
-fn invalid_body(message: impl Into<String>) -> RequestError {
-    refuse(StatusCode::BAD_REQUEST, "invalid_body", message)
-}
-
 /// An optional non-negative integer field of the body.
 fn count_field(body: &Map<String, Value>, key: &str) -> Result<Option<u64>, RequestError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| invalid_body(format!("`{key}` must be a non-negative integer"))),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            RequestError::invalid_body(format!("`{key}` must be a non-negative integer"))
+        }),
     }
 }
 
@@ -211,19 +198,7 @@ impl OpenAiUpstream {
                 "the price table is empty: add [openai.models.\"MODEL\"] entries",
             ));
         }
-        let auth = match &config.api_key {
-            None => None,
-            Some(key) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                    ConfigError::new(
-                        SECTION,
-                        "api_key contains characters not allowed in a header",
-                    )
-                })?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-        };
+        let auth = relay::bearer(SECTION, config.api_key.as_deref())?;
         let timeout = Duration::from_millis(config.timeout_ms);
         let idle =
             Duration::from_millis(config.stream_idle_timeout_ms.unwrap_or(config.timeout_ms));
@@ -252,7 +227,7 @@ impl OpenAiUpstream {
             .find(|e| path.strip_prefix("/v1") == Some(e.path()))
             .filter(|e| self.config.endpoints.contains(e))
             .ok_or_else(|| {
-                refuse(
+                RequestError::new(
                     StatusCode::NOT_FOUND,
                     "unknown_route",
                     format!(
@@ -262,7 +237,7 @@ impl OpenAiUpstream {
                 )
             })?;
         if request.method != endpoint.method() {
-            return Err(refuse(
+            return Err(RequestError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 format!("use {} for {path}", endpoint.method()),
@@ -287,14 +262,15 @@ impl OpenAiUpstream {
                 stream: false,
             });
         }
-        let body: Map<String, Value> = serde_json::from_slice(&request.body)
-            .map_err(|e| invalid_body(format!("the body must be a JSON object: {e}")))?;
+        let body: Map<String, Value> = serde_json::from_slice(&request.body).map_err(|e| {
+            RequestError::invalid_body(format!("the body must be a JSON object: {e}"))
+        })?;
         let model = body
             .get("model")
             .and_then(Value::as_str)
-            .ok_or_else(|| invalid_body("`model` (a string) is required"))?;
+            .ok_or_else(|| RequestError::invalid_body("`model` (a string) is required"))?;
         let price = self.config.models.get(model).ok_or_else(|| {
-            refuse(
+            RequestError::new(
                 StatusCode::NOT_FOUND,
                 "unknown_model",
                 format!(
@@ -304,7 +280,7 @@ impl OpenAiUpstream {
             )
         })?;
         let missing = || {
-            refuse(
+            RequestError::new(
                 StatusCode::BAD_REQUEST,
                 "missing_price",
                 format!(
@@ -326,19 +302,21 @@ impl OpenAiUpstream {
         let stream = match body.get("stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(invalid_body("`stream` must be a boolean")),
+            Some(_) => return Err(RequestError::invalid_body("`stream` must be a boolean")),
         };
         if stream && endpoint == Endpoint::Embeddings {
-            return Err(invalid_body("embeddings cannot be streamed"));
+            return Err(RequestError::invalid_body("embeddings cannot be streamed"));
         }
         let n = count_field(&body, "n")?.unwrap_or(1);
         if n == 0 {
-            return Err(invalid_body("`n` must be at least 1"));
+            return Err(RequestError::invalid_body("`n` must be at least 1"));
         }
         let (input_tokens, prompts) = match endpoint {
             Endpoint::Chat => {
                 if !body.get("messages").is_some_and(Value::is_array) {
-                    return Err(invalid_body("`messages` (an array) is required"));
+                    return Err(RequestError::invalid_body(
+                        "`messages` (an array) is required",
+                    ));
                 }
                 let whole = Value::Object(body.clone());
                 (meter::chat_prompt_tokens(tokenizer, &whole), 1)
@@ -351,9 +329,9 @@ impl OpenAiUpstream {
                 };
                 let field = body
                     .get(key)
-                    .ok_or_else(|| invalid_body(format!("`{key}` is required")))?;
+                    .ok_or_else(|| RequestError::invalid_body(format!("`{key}` is required")))?;
                 meter::prompt_tokens(tokenizer, field).ok_or_else(|| {
-                    invalid_body(format!(
+                    RequestError::invalid_body(format!(
                         "`{key}` must be a string, an array of strings or an array of token ids"
                     ))
                 })?
@@ -361,7 +339,7 @@ impl OpenAiUpstream {
             Endpoint::Models => (0, 0),
         };
         let too_large = || {
-            refuse(
+            RequestError::new(
                 StatusCode::BAD_REQUEST,
                 "prompt_too_large",
                 format!(
