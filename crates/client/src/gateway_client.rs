@@ -251,11 +251,13 @@ impl GatewayClient {
         }
     }
 
-    /// `GET /.well-known/zkcredits`.
-    pub async fn discover(&self) -> Result<Discovery, GatewayError> {
-        let response = self
-            .http
-            .get(self.url(DISCOVERY_PATH))
+    /// Sends a short unpaid exchange (discovery, clearance) and returns the body of a
+    /// successful answer; any other status becomes the gateway's refusal.
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<bytes::Bytes, GatewayError> {
+        let response = request
             .timeout(self.short_timeout)
             .send()
             .await
@@ -268,6 +270,14 @@ impl GatewayClient {
         if !status.is_success() {
             return Err(refused(status, &body));
         }
+        Ok(body)
+    }
+
+    /// `GET /.well-known/zkcredits`.
+    pub async fn discover(&self) -> Result<Discovery, GatewayError> {
+        let body = self
+            .exchange(self.http.get(self.url(DISCOVERY_PATH)))
+            .await?;
         Discovery::parse(&body)
     }
 
@@ -335,25 +345,14 @@ impl GatewayClient {
         close_nullifier: Fr,
         nullifier: Fr,
     ) -> Result<ClearanceReply, GatewayError> {
-        let response = self
-            .http
-            .post(self.url("/zkcredit/close-clearance"))
-            .timeout(self.short_timeout)
-            .json(&serde_json::json!({
-                "close_nullifier": field::to_hex(&close_nullifier),
-                "nullifier": field::to_hex(&nullifier),
-            }))
-            .send()
-            .await
-            .map_err(|e| self.send_error(e))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| GatewayError::AnswerLost(describe(&e)))?;
-        if !status.is_success() {
-            return Err(refused(status, &body));
-        }
+        let body = self
+            .exchange(self.http.post(self.url("/zkcredit/close-clearance")).json(
+                &serde_json::json!({
+                    "close_nullifier": field::to_hex(&close_nullifier),
+                    "nullifier": field::to_hex(&nullifier),
+                }),
+            ))
+            .await?;
         #[derive(Deserialize)]
         struct Reply {
             signature: String,
