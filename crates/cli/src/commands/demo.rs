@@ -62,7 +62,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let mut services = Services::default();
 
     section("keys");
-    run_step(&exe, &dir, &["setup"], &[])?;
+    run_step(&exe, &["setup"], &[])?;
 
     section("chain: anvil with the pool and a test token");
     let deployment_path = home.devnet_deployment();
@@ -100,12 +100,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     section("user: wallet, deposit, local proxy");
     let user_key = hex_key(&dev_signer(USER_ACCOUNT));
     let user_env = [("ZKCREDITS_ETH_KEY", user_key.as_str())];
-    run_step(&exe, &dir, &["wallet", "init"], &user_env)?;
+    run_step(&exe, &["wallet", "init"], &user_env)?;
     let credits = args.note_credits.to_string();
     let notes = args.notes.to_string();
     run_step(
         &exe,
-        &dir,
         &["deposit", "--amount", &credits, "--notes", &notes],
         &user_env,
     )?;
@@ -178,7 +177,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     );
 
     section("a cheater restores an old journal backup and spends one ticket twice");
-    let cheater_k = double_spend(&exe, &dir, &gateway_url, &deployment_path).await?;
+    let cheater_k = double_spend(&exe, &dir, &gateway_url, &deployment).await?;
     let watcher = PoolClient::connect(&deployment, dev_signer(DEVNET_PROVIDER)).await?;
     let nc = zkcredits_protocol::note::NoteSecret::from_field(cheater_k).close_nullifier();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -197,7 +196,6 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let payout = PrivateKeySigner::random().address();
     run_step(
         &exe,
-        &dir,
         &[
             "close",
             "--gateway",
@@ -224,7 +222,7 @@ async fn double_spend(
     exe: &Path,
     dir: &Path,
     gateway_url: &str,
-    deployment_path: &Path,
+    deployment: &Deployment,
 ) -> anyhow::Result<zkcredits_protocol::Fr> {
     let home = ClientHome::new(dir.join("cheater"));
     std::fs::create_dir_all(home.dir())?;
@@ -234,16 +232,10 @@ async fn double_spend(
         ("ZKCREDITS_ETH_KEY", key.as_str()),
         ("ZKCREDITS_HOME", home_dir.as_str()),
     ];
-    let deployment = Deployment::load(deployment_path)?;
     deployment.save(&home.devnet_deployment())?;
-    run_step(exe, dir, &["wallet", "init"], &env)?;
-    run_step(
-        exe,
-        dir,
-        &["deposit", "--amount", "10000", "--notes", "1"],
-        &env,
-    )?;
-    let journal = home.journal(&deployment);
+    run_step(exe, &["wallet", "init"], &env)?;
+    run_step(exe, &["deposit", "--amount", "10000", "--notes", "1"], &env)?;
+    let journal = home.journal(deployment);
     let backup = dir.join("cheater-journal-backup");
     copy_sqlite(&journal, &backup)?;
     let call = |method: &'static str| {
@@ -430,7 +422,7 @@ fn section(title: &str) {
 }
 
 /// Runs one `zkcredits` command to completion, its output shown.
-fn run_step(exe: &Path, _dir: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
+fn run_step(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     println!("$ zkcredits {}", args.join(" "));
     let status = Command::new(exe)
         .args(args)
