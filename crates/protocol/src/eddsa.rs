@@ -8,7 +8,7 @@
 //!   `hm = H(R8.x, R8.y, A.x, A.y, msg)`, `S = r + hm * s mod l`.
 //! - Verify: `S < l` and `S * Base8 == R8 + hm * (8 * A)`.
 
-use ark_ec::{AdditiveGroup, AffineRepr, CurveGroup};
+use ark_ec::{AdditiveGroup, AffineRepr};
 use ark_ff::{BigInteger, PrimeField};
 use blake_hash::Digest;
 use rand_core::{CryptoRng, RngCore};
@@ -17,11 +17,20 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::Fr;
 use crate::babyjubjub::{self, Point, PointError, Scalar};
 use crate::field;
+use crate::fixed_base;
 use crate::poseidon::hash;
 
 /// A provider's receipt-signing key: 32 secret bytes, wiped on drop, never printed.
+///
+/// The public key is derived once, when the key is made: signing needs `A` for the
+/// challenge, and deriving it costs a scalar multiplication, as much as the signature's
+/// own nonce point.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct PrivateKey([u8; 32]);
+pub struct PrivateKey {
+    secret: [u8; 32],
+    #[zeroize(skip)]
+    public: PublicKey,
+}
 
 /// A public key: a non-identity point of the prime-order subgroup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,48 +72,36 @@ impl Drop for Expanded {
 impl PrivateKey {
     /// Wraps 32 secret bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
+        let public = derive_public(&expand(&bytes));
+        Self {
+            secret: bytes,
+            public,
+        }
     }
 
     /// A fresh key from a cryptographic random source.
     pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
         let mut bytes = [0u8; 32];
         rng.fill_bytes(&mut bytes);
-        Self(bytes)
+        let key = Self::from_bytes(bytes);
+        bytes.zeroize();
+        key
     }
 
     /// The secret bytes, for storing the key.
     pub fn to_bytes(&self) -> [u8; 32] {
-        self.0
-    }
-
-    fn expand(&self) -> Expanded {
-        let mut digest = blake_hash::Blake512::digest(&self.0);
-        let mut scalar = [0u8; 32];
-        let mut nonce_prefix = [0u8; 32];
-        scalar.copy_from_slice(&digest[..32]);
-        nonce_prefix.copy_from_slice(&digest[32..]);
-        digest.as_mut_slice().zeroize();
-        scalar[0] &= 0xf8;
-        scalar[31] &= 0x7f;
-        scalar[31] |= 0x40;
-        Expanded {
-            scalar,
-            nonce_prefix,
-        }
+        self.secret
     }
 
     /// `A = (s >> 3) * Base8`.
     pub fn public_key(&self) -> PublicKey {
-        let expanded = self.expand();
-        let shifted = <Fr as PrimeField>::BigInt::from_bits_le(&bits_le(&expanded.scalar)) >> 3;
-        PublicKey(babyjubjub::mul_integer(&babyjubjub::base8(), shifted))
+        self.public
     }
 
     /// Signs a field element.
     pub fn sign(&self, msg: Fr) -> Signature {
-        let expanded = self.expand();
-        let a = self.public_key();
+        let expanded = expand(&self.secret);
+        let a = self.public;
         let mut nonce_input = [0u8; 64];
         nonce_input[..32].copy_from_slice(&expanded.nonce_prefix);
         nonce_input[32..].copy_from_slice(&field::to_le_bytes(&msg));
@@ -112,13 +109,34 @@ impl PrivateKey {
         nonce_input.zeroize();
         let r = Scalar::from_le_bytes_mod_order(&nonce_digest);
         nonce_digest.as_mut_slice().zeroize();
-        let r8 = (babyjubjub::base8() * r).into_affine();
+        let r8 = fixed_base::mul_base8(&r);
         let hm = challenge(&r8, &a.0, msg);
         let s = Scalar::from_le_bytes_mod_order(&expanded.scalar);
         Signature {
             r8,
             s: r + reduce(hm) * s,
         }
+    }
+}
+
+fn derive_public(expanded: &Expanded) -> PublicKey {
+    let shifted = <Fr as PrimeField>::BigInt::from_bits_le(&bits_le(&expanded.scalar)) >> 3;
+    PublicKey(babyjubjub::mul_integer(&babyjubjub::base8(), shifted))
+}
+
+fn expand(secret: &[u8; 32]) -> Expanded {
+    let mut digest = blake_hash::Blake512::digest(secret);
+    let mut scalar = [0u8; 32];
+    let mut nonce_prefix = [0u8; 32];
+    scalar.copy_from_slice(&digest[..32]);
+    nonce_prefix.copy_from_slice(&digest[32..]);
+    digest.as_mut_slice().zeroize();
+    scalar[0] &= 0xf8;
+    scalar[31] &= 0x7f;
+    scalar[31] |= 0x40;
+    Expanded {
+        scalar,
+        nonce_prefix,
     }
 }
 

@@ -10,7 +10,8 @@
 //! - [`merkle`]: the append-only LeanIMT Poseidon tree, the same shape as the pool's;
 //! - [`rln`]: rate-limit nullifiers, shares and key recovery (§4, §6);
 //! - [`state`]: note states, state commitments and receipts (§4);
-//! - [`babyjubjub`] and [`eddsa`]: circomlib's BabyJubJub and EdDSA-Poseidon;
+//! - [`babyjubjub`] and [`eddsa`]: circomlib's BabyJubJub and EdDSA-Poseidon, with
+//!   [`fixed_base`] for the signer's nonce point;
 //! - [`request`]: the request binding `x` (§4) and the close binding `x_w` (§6);
 //! - [`close`]: the ticket and the split of a close (§6);
 //! - [`wire`]: versioned binary encodings of credentials and receipts (§8).
@@ -19,6 +20,7 @@ pub mod babyjubjub;
 pub mod close;
 pub mod eddsa;
 pub mod field;
+pub mod fixed_base;
 pub mod merkle;
 pub mod note;
 pub mod poseidon;

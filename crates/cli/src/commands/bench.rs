@@ -51,6 +51,13 @@ enum BenchTarget {
         /// PostgreSQL URL (a schema of its own is made and dropped).
         #[arg(long, env = "ZKCREDITS_BENCH_POSTGRES")]
         postgres: Option<String>,
+        /// Verifier threads (as `admission.verify_threads`; 0: the gateway's default).
+        #[arg(long, default_value_t = 0)]
+        verify_threads: usize,
+        /// Wait to fill a verification batch, microseconds (as
+        /// `admission.verify_batch_wait_us`).
+        #[arg(long)]
+        verify_batch_wait_us: Option<u64>,
     },
     /// The load process of `bench gateway` (run by it).
     #[command(hide = true)]
@@ -79,12 +86,24 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
             requests,
             concurrency,
             postgres,
-        } => super::bench_gateway::run(
-            keys.unwrap_or_else(crate::paths::default_keys),
-            requests.max(1),
-            concurrency.max(1),
-            postgres,
-        ),
+            verify_threads,
+            verify_batch_wait_us,
+        } => {
+            let mut settings = zkcredits_gateway::Settings {
+                verify_threads,
+                ..Default::default()
+            };
+            if let Some(us) = verify_batch_wait_us {
+                settings.verify_batch_wait = std::time::Duration::from_micros(us);
+            }
+            super::bench_gateway::run(
+                keys.unwrap_or_else(crate::paths::default_keys),
+                requests.max(1),
+                concurrency.max(1),
+                postgres,
+                settings,
+            )
+        }
         BenchTarget::GatewayLoad {
             url,
             file,

@@ -70,6 +70,7 @@ pub(crate) fn run(
     requests: usize,
     concurrency: usize,
     postgres: Option<String>,
+    settings: Settings,
 ) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!(
@@ -88,7 +89,14 @@ pub(crate) fn run(
     let runtime = tokio::runtime::Runtime::new()?;
     let dir = tempfile::tempdir()?;
     let sqlite_url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let sqlite = runtime.block_on(run_store(&sqlite_url, &vk, root, &file, concurrency))?;
+    let sqlite = runtime.block_on(run_store(
+        &sqlite_url,
+        &vk,
+        root,
+        &file,
+        concurrency,
+        &settings,
+    ))?;
     println!(
         "SQLite:     {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms ({} errors)",
         sqlite.rps, sqlite.p50_ms, sqlite.p99_ms, sqlite.errors
@@ -102,7 +110,7 @@ pub(crate) fn run(
     );
     let pg_url = format!("{pg_base}?schema={schema}");
     let pg = runtime.block_on(async {
-        let figures = run_store(&pg_url, &vk, root, &file, concurrency).await;
+        let figures = run_store(&pg_url, &vk, root, &file, concurrency, &settings).await;
         drop_schema(&pg_base, &schema).await;
         figures
     });
@@ -267,6 +275,7 @@ async fn run_store(
     root: Fr,
     file: &Path,
     concurrency: usize,
+    settings: &Settings,
 ) -> anyhow::Result<LoadFigures> {
     let store = zkcredits_gateway::store::open_from_url(store_url)
         .await
@@ -295,7 +304,7 @@ async fn run_store(
         ),
         store,
     )
-    .settings(Settings::default())
+    .settings(settings.clone())
     .roots(RootsSource::Fixed(vec![root]))
     .route("/api", Arc::new(route))
     .start(listener, shutdown.clone())

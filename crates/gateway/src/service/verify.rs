@@ -7,6 +7,12 @@
 //! verification, and under load the cost per proof drops to that of a batch. A batch that
 //! fails says nothing about which proof is bad: its proofs are then checked one by one,
 //! so a bad proof never fails the others.
+//!
+//! arkworks is built with rayon (the prover wants every core), so a multi-pairing or an
+//! MSM would otherwise fan out to the global rayon pool from every verifier thread at
+//! once: more threads than cores, and the Miller loop split into chunks that each repeat
+//! the squarings. Each verifier thread therefore runs inside a rayon pool of its own with
+//! one thread, where arkworks' parallel loops run in place.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
@@ -65,9 +71,17 @@ impl BatchVerifier {
             .map(|i| {
                 let rx = Arc::clone(&rx);
                 let verifier = Arc::clone(&verifier);
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .thread_name(move |_| format!("zkc-verify-{i}"))
+                    .build()
+                    .map_err(|e| tracing::error!(error = %e, "cannot start a verifier pool"))
+                    .ok()?;
                 std::thread::Builder::new()
-                    .name(format!("zkc-verify-{i}"))
-                    .spawn(move || run(&verifier, &rx, batch_max.max(1), batch_wait))
+                    .name(format!("zkc-verify-{i}-wait"))
+                    .spawn(move || {
+                        pool.install(|| run(&verifier, &rx, batch_max.max(1), batch_wait));
+                    })
                     .map_err(|e| tracing::error!(error = %e, "cannot start a verifier thread"))
                     .ok()
             })

@@ -1,0 +1,127 @@
+//! `k * Base8` from a table of precomputed multiples: the nonce point of every receipt
+//! signature.
+//!
+//! Double-and-add costs about 250 doublings and 125 additions, and it branches on the
+//! bits of the scalar, here a secret nonce. With 4-bit windows and a table holding
+//! `j * 16^i * Base8` for every window `i` and digit `j`, a multiplication is 63 mixed
+//! additions. Every window reads all 16 of its entries and keeps the wanted one with a
+//! mask, so neither the branches nor the memory accesses depend on the nonce. The
+//! additions are the complete twisted Edwards formulas (BabyJubJub's `d` is not a
+//! square), so a zero digit adds the identity with no special case.
+//!
+//! arkworks' `BatchMulPreprocessing` builds a similar table, but it indexes it by the
+//! scalar's bits and runs through rayon even for one scalar.
+
+use std::sync::LazyLock;
+
+use ark_ec::{AdditiveGroup, CurveGroup};
+use ark_ff::{PrimeField, Zero};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
+
+use crate::Fr;
+use crate::babyjubjub::{Point, ProjectivePoint, Scalar, base8};
+
+const WINDOW_BITS: u32 = 4;
+const DIGITS: usize = 1 << WINDOW_BITS;
+/// Windows that cover a scalar below `l` (251 bits).
+const WINDOWS: usize = (Scalar::MODULUS_BIT_SIZE as usize).div_ceil(WINDOW_BITS as usize);
+
+/// An affine point as the Montgomery-form limbs of `x` and `y`, for masked selection
+/// (rebuilt with `new_unchecked`, which does no arithmetic and so no branch on zero).
+#[derive(Clone, Copy, Default)]
+struct Entry([u64; 8]);
+
+/// `table[i][j] = j * 16^i * Base8`.
+struct Table(Vec<[Entry; DIGITS]>);
+
+static BASE8_TABLE: LazyLock<Table> = LazyLock::new(|| Table::new(base8().into()));
+
+impl Table {
+    fn new(base: ProjectivePoint) -> Self {
+        let mut points = Vec::with_capacity(WINDOWS * DIGITS);
+        let mut window_base = base;
+        for _ in 0..WINDOWS {
+            let mut multiple = ProjectivePoint::zero();
+            for _ in 0..DIGITS {
+                points.push(multiple);
+                multiple += window_base;
+            }
+            for _ in 0..WINDOW_BITS {
+                window_base.double_in_place();
+            }
+        }
+        let affine = ProjectivePoint::normalize_batch(&points);
+        let rows = affine
+            .chunks_exact(DIGITS)
+            .map(|row| {
+                let mut entries = [Entry::default(); DIGITS];
+                for (entry, point) in entries.iter_mut().zip(row) {
+                    entry.0[..4].copy_from_slice(&point.x.0.0);
+                    entry.0[4..].copy_from_slice(&point.y.0.0);
+                }
+                entries
+            })
+            .collect();
+        Self(rows)
+    }
+
+    fn mul(&self, k: &Scalar) -> Point {
+        let limbs = k.into_bigint();
+        let limbs = limbs.as_ref();
+        let mut acc = ProjectivePoint::zero();
+        for (i, row) in self.0.iter().enumerate() {
+            let bit = i * WINDOW_BITS as usize;
+            let digit = ((limbs[bit / 64] >> (bit % 64)) & (DIGITS as u64 - 1)) as u8;
+            let mut chosen = Entry::default();
+            for (j, entry) in row.iter().enumerate() {
+                let here = (j as u8).ct_eq(&digit);
+                for (c, e) in chosen.0.iter_mut().zip(entry.0) {
+                    c.conditional_assign(&e, here);
+                }
+            }
+            let x = Fr::new_unchecked(limbs_to_bigint(&chosen.0[..4]));
+            let y = Fr::new_unchecked(limbs_to_bigint(&chosen.0[4..]));
+            acc += Point::new_unchecked(x, y);
+        }
+        acc.into_affine()
+    }
+}
+
+fn limbs_to_bigint(limbs: &[u64]) -> <Fr as PrimeField>::BigInt {
+    let mut out = <Fr as PrimeField>::BigInt::zero();
+    out.0.copy_from_slice(limbs);
+    out
+}
+
+/// `k * Base8`, without branches or memory accesses that depend on `k`.
+pub fn mul_base8(k: &Scalar) -> Point {
+    BASE8_TABLE.mul(k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ark_ec::CurveGroup;
+    use ark_ff::One;
+    use proptest::prelude::*;
+
+    #[test]
+    fn edge_scalars_match_double_and_add() {
+        for k in [
+            Scalar::zero(),
+            Scalar::one(),
+            -Scalar::one(),
+            Scalar::from(16u64),
+        ] {
+            assert_eq!(mul_base8(&k), (base8() * k).into_affine());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn random_scalars_match_double_and_add(bytes in any::<[u8; 32]>()) {
+            let k = Scalar::from_le_bytes_mod_order(&bytes);
+            prop_assert_eq!(mul_base8(&k), (base8() * k).into_affine());
+        }
+    }
+}
