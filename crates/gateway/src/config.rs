@@ -180,7 +180,7 @@ pub struct AdmissionConfig {
     /// How long a verifier thread waits for more proofs to fill a batch, microseconds
     /// (0: take what is queued and go).
     pub verify_batch_wait_us: u64,
-    /// Verifier threads (0: one per core).
+    /// Verifier threads (0: one per two cores, at least one).
     pub verify_threads: usize,
     /// The realm in `WWW-Authenticate`.
     pub realm: String,
@@ -475,7 +475,7 @@ body_limit_bytes = 1048576
 upstream_timeout_secs = 120
 verify_batch_max = 32           # proofs checked in one multi-pairing
 verify_batch_wait_us = 0        # wait to fill a batch (0: take what is queued)
-verify_threads = 0              # 0: one per core
+verify_threads = 0              # 0: one per two cores
 realm = "zkcredits"
 
 [chain]

@@ -46,7 +46,7 @@ pub struct Settings {
     pub verify_batch_max: usize,
     /// How long a verifier thread waits to fill a batch.
     pub verify_batch_wait: Duration,
-    /// Verifier threads (0: one per core).
+    /// Verifier threads (0: one per two cores, at least one).
     pub verify_threads: usize,
     /// The realm in `WWW-Authenticate`.
     pub realm: String,
