@@ -5,9 +5,11 @@
 //! bits of the scalar, here a secret nonce. With 4-bit windows and a table holding
 //! `j * 16^i * Base8` for every window `i` and digit `j`, a multiplication is 63 mixed
 //! additions. Every window reads all 16 of its entries and keeps the wanted one with a
-//! mask, so neither the branches nor the memory accesses depend on the nonce. The
-//! additions are the complete twisted Edwards formulas (BabyJubJub's `d` is not a
-//! square), so a zero digit adds the identity with no special case.
+//! mask, so the table accesses do not depend on the nonce, and nothing here branches on
+//! its digits. The additions are the complete twisted Edwards formulas (BabyJubJub's `d`
+//! is not a square), so a zero digit adds the identity with no special case. This is
+//! not a constant-time implementation as a whole: arkworks' field arithmetic (its final
+//! conditional subtraction) and the closing inversion are variable-time.
 //!
 //! arkworks' `BatchMulPreprocessing` builds a similar table, but it indexes it by the
 //! scalar's bits and runs through rayon even for one scalar.
@@ -93,7 +95,7 @@ fn limbs_to_bigint(limbs: &[u64]) -> <Fr as PrimeField>::BigInt {
     out
 }
 
-/// `k * Base8`, without branches or memory accesses that depend on `k`.
+/// `k * Base8`, with table accesses and control flow that do not depend on `k`'s digits.
 pub fn mul_base8(k: &Scalar) -> Point {
     BASE8_TABLE.mul(k)
 }
