@@ -17,7 +17,7 @@
 use std::sync::LazyLock;
 
 use ark_ec::{AdditiveGroup, CurveGroup};
-use ark_ff::{PrimeField, Zero};
+use ark_ff::{BigInt, PrimeField, Zero};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::Fr;
@@ -31,7 +31,10 @@ const WINDOWS: usize = (Scalar::MODULUS_BIT_SIZE as usize).div_ceil(WINDOW_BITS 
 /// An affine point as the Montgomery-form limbs of `x` and `y`, for masked selection
 /// (rebuilt with `new_unchecked`, which does no arithmetic and so no branch on zero).
 #[derive(Clone, Copy, Default)]
-struct Entry([u64; 8]);
+struct Entry {
+    x: [u64; 4],
+    y: [u64; 4],
+}
 
 /// `table[i][j] = j * 16^i * Base8`.
 struct Table(Vec<[Entry; DIGITS]>);
@@ -58,8 +61,10 @@ impl Table {
             .map(|row| {
                 let mut entries = [Entry::default(); DIGITS];
                 for (entry, point) in entries.iter_mut().zip(row) {
-                    entry.0[..4].copy_from_slice(&point.x.0.0);
-                    entry.0[4..].copy_from_slice(&point.y.0.0);
+                    *entry = Entry {
+                        x: point.x.0.0,
+                        y: point.y.0.0,
+                    };
                 }
                 entries
             })
@@ -77,22 +82,17 @@ impl Table {
             let mut chosen = Entry::default();
             for (j, entry) in row.iter().enumerate() {
                 let here = (j as u8).ct_eq(&digit);
-                for (c, e) in chosen.0.iter_mut().zip(entry.0) {
-                    c.conditional_assign(&e, here);
+                let limbs = chosen.x.iter_mut().chain(&mut chosen.y);
+                for (c, e) in limbs.zip(entry.x.iter().chain(&entry.y)) {
+                    c.conditional_assign(e, here);
                 }
             }
-            let x = Fr::new_unchecked(limbs_to_bigint(&chosen.0[..4]));
-            let y = Fr::new_unchecked(limbs_to_bigint(&chosen.0[4..]));
+            let x = Fr::new_unchecked(BigInt::new(chosen.x));
+            let y = Fr::new_unchecked(BigInt::new(chosen.y));
             acc += Point::new_unchecked(x, y);
         }
         acc.into_affine()
     }
-}
-
-fn limbs_to_bigint(limbs: &[u64]) -> <Fr as PrimeField>::BigInt {
-    let mut out = <Fr as PrimeField>::BigInt::zero();
-    out.0.copy_from_slice(limbs);
-    out
 }
 
 /// `k * Base8`, with table accesses and control flow that do not depend on `k`'s digits.
