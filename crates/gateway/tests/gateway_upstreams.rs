@@ -168,6 +168,18 @@ struct Walk {
 }
 
 impl Walk {
+    /// A walk over the fixture's first note against the gateway at `url`.
+    async fn new(fx: Fixture, url: &str) -> Self {
+        Self {
+            tree: fx.tree().await,
+            limits: fx.limits(),
+            fx,
+            server: test_server_key(),
+            http: reqwest::Client::new(),
+            url: url.to_owned(),
+        }
+    }
+
     /// Proves a `POST path` with `body` on the note's next ticket.
     fn prove(&self, path: &str, body: &Value) -> Paid {
         let bytes = serde_json::to_vec(body).unwrap();
@@ -324,17 +336,8 @@ async fn the_openai_route_meters_plain_streamed_cut_and_failed_chats_into_receip
     let fx = Fixture::start(1, 20_000).await;
     let (llm, _llm_task) = spawn_dev_llm("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let gw = ConfiguredGateway::start(&fx, llm, GRANULARITY).await;
-    let tree = fx.tree().await;
-    let limits = fx.limits();
-    let mut walk = Walk {
-        fx,
-        tree,
-        limits,
-        server: test_server_key(),
-        http: reqwest::Client::new(),
-        url: gw.url.clone(),
-    };
-    let c_max = limits.c_max;
+    let mut walk = Walk::new(fx, &gw.url).await;
+    let c_max = walk.limits.c_max;
 
     // The discovery document publishes both adapters' price tables.
     let d: Value = walk
@@ -545,17 +548,9 @@ async fn the_jsonrpc_route_charges_its_price_table_and_policy_violations_reach_t
     let (llm, _llm_task) = spawn_dev_llm("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let from_block = fx.chain.block_number().await.unwrap();
     let gw = ConfiguredGateway::start(&fx, llm, 1).await;
-    let tree = fx.tree().await;
-    let limits = fx.limits();
     let chain_id = fx.deployment().chain_id;
-    let mut walk = Walk {
-        fx,
-        tree,
-        limits,
-        server: test_server_key(),
-        http: reqwest::Client::new(),
-        url: gw.url.clone(),
-    };
+    let mut walk = Walk::new(fx, &gw.url).await;
+    let limits = walk.limits;
     let c_max = limits.c_max;
 
     // Ticket 0: one call, answered by the node, charged its listed price.
