@@ -14,13 +14,15 @@
 //!   [`fixed_base`] for the signer's nonce point;
 //! - [`request`]: the request binding `x` (§4) and the close binding `x_w` (§6);
 //! - [`close`]: the ticket and the split of a close (§6);
-//! - [`wire`]: versioned binary encodings of credentials and receipts (§8).
+//! - [`wire`]: versioned binary encodings of credentials and receipts (§8), with
+//!   [`g2_subgroup`] for the membership check of each proof's `B` point.
 
 pub mod babyjubjub;
 pub mod close;
 pub mod eddsa;
 pub mod field;
 pub mod fixed_base;
+pub mod g2_subgroup;
 pub mod merkle;
 pub mod note;
 pub mod poseidon;

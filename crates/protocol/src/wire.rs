@@ -7,13 +7,14 @@
 //! decode-then-encode gives back the input.
 
 use ark_bn254::{G1Affine, G2Affine};
-use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
+use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::Fr;
 use crate::eddsa::{Signature, SignatureError};
 use crate::field;
+use crate::g2_subgroup;
 use crate::state::Receipt;
 
 /// The credential and receipt format version this code speaks.
@@ -163,8 +164,12 @@ impl ProofPoints {
     fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let a = G1Affine::deserialize_compressed(&bytes[..32])
             .map_err(|_| WireError::InvalidProofPoint("a"))?;
-        let b = G2Affine::deserialize_compressed(&bytes[32..96])
-            .map_err(|_| WireError::InvalidProofPoint("b"))?;
+        // Decompression puts the point on the twist curve; membership of G2 is then
+        // checked with the faster test of `g2_subgroup` instead of arkworks' own.
+        let b = G2Affine::deserialize_with_mode(&bytes[32..96], Compress::Yes, Validate::No)
+            .ok()
+            .filter(|b| b.is_on_curve() && g2_subgroup::contains(b))
+            .ok_or(WireError::InvalidProofPoint("b"))?;
         let c = G1Affine::deserialize_compressed(&bytes[96..128])
             .map_err(|_| WireError::InvalidProofPoint("c"))?;
         let points = Self { a, b, c };
@@ -370,6 +375,32 @@ mod tests {
         assert!(refused);
         bytes[start + 32] ^= 0x01;
         assert!(Credential::decode(&bytes).is_err());
+    }
+
+    /// A `B` on the twist curve but outside G2 (a random twist point almost surely is)
+    /// decodes as a point yet must be refused: it could smuggle a small-order part
+    /// into the pairing.
+    #[test]
+    fn a_b_point_outside_g2_is_refused() {
+        use ark_ff::UniformRand;
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let outside = loop {
+            let x = ark_bn254::Fq2::rand(&mut rng);
+            if let Some(point) = G2Affine::get_point_from_x_unchecked(x, false) {
+                break point;
+            }
+        };
+        assert!(outside.is_on_curve() && !g2_subgroup::contains(&outside));
+        let mut bytes = credential().encode();
+        let start = 5 + 128 + 32;
+        outside
+            .serialize_compressed(&mut bytes[start..start + 64])
+            .expect("64 bytes");
+        assert_eq!(
+            Credential::decode(&bytes),
+            Err(WireError::InvalidProofPoint("b"))
+        );
     }
 
     #[test]
