@@ -5,15 +5,13 @@
 //!
 //! To regenerate the committed verifier after a change to the close circuit or the
 //! generator: `ZKCREDITS_WRITE_VERIFIER=1 cargo test -p zkcredits-circuits --test
-//! close_keys_and_verifier`, then `npm run build` in contracts/.
-
-mod common;
+//! circuits close_keys_and_verifier`, then `npm run build` in contracts/.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::common::Fixture;
 use ark_std::rand::SeedableRng;
-use common::Fixture;
 use rand_chacha::ChaCha20Rng;
 use zkcredits_circuits::CircuitError;
 use zkcredits_circuits::keys;

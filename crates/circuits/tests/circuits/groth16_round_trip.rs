@@ -1,12 +1,10 @@
 //! The full round trip with real keys: setup, load, prove, verify, batch verify.
 
-mod common;
-
 use std::sync::OnceLock;
 
+use crate::common::Fixture;
 use ark_serialize::CanonicalSerialize;
 use ark_std::rand::SeedableRng;
-use common::Fixture;
 use rand_chacha::ChaCha20Rng;
 use zkcredits_circuits::CircuitError;
 use zkcredits_circuits::keys::{self, RequestKeys};

@@ -2,13 +2,11 @@
 //! fresh, and a precomputation for another note, root or key is refused (and would give
 //! a proof that does not verify).
 
-mod common;
-
 use std::sync::OnceLock;
 
+use crate::common::Fixture;
 use ark_serialize::CanonicalSerialize;
 use ark_std::rand::SeedableRng;
-use common::Fixture;
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use zkcredits_circuits::CircuitError;

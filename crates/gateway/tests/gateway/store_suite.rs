@@ -381,7 +381,12 @@ fn every_ticket_answered_fresh_survives_a_sigkill_of_the_process() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.db");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_process", "--nocapture"])
+        .args([
+            "--ignored",
+            "--exact",
+            "store_suite::child_process",
+            "--nocapture",
+        ])
         .env(CHILD_ENV, "sqlite-load")
         .env("ZKC_STORE_PATH", &path)
         .stdout(Stdio::piped())
@@ -467,7 +472,12 @@ async fn two_os_processes_on_one_database_admit_each_ticket_exactly_once() {
     drop(schema.store().await);
     let spawn = || {
         Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "child_process", "--nocapture"])
+            .args([
+                "--ignored",
+                "--exact",
+                "store_suite::child_process",
+                "--nocapture",
+            ])
             .env(CHILD_ENV, "postgres-race")
             .env("ZKC_STORE_SCHEMA", &schema.0)
             .stdout(Stdio::piped())

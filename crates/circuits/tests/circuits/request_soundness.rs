@@ -1,12 +1,10 @@
 //! One test per rule of the request circuit (`docs/PROTOCOL.md §4`): each changes one
 //! wire of an honest witness and checks that the rule it breaks is the one unsatisfied.
 
-mod common;
-
+use crate::common::{Fixture, LIMITS};
 use ark_ff::{BigInteger, PrimeField};
 use ark_relations::gr1cs::trace::{ConstraintLayer, TracingMode};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
-use common::{Fixture, LIMITS};
 use tracing_subscriber::layer::SubscriberExt;
 use zkcredits_circuits::request::RequestCircuit;
 use zkcredits_protocol::Fr;

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use zkcredits_circuits::sample::SampleNote;
 use zkcredits_client::journal::{DepositInfo, Journal};

@@ -4,14 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use zkcredits_chain::testing::{PROVIDER, test_server_key};
 use zkcredits_gateway::store::{SqliteStore, Store};
 use zkcredits_gateway::{Discovery, Settings};
@@ -467,7 +465,12 @@ impl ChildGateway {
         upstream: std::net::SocketAddr,
     ) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "child_gateway", "--nocapture"])
+            .args([
+                "--ignored",
+                "--exact",
+                "gateway_http::child_gateway",
+                "--nocapture",
+            ])
             .env(CHILD_ENV, "1")
             .env("ZKC_DEPLOYMENT", deployment)
             .env("ZKC_STORE_URL", store_url)

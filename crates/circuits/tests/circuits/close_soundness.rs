@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common::{Fixture, LIMITS};
 use ark_ff::{BigInteger, PrimeField};
 use ark_relations::gr1cs::trace::{ConstraintLayer, TracingMode};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
-use common::{Fixture, LIMITS};
 use tracing_subscriber::layer::SubscriberExt;
 use zkcredits_circuits::CircuitError;
 use zkcredits_circuits::close::CloseCircuit;

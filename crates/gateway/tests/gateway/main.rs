@@ -1,0 +1,11 @@
+//! The gateway crate's integration tests, one binary: the stores against SQLite and
+//! PostgreSQL, the upstream adapters, the duties on anvil, and the whole service over
+//! loopback HTTP. One binary instead of one per file, so the suite links once.
+
+mod common;
+
+mod duties_anvil;
+mod gateway_http;
+mod gateway_upstreams;
+mod store_suite;
+mod upstreams;
