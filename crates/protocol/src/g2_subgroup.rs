@@ -18,7 +18,7 @@
 use std::sync::LazyLock;
 
 use ark_bn254::{Fq, Fq2, G2Affine, G2Projective};
-use ark_ec::AdditiveGroup;
+use ark_ec::{AdditiveGroup, AffineRepr};
 use ark_ff::{Field, PrimeField};
 
 /// BN254's curve parameter `x` (the `u` of some papers): `p` and `r` are polynomials in it.
@@ -66,11 +66,24 @@ fn psi(point: &G2Projective) -> G2Projective {
 
 /// True if `point`, which must be on the twist curve, lies in G2. The identity does.
 pub fn contains(point: &G2Affine) -> bool {
-    use ark_ec::AffineRepr;
     let x_q = point.mul_bigint([BN_X]);
     let lhs = x_q + point + psi(&x_q) + psi(&psi(&x_q));
     let rhs = psi(&psi(&psi(&x_q.double())));
     lhs == rhs
+}
+
+/// A uniformly random point of the whole twist `E'(Fq2)`, almost never in G2: what the
+/// tests of this module and of the wire decoder feed the check.
+#[cfg(test)]
+pub(crate) fn any_twist_point(rng: &mut impl ark_std::rand::Rng) -> G2Affine {
+    use ark_ff::UniformRand;
+    loop {
+        let x = Fq2::rand(rng);
+        if let Some(point) = G2Affine::get_point_from_x_unchecked(x, bool::rand(rng)) {
+            assert!(point.is_on_curve());
+            return point;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -83,17 +96,6 @@ mod tests {
     use rand_chacha::ChaCha20Rng;
 
     use super::*;
-
-    /// A uniformly random point of the whole twist `E'(Fq2)`: almost never in G2.
-    fn any_twist_point(rng: &mut ChaCha20Rng) -> G2Affine {
-        loop {
-            let x = Fq2::rand(rng);
-            if let Some(point) = G2Affine::get_point_from_x_unchecked(x, bool::rand(rng)) {
-                assert!(point.is_on_curve());
-                return point;
-            }
-        }
-    }
 
     fn arkworks_says(point: &G2Affine) -> bool {
         ark_bn254::g2::Config::is_in_correct_subgroup_assuming_on_curve(point)

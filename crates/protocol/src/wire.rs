@@ -164,8 +164,9 @@ impl ProofPoints {
     fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let a = G1Affine::deserialize_compressed(&bytes[..32])
             .map_err(|_| WireError::InvalidProofPoint("a"))?;
-        // Decompression puts the point on the twist curve; membership of G2 is then
-        // checked with the faster test of `g2_subgroup` instead of arkworks' own.
+        // Decompression solves the curve equation for y, so the point is on the twist
+        // (checked again, cheaply); membership of G2 is then the faster test of
+        // `g2_subgroup` instead of arkworks' own.
         let b = G2Affine::deserialize_with_mode(&bytes[32..96], Compress::Yes, Validate::No)
             .ok()
             .filter(|b| b.is_on_curve() && g2_subgroup::contains(b))
@@ -382,15 +383,8 @@ mod tests {
     /// into the pairing.
     #[test]
     fn a_b_point_outside_g2_is_refused() {
-        use ark_ff::UniformRand;
         use rand::SeedableRng;
-        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
-        let outside = loop {
-            let x = ark_bn254::Fq2::rand(&mut rng);
-            if let Some(point) = G2Affine::get_point_from_x_unchecked(x, false) {
-                break point;
-            }
-        };
+        let outside = g2_subgroup::any_twist_point(&mut rand_chacha::ChaCha20Rng::seed_from_u64(7));
         assert!(outside.is_on_curve() && !g2_subgroup::contains(&outside));
         let mut bytes = credential().encode();
         let start = 5 + 128 + 32;
