@@ -3,6 +3,7 @@
 use std::sync::OnceLock;
 
 use crate::common::Fixture;
+use ark_ec::{AffineRepr, CurveGroup};
 use ark_serialize::CanonicalSerialize;
 use ark_std::rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -130,6 +131,29 @@ fn a_batch_of_64_verifies_and_one_bad_proof_fails_the_batch() {
     let mut bad = batch.clone();
     bad[40].0 = &tampered;
     assert!(!verifier.verify_batch(&bad, &mut rng(96)));
+}
+
+/// Two forged proofs whose errors cancel in an unweighted product: `A + D` and `A - D`
+/// with one `B`, so `e(A + D, B) e(A - D, B) = e(A, B)^2`. Only distinct random weights
+/// per proof catch them; both batch orders and both forgeries alone are refused.
+#[test]
+fn forgeries_that_cancel_in_an_unweighted_batch_are_refused() {
+    let circuit = Fixture::new(20_000, 1, 10).circuit();
+    let public = circuit.public.to_field_elements();
+    let proof = prover().prove(circuit, &mut rng(30)).expect("prove");
+    let verifier = Verifier::new(&keys::load_verifying_key(key_dir()).expect("vk"));
+    let shift = (ark_bn254::G1Affine::generator() * Fr::from(12_345u64)).into_affine();
+    let mut plus = proof.clone();
+    plus.a = (proof.a + shift).into_affine();
+    let mut minus = proof.clone();
+    minus.a = (proof.a - shift).into_affine();
+    assert!(verifier.verify_batch(&[(&proof, &public), (&proof, &public)], &mut rng(31)));
+    for seed in 32..36 {
+        assert!(!verifier.verify_batch(&[(&plus, &public), (&minus, &public)], &mut rng(seed)));
+        assert!(!verifier.verify_batch(&[(&minus, &public), (&plus, &public)], &mut rng(seed)));
+    }
+    assert!(!verifier.verify(&plus, &public));
+    assert!(!verifier.verify(&minus, &public));
 }
 
 #[test]
