@@ -2,9 +2,9 @@
 //!
 //! A batch is checked with a random linear combination: for random weights `z_i`,
 //!
-//! `prod_i e(z_i A_i, B_i) == e(sum(z_i) alpha, beta) * e(sum(z_i L_i), gamma) * e(sum(z_i C_i), delta)`
+//! `prod_i e(z_i A_i, B_i) == e(alpha, beta)^sum(z_i) * e(sum(z_i L_i), gamma) * e(sum(z_i C_i), delta)`
 //!
-//! where `L_i` is the public-input combination of proof `i`. That is `n + 3` Miller-loop
+//! where `L_i` is the public-input combination of proof `i`. That is `n + 2` Miller-loop
 //! pairs and one final exponentiation instead of `n` of each. If any proof is bad the
 //! equation fails except with probability 2^-128 over the weights ([`weights`]); a
 //! failed batch says nothing about which proof is bad, so callers then check the proofs
@@ -12,30 +12,30 @@
 //!
 //! What a batch costs beyond its proofs' own pairs is kept small, because the gateway's
 //! batches are as large as the load makes them, often a handful: the multiples of the
-//! key's fixed points (`alpha`, `IC_j`) come from tables ([`fixed_base`]), and all pairs
-//! share one Miller-loop accumulator ([`miller`]).
+//! key's fixed points `IC_j` and the power of the fixed pairing value `e(alpha, beta)`
+//! come from tables ([`fixed_base`]), and all pairs share one Miller-loop accumulator
+//! ([`miller`]).
 
 mod fixed_base;
 mod miller;
 mod weights;
 
 use ark_bn254::{Bn254, Fr, G1Affine, G1Projective, G2Affine};
-use ark_ec::pairing::Pairing;
+use ark_ec::pairing::{Pairing, PairingOutput};
 use ark_ec::{AffineRepr, CurveGroup};
-use ark_ff::{One, Zero};
+use ark_ff::Zero;
 use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, VerifyingKey, prepare_verifying_key};
 use ark_std::rand::{CryptoRng, RngCore};
 
-use fixed_base::FixedBaseTable;
+use fixed_base::{FixedBaseTable, TargetTable};
 use weights::Weight;
 
 /// A verifying key prepared for single and batch verification.
 #[derive(Clone, Debug)]
 pub struct Verifier {
     prepared: PreparedVerifyingKey<Bn254>,
-    beta_prepared: <Bn254 as Pairing>::G2Prepared,
-    /// Table of `alpha`, for `sum(z_i) alpha`.
-    alpha_table: FixedBaseTable,
+    /// Table of `e(alpha, beta)`, for its power `sum(z_i)`.
+    alpha_beta_table: TargetTable,
     /// Tables of the public-input points `IC_0..IC_n`.
     input_tables: Vec<FixedBaseTable>,
 }
@@ -43,10 +43,10 @@ pub struct Verifier {
 impl Verifier {
     /// Prepares `vk` once; reuse the verifier for every proof.
     pub fn new(vk: &VerifyingKey<Bn254>) -> Self {
+        let prepared = prepare_verifying_key(vk);
         Self {
-            prepared: prepare_verifying_key(vk),
-            beta_prepared: vk.beta_g2.into(),
-            alpha_table: FixedBaseTable::new(vk.alpha_g1),
+            alpha_beta_table: TargetTable::new(PairingOutput(prepared.alpha_g1_beta_g2)),
+            prepared,
             input_tables: vk
                 .gamma_abc_g1
                 .iter()
@@ -118,20 +118,19 @@ impl Verifier {
         let c_acc = weights::weighted_sum(&c_points, &weights);
 
         let mut g1 = weights::scale_each(&a_points, &weights);
-        g1.extend([-self.alpha_table.mul(&z_sum), inputs_acc, c_acc]);
+        g1.extend([inputs_acc, c_acc]);
         let g1 = G1Projective::normalize_batch(&g1);
         let b_prepared: Vec<<Bn254 as Pairing>::G2Prepared> = batch
             .iter()
             .map(|(p, _)| G2Affine::from(p.b).into())
             .collect();
         let g2 = b_prepared.iter().chain([
-            &self.beta_prepared,
             &self.prepared.gamma_g2_neg_pc,
             &self.prepared.delta_g2_neg_pc,
         ]);
         let pairs: Vec<_> = g1.into_iter().zip(g2).collect();
         miller::multi_miller_loop(&pairs)
             .and_then(Bn254::final_exponentiation)
-            .is_some_and(|out| out.0.is_one())
+            .is_some_and(|out| out == self.alpha_beta_table.mul(&z_sum))
     }
 }
