@@ -3,11 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Fixture, LIMITS};
+use crate::common::{Fixture, LIMITS, first_unsatisfied};
 use ark_ff::{BigInteger, PrimeField};
-use ark_relations::gr1cs::trace::{ConstraintLayer, TracingMode};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
-use tracing_subscriber::layer::SubscriberExt;
 use zkcredits_circuits::CircuitError;
 use zkcredits_circuits::close::CloseCircuit;
 use zkcredits_protocol::Fr;
@@ -24,13 +22,7 @@ fn x_w() -> Fr {
 
 /// The namespace of the first unsatisfied constraint, or `None` when all hold.
 fn broken_rule(circuit: CloseCircuit) -> Option<String> {
-    let subscriber = tracing_subscriber::Registry::default()
-        .with(ConstraintLayer::new(TracingMode::OnlyConstraints));
-    tracing::subscriber::with_default(subscriber, || {
-        let cs = ConstraintSystem::<Fr>::new_ref();
-        circuit.generate_constraints(cs.clone()).expect("synthesis");
-        cs.which_is_unsatisfied().expect("prove mode")
-    })
+    first_unsatisfied(circuit)
 }
 
 fn assert_breaks(circuit: CloseCircuit, rule: &str) {

@@ -1,11 +1,9 @@
 //! One test per rule of the request circuit (`docs/PROTOCOL.md §4`): each changes one
 //! wire of an honest witness and checks that the rule it breaks is the one unsatisfied.
 
-use crate::common::{Fixture, LIMITS};
+use crate::common::{Fixture, LIMITS, first_unsatisfied};
 use ark_ff::{BigInteger, PrimeField};
-use ark_relations::gr1cs::trace::{ConstraintLayer, TracingMode};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
-use tracing_subscriber::layer::SubscriberExt;
 use zkcredits_circuits::request::RequestCircuit;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::eddsa::PrivateKey;
@@ -13,13 +11,7 @@ use zkcredits_protocol::state::receipt_message;
 
 /// The namespace of the first unsatisfied constraint, or `None` when all hold.
 fn broken_rule(circuit: RequestCircuit) -> Option<String> {
-    let subscriber = tracing_subscriber::Registry::default()
-        .with(ConstraintLayer::new(TracingMode::OnlyConstraints));
-    tracing::subscriber::with_default(subscriber, || {
-        let cs = ConstraintSystem::<Fr>::new_ref();
-        circuit.generate_constraints(cs.clone()).expect("synthesis");
-        cs.which_is_unsatisfied().expect("prove mode")
-    })
+    first_unsatisfied(circuit)
 }
 
 fn assert_breaks(circuit: RequestCircuit, rule: &str) {

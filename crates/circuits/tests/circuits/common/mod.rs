@@ -2,8 +2,14 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::sync::Once;
+
+use ark_relations::gr1cs::trace::{ConstraintLayer, TracingMode};
+use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
+use tracing_subscriber::layer::SubscriberExt;
 use zkcredits_circuits::request::RequestCircuit;
 pub use zkcredits_circuits::sample::{LIMITS, SampleNote};
+use zkcredits_protocol::Fr;
 
 // Not every test file uses every fixture.
 const _: zkcredits_protocol::state::Limits = LIMITS;
@@ -36,4 +42,29 @@ impl std::ops::DerefMut for Fixture {
     fn deref_mut(&mut self) -> &mut SampleNote {
         &mut self.0
     }
+}
+
+/// The namespace path of the first unsatisfied constraint of `circuit`, or `None` when
+/// all hold.
+///
+/// arkworks names the failing constraint from tracing spans, so a subscriber with its
+/// `ConstraintLayer` must see them. It is installed once, globally, for the whole test
+/// binary: tracing caches each callsite's interest process-wide, and with a subscriber
+/// per thread (`with_default`) a namespace first reached by another test's thread (a
+/// proof being made alongside, with no subscriber) could be cached as of no interest,
+/// leaving a soundness test with no names ("Constraint trace requires
+/// `ConstraintLayer`"). The interest cache is rebuilt before each synthesis for the same
+/// reason.
+pub fn first_unsatisfied(circuit: impl ConstraintSynthesizer<Fr>) -> Option<String> {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::Registry::default()
+            .with(ConstraintLayer::new(TracingMode::OnlyConstraints));
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in the circuits tests");
+    });
+    tracing::callsite::rebuild_interest_cache();
+    let cs = ConstraintSystem::<Fr>::new_ref();
+    circuit.generate_constraints(cs.clone()).expect("synthesis");
+    cs.which_is_unsatisfied().expect("prove mode")
 }
