@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Fixture, LIMITS, first_unsatisfied};
+use crate::common::{Fixture, LIMITS, assert_breaks, broken_rule};
 use ark_ff::{BigInteger, PrimeField};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
 use zkcredits_circuits::CircuitError;
@@ -18,19 +18,6 @@ const X_W: u64 = 0x1234_5678_9abc;
 
 fn x_w() -> Fr {
     Fr::from(X_W)
-}
-
-/// The namespace of the first unsatisfied constraint, or `None` when all hold.
-fn broken_rule(circuit: CloseCircuit) -> Option<String> {
-    first_unsatisfied(circuit)
-}
-
-fn assert_breaks(circuit: CloseCircuit, rule: &str) {
-    let trace = broken_rule(circuit).expect("the tampered witness must not satisfy the circuit");
-    assert!(
-        trace.contains(rule),
-        "expected rule `{rule}` to fail, but the first failure is in {trace}"
-    );
 }
 
 /// A note of 20,000 after 3 requests refunded 250 each, with one penalty-free history.

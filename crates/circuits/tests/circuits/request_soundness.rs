@@ -1,26 +1,13 @@
 //! One test per rule of the request circuit (`docs/PROTOCOL.md §4`): each changes one
 //! wire of an honest witness and checks that the rule it breaks is the one unsatisfied.
 
-use crate::common::{Fixture, LIMITS, first_unsatisfied};
+use crate::common::{Fixture, LIMITS, assert_breaks, broken_rule};
 use ark_ff::{BigInteger, PrimeField};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
 use zkcredits_circuits::request::RequestCircuit;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::eddsa::PrivateKey;
 use zkcredits_protocol::state::receipt_message;
-
-/// The namespace of the first unsatisfied constraint, or `None` when all hold.
-fn broken_rule(circuit: RequestCircuit) -> Option<String> {
-    first_unsatisfied(circuit)
-}
-
-fn assert_breaks(circuit: RequestCircuit, rule: &str) {
-    let trace = broken_rule(circuit).expect("the tampered witness must not satisfy the circuit");
-    assert!(
-        trace.contains(rule),
-        "expected rule `{rule}` to fail, but the first failure is in {trace}"
-    );
-}
 
 fn fresh() -> Fixture {
     Fixture::new(20_000, 0, 0)

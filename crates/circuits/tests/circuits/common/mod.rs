@@ -55,7 +55,7 @@ impl std::ops::DerefMut for Fixture {
 /// leaving a soundness test with no names ("Constraint trace requires
 /// `ConstraintLayer`"). The interest cache is rebuilt before each synthesis for the same
 /// reason.
-pub fn first_unsatisfied(circuit: impl ConstraintSynthesizer<Fr>) -> Option<String> {
+pub fn broken_rule(circuit: impl ConstraintSynthesizer<Fr>) -> Option<String> {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let subscriber = tracing_subscriber::Registry::default()
@@ -67,4 +67,13 @@ pub fn first_unsatisfied(circuit: impl ConstraintSynthesizer<Fr>) -> Option<Stri
     let cs = ConstraintSystem::<Fr>::new_ref();
     circuit.generate_constraints(cs.clone()).expect("synthesis");
     cs.which_is_unsatisfied().expect("prove mode")
+}
+
+/// Asserts that `circuit` is unsatisfied and that the first failure is inside `rule`.
+pub fn assert_breaks(circuit: impl ConstraintSynthesizer<Fr>, rule: &str) {
+    let trace = broken_rule(circuit).expect("the tampered witness must not satisfy the circuit");
+    assert!(
+        trace.contains(rule),
+        "expected rule `{rule}` to fail, but the first failure is in {trace}"
+    );
 }
