@@ -49,8 +49,9 @@ contract ZkCreditsPool {
     /// @notice Where penalties are burned at close (used by the close flow).
     address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
 
-    /// @notice The largest tree depth the pool accepts (LeanIMT's own limit).
-    uint8 public constant MAX_TREE_DEPTH = 32;
+    /// @notice The circuits prove membership in at most this many levels: a deeper tree
+    /// would accept deposits that could never be spent or closed.
+    uint8 public constant MAX_TREE_DEPTH = 20;
 
     // Domain tags, the first Poseidon input (docs/PROTOCOL.md section 2). STATE, RECEIPT,
     // SLOPE, NULLIFIER and NOTE are only hashed off chain or in circuits today.
@@ -86,7 +87,7 @@ contract ZkCreditsPool {
     /// @param grace seconds after the end of an epoch before the provider may claim it
     /// @param challengeWindow seconds a unilateral close waits for challenges (close flow)
     /// @param bountyBps share of a slashed note paid to the slasher, in basis points (<= 10000)
-    /// @param treeDepth the tree holds at most 2^treeDepth leaves (1..32; default 20)
+    /// @param treeDepth the tree holds at most 2^treeDepth leaves (1..20, the levels the circuits prove; default 20)
     /// @param rootHistorySize how many recent roots are known (1..65536; default 64)
     /// @param genesisTime start of epoch 0 (unix seconds, <= now); 0 means the deploy time
     /// @param denominations allowed note amounts in credit units, strictly increasing;

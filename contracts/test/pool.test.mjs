@@ -204,7 +204,8 @@ describe('ZkCreditsPool on anvil', () => {
   it('rejects bad deployment parameters', async () => {
     for (const [over, name] of [
       [{ unit: 0n }, 'unit'],
-      [{ treeDepth: 33n }, 'treeDepth'],
+      [{ treeDepth: 21n }, 'treeDepth'],
+      [{ treeDepth: 0n }, 'treeDepth'],
       [{ bountyBps: 10001n }, 'bountyBps'],
       [{ rootHistorySize: 0n }, 'rootHistorySize'],
       [{ denominations: [5n, 5n] }, 'denominations'],

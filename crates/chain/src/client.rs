@@ -457,6 +457,16 @@ impl PoolClient {
 
     // ------------------------------------------------------------------ views
 
+    /// The latest block's timestamp: the clock the pool judges deadlines and epochs by.
+    pub async fn chain_time(&self) -> Result<u64> {
+        let block = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await?
+            .ok_or_else(|| Error::Rpc("the node has no latest block".into()))?;
+        Ok(block.header.timestamp)
+    }
+
     /// Whether `root` is one of the pool's recent committed roots.
     pub async fn is_known_root(&self, root: Fr) -> Result<bool> {
         Ok(self.pool.isKnownRoot(fr_to_u256(&root)).call().await?)

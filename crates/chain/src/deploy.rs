@@ -37,7 +37,7 @@ pub struct PoolConfig {
     pub challenge_window: u64,
     /// Share of a slashed note paid to the slasher, in basis points.
     pub bounty_bps: u16,
-    /// The tree holds at most 2^tree_depth leaves (1..=32).
+    /// The tree holds at most 2^tree_depth leaves (1..=20: the levels the circuits prove).
     pub tree_depth: u8,
     /// How many recent committed roots the pool knows.
     pub root_history_size: u32,

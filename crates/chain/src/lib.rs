@@ -8,6 +8,7 @@
 //! - [`client`]: [`PoolClient`], with reverts decoded into [`ContractError`];
 //! - [`indexer`]: [`Indexer`], the tree and recent roots from `Deposited` / `RootCommitted`
 //!   logs, persisted so a restart resumes;
+//! - [`settlement`]: the `CloseRequested`, `Closed` and `Slashed` logs a gateway watches;
 //! - [`anvil`] and [`testing`]: a local anvil (from `contracts/node_modules`) and the
 //!   [`TestChain`](testing::TestChain) harness;
 //! - [`bench_gas`] and [`devnet`]: what `zkcredits bench chain` and `zkcredits devnet` run.
@@ -27,6 +28,7 @@ mod fsutil;
 pub mod indexer;
 pub mod ledger;
 pub mod rpc;
+pub mod settlement;
 pub mod testing;
 
 pub use bench::{GasReport, bench_gas};
@@ -47,6 +49,7 @@ pub use error::{ContractError, Error, Result};
 pub use indexer::{Indexer, IndexerConfig, SyncReport};
 pub use ledger::Ledger;
 pub use rpc::TxInfo;
+pub use settlement::{LoggedEvent, SettlementEvent, settlement_events};
 
 /// Re-exported so that users of this crate name the same types.
 pub use alloy;

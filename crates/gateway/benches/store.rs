@@ -41,7 +41,7 @@ async fn run(store: &Arc<dyn Store>, total: u64) -> (Duration, Vec<Duration>) {
                 for _ in 0..n {
                     let (nullifier, share) = ticket();
                     let t0 = Instant::now();
-                    store.admit(nullifier, share).await.unwrap();
+                    store.admit(nullifier, share, None).await.unwrap();
                     latencies.push(t0.elapsed());
                 }
                 latencies

@@ -54,13 +54,16 @@ pub enum Code {
     StoreUnavailable,
     /// The gateway is overloaded or shutting down; retry later.
     Unavailable,
+    /// The pool does not (yet) accept the gateway's receipt key, so no receipt it signs
+    /// could be carried into a close: nothing is admitted until it does.
+    ServerKeyNotAccepted,
     /// A bug or an unexpected failure inside the gateway.
     Internal,
 }
 
 impl Code {
     /// Every code, for documentation and the uniqueness test.
-    pub const ALL: [Code; 20] = [
+    pub const ALL: [Code; 21] = [
         Code::PaymentRequired,
         Code::MalformedCredential,
         Code::StaleRoot,
@@ -80,6 +83,7 @@ impl Code {
         Code::TicketSpent,
         Code::StoreUnavailable,
         Code::Unavailable,
+        Code::ServerKeyNotAccepted,
         Code::Internal,
     ];
 
@@ -105,6 +109,7 @@ impl Code {
             Code::TicketSpent => "ticket_spent",
             Code::StoreUnavailable => "store_unavailable",
             Code::Unavailable => "unavailable",
+            Code::ServerKeyNotAccepted => "server_key_not_accepted",
             Code::Internal => "internal_error",
         }
     }
@@ -126,9 +131,10 @@ impl Code {
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UpstreamFailed => StatusCode::BAD_GATEWAY,
             Code::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Code::PolicyUnavailable | Code::StoreUnavailable | Code::Unavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Code::PolicyUnavailable
+            | Code::StoreUnavailable
+            | Code::Unavailable
+            | Code::ServerKeyNotAccepted => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -253,7 +259,7 @@ mod tests {
              invalid_proof,replay,double_spend,policy_violation,policy_unavailable,\
              upstream_failed,upstream_timeout,body_too_large,unknown_route,\
              receipt_not_found,malformed_nullifier,invalid_body,ticket_spent,\
-             store_unavailable,unavailable,internal_error"
+             store_unavailable,unavailable,server_key_not_accepted,internal_error"
         );
     }
 

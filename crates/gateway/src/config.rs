@@ -184,6 +184,8 @@ pub struct AdmissionConfig {
     pub verify_threads: usize,
     /// The realm in `WWW-Authenticate`.
     pub realm: String,
+    /// A ticket still unanswered this long after admission is refunded in full, seconds.
+    pub orphan_refund_after_secs: u64,
 }
 
 impl Default for AdmissionConfig {
@@ -196,6 +198,7 @@ impl Default for AdmissionConfig {
             verify_batch_wait_us: 0,
             verify_threads: 0,
             realm: "zkcredits".into(),
+            orphan_refund_after_secs: 3_600,
         }
     }
 }
@@ -218,6 +221,19 @@ pub struct ChainConfig {
     pub violation_batch: usize,
     /// A partial violation batch is sent after this many seconds.
     pub violation_interval_secs: u64,
+    /// Watch closes and slashes on chain (record their tickets, challenge stale closes,
+    /// block slashed notes). Off only for a gateway whose replica does it.
+    pub watch: bool,
+    /// How often the chain watcher reads new blocks, milliseconds.
+    pub watch_poll_ms: u64,
+    /// Blocks below the head the watcher leaves alone.
+    pub watch_confirmations: u64,
+    /// Blocks the watcher reads again each round, so that a reorg that deep is survived.
+    pub watch_rescan_blocks: u64,
+    /// Claim the deposits left in expired epochs for the provider.
+    pub claim_expired: bool,
+    /// How often expired epochs are looked for, seconds.
+    pub claim_poll_secs: u64,
 }
 
 impl Default for ChainConfig {
@@ -231,6 +247,12 @@ impl Default for ChainConfig {
             slash_backoff_ms: millis(d.slash_backoff),
             violation_batch: d.violation_batch,
             violation_interval_secs: d.violation_interval.as_secs(),
+            watch: d.watch,
+            watch_poll_ms: millis(d.watch_poll),
+            watch_confirmations: d.watch_confirmations,
+            watch_rescan_blocks: d.watch_rescan_blocks,
+            claim_expired: d.claim_expired,
+            claim_poll_secs: d.claim_poll.as_secs(),
         }
     }
 }
@@ -247,6 +269,12 @@ impl ChainConfig {
             slash_backoff: Duration::from_millis(self.slash_backoff_ms.max(1)),
             violation_batch: self.violation_batch.max(1),
             violation_interval: Duration::from_secs(self.violation_interval_secs),
+            watch: self.watch,
+            watch_poll: Duration::from_millis(self.watch_poll_ms.max(1)),
+            watch_confirmations: self.watch_confirmations,
+            watch_rescan_blocks: self.watch_rescan_blocks,
+            claim_expired: self.claim_expired,
+            claim_poll: Duration::from_secs(self.claim_poll_secs.max(1)),
             ..DutiesConfig::default()
         }
     }
@@ -431,6 +459,7 @@ impl GatewayConfig {
             verify_threads: a.verify_threads,
             realm: a.realm.clone(),
             roots_poll: Duration::from_millis(self.chain.roots_poll_ms.max(10)),
+            orphan_refund_after: Duration::from_secs(a.orphan_refund_after_secs.max(1)),
         }
     }
 }
@@ -477,15 +506,22 @@ verify_batch_max = 32           # proofs checked in one multi-pairing
 verify_batch_wait_us = 0        # wait to fill a batch (0: take what is queued)
 verify_threads = 0              # 0: one per two cores
 realm = "zkcredits"
+orphan_refund_after_secs = 3600 # a ticket unanswered this long is refunded in full
 
 [chain]
 roots_poll_ms = 2000            # refresh of the accepted roots
-duties = true                   # slash double spenders, log violations
+duties = true                   # slash double spenders, log violations, watch closes
 accept_server_key = true        # make the pool accept the current receipt key
 slash_poll_ms = 2000
 slash_backoff_ms = 5000
 violation_batch = 64
 violation_interval_secs = 10
+watch = true                    # record closes' tickets, challenge stale closes, block slashed notes
+watch_poll_ms = 2000
+watch_confirmations = 0         # act on the newest block (every action is idempotent)
+watch_rescan_blocks = 64        # read this many blocks again each round (reorgs)
+claim_expired = true            # claim what expired notes leave, for the provider
+claim_poll_secs = 600
 
 # A flat price per request in front of any HTTP API (repeat for more routes).
 [[flat]]

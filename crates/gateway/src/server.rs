@@ -2,12 +2,13 @@
 //! [`GatewayConfig`]), [`GatewayBuilder`] for tests and benchmarks (no config file).
 //!
 //! Startup: prepare the verifying key, sync the note tree once, connect the provider's
-//! pool client, start the duties (slasher, violation logger) and make sure the pool
+//! pool client, start the duties (slasher, violation logger, chain watcher) and make sure the pool
 //! accepts the current receipt key, then listen. Shutdown (the token is cancelled): stop
 //! accepting, let requests in flight finish, then wait for every background task.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ark_bn254::Bn254;
@@ -94,6 +95,7 @@ pub struct GatewayBuilder {
     provider_signer: Option<PrivateKeySigner>,
     duties: Option<DutiesConfig>,
     accept_server_key: bool,
+    require_accepted_key: bool,
 }
 
 impl GatewayBuilder {
@@ -118,6 +120,7 @@ impl GatewayBuilder {
             provider_signer: None,
             duties: None,
             accept_server_key: false,
+            require_accepted_key: false,
         }
     }
 
@@ -166,6 +169,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Admits nothing until the pool accepts the current receipt key (checked before
+    /// listening, then every few seconds until it does): a receipt signed with a key the
+    /// pool refuses could never be carried into a close. [`serve`] always sets it.
+    pub fn require_accepted_key(mut self, yes: bool) -> Self {
+        self.require_accepted_key = yes;
+        self
+    }
+
     /// Starts serving on `listener` until `shutdown` is cancelled.
     pub async fn start(
         self,
@@ -208,8 +219,11 @@ impl GatewayBuilder {
             }
         };
 
+        let key_accepted = Arc::new(AtomicBool::new(!self.require_accepted_key));
+        let lock = TxLock::default();
+        let mut provider_pool = None;
         if let Some(signer) = &self.provider_signer
-            && (self.duties.is_some() || self.accept_server_key)
+            && (self.duties.is_some() || self.accept_server_key || self.require_accepted_key)
         {
             let pool = PoolClient::connect(&self.deployment, signer.clone())
                 .await
@@ -223,27 +237,43 @@ impl GatewayBuilder {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot read the pool's provider"),
             }
-            let lock = TxLock::default();
-            if self.accept_server_key {
-                tasks.push(tokio::spawn(ensure_key_accepted(
-                    pool.clone(),
-                    self.keys.current_public(),
-                    Arc::clone(&lock),
-                    shutdown.clone(),
-                )));
-            }
-            if let Some(config) = self.duties {
-                tasks.push(spawn_duties_with_lock(
-                    Arc::clone(&self.store),
-                    pool,
-                    config,
-                    shutdown.clone(),
-                    lock,
-                ));
+            provider_pool = Some(pool);
+        }
+        if self.accept_server_key || self.require_accepted_key {
+            // Without the provider's key the acceptance is only read (any signer reads).
+            let (pool, may_accept) = match &provider_pool {
+                Some(pool) => (pool.clone(), self.accept_server_key),
+                None => (
+                    PoolClient::connect(&self.deployment, PrivateKeySigner::random())
+                        .await
+                        .map_err(|e| GatewayError::Chain(e.to_string()))?,
+                    false,
+                ),
+            };
+            let acceptance = KeyAcceptance {
+                pool,
+                key: self.keys.current_public(),
+                may_accept,
+                lock: Arc::clone(&lock),
+                accepted: Arc::clone(&key_accepted),
+            };
+            // Once before listening, so that a gateway that can be accepted serves at once.
+            if !acceptance.attempt().await {
+                tasks.push(tokio::spawn(acceptance.run(shutdown.clone())));
             }
         }
+        if let (Some(pool), Some(config)) = (provider_pool, self.duties) {
+            tasks.push(spawn_duties_with_lock(
+                Arc::clone(&self.store),
+                pool,
+                &self.deployment,
+                config,
+                shutdown.clone(),
+                lock,
+            ));
+        }
 
-        let state = AppState::new(
+        let mut state = AppState::new(
             &self.deployment,
             self.keys,
             vk_hash,
@@ -255,7 +285,30 @@ impl GatewayBuilder {
             self.provider_signer,
             self.settings,
         );
-        let app = service::router(Arc::new(state));
+        state.key_accepted = key_accepted;
+        let state = Arc::new(state);
+        // What a dead predecessor admitted and never answered is refunded before serving.
+        let orphan_after = state.settings.orphan_refund_after;
+        let cutoff = if state.store.single_process() {
+            crate::store::unix_millis()
+        } else {
+            crate::store::unix_millis()
+                .saturating_sub(i64::try_from(orphan_after.as_millis()).unwrap_or(i64::MAX))
+        };
+        match service::unanswered::refund_abandoned(&state, cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                tickets = n,
+                "refunded in full the tickets a previous run admitted and never answered"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot refund abandoned tickets"),
+        }
+        tasks.push(tokio::spawn(service::unanswered::run(
+            Arc::clone(&state),
+            orphan_after,
+            shutdown.clone(),
+        )));
+        let app = service::router(state);
         tracing::info!(%addr, "gateway listening");
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -293,20 +346,50 @@ impl RunningGateway {
     }
 }
 
-/// Makes the pool accept `key` for closes, retrying until done or shut down.
-async fn ensure_key_accepted(
+/// Finds out whether the pool accepts the current receipt key, and makes it accept the
+/// key when the gateway holds the provider's account; flips the admission gate once it
+/// does.
+struct KeyAcceptance {
     pool: PoolClient,
     key: PublicKey,
+    /// Send `acceptServerKey` when the pool does not accept it (provider only).
+    may_accept: bool,
     lock: TxLock,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = Duration::from_secs(1);
-    loop {
-        let done = match pool.server_key_accepted(key).await {
+    accepted: Arc<AtomicBool>,
+}
+
+impl KeyAcceptance {
+    /// Retries [`KeyAcceptance::attempt`] until it succeeds or the gateway stops.
+    async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            if self.attempt().await {
+                return;
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+        }
+    }
+
+    /// One look (and, if allowed, one `acceptServerKey`); true once the pool accepts the
+    /// key.
+    async fn attempt(&self) -> bool {
+        let accepted = match self.pool.server_key_accepted(self.key).await {
             Ok(true) => true,
+            Ok(false) if !self.may_accept => {
+                tracing::error!(
+                    "the pool does not accept this gateway's receipt key: nothing is admitted \
+                     until it does (the provider runs acceptServerKey, or sets \
+                     chain.accept_server_key with its key in [provider])"
+                );
+                false
+            }
             Ok(false) => {
-                let _sending = lock.lock().await;
-                match pool.accept_server_key(key).await {
+                let _sending = self.lock.lock().await;
+                match self.pool.accept_server_key(self.key).await {
                     Ok(tx) => {
                         tracing::info!(tx = %tx.hash, "the pool now accepts the current receipt key");
                         true
@@ -318,11 +401,11 @@ async fn ensure_key_accepted(
                         ) =>
                     {
                         tracing::error!(
-                            "the provider key is not the pool's provider: the pool cannot be made \
-                             to accept the receipt key, so closes cannot name it; fix \
-                             [provider] in the config"
+                            "the provider key is not the pool's provider: the pool cannot be \
+                             made to accept the receipt key, and nothing is admitted until it \
+                             does; fix [provider] in the config"
                         );
-                        return;
+                        false
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "acceptServerKey failed; will retry");
@@ -335,14 +418,10 @@ async fn ensure_key_accepted(
                 false
             }
         };
-        if done {
-            return;
+        if accepted {
+            self.accepted.store(true, Ordering::Release);
         }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(300));
+        accepted
     }
 }
 
@@ -382,7 +461,8 @@ pub async fn start(
             ..IndexerConfig::default()
         }))
         .provider_signer(signer)
-        .accept_server_key(config.chain.accept_server_key);
+        .accept_server_key(config.chain.accept_server_key)
+        .require_accepted_key(true);
     if config.chain.duties {
         builder = builder.duties(config.chain.duties_config());
     }

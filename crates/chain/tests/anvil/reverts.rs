@@ -28,7 +28,8 @@ async fn every_revert_the_client_can_reach_is_named() -> zkcredits_chain::Result
     // InvalidConfig, at deployment.
     let mut bad = PoolConfig::dev(chain.address(PROVIDER));
     bad.token = Some(d.token);
-    bad.tree_depth = 33;
+    // One level more than the circuits prove: deposits there could never be spent.
+    bad.tree_depth = zkcredits_circuits::request::TREE_LEVELS as u8 + 1;
     assert_refused(
         deploy(chain.url(), chain.signer(DEPLOYER), &bad).await,
         ContractError::InvalidConfig("treeDepth".into()),

@@ -2,27 +2,27 @@
 //! path queued in the store, so that a request never waits for the chain.
 //!
 //! - [`slasher`]: submits `slash(k)` for every recovered double-spend key;
-//! - [`violations`]: logs policy violations with `recordViolations`, in batches.
+//! - [`violations`]: logs policy violations with `recordViolations`, in batches;
+//! - [`watcher`]: reads the pool's closes and slashes, records their tickets as spent,
+//!   challenges stale closes and blocks slashed notes;
+//! - [`expiry`]: claims the deposits left in expired epochs for the provider.
 //!
-//! Both read their queue from the [`Store`], so a restart resumes where the last process
-//! stopped, and both are idempotent: a note slashed (or closed) by anyone else counts as
-//! done, and a violation is marked with the transaction that logged it.
-//!
-//! **Extension point.** Watching closes and slashes on chain (`docs/PROTOCOL.md §6`,
-//! "What the gateway watches on chain") comes with the settlement work: it will be one
-//! more task spawned in [`spawn_duties`], keeping its progress in the store's cursor
-//! `"chain_watch"` ([`Store::cursor`]) and sending its challenges through the same
-//! [`TxLock`].
+//! Each keeps its progress in the [`Store`] (a queue, or the watcher's cursor), so a
+//! restart resumes where the last process stopped, and each is idempotent: a note
+//! slashed (or closed) by anyone else counts as done, a violation is marked with the
+//! transaction that logged it, and an event read twice changes nothing.
 
+pub mod expiry;
 pub mod slasher;
 pub mod violations;
+pub mod watcher;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use zkcredits_chain::PoolClient;
+use zkcredits_chain::{Deployment, PoolClient};
 
 use crate::store::{FieldBytes, Store};
 
@@ -50,6 +50,22 @@ pub struct DutiesConfig {
     pub violation_interval: Duration,
     /// How often the violation logger looks at the queue.
     pub violation_poll: Duration,
+    /// Run the chain watcher (closes and slashes on chain).
+    pub watch: bool,
+    /// How often the chain watcher reads new blocks.
+    pub watch_poll: Duration,
+    /// Blocks below the head the watcher leaves alone. 0 acts on the newest block: every
+    /// watcher action is idempotent and the rescan window catches an event a reorg moved,
+    /// while a late watcher risks missing a challenge deadline.
+    pub watch_confirmations: u64,
+    /// Blocks below its cursor the watcher reads again each round (reorg depth survived).
+    pub watch_rescan_blocks: u64,
+    /// Blocks per `eth_getLogs` request.
+    pub watch_page_blocks: u64,
+    /// Claim expired epochs for the provider.
+    pub claim_expired: bool,
+    /// How often the expiry claimer looks for claimable epochs.
+    pub claim_poll: Duration,
 }
 
 impl Default for DutiesConfig {
@@ -61,13 +77,21 @@ impl Default for DutiesConfig {
             violation_batch: 64,
             violation_interval: Duration::from_secs(10),
             violation_poll: Duration::from_secs(1),
+            watch: true,
+            watch_poll: Duration::from_secs(2),
+            watch_confirmations: 0,
+            watch_rescan_blocks: 64,
+            watch_page_blocks: 2_000,
+            claim_expired: true,
+            claim_poll: Duration::from_secs(600),
         }
     }
 }
 
-/// Starts the slasher and the violation logger on the current tokio runtime. They run
-/// until `shutdown` is cancelled; the returned handle completes once both have stopped
-/// (a submission in flight is finished first, so nothing is sent twice).
+/// Starts the slasher, the violation logger and (unless switched off in `config`) the
+/// chain watcher and the expiry claimer on the current tokio runtime, for the pool of `deployment`. They run until
+/// `shutdown` is cancelled; the returned handle completes once all have stopped (a
+/// submission in flight is finished first, so nothing is sent twice).
 ///
 /// `pool` signs as the provider: `recordViolations` is provider-only (`slash` is open to
 /// anyone). Nothing else should send transactions from that account meanwhile, or share
@@ -75,20 +99,47 @@ impl Default for DutiesConfig {
 pub fn spawn_duties(
     store: Arc<dyn Store>,
     pool: PoolClient,
+    deployment: &Deployment,
     config: DutiesConfig,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
-    spawn_duties_with_lock(store, pool, config, shutdown, TxLock::default())
+    spawn_duties_with_lock(store, pool, deployment, config, shutdown, TxLock::default())
 }
 
 /// [`spawn_duties`], sending every transaction under `lock`.
 pub fn spawn_duties_with_lock(
     store: Arc<dyn Store>,
     pool: PoolClient,
+    deployment: &Deployment,
     config: DutiesConfig,
     shutdown: CancellationToken,
     lock: TxLock,
 ) -> JoinHandle<()> {
+    let watcher = config.watch.then(|| {
+        let target = watcher::WatchTarget {
+            chain_id: deployment.chain_id,
+            pool: deployment.pool,
+            deploy_block: deployment.deploy_block,
+        };
+        tokio::spawn(watcher::run(
+            Arc::clone(&store),
+            pool.clone(),
+            target,
+            config.clone(),
+            shutdown.clone(),
+            Arc::clone(&lock),
+        ))
+    });
+    let claimer = config.claim_expired.then(|| {
+        tokio::spawn(expiry::run(
+            Arc::clone(&store),
+            pool.clone(),
+            deployment.constants.clone(),
+            config.clone(),
+            shutdown.clone(),
+            Arc::clone(&lock),
+        ))
+    });
     let slasher = tokio::spawn(slasher::run(
         Arc::clone(&store),
         pool.clone(),
@@ -98,7 +149,14 @@ pub fn spawn_duties_with_lock(
     ));
     let logger = tokio::spawn(violations::run(store, pool, config, shutdown, lock));
     tokio::spawn(async move {
-        for (name, task) in [("slasher", slasher), ("violation logger", logger)] {
+        let tasks = [
+            ("slasher", Some(slasher)),
+            ("violation logger", Some(logger)),
+        ]
+        .into_iter()
+        .chain([("chain watcher", watcher), ("expiry claimer", claimer)])
+        .filter_map(|(name, task)| Some((name, task?)));
+        for (name, task) in tasks {
             if let Err(e) = task.await {
                 tracing::error!(duty = name, error = %e, "duty task panicked");
             }

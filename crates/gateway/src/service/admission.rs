@@ -30,17 +30,12 @@ use zkcredits_protocol::{Fr, field};
 use super::{AppState, Route};
 use crate::api_error::{ApiError, Code, RECEIPT_HEADER};
 use crate::policy::Verdict;
-use crate::store::{Admission, FieldBytes, StoredShare};
+use crate::store::{Admission, CLEARANCE_X, SLASHED_X, StoredShare};
 use crate::telemetry;
 use crate::upstream::{PaidRequest, UpstreamError, UpstreamReply};
 
 /// The `Authorization` scheme of a credential.
 pub const AUTH_SCHEME: &str = "ZkCredit";
-
-/// The `x` recorded for a ticket spent by a cooperative close (see
-/// `endpoints::close_clearance`): 32 bytes of 0xff, never a request binding (those are
-/// below 2^248) nor a field element, so it cannot collide with a real share.
-pub(crate) const CLEARANCE_X: FieldBytes = [0xff; 32];
 
 /// A decoded credential on a known route, with the body read.
 struct Parsed {
@@ -85,6 +80,16 @@ async fn serve(
     request: Request,
     start: Instant,
 ) -> Result<Response, ApiError> {
+    if !state
+        .key_accepted
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        return Err(ApiError::new(
+            Code::ServerKeyNotAccepted,
+            "the pool does not accept this gateway's receipt key yet, so its receipts could \
+             not be used in a close; nothing was charged, retry later",
+        ));
+    }
     let parsed = parse(&state, request).await?;
     let verified = verify(&state, parsed).await?;
     // From the nullifier write on, the request runs to its stored receipt in a task of its
@@ -312,7 +317,8 @@ async fn admit(state: &AppState, verified: Verified) -> Result<Admitted, ApiErro
         x: field::to_be_bytes(&x),
         y: field::to_be_bytes(&credential.y),
     };
-    let admission = state.store.admit(n, share).await.map_err(|e| {
+    let next = field::to_be_bytes(&credential.next_commitment);
+    let admission = state.store.admit(n, share, Some(next)).await.map_err(|e| {
         tracing::error!(error = %e, "nullifier store failed");
         ApiError::new(
             Code::StoreUnavailable,
@@ -344,6 +350,13 @@ async fn admit(state: &AppState, verified: Verified) -> Result<Admitted, ApiErro
                 return Err(ApiError::new(
                     Code::DoubleSpend,
                     "this ticket was spent by a cooperative close of its note; the note is closed",
+                ));
+            }
+            if first.x == SLASHED_X {
+                return Err(ApiError::new(
+                    Code::DoubleSpend,
+                    "this note was slashed on chain (its secret is public): none of its tickets \
+                     can be spent again",
                 ));
             }
             punish(

@@ -14,9 +14,8 @@ use zkcredits_protocol::wire::WireFormat;
 use zkcredits_protocol::{Fr, field};
 
 use super::AppState;
-use super::admission::CLEARANCE_X;
 use crate::api_error::{ApiError, Code, RECEIPT_HEADER};
-use crate::store::{Admission, StoredShare};
+use crate::store::{Admission, CLEARANCE_X, StoredShare};
 
 /// A nullifier as `0x` + 64 hex digits, canonical.
 fn parse_nullifier(text: &str, what: &str) -> Result<Fr, ApiError> {
@@ -110,7 +109,7 @@ pub(crate) async fn close_clearance(
     };
     let admission = state
         .store
-        .admit(field::to_be_bytes(&nj), share)
+        .admit(field::to_be_bytes(&nj), share, None)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "nullifier store failed");

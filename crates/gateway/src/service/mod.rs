@@ -13,6 +13,7 @@ pub mod admission;
 pub mod discovery;
 mod endpoints;
 pub mod roots;
+pub mod unanswered;
 mod verify;
 
 use std::sync::Arc;
@@ -52,6 +53,10 @@ pub struct Settings {
     pub realm: String,
     /// How often the roots window is refreshed.
     pub roots_poll: Duration,
+    /// A ticket still without a receipt this long after its admission was abandoned (its
+    /// process died) and is refunded in full (`service::unanswered`). Longer than any
+    /// answer or stream takes.
+    pub orphan_refund_after: Duration,
 }
 
 impl Default for Settings {
@@ -65,6 +70,7 @@ impl Default for Settings {
             verify_threads: 0,
             realm: "zkcredits".into(),
             roots_poll: Duration::from_secs(2),
+            orphan_refund_after: Duration::from_secs(3_600),
         }
     }
 }
@@ -94,6 +100,9 @@ pub(crate) struct AppState {
     pub(crate) provider_signer: Option<PrivateKeySigner>,
     pub(crate) settings: Settings,
     pub(crate) metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Whether the pool accepts the current receipt key; nothing is admitted while it
+    /// does not (set by `server::KeyAcceptance`).
+    pub(crate) key_accepted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -130,6 +139,7 @@ impl AppState {
             provider_signer,
             settings,
             metrics: crate::telemetry::handle(),
+            key_accepted: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
 

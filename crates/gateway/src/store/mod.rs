@@ -21,6 +21,23 @@ pub struct StoredShare {
     pub y: FieldBytes,
 }
 
+/// The `x` recorded for a ticket spent by a cooperative close (see
+/// `service::endpoints::close_clearance`), with `y = 0`: 32 bytes of 0xff, never a request
+/// or close binding (those are below 2^248) nor a field element, so it cannot collide
+/// with a real share, and no key is ever recovered from it.
+pub const CLEARANCE_X: FieldBytes = [0xff; 32];
+
+/// The `x` of the share the chain watcher records on the first unspent ticket of a
+/// slashed note (`duties::watcher`): 2^248, a field element that no request or close
+/// binding can equal (those are 31-byte values, below 2^248). Its `y = k + a x` is a true
+/// share of that ticket (the slash made `k` public), so the ticket can never be admitted
+/// and no later ticket of the note can be proven (each needs the previous receipt).
+pub const SLASHED_X: FieldBytes = {
+    let mut x = [0; 32];
+    x[0] = 1;
+    x
+};
+
 /// The outcome of offering a ticket's nullifier to the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Admission {
@@ -52,6 +69,15 @@ pub struct Violation {
     pub evidence_hash: FieldBytes,
     /// The penalty put in the receipt, in credit units.
     pub penalty: u64,
+}
+
+/// A request ticket admitted without a receipt (see [`Store::unanswered`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unanswered {
+    /// The ticket's nullifier.
+    pub nullifier: FieldBytes,
+    /// The `T_next` its receipt signs.
+    pub next_commitment: FieldBytes,
 }
 
 /// A slash still to be submitted on chain: the recovered note secret.
@@ -87,12 +113,30 @@ pub enum StoreError {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Atomically inserts `(nullifier, share)` if the nullifier is unseen, else reports
-    /// what was there. Durable before it returns `Fresh`.
+    /// what was there. Durable before it returns `Fresh`. A request's ticket also keeps
+    /// `next_commitment` (`T_next`) and the time, so that it can be refunded in full if its
+    /// process dies before answering ([`Store::unanswered`]); closes and blocks pass `None`.
     async fn admit(
         &self,
         nullifier: FieldBytes,
         share: StoredShare,
+        next_commitment: Option<FieldBytes>,
     ) -> Result<Admission, StoreError>;
+
+    /// Request tickets admitted before `admitted_before` (unix milliseconds) that have no
+    /// receipt yet, oldest first.
+    async fn unanswered(
+        &self,
+        admitted_before: i64,
+        limit: usize,
+    ) -> Result<Vec<Unanswered>, StoreError>;
+
+    /// Whether one gateway process owns this store (SQLite), so that at startup every
+    /// unanswered ticket was left by a process that is gone. `false` for a store shared by
+    /// replicas, where only an old unanswered ticket is known to be abandoned.
+    fn single_process(&self) -> bool {
+        false
+    }
 
     /// Stores the receipt issued for an admitted nullifier. Durable before it returns.
     /// Storing the identical receipt again is a no-op.
@@ -145,6 +189,13 @@ pub use sqlite::SqliteStore;
 const NOT_ADMITTED: &str = "no ticket was admitted under this nullifier";
 /// `put_receipt` with a receipt other than the one already stored.
 const OTHER_RECEIPT: &str = "another receipt is already stored for this nullifier";
+
+/// Now, in unix milliseconds (what `admitted_at` holds).
+pub(crate) fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 /// What a second offer of a nullifier means, given the share stored first.
 fn classify(first: StoredShare, offered: StoredShare, receipt: Option<Vec<u8>>) -> Admission {

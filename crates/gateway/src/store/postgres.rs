@@ -4,9 +4,14 @@
 //! (nullifier) DO NOTHING RETURNING` inserts for exactly one caller across every
 //! connection and process. A losing insert waits until the winning transaction has
 //! committed, so the `SELECT` that follows it (a new snapshot under READ COMMITTED) always
-//! finds the winner's row. Each statement commits on its own (`synchronous_commit` as the
-//! server sets it, `on` by default), and PostgreSQL already shares WAL flushes between
-//! concurrent commits, so a pool of connections gives group commit without a writer task.
+//! finds the winner's row. Each statement commits on its own, with `synchronous_commit =
+//! on` set for every session (whatever the server's default, a commit the gateway answers
+//! after is on disk), and PostgreSQL already shares WAL flushes between concurrent
+//! commits, so a pool of connections gives group commit without a writer task.
+//!
+//! An insert whose connection fails before its result arrives may or may not have
+//! committed. Admission then reads the row back on another connection rather than report
+//! "nothing was charged": the ticket is ours if the row holds our share.
 
 use std::str::FromStr;
 
@@ -14,7 +19,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use super::{Admission, FieldBytes, PendingSlash, Store, StoreError, StoredShare, Violation};
+use super::{
+    Admission, FieldBytes, PendingSlash, Store, StoreError, StoredShare, Unanswered, Violation,
+};
 
 /// How to connect, beyond the URL.
 #[derive(Clone, Debug)]
@@ -63,6 +70,7 @@ impl PostgresOptions {
 struct Sql {
     admit: String,
     ticket: String,
+    unanswered: String,
     receipt: String,
     set_receipt: String,
     enqueue_slash: String,
@@ -80,10 +88,16 @@ impl Sql {
     fn new(prefix: &str) -> Self {
         Self {
             admit: format!(
-                "INSERT INTO {prefix}tickets (nullifier, x, y) VALUES ($1, $2, $3)
+                "INSERT INTO {prefix}tickets (nullifier, x, y, next_commitment, admitted_at)
+                 VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (nullifier) DO NOTHING RETURNING true"
             ),
             ticket: format!("SELECT x, y, receipt FROM {prefix}tickets WHERE nullifier = $1"),
+            unanswered: format!(
+                "SELECT nullifier, next_commitment FROM {prefix}tickets
+                 WHERE receipt IS NULL AND next_commitment IS NOT NULL AND admitted_at < $1
+                 ORDER BY admitted_at LIMIT $2"
+            ),
             receipt: format!("SELECT receipt FROM {prefix}tickets WHERE nullifier = $1"),
             set_receipt: format!(
                 "UPDATE {prefix}tickets SET receipt = $2 WHERE nullifier = $1 AND receipt IS NULL"
@@ -121,11 +135,15 @@ impl Sql {
 fn schema_ddl(prefix: &str) -> String {
     format!(
         "CREATE TABLE {prefix}tickets (
-             nullifier BYTEA PRIMARY KEY,
-             x         BYTEA NOT NULL,
-             y         BYTEA NOT NULL,
-             receipt   BYTEA
+             nullifier       BYTEA PRIMARY KEY,
+             x               BYTEA NOT NULL,
+             y               BYTEA NOT NULL,
+             receipt         BYTEA,
+             next_commitment BYTEA,
+             admitted_at     BIGINT
          );
+         CREATE INDEX tickets_unanswered ON {prefix}tickets (admitted_at)
+             WHERE receipt IS NULL AND next_commitment IS NOT NULL;
          CREATE TABLE {prefix}slashes (
              id       BIGSERIAL PRIMARY KEY,
              k        BYTEA NOT NULL UNIQUE,
@@ -150,6 +168,17 @@ fn schema_ddl(prefix: &str) -> String {
     )
 }
 
+/// From schema version 1 to 2: tickets keep `T_next` and their admission time.
+fn upgrade_1_to_2(prefix: &str) -> String {
+    format!(
+        "ALTER TABLE {prefix}tickets ADD COLUMN next_commitment BYTEA;
+         ALTER TABLE {prefix}tickets ADD COLUMN admitted_at BIGINT;
+         CREATE INDEX tickets_unanswered ON {prefix}tickets (admitted_at)
+             WHERE receipt IS NULL AND next_commitment IS NOT NULL;
+         UPDATE {prefix}meta SET value = '2' WHERE key = 'schema_version';"
+    )
+}
+
 /// Serialises schema installation between processes starting at once.
 const MIGRATION_LOCK: i64 = 0x7a6b_6372_6564_6974;
 
@@ -170,9 +199,17 @@ impl PostgresStore {
     /// parameters; see [`PostgresOptions::from_url`]), installs the schema if the database
     /// has none, and checks its version.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
             StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}; see open_from_url"))
         })?;
+        // Durability must not depend on the server's default: every session asks for it.
+        let session_options = {
+            let given = config.get_options().unwrap_or_default();
+            format!("{given} -c synchronous_commit=on")
+                .trim()
+                .to_owned()
+        };
+        config.options(&session_options);
         let schema = match &options.schema {
             Some(name) if valid_identifier(name) => Some(name.as_str()),
             Some(name) => {
@@ -206,11 +243,62 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// After an insert whose outcome is unknown: reads the ticket back (on fresh
+    /// connections, a few times). Our share there means our insert committed (`Fresh`);
+    /// another share is what `admit` would have said; no row means nothing was charged.
+    async fn resolve_ambiguous_admit(
+        &self,
+        nullifier: FieldBytes,
+        share: StoredShare,
+        cause: tokio_postgres::Error,
+    ) -> Result<Admission, StoreError> {
+        tracing::warn!(error = %cause, "ticket insert interrupted; reading it back");
+        let mut last = pg_error(cause);
+        for attempt in 0..3u32 {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+            }
+            let read = async {
+                let client = self.client().await?;
+                let select = client
+                    .prepare_cached(&self.sql.ticket)
+                    .await
+                    .map_err(pg_error)?;
+                client
+                    .query_opt(&select, &[&&nullifier[..]])
+                    .await
+                    .map_err(pg_error)
+            };
+            match read.await {
+                Ok(None) => return Err(last),
+                Ok(Some(row)) => {
+                    let first = StoredShare {
+                        x: blob32(row.get(0), "share x")?,
+                        y: blob32(row.get(1), "share y")?,
+                    };
+                    if first == share {
+                        return Ok(Admission::Fresh);
+                    }
+                    return Ok(super::classify(first, share, row.get(2)));
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "a ticket insert was interrupted and could not be read back ({last}); whether it \
+             was recorded is unknown: retry with the same credential (a recorded ticket \
+             answers as a replay)"
+        )))
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(|e| {
-            StoreError::Unavailable(format!(
+        self.pool.get().await.map_err(|e| match e {
+            // The server answered: its own words say what is wrong (a role, a database, a
+            // password), not "check the server is up".
+            deadpool_postgres::PoolError::Backend(e) if e.as_db_error().is_some() => pg_error(e),
+            e => StoreError::Unavailable(format!(
                 "cannot get a PostgreSQL connection: {e}; check the server is up"
-            ))
+            )),
         })
     }
 
@@ -244,7 +332,12 @@ impl PostgresStore {
                 .await
                 .map_err(pg_error)?
                 .map(|row| row.get(0));
-            super::schema::check_version(version.as_deref(), &place)?;
+            if super::schema::check_version(version.as_deref(), &place)? == 1 {
+                tx.batch_execute(&upgrade_1_to_2(prefix))
+                    .await
+                    .map_err(pg_error)?;
+                tracing::info!(place = %place, "store upgraded to schema version 2");
+            }
         } else {
             tx.batch_execute(&schema_ddl(prefix))
                 .await
@@ -306,16 +399,36 @@ impl Store for PostgresStore {
         &self,
         nullifier: FieldBytes,
         share: StoredShare,
+        next_commitment: Option<FieldBytes>,
     ) -> Result<Admission, StoreError> {
         let client = self.client().await?;
         let insert = client
             .prepare_cached(&self.sql.admit)
             .await
             .map_err(pg_error)?;
-        let inserted = client
-            .query_opt(&insert, &[&&nullifier[..], &&share.x[..], &&share.y[..]])
+        let next = next_commitment.as_ref().map(|t| &t[..]);
+        let admitted_at = super::unix_millis();
+        let inserted = match client
+            .query_opt(
+                &insert,
+                &[
+                    &&nullifier[..],
+                    &&share.x[..],
+                    &&share.y[..],
+                    &next,
+                    &admitted_at,
+                ],
+            )
             .await
-            .map_err(pg_error)?;
+        {
+            Ok(row) => row,
+            // No answer from the server: the insert may have committed.
+            Err(e) if e.as_db_error().is_none() => {
+                drop(client);
+                return self.resolve_ambiguous_admit(nullifier, share, e).await;
+            }
+            Err(e) => return Err(pg_error(e)),
+        };
         if inserted.is_some() {
             return Ok(Admission::Fresh);
         }
@@ -384,6 +497,31 @@ impl Store for PostgresStore {
             .await
             .map_err(pg_error)?
             .and_then(|row| row.get::<_, Option<Vec<u8>>>(0)))
+    }
+
+    async fn unanswered(
+        &self,
+        admitted_before: i64,
+        limit: usize,
+    ) -> Result<Vec<Unanswered>, StoreError> {
+        let client = self.client().await?;
+        let select = client
+            .prepare_cached(&self.sql.unanswered)
+            .await
+            .map_err(pg_error)?;
+        let limit = to_sql_int(limit as u64, "limit")?;
+        client
+            .query(&select, &[&admitted_before, &limit])
+            .await
+            .map_err(pg_error)?
+            .into_iter()
+            .map(|row| {
+                Ok(Unanswered {
+                    nullifier: blob32(row.get(0), "nullifier")?,
+                    next_commitment: blob32(row.get(1), "next commitment")?,
+                })
+            })
+            .collect()
     }
 
     async fn enqueue_slash(&self, k: FieldBytes) -> Result<(), StoreError> {

@@ -3,12 +3,21 @@
 use super::StoreError;
 
 /// The layout this version of the gateway writes (`meta.schema_version`).
-pub(crate) const VERSION: u32 = 1;
+///
+/// - 1: tickets `(nullifier, x, y, receipt)`, slashes, violations, cursors.
+/// - 2: tickets also keep `next_commitment` (`T_next`) and `admitted_at` (unix ms), so that
+///   a ticket admitted by a process that died before answering can be refunded in full.
+pub(crate) const VERSION: u32 = 2;
 
-/// Accepts the stored version if it is ours; explains what to do otherwise.
-pub(crate) fn check_version(stored: Option<&str>, place: &str) -> Result<(), StoreError> {
+/// The oldest layout this gateway upgrades in place (tickets it admitted have no
+/// `T_next`, so they are never refunded that way).
+pub(crate) const UPGRADES_FROM: u32 = 1;
+
+/// The stored version if this gateway can use it (`VERSION`, or an older one it
+/// upgrades); explains what to do otherwise.
+pub(crate) fn check_version(stored: Option<&str>, place: &str) -> Result<u32, StoreError> {
     match stored.map(str::parse::<u32>) {
-        Some(Ok(VERSION)) => Ok(()),
+        Some(Ok(v)) if (UPGRADES_FROM..=VERSION).contains(&v) => Ok(v),
         Some(Ok(v)) if v > VERSION => Err(StoreError::Corrupt(format!(
             "{place} has schema version {v}, newer than version {VERSION} that this gateway \
              writes; run the gateway release that created it (or a newer one)"

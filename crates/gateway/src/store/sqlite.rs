@@ -19,21 +19,35 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    Admission, FieldBytes, PendingSlash, Store, StoreError, StoredShare, Violation, schema,
+    Admission, FieldBytes, PendingSlash, Store, StoreError, StoredShare, Unanswered, Violation,
+    schema,
 };
 
 /// Most jobs committed in one transaction; a bound on how long one caller waits behind
 /// others in its own batch.
 const MAX_BATCH: usize = 2048;
 
+/// From schema version 1 to 2: tickets keep `T_next` and their admission time.
+const UPGRADE_1_TO_2: &str = "
+ALTER TABLE tickets ADD COLUMN next_commitment BLOB;
+ALTER TABLE tickets ADD COLUMN admitted_at INTEGER;
+CREATE INDEX tickets_unanswered ON tickets (admitted_at)
+    WHERE receipt IS NULL AND next_commitment IS NOT NULL;
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+";
+
 /// The schema this version of the gateway writes.
 const SCHEMA: &str = "
 CREATE TABLE tickets (
-    nullifier BLOB PRIMARY KEY,
-    x         BLOB NOT NULL,
-    y         BLOB NOT NULL,
-    receipt   BLOB
+    nullifier       BLOB PRIMARY KEY,
+    x               BLOB NOT NULL,
+    y               BLOB NOT NULL,
+    receipt         BLOB,
+    next_commitment BLOB,
+    admitted_at     INTEGER
 ) WITHOUT ROWID;
+CREATE INDEX tickets_unanswered ON tickets (admitted_at)
+    WHERE receipt IS NULL AND next_commitment IS NOT NULL;
 CREATE TABLE slashes (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
     k        BLOB NOT NULL UNIQUE,
@@ -255,7 +269,11 @@ fn migrate(db: &mut Connection, path: &Path) -> Result<(), StoreError> {
             )
             .optional()
             .map_err(|e| sql_error(&e))?;
-        schema::check_version(version.as_deref(), &path.display().to_string())?;
+        if schema::check_version(version.as_deref(), &path.display().to_string())? == 1 {
+            tx.execute_batch(UPGRADE_1_TO_2)
+                .map_err(|e| sql_error(&e))?;
+            tracing::info!(path = %path.display(), "store upgraded to schema version 2");
+        }
     } else {
         let tables: i64 = tx
             .query_row(
@@ -364,14 +382,25 @@ impl Store for SqliteStore {
         &self,
         nullifier: FieldBytes,
         share: StoredShare,
+        next_commitment: Option<FieldBytes>,
     ) -> Result<Admission, StoreError> {
+        let admitted_at = super::unix_millis();
         self.write(move |db| {
             let inserted = db
                 .prepare_cached(
-                    "INSERT INTO tickets (nullifier, x, y) VALUES (?1, ?2, ?3)
+                    "INSERT INTO tickets (nullifier, x, y, next_commitment, admitted_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (nullifier) DO NOTHING",
                 )
-                .and_then(|mut s| s.execute(params![&nullifier[..], &share.x[..], &share.y[..]]))
+                .and_then(|mut s| {
+                    s.execute(params![
+                        &nullifier[..],
+                        &share.x[..],
+                        &share.y[..],
+                        next_commitment.as_ref().map(|t| &t[..]),
+                        admitted_at,
+                    ])
+                })
                 .map_err(|e| sql_error(&e))?;
             if inserted == 1 {
                 return Ok(Admission::Fresh);
@@ -428,6 +457,42 @@ impl Store for SqliteStore {
                 .map_err(|e| sql_error(&e))
         })
         .await
+    }
+
+    async fn unanswered(
+        &self,
+        admitted_before: i64,
+        limit: usize,
+    ) -> Result<Vec<Unanswered>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |db| {
+            let mut stmt = db
+                .prepare_cached(
+                    "SELECT nullifier, next_commitment FROM tickets
+                     WHERE receipt IS NULL AND next_commitment IS NOT NULL AND admitted_at < ?1
+                     ORDER BY admitted_at LIMIT ?2",
+                )
+                .map_err(|e| sql_error(&e))?;
+            let rows = stmt
+                .query_map(params![admitted_before, limit], |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
+                .map_err(|e| sql_error(&e))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (n, t) = row.map_err(|e| sql_error(&e))?;
+                out.push(Unanswered {
+                    nullifier: blob32(n, "nullifier")?,
+                    next_commitment: blob32(t, "next commitment")?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    fn single_process(&self) -> bool {
+        true
     }
 
     async fn enqueue_slash(&self, k: FieldBytes) -> Result<(), StoreError> {

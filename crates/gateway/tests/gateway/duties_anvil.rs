@@ -29,6 +29,8 @@ fn fast() -> DutiesConfig {
         violation_batch: 4,
         violation_interval: Duration::from_millis(500),
         violation_poll: Duration::from_millis(50),
+        watch_poll: Duration::from_millis(50),
+        ..DutiesConfig::default()
     }
 }
 
@@ -77,8 +79,11 @@ async fn a_double_spend_found_by_the_store_is_slashed_on_chain_once() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("g.db")).unwrap());
     let n = field::to_be_bytes(&ticket.nullifier);
-    assert_eq!(store.admit(n, share(x1)).await.unwrap(), Admission::Fresh);
-    let Admission::DoubleSpend { first } = store.admit(n, share(x2)).await.unwrap() else {
+    assert_eq!(
+        store.admit(n, share(x1), None).await.unwrap(),
+        Admission::Fresh
+    );
+    let Admission::DoubleSpend { first } = store.admit(n, share(x2), None).await.unwrap() else {
         panic!("a second x on one ticket is a double spend");
     };
     let decode = |b: &[u8; 32]| field::from_be_bytes_canonical(b).unwrap();
@@ -101,6 +106,7 @@ async fn a_double_spend_found_by_the_store_is_slashed_on_chain_once() {
     let duties = spawn_duties(
         Arc::clone(&store),
         provider.clone(),
+        chain.deployment(),
         fast(),
         shutdown.clone(),
     );
@@ -143,6 +149,7 @@ async fn a_double_spend_found_by_the_store_is_slashed_on_chain_once() {
     let duties = spawn_duties(
         Arc::clone(&other),
         provider.clone(),
+        chain.deployment(),
         fast(),
         shutdown.clone(),
     );
@@ -175,7 +182,13 @@ async fn a_slash_of_a_note_not_yet_deposited_is_retried_until_it_is() {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("g.db")).unwrap());
     store.enqueue_slash(field::to_be_bytes(&k)).await.unwrap();
     let shutdown = CancellationToken::new();
-    let duties = spawn_duties(Arc::clone(&store), provider, fast(), shutdown.clone());
+    let duties = spawn_duties(
+        Arc::clone(&store),
+        provider,
+        chain.deployment(),
+        fast(),
+        shutdown.clone(),
+    );
     eventually("a failed attempt", || async {
         store
             .pending_slashes(1)
@@ -230,6 +243,7 @@ async fn recorded_violations_reach_the_chain_in_batches_as_events() {
     let duties = spawn_duties(
         Arc::clone(&store),
         provider.clone(),
+        chain.deployment(),
         fast(),
         shutdown.clone(),
     );
@@ -265,4 +279,55 @@ async fn recorded_violations_reach_the_chain_in_batches_as_events() {
         })
         .collect();
     assert_eq!(events, recorded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_epochs_are_claimed_for_the_provider() {
+    let chain = TestChain::with_config(|c| {
+        c.epoch_len = 100;
+        c.note_lifetime = 1;
+        c.grace = 50;
+    })
+    .await
+    .unwrap();
+    let user = chain.client(2).await.unwrap();
+    let provider = chain.client(PROVIDER).await.unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let note = NoteSecret::from_field(random_fr(&mut rng));
+    let deposited = user.deposit(note.id(), 700).await.unwrap();
+    let epoch = deposited.notes[0].expiry_epoch;
+    let before = user.token_balance(provider.sender()).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("g.db")).unwrap());
+    let config = DutiesConfig {
+        claim_poll: Duration::from_millis(100),
+        ..fast()
+    };
+    let shutdown = CancellationToken::new();
+    let duties = spawn_duties(
+        Arc::clone(&store),
+        provider.clone(),
+        chain.deployment(),
+        config,
+        shutdown.clone(),
+    );
+    // Not yet claimable: nothing happens.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!user.epoch_claimed(epoch).await.unwrap());
+
+    let at = zkcredits_gateway::duties::expiry::claimable_at(&chain.deployment().constants, epoch);
+    let now = chain.now().await.unwrap();
+    chain.advance(at.saturating_sub(now) + 1).await.unwrap();
+    eventually("the claim", || async {
+        user.epoch_claimed(epoch).await.unwrap()
+    })
+    .await;
+    assert_eq!(
+        user.token_balance(provider.sender()).await.unwrap() - before,
+        user.token_amount(700),
+        "the expired note went to the provider"
+    );
+    shutdown.cancel();
+    duties.await.unwrap();
 }

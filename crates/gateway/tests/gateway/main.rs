@@ -4,6 +4,7 @@
 
 mod common;
 
+mod adversary;
 mod duties_anvil;
 mod gateway_http;
 mod gateway_upstreams;

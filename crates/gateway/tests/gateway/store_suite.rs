@@ -14,7 +14,7 @@ use rand::Rng;
 use tempfile::TempDir;
 use zkcredits_gateway::store::{
     Admission, FieldBytes, PostgresOptions, PostgresStore, SqliteStore, Store, StoreError,
-    StoredShare, open_from_url,
+    StoredShare, Unanswered, open_from_url,
 };
 
 // ------------------------------------------------------------------ harness
@@ -119,6 +119,7 @@ on_both_stores!(
     a_slash_is_queued_once_counts_failed_attempts_and_leaves_the_queue_when_done,
     violations_stay_pending_in_order_until_marked,
     a_cursor_starts_empty_and_keeps_the_last_value,
+    only_request_tickets_left_without_a_receipt_are_unanswered,
 );
 
 // ------------------------------------------------------------------ the suite
@@ -135,7 +136,7 @@ async fn offer_concurrently(
             let (store, barrier) = (Arc::clone(store), Arc::clone(&barrier));
             tokio::spawn(async move {
                 barrier.wait().await;
-                (share, store.admit(nullifier, share).await.unwrap())
+                (share, store.admit(nullifier, share, None).await.unwrap())
             })
         })
         .collect();
@@ -182,7 +183,7 @@ async fn thirty_two_concurrent_offers_with_other_requests_admit_one_and_reveal_i
     }
     // The winner offering again is a replay, not a double spend with itself.
     assert_eq!(
-        store.admit(nullifier, winners[0]).await.unwrap(),
+        store.admit(nullifier, winners[0], None).await.unwrap(),
         Admission::Replay { receipt: None }
     );
 }
@@ -193,7 +194,7 @@ async fn distinct_tickets_offered_at_once_are_all_fresh_and_stay_apart(store: Ar
         .iter()
         .map(|&(n, share)| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { store.admit(n, share).await.unwrap() })
+            tokio::spawn(async move { store.admit(n, share, None).await.unwrap() })
         })
         .collect();
     for t in tasks {
@@ -202,7 +203,7 @@ async fn distinct_tickets_offered_at_once_are_all_fresh_and_stay_apart(store: Ar
     // Each ticket kept its own share: another x on it reveals exactly that share.
     for (n, share) in tickets.iter().take(16) {
         assert_eq!(
-            store.admit(*n, random_share()).await.unwrap(),
+            store.admit(*n, random_share(), None).await.unwrap(),
             Admission::DoubleSpend { first: *share }
         );
     }
@@ -211,7 +212,7 @@ async fn distinct_tickets_offered_at_once_are_all_fresh_and_stay_apart(store: Ar
 async fn a_receipt_round_trips_and_a_replay_carries_it(store: Arc<dyn Store>) {
     let (n, share) = (random32(), random_share());
     assert_eq!(store.receipt(n).await.unwrap(), None);
-    assert_eq!(store.admit(n, share).await.unwrap(), Admission::Fresh);
+    assert_eq!(store.admit(n, share, None).await.unwrap(), Admission::Fresh);
     assert_eq!(store.receipt(n).await.unwrap(), None);
     let receipt = b"an encoded receipt: r, p, sigma".to_vec();
     store.put_receipt(n, &receipt).await.unwrap();
@@ -219,7 +220,7 @@ async fn a_receipt_round_trips_and_a_replay_carries_it(store: Arc<dyn Store>) {
     // Storing the identical receipt again is a no-op.
     store.put_receipt(n, &receipt).await.unwrap();
     assert_eq!(
-        store.admit(n, share).await.unwrap(),
+        store.admit(n, share, None).await.unwrap(),
         Admission::Replay {
             receipt: Some(receipt)
         }
@@ -233,7 +234,7 @@ async fn a_different_second_receipt_or_one_for_an_unknown_ticket_is_refused(stor
         Err(StoreError::ReceiptConflict(_))
     ));
     assert_eq!(store.receipt(n).await.unwrap(), None);
-    store.admit(n, random_share()).await.unwrap();
+    store.admit(n, random_share(), None).await.unwrap();
     store.put_receipt(n, b"first receipt").await.unwrap();
     assert!(matches!(
         store.put_receipt(n, b"second receipt").await,
@@ -310,7 +311,95 @@ async fn a_cursor_starts_empty_and_keeps_the_last_value(store: Arc<dyn Store>) {
     assert_eq!(store.cursor("slashes").await.unwrap(), Some(3));
 }
 
+async fn only_request_tickets_left_without_a_receipt_are_unanswered(store: Arc<dyn Store>) {
+    let (answered, waiting, closed) = (random32(), random32(), random32());
+    let (t1, t2) = (random32(), random32());
+    store
+        .admit(answered, random_share(), Some(t1))
+        .await
+        .unwrap();
+    store.put_receipt(answered, b"receipt").await.unwrap();
+    store
+        .admit(waiting, random_share(), Some(t2))
+        .await
+        .unwrap();
+    // A close's or a block's ticket has no T_next: nothing to refund.
+    store.admit(closed, random_share(), None).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert_eq!(
+        store.unanswered(later, 10).await.unwrap(),
+        [Unanswered {
+            nullifier: waiting,
+            next_commitment: t2,
+        }]
+    );
+    // Admitted after the cut-off: not (yet) abandoned.
+    assert!(
+        store
+            .unanswered(later - 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.put_receipt(waiting, b"refund").await.unwrap();
+    assert!(store.unanswered(later, 10).await.unwrap().is_empty());
+}
+
 // ------------------------------------------------------------------ SQLite only
+
+#[test]
+fn a_sqlite_file_of_schema_version_1_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.db");
+    let (n, share) = (random32(), random_share());
+    // The layout the first release wrote, with one answered ticket.
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch(
+        "CREATE TABLE tickets (nullifier BLOB PRIMARY KEY, x BLOB NOT NULL, y BLOB NOT NULL,
+             receipt BLOB) WITHOUT ROWID;
+         CREATE TABLE slashes (id INTEGER PRIMARY KEY AUTOINCREMENT, k BLOB NOT NULL UNIQUE,
+             attempts INTEGER NOT NULL DEFAULT 0, tx BLOB);
+         CREATE TABLE violations (id INTEGER PRIMARY KEY AUTOINCREMENT, nullifier BLOB NOT NULL,
+             evidence_hash BLOB NOT NULL, penalty INTEGER NOT NULL, tx BLOB);
+         CREATE TABLE cursors (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         INSERT INTO meta VALUES ('schema_version', '1');",
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO tickets VALUES (?1, ?2, ?3, x'01')",
+        rusqlite::params![&n[..], &share.x[..], &share.y[..]],
+    )
+    .unwrap();
+    drop(db);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    rt.block_on(async {
+        assert_eq!(
+            store.admit(n, share, None).await.unwrap(),
+            Admission::Replay {
+                receipt: Some(vec![1])
+            }
+        );
+        let (m, t) = (random32(), random32());
+        store.admit(m, random_share(), Some(t)).await.unwrap();
+        assert_eq!(store.unanswered(i64::MAX, 10).await.unwrap().len(), 1);
+    });
+    drop(store);
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let version: String = db
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "2");
+}
 
 #[tokio::test]
 async fn the_sqlite_file_is_created_owner_only_and_keeps_tickets_across_reopen() {
@@ -322,7 +411,7 @@ async fn the_sqlite_file_is_created_owner_only_and_keeps_tickets_across_reopen()
         let store = open_from_url(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
-        assert_eq!(store.admit(n, share).await.unwrap(), Admission::Fresh);
+        assert_eq!(store.admit(n, share, None).await.unwrap(), Admission::Fresh);
         store.put_receipt(n, b"receipt").await.unwrap();
         store.set_cursor("closes", 5).await.unwrap();
     }
@@ -330,7 +419,7 @@ async fn the_sqlite_file_is_created_owner_only_and_keeps_tickets_across_reopen()
     assert_eq!(mode & 0o777, 0o600);
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(
-        store.admit(n, share).await.unwrap(),
+        store.admit(n, share, None).await.unwrap(),
         Admission::Replay {
             receipt: Some(b"receipt".to_vec())
         }
@@ -414,7 +503,7 @@ fn every_ticket_answered_fresh_survives_a_sigkill_of_the_process() {
     rt.block_on(async {
         for (n, share) in &answered {
             assert_eq!(
-                store.admit(*n, *share).await.unwrap(),
+                store.admit(*n, *share, None).await.unwrap(),
                 Admission::Replay { receipt: None },
                 "a ticket answered Fresh was lost"
             );
@@ -448,7 +537,7 @@ async fn two_connection_pools_on_one_database_admit_each_ticket_exactly_once() {
                 let barrier = Arc::clone(&barrier);
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    store.admit(nullifier, random_share()).await.unwrap()
+                    store.admit(nullifier, random_share(), None).await.unwrap()
                 })
             })
             .collect();
@@ -515,11 +604,11 @@ async fn a_postgres_url_with_a_schema_parameter_opens_that_schema() {
         .await
         .unwrap();
     let n = random32();
-    store.admit(n, random_share()).await.unwrap();
+    store.admit(n, random_share(), None).await.unwrap();
     // The same schema through the typed constructor sees the ticket.
     let again = schema.store().await;
     assert!(matches!(
-        again.admit(n, random_share()).await.unwrap(),
+        again.admit(n, random_share(), None).await.unwrap(),
         Admission::DoubleSpend { .. }
     ));
     schema.drop_now().await;
@@ -530,12 +619,12 @@ async fn a_postgres_schema_of_another_version_is_refused() {
     let schema = PgSchema::new();
     drop(schema.store().await);
     execute_pg(&format!(
-        "UPDATE \"{}\".meta SET value = '2' WHERE key = 'schema_version'",
+        "UPDATE \"{}\".meta SET value = '3' WHERE key = 'schema_version'",
         schema.0
     ))
     .await;
     match PostgresStore::connect(PG_URL, schema.options()).await {
-        Err(StoreError::Corrupt(why)) => assert!(why.contains("schema version 2"), "{why}"),
+        Err(StoreError::Corrupt(why)) => assert!(why.contains("schema version 3"), "{why}"),
         other => panic!("expected Corrupt, got {other:?}"),
     }
     schema.drop_now().await;
@@ -572,7 +661,7 @@ async fn sqlite_load_child() {
             tokio::spawn(async move {
                 loop {
                     let (n, share) = (random32(), random_share());
-                    if store.admit(n, share).await.unwrap() == Admission::Fresh {
+                    if store.admit(n, share, None).await.unwrap() == Admission::Fresh {
                         println!(
                             "fresh {} {} {}",
                             hex::encode(n),
@@ -613,7 +702,7 @@ async fn postgres_race_child() {
                     }
                     let mut n = [0u8; 32];
                     n[..4].copy_from_slice(&i.to_be_bytes());
-                    let what = match store.admit(n, random_share()).await.unwrap() {
+                    let what = match store.admit(n, random_share(), None).await.unwrap() {
                         Admission::Fresh => "fresh",
                         Admission::Replay { .. } => "replay",
                         Admission::DoubleSpend { .. } => "double_spend",

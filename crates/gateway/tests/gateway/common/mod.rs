@@ -169,7 +169,16 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn start(count: u64, deposit: u64) -> Self {
-        let chain = TestChain::start().await.unwrap();
+        Self::with_config(count, deposit, |_| {}).await
+    }
+
+    /// As [`Fixture::start`], on a pool whose config `edit` changed.
+    pub async fn with_config(
+        count: u64,
+        deposit: u64,
+        edit: impl FnOnce(&mut zkcredits_chain::PoolConfig),
+    ) -> Self {
+        let chain = TestChain::with_config(edit).await.unwrap();
         let user = chain.client(2).await.unwrap();
         let seed = WalletSeed::from_entropy(&random_fr().to_string().into_bytes());
         let secrets: Vec<NoteSecret> = (0..count).map(|j| seed.note_secret(j)).collect();
@@ -254,6 +263,8 @@ pub fn fast_duties() -> DutiesConfig {
         violation_batch: 4,
         violation_interval: Duration::from_millis(500),
         violation_poll: Duration::from_millis(100),
+        watch_poll: Duration::from_millis(100),
+        ..DutiesConfig::default()
     }
 }
 
@@ -294,7 +305,9 @@ impl TestGateway {
                 })
                 .route(ROUTE, flat_route(upstream, deployment.constants.c_max))
                 .roots(RootsSource::Chain(IndexerConfig::default()))
-                .provider_signer(zkcredits_chain::anvil::dev_signer(PROVIDER));
+                .provider_signer(zkcredits_chain::anvil::dev_signer(PROVIDER))
+                .accept_server_key(true)
+                .require_accepted_key(true);
         if duties {
             builder = builder.duties(fast_duties());
         }

@@ -1,0 +1,388 @@
+//! Attacks on the settlement path, each played against a real gateway (SQLite store,
+//! duties on) in front of a real anvil, with real request and close proofs
+//! (`docs/PROTOCOL.md §6`, "What the gateway must watch"):
+//!
+//! - a stale unilateral close (from an old state, whose ticket a request used) is
+//!   challenged within the window and the note goes to the provider;
+//! - a note keeps no spendable ticket once it closed, unilaterally or cooperatively, with
+//!   m = 0 or m = 1;
+//! - a slashed note's later tickets are refused.
+//!
+//! Needs `npm ci` in `contracts/` (anvil).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::common::*;
+use zkcredits_chain::alloy::providers::Provider;
+use zkcredits_chain::alloy::rpc::types::Filter;
+use zkcredits_chain::alloy::sol_types::SolEvent;
+use zkcredits_chain::bindings::ZkCreditsPool;
+use zkcredits_chain::testing::{PROVIDER, dev_close_prover, server_key_words, test_server_key};
+use zkcredits_chain::{NoteToClose, PoolClient, PreparedClose, close_ticket, prepare_close};
+use zkcredits_gateway::Settings;
+use zkcredits_gateway::duties::watcher::CURSOR;
+use zkcredits_gateway::store::{SqliteStore, Store};
+use zkcredits_protocol::merkle::LeanImt;
+use zkcredits_protocol::state::{Limits, NoteState};
+
+/// A pool that accepts the test receipt key (closes name it), `notes` notes of 20,000.
+async fn world(notes: u64) -> (Fixture, Arc<dyn Store>, tempfile::TempDir, TestGateway) {
+    let fx = Fixture::with_config(notes, 20_000, |c| {
+        c.server_key = Some(server_key_words(&test_server_key().public_key()));
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("g.db")).unwrap());
+    let upstream = start_upstream().await;
+    let gw = TestGateway::start(
+        fx.deployment(),
+        Arc::clone(&store),
+        upstream,
+        Settings::default(),
+    )
+    .await;
+    (fx, store, dir, gw)
+}
+
+fn body(tag: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "q": tag })).unwrap()
+}
+
+/// One paid request on note `j`, which must succeed; the note advances.
+async fn pay(fx: &mut Fixture, gw: &TestGateway, tree: &LeanImt, j: usize, tag: &str) {
+    let limits = fx.limits();
+    let server = test_server_key();
+    let paid = fx.notes[j].prove(tree, &format!("{ROUTE}/{tag}"), &body(tag), limits, &server);
+    let (status, receipt, json) = send(&reqwest::Client::new(), &gw.url, &paid).await;
+    assert_eq!(status, 200, "{json}");
+    fx.notes[j].accept(&paid, &decode_receipt(&receipt.unwrap()), &server);
+}
+
+/// A request on note `j` from its current state: the status and error code.
+async fn try_pay(
+    fx: &Fixture,
+    gw: &TestGateway,
+    tree: &LeanImt,
+    j: usize,
+    tag: &str,
+) -> (u16, String) {
+    try_pay_from(&fx.notes[j], fx.limits(), gw, tree, tag).await
+}
+
+/// A request from `note` as it is: the status and error code.
+async fn try_pay_from(
+    note: &TestNote,
+    limits: Limits,
+    gw: &TestGateway,
+    tree: &LeanImt,
+    tag: &str,
+) -> (u16, String) {
+    let paid = note.prove(
+        tree,
+        &format!("{ROUTE}/{tag}"),
+        &body(tag),
+        limits,
+        &test_server_key(),
+    );
+    let (status, _, json) = send(&reqwest::Client::new(), &gw.url, &paid).await;
+    (status, code(&json).to_owned())
+}
+
+/// The close of note `j` from `state` for dev account 3, proven against a committed root.
+async fn prove_close(
+    fx: &Fixture,
+    user: &PoolClient,
+    j: usize,
+    state: &NoteState,
+    m: bool,
+) -> PreparedClose {
+    user.commit_root().await.unwrap();
+    let tree = fx.tree().await;
+    let note = &fx.notes[j];
+    let path = tree.path(note.leaf_index).unwrap();
+    prepare_close(
+        dev_close_prover().unwrap(),
+        fx.deployment(),
+        NoteToClose {
+            secret: &note.secret,
+            deposit: note.deposit,
+            expiry_epoch: note.expiry_epoch,
+            path: &path,
+            root: tree.root(),
+            state,
+            server_key: test_server_key().public_key(),
+        },
+        fx.chain.address(3),
+        m,
+        &mut rand::rngs::OsRng,
+    )
+    .unwrap()
+}
+
+/// Waits until the watcher has read block `block`.
+async fn watched(store: &dyn Store, block: u64) {
+    for _ in 0..600 {
+        if store
+            .cursor(CURSOR)
+            .await
+            .unwrap()
+            .is_some_and(|c| c > block)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the chain watcher did not reach block {block} within 30 s");
+}
+
+/// Polls the pool until `nc` is settled.
+async fn settled(pool: &PoolClient, nc: zkcredits_protocol::Fr) -> bool {
+    for _ in 0..600 {
+        if pool.closed_or_slashed(nc).await.unwrap() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_unilateral_close_is_challenged_and_the_note_goes_to_the_provider() {
+    let (mut fx, _store, _dir, gw) = world(1).await;
+    let tree = fx.tree().await;
+    let stale = fx.notes[0].state;
+    pay(&mut fx, &gw, &tree, 0, "first").await;
+    pay(&mut fx, &gw, &tree, 0, "second").await;
+
+    // The attack: close from the state at index 0 (no signature needed: U = D).
+    let user = fx.chain.client(2).await.unwrap();
+    let provider = fx.chain.client(PROVIDER).await.unwrap();
+    let before = user.token_balance(provider.sender()).await.unwrap();
+    let close = prove_close(&fx, &user, 0, &stale, false).await;
+    let requested = user.close_unilateral(&close).await.unwrap();
+
+    assert!(
+        settled(&user, close.nc()).await,
+        "the stale close was not challenged"
+    );
+    assert!(user.pending_close(close.nc()).await.unwrap().is_none());
+    assert_eq!(
+        user.token_balance(provider.sender()).await.unwrap() - before,
+        user.token_amount(fx.notes[0].deposit),
+        "the whole note went to the provider (bounty 0)"
+    );
+    // Challenged, not merely slashed, and how many blocks it took (docs/PERFORMANCE.md).
+    let logs = fx
+        .chain
+        .provider()
+        .unwrap()
+        .get_logs(
+            &Filter::new()
+                .address(fx.deployment().pool)
+                .event_signature(ZkCreditsPool::CloseChallenged::SIGNATURE_HASH)
+                .from_block(requested.tx.block_number),
+        )
+        .await
+        .unwrap();
+    assert_eq!(logs.len(), 1, "one CloseChallenged event");
+    let blocks = logs[0].block_number.unwrap() - requested.tx.block_number;
+    eprintln!("figure: CloseRequested to challenge mined: {blocks} block(s)");
+    assert!(requested.deadline > fx.chain.now().await.unwrap());
+
+    // And nothing is left to spend: the next ticket is refused.
+    let (status, code) = try_pay(&fx, &gw, &tree, 0, "third").await;
+    assert_eq!((status, code.as_str()), (409, "double_spend"));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_ticket_can_be_spent_after_a_unilateral_close() {
+    let (mut fx, store, _dir, gw) = world(2).await;
+    let tree = fx.tree().await;
+    let user = fx.chain.client(2).await.unwrap();
+    pay(&mut fx, &gw, &tree, 0, "a").await;
+    pay(&mut fx, &gw, &tree, 1, "b").await;
+
+    // m = 0: the close spends ticket 1, the one the note would spend next.
+    let state = fx.notes[0].state;
+    let close = prove_close(&fx, &user, 0, &state, false).await;
+    let requested = user.close_unilateral(&close).await.unwrap();
+    watched(&*store, requested.tx.block_number).await;
+    let (status, code) = try_pay(&fx, &gw, &tree, 0, "after-close").await;
+    assert_eq!((status, code.as_str()), (409, "double_spend"));
+    // Spending after closing is a double spend of the close's ticket: the note is lost.
+    assert!(settled(&user, close.nc()).await, "the note was not slashed");
+
+    // m = 1: the close spends ticket 2 and charges ticket 1 in full (C_max, P_max
+    // burned). Ticket 1, already paid for, may still be spent once; ticket 2 never.
+    let state = fx.notes[1].state;
+    let close = prove_close(&fx, &user, 1, &state, true).await;
+    let requested = user.close_unilateral(&close).await.unwrap();
+    watched(&*store, requested.tx.block_number).await;
+    pay(&mut fx, &gw, &tree, 1, "paid-by-the-close").await;
+    let (status, code) = try_pay(&fx, &gw, &tree, 1, "after-close").await;
+    assert_eq!((status, code.as_str()), (409, "double_spend"));
+    assert!(settled(&user, close.nc()).await, "the note was not slashed");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finalized_unilateral_close_leaves_no_ticket_to_spend() {
+    let (mut fx, store, _dir, gw) = world(1).await;
+    let tree = fx.tree().await;
+    let user = fx.chain.client(2).await.unwrap();
+    pay(&mut fx, &gw, &tree, 0, "a").await;
+    let state = fx.notes[0].state;
+    let close = prove_close(&fx, &user, 0, &state, false).await;
+    user.close_unilateral(&close).await.unwrap();
+    fx.chain
+        .advance(fx.deployment().constants.challenge_window + 1)
+        .await
+        .unwrap();
+    let paid = user.finalize(close.nc()).await.unwrap();
+    watched(&*store, paid.tx.block_number).await;
+    let (status, code) = try_pay(&fx, &gw, &tree, 0, "after-finalize").await;
+    assert_eq!((status, code.as_str()), (409, "double_spend"));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_ticket_can_be_spent_after_a_cooperative_close() {
+    let (mut fx, _store, _dir, gw) = world(2).await;
+    let tree = fx.tree().await;
+    let user = fx.chain.client(2).await.unwrap();
+    let http = reqwest::Client::new();
+    pay(&mut fx, &gw, &tree, 0, "a").await;
+    pay(&mut fx, &gw, &tree, 1, "b").await;
+
+    for (j, m) in [(0, false), (1, true)] {
+        let state = fx.notes[j].state;
+        let (nc, nj) = close_ticket(&fx.notes[j].secret, &state, m);
+        let clearance: serde_json::Value = http
+            .post(format!("{}/zkcredit/close-clearance", gw.url))
+            .json(&serde_json::json!({
+                "close_nullifier": zkcredits_protocol::field::to_hex(&nc),
+                "nullifier": zkcredits_protocol::field::to_hex(&nj),
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let signature: [u8; 65] = hex::decode(
+            clearance["signature"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("0x"),
+        )
+        .unwrap()
+        .try_into()
+        .unwrap();
+        let close = prove_close(&fx, &user, j, &state, m).await;
+        user.close_cooperative(&close, &signature).await.unwrap();
+        if m {
+            // Ticket 1 was charged in full by the close; ticket 2 was the close's.
+            pay(&mut fx, &gw, &tree, j, "paid-by-the-close").await;
+        }
+        let (status, code) = try_pay(&fx, &gw, &tree, j, "after-close").await;
+        assert_eq!((status, code.as_str()), (409, "double_spend"), "m = {m}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slashed_note_cannot_spend_its_later_tickets() {
+    let (mut fx, store, _dir, gw) = world(1).await;
+    let tree = fx.tree().await;
+    let user = fx.chain.client(2).await.unwrap();
+    pay(&mut fx, &gw, &tree, 0, "a").await;
+
+    // Ticket 1 twice: the first is served, the second recovers k and the slasher slashes.
+    let before = fx.notes[0].clone();
+    pay(&mut fx, &gw, &tree, 0, "b").await;
+    let (status, code) = try_pay_from(&before, fx.limits(), &gw, &tree, "b-again").await;
+    assert_eq!((status, code.as_str()), (409, "double_spend"));
+    let nc = fx.notes[0].secret.close_nullifier();
+    assert!(
+        settled(&user, nc).await,
+        "the double spender was not slashed"
+    );
+    let head = fx.chain.block_number().await.unwrap();
+    watched(&*store, head).await;
+
+    // The note holds the receipt of ticket 1, so ticket 2 has a valid proof: refused.
+    let (status, code) = try_pay(&fx, &gw, &tree, 0, "c").await;
+    assert_eq!((status, code.as_str()), (409, "double_spend"));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_admits_nothing_until_the_pool_accepts_its_receipt_key() {
+    // The pool does not accept the test key, and this gateway cannot make it: it holds
+    // no provider key. A receipt it signed could never be carried into a close.
+    let fx = Fixture::start(1, 20_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("g.db")).unwrap());
+    let upstream = start_upstream().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = zkcredits_gateway::GatewayBuilder::new(
+        fx.deployment().clone(),
+        verifying_key(),
+        server_keys(),
+        store,
+    )
+    .settings(Settings {
+        roots_poll: Duration::from_millis(200),
+        ..Settings::default()
+    })
+    .route(ROUTE, flat_route(upstream, fx.deployment().constants.c_max))
+    .roots(zkcredits_gateway::RootsSource::Chain(
+        zkcredits_chain::IndexerConfig::default(),
+    ))
+    .require_accepted_key(true)
+    .start(listener, shutdown.clone())
+    .await
+    .unwrap();
+    let url = format!("http://{}", running.addr);
+    let tree = fx.tree().await;
+    let paid = fx.notes[0].prove(
+        &tree,
+        &format!("{ROUTE}/x"),
+        &body("x"),
+        fx.limits(),
+        &test_server_key(),
+    );
+    let http = reqwest::Client::new();
+    let (status, _, json) = send(&http, &url, &paid).await;
+    assert_eq!(
+        (status, code(&json)),
+        (503, "server_key_not_accepted"),
+        "{json}"
+    );
+
+    // The provider accepts the key: the gateway notices, and the same credential (nothing
+    // was spent) is now served.
+    let provider = fx.chain.client(PROVIDER).await.unwrap();
+    provider
+        .accept_server_key(test_server_key().public_key())
+        .await
+        .unwrap();
+    let mut served = false;
+    for _ in 0..100 {
+        let (status, receipt, _) = send(&http, &url, &paid).await;
+        if status == 200 {
+            assert!(receipt.is_some());
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(served, "the gateway never noticed the accepted key");
+    shutdown.cancel();
+    running.wait().await.unwrap();
+}
