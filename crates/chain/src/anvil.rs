@@ -257,6 +257,25 @@ impl AnvilProcess {
         Ok(())
     }
 
+    /// Takes a snapshot of the chain (`evm_snapshot`); [`AnvilProcess::revert`] returns
+    /// to it, which is how tests make a reorg: blocks after the snapshot are replaced by
+    /// whatever is mined next.
+    pub async fn snapshot(&self) -> Result<alloy::primitives::U256> {
+        let p = self.provider()?;
+        Ok(p.raw_request("evm_snapshot".into(), ()).await?)
+    }
+
+    /// Returns the chain to snapshot `id` (`evm_revert`).
+    pub async fn revert(&self, id: alloy::primitives::U256) -> Result<()> {
+        let p = self.provider()?;
+        let reverted: bool = p.raw_request("evm_revert".into(), (id,)).await?;
+        if reverted {
+            Ok(())
+        } else {
+            Err(Error::Anvil(format!("anvil has no snapshot {id}")))
+        }
+    }
+
     /// Sets a storage slot of a contract (`anvil_setStorageAt`), for tests that poke state.
     pub async fn set_storage(
         &self,

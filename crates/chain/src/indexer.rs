@@ -13,13 +13,19 @@
 //! - Progress (the tree as [`LeanImt::to_bytes`], the roots, the next block) is written
 //!   atomically to `state_path`, so a restart resumes where the last run stopped.
 //!
-//! Reorgs deeper than `confirmations` are not handled: choose the depth for the chain.
+//! - Reorgs: after each sync the indexer keeps a checkpoint (block number, block hash,
+//!   leaves) of the block it synced to, the last [`CHECKPOINTS`] of them. Before the next
+//!   sync it compares the newest with the chain; if its hash changed, it rewinds to the
+//!   newest checkpoint still on the chain (the tree truncated to its leaves, roots after
+//!   it dropped) and syncs again from there, or from the deploy block if none is left. A
+//!   sync during which the target block changed hash is undone the same way. Roots of
+//!   dropped blocks are never accepted again: a deposit a reorg took back paid nothing.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolEvent;
@@ -33,7 +39,12 @@ use crate::deploy::Deployment;
 use crate::{Error, Result, fsutil};
 
 const STATE_MAGIC: &[u8; 4] = b"ZKCI";
-const STATE_VERSION: u8 = 1;
+/// 1: tree, roots, next block. 2: also the reorg checkpoints.
+const STATE_VERSION: u8 = 2;
+
+/// How many recent checkpoints (synced-to blocks and their hashes) are kept: the reorg
+/// depth survived without a full resync.
+pub const CHECKPOINTS: usize = 64;
 
 /// How the indexer fetches, what it keeps and where it persists.
 #[derive(Clone, Debug)]
@@ -78,6 +89,18 @@ pub struct SyncReport {
     pub commits: u64,
     /// `eth_getLogs` requests made.
     pub pages: u64,
+    /// Reorgs detected and rewound before or during this sync.
+    pub reorgs: u64,
+}
+
+/// A block the indexer synced to: if the chain's block at that height gets another hash,
+/// everything after this checkpoint is rewound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Checkpoint {
+    block: u64,
+    hash: B256,
+    /// The tree's size once that block was applied.
+    leaves: u64,
 }
 
 /// The indexer's progress: what is persisted.
@@ -90,6 +113,40 @@ struct State {
     recent_roots: VecDeque<Fr>,
     /// The last committed roots, oldest first.
     committed: VecDeque<CommittedRoot>,
+    /// The last synced-to blocks, oldest first.
+    checkpoints: VecDeque<Checkpoint>,
+}
+
+impl State {
+    fn fresh(deploy_block: u64) -> Self {
+        Self {
+            tree: LeanImt::new(),
+            next_block: deploy_block,
+            recent_roots: VecDeque::new(),
+            committed: VecDeque::new(),
+            checkpoints: VecDeque::new(),
+        }
+    }
+
+    /// Back to `checkpoint`: what came after it is dropped, and so are the per-block
+    /// roots (the window refills as blocks arrive; a client whose root fell out resyncs).
+    fn rewind_to(&mut self, checkpoint: Checkpoint) {
+        self.tree.truncate(checkpoint.leaves);
+        self.next_block = checkpoint.block + 1;
+        self.recent_roots.clear();
+        if !self.tree.is_empty() {
+            self.recent_roots.push_back(self.tree.root());
+        }
+        let leaves = checkpoint.leaves;
+        self.committed.retain(|c| c.size <= leaves);
+        while self
+            .checkpoints
+            .back()
+            .is_some_and(|c| c.block > checkpoint.block)
+        {
+            self.checkpoints.pop_back();
+        }
+    }
 }
 
 /// One decoded, checked log of a page.
@@ -106,6 +163,7 @@ pub struct Indexer {
     pool: Address,
     config: IndexerConfig,
     state: State,
+    deploy_block: u64,
     /// Set when a committed root disagreed with the rebuilt tree after part of a page was
     /// applied: the in-memory state is then unusable (and never persisted).
     poisoned: bool,
@@ -120,12 +178,7 @@ impl Indexer {
         deployment: &Deployment,
         config: IndexerConfig,
     ) -> Result<Self> {
-        let fresh = State {
-            tree: LeanImt::new(),
-            next_block: deployment.deploy_block,
-            recent_roots: VecDeque::new(),
-            committed: VecDeque::new(),
-        };
+        let fresh = State::fresh(deployment.deploy_block);
         let state = match &config.state_path {
             Some(path) if path.exists() => {
                 let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -146,6 +199,7 @@ impl Indexer {
             pool: deployment.pool,
             config,
             state,
+            deploy_block: deployment.deploy_block,
             poisoned: false,
         })
     }
@@ -203,10 +257,12 @@ impl Indexer {
     pub async fn sync_to(&mut self, target: u64) -> Result<SyncReport> {
         self.check_usable()?;
         let mut report = SyncReport::default();
+        self.rewind_if_reorged(&mut report).await?;
         let start = self.state.next_block;
         if target < start {
             return Ok(report);
         }
+        let target_hash = self.block_hash(target).await?;
         report.from_block = Some(start);
         let bar = self.config.progress.then(|| {
             let bar = indicatif::ProgressBar::new(target - start + 1);
@@ -259,6 +315,29 @@ impl Indexer {
             bar.finish_and_clear();
         }
         report.to_block = Some(target);
+        // The logs must come from the chain whose block `target` has this hash: if it
+        // changed while the pages were read, undo this sync and let the next one redo it.
+        match (target_hash, self.block_hash(target).await?) {
+            (Some(before), Some(after)) if before == after => {
+                self.state.checkpoints.push_back(Checkpoint {
+                    block: target,
+                    hash: before,
+                    leaves: self.state.tree.len(),
+                });
+                while self.state.checkpoints.len() > CHECKPOINTS {
+                    self.state.checkpoints.pop_front();
+                }
+            }
+            _ => {
+                tracing::warn!(target, "the chain reorganised during a sync; undoing it");
+                report.reorgs += 1;
+                self.rewind_if_reorged(&mut report).await?;
+                if self.state.next_block > start {
+                    // No checkpoint to compare with yet: start over from the deploy block.
+                    self.state = State::fresh(self.deploy_block);
+                }
+            }
+        }
         self.persist()?;
         tracing::info!(
             from = start,
@@ -269,6 +348,57 @@ impl Indexer {
             "indexer synced"
         );
         Ok(report)
+    }
+
+    /// The hash of block `number` on the node's current chain (`None` beyond its head).
+    async fn block_hash(&self, number: u64) -> Result<Option<B256>> {
+        Ok(self
+            .provider
+            .get_block_by_number(number.into())
+            .await?
+            .map(|b| b.header.hash))
+    }
+
+    /// Compares the newest checkpoint with the chain; on a mismatch rewinds to the newest
+    /// checkpoint still on it, or to the deploy block when none is.
+    async fn rewind_if_reorged(&mut self, report: &mut SyncReport) -> Result<()> {
+        let Some(newest) = self.state.checkpoints.back().copied() else {
+            return Ok(());
+        };
+        if self.block_hash(newest.block).await? == Some(newest.hash) {
+            if self.state.next_block != newest.block + 1 {
+                // A sync that did not finish (or was undone): redo it from the checkpoint.
+                self.state.rewind_to(newest);
+            }
+            return Ok(());
+        }
+        report.reorgs += 1;
+        let mut kept = None;
+        for c in self.state.checkpoints.iter().rev().skip(1) {
+            if self.block_hash(c.block).await? == Some(c.hash) {
+                kept = Some(*c);
+                break;
+            }
+        }
+        match kept {
+            Some(c) => {
+                tracing::warn!(
+                    from_block = c.block + 1,
+                    leaves = c.leaves,
+                    dropped = self.state.tree.len() - c.leaves,
+                    "chain reorganised: rewinding the note tree"
+                );
+                self.state.rewind_to(c);
+            }
+            None => {
+                tracing::warn!(
+                    "chain reorganised deeper than the kept checkpoints: resyncing from the \
+                     deploy block"
+                );
+                self.state = State::fresh(self.deploy_block);
+            }
+        }
+        Ok(())
     }
 
     /// Applies the logs of blocks `from..=to`, in (block, log index) order.
@@ -405,6 +535,12 @@ fn encode_state(s: &State, chain_id: u64, pool: Address) -> Vec<u8> {
         out.extend_from_slice(&field::to_be_bytes(&c.root));
         out.extend_from_slice(&c.size.to_be_bytes());
     }
+    out.extend_from_slice(&(s.checkpoints.len() as u64).to_be_bytes());
+    for c in &s.checkpoints {
+        out.extend_from_slice(&c.block.to_be_bytes());
+        out.extend_from_slice(c.hash.as_slice());
+        out.extend_from_slice(&c.leaves.to_be_bytes());
+    }
     out.extend_from_slice(&(tree.len() as u64).to_be_bytes());
     out.extend_from_slice(&tree);
     let digest = Sha256::digest(&out);
@@ -472,8 +608,13 @@ fn decode_state(path: &Path, bytes: &[u8], chain_id: u64, pool: Address) -> Resu
         return Err(corrupt("checksum mismatch"));
     }
     let mut r = Reader { path, bytes: body };
-    if r.take(4, "magic")? != STATE_MAGIC || r.take(1, "version")? != [STATE_VERSION] {
+    if r.take(4, "magic")? != STATE_MAGIC {
         return Err(corrupt("unknown header"));
+    }
+    // Version 1 had no checkpoints: it loads with none, and gains one at the next sync.
+    let version = r.take(1, "version")?[0];
+    if version != 1 && version != STATE_VERSION {
+        return Err(corrupt("unknown version"));
     }
     let file_chain = r.u64("chain id")?;
     let file_pool = Address::from_slice(r.take(20, "pool")?);
@@ -498,6 +639,20 @@ fn decode_state(path: &Path, bytes: &[u8], chain_id: u64, pool: Address) -> Resu
         let size = r.u64("committed size")?;
         committed.push_back(CommittedRoot { root, size });
     }
+    let mut checkpoints = VecDeque::new();
+    if version >= 2 {
+        let n = r.count("checkpoints", 48)?;
+        for _ in 0..n {
+            let block = r.u64("checkpoint block")?;
+            let hash = B256::from_slice(r.take(32, "checkpoint hash")?);
+            let leaves = r.u64("checkpoint leaves")?;
+            checkpoints.push_back(Checkpoint {
+                block,
+                hash,
+                leaves,
+            });
+        }
+    }
     let n = r.count("tree length", 1)?;
     let tree = LeanImt::from_bytes(r.take(n, "tree")?).map_err(|e| corrupt(&e.to_string()))?;
     if !r.bytes.is_empty() {
@@ -508,6 +663,7 @@ fn decode_state(path: &Path, bytes: &[u8], chain_id: u64, pool: Address) -> Resu
         next_block,
         recent_roots,
         committed,
+        checkpoints,
     })
 }
 
@@ -526,6 +682,13 @@ mod tests {
             committed: [CommittedRoot {
                 root: tree.root(),
                 size: 13,
+            }]
+            .into_iter()
+            .collect(),
+            checkpoints: [Checkpoint {
+                block: 41,
+                hash: B256::repeat_byte(3),
+                leaves: 13,
             }]
             .into_iter()
             .collect(),

@@ -163,6 +163,38 @@ impl LeanImt {
         Ok(index)
     }
 
+    /// Keeps the first `len` leaves and drops the rest, as if only they had been pushed
+    /// (a chain reorg took the others back). Recomputes one node per level: the last one,
+    /// which alone can depend on a dropped leaf.
+    pub fn truncate(&mut self, len: u64) {
+        if len >= self.len() {
+            return;
+        }
+        let Ok(mut below) = usize::try_from(len) else {
+            return;
+        };
+        if below == 0 {
+            self.levels.clear();
+            return;
+        }
+        self.levels[0].truncate(below);
+        let mut level = 0;
+        while below > 1 {
+            let parents = below.div_ceil(2);
+            let last = if below % 2 == 0 {
+                hash_node(self.levels[level][below - 2], self.levels[level][below - 1])
+            } else {
+                self.levels[level][below - 1]
+            };
+            let up = &mut self.levels[level + 1];
+            up.truncate(parents);
+            up[parents - 1] = last;
+            below = parents;
+            level += 1;
+        }
+        self.levels.truncate(level + 1);
+    }
+
     /// The membership path of the leaf at `index` against the current root.
     pub fn path(&self, index: u64) -> Result<MerklePath, TreeError> {
         let len = self.len();
@@ -348,6 +380,25 @@ mod tests {
             }
             let reloaded = LeanImt::from_bytes(&tree.to_bytes()).expect("reload");
             prop_assert_eq!(reloaded, tree);
+        }
+
+        #[test]
+        fn a_truncated_tree_is_the_tree_of_its_prefix(n in 1usize..70, keep in 0usize..70) {
+            let leaves: Vec<Fr> = (0..n as u64).map(leaf).collect();
+            let mut tree = LeanImt::new();
+            for l in &leaves {
+                tree.push(*l).expect("push");
+            }
+            tree.truncate(keep as u64);
+            let mut prefix = LeanImt::new();
+            for l in &leaves[..keep.min(n)] {
+                prefix.push(*l).expect("push");
+            }
+            prop_assert_eq!(&tree, &prefix);
+            // And it grows on as if it had never held the dropped leaves.
+            tree.push(leaf(1000)).expect("push");
+            prefix.push(leaf(1000)).expect("push");
+            prop_assert_eq!(tree, prefix);
         }
     }
 }

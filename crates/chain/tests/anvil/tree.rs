@@ -290,3 +290,52 @@ async fn a_committed_root_that_disagrees_with_the_logs_stops_the_indexer()
     assert!(matches!(indexer.persist(), Err(Error::IndexerPoisoned)));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_reorg_of_deposit_blocks_is_rewound_and_the_tree_follows_the_new_chain()
+-> zkcredits_chain::Result<()> {
+    let chain = TestChain::start().await?;
+    let user = chain.client(2).await?;
+    user.approve(U256::MAX).await?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0x0e06);
+    let dir = TempDir::new("reorg");
+    let config = IndexerConfig {
+        state_path: Some(dir.path().join("indexer.bin")),
+        ..IndexerConfig::default()
+    };
+    let mut indexer = Indexer::connect(chain.deployment(), config.clone())?;
+    let first = user.deposit(random_fr(&mut rng), 100).await?.notes[0].leaf;
+    indexer.sync().await?;
+
+    // Two deposits the indexer sees, then a reorg takes them back.
+    let snapshot = chain.anvil().snapshot().await?;
+    user.deposit(random_fr(&mut rng), 200).await?;
+    user.deposit(random_fr(&mut rng), 300).await?;
+    indexer.sync().await?;
+    assert_eq!(indexer.tree().len(), 3);
+    let dropped_root = indexer.root();
+    // The state (with its checkpoints) is what a restarted gateway resumes from.
+    let mut indexer = Indexer::connect(chain.deployment(), config)?;
+    chain.anvil().revert(snapshot).await?;
+
+    // The new chain: another deposit in the same block height, then an empty block.
+    let other = user.deposit(random_fr(&mut rng), 400).await?.notes[0].leaf;
+    chain.anvil().mine().await?;
+    let report = indexer.sync().await?;
+    assert_eq!(report.reorgs, 1);
+    let mut expected = LeanImt::new();
+    expected.push(first).expect("push");
+    expected.push(other).expect("push");
+    assert_eq!(indexer.tree(), &expected);
+    assert!(
+        !indexer.is_recent_root(&dropped_root),
+        "a root of blocks the reorg dropped is never accepted again"
+    );
+    assert!(indexer.is_recent_root(&expected.root()));
+    // And the contract agrees once it commits.
+    let committed = user.commit_root().await?.committed.expect("a new root");
+    assert_eq!(committed.root, expected.root());
+    indexer.sync().await?;
+    assert_eq!(indexer.tree(), &expected);
+    Ok(())
+}

@@ -386,3 +386,81 @@ async fn a_gateway_admits_nothing_until_the_pool_accepts_its_receipt_key() {
     shutdown.cancel();
     running.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_of_a_deposit_block_under_the_gateway_is_survived() {
+    let (fx, _store, _dir, gw) = world(1).await;
+    let user = fx.chain.client(2).await.unwrap();
+    let http = reqwest::Client::new();
+    let accepted = |root: zkcredits_protocol::Fr| {
+        let (http, url) = (http.clone(), gw.url.clone());
+        async move {
+            let d: zkcredits_gateway::Discovery = http
+                .get(format!("{url}/.well-known/zkcredits"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            d.accepted_roots
+                .contains(&zkcredits_protocol::field::to_hex(&root))
+        }
+    };
+
+    // A deposit the gateway indexes, then a reorg takes it back.
+    let snapshot = fx.chain.anvil().snapshot().await.unwrap();
+    let lost = zkcredits_protocol::note::NoteSecret::from_field(random_fr());
+    user.deposit(lost.id(), 20_000).await.unwrap();
+    let dropped = fx.tree().await.root();
+    let mut seen = false;
+    for _ in 0..100 {
+        if accepted(dropped).await {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the gateway indexed the deposit before the reorg");
+    fx.chain.anvil().revert(snapshot).await.unwrap();
+
+    // On the new chain another note takes that block height; it must be able to pay.
+    let secret = zkcredits_protocol::note::NoteSecret::from_field(random_fr());
+    let out = user.deposit(secret.id(), 20_000).await.unwrap();
+    let note = TestNote {
+        secret,
+        deposit: out.notes[0].amount,
+        expiry_epoch: out.notes[0].expiry_epoch,
+        leaf_index: out.notes[0].leaf_index,
+        state: NoteState::fresh(),
+    };
+    let tree = fx.tree().await;
+    let paid = note.prove(
+        &tree,
+        &format!("{ROUTE}/after-reorg"),
+        &body("after-reorg"),
+        fx.limits(),
+        &test_server_key(),
+    );
+    let mut last = (0, serde_json::Value::Null);
+    for _ in 0..50 {
+        let (status, _, json) = send(&http, &gw.url, &paid).await;
+        if status == 200 {
+            break;
+        }
+        // Nothing is spent on a stale root: the same credential may be sent again.
+        assert_eq!(code(&json), "stale_root", "{json}");
+        last = (status, json);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _, json) = send(&http, &gw.url, &paid).await;
+    assert!(
+        status == 200 || code(&json) == "replay",
+        "the gateway never followed the reorg: {last:?}"
+    );
+    assert!(
+        !accepted(dropped).await,
+        "the root of the dropped deposit is no longer accepted"
+    );
+    gw.stop().await;
+}
