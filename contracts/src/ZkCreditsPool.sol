@@ -4,6 +4,7 @@ pragma solidity ^0.8.28;
 import {PoseidonT3} from "poseidon-solidity/PoseidonT3.sol";
 import {PoseidonT5} from "poseidon-solidity/PoseidonT5.sol";
 import {IERC20Minimal} from "./IERC20Minimal.sol";
+import {BabyJubJub} from "./BabyJubJub.sol";
 
 /// @notice The close proof verifier (src/CloseVerifier.sol, generated from the close circuit's
 /// verifying key by crates/circuits/src/solidity.rs). Reverts on an invalid proof.
@@ -45,6 +46,10 @@ contract ZkCreditsPool {
     /// @notice The BN254 scalar field modulus: note ids and secrets must be below it.
     uint256 public constant SNARK_SCALAR_FIELD =
         21888242871839275222246405745257275088548364400416034343698204186575808495617;
+
+    /// @notice How long a revoked receipt key stays usable for closes: 30 days, longer than
+    /// any sensible challenge window plus the time a user needs to notice and close.
+    uint64 public constant KEY_REVOCATION_NOTICE = 30 days;
 
     /// @notice Where penalties are burned at close (used by the close flow).
     address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
@@ -195,6 +200,9 @@ contract ZkCreditsPool {
     /// slashed (a `Slashed` event follows).
     event CloseChallenged(uint256 indexed nc, address challenger);
     event ServerKeyAccepted(uint256 x, uint256 y);
+    /// @notice Closes naming this key are refused from `retiresAt` on; until then every
+    /// note whose last receipt it signed can still close.
+    event ServerKeyRevoked(uint256 x, uint256 y, uint64 retiresAt);
 
     // ---------------------------------------------------------------- errors
 
@@ -227,6 +235,10 @@ contract ZkCreditsPool {
     error AmountsExceedDeposit();
     error InvalidPayout();
     error UnknownServerKey();
+    /// @notice The key is not a non-identity point of BabyJubJub's prime-order subgroup.
+    error InvalidServerKey();
+    /// @notice The key was revoked and its notice period is over.
+    error ServerKeyRetired(uint64 retiredAt);
     /// @dev The close verifier's own error, passed on unchanged (declared for the ABI).
     error InvalidProof();
     /// @dev The close verifier's own error, passed on unchanged (declared for the ABI).
@@ -283,6 +295,8 @@ contract ZkCreditsPool {
     /// @notice Receipt keys (BabyJubJub, keccak256(x, y)) a close may name. Keys are only
     /// ever added: a user whose last receipt was signed by an older key can still close.
     mapping(bytes32 keyHash => bool) public serverKeyAccepted;
+    /// @notice When a revoked key stops being accepted (0: not revoked).
+    mapping(bytes32 keyHash => uint64) public serverKeyRetiresAt;
 
     bool private transient _entered;
 
@@ -315,7 +329,9 @@ contract ZkCreditsPool {
         if (cfg.rootHistorySize == 0 || cfg.rootHistorySize > 65_536) revert InvalidConfig("rootHistorySize");
         if (cfg.genesisTime > block.timestamp) revert InvalidConfig("genesisTime");
         if (cfg.closeVerifier.code.length == 0) revert InvalidConfig("closeVerifier");
-        if (cfg.serverKeyX >= SNARK_SCALAR_FIELD || cfg.serverKeyY >= SNARK_SCALAR_FIELD) {
+        if (
+            (cfg.serverKeyX != 0 || cfg.serverKeyY != 0) && !BabyJubJub.isSubgroupKey(cfg.serverKeyX, cfg.serverKeyY)
+        ) {
             revert InvalidConfig("serverKey");
         }
 
@@ -542,7 +558,10 @@ contract ZkCreditsPool {
         if (_epochs[c.expiryEpoch].claimed) revert EpochClaimed();
         if (c.payout == address(0)) revert InvalidPayout();
         if (uint256(c.payoutAmount) + c.burn > c.deposit) revert AmountsExceedDeposit();
-        if (!serverKeyAccepted[keccak256(abi.encode(c.serverKeyX, c.serverKeyY))]) revert UnknownServerKey();
+        bytes32 key = keccak256(abi.encode(c.serverKeyX, c.serverKeyY));
+        if (!serverKeyAccepted[key]) revert UnknownServerKey();
+        uint64 retiresAt = serverKeyRetiresAt[key];
+        if (retiresAt != 0 && block.timestamp >= retiresAt) revert ServerKeyRetired(retiresAt);
     }
 
     /// @dev Verifies the close proof with the public inputs in the circuit's order; the
@@ -622,15 +641,38 @@ contract ZkCreditsPool {
         if (amount != 0) _send(msg.sender, amount);
     }
 
-    /// @notice Accept another receipt key (BabyJubJub point, coordinates below the field
-    /// modulus) for closes. Keys cannot be removed: a rotation never strands a note.
+    /// @notice Accept another receipt key for closes: a non-identity point of BabyJubJub's
+    /// prime-order subgroup. Accepting a revoked key again cancels its revocation.
     function acceptServerKey(uint256 x, uint256 y) external onlyProvider {
         if (x >= SNARK_SCALAR_FIELD || y >= SNARK_SCALAR_FIELD) revert NotAFieldElement(x >= SNARK_SCALAR_FIELD ? x : y);
+        if (!BabyJubJub.isSubgroupKey(x, y)) revert InvalidServerKey();
         _acceptServerKey(x, y);
     }
 
+    /// @notice Revoke a receipt key (a leaked or retired one). Closes naming it keep
+    /// working for KEY_REVOCATION_NOTICE seconds, so every note whose last receipt it signed
+    /// can still close (a unilateral close requested in time finalizes later as usual).
+    function revokeServerKey(uint256 x, uint256 y) external onlyProvider {
+        bytes32 key = keccak256(abi.encode(x, y));
+        if (!serverKeyAccepted[key]) revert UnknownServerKey();
+        if (serverKeyRetiresAt[key] != 0) return;
+        uint64 retiresAt = uint64(block.timestamp) + KEY_REVOCATION_NOTICE;
+        serverKeyRetiresAt[key] = retiresAt;
+        emit ServerKeyRevoked(x, y, retiresAt);
+    }
+
+    /// @notice Whether a close may name this receipt key now: accepted, and not revoked or
+    /// still within the revocation notice.
+    function serverKeyUsable(uint256 x, uint256 y) external view returns (bool) {
+        bytes32 key = keccak256(abi.encode(x, y));
+        uint64 retiresAt = serverKeyRetiresAt[key];
+        return serverKeyAccepted[key] && (retiresAt == 0 || block.timestamp < retiresAt);
+    }
+
     function _acceptServerKey(uint256 x, uint256 y) private {
-        serverKeyAccepted[keccak256(abi.encode(x, y))] = true;
+        bytes32 key = keccak256(abi.encode(x, y));
+        serverKeyAccepted[key] = true;
+        delete serverKeyRetiresAt[key];
         emit ServerKeyAccepted(x, y);
     }
 

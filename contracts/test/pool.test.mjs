@@ -30,7 +30,15 @@ const art = {
 };
 // Any field elements do as a receipt key here: the pool only checks a close names an
 // accepted one (the proof checks the signature).
-const SERVER_KEY = [11n, 22n];
+// Receipt keys must be points of BabyJubJub's prime-order subgroup: Base8 and 2 Base8.
+const SERVER_KEY = [
+  5299619240641551281634865583518297030282874472190772894086521144482721001553n,
+  16950150798460657717958625567821834550301663161624707787222815936182638968203n,
+];
+const OTHER_KEY = [
+  10031262171927540148667355526369034398030886437092045105752248699557385197826n,
+  633281375905621697187330766174974863687049529291089048651929454608812697683n,
+];
 let closeVerifier; // set in before()
 const Pool = new Contract(art.pool.abi);
 const Token = new Contract(art.token.abi);
@@ -212,6 +220,7 @@ describe('ZkCreditsPool on anvil', () => {
       [{ epochLen: 0n }, 'epochLen'],
       [{ closeVerifier: '0x' + '00'.repeat(19) + '01' }, 'closeVerifier'],
       [{ serverKeyX: F }, 'serverKey'],
+      [{ serverKeyX: 11n, serverKeyY: 22n }, 'serverKey'],
     ]) {
       const data = Pool.encodeDeploy(art.pool.bytecode, [baseConfig(token, provider, over)]);
       let err;
@@ -451,10 +460,19 @@ describe('ZkCreditsPool on anvil', () => {
     await expectRevert(user, pool, uni({ yw: F }), Pool, 'InputNotInField');
     await expectRevert(user, pool, Pool.encode('finalize', [nc]), Pool, 'NoPendingClose');
     await expectRevert(user, pool, Pool.encode('challenge', [nc, 1n, 2n]), Pool, 'NoPendingClose');
-    // The provider may accept more keys, nobody else.
-    await expectRevert(user, pool, Pool.encode('acceptServerKey', [5n, 6n]), Pool, 'NotProvider');
-    await send(provider, pool, Pool.encode('acceptServerKey', [5n, 6n]));
-    await expectRevert(user, pool, coop({ serverKeyX: 5n, serverKeyY: 6n }), Pool, 'InvalidProof');
+    // The provider may accept more keys, nobody else, and only subgroup points.
+    await expectRevert(user, pool, Pool.encode('acceptServerKey', OTHER_KEY), Pool, 'NotProvider');
+    for (const bad of [
+      [5n, 6n], // off the curve
+      [0n, 1n], // the identity
+      [0n, F - 1n], // order 2
+      [F - SERVER_KEY[0], F - SERVER_KEY[1]], // Base8 plus the order-2 point: not in the subgroup
+    ]) {
+      await expectRevert(provider, pool, Pool.encode('acceptServerKey', bad), Pool, 'InvalidServerKey');
+    }
+    const accepted = await send(provider, pool, Pool.encode('acceptServerKey', OTHER_KEY));
+    gas['acceptServerKey (subgroup check)'] = accepted.gas;
+    await expectRevert(user, pool, coop({ serverKeyX: OTHER_KEY[0], serverKeyY: OTHER_KEY[1] }), Pool, 'InvalidProof');
     // A slashed note cannot close.
     await send(slasher, pool, Pool.encode('slash', [k]));
     await expectRevert(user, pool, coop({}), Pool, 'NoteAlreadySettled');
@@ -610,6 +628,25 @@ describe('ZkCreditsPool on anvil', () => {
     gas['depositMany of 10, 2^20 tree, index 2^19+2^18+5, per note'] = Math.round(r.gas / 10);
     await slot0(2n ** 20n, 1000n);
     await expectRevert(user, p3, Pool.encode('deposit', [freshId(), 1000n * UNIT]), Pool, 'TreeFull');
+  });
+
+  // Last: it moves the clock 30 days on.
+  it('a revoked server key serves closes until its notice ends', async () => {
+    const p4 = await deployPool({});
+    const usable = async (key) => BigInt((await call(p4, Pool.encode('serverKeyUsable', key)))[0]) === 1n;
+    await expectRevert(user, p4, Pool.encode('revokeServerKey', SERVER_KEY), Pool, 'NotProvider');
+    await expectRevert(provider, p4, Pool.encode('revokeServerKey', OTHER_KEY), Pool, 'UnknownServerKey');
+    const r = await send(provider, p4, Pool.encode('revokeServerKey', SERVER_KEY));
+    assert.ok(r.logs.some((l) => l.topics[0] === Pool.eventTopic('ServerKeyRevoked')));
+    assert.ok(await usable(SERVER_KEY), 'usable during the notice');
+    const notice = BigInt((await call(p4, Pool.encode('KEY_REVOCATION_NOTICE', [])))[0]);
+    assert.equal(notice, 30n * 86400n);
+    await rpc(url, 'evm_increaseTime', [Number(notice)]);
+    await rpc(url, 'evm_mine');
+    assert.ok(!(await usable(SERVER_KEY)), 'retired after the notice');
+    // Accepting it again cancels the revocation.
+    await send(provider, p4, Pool.encode('acceptServerKey', SERVER_KEY));
+    assert.ok(await usable(SERVER_KEY));
   });
 });
 

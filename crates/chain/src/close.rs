@@ -279,8 +279,20 @@ impl PoolClient {
         Ok(TxInfo::of(&self.send_tx(tx).await?))
     }
 
-    /// Whether closes may name `key`.
+    /// Whether closes may name `key` now: accepted, and not revoked (or still within the
+    /// revocation notice).
     pub async fn server_key_accepted(&self, key: PublicKey) -> Result<bool> {
+        let p = key.point();
+        Ok(self
+            .pool_contract()
+            .serverKeyUsable(fr_to_u256(&p.x), fr_to_u256(&p.y))
+            .call()
+            .await?)
+    }
+
+    /// When a revoked `key` stops (or stopped) being usable for closes; `None` when it
+    /// was never revoked.
+    pub async fn server_key_retires_at(&self, key: PublicKey) -> Result<Option<u64>> {
         let p = key.point();
         let hash = alloy::primitives::keccak256(
             [
@@ -289,7 +301,21 @@ impl PoolClient {
             ]
             .concat(),
         );
-        Ok(self.pool_contract().serverKeyAccepted(hash).call().await?)
+        let at = self.pool_contract().serverKeyRetiresAt(hash).call().await?;
+        Ok((at != 0).then_some(at))
+    }
+
+    /// Revokes a receipt key (provider only): closes naming it are refused once the
+    /// pool's `KEY_REVOCATION_NOTICE` has passed. Returns when they will be.
+    pub async fn revoke_server_key(&self, key: PublicKey) -> Result<(TxInfo, u64)> {
+        let p = key.point();
+        let tx = self
+            .pool_contract()
+            .revokeServerKey(fr_to_u256(&p.x), fr_to_u256(&p.y))
+            .into_transaction_request();
+        let receipt = self.send_tx(tx).await?;
+        let e: ZkCreditsPool::ServerKeyRevoked = self.event(&receipt)?;
+        Ok((TxInfo::of(&receipt), e.retiresAt))
     }
 
     /// The pending close on `nc`, if any.

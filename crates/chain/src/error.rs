@@ -118,6 +118,15 @@ pub enum ContractError {
     /// Pool: the close names a server key the provider never accepted.
     #[error("UnknownServerKey: the receipt key is not accepted by the pool")]
     UnknownServerKey,
+    /// Pool: the receipt key is not a non-identity point of BabyJubJub's prime subgroup.
+    #[error("InvalidServerKey: a receipt key must be a non-identity point of the prime subgroup")]
+    InvalidServerKey,
+    /// Pool: the receipt key was revoked and its notice ended at this time.
+    #[error(
+        "ServerKeyRetired(at {0}): the receipt key was revoked and its notice is over; the note \
+         can no longer close under it"
+    )]
+    ServerKeyRetired(u64),
     /// Close verifier: the proof does not verify for these public inputs.
     #[error("InvalidProof: the close proof does not verify for these public inputs")]
     InvalidProof,
@@ -189,6 +198,8 @@ impl From<ZkCreditsPool::ZkCreditsPoolErrors> for ContractError {
             E::AmountsExceedDeposit(_) => Self::AmountsExceedDeposit,
             E::InvalidPayout(_) => Self::InvalidPayout,
             E::UnknownServerKey(_) => Self::UnknownServerKey,
+            E::InvalidServerKey(_) => Self::InvalidServerKey,
+            E::ServerKeyRetired(x) => Self::ServerKeyRetired(x.retiredAt),
             E::InvalidProof(_) => Self::InvalidProof,
             E::InputNotInField(x) => Self::InputNotInField(x.index),
         }

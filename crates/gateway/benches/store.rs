@@ -40,8 +40,11 @@ async fn run(store: &Arc<dyn Store>, total: u64) -> (Duration, Vec<Duration>) {
                 let mut latencies = Vec::with_capacity(n as usize);
                 for _ in 0..n {
                     let (nullifier, share) = ticket();
+                    // A request's ticket keeps its T_next (for the refund of an
+                    // abandoned ticket), as on the request path.
+                    let next: [u8; 32] = rand::thread_rng().r#gen();
                     let t0 = Instant::now();
-                    store.admit(nullifier, share, None).await.unwrap();
+                    store.admit(nullifier, share, Some(next)).await.unwrap();
                     latencies.push(t0.elapsed());
                 }
                 latencies

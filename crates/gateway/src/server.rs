@@ -258,9 +258,8 @@ impl GatewayBuilder {
                 accepted: Arc::clone(&key_accepted),
             };
             // Once before listening, so that a gateway that can be accepted serves at once.
-            if !acceptance.attempt().await {
-                tasks.push(tokio::spawn(acceptance.run(shutdown.clone())));
-            }
+            acceptance.attempt().await;
+            tasks.push(tokio::spawn(acceptance.run(shutdown.clone())));
         }
         if let (Some(pool), Some(config)) = (provider_pool, self.duties) {
             tasks.push(spawn_duties_with_lock(
@@ -346,6 +345,9 @@ impl RunningGateway {
     }
 }
 
+/// How often an accepted receipt key is checked again.
+const KEY_RECHECK: Duration = Duration::from_secs(300);
+
 /// Finds out whether the pool accepts the current receipt key, and makes it accept the
 /// key when the gateway holds the provider's account; flips the admission gate once it
 /// does.
@@ -360,17 +362,33 @@ struct KeyAcceptance {
 
 impl KeyAcceptance {
     /// Retries [`KeyAcceptance::attempt`] until it succeeds or the gateway stops.
+    /// Until the key is accepted, retries [`KeyAcceptance::attempt`] with backoff; then
+    /// keeps watching it, closing the admission gate if the key stops being usable (the
+    /// provider revoked it and the notice ended): the operator must rotate the key.
     async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_secs(1);
         loop {
+            let wait = if self.accepted.load(Ordering::Acquire) {
+                KEY_RECHECK
+            } else {
+                backoff
+            };
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(wait) => {}
             }
-            if self.attempt().await {
-                return;
+            if self.accepted.load(Ordering::Acquire) {
+                if let Ok(false) = self.pool.server_key_accepted(self.key).await {
+                    tracing::error!(
+                        "the pool no longer accepts this gateway's receipt key (revoked): \
+                         nothing is admitted until a new key is made current"
+                    );
+                    self.accepted.store(false, Ordering::Release);
+                    return;
+                }
+            } else if !self.attempt().await {
+                backoff = (backoff * 2).min(Duration::from_secs(60));
             }
-            backoff = (backoff * 2).min(Duration::from_secs(60));
         }
     }
 
@@ -379,6 +397,14 @@ impl KeyAcceptance {
     async fn attempt(&self) -> bool {
         let accepted = match self.pool.server_key_accepted(self.key).await {
             Ok(true) => true,
+            Ok(false) if matches!(self.pool.server_key_retires_at(self.key).await, Ok(Some(_))) => {
+                // Never undo the provider's own revocation by accepting the key again.
+                tracing::error!(
+                    "this gateway's receipt key was revoked on chain: nothing is admitted; make \
+                     a new key current ([server_keys] current) and restart"
+                );
+                false
+            }
             Ok(false) if !self.may_accept => {
                 tracing::error!(
                     "the pool does not accept this gateway's receipt key: nothing is admitted \

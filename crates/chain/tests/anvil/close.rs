@@ -670,3 +670,47 @@ async fn the_generated_solidity_verifier_agrees_with_the_rust_verifier() {
         .map(|_| ());
     expect_revert(r, "A and C swapped".into());
 }
+
+#[tokio::test]
+async fn a_revoked_receipt_key_serves_closes_until_its_notice_ends() {
+    let mut w = World::new(77, |_| {}).await;
+    let mut early = w.deposit(30_000).await;
+    let mut late = w.deposit(30_000).await;
+    w.spend(&mut early, 2, 500, 0);
+    w.spend(&mut late, 2, 500, 0);
+    let root = w.commit().await;
+    let key = test_server_key().public_key();
+    assert!(w.provider.server_key_accepted(key).await.expect("view"));
+    assert_refused(
+        w.user.revoke_server_key(key).await,
+        ContractError::NotProvider,
+    );
+    let (_, retires_at) = w.provider.revoke_server_key(key).await.expect("revoke");
+    assert_eq!(
+        retires_at,
+        w.chain.now().await.expect("now") + 30 * 86_400,
+        "thirty days of notice"
+    );
+
+    // Within the notice a note whose last receipt the key signed still closes, and a
+    // unilateral close requested in time finalizes after it.
+    assert!(w.provider.server_key_accepted(key).await.expect("view"));
+    let to = payout_address(&mut w.rng);
+    let close = w.prove(&early, None, root, to, false);
+    let requested = w.user.close_unilateral(&close).await.expect("close");
+    w.chain.advance(30 * 86_400).await.expect("time");
+    assert!(!w.provider.server_key_accepted(key).await.expect("view"));
+    assert!(w.chain.now().await.expect("now") > requested.deadline);
+    w.user
+        .finalize(close.nc())
+        .await
+        .expect("finalize after the notice");
+
+    // After it, a close naming the key is refused by name.
+    let root = w.commit().await;
+    let close = w.prove(&late, None, root, to, false);
+    assert_refused(
+        w.user.close_unilateral(&close).await,
+        ContractError::ServerKeyRetired(retires_at),
+    );
+}
