@@ -66,6 +66,9 @@ pub struct DutiesConfig {
     pub claim_expired: bool,
     /// How often the expiry claimer looks for claimable epochs.
     pub claim_poll: Duration,
+    /// How often a standby replica asks for the lead of the duties, and the leader checks
+    /// it still holds it.
+    pub lead_poll: Duration,
 }
 
 impl Default for DutiesConfig {
@@ -84,6 +87,7 @@ impl Default for DutiesConfig {
             watch_page_blocks: 2_000,
             claim_expired: true,
             claim_poll: Duration::from_secs(600),
+            lead_poll: Duration::from_secs(5),
         }
     }
 }
@@ -108,6 +112,75 @@ pub fn spawn_duties(
 
 /// [`spawn_duties`], sending every transaction under `lock`.
 pub fn spawn_duties_with_lock(
+    store: Arc<dyn Store>,
+    pool: PoolClient,
+    deployment: &Deployment,
+    config: DutiesConfig,
+    shutdown: CancellationToken,
+    lock: TxLock,
+) -> JoinHandle<()> {
+    let deployment = deployment.clone();
+    tokio::spawn(async move {
+        loop {
+            if !wait_for_leadership(&*store, &config, &shutdown).await {
+                return;
+            }
+            tracing::info!("this gateway leads the on-chain duties");
+            let term = shutdown.child_token();
+            let duties = start_all(
+                Arc::clone(&store),
+                pool.clone(),
+                &deployment,
+                config.clone(),
+                term.clone(),
+                Arc::clone(&lock),
+            );
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => {
+                        let _ = duties.await;
+                        return;
+                    }
+                    () = tokio::time::sleep(config.lead_poll) => {}
+                }
+                // Only a definite "no" ends the lead; a store hiccup keeps it.
+                if let Ok(false) = store.lead_duties().await {
+                    tracing::warn!("leadership of the on-chain duties lost; standing by");
+                    term.cancel();
+                    let _ = duties.await;
+                    break;
+                }
+            }
+        }
+    })
+}
+
+/// Waits until this process leads the duties; false if shut down first.
+async fn wait_for_leadership(
+    store: &dyn Store,
+    config: &DutiesConfig,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut said = false;
+    loop {
+        match store.lead_duties().await {
+            Ok(true) => return true,
+            Ok(false) if !said => {
+                tracing::info!("another gateway leads the on-chain duties; standing by");
+                said = true;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot ask the store who leads the duties"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            () = tokio::time::sleep(config.lead_poll) => {}
+        }
+    }
+}
+
+/// Starts every duty; the handle completes once all have stopped.
+fn start_all(
     store: Arc<dyn Store>,
     pool: PoolClient,
     deployment: &Deployment,

@@ -131,6 +131,15 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Unanswered>, StoreError>;
 
+    /// Whether this process may run the on-chain duties now. Replicas sharing a store
+    /// must not all send the provider's transactions (they would collide on its nonce):
+    /// PostgreSQL hands the duties to the holder of a session advisory lock, kept until its
+    /// connection ends, so another replica takes over when the leader dies. A store owned
+    /// by one process always leads.
+    async fn lead_duties(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
     /// Whether one gateway process owns this store (SQLite), so that at startup every
     /// unanswered ticket was left by a process that is gone. `false` for a store shared by
     /// replicas, where only an old unanswered ticket is known to be abandoned.

@@ -186,6 +186,10 @@ const MIGRATION_LOCK: i64 = 0x7a6b_6372_6564_6974;
 pub struct PostgresStore {
     pool: Pool,
     sql: Sql,
+    /// The name of this schema's duty lock (one leader per deployment, not per database).
+    duty_lock: String,
+    /// The connection holding the duty lock while this process leads.
+    duty_session: tokio::sync::Mutex<Option<deadpool_postgres::Object>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -234,6 +238,8 @@ impl PostgresStore {
         let store = Self {
             pool,
             sql: Sql::new(&prefix),
+            duty_lock: format!("zkcredits duties {}", schema.unwrap_or("(default)")),
+            duty_session: tokio::sync::Mutex::new(None),
         };
         store.migrate(schema, &prefix).await?;
         tracing::info!(
@@ -497,6 +503,30 @@ impl Store for PostgresStore {
             .await
             .map_err(pg_error)?
             .and_then(|row| row.get::<_, Option<Vec<u8>>>(0)))
+    }
+
+    async fn lead_duties(&self) -> Result<bool, StoreError> {
+        let mut session = self.duty_session.lock().await;
+        if let Some(held) = session.as_ref() {
+            if !held.is_closed() {
+                return Ok(true);
+            }
+            tracing::warn!("the connection holding the duty lock closed: leadership lost");
+            *session = None;
+        }
+        let client = self.client().await?;
+        let got: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtext($1))",
+                &[&self.duty_lock],
+            )
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        if got {
+            *session = Some(client);
+        }
+        Ok(got)
     }
 
     async fn unanswered(

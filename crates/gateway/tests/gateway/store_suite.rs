@@ -614,6 +614,45 @@ async fn a_postgres_url_with_a_schema_parameter_opens_that_schema() {
     schema.drop_now().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_per_postgres_schema_leads_the_duties_and_another_takes_over() {
+    let schema = PgSchema::new();
+    let other_schema = PgSchema::new();
+    let (a, b) = (schema.store().await, schema.store().await);
+    let elsewhere = other_schema.store().await;
+    assert!(a.lead_duties().await.unwrap(), "the first replica leads");
+    assert!(a.lead_duties().await.unwrap(), "and keeps the lead");
+    assert!(
+        !b.lead_duties().await.unwrap(),
+        "a second replica stands by"
+    );
+    assert!(
+        elsewhere.lead_duties().await.unwrap(),
+        "another deployment's schema has its own leader"
+    );
+    // The leader dies (its connections close): the standby takes over.
+    drop(a);
+    let mut took_over = false;
+    for _ in 0..100 {
+        if b.lead_duties().await.unwrap() {
+            took_over = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(took_over, "the standby never took over");
+    drop((b, elsewhere));
+    schema.drop_now().await;
+    other_schema.drop_now().await;
+}
+
+#[test]
+fn a_sqlite_store_always_leads_the_duties() {
+    let (store, _dir) = sqlite_store();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert!(rt.block_on(store.lead_duties()).unwrap());
+}
+
 #[tokio::test]
 async fn a_postgres_schema_of_another_version_is_refused() {
     let schema = PgSchema::new();
