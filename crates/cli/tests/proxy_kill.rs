@@ -180,6 +180,14 @@ async fn a_killed_proxy_recovers_its_ticket_and_never_reuses_the_index() {
             .unwrap();
     }
 
+    // The provider registered the receipt key on the pool (the client checks it).
+    chain
+        .client(zkcredits_chain::testing::PROVIDER)
+        .await
+        .unwrap()
+        .accept_server_key(test_server_key().public_key())
+        .await
+        .unwrap();
     let vk = zkcredits_circuits::keys::load_verifying_key(&keys_dir()).unwrap();
     let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();

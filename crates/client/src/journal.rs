@@ -887,6 +887,19 @@ impl Journal {
         Ok(())
     }
 
+    /// Marks note `j` `needs_close(m)`: it makes no further request. `m = 1` when the
+    /// share of ticket `i` has left without a receipt the note can use.
+    pub fn mark_needs_close(&mut self, j: u64, m: u8) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE notes SET status = 'needs_close', close_m = ?2, updated_at = ?3 WHERE j = ?1 AND status IN ('free', 'in_flight', 'needs_close')",
+            params![to_i64(j, "note number")?, i64::from(m.min(1)), now()],
+        )?;
+        if n == 0 {
+            return Err(JournalError::UnknownNote(j));
+        }
+        Ok(())
+    }
+
     /// Sets a note's status to closed or slashed (after the chain says so).
     pub fn set_final_status(&mut self, j: u64, status: NoteStatus) -> Result<()> {
         let n = self.conn.execute(

@@ -370,15 +370,7 @@ impl Payer {
         for delay in &self.config.receipt_fetch_delays {
             tokio::time::sleep(*delay).await;
             match self.gateway.receipt(&ticket.nullifier_hex).await {
-                Ok(Some(receipt)) => {
-                    return match self.spender.finish(ticket, &receipt).await {
-                        Ok(summary) => TicketOutcome::Settled(summary),
-                        Err(e) => TicketOutcome::Pending {
-                            note,
-                            reason: e.to_string(),
-                        },
-                    };
-                }
+                Ok(Some(receipt)) => return self.finish(ticket, &receipt).await,
                 Ok(None) => {}
                 Err(e) => tracing::debug!(error = %e, "receipt fetch failed"),
             }
@@ -485,6 +477,10 @@ impl Payer {
         let note = ticket.note;
         match self.spender.finish(ticket, receipt).await {
             Ok(summary) => TicketOutcome::Settled(summary),
+            Err(e @ ClientError::ReceiptOutsideLimits { .. }) => TicketOutcome::NeedsClose {
+                note,
+                code: e.code().to_owned(),
+            },
             Err(e) => {
                 tracing::warn!(note, error = %e, "the receipt was not accepted; the ticket stays for recovery");
                 TicketOutcome::Pending {

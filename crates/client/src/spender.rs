@@ -20,8 +20,9 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use zkcredits_chain::Deployment;
 use zkcredits_chain::alloy::primitives::Address;
+use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
+use zkcredits_chain::{Deployment, PoolClient};
 use zkcredits_circuits::CircuitError;
 use zkcredits_circuits::prover::{RequestProver, to_points};
 use zkcredits_circuits::request::{RequestCircuit, RequestInputs};
@@ -29,7 +30,7 @@ use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::note::{self, WalletSeed};
 use zkcredits_protocol::request::request_x;
-use zkcredits_protocol::state::{Limits, Receipt, receipt_message};
+use zkcredits_protocol::state::{Limits, NoteState, Receipt, receipt_message};
 use zkcredits_protocol::wire::{Credential, WireFormat};
 use zkcredits_protocol::{Fr, field};
 
@@ -69,6 +70,8 @@ pub struct GatewayConstants {
     pub current_key: ServerKey,
     /// Older keys whose receipts the gateway still accepts in a credential.
     pub accepted_keys: Vec<ServerKey>,
+    /// Refunds are multiples of this, when published.
+    pub refund_granularity: Option<u64>,
 }
 
 impl GatewayConstants {
@@ -125,6 +128,16 @@ impl GatewayConstants {
     }
 }
 
+/// How the spender learns that the pool accepts a server key before spending under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKeyCheck {
+    /// Ask the pool (`serverKeyAccepted`) at the deployment's RPC URL, once per key.
+    Pool,
+    /// Trust the discovery document. Only for tests on a fixed tree with no chain: a
+    /// note that spends under a key the pool does not accept can never close.
+    UncheckedNoChain,
+}
+
 /// Everything a [`Spender`] is made of besides the wallet.
 #[derive(Debug)]
 pub struct SpenderConfig {
@@ -140,6 +153,8 @@ pub struct SpenderConfig {
     pub prover: Arc<RequestProver>,
     /// The note tree.
     pub tree: TreeView,
+    /// How server keys are checked against the pool.
+    pub server_key_check: ServerKeyCheck,
 }
 
 /// A paid request ready to send: the `Authorization` header value and what identifies
@@ -218,6 +233,17 @@ pub struct RecoveryReport {
     pub unreachable: usize,
 }
 
+/// Why a signed receipt cannot be applied to a note.
+enum ReceiptProblem {
+    /// Not signed by any of the gateway's keys for this `T_next`: maybe not the
+    /// gateway's at all, so the genuine one may still come.
+    Unsigned(String),
+    /// Signed, but breaking the pool's limits: the gateway's own doing.
+    OutsideLimits(String),
+    /// The check could not be made (the chain did not answer).
+    Unchecked(ClientError),
+}
+
 /// The user's side of paid requests. Share it (`Arc<Spender>`): every method takes
 /// `&self`, and concurrent requests use different notes.
 pub struct Spender {
@@ -230,6 +256,13 @@ pub struct Spender {
     gateway: GatewayConstants,
     cache: Arc<PrecomputeCache>,
     live: Mutex<HashSet<i64>>,
+    deployment: Deployment,
+    key_check: ServerKeyCheck,
+    /// A read-only pool client, connected on first use.
+    pool: tokio::sync::OnceCell<PoolClient>,
+    /// Server keys the pool said it accepts. Keys are only ever added on chain, so a
+    /// positive answer stays true and is asked once.
+    keys_on_chain: Mutex<HashSet<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for Spender {
@@ -281,6 +314,10 @@ impl Spender {
             gateway: config.gateway,
             cache: Arc::new(cache),
             live: Mutex::new(HashSet::new()),
+            deployment: config.deployment,
+            key_check: config.server_key_check,
+            pool: tokio::sync::OnceCell::new(),
+            keys_on_chain: Mutex::new(HashSet::new()),
         })
     }
 
@@ -318,6 +355,7 @@ impl Spender {
                 gateway,
                 prover: Arc::new(prover),
                 tree: TreeView::from_indexer(indexer),
+                server_key_check: ServerKeyCheck::Pool,
             },
         )
         .await?;
@@ -403,7 +441,8 @@ impl Spender {
             }
             Err(e) => {
                 // The credential never existed outside this function: forgetting the
-                // ticket cannot lead to a second use of its index.
+                // ticket cannot lead to a second use of its index (a server key the
+                // pool does not accept included: the note is free for a better gateway).
                 let retired = matches!(e, ClientError::ServerKeyRetired { .. });
                 let released = self
                     .db(move |j| {
@@ -451,6 +490,9 @@ impl Spender {
                 note: note.j,
                 key_id: ticket.key_id,
             })?;
+        // Before anything is spent under this key: a note whose receipts are signed by
+        // a key the pool does not accept can never close.
+        self.ensure_key_on_chain(ticket.key_id, server_key).await?;
         let mut tree = self.tree.snapshot();
         if tree.len() <= info.leaf_index {
             self.resync().await?;
@@ -616,30 +658,159 @@ impl Spender {
                 note.j, note.state.index, ticket.index
             )));
         }
+        let deposit = note.deposit.map_or(0, |d| d.deposit);
         let k = self.seed.note_secret(note.j).expose();
-        let next_commitment = note
-            .state
-            .next_commitment(k, ticket.rho_next)
-            .map_err(|e| ClientError::BadReceipt(e.to_string()))?;
+        match self
+            .check_receipt(deposit, &note.state, k, ticket.rho_next, &receipt)
+            .await
+        {
+            Ok((next, key_id)) => {
+                let limits = self.limits;
+                let updated = self
+                    .db(move |j| j.complete(ticket_id, &receipt, &next, key_id))
+                    .await?;
+                Ok(NoteSummary::of(&updated, limits))
+            }
+            Err(ReceiptProblem::Unsigned(why)) => Err(ClientError::BadReceipt(why)),
+            Err(ReceiptProblem::Unchecked(e)) => Err(e),
+            Err(ReceiptProblem::OutsideLimits(reason)) => {
+                // The gateway itself signed it, so no better receipt is coming. The
+                // ticket's share has left, so its index is spent: keep the previous
+                // state (the new one could never close) and close from it with m = 1.
+                self.db(move |j| j.mark_lost(ticket_id)).await?;
+                tracing::warn!(
+                    note = note.j,
+                    index = ticket.index,
+                    reason = %reason,
+                    "the gateway signed a receipt outside the pool's limits; refused, the note keeps its previous state and needs a close with m = 1"
+                );
+                Err(ClientError::ReceiptOutsideLimits {
+                    note: note.j,
+                    index: ticket.index,
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Checks a receipt for the request made from `state` with `rho_next`: signed by
+    /// one of the gateway's keys for `T_next`, within the pool's limits, and leaving a
+    /// state that can still close. Returns the new state and the signer's key id.
+    async fn check_receipt(
+        &self,
+        deposit: u64,
+        state: &NoteState,
+        k: Fr,
+        rho_next: Fr,
+        receipt: &Receipt,
+    ) -> Result<(NoteState, u32), ReceiptProblem> {
+        let next_commitment = state
+            .next_commitment(k, rho_next)
+            .map_err(|e| ReceiptProblem::Unsigned(e.to_string()))?;
         let message = receipt_message(next_commitment, receipt.refund, receipt.penalty);
-        let signer = std::iter::once(&self.gateway.current_key)
+        let signer = *std::iter::once(&self.gateway.current_key)
             .chain(&self.gateway.accepted_keys)
             .find(|k| k.key.verify(message, &receipt.signature))
             .ok_or_else(|| {
-                ClientError::BadReceipt(
+                ReceiptProblem::Unsigned(
                     "the signature does not verify under the gateway's keys for T_next".into(),
                 )
             })?;
-        let next = note
-            .state
-            .advance(k, ticket.rho_next, receipt)
-            .map_err(|e| ClientError::BadReceipt(e.to_string()))?;
-        let key_id = signer.id;
         let limits = self.limits;
-        let updated = self
-            .db(move |j| j.complete(ticket_id, &receipt, &next, key_id))
-            .await?;
-        Ok(NoteSummary::of(&updated, limits))
+        let outside = |why: String| Err(ReceiptProblem::OutsideLimits(why));
+        if receipt.refund > limits.c_max {
+            return outside(format!(
+                "refund r = {} above the reservation C_max = {}",
+                receipt.refund, limits.c_max
+            ));
+        }
+        if receipt.penalty > limits.p_max {
+            return outside(format!(
+                "penalty p = {} above P_max = {}",
+                receipt.penalty, limits.p_max
+            ));
+        }
+        if let Some(g) = self.gateway.refund_granularity.filter(|g| *g > 1)
+            && !receipt.refund.is_multiple_of(g)
+        {
+            return outside(format!(
+                "refund r = {} is not a multiple of the published granularity {g}",
+                receipt.refund
+            ));
+        }
+        let next = match state.advance(k, rho_next, *receipt) {
+            Ok(next) => next,
+            Err(e) => return outside(e.to_string()),
+        };
+        // The close from the new state (m = 0) spends ticket n = next.index and pays
+        // U = D + R - P - n C_max to the user and n C_max - R to the provider; both must
+        // be non-negative or the close circuit and the pool refuse it for good.
+        let charged = i128::from(next.index) * i128::from(limits.c_max);
+        let u =
+            i128::from(deposit) + i128::from(next.refunds) - i128::from(next.penalties) - charged;
+        if u < 0 {
+            return outside(format!(
+                "the note could not close: U = D + R - P - n C_max = {u}"
+            ));
+        }
+        if i128::from(next.refunds) > charged {
+            return outside(format!(
+                "refunds R = {} above the n C_max = {charged} charged",
+                next.refunds
+            ));
+        }
+        match self.ensure_key_on_chain(signer.id, signer.key).await {
+            Ok(()) => Ok((next, signer.id)),
+            Err(ClientError::ServerKeyNotOnChain { key_id }) => outside(format!(
+                "signed by server key {key_id}, which the pool does not accept"
+            )),
+            Err(e) => Err(ReceiptProblem::Unchecked(e)),
+        }
+    }
+
+    /// Fails unless the pool accepts `key` (`serverKeyAccepted`). A positive answer is
+    /// kept: keys are only ever added on chain, so it is asked once per key, not per
+    /// request.
+    async fn ensure_key_on_chain(&self, key_id: u32, key: PublicKey) -> Result<(), ClientError> {
+        if self.key_check == ServerKeyCheck::UncheckedNoChain {
+            return Ok(());
+        }
+        let bytes = key.to_bytes();
+        if self.keys_on_chain().contains(&bytes) {
+            return Ok(());
+        }
+        let pool = self.pool().await?;
+        let accepted = pool.server_key_accepted(key).await.map_err(|e| {
+            ClientError::Chain(format!(
+                "asking the pool whether it accepts server key {key_id}: {e}"
+            ))
+        })?;
+        if !accepted {
+            tracing::warn!(
+                key_id,
+                "the pool does not accept the gateway's server key; refusing to spend under it"
+            );
+            return Err(ClientError::ServerKeyNotOnChain { key_id });
+        }
+        self.keys_on_chain().insert(bytes);
+        Ok(())
+    }
+
+    fn keys_on_chain(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+        self.keys_on_chain
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn pool(&self) -> Result<&PoolClient, ClientError> {
+        self.pool
+            .get_or_try_init(|| async {
+                // Only views are called: a throwaway signer that never sends anything.
+                PoolClient::connect(&self.deployment, PrivateKeySigner::random())
+                    .await
+                    .map_err(|e| ClientError::Chain(format!("connecting to the pool: {e}")))
+            })
+            .await
     }
 
     /// The request never reached the gateway (connection refused before sending): the
@@ -671,9 +842,9 @@ impl Spender {
     /// receipt, but it has seen the share `y = k + a x` of this index. Using the index
     /// again for another request would hand over a second share, from which anyone who
     /// kept the first computes `k` and slashes the note, so the note makes no further
-    /// request and is marked `needs_close(m = 1)`. `zkcredits close` first asks for a
-    /// cooperative close with `m = 0` (nothing burned), which the gateway grants
-    /// exactly when it never stored this ticket.
+    /// request and is marked `needs_close(m = 1)`. The close spends the next index
+    /// (`m = 1`), never this one: a provider that kept this share would otherwise find
+    /// the second share of this ticket in the close's calldata.
     pub async fn refused(&self, ticket: PaidTicket, code: &str) -> Result<(), ClientError> {
         self.live().remove(&ticket.ticket_id);
         tracing::warn!(
@@ -724,6 +895,10 @@ impl Spender {
                     };
                     match applied {
                         Ok(summary) => report.completed.push(summary),
+                        // Refused and already marked needs_close(m = 1).
+                        Err(ClientError::ReceiptOutsideLimits { note, .. }) => {
+                            report.needs_close.push(note);
+                        }
                         Err(ClientError::BadReceipt(why)) => {
                             tracing::warn!(note = ticket.j, reason = %why, "a fetched receipt is invalid");
                             report.bad_receipts.push((ticket.j, why));

@@ -49,8 +49,8 @@ pub(crate) fn gateway_client(args: &GatewayArgs) -> anyhow::Result<GatewayClient
     Ok(GatewayClient::new(&config)?)
 }
 
-/// Opens the wallet, fetches and checks the discovery document, opens the spender
-/// (syncing the note tree).
+/// Opens the wallet, fetches and checks the discovery document (keeping a copy for the
+/// exit without the gateway), opens the spender (syncing the note tree).
 pub(crate) async fn open(args: &GatewayArgs) -> anyhow::Result<Session> {
     let home = ClientHome::from_env();
     let deployment = load_deployment(&home, args.deployment.clone())?;
@@ -58,7 +58,7 @@ pub(crate) async fn open(args: &GatewayArgs) -> anyhow::Result<Session> {
     let wallet = Wallet::load(&home.wallet(), &passphrase)?;
     let gateway = gateway_client(args)?;
     let discovery = gateway
-        .discover()
+        .discover_and_save(&home.discovery(&deployment))
         .await
         .with_context(|| format!("reading the discovery document of {}", args.gateway))?;
     let spender = Spender::open(

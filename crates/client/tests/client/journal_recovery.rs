@@ -11,7 +11,7 @@ use std::path::Path;
 
 use zkcredits_client::journal::{DepositInfo, Journal, JournalError, NoteStatus};
 use zkcredits_client::seal::StoragePurpose;
-use zkcredits_client::{ClientError, Spender, SpenderConfig, TreeView};
+use zkcredits_client::{ClientError, ServerKeyCheck, Spender, SpenderConfig, TreeView};
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::merkle::LeanImt;
 use zkcredits_protocol::note;
@@ -63,6 +63,7 @@ async fn spender(dir: &Path, tree: &LeanImt) -> Spender {
             deployment,
             prover: common::prover(),
             tree: TreeView::fixed(tree.clone()),
+            server_key_check: ServerKeyCheck::UncheckedNoChain,
         },
     )
     .await

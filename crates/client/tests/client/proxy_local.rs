@@ -66,6 +66,7 @@ async fn spender(dir: &Path, tree: &LeanImt) -> Arc<Spender> {
                 deployment,
                 prover: common::prover(),
                 tree: TreeView::fixed(tree.clone()),
+                server_key_check: zkcredits_client::ServerKeyCheck::UncheckedNoChain,
             },
         )
         .await

@@ -64,6 +64,7 @@ pub fn gateway_constants(deployment: &Deployment) -> GatewayConstants {
             key: gateway_key().public_key(),
         },
         accepted_keys: Vec::new(),
+        refund_granularity: None,
     }
 }
 
