@@ -10,6 +10,9 @@
 //! reprove(ticket)             same ticket, same x, new proof (after resync on stale_root)
 //! recover(fetch)              at startup: each ticket in flight gets its receipt, or the
 //!                             note is marked needs_close(m = 1)
+//! locate(fetch)               before a note's first request in this process: asks the
+//!                             gateway whether its next ticket was already spent (a
+//!                             restored journal) and moves the note forward
 //! resync()                    refresh the tree, drop precomputations for older roots
 //! ```
 //!
@@ -30,6 +33,7 @@ use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::note::{self, WalletSeed};
 use zkcredits_protocol::request::request_x;
+use zkcredits_protocol::rln::Ticket;
 use zkcredits_protocol::state::{Limits, NoteState, Receipt, receipt_message};
 use zkcredits_protocol::wire::{Credential, WireFormat};
 use zkcredits_protocol::{Fr, field};
@@ -37,7 +41,7 @@ use zkcredits_protocol::{Fr, field};
 use crate::error::ClientError;
 use crate::journal::{Acquired, Journal, JournalNote, NoteStatus};
 use crate::precompute_cache::PrecomputeCache;
-use crate::seal::StoragePurpose;
+use crate::seal::{StorageKey, StoragePurpose};
 use crate::tree::TreeView;
 use crate::wallet::Wallet;
 
@@ -233,6 +237,20 @@ pub struct RecoveryReport {
     pub unreachable: usize,
 }
 
+/// What [`Spender::locate`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocateReport {
+    /// `(note, tickets)`: notes whose next tickets the gateway already held receipts
+    /// for (the journal was older than the note), moved forward by that many tickets.
+    pub fast_forwarded: Vec<(u64, u64)>,
+    /// Notes found spent at an index whose receipt this wallet cannot use: marked
+    /// `needs_close(m = 1)`, never spent again, with the reason.
+    pub needs_close: Vec<(u64, String)>,
+    /// Notes the gateway could not be asked about (tried again before their next
+    /// request).
+    pub unreachable: usize,
+}
+
 /// Why a signed receipt cannot be applied to a note.
 enum ReceiptProblem {
     /// Not signed by any of the gateway's keys for this `T_next`: maybe not the
@@ -263,6 +281,13 @@ pub struct Spender {
     /// Server keys the pool said it accepts. Keys are only ever added on chain, so a
     /// positive answer stays true and is asked once.
     keys_on_chain: Mutex<HashSet<[u8; 32]>>,
+    /// Derives each ticket's `rho_next` from (note, index).
+    blinding: StorageKey,
+    /// Notes whose position [`Spender::locate`] has checked in this process.
+    located: Mutex<HashSet<u64>>,
+    /// One [`Spender::locate`] at a time, so concurrent first requests do not move the
+    /// same note twice.
+    locating: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Spender {
@@ -318,6 +343,9 @@ impl Spender {
             key_check: config.server_key_check,
             pool: tokio::sync::OnceCell::new(),
             keys_on_chain: Mutex::new(HashSet::new()),
+            blinding: wallet.storage_key(StoragePurpose::TicketBlinding),
+            located: Mutex::new(HashSet::new()),
+            locating: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -416,19 +444,25 @@ impl Spender {
         body: &[u8],
     ) -> Result<PaidTicket, ClientError> {
         let x = request_x(method, path_and_query, body);
-        let rho_next = random_field();
         let seed = self.seed.clone();
         let limits = self.limits;
         let current = self.gateway.current_key.id;
+        let blinding = self.blinding.clone();
         let acquired = self
             .db(move |j| {
-                j.acquire(&seed, limits, x, rho_next, |note| {
-                    if note.state.index == 0 {
-                        current
-                    } else {
-                        note.last_key_id.unwrap_or(current)
-                    }
-                })
+                j.acquire(
+                    &seed,
+                    limits,
+                    x,
+                    |j, i| rho_next(&blinding, j, i),
+                    |note| {
+                        if note.state.index == 0 {
+                            current
+                        } else {
+                            note.last_key_id.unwrap_or(current)
+                        }
+                    },
+                )
             })
             .await?;
         let id = acquired.ticket.id;
@@ -802,6 +836,12 @@ impl Spender {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn located(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.located
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     async fn pool(&self) -> Result<&PoolClient, ClientError> {
         self.pool
             .get_or_try_init(|| async {
@@ -921,6 +961,123 @@ impl Spender {
         Ok(report)
     }
 
+    /// Whether note `j`'s position was checked by [`Spender::locate`] in this process.
+    pub fn is_located(&self, j: u64) -> bool {
+        self.located().contains(&j)
+    }
+
+    /// Learns each free note's true position before its first request in this process.
+    /// A journal put back from a backup or a VM snapshot holds an older state than the
+    /// note has, and spending its next ticket again with other bytes would hand the
+    /// provider a second share (slash). So for every free note not yet checked,
+    /// `fetch(N_i)` asks the gateway for the receipt of its next ticket `i`; while one
+    /// exists, it is opened with the ticket's derived `rho_next`, checked like any
+    /// receipt and applied, and the next index is asked. A receipt that cannot be used
+    /// (a ticket made before blindings were derived, or one outside the limits) leaves
+    /// the note `needs_close(m = 1)`: it never spends at that index again. A fetch that
+    /// fails leaves the note unchecked (counted in `unreachable`).
+    pub async fn locate<F, Fut>(&self, fetch: F) -> Result<LocateReport, ClientError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<Option<String>, ClientError>>,
+    {
+        let _one_at_a_time = self.locating.lock().await;
+        let notes = self.db(|j| j.notes()).await?;
+        let mut report = LocateReport::default();
+        for note in notes {
+            if note.status != NoteStatus::Free || note.deposit.is_none() || self.is_located(note.j)
+            {
+                continue;
+            }
+            let j = note.j;
+            match self.locate_note(note, &fetch).await? {
+                Located::Here(0) => {}
+                Located::Here(moved) => report.fast_forwarded.push((j, moved)),
+                Located::NeedsClose(why) => report.needs_close.push((j, why)),
+                Located::Unknown => {
+                    report.unreachable += 1;
+                    continue;
+                }
+            }
+            self.located().insert(j);
+        }
+        Ok(report)
+    }
+
+    async fn locate_note<F, Fut>(
+        &self,
+        note: JournalNote,
+        fetch: &F,
+    ) -> Result<Located, ClientError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<Option<String>, ClientError>>,
+    {
+        let j = note.j;
+        let deposit = note.deposit.map_or(0, |d| d.deposit);
+        let k = self.seed.note_secret(j).expose();
+        let mut state = note.state;
+        let mut moved = 0;
+        loop {
+            let index = state.index;
+            let nullifier = Ticket::new(k, index).nullifier;
+            let text = match fetch(field::to_hex(&nullifier)).await {
+                Ok(None) => return Ok(Located::Here(moved)),
+                Ok(Some(text)) => text,
+                Err(e) => {
+                    tracing::warn!(note = j, error = %e, "cannot ask the gateway for the note's position");
+                    return Ok(Located::Unknown);
+                }
+            };
+            let rho = rho_next(&self.blinding, j, index);
+            let checked = match Receipt::from_base64url(text.trim()) {
+                Ok(receipt) => self
+                    .check_receipt(deposit, &state, k, rho, &receipt)
+                    .await
+                    .map(|(next, key_id)| (receipt, next, key_id)),
+                Err(e) => Err(ReceiptProblem::Unsigned(e.to_string())),
+            };
+            match checked {
+                Ok((receipt, next, key_id)) => {
+                    let updated = self
+                        .db(move |jn| {
+                            jn.fast_forward(j, index, rho, nullifier, key_id, &receipt, &next)
+                        })
+                        .await?;
+                    tracing::warn!(
+                        note = j,
+                        index,
+                        "the gateway holds a receipt for a ticket this journal never recorded (an old copy of the journal?); the note moves past it"
+                    );
+                    state = updated.state;
+                    moved += 1;
+                }
+                Err(ReceiptProblem::Unchecked(e)) => {
+                    tracing::warn!(note = j, error = %e, "cannot check the receipt of the note's next ticket");
+                    return Ok(Located::Unknown);
+                }
+                Err(ReceiptProblem::Unsigned(why) | ReceiptProblem::OutsideLimits(why)) => {
+                    // Ticket `index` is spent and this wallet cannot prove the state after
+                    // it; from the state it holds, only a close spending ticket index + 1
+                    // (m = 1) is left.
+                    self.db(move |jn| jn.mark_needs_close(j, 1)).await?;
+                    let mut why = format!(
+                        "ticket {index} was spent by a request this journal has no record of, and its receipt cannot be used ({why})"
+                    );
+                    let after = Ticket::new(k, index + 1).nullifier;
+                    if let Ok(Some(_)) = fetch(field::to_hex(&after)).await {
+                        why.push_str(&format!(
+                            "; ticket {} is spent too, so a close from this journal would be refused or challenged: do not close it unilaterally",
+                            index + 1
+                        ));
+                    }
+                    tracing::error!(note = j, reason = %why, "note marked needs_close(m = 1)");
+                    return Ok(Located::NeedsClose(why));
+                }
+            }
+        }
+    }
+
     /// Resyncs the tree (on `stale_root`) and drops precomputations for older roots.
     pub async fn resync(&self) -> Result<(), ClientError> {
         let before = self.tree.root();
@@ -942,8 +1099,25 @@ impl Spender {
     }
 }
 
-/// A uniformly random field element from the operating system's RNG.
-fn random_field() -> Fr {
-    use ark_ff::UniformRand;
-    Fr::rand(&mut rand::rngs::OsRng)
+/// Where [`Spender::locate`] found a note.
+enum Located {
+    /// At the journal's index after moving this many tickets forward.
+    Here(u64),
+    /// Spent at an index this wallet cannot prove past: marked `needs_close(m = 1)`.
+    NeedsClose(String),
+    /// The gateway or the chain could not be asked.
+    Unknown,
+}
+
+/// `rho_next` of ticket `index` of note `j`, the blinding of its `T_next`: a keyed hash
+/// under the wallet's ticket-blinding key rather than a random value, so that a journal
+/// that never recorded the ticket (put back from an old copy) can still open the
+/// receipt the gateway kept for it. It is as hidden as a random value to anyone
+/// without the wallet, and differs for every (note, index), so `T_next` stays fresh
+/// per request.
+fn rho_next(key: &StorageKey, j: u64, index: u64) -> Fr {
+    let mut data = b"zkcredits/rho-next/v1".to_vec();
+    data.extend_from_slice(&j.to_be_bytes());
+    data.extend_from_slice(&index.to_be_bytes());
+    key.keyed_field(&data)
 }

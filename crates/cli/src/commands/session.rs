@@ -51,7 +51,7 @@ pub(crate) fn gateway_client(args: &GatewayArgs) -> anyhow::Result<GatewayClient
 
 /// Opens the wallet, fetches and checks the discovery document (keeping a copy for the
 /// exit without the gateway), opens the spender (syncing the note tree).
-pub(crate) async fn open(args: &GatewayArgs) -> anyhow::Result<Session> {
+pub(crate) async fn open(args: &GatewayArgs, payer: PayerConfig) -> anyhow::Result<Session> {
     let home = ClientHome::from_env();
     let deployment = load_deployment(&home, args.deployment.clone())?;
     let passphrase = wallet::passphrase(false)?;
@@ -74,6 +74,6 @@ pub(crate) async fn open(args: &GatewayArgs) -> anyhow::Result<Session> {
             args.gateway
         )
     })?;
-    let payer = Payer::new(Arc::new(spender), gateway, PayerConfig::default());
+    let payer = Payer::new(Arc::new(spender), gateway, payer);
     Ok(Session { payer, discovery })
 }

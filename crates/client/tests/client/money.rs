@@ -8,7 +8,9 @@
 //!   ticket, so the close's calldata and the kept share never give `k`;
 //! - a gateway whose receipt key the pool never accepted gets nothing spent;
 //! - the exit (unilateral close and finalize) needs no gateway and reads the time from
-//!   the chain.
+//!   the chain;
+//! - a journal put back from an old copy moves forward instead of spending a ticket
+//!   twice.
 
 #![allow(clippy::unwrap_used)]
 
@@ -504,6 +506,67 @@ async fn a_gateway_whose_key_the_pool_never_accepted_gets_nothing_spent() {
     }
     let n0 = note(&s.notes().await.unwrap(), 0);
     assert_eq!(n0.next_index, 2);
+    shutdown.cancel();
+    gateway.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_journal_moves_forward_instead_of_spending_a_ticket_twice() {
+    let chain = TestChain::start().await.unwrap();
+    let deployment = chain.deployment().clone();
+    let c_max = deployment.constants.c_max;
+    let dir = tempfile::tempdir().unwrap();
+    let journal_path = dir.path().join("notes.sqlite");
+    deposit(&chain, &journal_path, 1).await;
+    accept_on_chain(&chain, &test_server_key()).await;
+    // A backup of the journal taken right after the deposit.
+    let backup = dir.path().join("backup.sqlite");
+    std::fs::copy(&journal_path, &backup).unwrap();
+    let (gateway, shutdown, client) = start_gateway(
+        &deployment,
+        &dir.path().join("gateway.sqlite"),
+        test_server_key(),
+        None,
+    )
+    .await;
+    let constants = client.discover().await.unwrap().constants;
+    {
+        let s = spender(&deployment, dir.path(), &journal_path, constants.clone()).await;
+        let payer = Payer::new(s.clone(), client.clone(), PayerConfig::default());
+        for method in ["eth_chainId", "eth_blockNumber"] {
+            let reply = payer.send(rpc_request(method)).await.unwrap();
+            assert!(matches!(
+                reply.outcome.resolve().await,
+                TicketOutcome::Settled(_)
+            ));
+        }
+        assert_eq!(note(&s.notes().await.unwrap(), 0).next_index, 2);
+    }
+    // The user puts the old journal back (a restored backup or VM snapshot).
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", journal_path.display()));
+    }
+    std::fs::copy(&backup, &journal_path).unwrap();
+
+    let s = spender(&deployment, dir.path(), &journal_path, constants).await;
+    assert_eq!(note(&s.notes().await.unwrap(), 0).next_index, 0);
+    let payer = Payer::new(s.clone(), client.clone(), PayerConfig::default());
+    let reply = payer.send(rpc_request("eth_gasPrice")).await.unwrap();
+    assert_eq!(
+        reply.status.as_u16(),
+        200,
+        "a second use of ticket 0 would be refused as a double spend"
+    );
+    let TicketOutcome::Settled(summary) = reply.outcome.resolve().await else {
+        panic!("the request was not settled");
+    };
+    // Tickets 0 and 1 were learned from the gateway's receipts (opened with their
+    // derived blindings), and the new request spent ticket 2.
+    assert_eq!(
+        (summary.note, summary.next_index, summary.refunds),
+        (0, 3, 3 * (c_max - RPC_PRICE))
+    );
+    assert_eq!(summary.status, NoteStatus::Free);
     shutdown.cancel();
     gateway.wait().await.unwrap();
 }
