@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use zkcredits_chain::IndexerConfig;
 use zkcredits_chain::alloy::primitives::{Address, U256};
-use zkcredits_chain::testing::{PROVIDER, TestChain, test_server_key};
+use zkcredits_chain::testing::{TestChain, test_server_key};
 use zkcredits_client::deposit::deposit_notes;
 use zkcredits_client::home::ClientHome;
 use zkcredits_client::journal::{Journal, NoteStatus};
@@ -32,30 +34,12 @@ const DEPOSIT: u64 = 20_000;
 const RPC_PRICE: u64 = 10;
 const USER: usize = 2;
 
-/// The development keys the client tests use, made once per machine.
-fn keys_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join("zkcredits-client-test-keys");
-    if zkcredits_circuits::keys::load_proving_key(&dir).is_err()
-        || zkcredits_circuits::keys::load_close_proving_key(&dir).is_err()
-    {
-        let tmp =
-            std::env::temp_dir().join(format!("zkcredits-cli-keys.tmp-{}", std::process::id()));
-        zkcredits_circuits::keys::setup_dev(&tmp, zkcredits_circuits::keys::DEV_SEED, |_| {})
-            .unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
-        if std::fs::rename(&tmp, &dir).is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-    }
-    dir
-}
-
 /// Runs `zkcredits ARGS` for the user's home to completion.
 fn zkcredits(home: &Path, eth_key: &str, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_zkcredits"))
         .args(args)
         .env("ZKCREDITS_HOME", home)
-        .env("ZKCREDITS_KEYS", keys_dir())
+        .env("ZKCREDITS_KEYS", common::keys_dir())
         .env("ZKCREDITS_PASSPHRASE", PASSPHRASE)
         .env("ZKCREDITS_ETH_KEY", eth_key)
         .output()
@@ -103,13 +87,8 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
             .await
             .unwrap();
     }
-    chain
-        .client(PROVIDER)
-        .await
-        .unwrap()
-        .accept_server_key(test_server_key().public_key())
-        .await
-        .unwrap();
+    // The provider registered the receipt key on the pool (the client checks it).
+    common::accept_test_key(&chain).await;
 
     // The gateway, with anvil's JSON-RPC behind /rpc.
     let rpc = FlatUpstream::new(
@@ -126,7 +105,7 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
     let shutdown = CancellationToken::new();
     let gateway = GatewayBuilder::new(
         deployment.clone(),
-        zkcredits_circuits::keys::load_verifying_key(&keys_dir()).unwrap(),
+        zkcredits_circuits::keys::load_verifying_key(&common::keys_dir()).unwrap(),
         ServerKeys::new(1, test_server_key(), Vec::new()),
         Arc::new(SqliteStore::open(dir.path().join("gateway.sqlite")).unwrap()),
     )

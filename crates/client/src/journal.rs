@@ -781,39 +781,53 @@ impl Journal {
         if note.state.index != record.index || next.index != record.index + 1 {
             return Err(JournalError::TicketNotInFlight(id));
         }
-        let plain = Plain {
-            j: note.j,
-            deposit: info.deposit,
-            expiry: info.expiry_epoch,
-            index: next.index,
-            refunds: next.refunds,
-            penalties: next.penalties,
-        };
-        let sealed_note = self
-            .key
-            .seal(&plain.aad(), &encode_note_secret(&info, next, Some(key_id)));
         let sealed_ticket = self.key.seal(
             &ticket_aad(record.j, record.index),
             &encode_ticket_secret(&record, Some(receipt)),
         );
         let t = now();
-        tx.execute(
-            "UPDATE notes SET status = 'free', close_m = 0, state_index = ?2, refunds = ?3, penalties = ?4, sealed = ?5, updated_at = ?6 WHERE j = ?1",
-            params![
-                to_i64(note.j, "note number")?,
-                to_i64(next.index, "index")?,
-                to_i64(next.refunds, "refunds")?,
-                to_i64(next.penalties, "penalties")?,
-                sealed_note,
-                t
-            ],
-        )?;
+        Self::advance_in(&tx, &self.key, note.j, &info, next, key_id, t)?;
         tx.execute(
             "UPDATE tickets SET status = 'completed', sealed = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, sealed_ticket, t],
         )?;
         tx.commit()?;
         self.note(record.j)
+    }
+
+    /// Moves note `j` (deposited as `info`) to state `next`, whose last receipt `key_id`
+    /// signed, and frees it: the note half of [`Journal::complete`] and
+    /// [`Journal::fast_forward`], inside their transaction.
+    fn advance_in(
+        tx: &Connection,
+        key: &StorageKey,
+        j: u64,
+        info: &DepositInfo,
+        next: &NoteState,
+        key_id: u32,
+        t: i64,
+    ) -> Result<()> {
+        let plain = Plain {
+            j,
+            deposit: info.deposit,
+            expiry: info.expiry_epoch,
+            index: next.index,
+            refunds: next.refunds,
+            penalties: next.penalties,
+        };
+        let sealed = key.seal(&plain.aad(), &encode_note_secret(info, next, Some(key_id)));
+        tx.execute(
+            "UPDATE notes SET status = 'free', close_m = 0, state_index = ?2, refunds = ?3, penalties = ?4, sealed = ?5, updated_at = ?6 WHERE j = ?1",
+            params![
+                to_i64(j, "note number")?,
+                to_i64(next.index, "index")?,
+                to_i64(next.refunds, "refunds")?,
+                to_i64(next.penalties, "penalties")?,
+                sealed,
+                t
+            ],
+        )?;
+        Ok(())
     }
 
     /// Marks ticket `id` as known not to have reached the gateway. It stays pending for
@@ -940,17 +954,6 @@ impl Journal {
             key_id,
             abandoned: false,
         };
-        let plain = Plain {
-            j,
-            deposit: info.deposit,
-            expiry: info.expiry_epoch,
-            index: next.index,
-            refunds: next.refunds,
-            penalties: next.penalties,
-        };
-        let sealed_note = self
-            .key
-            .seal(&plain.aad(), &encode_note_secret(&info, next, Some(key_id)));
         let sealed_ticket = self.key.seal(
             &ticket_aad(j, index),
             &encode_ticket_secret(&record, Some(receipt)),
@@ -960,17 +963,7 @@ impl Journal {
             "INSERT INTO tickets (j, ticket_index, status, sealed, created_at, updated_at) VALUES (?1, ?2, 'completed', ?3, ?4, ?4)",
             params![to_i64(j, "note number")?, to_i64(index, "index")?, sealed_ticket, t],
         )?;
-        tx.execute(
-            "UPDATE notes SET state_index = ?2, refunds = ?3, penalties = ?4, sealed = ?5, updated_at = ?6 WHERE j = ?1",
-            params![
-                to_i64(j, "note number")?,
-                to_i64(next.index, "index")?,
-                to_i64(next.refunds, "refunds")?,
-                to_i64(next.penalties, "penalties")?,
-                sealed_note,
-                t
-            ],
-        )?;
+        Self::advance_in(&tx, &self.key, j, &info, next, key_id, t)?;
         tx.commit()?;
         self.note(j)
     }

@@ -16,7 +16,7 @@
 
 use crate::common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
 use zkcredits_chain::alloy::sol_types::SolCall;
 use zkcredits_chain::bindings::{ZkCreditsPool, u256_to_fr};
 use zkcredits_chain::testing::{PROVIDER, TestChain, dev_close_prover, test_server_key};
-use zkcredits_chain::{Deployment, Indexer, IndexerConfig};
+use zkcredits_chain::{Deployment, Indexer, IndexerConfig, PoolClient};
 use zkcredits_client::closer::{CloseContext, CloseReport, FinalizeReport, finalize_pending};
 use zkcredits_client::deposit::deposit_notes;
 use zkcredits_client::gateway_client::{GatewayClient, GatewayClientConfig};
@@ -44,7 +44,7 @@ use zkcredits_gateway::store::sqlite::SqliteStore;
 use zkcredits_gateway::upstream::flat::{FlatConfig, FlatUpstream};
 use zkcredits_gateway::{GatewayBuilder, RootsSource, RunningGateway, Settings};
 use zkcredits_protocol::eddsa::PrivateKey;
-use zkcredits_protocol::note::NoteSecret;
+use zkcredits_protocol::note::{NoteSecret, WalletSeed};
 use zkcredits_protocol::request::{request_x, withdrawal_x};
 use zkcredits_protocol::rln::{self, Share, Ticket};
 use zkcredits_protocol::state::{Receipt, receipt_message};
@@ -54,26 +54,76 @@ const DEPOSIT: u64 = 20_000;
 const RPC_PRICE: u64 = 10;
 const USER: usize = 2;
 
-/// Deposits `notes` notes of [`DEPOSIT`] into the journal at `journal_path`.
-async fn deposit(chain: &TestChain, journal_path: &Path, notes: u64) {
+/// A fresh chain, `notes` notes of [`DEPOSIT`] in a fresh journal, and `key` (if any)
+/// registered on the pool by the provider.
+struct Setup {
+    chain: TestChain,
+    deployment: Deployment,
+    dir: tempfile::TempDir,
+    journal_path: PathBuf,
+}
+
+async fn setup(notes: u64, key: Option<&PrivateKey>) -> Setup {
+    let chain = TestChain::start().await.unwrap();
+    let deployment = chain.deployment().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let journal_path = dir.path().join("notes.sqlite");
     let wallet = common::wallet();
     let pool = chain.client(USER).await.unwrap();
     let mut journal =
-        Journal::open(journal_path, wallet.storage_key(StoragePurpose::Journal)).unwrap();
+        Journal::open(&journal_path, wallet.storage_key(StoragePurpose::Journal)).unwrap();
     deposit_notes(&pool, &mut journal, &wallet.seed(), DEPOSIT, notes)
         .await
         .unwrap();
+    if let Some(key) = key {
+        common::accept_on_chain(&chain, key).await;
+    }
+    Setup {
+        chain,
+        deployment,
+        dir,
+        journal_path,
+    }
 }
 
-/// The provider makes the pool accept `key` for closes.
-async fn accept_on_chain(chain: &TestChain, key: &PrivateKey) {
-    chain
-        .client(PROVIDER)
-        .await
-        .unwrap()
-        .accept_server_key(key.public_key())
-        .await
-        .unwrap();
+/// What the user's closes need besides the gateway: the pool (gas paid by the user's
+/// account), the journal, the tree and the wallet seed.
+struct User {
+    pool: PoolClient,
+    journal: Journal,
+    indexer: Indexer,
+    seed: WalletSeed,
+}
+
+impl User {
+    async fn open(chain: &TestChain, journal_path: &Path) -> Self {
+        let wallet = common::wallet();
+        Self {
+            pool: chain.client(USER).await.unwrap(),
+            journal: Journal::open(journal_path, wallet.storage_key(StoragePurpose::Journal))
+                .unwrap(),
+            indexer: Indexer::connect(chain.deployment(), IndexerConfig::default()).unwrap(),
+            seed: wallet.seed(),
+        }
+    }
+
+    fn closing<'a>(
+        &'a mut self,
+        deployment: &'a Deployment,
+        gateway: Option<&'a GatewayClient>,
+        constants: &'a GatewayConstants,
+    ) -> CloseContext<'a> {
+        CloseContext {
+            seed: &self.seed,
+            journal: &mut self.journal,
+            pool: &self.pool,
+            deployment,
+            indexer: &mut self.indexer,
+            prover: dev_close_prover().unwrap(),
+            gateway,
+            constants,
+        }
+    }
 }
 
 /// A spender over the chain's tree that checks server keys with the pool.
@@ -195,17 +245,17 @@ fn signed(next_commitment: zkcredits_protocol::Fr, refund: u64, penalty: u64) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receipt_outside_the_pool_limits_is_refused_and_the_note_closes_with_m_1() {
-    let chain = TestChain::start().await.unwrap();
-    let deployment = chain.deployment().clone();
+    let Setup {
+        chain,
+        deployment,
+        dir,
+        journal_path,
+    } = setup(2, Some(&common::gateway_key())).await;
     let (c_max, p_max, unit) = (
         deployment.constants.c_max,
         deployment.constants.p_max,
         deployment.constants.unit,
     );
-    let dir = tempfile::tempdir().unwrap();
-    let journal_path = dir.path().join("notes.sqlite");
-    deposit(&chain, &journal_path, 2).await;
-    accept_on_chain(&chain, &common::gateway_key()).await;
     let constants = common::gateway_constants(&deployment);
     let s = spender(&deployment, dir.path(), &journal_path, constants.clone()).await;
 
@@ -277,24 +327,8 @@ async fn a_receipt_outside_the_pool_limits_is_refused_and_the_note_closes_with_m
 
     // Both close with m = 1 from the state they kept, with no gateway at all.
     let payout = Address::repeat_byte(0x5a);
-    let pool = chain.client(USER).await.unwrap();
-    let mut journal = Journal::open(
-        &journal_path,
-        common::wallet().storage_key(StoragePurpose::Journal),
-    )
-    .unwrap();
-    let mut indexer = Indexer::connect(&deployment, IndexerConfig::default()).unwrap();
-    let seed = common::wallet().seed();
-    let mut ctx = CloseContext {
-        seed: &seed,
-        journal: &mut journal,
-        pool: &pool,
-        deployment: &deployment,
-        indexer: &mut indexer,
-        prover: dev_close_prover().unwrap(),
-        gateway: None,
-        constants: &constants,
-    };
+    let mut user = User::open(&chain, &journal_path).await;
+    let mut ctx = user.closing(&deployment, None, &constants);
     for j in [0, 1] {
         match ctx.close(j, payout, true).await.unwrap() {
             CloseReport::Requested { note, m, .. } => assert_eq!((note, m), (j, 1)),
@@ -305,7 +339,9 @@ async fn a_receipt_outside_the_pool_limits_is_refused_and_the_note_closes_with_m
         .advance(deployment.constants.challenge_window + 1)
         .await
         .unwrap();
-    let reports = finalize_pending(&seed, &mut journal, &pool).await.unwrap();
+    let reports = finalize_pending(&user.seed, &mut user.journal, &user.pool)
+        .await
+        .unwrap();
     assert_eq!(reports.len(), 2);
     // U from the previous states: note 0 at (1, R = 400, P = 0) spends ticket 2, note 1
     // at (0, 0, 0) spends ticket 1; each burns P_max.
@@ -330,27 +366,27 @@ async fn a_receipt_outside_the_pool_limits_is_refused_and_the_note_closes_with_m
             U256::from(DEPOSIT) * unit
         );
     }
-    let ledger = pool.ledger(deployment.deploy_block).await.unwrap();
+    let ledger = user.pool.ledger(deployment.deploy_block).await.unwrap();
     assert!(ledger.balances(), "{ledger:?}");
     assert_eq!(
-        pool.token_balance(payout).await.unwrap(),
+        user.pool.token_balance(payout).await.unwrap(),
         U256::from(expected[0].0 + expected[1].0) * unit
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_kept_a_refused_share_cannot_recover_k_from_the_close() {
-    let chain = TestChain::start().await.unwrap();
-    let deployment = chain.deployment().clone();
+    let Setup {
+        chain,
+        deployment,
+        dir,
+        journal_path,
+    } = setup(1, Some(&test_server_key())).await;
     let (c_max, p_max, unit) = (
         deployment.constants.c_max,
         deployment.constants.p_max,
         deployment.constants.unit,
     );
-    let dir = tempfile::tempdir().unwrap();
-    let journal_path = dir.path().join("notes.sqlite");
-    deposit(&chain, &journal_path, 1).await;
-    accept_on_chain(&chain, &test_server_key()).await;
     let (gateway, shutdown, client) = start_gateway(
         &deployment,
         &dir.path().join("gateway.sqlite"),
@@ -386,29 +422,13 @@ async fn a_provider_that_kept_a_refused_share_cannot_recover_k_from_the_close() 
     // The cooperative close through the same gateway (which would clear ticket 0, as it
     // stored nothing for it).
     let payout = Address::repeat_byte(0x6b);
-    let pool = chain.client(USER).await.unwrap();
-    let mut journal = Journal::open(
-        &journal_path,
-        common::wallet().storage_key(StoragePurpose::Journal),
-    )
-    .unwrap();
-    let mut indexer = Indexer::connect(&deployment, IndexerConfig::default()).unwrap();
-    let seed = common::wallet().seed();
-    let mut ctx = CloseContext {
-        seed: &seed,
-        journal: &mut journal,
-        pool: &pool,
-        deployment: &deployment,
-        indexer: &mut indexer,
-        prover: dev_close_prover().unwrap(),
-        gateway: Some(&client),
-        constants: &constants,
-    };
+    let mut user = User::open(&chain, &journal_path).await;
+    let mut ctx = user.closing(&deployment, Some(&client), &constants);
     let CloseReport::Closed { m, outcome, .. } = ctx.close(0, payout, false).await.unwrap() else {
         panic!("expected a cooperative close");
     };
     assert_eq!(m, 1);
-    let k = seed.note_secret(0).expose();
+    let k = user.seed.note_secret(0).expose();
     assert_ne!(
         outcome.nullifier, c.nullifier,
         "the close spends another ticket than the refused request"
@@ -463,11 +483,12 @@ async fn a_provider_that_kept_a_refused_share_cannot_recover_k_from_the_close() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_whose_key_the_pool_never_accepted_gets_nothing_spent() {
-    let chain = TestChain::start().await.unwrap();
-    let deployment = chain.deployment().clone();
-    let dir = tempfile::tempdir().unwrap();
-    let journal_path = dir.path().join("notes.sqlite");
-    deposit(&chain, &journal_path, 1).await;
+    let Setup {
+        chain,
+        deployment,
+        dir,
+        journal_path,
+    } = setup(1, None).await;
     // The gateway signs with a key the provider never registered on the pool.
     let (gateway, shutdown, client) = start_gateway(
         &deployment,
@@ -495,7 +516,7 @@ async fn a_gateway_whose_key_the_pool_never_accepted_gets_nothing_spent() {
     assert_eq!((n0.status, n0.next_index), (NoteStatus::Free, 0));
 
     // Once the pool accepts the key, the same client pays through it.
-    accept_on_chain(&chain, &test_server_key()).await;
+    common::accept_on_chain(&chain, &test_server_key()).await;
     for method in ["eth_chainId", "eth_blockNumber"] {
         let reply = payer.send(rpc_request(method)).await.unwrap();
         assert_eq!(reply.status.as_u16(), 200);
@@ -512,13 +533,13 @@ async fn a_gateway_whose_key_the_pool_never_accepted_gets_nothing_spent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_journal_moves_forward_instead_of_spending_a_ticket_twice() {
-    let chain = TestChain::start().await.unwrap();
-    let deployment = chain.deployment().clone();
+    let Setup {
+        chain: _chain, // anvil lives as long as this binding
+        deployment,
+        dir,
+        journal_path,
+    } = setup(1, Some(&test_server_key())).await;
     let c_max = deployment.constants.c_max;
-    let dir = tempfile::tempdir().unwrap();
-    let journal_path = dir.path().join("notes.sqlite");
-    deposit(&chain, &journal_path, 1).await;
-    accept_on_chain(&chain, &test_server_key()).await;
     // A backup of the journal taken right after the deposit.
     let backup = dir.path().join("backup.sqlite");
     std::fs::copy(&journal_path, &backup).unwrap();

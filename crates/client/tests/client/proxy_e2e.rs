@@ -124,13 +124,7 @@ async fn the_proxy_pays_the_real_gateway() {
     let gateway_url = format!("http://{}", gateway.addr);
 
     // The provider registered the receipt key on the pool (the client checks it).
-    chain
-        .client(zkcredits_chain::testing::PROVIDER)
-        .await
-        .unwrap()
-        .accept_server_key(test_server_key().public_key())
-        .await
-        .unwrap();
+    common::accept_on_chain(&chain, &test_server_key()).await;
 
     // The client: discovery checked against the deployment, the spender, the proxy.
     let client = GatewayClient::new(&GatewayClientConfig::new(gateway_url.clone())).unwrap();

@@ -46,13 +46,7 @@ async fn paid_requests_on_a_real_chain() {
     }
 
     // The provider registered the test gateway's receipt key (the spender checks).
-    chain
-        .client(zkcredits_chain::testing::PROVIDER)
-        .await
-        .unwrap()
-        .accept_server_key(common::gateway_key().public_key())
-        .await
-        .unwrap();
+    common::accept_on_chain(&chain, &common::gateway_key()).await;
     let indexer = Indexer::connect(
         &deployment,
         IndexerConfig {
