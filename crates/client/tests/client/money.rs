@@ -250,13 +250,16 @@ async fn a_receipt_outside_the_pool_limits_is_refused_and_the_note_closes_with_m
         deployment,
         dir,
         journal_path,
-    } = setup(2, Some(&common::gateway_key())).await;
+    } = setup(3, Some(&common::gateway_key())).await;
     let (c_max, p_max, unit) = (
         deployment.constants.c_max,
         deployment.constants.p_max,
         deployment.constants.unit,
     );
-    let constants = common::gateway_constants(&deployment);
+    let constants = GatewayConstants {
+        refund_granularity: Some(100),
+        ..common::gateway_constants(&deployment)
+    };
     let s = spender(&deployment, dir.path(), &journal_path, constants.clone()).await;
 
     // An honest request on note 0, then the gateway signs p = D: applied, the note could
@@ -318,18 +321,31 @@ async fn a_receipt_outside_the_pool_limits_is_refused_and_the_note_closes_with_m
         (n1.status, n1.next_index, n1.refunds),
         (NoteStatus::NeedsClose { m: 1 }, 0, 0)
     );
-    // Neither note spends again.
+    // Note 2: a refund off the published granularity (100).
+    let t = s.begin("POST", "/rpc", b"four").await.unwrap();
+    assert_eq!((t.note, t.index), (2, 0));
+    let c = common::credential(&t.authorization);
+    let err = s
+        .finish(t, &signed(c.next_commitment, 450, 0))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("granularity"), "{err}");
+    assert_eq!(
+        note(&s.notes().await.unwrap(), 2).status,
+        NoteStatus::NeedsClose { m: 1 }
+    );
+    // No note spends again.
     assert!(matches!(
-        s.begin("POST", "/rpc", b"four").await,
+        s.begin("POST", "/rpc", b"five").await,
         Err(ClientError::NoSolventNote)
     ));
     drop(s);
 
-    // Both close with m = 1 from the state they kept, with no gateway at all.
+    // All close with m = 1 from the state they kept, with no gateway at all.
     let payout = Address::repeat_byte(0x5a);
     let mut user = User::open(&chain, &journal_path).await;
     let mut ctx = user.closing(&deployment, None, &constants);
-    for j in [0, 1] {
+    for j in [0, 1, 2] {
         match ctx.close(j, payout, true).await.unwrap() {
             CloseReport::Requested { note, m, .. } => assert_eq!((note, m), (j, 1)),
             other => panic!("expected a unilateral close, got {other:?}"),
@@ -342,11 +358,12 @@ async fn a_receipt_outside_the_pool_limits_is_refused_and_the_note_closes_with_m
     let reports = finalize_pending(&user.seed, &mut user.journal, &user.pool)
         .await
         .unwrap();
-    assert_eq!(reports.len(), 2);
-    // U from the previous states: note 0 at (1, R = 400, P = 0) spends ticket 2, note 1
-    // at (0, 0, 0) spends ticket 1; each burns P_max.
+    assert_eq!(reports.len(), 3);
+    // U from the previous states: note 0 at (1, R = 400, P = 0) spends ticket 2, notes 1
+    // and 2 at (0, 0, 0) spend ticket 1; each burns P_max.
     let expected = [
         (DEPOSIT + 400 - 2 * c_max - p_max, 2 * c_max - 400),
+        (DEPOSIT - c_max - p_max, c_max),
         (DEPOSIT - c_max - p_max, c_max),
     ];
     for r in &reports {
@@ -370,7 +387,7 @@ async fn a_receipt_outside_the_pool_limits_is_refused_and_the_note_closes_with_m
     assert!(ledger.balances(), "{ledger:?}");
     assert_eq!(
         user.pool.token_balance(payout).await.unwrap(),
-        U256::from(expected[0].0 + expected[1].0) * unit
+        U256::from(expected.iter().map(|(u, _)| u).sum::<u64>()) * unit
     );
 }
 
