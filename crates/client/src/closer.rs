@@ -21,6 +21,7 @@ use zkcredits_chain::{
     prepare_close, verify_clearance,
 };
 use zkcredits_circuits::prover::CloseProver;
+use zkcredits_protocol::field;
 use zkcredits_protocol::note::WalletSeed;
 
 use crate::error::ClientError;
@@ -182,6 +183,29 @@ impl CloseContext<'_> {
         {
             return Err(ClientError::ServerKeyNotOnChain { key_id });
         }
+        let secret = self.seed.note_secret(j);
+        let (nc, nj) = close_ticket(&secret, &note.state, lost);
+        // A unilateral close shows a share of ticket `nj` on chain for the whole challenge
+        // window. If the gateway holds a receipt for that ticket, this journal is older
+        // than the note (a copy put back) and the close would be challenged and the note
+        // slashed: refuse while the gateway can still say so. (A cooperative close needs
+        // no such check: the gateway refuses to clear a spent ticket.)
+        if unilateral && let Some(gateway) = self.gateway {
+            match gateway.receipt(&field::to_hex(&nj)).await {
+                Ok(Some(_)) => {
+                    return Err(ClientError::StaleState(format!(
+                        "the gateway holds a receipt for ticket {} of note {j}, which this journal never recorded (an old copy of the journal?); a unilateral close would be challenged and the note slashed: run `zkcredits call` or `zkcredits proxy` once to move the note forward, then close",
+                        note.state.index + u64::from(lost)
+                    )));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    note = j,
+                    error = %e,
+                    "cannot ask the gateway whether the close's ticket is spent; closing from the journal's state"
+                ),
+            }
+        }
         // No request may start on this note from here on.
         self.journal.mark_needs_close(j, m)?;
         let root = self.known_root().await?;
@@ -192,7 +216,6 @@ impl CloseContext<'_> {
                 note: j,
                 detail: e.to_string(),
             })?;
-        let secret = self.seed.note_secret(j);
         let to_close = NoteToClose {
             secret: &secret,
             deposit: info.deposit,
@@ -222,7 +245,6 @@ impl CloseContext<'_> {
                 outcome,
             });
         };
-        let (nc, nj) = close_ticket(&secret, &note.state, lost);
         let reply = gateway
             .close_clearance(nc, nj)
             .await

@@ -551,7 +551,7 @@ async fn a_gateway_whose_key_the_pool_never_accepted_gets_nothing_spent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_journal_moves_forward_instead_of_spending_a_ticket_twice() {
     let Setup {
-        chain: _chain, // anvil lives as long as this binding
+        chain,
         deployment,
         dir,
         journal_path,
@@ -586,6 +586,18 @@ async fn a_restored_journal_moves_forward_instead_of_spending_a_ticket_twice() {
     }
     std::fs::copy(&backup, &journal_path).unwrap();
 
+    // From the restored state, a unilateral close would show a second share of ticket 0
+    // for the whole challenge window: refused while the gateway can say it is spent.
+    {
+        let mut user = User::open(&chain, &journal_path).await;
+        let mut ctx = user.closing(&deployment, Some(&client), &constants);
+        let err = ctx
+            .close(0, Address::repeat_byte(0x3d), true)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("never recorded"), "{err}");
+        assert_eq!(user.journal.note(0).unwrap().status, NoteStatus::Free);
+    }
     let s = spender(&deployment, dir.path(), &journal_path, constants).await;
     assert_eq!(note(&s.notes().await.unwrap(), 0).next_index, 0);
     let payer = Payer::new(s.clone(), client.clone(), PayerConfig::default());
