@@ -72,6 +72,9 @@ pub(crate) fn run(args: CallArgs) -> anyhow::Result<()> {
                 report.needs_close
             );
         }
+        if !args.i_want_to_double_spend {
+            session::check_positions(&session.payer).await?;
+        }
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let reply = session

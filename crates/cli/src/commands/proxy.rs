@@ -65,6 +65,7 @@ pub(crate) fn run(args: ProxyArgs) -> anyhow::Result<()> {
                 report.bad_receipts.len()
             );
         }
+        session::check_positions(&session.payer).await?;
         let notes = session.payer.spender().notes().await?;
         let usable = notes.iter().filter(|n| n.can_pay).count();
         let listener = tokio::net::TcpListener::bind(args.listen)
