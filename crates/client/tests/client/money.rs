@@ -159,14 +159,23 @@ async fn spender(
     Arc::new(s)
 }
 
-/// The real gateway signing with `key`, anvil's JSON-RPC behind `/rpc` at a flat
-/// price, roots from the chain; with `provider` it signs close clearances.
+/// The real gateway on loopback and a client of it.
+struct Gateway {
+    running: RunningGateway,
+    shutdown: CancellationToken,
+    client: GatewayClient,
+    /// What its discovery document says.
+    constants: GatewayConstants,
+}
+
+/// The real gateway signing with the test receipt key (its store under `dir`),
+/// anvil's JSON-RPC behind `/rpc` at a flat price, roots from the chain; with
+/// `provider` it signs close clearances.
 async fn start_gateway(
     deployment: &Deployment,
-    store: &Path,
-    key: PrivateKey,
+    dir: &Path,
     provider: Option<PrivateKeySigner>,
-) -> (RunningGateway, CancellationToken, GatewayClient) {
+) -> Gateway {
     let rpc = FlatUpstream::new(
         &FlatConfig {
             prefix: "/rpc".into(),
@@ -181,8 +190,8 @@ async fn start_gateway(
     let mut builder = GatewayBuilder::new(
         deployment.clone(),
         common::prover().keys().verifying_key().clone(),
-        ServerKeys::new(1, key, Vec::new()),
-        Arc::new(SqliteStore::open(store).unwrap()),
+        ServerKeys::new(1, test_server_key(), Vec::new()),
+        Arc::new(SqliteStore::open(dir.join("gateway.sqlite")).unwrap()),
     )
     .settings(Settings {
         roots_poll: Duration::from_millis(200),
@@ -194,7 +203,7 @@ async fn start_gateway(
         builder = builder.provider_signer(signer);
     }
     let shutdown = CancellationToken::new();
-    let gateway = builder
+    let running = builder
         .start(
             tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
             shutdown.clone(),
@@ -203,10 +212,16 @@ async fn start_gateway(
         .unwrap();
     let client = GatewayClient::new(&GatewayClientConfig::new(format!(
         "http://{}",
-        gateway.addr
+        running.addr
     )))
     .unwrap();
-    (gateway, shutdown, client)
+    let constants = client.discover().await.unwrap().constants;
+    Gateway {
+        running,
+        shutdown,
+        client,
+        constants,
+    }
 }
 
 fn rpc_request(method: &str) -> PaidRequest {
@@ -404,14 +419,12 @@ async fn a_provider_that_kept_a_refused_share_cannot_recover_k_from_the_close() 
         deployment.constants.p_max,
         deployment.constants.unit,
     );
-    let (gateway, shutdown, client) = start_gateway(
-        &deployment,
-        &dir.path().join("gateway.sqlite"),
-        test_server_key(),
-        Some(chain.signer(PROVIDER)),
-    )
-    .await;
-    let constants = client.discover().await.unwrap().constants;
+    let Gateway {
+        running,
+        shutdown,
+        client,
+        constants,
+    } = start_gateway(&deployment, dir.path(), Some(chain.signer(PROVIDER))).await;
     let s = spender(&deployment, dir.path(), &journal_path, constants.clone()).await;
 
     // The gateway answers "no such route" before admission and keeps the share.
@@ -495,7 +508,7 @@ async fn a_provider_that_kept_a_refused_share_cannot_recover_k_from_the_close() 
     assert_eq!(outcome.burned, U256::from(p_max) * unit);
     assert_eq!(outcome.to_provider, U256::from(c_max) * unit);
     shutdown.cancel();
-    gateway.wait().await.unwrap();
+    running.wait().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -507,14 +520,12 @@ async fn a_gateway_whose_key_the_pool_never_accepted_gets_nothing_spent() {
         journal_path,
     } = setup(1, None).await;
     // The gateway signs with a key the provider never registered on the pool.
-    let (gateway, shutdown, client) = start_gateway(
-        &deployment,
-        &dir.path().join("gateway.sqlite"),
-        test_server_key(),
-        None,
-    )
-    .await;
-    let constants = client.discover().await.unwrap().constants;
+    let Gateway {
+        running,
+        shutdown,
+        client,
+        constants,
+    } = start_gateway(&deployment, dir.path(), None).await;
     let s = spender(&deployment, dir.path(), &journal_path, constants).await;
     let payer = Payer::new(s.clone(), client.clone(), PayerConfig::default());
     let err = payer.send(rpc_request("eth_chainId")).await.unwrap_err();
@@ -545,7 +556,7 @@ async fn a_gateway_whose_key_the_pool_never_accepted_gets_nothing_spent() {
     let n0 = note(&s.notes().await.unwrap(), 0);
     assert_eq!(n0.next_index, 2);
     shutdown.cancel();
-    gateway.wait().await.unwrap();
+    running.wait().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -560,14 +571,12 @@ async fn a_restored_journal_moves_forward_instead_of_spending_a_ticket_twice() {
     // A backup of the journal taken right after the deposit.
     let backup = dir.path().join("backup.sqlite");
     std::fs::copy(&journal_path, &backup).unwrap();
-    let (gateway, shutdown, client) = start_gateway(
-        &deployment,
-        &dir.path().join("gateway.sqlite"),
-        test_server_key(),
-        None,
-    )
-    .await;
-    let constants = client.discover().await.unwrap().constants;
+    let Gateway {
+        running,
+        shutdown,
+        client,
+        constants,
+    } = start_gateway(&deployment, dir.path(), None).await;
     {
         let s = spender(&deployment, dir.path(), &journal_path, constants.clone()).await;
         let payer = Payer::new(s.clone(), client.clone(), PayerConfig::default());
@@ -618,5 +627,5 @@ async fn a_restored_journal_moves_forward_instead_of_spending_a_ticket_twice() {
     );
     assert_eq!(summary.status, NoteStatus::Free);
     shutdown.cancel();
-    gateway.wait().await.unwrap();
+    running.wait().await.unwrap();
 }
