@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -66,22 +68,6 @@ impl Upstream for SlowModel {
     }
 }
 
-/// The development keys the client tests use, made once per machine.
-fn keys_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join("zkcredits-client-test-keys");
-    if zkcredits_circuits::keys::load_proving_key(&dir).is_err() {
-        let tmp =
-            std::env::temp_dir().join(format!("zkcredits-cli-keys.tmp-{}", std::process::id()));
-        zkcredits_circuits::keys::setup_dev(&tmp, zkcredits_circuits::keys::DEV_SEED, |_| {})
-            .unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
-        if std::fs::rename(&tmp, &dir).is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-    }
-    dir
-}
-
 /// A child process killed (SIGKILL) and reaped when dropped, so a failing test leaves
 /// no proxy behind.
 struct Killed(Child);
@@ -107,7 +93,7 @@ fn start_proxy(home: &Path, deployment: &Path, gateway: &str) -> (Killed, String
         .arg(deployment)
         .args(["--recover-wait-secs", "15"])
         .env("ZKCREDITS_HOME", home)
-        .env("ZKCREDITS_KEYS", keys_dir())
+        .env("ZKCREDITS_KEYS", common::keys_dir())
         .env("ZKCREDITS_PASSPHRASE", PASSPHRASE)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -180,7 +166,9 @@ async fn a_killed_proxy_recovers_its_ticket_and_never_reuses_the_index() {
             .unwrap();
     }
 
-    let vk = zkcredits_circuits::keys::load_verifying_key(&keys_dir()).unwrap();
+    // The provider registered the receipt key on the pool (the client checks it).
+    common::accept_test_key(&chain).await;
+    let vk = zkcredits_circuits::keys::load_verifying_key(&common::keys_dir()).unwrap();
     let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();
     let gateway = GatewayBuilder::new(

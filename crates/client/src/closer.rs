@@ -2,21 +2,26 @@
 //! clearance, paid at once) or unilateral (held for the challenge window, then
 //! finalized).
 //!
-//! The flag `m`: a note whose last ticket has no receipt (`needs_close(m = 1)` in the
-//! journal) closes at index `n + 1` and burns `P_max`, because the gateway might hold
-//! that ticket. A cooperative close first asks for the clearance of index `n` with
-//! `m = 0`: the gateway grants it only after recording `N_n` as spent, which fails
-//! exactly when it already holds that ticket; then nothing is burned. A cooperative
-//! close is final at once, so the share it reveals at index `n` cannot be challenged.
-//! A unilateral close uses the journal's `m`, since during its challenge window a
-//! second share of index `n` would cost the whole note.
+//! The flag `m`: a note whose ticket `n` has shown its share without a receipt the
+//! note can use (`needs_close(m = 1)` in the journal: lost answer, refusal before
+//! admission, a receipt outside the pool's limits) closes at index `n + 1` and burns
+//! `P_max`, cooperatively or not. Never `m = 0` there: the close's calldata carries a
+//! share of the ticket it spends, and a provider that kept the share of request `n`
+//! (while answering "refused" or nothing) would grant the clearance for `m = 0` and
+//! recover `k` from the two shares.
+//!
+//! The exit needs no gateway: a unilateral close takes the server key from the
+//! discovery document saved in the client home, and [`finalize_pending`] judges the
+//! challenge deadline by the chain's latest block, not this machine's clock.
 
 use zkcredits_chain::alloy::primitives::Address;
+use zkcredits_chain::alloy::providers::Provider;
 use zkcredits_chain::{
     CloseOutcome, CloseRequestOutcome, Deployment, Indexer, NoteToClose, PoolClient, close_ticket,
     prepare_close, verify_clearance,
 };
 use zkcredits_circuits::prover::CloseProver;
+use zkcredits_protocol::field;
 use zkcredits_protocol::note::WalletSeed;
 
 use crate::error::ClientError;
@@ -38,10 +43,11 @@ pub struct CloseContext<'a> {
     pub indexer: &'a mut Indexer,
     /// The close prover.
     pub prover: &'a CloseProver,
-    /// The gateway and its published constants (its keys name the signer of each
+    /// The gateway, for a cooperative close's clearance; `None` when it is not
+    /// reachable (only unilateral closes then).
+    pub gateway: Option<&'a GatewayClient>,
+    /// What the gateway published, live or as saved (its keys name the signer of each
     /// note's last receipt).
-    pub gateway: &'a GatewayClient,
-    /// What the gateway published.
     pub constants: &'a GatewayConstants,
 }
 
@@ -96,7 +102,7 @@ fn chain(e: impl std::fmt::Display) -> ClientError {
     ClientError::Chain(e.to_string())
 }
 
-fn gateway(e: &GatewayError) -> ClientError {
+fn clearance_refused(e: &GatewayError) -> ClientError {
     ClientError::Chain(format!(
         "the gateway refused the close clearance ({e}); `--unilateral` closes without it"
     ))
@@ -144,6 +150,16 @@ impl CloseContext<'_> {
                 )));
             }
         };
+        let m = u8::from(lost);
+        let gateway = match (unilateral, self.gateway) {
+            (true, _) => None,
+            (false, Some(g)) => Some(g),
+            (false, None) => {
+                return Err(ClientError::Chain(
+                    "the gateway cannot be reached for a cooperative close; `--unilateral` closes without it".into(),
+                ));
+            }
+        };
         let info = note
             .deposit
             .ok_or_else(|| ClientError::StaleState(format!("note {j} has no deposit")))?;
@@ -157,9 +173,41 @@ impl CloseContext<'_> {
             .find(|k| k.id == key_id)
             .map(|k| k.key)
             .ok_or(ClientError::ServerKeyRetired { note: j, key_id })?;
+        // The pool refuses a close naming a key it does not accept; say so before
+        // proving rather than after a reverted gas estimate.
+        if !self
+            .pool
+            .server_key_accepted(server_key)
+            .await
+            .map_err(chain)?
+        {
+            return Err(ClientError::ServerKeyNotOnChain { key_id });
+        }
+        let secret = self.seed.note_secret(j);
+        let (nc, nj) = close_ticket(&secret, &note.state, lost);
+        // A unilateral close shows a share of ticket `nj` on chain for the whole challenge
+        // window. If the gateway holds a receipt for that ticket, this journal is older
+        // than the note (a copy put back) and the close would be challenged and the note
+        // slashed: refuse while the gateway can still say so. (A cooperative close needs
+        // no such check: the gateway refuses to clear a spent ticket.)
+        if unilateral && let Some(gateway) = self.gateway {
+            match gateway.receipt(&field::to_hex(&nj)).await {
+                Ok(Some(_)) => {
+                    return Err(ClientError::StaleState(format!(
+                        "the gateway holds a receipt for ticket {} of note {j}, which this journal never recorded (an old copy of the journal?); a unilateral close would be challenged and the note slashed: run `zkcredits call` or `zkcredits proxy` once to move the note forward, then close",
+                        note.state.index + u64::from(lost)
+                    )));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    note = j,
+                    error = %e,
+                    "cannot ask the gateway whether the close's ticket is spent; closing from the journal's state"
+                ),
+            }
+        }
         // No request may start on this note from here on.
-        self.journal
-            .set_final_status(j, NoteStatus::NeedsClose { m: u8::from(lost) })?;
+        self.journal.mark_needs_close(j, m)?;
         let root = self.known_root().await?;
         let tree = self.indexer.tree();
         let path = tree
@@ -168,7 +216,6 @@ impl CloseContext<'_> {
                 note: j,
                 detail: e.to_string(),
             })?;
-        let secret = self.seed.note_secret(j);
         let to_close = NoteToClose {
             secret: &secret,
             deposit: info.deposit,
@@ -178,99 +225,107 @@ impl CloseContext<'_> {
             state: &note.state,
             server_key,
         };
-        let prove = |m: bool| {
+        let prove = || {
             prepare_close(
                 self.prover,
                 self.deployment,
                 to_close,
                 payout,
-                m,
+                lost,
                 &mut rand::rngs::OsRng,
             )
             .map_err(|e| ClientError::Proving(e.to_string()))
         };
-        if unilateral {
-            let prepared = prove(lost)?;
+        let Some(gateway) = gateway else {
+            let prepared = prove()?;
             let outcome = self.pool.close_unilateral(&prepared).await.map_err(chain)?;
             return Ok(CloseReport::Requested {
                 note: j,
-                m: u8::from(lost),
+                m,
                 outcome,
             });
-        }
-        let tries: &[bool] = if lost { &[false, true] } else { &[false] };
-        for (n, &m) in tries.iter().enumerate() {
-            let (nc, nj) = close_ticket(&secret, &note.state, m);
-            let reply = match self.gateway.close_clearance(nc, nj).await {
-                Ok(r) => r,
-                Err(GatewayError::Refused { ref code, .. })
-                    if code == "ticket_spent" && n + 1 < tries.len() =>
-                {
-                    tracing::info!(
-                        note = j,
-                        "the gateway holds the last ticket: closing with m = 1"
-                    );
-                    continue;
-                }
-                Err(e) => return Err(gateway(&e)),
-            };
-            verify_clearance(
-                &reply.signature,
-                reply.signer,
-                self.deployment.chain_id,
-                self.deployment.pool,
-                nc,
-                nj,
-            )
-            .map_err(|e| ClientError::Chain(format!("the clearance is invalid: {e}")))?;
-            let prepared = prove(m)?;
-            let outcome = self
-                .pool
-                .close_cooperative(&prepared, &reply.signature)
-                .await
-                .map_err(chain)?;
-            self.journal.set_final_status(j, NoteStatus::Closed)?;
-            return Ok(CloseReport::Closed {
-                note: j,
-                m: u8::from(m),
-                outcome,
-            });
-        }
-        Err(ClientError::Internal("no close was attempted".into()))
+        };
+        let reply = gateway
+            .close_clearance(nc, nj)
+            .await
+            .map_err(|e| clearance_refused(&e))?;
+        verify_clearance(
+            &reply.signature,
+            reply.signer,
+            self.deployment.chain_id,
+            self.deployment.pool,
+            nc,
+            nj,
+        )
+        .map_err(|e| ClientError::Chain(format!("the clearance is invalid: {e}")))?;
+        let prepared = prove()?;
+        let outcome = self
+            .pool
+            .close_cooperative(&prepared, &reply.signature)
+            .await
+            .map_err(chain)?;
+        self.journal.set_final_status(j, NoteStatus::Closed)?;
+        Ok(CloseReport::Closed {
+            note: j,
+            m,
+            outcome,
+        })
     }
 
-    /// Finalizes every pending unilateral close whose window has passed.
+    /// Finalizes every pending unilateral close whose window has passed
+    /// ([`finalize_pending`]).
     pub async fn finalize_all(&mut self) -> Result<Vec<FinalizeReport>, ClientError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let mut out = Vec::new();
-        for note in self.journal.notes()? {
-            if !matches!(note.status, NoteStatus::NeedsClose { .. }) {
-                continue;
-            }
-            let nc = self.seed.note_secret(note.j).close_nullifier();
-            match self.pool.pending_close(nc).await.map_err(chain)? {
-                Some(p) if p.deadline <= now => {
-                    let outcome = self.pool.finalize(nc).await.map_err(chain)?;
-                    self.journal.set_final_status(note.j, NoteStatus::Closed)?;
-                    out.push(FinalizeReport::Finalized {
-                        note: note.j,
-                        outcome: Box::new(outcome),
-                    });
-                }
-                Some(p) => out.push(FinalizeReport::Waiting {
+        finalize_pending(self.seed, self.journal, self.pool).await
+    }
+}
+
+/// The chain's latest block timestamp: the clock the pool judges deadlines by.
+async fn chain_time(pool: &PoolClient) -> Result<u64, ClientError> {
+    let block = pool
+        .provider()
+        .get_block_by_number(zkcredits_chain::alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .map_err(chain)?
+        .ok_or_else(|| ClientError::Chain("the chain has no latest block".into()))?;
+    Ok(block.header.timestamp)
+}
+
+/// Finalizes every pending unilateral close of the journal's notes whose challenge
+/// window has passed by the chain's clock (the pool compares the deadline with the
+/// block's timestamp, which may run ahead of or behind this machine's). Needs no
+/// gateway: only the chain.
+pub async fn finalize_pending(
+    seed: &WalletSeed,
+    journal: &mut Journal,
+    pool: &PoolClient,
+) -> Result<Vec<FinalizeReport>, ClientError> {
+    let now = chain_time(pool).await?;
+    let mut out = Vec::new();
+    for note in journal.notes()? {
+        if !matches!(note.status, NoteStatus::NeedsClose { .. }) {
+            continue;
+        }
+        let nc = seed.note_secret(note.j).close_nullifier();
+        match pool.pending_close(nc).await.map_err(chain)? {
+            Some(p) if p.deadline <= now => {
+                let outcome = pool.finalize(nc).await.map_err(chain)?;
+                journal.set_final_status(note.j, NoteStatus::Closed)?;
+                out.push(FinalizeReport::Finalized {
                     note: note.j,
-                    deadline: p.deadline,
-                }),
-                None => {
-                    if self.pool.closed_or_slashed(nc).await.map_err(chain)? {
-                        self.journal.set_final_status(note.j, NoteStatus::Closed)?;
-                        out.push(FinalizeReport::AlreadyDone { note: note.j });
-                    }
+                    outcome: Box::new(outcome),
+                });
+            }
+            Some(p) => out.push(FinalizeReport::Waiting {
+                note: note.j,
+                deadline: p.deadline,
+            }),
+            None => {
+                if pool.closed_or_slashed(nc).await.map_err(chain)? {
+                    journal.set_final_status(note.j, NoteStatus::Closed)?;
+                    out.push(FinalizeReport::AlreadyDone { note: note.j });
                 }
             }
         }
-        Ok(out)
     }
+    Ok(out)
 }

@@ -25,6 +25,30 @@ pub enum ClientError {
     /// The gateway's receipt does not decode or its signature does not verify.
     #[error("the gateway's receipt is invalid ({0}); the note stays in flight until recovery")]
     BadReceipt(String),
+    /// The gateway signed a receipt that breaks the pool's constants (`r > C_max`,
+    /// `p > P_max`, a refund off the granularity, a state that could not close, a key
+    /// the pool does not accept). Applying it would leave a note that can never close,
+    /// so the note keeps its previous state and is marked to close with `m = 1`.
+    #[error(
+        "the gateway signed a receipt for note {note}, ticket {index} that breaks the pool's limits ({reason}); it was refused, the note keeps its previous state and must be closed with m = 1 (`zkcredits close`); do not trust this gateway"
+    )]
+    ReceiptOutsideLimits {
+        /// The note number.
+        note: u64,
+        /// The ticket index the receipt answers.
+        index: u64,
+        /// Which limit it breaks.
+        reason: String,
+    },
+    /// The gateway's server key is not one the pool accepts: a note whose receipts it
+    /// signs could not be closed.
+    #[error(
+        "server key {key_id} of the gateway is not accepted by the pool (serverKeyAccepted is false), so a note it signs receipts for could never close; nothing was spent: use another gateway, or wait until the provider registers the key"
+    )]
+    ServerKeyNotOnChain {
+        /// The key id the gateway publishes for it.
+        key_id: u32,
+    },
     /// The gateway publishes other constants than the deployment and keys in use.
     #[error(
         "the gateway's {what} is {published}, this wallet expects {expected}; check the gateway URL and the deployment file"
@@ -83,6 +107,8 @@ impl ClientError {
             Self::NoSolventNote => "no_solvent_note",
             Self::StaleState(_) => "stale_state",
             Self::BadReceipt(_) => "bad_receipt",
+            Self::ReceiptOutsideLimits { .. } => "receipt_outside_limits",
+            Self::ServerKeyNotOnChain { .. } => "server_key_not_on_chain",
             Self::GatewayConstantsMismatch { .. } => "gateway_constants_mismatch",
             Self::ServerKeyRetired { .. } => "server_key_retired",
             Self::NoteNotInTree { .. } => "note_not_in_tree",
@@ -100,7 +126,10 @@ impl ClientError {
         match self {
             Self::AllNotesBusy => 429,
             Self::NoSolventNote => 402,
-            Self::BadReceipt(_) | Self::GatewayConstantsMismatch { .. } => 502,
+            Self::BadReceipt(_)
+            | Self::ReceiptOutsideLimits { .. }
+            | Self::ServerKeyNotOnChain { .. }
+            | Self::GatewayConstantsMismatch { .. } => 502,
             Self::ServerKeyRetired { .. } => 402,
             Self::NoteNotInTree { .. } | Self::TreeSync(_) | Self::Chain(_) => 503,
             Self::StaleState(_) => 409,

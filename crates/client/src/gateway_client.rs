@@ -281,6 +281,31 @@ impl GatewayClient {
         Discovery::parse(&body)
     }
 
+    /// `GET /.well-known/zkcredits`, keeping the document at `path` (the client home's
+    /// [`crate::home::ClientHome::discovery`]): its server keys are what a unilateral
+    /// close names, and that exit must work when the gateway is gone. A copy that
+    /// cannot be written is only warned about.
+    pub async fn discover_and_save(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<Discovery, GatewayError> {
+        let body = self
+            .exchange(self.http.get(self.url(DISCOVERY_PATH)))
+            .await?;
+        let discovery = Discovery::parse(&body)?;
+        let saved = path
+            .parent()
+            .map_or(Ok(()), crate::wallet::create_private_dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                crate::wallet::write_private_atomic(path, &body).map_err(|e| e.to_string())
+            });
+        if let Err(e) = saved {
+            tracing::warn!(path = %path.display(), error = %e, "cannot keep a copy of the discovery document");
+        }
+        Ok(discovery)
+    }
+
     /// Sends a paid request: `body` goes out byte for byte (the credential's `x` binds
     /// it). `headers` are the caller's (content type, accept); the credential is added.
     pub async fn send_paid(
@@ -445,6 +470,8 @@ struct RawDiscovery {
     p_max: serde_json::Value,
     #[serde(default)]
     unit: Option<serde_json::Value>,
+    #[serde(default)]
+    refund_granularity: Option<serde_json::Value>,
     #[serde(default, alias = "vk_hash", alias = "verifying_key_sha256")]
     verifying_key_hash: Option<String>,
     #[serde(alias = "current_key", alias = "receipt_key")]
@@ -519,6 +546,17 @@ impl RawKey {
 }
 
 impl Discovery {
+    /// The copy [`GatewayClient::discover_and_save`] kept at `path`.
+    pub fn load(path: &std::path::Path) -> Result<Self, GatewayError> {
+        let body = std::fs::read(path).map_err(|e| {
+            GatewayError::Unexpected(format!(
+                "no saved discovery document at {} ({e}): the gateway was never reached from this home",
+                path.display()
+            ))
+        })?;
+        Self::parse(&body)
+    }
+
     /// Parses the JSON document. Numbers may be JSON numbers or decimal strings; a
     /// server key is `{"id", "key": compressed hex}` or `{"id", "x", "y"}`.
     pub fn parse(body: &[u8]) -> Result<Self, GatewayError> {
@@ -561,6 +599,11 @@ impl Discovery {
                 verifying_key_hash,
                 current_key,
                 accepted_keys,
+                refund_granularity: raw
+                    .refund_granularity
+                    .as_ref()
+                    .map(|g| number(g, "refund_granularity"))
+                    .transpose()?,
             },
             accepted_roots,
             prices: raw.prices,
@@ -589,6 +632,7 @@ mod tests {
             "c_max": "1000",
             "p_max": 5000,
             "unit": "1000000000000",
+            "refund_granularity": 10,
             "verifying_key_hash": format!("0x{}", hex::encode([9u8; 32])),
             "server_key": {"id": 2, "x": field::to_hex(&p.x), "y": field::to_hex(&p.y)},
             "accepted_keys": [{"id": 1, "key": hex::encode(old.to_bytes())}],
@@ -607,6 +651,7 @@ mod tests {
         );
         assert_eq!(d.accepted_roots, vec![Fr::from(5u64)]);
         assert_eq!(d.unit.as_deref(), Some("1000000000000"));
+        assert_eq!(d.constants.refund_granularity, Some(10));
 
         let mut bad = doc.clone();
         bad["server_key"] = serde_json::json!({"id": 2, "key": "0x1234"});

@@ -6,6 +6,7 @@
 //! notes-<chain id>-<pool>.sqlite           the note journal of one pool
 //! tree-<chain id>-<pool>.bin               the indexer's tree of one pool
 //! precompute/                              encrypted per-note precomputations
+//! gateway-<chain id>-<pool>.json           the gateway's last discovery document
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -61,6 +62,13 @@ impl ClientHome {
     /// The persisted tree of `deployment`'s pool.
     pub fn tree_state(&self, deployment: &Deployment) -> PathBuf {
         self.dir.join(format!("tree-{}.bin", Self::tag(deployment)))
+    }
+
+    /// The last discovery document fetched from the gateway of `deployment`'s pool
+    /// (its server keys let a unilateral close run without the gateway).
+    pub fn discovery(&self, deployment: &Deployment) -> PathBuf {
+        self.dir
+            .join(format!("gateway-{}.json", Self::tag(deployment)))
     }
 
     /// The precompute cache directory.

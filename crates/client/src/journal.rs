@@ -55,7 +55,9 @@ pub enum JournalError {
     )]
     WrongWallet,
     /// A sealed record does not open or decode (tampered or damaged).
-    #[error("the note journal is damaged ({0}); restore it from a backup")]
+    #[error(
+        "the note journal is damaged ({0}); keep the file and do not put an older copy in its place: an old journal reuses ticket indices, which gets notes slashed (docs/CLIENT.md, 'A restored journal')"
+    )]
     Corrupt(String),
     /// No such note.
     #[error("note {0} is not in the journal")]
@@ -606,8 +608,9 @@ impl Journal {
     }
 
     /// Atomically picks the lowest-numbered free note that can pay under `limits`,
-    /// journals its ticket for the request bound to `x` (with `rho_next` and the ticket's
-    /// nullifier, for the receipt named by `key_id`) and marks the note in flight.
+    /// journals its ticket for the request bound to `x` (with `rho_next_for(note, index)`
+    /// and the ticket's nullifier, for the receipt named by `key_id`) and marks the note
+    /// in flight.
     ///
     /// Fails with [`JournalError::AllNotesBusy`] when no free note can pay but a note in
     /// flight might, and [`JournalError::NoSolventNote`] when no note can pay at all.
@@ -616,7 +619,7 @@ impl Journal {
         seed: &WalletSeed,
         limits: Limits,
         x: Fr,
-        rho_next: Fr,
+        rho_next_for: impl Fn(u64, u64) -> Fr,
         key_id_for: impl Fn(&JournalNote) -> u32,
     ) -> Result<Acquired> {
         let tx = self
@@ -664,7 +667,7 @@ impl Journal {
             j,
             index: note.state.index,
             x,
-            rho_next,
+            rho_next: rho_next_for(j, note.state.index),
             nullifier: ticket.nullifier,
             key_id: key_id_for(&note),
             abandoned: false,
@@ -778,39 +781,53 @@ impl Journal {
         if note.state.index != record.index || next.index != record.index + 1 {
             return Err(JournalError::TicketNotInFlight(id));
         }
-        let plain = Plain {
-            j: note.j,
-            deposit: info.deposit,
-            expiry: info.expiry_epoch,
-            index: next.index,
-            refunds: next.refunds,
-            penalties: next.penalties,
-        };
-        let sealed_note = self
-            .key
-            .seal(&plain.aad(), &encode_note_secret(&info, next, Some(key_id)));
         let sealed_ticket = self.key.seal(
             &ticket_aad(record.j, record.index),
             &encode_ticket_secret(&record, Some(receipt)),
         );
         let t = now();
-        tx.execute(
-            "UPDATE notes SET status = 'free', close_m = 0, state_index = ?2, refunds = ?3, penalties = ?4, sealed = ?5, updated_at = ?6 WHERE j = ?1",
-            params![
-                to_i64(note.j, "note number")?,
-                to_i64(next.index, "index")?,
-                to_i64(next.refunds, "refunds")?,
-                to_i64(next.penalties, "penalties")?,
-                sealed_note,
-                t
-            ],
-        )?;
+        Self::advance_in(&tx, &self.key, note.j, &info, next, key_id, t)?;
         tx.execute(
             "UPDATE tickets SET status = 'completed', sealed = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, sealed_ticket, t],
         )?;
         tx.commit()?;
         self.note(record.j)
+    }
+
+    /// Moves note `j` (deposited as `info`) to state `next`, whose last receipt `key_id`
+    /// signed, and frees it: the note half of [`Journal::complete`] and
+    /// [`Journal::fast_forward`], inside their transaction.
+    fn advance_in(
+        tx: &Connection,
+        key: &StorageKey,
+        j: u64,
+        info: &DepositInfo,
+        next: &NoteState,
+        key_id: u32,
+        t: i64,
+    ) -> Result<()> {
+        let plain = Plain {
+            j,
+            deposit: info.deposit,
+            expiry: info.expiry_epoch,
+            index: next.index,
+            refunds: next.refunds,
+            penalties: next.penalties,
+        };
+        let sealed = key.seal(&plain.aad(), &encode_note_secret(info, next, Some(key_id)));
+        tx.execute(
+            "UPDATE notes SET status = 'free', close_m = 0, state_index = ?2, refunds = ?3, penalties = ?4, sealed = ?5, updated_at = ?6 WHERE j = ?1",
+            params![
+                to_i64(j, "note number")?,
+                to_i64(next.index, "index")?,
+                to_i64(next.refunds, "refunds")?,
+                to_i64(next.penalties, "penalties")?,
+                sealed,
+                t
+            ],
+        )?;
+        Ok(())
     }
 
     /// Marks ticket `id` as known not to have reached the gateway. It stays pending for
@@ -885,6 +902,70 @@ impl Journal {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Marks note `j` `needs_close(m)`: it makes no further request. `m = 1` when the
+    /// share of ticket `i` has left without a receipt the note can use.
+    pub fn mark_needs_close(&mut self, j: u64, m: u8) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE notes SET status = 'needs_close', close_m = ?2, updated_at = ?3 WHERE j = ?1 AND status IN ('free', 'in_flight', 'needs_close')",
+            params![to_i64(j, "note number")?, i64::from(m.min(1)), now()],
+        )?;
+        if n == 0 {
+            return Err(JournalError::UnknownNote(j));
+        }
+        Ok(())
+    }
+
+    /// Records that ticket `index` of free note `j` was spent by a request this journal
+    /// has no record of (a restored journal), with the receipt the gateway kept for it,
+    /// and moves the note to `next`: one transaction. The ticket's row keeps `x = 0`
+    /// (unknown) and the derived `rho_next` that opened the receipt.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fast_forward(
+        &mut self,
+        j: u64,
+        index: u64,
+        rho_next: Fr,
+        nullifier: Fr,
+        key_id: u32,
+        receipt: &Receipt,
+        next: &NoteState,
+    ) -> Result<JournalNote> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let note = Self::note_in(&tx, &self.key, j)?;
+        let info = note
+            .deposit
+            .ok_or_else(|| JournalError::Corrupt(format!("note {j} has no deposit")))?;
+        if note.status != NoteStatus::Free || note.state.index != index || next.index != index + 1 {
+            return Err(JournalError::Corrupt(format!(
+                "note {j} moved while its position was being checked"
+            )));
+        }
+        let record = TicketRecord {
+            id: 0,
+            j,
+            index,
+            x: Fr::from(0u64),
+            rho_next,
+            nullifier,
+            key_id,
+            abandoned: false,
+        };
+        let sealed_ticket = self.key.seal(
+            &ticket_aad(j, index),
+            &encode_ticket_secret(&record, Some(receipt)),
+        );
+        let t = now();
+        tx.execute(
+            "INSERT INTO tickets (j, ticket_index, status, sealed, created_at, updated_at) VALUES (?1, ?2, 'completed', ?3, ?4, ?4)",
+            params![to_i64(j, "note number")?, to_i64(index, "index")?, sealed_ticket, t],
+        )?;
+        Self::advance_in(&tx, &self.key, j, &info, next, key_id, t)?;
+        tx.commit()?;
+        self.note(j)
     }
 
     /// Sets a note's status to closed or slashed (after the chain says so).

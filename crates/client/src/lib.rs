@@ -37,7 +37,8 @@ pub use error::ClientError;
 /// The HTTP client the gateway client is built on (its header and method types).
 pub use reqwest;
 pub use spender::{
-    GatewayConstants, NoteSummary, PaidTicket, RecoveryReport, ServerKey, Spender, SpenderConfig,
+    GatewayConstants, LocateReport, NoteSummary, PaidTicket, RecoveryReport, ServerKey,
+    ServerKeyCheck, Spender, SpenderConfig,
 };
 pub use tree::TreeView;
 pub use wallet::Wallet;

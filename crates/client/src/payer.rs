@@ -183,6 +183,10 @@ pub struct PayerConfig {
     pub receipt_fetch_delays: Vec<Duration>,
     /// Waits before sending again after `503 store_unavailable`.
     pub store_retry_delays: Vec<Duration>,
+    /// Before a note's first request in this process, ask the gateway whether its next
+    /// ticket is already spent ([`Spender::locate`]). Turned off only to demonstrate a
+    /// double spend from a restored journal (`zkcredits call --i-want-to-double-spend`).
+    pub check_note_positions: bool,
 }
 
 impl Default for PayerConfig {
@@ -190,6 +194,7 @@ impl Default for PayerConfig {
         Self {
             receipt_fetch_delays: [250, 1000, 3000].map(Duration::from_millis).to_vec(),
             store_retry_delays: [500, 2000].map(Duration::from_millis).to_vec(),
+            check_note_positions: true,
         }
     }
 }
@@ -243,8 +248,38 @@ impl Payer {
         &self.gateway
     }
 
+    /// Checks the position of every free note not yet checked in this process
+    /// ([`Spender::locate`], one receipt look-up per note; nothing once all are).
+    pub async fn locate(&self) -> Result<crate::spender::LocateReport, ClientError> {
+        let gateway = self.gateway.clone();
+        self.spender
+            .locate(move |n| {
+                let gateway = gateway.clone();
+                async move {
+                    gateway
+                        .receipt(&n)
+                        .await
+                        .map_err(|e| ClientError::Internal(e.to_string()))
+                }
+            })
+            .await
+    }
+
     /// Pays for `request` and returns the gateway's answer.
     pub async fn send(&self, request: PaidRequest) -> Result<PaidReply, PayError> {
+        if self.config.check_note_positions {
+            let located = self.locate().await?;
+            if located.unreachable > 0 {
+                // A note whose next ticket may already be spent is not used blind.
+                return Err(PayError::Unreachable(GatewayError::Connect {
+                    url: self.gateway.base_url().to_owned(),
+                    detail: format!(
+                        "could not ask whether the next ticket of {} note(s) is already spent",
+                        located.unreachable
+                    ),
+                }));
+            }
+        }
         let mut ticket = self
             .spender
             .begin(
@@ -370,15 +405,7 @@ impl Payer {
         for delay in &self.config.receipt_fetch_delays {
             tokio::time::sleep(*delay).await;
             match self.gateway.receipt(&ticket.nullifier_hex).await {
-                Ok(Some(receipt)) => {
-                    return match self.spender.finish(ticket, &receipt).await {
-                        Ok(summary) => TicketOutcome::Settled(summary),
-                        Err(e) => TicketOutcome::Pending {
-                            note,
-                            reason: e.to_string(),
-                        },
-                    };
-                }
+                Ok(Some(receipt)) => return self.finish(ticket, &receipt).await,
                 Ok(None) => {}
                 Err(e) => tracing::debug!(error = %e, "receipt fetch failed"),
             }
@@ -485,6 +512,10 @@ impl Payer {
         let note = ticket.note;
         match self.spender.finish(ticket, receipt).await {
             Ok(summary) => TicketOutcome::Settled(summary),
+            Err(e @ ClientError::ReceiptOutsideLimits { .. }) => TicketOutcome::NeedsClose {
+                note,
+                code: e.code().to_owned(),
+            },
             Err(e) => {
                 tracing::warn!(note, error = %e, "the receipt was not accepted; the ticket stays for recovery");
                 TicketOutcome::Pending {

@@ -23,6 +23,10 @@ pub enum StoragePurpose {
     PrecomputeCache,
     /// Names of cache files (a keyed hash, so names do not reveal notes or roots).
     CacheNames,
+    /// The blinding `rho_next` of each ticket's `T_next`, derived from (note, index) so
+    /// that a journal that lost a ticket (a restored backup) can still open the receipt
+    /// the gateway kept for it.
+    TicketBlinding,
 }
 
 impl StoragePurpose {
@@ -31,6 +35,7 @@ impl StoragePurpose {
             Self::Journal => b"zkcredits/storage/journal/v1",
             Self::PrecomputeCache => b"zkcredits/storage/precompute/v1",
             Self::CacheNames => b"zkcredits/storage/cache-names/v1",
+            Self::TicketBlinding => b"zkcredits/storage/ticket-blinding/v1",
         }
     }
 }
@@ -91,6 +96,16 @@ impl StorageKey {
     pub fn keyed_name(&self, data: &[u8]) -> String {
         let (mac, _) = hkdf::Hkdf::<sha2::Sha256>::extract(Some(&self.0), data);
         hex::encode(&mac[..16])
+    }
+
+    /// HMAC-SHA256 of `data` under this key as a field element (its first 31 bytes, so
+    /// always below the modulus): a secret value that the wallet can derive again.
+    pub fn keyed_field(&self, data: &[u8]) -> zkcredits_protocol::Fr {
+        let (mac, _) = hkdf::Hkdf::<sha2::Sha256>::extract(Some(&self.0), data);
+        let mut bytes = [0u8; 32];
+        bytes[1..].copy_from_slice(&mac[..31]);
+        zkcredits_protocol::field::from_be_bytes_canonical(&bytes)
+            .expect("31 bytes are below the field modulus")
     }
 }
 

@@ -10,6 +10,9 @@
 //! reprove(ticket)             same ticket, same x, new proof (after resync on stale_root)
 //! recover(fetch)              at startup: each ticket in flight gets its receipt, or the
 //!                             note is marked needs_close(m = 1)
+//! locate(fetch)               before a note's first request in this process: asks the
+//!                             gateway whether its next ticket was already spent (a
+//!                             restored journal) and moves the note forward
 //! resync()                    refresh the tree, drop precomputations for older roots
 //! ```
 //!
@@ -20,8 +23,9 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use zkcredits_chain::Deployment;
 use zkcredits_chain::alloy::primitives::Address;
+use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
+use zkcredits_chain::{Deployment, PoolClient};
 use zkcredits_circuits::CircuitError;
 use zkcredits_circuits::prover::{RequestProver, to_points};
 use zkcredits_circuits::request::{RequestCircuit, RequestInputs};
@@ -29,14 +33,15 @@ use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::note::{self, WalletSeed};
 use zkcredits_protocol::request::request_x;
-use zkcredits_protocol::state::{Limits, Receipt, receipt_message};
+use zkcredits_protocol::rln::Ticket;
+use zkcredits_protocol::state::{Limits, NoteState, Receipt, receipt_message};
 use zkcredits_protocol::wire::{Credential, WireFormat};
 use zkcredits_protocol::{Fr, field};
 
 use crate::error::ClientError;
 use crate::journal::{Acquired, Journal, JournalNote, NoteStatus};
 use crate::precompute_cache::PrecomputeCache;
-use crate::seal::StoragePurpose;
+use crate::seal::{StorageKey, StoragePurpose};
 use crate::tree::TreeView;
 use crate::wallet::Wallet;
 
@@ -69,6 +74,8 @@ pub struct GatewayConstants {
     pub current_key: ServerKey,
     /// Older keys whose receipts the gateway still accepts in a credential.
     pub accepted_keys: Vec<ServerKey>,
+    /// Refunds are multiples of this, when published.
+    pub refund_granularity: Option<u64>,
 }
 
 impl GatewayConstants {
@@ -125,6 +132,16 @@ impl GatewayConstants {
     }
 }
 
+/// How the spender learns that the pool accepts a server key before spending under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKeyCheck {
+    /// Ask the pool (`serverKeyAccepted`) at the deployment's RPC URL, once per key.
+    Pool,
+    /// Trust the discovery document. Only for tests on a fixed tree with no chain: a
+    /// note that spends under a key the pool does not accept can never close.
+    UncheckedNoChain,
+}
+
 /// Everything a [`Spender`] is made of besides the wallet.
 #[derive(Debug)]
 pub struct SpenderConfig {
@@ -140,6 +157,8 @@ pub struct SpenderConfig {
     pub prover: Arc<RequestProver>,
     /// The note tree.
     pub tree: TreeView,
+    /// How server keys are checked against the pool.
+    pub server_key_check: ServerKeyCheck,
 }
 
 /// A paid request ready to send: the `Authorization` header value and what identifies
@@ -218,6 +237,31 @@ pub struct RecoveryReport {
     pub unreachable: usize,
 }
 
+/// What [`Spender::locate`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocateReport {
+    /// `(note, tickets)`: notes whose next tickets the gateway already held receipts
+    /// for (the journal was older than the note), moved forward by that many tickets.
+    pub fast_forwarded: Vec<(u64, u64)>,
+    /// Notes found spent at an index whose receipt this wallet cannot use: marked
+    /// `needs_close(m = 1)`, never spent again, with the reason.
+    pub needs_close: Vec<(u64, String)>,
+    /// Notes the gateway could not be asked about (tried again before their next
+    /// request).
+    pub unreachable: usize,
+}
+
+/// Why a signed receipt cannot be applied to a note.
+enum ReceiptProblem {
+    /// Not signed by any of the gateway's keys for this `T_next`: maybe not the
+    /// gateway's at all, so the genuine one may still come.
+    Unsigned(String),
+    /// Signed, but breaking the pool's limits: the gateway's own doing.
+    OutsideLimits(String),
+    /// The check could not be made (the chain did not answer).
+    Unchecked(ClientError),
+}
+
 /// The user's side of paid requests. Share it (`Arc<Spender>`): every method takes
 /// `&self`, and concurrent requests use different notes.
 pub struct Spender {
@@ -230,6 +274,20 @@ pub struct Spender {
     gateway: GatewayConstants,
     cache: Arc<PrecomputeCache>,
     live: Mutex<HashSet<i64>>,
+    deployment: Deployment,
+    key_check: ServerKeyCheck,
+    /// A read-only pool client, connected on first use.
+    pool: tokio::sync::OnceCell<PoolClient>,
+    /// Server keys the pool said it accepts. Keys are only ever added on chain, so a
+    /// positive answer stays true and is asked once.
+    keys_on_chain: Mutex<HashSet<[u8; 32]>>,
+    /// Derives each ticket's `rho_next` from (note, index).
+    blinding: StorageKey,
+    /// Notes whose position [`Spender::locate`] has checked in this process.
+    located: Mutex<HashSet<u64>>,
+    /// One [`Spender::locate`] at a time, so concurrent first requests do not move the
+    /// same note twice.
+    locating: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Spender {
@@ -281,6 +339,13 @@ impl Spender {
             gateway: config.gateway,
             cache: Arc::new(cache),
             live: Mutex::new(HashSet::new()),
+            deployment: config.deployment,
+            key_check: config.server_key_check,
+            pool: tokio::sync::OnceCell::new(),
+            keys_on_chain: Mutex::new(HashSet::new()),
+            blinding: wallet.storage_key(StoragePurpose::TicketBlinding),
+            located: Mutex::new(HashSet::new()),
+            locating: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -318,6 +383,7 @@ impl Spender {
                 gateway,
                 prover: Arc::new(prover),
                 tree: TreeView::from_indexer(indexer),
+                server_key_check: ServerKeyCheck::Pool,
             },
         )
         .await?;
@@ -378,19 +444,25 @@ impl Spender {
         body: &[u8],
     ) -> Result<PaidTicket, ClientError> {
         let x = request_x(method, path_and_query, body);
-        let rho_next = random_field();
         let seed = self.seed.clone();
         let limits = self.limits;
         let current = self.gateway.current_key.id;
+        let blinding = self.blinding.clone();
         let acquired = self
             .db(move |j| {
-                j.acquire(&seed, limits, x, rho_next, |note| {
-                    if note.state.index == 0 {
-                        current
-                    } else {
-                        note.last_key_id.unwrap_or(current)
-                    }
-                })
+                j.acquire(
+                    &seed,
+                    limits,
+                    x,
+                    |j, i| rho_next(&blinding, j, i),
+                    |note| {
+                        if note.state.index == 0 {
+                            current
+                        } else {
+                            note.last_key_id.unwrap_or(current)
+                        }
+                    },
+                )
             })
             .await?;
         let id = acquired.ticket.id;
@@ -403,7 +475,8 @@ impl Spender {
             }
             Err(e) => {
                 // The credential never existed outside this function: forgetting the
-                // ticket cannot lead to a second use of its index.
+                // ticket cannot lead to a second use of its index (a server key the
+                // pool does not accept included: the note is free for a better gateway).
                 let retired = matches!(e, ClientError::ServerKeyRetired { .. });
                 let released = self
                     .db(move |j| {
@@ -451,6 +524,9 @@ impl Spender {
                 note: note.j,
                 key_id: ticket.key_id,
             })?;
+        // Before anything is spent under this key: a note whose receipts are signed by
+        // a key the pool does not accept can never close.
+        self.ensure_key_on_chain(ticket.key_id, server_key).await?;
         let mut tree = self.tree.snapshot();
         if tree.len() <= info.leaf_index {
             self.resync().await?;
@@ -616,30 +692,165 @@ impl Spender {
                 note.j, note.state.index, ticket.index
             )));
         }
+        let deposit = note.deposit.map_or(0, |d| d.deposit);
         let k = self.seed.note_secret(note.j).expose();
-        let next_commitment = note
-            .state
-            .next_commitment(k, ticket.rho_next)
-            .map_err(|e| ClientError::BadReceipt(e.to_string()))?;
+        match self
+            .check_receipt(deposit, &note.state, k, ticket.rho_next, &receipt)
+            .await
+        {
+            Ok((next, key_id)) => {
+                let limits = self.limits;
+                let updated = self
+                    .db(move |j| j.complete(ticket_id, &receipt, &next, key_id))
+                    .await?;
+                Ok(NoteSummary::of(&updated, limits))
+            }
+            Err(ReceiptProblem::Unsigned(why)) => Err(ClientError::BadReceipt(why)),
+            Err(ReceiptProblem::Unchecked(e)) => Err(e),
+            Err(ReceiptProblem::OutsideLimits(reason)) => {
+                // The gateway itself signed it, so no better receipt is coming. The
+                // ticket's share has left, so its index is spent: keep the previous
+                // state (the new one could never close) and close from it with m = 1.
+                self.db(move |j| j.mark_lost(ticket_id)).await?;
+                tracing::warn!(
+                    note = note.j,
+                    index = ticket.index,
+                    reason = %reason,
+                    "the gateway signed a receipt outside the pool's limits; refused, the note keeps its previous state and needs a close with m = 1"
+                );
+                Err(ClientError::ReceiptOutsideLimits {
+                    note: note.j,
+                    index: ticket.index,
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Checks a receipt for the request made from `state` with `rho_next`: signed by
+    /// one of the gateway's keys for `T_next`, within the pool's limits, and leaving a
+    /// state that can still close. Returns the new state and the signer's key id.
+    async fn check_receipt(
+        &self,
+        deposit: u64,
+        state: &NoteState,
+        k: Fr,
+        rho_next: Fr,
+        receipt: &Receipt,
+    ) -> Result<(NoteState, u32), ReceiptProblem> {
+        let next_commitment = state
+            .next_commitment(k, rho_next)
+            .map_err(|e| ReceiptProblem::Unsigned(e.to_string()))?;
         let message = receipt_message(next_commitment, receipt.refund, receipt.penalty);
-        let signer = std::iter::once(&self.gateway.current_key)
+        let signer = *std::iter::once(&self.gateway.current_key)
             .chain(&self.gateway.accepted_keys)
             .find(|k| k.key.verify(message, &receipt.signature))
             .ok_or_else(|| {
-                ClientError::BadReceipt(
+                ReceiptProblem::Unsigned(
                     "the signature does not verify under the gateway's keys for T_next".into(),
                 )
             })?;
-        let next = note
-            .state
-            .advance(k, ticket.rho_next, receipt)
-            .map_err(|e| ClientError::BadReceipt(e.to_string()))?;
-        let key_id = signer.id;
         let limits = self.limits;
-        let updated = self
-            .db(move |j| j.complete(ticket_id, &receipt, &next, key_id))
-            .await?;
-        Ok(NoteSummary::of(&updated, limits))
+        let outside = |why: String| Err(ReceiptProblem::OutsideLimits(why));
+        if receipt.refund > limits.c_max {
+            return outside(format!(
+                "refund r = {} above the reservation C_max = {}",
+                receipt.refund, limits.c_max
+            ));
+        }
+        if receipt.penalty > limits.p_max {
+            return outside(format!(
+                "penalty p = {} above P_max = {}",
+                receipt.penalty, limits.p_max
+            ));
+        }
+        if let Some(g) = self.gateway.refund_granularity.filter(|g| *g > 1)
+            && !receipt.refund.is_multiple_of(g)
+        {
+            return outside(format!(
+                "refund r = {} is not a multiple of the published granularity {g}",
+                receipt.refund
+            ));
+        }
+        let next = match state.advance(k, rho_next, *receipt) {
+            Ok(next) => next,
+            Err(e) => return outside(e.to_string()),
+        };
+        // The close from the new state (m = 0) spends ticket n = next.index and pays
+        // U = D + R - P - n C_max to the user and n C_max - R to the provider; both must
+        // be non-negative or the close circuit and the pool refuse it for good.
+        let charged = i128::from(next.index) * i128::from(limits.c_max);
+        let u =
+            i128::from(deposit) + i128::from(next.refunds) - i128::from(next.penalties) - charged;
+        if u < 0 {
+            return outside(format!(
+                "the note could not close: U = D + R - P - n C_max = {u}"
+            ));
+        }
+        if i128::from(next.refunds) > charged {
+            return outside(format!(
+                "refunds R = {} above the n C_max = {charged} charged",
+                next.refunds
+            ));
+        }
+        match self.ensure_key_on_chain(signer.id, signer.key).await {
+            Ok(()) => Ok((next, signer.id)),
+            Err(ClientError::ServerKeyNotOnChain { key_id }) => outside(format!(
+                "signed by server key {key_id}, which the pool does not accept"
+            )),
+            Err(e) => Err(ReceiptProblem::Unchecked(e)),
+        }
+    }
+
+    /// Fails unless the pool accepts `key` (`serverKeyAccepted`). A positive answer is
+    /// kept: keys are only ever added on chain, so it is asked once per key, not per
+    /// request.
+    async fn ensure_key_on_chain(&self, key_id: u32, key: PublicKey) -> Result<(), ClientError> {
+        if self.key_check == ServerKeyCheck::UncheckedNoChain {
+            return Ok(());
+        }
+        let bytes = key.to_bytes();
+        if self.keys_on_chain().contains(&bytes) {
+            return Ok(());
+        }
+        let pool = self.pool().await?;
+        let accepted = pool.server_key_accepted(key).await.map_err(|e| {
+            ClientError::Chain(format!(
+                "asking the pool whether it accepts server key {key_id}: {e}"
+            ))
+        })?;
+        if !accepted {
+            tracing::warn!(
+                key_id,
+                "the pool does not accept the gateway's server key; refusing to spend under it"
+            );
+            return Err(ClientError::ServerKeyNotOnChain { key_id });
+        }
+        self.keys_on_chain().insert(bytes);
+        Ok(())
+    }
+
+    fn keys_on_chain(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+        self.keys_on_chain
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn located(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.located
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn pool(&self) -> Result<&PoolClient, ClientError> {
+        self.pool
+            .get_or_try_init(|| async {
+                // Only views are called: a throwaway signer that never sends anything.
+                PoolClient::connect(&self.deployment, PrivateKeySigner::random())
+                    .await
+                    .map_err(|e| ClientError::Chain(format!("connecting to the pool: {e}")))
+            })
+            .await
     }
 
     /// The request never reached the gateway (connection refused before sending): the
@@ -671,9 +882,9 @@ impl Spender {
     /// receipt, but it has seen the share `y = k + a x` of this index. Using the index
     /// again for another request would hand over a second share, from which anyone who
     /// kept the first computes `k` and slashes the note, so the note makes no further
-    /// request and is marked `needs_close(m = 1)`. `zkcredits close` first asks for a
-    /// cooperative close with `m = 0` (nothing burned), which the gateway grants
-    /// exactly when it never stored this ticket.
+    /// request and is marked `needs_close(m = 1)`. The close spends the next index
+    /// (`m = 1`), never this one: a provider that kept this share would otherwise find
+    /// the second share of this ticket in the close's calldata.
     pub async fn refused(&self, ticket: PaidTicket, code: &str) -> Result<(), ClientError> {
         self.live().remove(&ticket.ticket_id);
         tracing::warn!(
@@ -724,6 +935,10 @@ impl Spender {
                     };
                     match applied {
                         Ok(summary) => report.completed.push(summary),
+                        // Refused and already marked needs_close(m = 1).
+                        Err(ClientError::ReceiptOutsideLimits { note, .. }) => {
+                            report.needs_close.push(note);
+                        }
                         Err(ClientError::BadReceipt(why)) => {
                             tracing::warn!(note = ticket.j, reason = %why, "a fetched receipt is invalid");
                             report.bad_receipts.push((ticket.j, why));
@@ -744,6 +959,123 @@ impl Spender {
             }
         }
         Ok(report)
+    }
+
+    /// Whether note `j`'s position was checked by [`Spender::locate`] in this process.
+    pub fn is_located(&self, j: u64) -> bool {
+        self.located().contains(&j)
+    }
+
+    /// Learns each free note's true position before its first request in this process.
+    /// A journal put back from a backup or a VM snapshot holds an older state than the
+    /// note has, and spending its next ticket again with other bytes would hand the
+    /// provider a second share (slash). So for every free note not yet checked,
+    /// `fetch(N_i)` asks the gateway for the receipt of its next ticket `i`; while one
+    /// exists, it is opened with the ticket's derived `rho_next`, checked like any
+    /// receipt and applied, and the next index is asked. A receipt that cannot be used
+    /// (a ticket made before blindings were derived, or one outside the limits) leaves
+    /// the note `needs_close(m = 1)`: it never spends at that index again. A fetch that
+    /// fails leaves the note unchecked (counted in `unreachable`).
+    pub async fn locate<F, Fut>(&self, fetch: F) -> Result<LocateReport, ClientError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<Option<String>, ClientError>>,
+    {
+        let _one_at_a_time = self.locating.lock().await;
+        let notes = self.db(|j| j.notes()).await?;
+        let mut report = LocateReport::default();
+        for note in notes {
+            if note.status != NoteStatus::Free || note.deposit.is_none() || self.is_located(note.j)
+            {
+                continue;
+            }
+            let j = note.j;
+            match self.locate_note(note, &fetch).await? {
+                Located::Here(0) => {}
+                Located::Here(moved) => report.fast_forwarded.push((j, moved)),
+                Located::NeedsClose(why) => report.needs_close.push((j, why)),
+                Located::Unknown => {
+                    report.unreachable += 1;
+                    continue;
+                }
+            }
+            self.located().insert(j);
+        }
+        Ok(report)
+    }
+
+    async fn locate_note<F, Fut>(
+        &self,
+        note: JournalNote,
+        fetch: &F,
+    ) -> Result<Located, ClientError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<Option<String>, ClientError>>,
+    {
+        let j = note.j;
+        let deposit = note.deposit.map_or(0, |d| d.deposit);
+        let k = self.seed.note_secret(j).expose();
+        let mut state = note.state;
+        let mut moved = 0;
+        loop {
+            let index = state.index;
+            let nullifier = Ticket::new(k, index).nullifier;
+            let text = match fetch(field::to_hex(&nullifier)).await {
+                Ok(None) => return Ok(Located::Here(moved)),
+                Ok(Some(text)) => text,
+                Err(e) => {
+                    tracing::warn!(note = j, error = %e, "cannot ask the gateway for the note's position");
+                    return Ok(Located::Unknown);
+                }
+            };
+            let rho = rho_next(&self.blinding, j, index);
+            let checked = match Receipt::from_base64url(text.trim()) {
+                Ok(receipt) => self
+                    .check_receipt(deposit, &state, k, rho, &receipt)
+                    .await
+                    .map(|(next, key_id)| (receipt, next, key_id)),
+                Err(e) => Err(ReceiptProblem::Unsigned(e.to_string())),
+            };
+            match checked {
+                Ok((receipt, next, key_id)) => {
+                    let updated = self
+                        .db(move |jn| {
+                            jn.fast_forward(j, index, rho, nullifier, key_id, &receipt, &next)
+                        })
+                        .await?;
+                    tracing::warn!(
+                        note = j,
+                        index,
+                        "the gateway holds a receipt for a ticket this journal never recorded (an old copy of the journal?); the note moves past it"
+                    );
+                    state = updated.state;
+                    moved += 1;
+                }
+                Err(ReceiptProblem::Unchecked(e)) => {
+                    tracing::warn!(note = j, error = %e, "cannot check the receipt of the note's next ticket");
+                    return Ok(Located::Unknown);
+                }
+                Err(ReceiptProblem::Unsigned(why) | ReceiptProblem::OutsideLimits(why)) => {
+                    // Ticket `index` is spent and this wallet cannot prove the state after
+                    // it; from the state it holds, only a close spending ticket index + 1
+                    // (m = 1) is left.
+                    self.db(move |jn| jn.mark_needs_close(j, 1)).await?;
+                    let mut why = format!(
+                        "ticket {index} was spent by a request this journal has no record of, and its receipt cannot be used ({why})"
+                    );
+                    let after = Ticket::new(k, index + 1).nullifier;
+                    if let Ok(Some(_)) = fetch(field::to_hex(&after)).await {
+                        why.push_str(&format!(
+                            "; ticket {} is spent too, so a close from this journal would be refused or challenged: do not close it unilaterally",
+                            index + 1
+                        ));
+                    }
+                    tracing::error!(note = j, reason = %why, "note marked needs_close(m = 1)");
+                    return Ok(Located::NeedsClose(why));
+                }
+            }
+        }
     }
 
     /// Resyncs the tree (on `stale_root`) and drops precomputations for older roots.
@@ -767,8 +1099,25 @@ impl Spender {
     }
 }
 
-/// A uniformly random field element from the operating system's RNG.
-fn random_field() -> Fr {
-    use ark_ff::UniformRand;
-    Fr::rand(&mut rand::rngs::OsRng)
+/// Where [`Spender::locate`] found a note.
+enum Located {
+    /// At the journal's index after moving this many tickets forward.
+    Here(u64),
+    /// Spent at an index this wallet cannot prove past: marked `needs_close(m = 1)`.
+    NeedsClose(String),
+    /// The gateway or the chain could not be asked.
+    Unknown,
+}
+
+/// `rho_next` of ticket `index` of note `j`, the blinding of its `T_next`: a keyed hash
+/// under the wallet's ticket-blinding key rather than a random value, so that a journal
+/// that never recorded the ticket (put back from an old copy) can still open the
+/// receipt the gateway kept for it. It is as hidden as a random value to anyone
+/// without the wallet, and differs for every (note, index), so `T_next` stays fresh
+/// per request.
+fn rho_next(key: &StorageKey, j: u64, index: u64) -> Fr {
+    let mut data = b"zkcredits/rho-next/v1".to_vec();
+    data.extend_from_slice(&j.to_be_bytes());
+    data.extend_from_slice(&index.to_be_bytes());
+    key.keyed_field(&data)
 }

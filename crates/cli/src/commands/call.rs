@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Context;
 use clap::Args;
 use futures::StreamExt;
-use zkcredits_client::payer::{PaidBody, PaidRequest, TicketOutcome};
+use zkcredits_client::payer::{PaidBody, PaidRequest, PayerConfig, TicketOutcome};
 use zkcredits_client::reqwest::Method;
 use zkcredits_client::reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 
@@ -28,6 +28,11 @@ pub(crate) struct CallArgs {
     method_or_path: String,
     /// The JSON body (with `--rpc`: the params, default `[]`); `@FILE` reads a file.
     body: Option<String>,
+    /// Misbehave on purpose (the demo's cheater): skip the check that a note's next
+    /// ticket is unspent, so a journal put back from an old copy spends a ticket a
+    /// second time and the provider slashes the note.
+    #[arg(long, hide = true)]
+    i_want_to_double_spend: bool,
 }
 
 pub(crate) fn run(args: CallArgs) -> anyhow::Result<()> {
@@ -54,7 +59,11 @@ pub(crate) fn run(args: CallArgs) -> anyhow::Result<()> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let session = session::open(&args.gateway).await?;
+        let payer = PayerConfig {
+            check_note_positions: !args.i_want_to_double_spend,
+            ..PayerConfig::default()
+        };
+        let session = session::open(&args.gateway, payer).await?;
         let report = session.payer.recover(&recovery_waits(3)).await?;
         if !report.completed.is_empty() || !report.needs_close.is_empty() {
             eprintln!(
@@ -62,6 +71,9 @@ pub(crate) fn run(args: CallArgs) -> anyhow::Result<()> {
                 report.completed.len(),
                 report.needs_close
             );
+        }
+        if !args.i_want_to_double_spend {
+            session::check_positions(&session.payer).await?;
         }
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

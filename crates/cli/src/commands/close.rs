@@ -1,6 +1,8 @@
 //! `zkcredits close`: withdraw what is left in notes, cooperatively (the gateway's
 //! clearance, paid at once) or unilaterally (after the challenge window, then
-//! `--finalize`).
+//! `--finalize`). The unilateral exit and `--finalize` need only the chain: the server
+//! keys come from the gateway when it answers, else from the discovery document saved
+//! in the client home, and `--finalize` reads the time from the chain.
 
 use anyhow::Context;
 use clap::Args;
@@ -8,7 +10,8 @@ use zkcredits_chain::alloy::primitives::Address;
 use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
 use zkcredits_chain::{Indexer, IndexerConfig, PoolClient};
 use zkcredits_circuits::prover::CloseProver;
-use zkcredits_client::closer::{CloseContext, CloseReport, FinalizeReport};
+use zkcredits_client::closer::{CloseContext, CloseReport, FinalizeReport, finalize_pending};
+use zkcredits_client::gateway_client::Discovery;
 use zkcredits_client::journal::{Journal, NoteStatus};
 use zkcredits_client::seal::StoragePurpose;
 use zkcredits_client::wallet::{self, Wallet};
@@ -63,18 +66,6 @@ pub(crate) fn run(args: CloseArgs) -> anyhow::Result<()> {
     let keys_dir = home.keys();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let gateway = session::gateway_client(&args.gateway)?;
-        let discovery = gateway
-            .discover()
-            .await
-            .with_context(|| format!("reading the discovery document of {}", args.gateway.gateway))?;
-        let close_keys = zkcredits_circuits::keys::load_close_proving_key(&keys_dir)
-            .with_context(|| format!("loading the close proving key from {}", keys_dir.display()))?;
-        let prover = CloseProver::new(close_keys)?;
-        discovery.constants.check(&deployment, {
-            let request_vk = zkcredits_circuits::keys::load_verifying_key(&keys_dir)?;
-            zkcredits_circuits::keys::verifying_key_hash(&request_vk)
-        })?;
         let pool = PoolClient::connect(&deployment, signer)
             .await
             .context("connecting to the pool")?;
@@ -82,6 +73,57 @@ pub(crate) fn run(args: CloseArgs) -> anyhow::Result<()> {
             &home.journal(&deployment),
             w.storage_key(StoragePurpose::Journal),
         )?;
+        let seed = w.seed();
+        if args.finalize {
+            let reports = finalize_pending(&seed, &mut journal, &pool).await?;
+            if reports.is_empty() {
+                println!("no unilateral close is pending");
+            }
+            for r in reports {
+                match r {
+                    FinalizeReport::Finalized { note, outcome } => println!(
+                        "note {note}: finalized in {}; {} to {}, {} to the provider, {} burned (token base units)",
+                        outcome.tx.hash, outcome.to_payout, outcome.payout, outcome.to_provider, outcome.burned
+                    ),
+                    FinalizeReport::Waiting { note, deadline } => println!(
+                        "note {note}: in its challenge window; `zkcredits close --finalize` works once the chain's time reaches {deadline}"
+                    ),
+                    FinalizeReport::AlreadyDone { note } => {
+                        println!("note {note}: already closed or slashed on chain")
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let gateway = session::gateway_client(&args.gateway)?;
+        let saved = home.discovery(&deployment);
+        let (discovery, reachable) = match gateway.discover_and_save(&saved).await {
+            Ok(d) => (d, true),
+            Err(e) if args.unilateral => {
+                eprintln!(
+                    "the gateway {} does not answer ({e}); using the discovery document saved at {}",
+                    args.gateway.gateway,
+                    saved.display()
+                );
+                let d = Discovery::load(&saved).with_context(|| {
+                    "a unilateral close needs the gateway's server keys: from the gateway or a saved copy"
+                })?;
+                (d, false)
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "reading the discovery document of {} (`--unilateral` closes without the gateway)",
+                    args.gateway.gateway
+                )));
+            }
+        };
+        let close_keys = zkcredits_circuits::keys::load_close_proving_key(&keys_dir)
+            .with_context(|| format!("loading the close proving key from {}", keys_dir.display()))?;
+        let prover = CloseProver::new(close_keys)?;
+        discovery.constants.check(&deployment, {
+            let request_vk = zkcredits_circuits::keys::load_verifying_key(&keys_dir)?;
+            zkcredits_circuits::keys::verifying_key_hash(&request_vk)
+        })?;
         let mut indexer = Indexer::connect(
             &deployment,
             IndexerConfig {
@@ -89,7 +131,6 @@ pub(crate) fn run(args: CloseArgs) -> anyhow::Result<()> {
                 ..IndexerConfig::default()
             },
         )?;
-        let seed = w.seed();
         let notes: Vec<u64> = match args.note {
             Some(j) => vec![j],
             None => journal
@@ -109,30 +150,9 @@ pub(crate) fn run(args: CloseArgs) -> anyhow::Result<()> {
             deployment: &deployment,
             indexer: &mut indexer,
             prover: &prover,
-            gateway: &gateway,
+            gateway: reachable.then_some(&gateway),
             constants: &discovery.constants,
         };
-        if args.finalize {
-            let reports = ctx.finalize_all().await?;
-            if reports.is_empty() {
-                println!("no unilateral close is pending");
-            }
-            for r in reports {
-                match r {
-                    FinalizeReport::Finalized { note, outcome } => println!(
-                        "note {note}: finalized in {}; {} to {}, {} to the provider, {} burned (token base units)",
-                        outcome.tx.hash, outcome.to_payout, outcome.payout, outcome.to_provider, outcome.burned
-                    ),
-                    FinalizeReport::Waiting { note, deadline } => println!(
-                        "note {note}: in its challenge window; `zkcredits close --finalize` works from unix time {deadline}"
-                    ),
-                    FinalizeReport::AlreadyDone { note } => {
-                        println!("note {note}: already closed or slashed on chain")
-                    }
-                }
-            }
-            return Ok(());
-        }
         let payout = args.to.context("--to is required")?;
         anyhow::ensure!(!notes.is_empty(), "no note can be closed");
         let mut failed = 0;

@@ -176,7 +176,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    section("a cheater restores an old journal backup and spends one ticket twice");
+    section("a cheater restores an old journal backup and deliberately spends one ticket twice");
     let cheater_k = double_spend(&exe, &dir, &gateway_url, &deployment).await?;
     let watcher = PoolClient::connect(&deployment, dev_signer(DEVNET_PROVIDER)).await?;
     let nc = zkcredits_protocol::note::NoteSecret::from_field(cheater_k).close_nullifier();
@@ -217,6 +217,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
 /// Deposits one note for a second wallet, makes one paid call, restores the journal
 /// from before that call and calls again: the same ticket index with another request.
+/// An honest client would notice (it asks the gateway whether a note's next ticket is
+/// spent before using it, and moves the restored note forward); the cheater turns that
+/// check off on purpose with the hidden `call --i-want-to-double-spend`.
 /// Returns the cheater's note secret (to watch for the slash).
 async fn double_spend(
     exe: &Path,
@@ -238,15 +241,16 @@ async fn double_spend(
     let journal = home.journal(deployment);
     let backup = dir.join("cheater-journal-backup");
     copy_sqlite(&journal, &backup)?;
-    let call = |method: &'static str| {
+    let call = |method: &'static str, cheat: bool| {
         let mut cmd = Command::new(exe);
         cmd.args(["call", "--gateway", gateway_url, "--rpc", method])
+            .args(cheat.then_some("--i-want-to-double-spend"))
             .envs(env)
             .env("ZKCREDITS_PASSPHRASE", DEMO_PASSPHRASE)
             .env("ZKCREDITS_KEYS", keys_dir());
         cmd
     };
-    let first = call("eth_blockNumber").output()?;
+    let first = call("eth_blockNumber", false).output()?;
     ensure!(
         first.status.success(),
         "the cheater's honest call failed: {}",
@@ -254,7 +258,7 @@ async fn double_spend(
     );
     println!("honest call on ticket 0: paid");
     copy_sqlite(&backup, &journal)?;
-    let second = call("eth_chainId").output()?;
+    let second = call("eth_chainId", true).output()?;
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&second.stdout),
@@ -264,7 +268,9 @@ async fn double_spend(
         !second.status.success() && said.contains("double_spend"),
         "the second use of ticket 0 was not refused as a double spend: {said}"
     );
-    println!("second call on ticket 0 from the restored journal: refused, 409 double_spend");
+    println!(
+        "second call on ticket 0 from the restored journal, position check turned off: refused, 409 double_spend"
+    );
     let wallet = zkcredits_client::wallet::Wallet::load(&home.wallet(), DEMO_PASSPHRASE)?;
     Ok(wallet.seed().note_secret(0).expose())
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use zkcredits_client::payer::PayerConfig;
 use zkcredits_client::proxy::{ProxyConfig, serve_proxy};
 
 use super::session::{self, GatewayArgs};
@@ -49,7 +50,7 @@ pub(crate) fn run(args: ProxyArgs) -> anyhow::Result<()> {
     );
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let session = session::open(&args.gateway).await?;
+        let session = session::open(&args.gateway, PayerConfig::default()).await?;
         let report = session
             .payer
             .recover(&recovery_waits(args.recover_wait_secs))
@@ -64,6 +65,7 @@ pub(crate) fn run(args: ProxyArgs) -> anyhow::Result<()> {
                 report.bad_receipts.len()
             );
         }
+        session::check_positions(&session.payer).await?;
         let notes = session.payer.spender().notes().await?;
         let usable = notes.iter().filter(|n| n.can_pay).count();
         let listener = tokio::net::TcpListener::bind(args.listen)

@@ -33,6 +33,33 @@ pub(crate) struct Session {
     pub(crate) discovery: Discovery,
 }
 
+/// Runs the position check of every free note ([`Payer::locate`]) and says what it
+/// found: notes moved forward past tickets an older journal never recorded, and notes
+/// retired because a spent ticket's receipt cannot be used.
+pub(crate) async fn check_positions(payer: &Payer) -> anyhow::Result<()> {
+    let report = payer
+        .locate()
+        .await
+        .context("asking the gateway whether the notes' next tickets are spent")?;
+    for (note, tickets) in &report.fast_forwarded {
+        eprintln!(
+            "note {note}: the gateway holds receipts for {tickets} ticket(s) this journal never recorded (an old copy of the journal?); the note moved past them"
+        );
+    }
+    for (note, why) in &report.needs_close {
+        eprintln!(
+            "note {note}: {why}; it makes no further request: close it with `zkcredits close`"
+        );
+    }
+    if report.unreachable > 0 {
+        eprintln!(
+            "{} note(s) could not be checked (gateway unreachable); they are checked before their first request",
+            report.unreachable
+        );
+    }
+    Ok(())
+}
+
 /// The deployment named by `path`, else the devnet's.
 pub(crate) fn load_deployment(
     home: &ClientHome,
@@ -49,16 +76,16 @@ pub(crate) fn gateway_client(args: &GatewayArgs) -> anyhow::Result<GatewayClient
     Ok(GatewayClient::new(&config)?)
 }
 
-/// Opens the wallet, fetches and checks the discovery document, opens the spender
-/// (syncing the note tree).
-pub(crate) async fn open(args: &GatewayArgs) -> anyhow::Result<Session> {
+/// Opens the wallet, fetches and checks the discovery document (keeping a copy for the
+/// exit without the gateway), opens the spender (syncing the note tree).
+pub(crate) async fn open(args: &GatewayArgs, payer: PayerConfig) -> anyhow::Result<Session> {
     let home = ClientHome::from_env();
     let deployment = load_deployment(&home, args.deployment.clone())?;
     let passphrase = wallet::passphrase(false)?;
     let wallet = Wallet::load(&home.wallet(), &passphrase)?;
     let gateway = gateway_client(args)?;
     let discovery = gateway
-        .discover()
+        .discover_and_save(&home.discovery(&deployment))
         .await
         .with_context(|| format!("reading the discovery document of {}", args.gateway))?;
     let spender = Spender::open(
@@ -74,6 +101,6 @@ pub(crate) async fn open(args: &GatewayArgs) -> anyhow::Result<Session> {
             args.gateway
         )
     })?;
-    let payer = Payer::new(Arc::new(spender), gateway, PayerConfig::default());
+    let payer = Payer::new(Arc::new(spender), gateway, payer);
     Ok(Session { payer, discovery })
 }

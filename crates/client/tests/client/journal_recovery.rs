@@ -11,7 +11,7 @@ use std::path::Path;
 
 use zkcredits_client::journal::{DepositInfo, Journal, JournalError, NoteStatus};
 use zkcredits_client::seal::StoragePurpose;
-use zkcredits_client::{ClientError, Spender, SpenderConfig, TreeView};
+use zkcredits_client::{ClientError, ServerKeyCheck, Spender, SpenderConfig, TreeView};
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::merkle::LeanImt;
 use zkcredits_protocol::note;
@@ -63,6 +63,7 @@ async fn spender(dir: &Path, tree: &LeanImt) -> Spender {
             deployment,
             prover: common::prover(),
             tree: TreeView::fixed(tree.clone()),
+            server_key_check: ServerKeyCheck::UncheckedNoChain,
         },
     )
     .await
@@ -219,4 +220,45 @@ async fn a_rolled_back_state_or_another_wallet_is_refused() {
         Journal::open(&path, other.storage_key(StoragePurpose::Journal)),
         Err(JournalError::WrongWallet)
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_ticket_whose_receipt_cannot_be_opened_retires_the_note() {
+    // A journal put back from an old copy, whose next ticket the gateway holds a receipt
+    // for that this wallet cannot open (a ticket made before blindings were derived, so
+    // its rho_next is gone): the note must never spend that index again.
+    let dir = tempfile::tempdir().unwrap();
+    let tree = deposit_offline(dir.path(), 2);
+    let s = spender(dir.path(), &tree).await;
+    let k = common::wallet().seed().note_secret(0).expose();
+    let spent =
+        zkcredits_protocol::field::to_hex(&zkcredits_protocol::rln::Ticket::new(k, 0).nullifier);
+    let unopenable = common::receipt_for(Fr::from(12345u64), 900, 0);
+    let report = s
+        .locate(|n| {
+            let found = (n == spent).then(|| unopenable.clone());
+            async move { Ok(found) }
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.needs_close.len(), 1, "{report:?}");
+    assert_eq!(report.needs_close[0].0, 0);
+    assert!(report.fast_forwarded.is_empty());
+    assert!(s.is_located(0) && s.is_located(1));
+    let notes = s.notes().await.unwrap();
+    assert_eq!(status(&notes, 0), (NoteStatus::NeedsClose { m: 1 }, 0));
+    assert_eq!(status(&notes, 1), (NoteStatus::Free, 0));
+    // The next request takes note 1; note 0 is never spent at index 0 again.
+    let t = s.begin("POST", PATH, b"{}").await.unwrap();
+    assert_eq!((t.note, t.index), (1, 0));
+    // A gateway that cannot be asked leaves a note unchecked.
+    let dir = tempfile::tempdir().unwrap();
+    let tree = deposit_offline(dir.path(), 1);
+    let s = spender(dir.path(), &tree).await;
+    let report = s
+        .locate(|_| async { Err(ClientError::Internal("down".into())) })
+        .await
+        .unwrap();
+    assert_eq!(report.unreachable, 1);
+    assert!(!s.is_located(0));
 }

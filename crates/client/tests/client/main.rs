@@ -6,6 +6,7 @@
 mod common;
 
 mod journal_recovery;
+mod money;
 mod precompute_cache;
 mod proxy_e2e;
 mod proxy_local;

@@ -135,6 +135,7 @@ async fn a_precomputation_for_another_note_is_caught_before_sending() {
             deployment: deployment.clone(),
             prover: common::prover(),
             tree: TreeView::fixed(tree),
+            server_key_check: zkcredits_client::ServerKeyCheck::UncheckedNoChain,
         },
     )
     .await
@@ -180,6 +181,7 @@ async fn a_precomputation_for_another_note_is_caught_before_sending() {
                 deployment: deployment.clone(),
                 prover: common::prover(),
                 tree: TreeView::fixed(tree),
+                server_key_check: zkcredits_client::ServerKeyCheck::UncheckedNoChain,
             },
         )
         .await

@@ -123,6 +123,9 @@ async fn the_proxy_pays_the_real_gateway() {
     .unwrap();
     let gateway_url = format!("http://{}", gateway.addr);
 
+    // The provider registered the receipt key on the pool (the client checks it).
+    common::accept_on_chain(&chain, &test_server_key()).await;
+
     // The client: discovery checked against the deployment, the spender, the proxy.
     let client = GatewayClient::new(&GatewayClientConfig::new(gateway_url.clone())).unwrap();
     let discovery = client.discover().await.unwrap();
@@ -144,6 +147,7 @@ async fn the_proxy_pays_the_real_gateway() {
                 deployment: deployment.clone(),
                 prover: common::prover(),
                 tree: TreeView::from_indexer(indexer),
+                server_key_check: zkcredits_client::ServerKeyCheck::Pool,
             },
         )
         .await

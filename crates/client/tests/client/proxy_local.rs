@@ -66,6 +66,7 @@ async fn spender(dir: &Path, tree: &LeanImt) -> Arc<Spender> {
                 deployment,
                 prover: common::prover(),
                 tree: TreeView::fixed(tree.clone()),
+                server_key_check: zkcredits_client::ServerKeyCheck::UncheckedNoChain,
             },
         )
         .await
@@ -84,6 +85,7 @@ async fn start_proxy(
     spender: Arc<Spender>,
     gateway: SocketAddr,
     models: Option<Vec<String>>,
+    check_note_positions: bool,
 ) -> SocketAddr {
     let mut config = GatewayClientConfig::new(format!("http://{gateway}"));
     config.read_timeout = Duration::from_secs(2);
@@ -94,6 +96,7 @@ async fn start_proxy(
         PayerConfig {
             receipt_fetch_delays: vec![Duration::from_millis(100)],
             store_retry_delays: vec![],
+            check_note_positions,
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -140,7 +143,13 @@ async fn requests_the_gateway_cannot_take_are_refused_before_a_ticket_is_spent()
     let dir = tempfile::tempdir().unwrap();
     let tree = deposit_offline(dir.path(), 1);
     let s = spender(dir.path(), &tree).await;
-    let proxy = start_proxy(s.clone(), closed_port().await, Some(vec!["m1".into()])).await;
+    let proxy = start_proxy(
+        s.clone(),
+        closed_port().await,
+        Some(vec!["m1".into()]),
+        true,
+    )
+    .await;
 
     let (status, body) = post(proxy, "/v1/chat/completions", "{not json").await;
     assert_eq!((status, code(&body)), (400, "invalid_body"));
@@ -174,7 +183,7 @@ async fn a_gateway_that_is_down_gets_a_clear_error_and_the_index_stays_free() {
     let dir = tempfile::tempdir().unwrap();
     let tree = deposit_offline(dir.path(), 1);
     let s = spender(dir.path(), &tree).await;
-    let proxy = start_proxy(s.clone(), closed_port().await, None).await;
+    let proxy = start_proxy(s.clone(), closed_port().await, None, true).await;
 
     for _ in 0..2 {
         let (status, body) = post(proxy, "/v1/chat/completions", r#"{"model":"m"}"#).await;
@@ -226,7 +235,9 @@ async fn a_gateway_that_never_answers_keeps_the_ticket_and_busy_notes_get_429() 
             }));
         }
     });
-    let proxy = start_proxy(s.clone(), hung_addr, None).await;
+    // A hung gateway would hang the position check's receipt look-up too (a 504 before
+    // anything is sent); this test is about the paid request itself.
+    let proxy = start_proxy(s.clone(), hung_addr, None, false).await;
 
     let first = tokio::spawn(post(proxy, "/v1/chat/completions", r#"{"model":"m"}"#));
     // The gateway has the request (so the credential left): the only note is busy.

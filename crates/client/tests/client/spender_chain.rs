@@ -12,7 +12,7 @@ use zkcredits_chain::{Indexer, IndexerConfig};
 use zkcredits_client::deposit::deposit_notes;
 use zkcredits_client::journal::{Journal, NoteStatus};
 use zkcredits_client::seal::StoragePurpose;
-use zkcredits_client::{ClientError, Spender, SpenderConfig, TreeView};
+use zkcredits_client::{ClientError, ServerKeyCheck, Spender, SpenderConfig, TreeView};
 use zkcredits_protocol::eddsa::PrivateKey;
 use zkcredits_protocol::state::{Receipt, receipt_message};
 use zkcredits_protocol::wire::WireFormat;
@@ -45,6 +45,8 @@ async fn paid_requests_on_a_real_chain() {
         }
     }
 
+    // The provider registered the test gateway's receipt key (the spender checks).
+    common::accept_on_chain(&chain, &common::gateway_key()).await;
     let indexer = Indexer::connect(
         &deployment,
         IndexerConfig {
@@ -63,6 +65,7 @@ async fn paid_requests_on_a_real_chain() {
                 deployment: deployment.clone(),
                 prover: common::prover(),
                 tree: TreeView::from_indexer(indexer),
+                server_key_check: ServerKeyCheck::Pool,
             },
         )
         .await

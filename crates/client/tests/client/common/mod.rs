@@ -47,6 +47,18 @@ pub fn wallet() -> Wallet {
     Wallet::from_mnemonic(MNEMONIC).expect("mnemonic")
 }
 
+/// The provider (dev account 1) makes the pool accept `key` for closes, as a gateway
+/// started with `accept_server_key` does; the client checks this before spending.
+pub async fn accept_on_chain(chain: &zkcredits_chain::testing::TestChain, key: &PrivateKey) {
+    chain
+        .client(zkcredits_chain::testing::PROVIDER)
+        .await
+        .expect("provider client")
+        .accept_server_key(key.public_key())
+        .await
+        .expect("acceptServerKey");
+}
+
 /// The test gateway's receipt key.
 pub fn gateway_key() -> PrivateKey {
     PrivateKey::from_bytes([7u8; 32])
@@ -64,6 +76,7 @@ pub fn gateway_constants(deployment: &Deployment) -> GatewayConstants {
             key: gateway_key().public_key(),
         },
         accepted_keys: Vec::new(),
+        refund_granularity: None,
     }
 }
 

@@ -1,0 +1,40 @@
+//! Shared by the CLI's test binaries: the development keys and the receipt key the
+//! provider registers on the pool.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+
+use zkcredits_chain::testing::{PROVIDER, TestChain, test_server_key};
+
+/// The development keys (request and close) the client tests use, made once per
+/// machine.
+pub fn keys_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join("zkcredits-client-test-keys");
+    if zkcredits_circuits::keys::load_proving_key(&dir).is_err()
+        || zkcredits_circuits::keys::load_close_proving_key(&dir).is_err()
+    {
+        let tmp =
+            std::env::temp_dir().join(format!("zkcredits-cli-keys.tmp-{}", std::process::id()));
+        zkcredits_circuits::keys::setup_dev(&tmp, zkcredits_circuits::keys::DEV_SEED, |_| {})
+            .expect("development key setup");
+        let _ = std::fs::remove_dir_all(&dir);
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+    }
+    dir
+}
+
+/// The provider makes the pool accept the test receipt key, as a gateway started with
+/// `accept_server_key` does; the client refuses to spend under a key the pool does not
+/// accept.
+pub async fn accept_test_key(chain: &TestChain) {
+    chain
+        .client(PROVIDER)
+        .await
+        .expect("provider client")
+        .accept_server_key(test_server_key().public_key())
+        .await
+        .expect("acceptServerKey");
+}

@@ -1,0 +1,209 @@
+//! The exit needs no gateway: after one paid `zkcredits call` (which keeps the gateway's
+//! discovery document in the client home), the gateway goes away for good, and
+//! `zkcredits close --unilateral` and `zkcredits close --finalize` still get the user's
+//! money out, with the server key from the saved document and the challenge deadline
+//! judged by the chain's clock (anvil's time is moved forward; this machine's is not).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use zkcredits_chain::IndexerConfig;
+use zkcredits_chain::alloy::primitives::{Address, U256};
+use zkcredits_chain::testing::{TestChain, test_server_key};
+use zkcredits_client::deposit::deposit_notes;
+use zkcredits_client::home::ClientHome;
+use zkcredits_client::journal::{Journal, NoteStatus};
+use zkcredits_client::seal::StoragePurpose;
+use zkcredits_client::wallet::{KdfParams, Wallet};
+use zkcredits_gateway::keys::ServerKeys;
+use zkcredits_gateway::store::sqlite::SqliteStore;
+use zkcredits_gateway::upstream::flat::{FlatConfig, FlatUpstream};
+use zkcredits_gateway::{GatewayBuilder, RootsSource, Settings};
+
+const MNEMONIC: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+const PASSPHRASE: &str = "exit test passphrase";
+const DEPOSIT: u64 = 20_000;
+const RPC_PRICE: u64 = 10;
+const USER: usize = 2;
+
+/// Runs `zkcredits ARGS` for the user's home to completion.
+fn zkcredits(home: &Path, eth_key: &str, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_zkcredits"))
+        .args(args)
+        .env("ZKCREDITS_HOME", home)
+        .env("ZKCREDITS_KEYS", common::keys_dir())
+        .env("ZKCREDITS_PASSPHRASE", PASSPHRASE)
+        .env("ZKCREDITS_ETH_KEY", eth_key)
+        .output()
+        .unwrap();
+    eprintln!(
+        "$ zkcredits {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn said(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
+    let chain = TestChain::start().await.unwrap();
+    let deployment = chain.deployment().clone();
+    let (c_max, unit) = (deployment.constants.c_max, deployment.constants.unit);
+    let dir = tempfile::tempdir().unwrap();
+    let home = ClientHome::new(dir.path().join("home"));
+    std::fs::create_dir_all(home.dir()).unwrap();
+    let deployment_path = dir.path().join("deployment.json");
+    deployment.save(&deployment_path).unwrap();
+    let deployment_arg = deployment_path.to_string_lossy().into_owned();
+    let wallet = Wallet::from_mnemonic(MNEMONIC).unwrap();
+    wallet
+        .save(&home.wallet(), PASSPHRASE, KdfParams::INSECURE_TEST, false)
+        .unwrap();
+    {
+        let pool = chain.client(USER).await.unwrap();
+        let mut journal = Journal::open(
+            &home.journal(&deployment),
+            wallet.storage_key(StoragePurpose::Journal),
+        )
+        .unwrap();
+        deposit_notes(&pool, &mut journal, &wallet.seed(), DEPOSIT, 1)
+            .await
+            .unwrap();
+    }
+    // The provider registered the receipt key on the pool (the client checks it).
+    common::accept_test_key(&chain).await;
+
+    // The gateway, with anvil's JSON-RPC behind /rpc.
+    let rpc = FlatUpstream::new(
+        &FlatConfig {
+            prefix: "/rpc".into(),
+            base_url: deployment.rpc_url.clone(),
+            price: RPC_PRICE,
+            timeout_secs: Some(10),
+        },
+        c_max,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    let gateway = GatewayBuilder::new(
+        deployment.clone(),
+        zkcredits_circuits::keys::load_verifying_key(&common::keys_dir()).unwrap(),
+        ServerKeys::new(1, test_server_key(), Vec::new()),
+        Arc::new(SqliteStore::open(dir.path().join("gateway.sqlite")).unwrap()),
+    )
+    .settings(Settings {
+        roots_poll: Duration::from_millis(200),
+        ..Settings::default()
+    })
+    .route("/rpc", Arc::new(rpc))
+    .roots(RootsSource::Chain(IndexerConfig::default()))
+    .start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let gateway_url = format!("http://{}", gateway.addr);
+    let eth_key = hex::encode(chain.signer(USER).to_bytes());
+
+    // One paid call: the note's last receipt is signed by the gateway's key.
+    let out = zkcredits(
+        home.dir(),
+        &eth_key,
+        &[
+            "call",
+            "--gateway",
+            &gateway_url,
+            "--deployment",
+            &deployment_arg,
+            "--rpc",
+            "eth_chainId",
+        ],
+    );
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(home.discovery(&deployment).exists());
+
+    // The gateway is gone for good.
+    shutdown.cancel();
+    gateway.wait().await.unwrap();
+
+    let payout = Address::repeat_byte(0x7c);
+    let payout_arg = payout.to_string();
+    let out = zkcredits(
+        home.dir(),
+        &eth_key,
+        &[
+            "close",
+            "--gateway",
+            &gateway_url,
+            "--deployment",
+            &deployment_arg,
+            "--to",
+            &payout_arg,
+            "--note",
+            "0",
+            "--unilateral",
+        ],
+    );
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(
+        said(&out).contains("unilateral close (m = 0) requested"),
+        "{}",
+        said(&out)
+    );
+    let finalize = [
+        "close",
+        "--gateway",
+        gateway_url.as_str(),
+        "--deployment",
+        deployment_arg.as_str(),
+        "--finalize",
+    ];
+    let out = zkcredits(home.dir(), &eth_key, &finalize);
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(
+        said(&out).contains("in its challenge window"),
+        "{}",
+        said(&out)
+    );
+
+    // The chain's clock passes the deadline; this machine's does not.
+    chain
+        .advance(deployment.constants.challenge_window + 1)
+        .await
+        .unwrap();
+    let out = zkcredits(home.dir(), &eth_key, &finalize);
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(said(&out).contains("finalized"), "{}", said(&out));
+
+    // U = D + R - P - n C_max with n = 1 and R = C_max - price.
+    let pool = chain.client(USER).await.unwrap();
+    assert_eq!(
+        pool.token_balance(payout).await.unwrap(),
+        U256::from(DEPOSIT + (c_max - RPC_PRICE) - c_max) * unit
+    );
+    let journal = Journal::open(
+        &home.journal(&deployment),
+        wallet.storage_key(StoragePurpose::Journal),
+    )
+    .unwrap();
+    assert_eq!(journal.note(0).unwrap().status, NoteStatus::Closed);
+}
