@@ -61,7 +61,7 @@ fn the_constraint_count_is_pinned() {
     assert_eq!(cs.num_instance_variables(), 1 + 14);
 }
 
-const CLOSE_CONSTRAINTS: usize = 12_246;
+const CLOSE_CONSTRAINTS: usize = 12_250;
 
 #[test]
 fn a_wrong_k_or_a_leaf_not_in_the_tree_is_refused() {
@@ -87,6 +87,16 @@ fn a_wrong_public_deposit_or_epoch_is_refused() {
     let mut c = close(&f, false);
     c.public.expiry_epoch += 1;
     assert_breaks(c, "membership");
+}
+
+#[test]
+fn a_signature_nonce_off_the_curve_is_refused() {
+    let f = used();
+    let mut c = close(&f, false);
+    let r8 = c.witness.sig_r8;
+    c.witness.sig_r8 =
+        zkcredits_protocol::babyjubjub::Point::new_unchecked(r8.x, r8.y + Fr::from(1u64));
+    assert_breaks(c, "r8_on_curve");
 }
 
 #[test]

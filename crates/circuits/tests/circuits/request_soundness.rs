@@ -30,7 +30,7 @@ fn the_constraint_count_is_pinned() {
         .generate_constraints(cs.clone())
         .expect("synthesis");
     // A change here is a decision: update docs/PERFORMANCE.md with it.
-    assert_eq!(cs.num_constraints(), 12_357);
+    assert_eq!(cs.num_constraints(), 12_361);
     assert_eq!(cs.num_instance_variables(), 1 + 9);
 }
 
@@ -104,6 +104,15 @@ fn a_forged_signature_is_refused() {
     c.witness.refund += Fr::from(1u64);
     c.witness.refunds_prev -= Fr::from(1u64);
     assert_breaks(c, "signature");
+}
+
+#[test]
+fn a_signature_nonce_off_the_curve_is_refused() {
+    let mut c = used().circuit();
+    let r8 = c.witness.sig_r8;
+    c.witness.sig_r8 =
+        zkcredits_protocol::babyjubjub::Point::new_unchecked(r8.x, r8.y + Fr::from(1u64));
+    assert_breaks(c, "r8_on_curve");
 }
 
 #[test]

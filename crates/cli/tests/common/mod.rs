@@ -8,12 +8,20 @@ use std::path::PathBuf;
 use zkcredits_chain::testing::{PROVIDER, TestChain, test_server_key};
 
 /// The development keys (request and close) the client tests use, made once per
-/// machine.
+/// machine, and made again when missing or made for another version of a circuit.
 pub fn keys_dir() -> PathBuf {
+    use zkcredits_circuits::keys;
+    use zkcredits_circuits::prover::{CloseProver, RequestProver};
     let dir = std::env::temp_dir().join("zkcredits-client-test-keys");
-    if zkcredits_circuits::keys::load_proving_key(&dir).is_err()
-        || zkcredits_circuits::keys::load_close_proving_key(&dir).is_err()
-    {
+    let current = keys::load_proving_key(&dir)
+        .ok()
+        .and_then(|k| RequestProver::new(k).ok())
+        .is_some()
+        && keys::load_close_proving_key(&dir)
+            .ok()
+            .and_then(|k| CloseProver::new(k).ok())
+            .is_some();
+    if !current {
         let tmp =
             std::env::temp_dir().join(format!("zkcredits-cli-keys.tmp-{}", std::process::id()));
         zkcredits_circuits::keys::setup_dev(&tmp, zkcredits_circuits::keys::DEV_SEED, |_| {})

@@ -34,12 +34,17 @@ pub const PRICE: u64 = 123;
 /// The flat test route.
 pub const ROUTE: &str = "/api";
 
-/// Development keys in a per-user temp directory, made once per machine.
+/// Development keys in a per-user temp directory, made once per machine, and made again
+/// when missing or made for another version of the circuit.
 pub fn keys_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join("zkcredits-gateway-test-keys");
-        if keys::load_verifying_key(&dir).is_ok() && keys::load_proving_key(&dir).is_ok() {
+        let current = keys::load_proving_key(&dir)
+            .ok()
+            .and_then(|k| RequestProver::new(k).ok())
+            .is_some();
+        if current && keys::load_verifying_key(&dir).is_ok() {
             return dir;
         }
         let tmp = std::env::temp_dir().join(format!(
