@@ -29,9 +29,18 @@ pub(crate) fn run(args: SetupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether both the request and the close keys are in `dir` and intact.
+/// Whether `dir` holds intact keys for this version of both circuits (keys made for an
+/// older circuit load fine but no prover takes them, so they are made again).
 fn keys_present(dir: &std::path::Path) -> bool {
-    keys::load_proving_key(dir).is_ok() && keys::load_close_proving_key(dir).is_ok()
+    use zkcredits_circuits::prover::{CloseProver, RequestProver};
+    keys::load_proving_key(dir)
+        .ok()
+        .and_then(|k| RequestProver::new(k).ok())
+        .is_some()
+        && keys::load_close_proving_key(dir)
+            .ok()
+            .and_then(|k| CloseProver::new(k).ok())
+            .is_some()
 }
 
 /// Generates the development keys into `dir`, showing progress when `show` is set.
