@@ -287,24 +287,9 @@ impl GatewayBuilder {
         state.key_accepted = key_accepted;
         let state = Arc::new(state);
         // What a dead predecessor admitted and never answered is refunded before serving.
-        let orphan_after = state.settings.orphan_refund_after;
-        let cutoff = if state.store.single_process() {
-            crate::store::unix_millis()
-        } else {
-            crate::store::unix_millis()
-                .saturating_sub(i64::try_from(orphan_after.as_millis()).unwrap_or(i64::MAX))
-        };
-        match service::unanswered::refund_abandoned(&state, cutoff).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                tickets = n,
-                "refunded in full the tickets a previous run admitted and never answered"
-            ),
-            Err(e) => tracing::error!(error = %e, "cannot refund abandoned tickets"),
-        }
+        service::unanswered::refund_at_startup(&state).await;
         tasks.push(tokio::spawn(service::unanswered::run(
             Arc::clone(&state),
-            orphan_after,
             shutdown.clone(),
         )));
         let app = service::router(state);
@@ -361,7 +346,6 @@ struct KeyAcceptance {
 }
 
 impl KeyAcceptance {
-    /// Retries [`KeyAcceptance::attempt`] until it succeeds or the gateway stops.
     /// Until the key is accepted, retries [`KeyAcceptance::attempt`] with backoff; then
     /// keeps watching it, closing the admission gate if the key stops being usable (the
     /// provider revoked it and the notice ended): the operator must rotate the key.

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use zkcredits_chain::alloy::primitives::Address;
 use zkcredits_chain::alloy::providers::Provider;
 use zkcredits_chain::{ContractError, LoggedEvent, PoolClient, SettlementEvent, settlement_events};
-use zkcredits_protocol::rln::{self, Share, Ticket};
+use zkcredits_protocol::rln::{Share, Ticket};
 use zkcredits_protocol::{Fr, field};
 
 use super::{DutiesConfig, TxLock, short};
@@ -189,8 +189,12 @@ impl Watcher<'_> {
             // close unilaterally instead. Nothing was spent twice.
             return Ok("cleared");
         }
-        let Some(recovered) = recover(&first, share, nullifier) else {
-            return Ok("unrecoverable");
+        let recovered = match first.recover_with(share, nullifier) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot recover the key of a stale close; not challenging");
+                return Ok("unrecoverable");
+            }
         };
         tracing::warn!(
             ticket = %short(&n),
@@ -304,27 +308,5 @@ impl Watcher<'_> {
             "slashed note has more used tickets than the watcher walks"
         );
         Ok("unblocked")
-    }
-}
-
-/// `(k, a)` from the stored share and the close's, checked against the ticket.
-fn recover(first: &StoredShare, second: Share, nullifier: Fr) -> Option<rln::Recovered> {
-    let (Some(x), Some(y)) = (
-        field::from_be_bytes_canonical(&first.x),
-        field::from_be_bytes_canonical(&first.y),
-    ) else {
-        tracing::error!("the stored share of a closed ticket is not in the field");
-        return None;
-    };
-    match rln::recover(Share { x, y }, second) {
-        Ok(r) if rln::nullifier(r.slope) == nullifier => Some(r),
-        Ok(_) => {
-            tracing::error!("recovered slope does not match the close's ticket; not challenging");
-            None
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot recover the key of a stale close");
-            None
-        }
     }
 }

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use zkcredits_circuits::prover::from_points;
 use zkcredits_circuits::request::RequestPublicInputs;
-use zkcredits_protocol::rln::{self, Share};
+use zkcredits_protocol::rln::Share;
 use zkcredits_protocol::wire::{Credential, WireFormat};
 use zkcredits_protocol::{Fr, field};
 
@@ -377,26 +377,13 @@ async fn admit(state: &AppState, verified: Verified) -> Result<Admitted, ApiErro
 
 /// Recovers `k` from two shares of one ticket and queues `slash(k)`.
 async fn punish(state: &AppState, nullifier: Fr, first: StoredShare, second: Share) {
-    let (Some(x1), Some(y1)) = (
-        field::from_be_bytes_canonical(&first.x),
-        field::from_be_bytes_canonical(&first.y),
-    ) else {
-        tracing::error!("the stored share of a double-spent ticket is not in the field");
-        return;
-    };
-    let recovered = match rln::recover(Share { x: x1, y: y1 }, second) {
+    let recovered = match first.recover_with(second, nullifier) {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!(error = %e, "cannot recover the key of a double spend");
+            tracing::error!(error = %e, "cannot recover the key of a double spend; not slashing");
             return;
         }
     };
-    // Both proofs verified, so the shares lie on the ticket's line; the check guards
-    // against a store holding something else under this nullifier.
-    if rln::nullifier(recovered.slope) != nullifier {
-        tracing::error!("recovered slope does not match the nullifier; not slashing");
-        return;
-    }
     // Whether H(ID, k) is a deposit is checked by the slasher against the chain, which
     // knows every note's (D, E); the tree alone only holds H(LEAF, ID, D, E).
     match state

@@ -70,18 +70,41 @@ async fn refund(state: &AppState, ticket: Unanswered) -> Result<bool, StoreError
     }
 }
 
-/// Refunds what the previous process left, then keeps refunding tickets abandoned for
-/// longer than `after`, until `shutdown`.
-pub(crate) async fn run(state: Arc<AppState>, after: Duration, shutdown: CancellationToken) {
-    let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
-    let poll = (after / 4).max(Duration::from_secs(1));
+/// Tickets admitted before this moment (unix ms) and still unanswered are abandoned.
+fn abandoned_before(state: &AppState) -> i64 {
+    let after = state.settings.orphan_refund_after;
+    crate::store::unix_millis().saturating_sub(i64::try_from(after.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Before serving: refunds what a previous process left. A store this process owns
+/// alone holds nothing in flight yet, so every unanswered ticket was abandoned; a shared
+/// one only those older than `orphan_refund_after`.
+pub(crate) async fn refund_at_startup(state: &AppState) {
+    let cutoff = if state.store.single_process() {
+        crate::store::unix_millis()
+    } else {
+        abandoned_before(state)
+    };
+    match refund_abandoned(state, cutoff).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            tickets = n,
+            "refunded in full the tickets a previous run admitted and never answered"
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot refund abandoned tickets"),
+    }
+}
+
+/// Keeps refunding tickets abandoned for longer than `orphan_refund_after`, until
+/// `shutdown`.
+pub(crate) async fn run(state: Arc<AppState>, shutdown: CancellationToken) {
+    let poll = (state.settings.orphan_refund_after / 4).max(Duration::from_secs(1));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(poll) => {}
         }
-        let cutoff = crate::store::unix_millis().saturating_sub(after_ms);
-        if let Err(e) = refund_abandoned(&state, cutoff).await {
+        if let Err(e) = refund_abandoned(&state, abandoned_before(&state)).await {
             tracing::warn!(error = %e, "refunding abandoned tickets failed; will retry");
         }
     }

@@ -8,6 +8,8 @@
 //! encodings (`zkcredits_protocol::field::to_be_bytes`).
 
 use async_trait::async_trait;
+use zkcredits_protocol::rln::{self, Recovered, RlnError, Share};
+use zkcredits_protocol::{Fr, field};
 
 /// A field element in its canonical 32-byte big-endian encoding.
 pub type FieldBytes = [u8; 32];
@@ -19,6 +21,39 @@ pub struct StoredShare {
     pub x: FieldBytes,
     /// `y = k + a * x`.
     pub y: FieldBytes,
+}
+
+/// Why a stored share and another share of the same ticket did not give its key.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    /// The stored share is not a pair of field elements (a marker share, or damage).
+    #[error("the stored share is not in the field")]
+    NotInField,
+    /// The two shares do not determine a line (same `x`).
+    #[error(transparent)]
+    Rln(#[from] RlnError),
+    /// The line's slope is not this ticket's: the store holds something else under it.
+    #[error("the recovered slope does not match the ticket's nullifier")]
+    OtherTicket,
+}
+
+impl StoredShare {
+    /// `(k, a)` from this share and `second`, another share of the ticket `nullifier`,
+    /// checked against the nullifier (both proofs verified, so the shares lie on the
+    /// ticket's line; the check guards against a store holding something else).
+    pub fn recover_with(&self, second: Share, nullifier: Fr) -> Result<Recovered, RecoveryError> {
+        let (Some(x), Some(y)) = (
+            field::from_be_bytes_canonical(&self.x),
+            field::from_be_bytes_canonical(&self.y),
+        ) else {
+            return Err(RecoveryError::NotInField);
+        };
+        let recovered = rln::recover(Share { x, y }, second)?;
+        if rln::nullifier(recovered.slope) != nullifier {
+            return Err(RecoveryError::OtherTicket);
+        }
+        Ok(recovered)
+    }
 }
 
 /// The `x` recorded for a ticket spent by a cooperative close (see

@@ -278,10 +278,7 @@ impl PostgresStore {
             match read.await {
                 Ok(None) => return Err(last),
                 Ok(Some(row)) => {
-                    let first = StoredShare {
-                        x: blob32(row.get(0), "share x")?,
-                        y: blob32(row.get(1), "share y")?,
-                    };
+                    let first = stored_share(&row)?;
                     if first == share {
                         return Ok(Admission::Fresh);
                     }
@@ -386,6 +383,14 @@ fn blob32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32], StoreError> {
     })
 }
 
+/// The share in columns 0 and 1 of a `tickets` row.
+fn stored_share(row: &tokio_postgres::Row) -> Result<StoredShare, StoreError> {
+    Ok(StoredShare {
+        x: blob32(row.get(0), "share x")?,
+        y: blob32(row.get(1), "share y")?,
+    })
+}
+
 fn to_sql_int(value: u64, what: &str) -> Result<i64, StoreError> {
     i64::try_from(value)
         .map_err(|_| StoreError::Unavailable(format!("{what} {value} does not fit the store")))
@@ -452,11 +457,7 @@ impl Store for PostgresStore {
                         .into(),
                 )
             })?;
-        let first = StoredShare {
-            x: blob32(row.get(0), "share x")?,
-            y: blob32(row.get(1), "share y")?,
-        };
-        Ok(super::classify(first, share, row.get(2)))
+        Ok(super::classify(stored_share(&row)?, share, row.get(2)))
     }
 
     async fn put_receipt(&self, nullifier: FieldBytes, receipt: &[u8]) -> Result<(), StoreError> {
