@@ -415,6 +415,7 @@ mod tests {
             "y in a second row"
         );
         assert!(broken(&|m| m[0][share.row].push((Fr::one(), X))), "x in A");
+        assert!(broken(&|m| m[0][share.row].push((Fr::one(), Y))), "y in A");
         assert!(broken(&|m| m[1][share.row].push((Fr::one(), Y))), "y in B");
         assert!(broken(&|m| m[2][share.row].push((Fr::one(), X))), "x in C");
         assert!(
