@@ -309,7 +309,7 @@ impl RequestProver {
         );
         // d z / d x is 1 at x and the slope at y, zero elsewhere: A1 and B1 are the
         // query points of x and y so weighted.
-        let dz = [Fr::one().into_bigint(), slope.into_bigint()];
+        let mut dz = [Fr::one().into_bigint(), slope.into_bigint()];
         let a1 = G1Projective::msm_bigint(&[pk.a_query[X], pk.a_query[Y]], &dz);
         let b1_g1 = G1Projective::msm_bigint(&[pk.b_g1_query[X], pk.b_g1_query[Y]], &dz);
         let b1_g2 = G2Projective::msm_bigint(&[pk.b_g2_query[X], pk.b_g2_query[Y]], &dz);
@@ -320,9 +320,10 @@ impl RequestProver {
         let g2 = G2Projective::normalize_batch(&[at_zero.b_g2, b1_g2]);
         r.zeroize();
         s.zeroize();
+        // The assignments and quotients are `Zeroizing` and wiped when they go out of
+        // scope; these scalars are plain values.
         slope.zeroize();
-        plus.zeroize();
-        minus.zeroize();
+        dz.zeroize();
         Ok(TicketPrecomputation {
             a: [g1[0], g1[1]],
             b: [g2[0], g2[1]],
