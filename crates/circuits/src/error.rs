@@ -29,6 +29,17 @@ pub enum CircuitError {
     /// A per-note precomputation was made for another note, root or key.
     #[error("the proving precomputation is for another note, root or key; recompute it")]
     StalePrecomputation,
+    /// A ticket precomputation was made for another ticket, state, root or key (or
+    /// another deployment's limits or receipt key).
+    #[error(
+        "the ticket precomputation is for another ticket, state, root or key; precompute the ticket again"
+    )]
+    StaleTicketPrecomputation,
+    /// The request circuit does not take `x` only through `y = k + a x`, so its proofs
+    /// cannot be finished from a ticket precomputation (a circuit change broke a
+    /// condition of `docs/PROTOCOL.md §4`).
+    #[error("the ticket precomputation does not apply to this circuit: {0}")]
+    TicketShape(String),
     /// arkworks reported a synthesis error.
     #[error("constraint synthesis failed: {0}")]
     Synthesis(#[from] ark_relations::gr1cs::SynthesisError),

@@ -11,6 +11,7 @@ pub mod prover;
 pub mod request;
 pub mod sample;
 pub mod solidity;
+pub mod ticket;
 pub mod verifier;
 
 pub use error::CircuitError;

@@ -124,7 +124,7 @@ impl RequestProver {
             b_g1: G1Projective::msm_bigint(&pk.b_g1_query[fixed.clone()], &scalars),
             b_g2: G2Projective::msm_bigint(&pk.b_g2_query[fixed.clone()], &scalars),
             l: G1Projective::msm_bigint(&pk.l_query[witness_fixed], &scalars),
-            fingerprint: self.fingerprint(&assignment),
+            fingerprint: self.note_fingerprint(&assignment),
         };
         Ok(precomputation)
     }
@@ -138,7 +138,7 @@ impl RequestProver {
         rng: &mut R,
     ) -> Result<Proof<Bn254>, CircuitError> {
         let assignment = self.assignment(circuit)?;
-        if self.fingerprint(&assignment) != pre.fingerprint {
+        if self.note_fingerprint(&assignment) != pre.fingerprint {
             return Err(CircuitError::StalePrecomputation);
         }
         Ok(self.prove_with_fixed_part(Some(pre), &assignment, rng)?)
@@ -158,27 +158,57 @@ impl<C: Statement> Prover<C> {
         assignment: &[Fr],
         rng: &mut R,
     ) -> Result<Proof<Bn254>, ark_relations::gr1cs::SynthesisError> {
+        let mut h = to_bigints(&self.quotient(assignment)?);
+        let (mut r, mut s) = draw_blinding(rng);
+        let parts = self.proof_parts(pre, assignment, &h, r, s);
+        r.zeroize();
+        s.zeroize();
+        h.zeroize();
+        Ok(Proof {
+            a: parts.a.into_affine(),
+            b: parts.b_g2.into_affine(),
+            c: parts.c.into_affine(),
+        })
+    }
+
+    /// The coefficients of the QAP quotient `h` of a checked assignment (arkworks'
+    /// libsnark reduction): the scalars of the `h` MSM.
+    pub(crate) fn quotient(
+        &self,
+        assignment: &[Fr],
+    ) -> Result<Vec<Fr>, ark_relations::gr1cs::SynthesisError> {
+        LibsnarkReduction::witness_map_from_matrices::<Fr, GeneralEvaluationDomain<Fr>>(
+            self.matrices(),
+            self.num_instance(),
+            self.num_constraints(),
+            assignment,
+        )
+    }
+
+    /// The Groth16 proof arithmetic for a checked assignment, its quotient `h` and the
+    /// blinding `r, s`, with the fixed part taken from `pre` when given (and computed
+    /// here when not). The ticket precomputation (`ticket.rs`) runs its `x = 0` proof
+    /// through here, so both provers share one code path.
+    pub(crate) fn proof_parts(
+        &self,
+        pre: Option<&NotePrecomputation>,
+        assignment: &[Fr],
+        h: &[<Fr as PrimeField>::BigInt],
+        r: Fr,
+        s: Fr,
+    ) -> ProofParts {
         let pk = self.proving_key();
         let (fixed, pre) = match pre {
             Some(pre) => (self.fixed_range(), pre.clone()),
             None => (0..0, NotePrecomputation::none()),
         };
         let num_instance = self.num_instance();
-        let h = LibsnarkReduction::witness_map_from_matrices::<Fr, GeneralEvaluationDomain<Fr>>(
-            self.matrices(),
-            num_instance,
-            self.num_constraints(),
-            assignment,
-        )?;
-        let h: Vec<_> = h.iter().map(|v| v.into_bigint()).collect();
         // The per-request scalars: everything outside the fixed range (the fixed values
         // are zeroed here; their share comes from the precomputation).
         let mut variable: Vec<_> = assignment.iter().map(|v| v.into_bigint()).collect();
         for v in &mut variable[fixed.clone()] {
             *v = Default::default();
         }
-        let r = Fr::rand(rng);
-        let s = Fr::rand(rng);
         let z = &variable[1..];
         let witness = &variable[num_instance..];
         // The five MSMs are independent and each is too small to keep both cores busy
@@ -196,7 +226,7 @@ impl<C: Statement> Prover<C> {
                     || {
                         rayon::join(
                             || G1Projective::msm_bigint(&pk.l_query, witness),
-                            || G1Projective::msm_bigint(&pk.h_query, &h),
+                            || G1Projective::msm_bigint(&pk.h_query, h),
                         )
                     },
                 )
@@ -208,14 +238,11 @@ impl<C: Statement> Prover<C> {
         let c = pre.l + l_msm + h_msm + a * s + b_g1 * r - pk.delta_g1 * (r * s);
         // The per-request scalars include the note secret: wipe them.
         variable.iter_mut().for_each(|v| *v = Default::default());
-        Ok(Proof {
-            a: a.into_affine(),
-            b: b_g2.into_affine(),
-            c: c.into_affine(),
-        })
+        ProofParts { a, b_g2, c }
     }
 
-    fn fingerprint(&self, assignment: &[Fr]) -> [u8; 32] {
+    /// SHA-256 of the verifying key and the note-fixed values of `assignment`.
+    pub(crate) fn note_fingerprint(&self, assignment: &[Fr]) -> [u8; 32] {
         let mut hasher = Sha256::new_with_prefix(b"zkcredits/precompute/v1");
         hasher.update(self.verifying_key_hash());
         for v in &assignment[self.fixed_range()] {
@@ -223,6 +250,27 @@ impl<C: Statement> Prover<C> {
         }
         hasher.finalize().into()
     }
+}
+
+/// A proof before it is made affine.
+pub(crate) struct ProofParts {
+    pub(crate) a: G1Projective,
+    pub(crate) b_g2: G2Projective,
+    pub(crate) c: G1Projective,
+}
+
+/// Field elements as MSM scalars.
+pub(crate) fn to_bigints(values: &[Fr]) -> Vec<<Fr as PrimeField>::BigInt> {
+    values.iter().map(|v| v.into_bigint()).collect()
+}
+
+/// Fresh Groth16 blinding `(r, s)`, drawn in this order by every prover, so that two
+/// provers given equally seeded generators blind alike (the tests compare the ticket
+/// precomputation's proofs with the plain prover's byte for byte that way).
+pub(crate) fn draw_blinding<R: RngCore + CryptoRng>(rng: &mut R) -> (Fr, Fr) {
+    let r = Fr::rand(rng);
+    let s = Fr::rand(rng);
+    (r, s)
 }
 
 impl Drop for NotePrecomputation {

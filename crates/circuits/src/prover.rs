@@ -246,7 +246,7 @@ impl CircuitShape {
     }
 }
 
-fn row_value(row: &[(Fr, usize)], z: &[Fr]) -> Fr {
+pub(crate) fn row_value(row: &[(Fr, usize)], z: &[Fr]) -> Fr {
     row.iter()
         .fold(Fr::zero(), |acc, (coeff, i)| acc + *coeff * z[*i])
 }
