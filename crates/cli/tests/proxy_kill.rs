@@ -27,9 +27,7 @@ use zkcredits_client::seal::StoragePurpose;
 use zkcredits_client::wallet::{KdfParams, Wallet};
 use zkcredits_gateway::keys::ServerKeys;
 use zkcredits_gateway::store::sqlite::SqliteStore;
-use zkcredits_gateway::upstream::{
-    PaidRequest, RequestError, Upstream, UpstreamError, UpstreamReply,
-};
+use zkcredits_gateway::upstream::{PaidRequest, Refusal, Upstream, UpstreamError, UpstreamReply};
 use zkcredits_gateway::{GatewayBuilder, RootsSource, Settings};
 
 const MNEMONIC: &str =
@@ -45,7 +43,7 @@ struct SlowModel {
 
 #[async_trait]
 impl Upstream for SlowModel {
-    fn prepare(&self, _request: &PaidRequest) -> Result<(), RequestError> {
+    fn prepare(&self, _request: &PaidRequest) -> Result<(), Refusal> {
         Ok(())
     }
 
@@ -63,8 +61,10 @@ impl Upstream for SlowModel {
         })
     }
 
-    fn prices(&self) -> serde_json::Value {
-        serde_json::json!({"kind": "flat"})
+    fn prices(&self) -> zkcredits_api::prices::RoutePrices {
+        zkcredits_api::prices::RoutePrices::Flat(zkcredits_api::prices::FlatPrices {
+            per_request: COST,
+        })
     }
 }
 
@@ -116,15 +116,34 @@ fn start_proxy(home: &Path, deployment: &Path, gateway: &str) -> (Killed, String
     }
 }
 
-fn note0(home: &ClientHome, deployment: &zkcredits_chain::Deployment) -> (NoteStatus, u64, u64) {
+fn note(
+    home: &ClientHome,
+    deployment: &zkcredits_chain::Deployment,
+    j: u64,
+) -> (NoteStatus, u64, u64) {
     let wallet = Wallet::from_mnemonic(MNEMONIC).unwrap();
     let journal = Journal::open(
         &home.journal(deployment),
         wallet.storage_key(StoragePurpose::Journal),
     )
     .unwrap();
-    let n = journal.note(0).unwrap();
+    let n = journal.note(j).unwrap();
     (n.status, n.state.index, n.state.refunds)
+}
+
+fn note0(home: &ClientHome, deployment: &zkcredits_chain::Deployment) -> (NoteStatus, u64, u64) {
+    note(home, deployment, 0)
+}
+
+/// Polls `done` for up to 60 s.
+async fn wait_for(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..600 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 async fn post(proxy: &str, delay_ms: u64) -> (u16, serde_json::Value) {
@@ -212,10 +231,13 @@ async fn a_killed_proxy_recovers_its_ticket_and_never_reuses_the_index() {
     // an admitted request even when its client hung up, so the receipt exists: the note
     // advances past index 0 with the refund, and the next request uses index 1.
     let (mut child, proxy) = start_proxy(home.dir(), &deployment_path, &gateway_url);
-    assert_eq!(
-        note0(&home, &deployment),
-        (NoteStatus::Free, 1, c_max - COST),
-        "the killed request's receipt was recovered"
+    // Recovery runs in the background once the proxy listens.
+    let recovered =
+        wait_for(|| note(&home, &deployment, 0) == (NoteStatus::Free, 1, c_max - COST)).await;
+    assert!(
+        recovered,
+        "the killed request's receipt was not recovered: {:?}",
+        note(&home, &deployment, 0)
     );
     let (status, body) = post(&proxy, 0).await;
     assert_eq!((status, &body), (200, &serde_json::json!({"ok": true})));
@@ -223,6 +245,136 @@ async fn a_killed_proxy_recovers_its_ticket_and_never_reuses_the_index() {
         note0(&home, &deployment),
         (NoteStatus::Free, 2, 2 * (c_max - COST))
     );
+    child.kill();
+    shutdown.cancel();
+    gateway.wait().await.unwrap();
+}
+
+/// Starts the test gateway (the slow model under `/rpc`) on `listener`.
+async fn slow_gateway(
+    deployment: &zkcredits_chain::Deployment,
+    store: &Path,
+    listener: tokio::net::TcpListener,
+    arrived: tokio::sync::mpsc::UnboundedSender<()>,
+    shutdown: CancellationToken,
+) -> zkcredits_gateway::RunningGateway {
+    let vk = zkcredits_circuits::keys::load_verifying_key(&common::keys_dir()).unwrap();
+    GatewayBuilder::new(
+        deployment.clone(),
+        vk,
+        ServerKeys::new(1, test_server_key(), Vec::new()),
+        Arc::new(SqliteStore::open(store).unwrap()),
+    )
+    .settings(Settings {
+        roots_poll: Duration::from_millis(200),
+        ..Settings::default()
+    })
+    .route("/rpc", Arc::new(SlowModel { arrived }))
+    .roots(RootsSource::Chain(IndexerConfig::default()))
+    .start(listener, shutdown)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_with_eight_lost_tickets_listens_at_once_and_recovers_them_in_the_background() {
+    const NOTES: u64 = 8;
+    let chain = TestChain::start().await.unwrap();
+    let deployment = chain.deployment().clone();
+    let c_max = deployment.constants.c_max;
+    let dir = tempfile::tempdir().unwrap();
+    let home = ClientHome::new(dir.path().join("home"));
+    std::fs::create_dir_all(home.dir()).unwrap();
+    let deployment_path = dir.path().join("deployment.json");
+    deployment.save(&deployment_path).unwrap();
+    let wallet = Wallet::from_mnemonic(MNEMONIC).unwrap();
+    wallet
+        .save(&home.wallet(), PASSPHRASE, KdfParams::INSECURE_TEST, false)
+        .unwrap();
+    {
+        let pool = chain.client(2).await.unwrap();
+        let mut journal = Journal::open(
+            &home.journal(&deployment),
+            wallet.storage_key(StoragePurpose::Journal),
+        )
+        .unwrap();
+        deposit_notes(&pool, &mut journal, &wallet.seed(), 20_000, NOTES)
+            .await
+            .unwrap();
+    }
+    common::accept_test_key(&chain).await;
+    let store = dir.path().join("gateway.sqlite");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway_addr = listener.local_addr().unwrap();
+    let gateway_url = format!("http://{gateway_addr}");
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = CancellationToken::new();
+    let gateway = slow_gateway(&deployment, &store, listener, arrived_tx, shutdown.clone()).await;
+
+    // Eight slow requests reach the gateway, one per note; the proxy is killed.
+    let (mut child, proxy) = start_proxy(home.dir(), &deployment_path, &gateway_url);
+    let mut slow = Vec::new();
+    for _ in 0..NOTES {
+        let proxy = proxy.clone();
+        slow.push(tokio::spawn(async move { post(&proxy, 1500).await }));
+    }
+    for _ in 0..NOTES {
+        arrived.recv().await.unwrap();
+    }
+    child.kill();
+    for s in slow {
+        assert_eq!(s.await.unwrap().0, 0);
+    }
+    // The gateway answers them (its client hung up) and then goes down.
+    shutdown.cancel();
+    gateway.wait().await.unwrap();
+    for j in 0..NOTES {
+        assert_eq!(note(&home, &deployment, j).0, NoteStatus::InFlight);
+    }
+
+    // With the gateway down the proxy starts from the saved discovery document and
+    // listens at once: the eight notes are busy, not in the way.
+    let started = std::time::Instant::now();
+    let (mut child, proxy) = start_proxy(home.dir(), &deployment_path, &gateway_url);
+    let listening = started.elapsed();
+    println!(
+        "proxy listening {listening:?} after start with {NOTES} lost tickets and the gateway down"
+    );
+    assert!(
+        listening < Duration::from_secs(20),
+        "start-up waited for recovery: {listening:?}"
+    );
+    let (status, body) = post(&proxy, 0).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("all_notes_busy")),
+        "{body}"
+    );
+
+    // The gateway comes back: the running proxy recovers every receipt, no restart.
+    let (arrived_tx, _arrived) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(gateway_addr).await.unwrap();
+    let gateway = slow_gateway(&deployment, &store, listener, arrived_tx, shutdown.clone()).await;
+    // Each ticket's receipt is the one its answer got (the gateway finished it after the
+    // proxy died) or, for one the gateway's shutdown cut off, the full refund it issues
+    // for unanswered tickets at its next start.
+    let all_back = wait_for(|| {
+        (0..NOTES).all(|j| {
+            let (status, index, refunds) = note(&home, &deployment, j);
+            status == NoteStatus::Free && index == 1 && [c_max - COST, c_max].contains(&refunds)
+        })
+    })
+    .await;
+    assert!(
+        all_back,
+        "not every lost ticket was recovered: {:?}",
+        (0..NOTES)
+            .map(|j| note(&home, &deployment, j))
+            .collect::<Vec<_>>()
+    );
+    let (status, body) = post(&proxy, 0).await;
+    assert_eq!((status, &body), (200, &serde_json::json!({"ok": true})));
     child.kill();
     shutdown.cancel();
     gateway.wait().await.unwrap();

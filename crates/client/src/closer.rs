@@ -329,3 +329,66 @@ pub async fn finalize_pending(
     }
     Ok(out)
 }
+
+/// Where a note stands on chain, for the notes the journal does not know as settled.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChainStatus {
+    /// Notes whose unilateral close waits for its challenge window.
+    pub closing: Vec<u64>,
+    /// Notes found closed on chain (the journal now says so).
+    pub closed: Vec<u64>,
+    /// Notes found slashed on chain: their secret is public and their deposit gone
+    /// (the journal now says so).
+    pub slashed: Vec<u64>,
+}
+
+/// Asks the pool about every deposited note the journal does not know as closed or
+/// slashed, and records what it finds: a note settled on chain without this journal's
+/// close was slashed (or closed from another copy of the wallet, which the pool's
+/// `Closed` and `Slashed` logs tell apart).
+pub async fn chain_status(
+    seed: &WalletSeed,
+    journal: &mut Journal,
+    pool: &PoolClient,
+    deployment: &Deployment,
+) -> Result<ChainStatus, ClientError> {
+    let mut status = ChainStatus::default();
+    let mut settled = Vec::new();
+    for note in journal.notes()? {
+        if note.deposit.is_none() || matches!(note.status, NoteStatus::Closed | NoteStatus::Slashed)
+        {
+            continue;
+        }
+        let nc = seed.note_secret(note.j).close_nullifier();
+        if pool.closed_or_slashed(nc).await.map_err(chain)? {
+            settled.push((note.j, nc));
+        } else if pool.pending_close(nc).await.map_err(chain)?.is_some() {
+            status.closing.push(note.j);
+        }
+    }
+    if settled.is_empty() {
+        return Ok(status);
+    }
+    let latest = pool.provider().get_block_number().await.map_err(chain)?;
+    let events = zkcredits_chain::settlement_events(
+        pool.provider(),
+        pool.pool_address(),
+        deployment.deploy_block,
+        latest,
+    )
+    .await
+    .map_err(chain)?;
+    for (j, nc) in settled {
+        let was_slashed = events.iter().any(|e| {
+            matches!(&e.event, zkcredits_chain::SettlementEvent::Slashed { nc: n, .. } if *n == nc)
+        });
+        if was_slashed {
+            journal.set_final_status(j, NoteStatus::Slashed)?;
+            status.slashed.push(j);
+        } else {
+            journal.set_final_status(j, NoteStatus::Closed)?;
+            status.closed.push(j);
+        }
+    }
+    Ok(status)
+}

@@ -5,8 +5,14 @@
 //! configured (`socks5h://127.0.0.1:9050` for Tor) every request, discovery and
 //! receipt look-ups included, goes through it, and names are resolved by the proxy.
 //! The environment's `HTTP_PROXY` variables are ignored on purpose: a paid request must
-//! never take a route the user did not name.
+//! never take a route the user did not name. Redirects are never followed: a credential
+//! sent on to another address would be a share handed to whoever is there, and a
+//! gateway that redirects is misconfigured. A plain `http://` gateway is refused unless
+//! it is on loopback, a `.onion` name reached through SOCKS5, or the user says so
+//! ([`GatewayClientConfig::allow_plain_http`]): anyone on the path could read the
+//! answers and spend the credentials first.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,17 +20,14 @@ use futures::Stream;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
+use zkcredits_api::prices::RoutePrices;
 use zkcredits_chain::alloy::primitives::Address;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::{Fr, field};
 
 use crate::spender::{GatewayConstants, ServerKey};
 
-/// The response header that carries a receipt.
-pub const RECEIPT_HEADER: &str = "zkcredit-receipt";
-
-/// The discovery path.
-pub const DISCOVERY_PATH: &str = "/.well-known/zkcredits";
+pub use zkcredits_api::{DISCOVERY_PATH, RECEIPT_HEADER};
 
 /// Why talking to the gateway failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +60,20 @@ pub enum GatewayError {
         /// The gateway's message.
         message: String,
     },
-    /// The client could not be built (bad proxy URL, TLS backend).
+    /// The client could not be built (bad proxy URL, TLS backend, a plain-http gateway
+    /// off loopback).
     #[error("bad gateway client configuration: {0}")]
     Config(String),
+    /// The gateway answered with a redirect, which is never followed.
+    #[error(
+        "the gateway at {url} redirects to {location}; nothing was sent on. Use the address it names, if it is the provider's, as the gateway URL"
+    )]
+    Redirected {
+        /// The gateway's base URL.
+        url: String,
+        /// Where it redirects to.
+        location: String,
+    },
 }
 
 impl GatewayError {
@@ -71,6 +85,7 @@ impl GatewayError {
             Self::Unexpected(_) => "gateway_unexpected_answer",
             Self::Refused { code, .. } => code,
             Self::Config(_) => "bad_gateway_config",
+            Self::Redirected { .. } => "gateway_redirects",
         }
     }
 }
@@ -89,6 +104,10 @@ pub struct GatewayClientConfig {
     /// Time allowed between two chunks of a paid answer (upstreams can be slow, streams
     /// long; a whole-request timeout would cut healthy streams).
     pub read_timeout: Duration,
+    /// Accept a plain `http://` gateway off loopback (`--allow-plain-http`). Anyone on
+    /// the path then reads every answer and can spend a credential before the gateway
+    /// sees it.
+    pub allow_plain_http: bool,
 }
 
 impl GatewayClientConfig {
@@ -101,6 +120,7 @@ impl GatewayClientConfig {
             connect_timeout: Duration::from_secs(20),
             short_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(300),
+            allow_plain_http: false,
         }
     }
 }
@@ -157,22 +177,49 @@ pub fn receipt_of(headers: &HeaderMap) -> Option<String> {
 
 /// An OpenAI-style error body's `code` and `message`.
 pub fn error_code(body: &[u8]) -> Option<(String, String)> {
-    #[derive(Deserialize)]
-    struct Outer {
-        error: Inner,
+    zkcredits_api::code::parse_error_body(body)
+}
+
+/// Whether `url` may carry credentials: https, or http to loopback, or http to a
+/// `.onion` name through SOCKS5 (Tor authenticates and encrypts the path), or http
+/// allowed by the user.
+fn check_transport(config: &GatewayClientConfig) -> Result<(), GatewayError> {
+    let url = reqwest::Url::parse(&config.base_url).map_err(|e| {
+        GatewayError::Config(format!(
+            "the gateway URL {:?} is not a URL: {e}",
+            config.base_url
+        ))
+    })?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let host = url.host_str().unwrap_or_default();
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            let onion = config.socks5.is_some()
+                && url
+                    .host_str()
+                    .is_some_and(|h| h.to_ascii_lowercase().ends_with(".onion"));
+            if loopback || onion || config.allow_plain_http {
+                Ok(())
+            } else {
+                Err(GatewayError::Config(format!(
+                    "the gateway URL {} is plain http:// off this machine: anyone on the path \
+                     could read the answers and spend a credential first; use https://, a \
+                     .onion address through --socks5, or pass --allow-plain-http if the path \
+                     is yours",
+                    config.base_url
+                )))
+            }
+        }
+        other => Err(GatewayError::Config(format!(
+            "the gateway URL must be https:// (or http:// on loopback), not {other}://"
+        ))),
     }
-    #[derive(Deserialize)]
-    struct Inner {
-        #[serde(default)]
-        message: String,
-        code: Option<serde_json::Value>,
-    }
-    let outer: Outer = serde_json::from_slice(body).ok()?;
-    let code = match outer.error.code? {
-        serde_json::Value::String(s) => s,
-        other => other.to_string(),
-    };
-    Some((code, outer.error.message))
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -205,11 +252,14 @@ pub struct GatewayClient {
 }
 
 impl GatewayClient {
-    /// Builds the client. Fails on a malformed proxy URL.
+    /// Builds the client. Fails on a malformed gateway or proxy URL, and on a plain-http
+    /// gateway that is not allowed.
     pub fn new(config: &GatewayClientConfig) -> Result<Self, GatewayError> {
+        check_transport(config)?;
         let mut builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .user_agent(concat!("zkcredits/", env!("CARGO_PKG_VERSION")));
         if let Some(url) = &config.socks5 {
@@ -263,6 +313,9 @@ impl GatewayClient {
             .await
             .map_err(|e| self.send_error(e))?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(self.redirected(response.headers()));
+        }
         let body = response
             .bytes()
             .await
@@ -271,6 +324,18 @@ impl GatewayClient {
             return Err(refused(status, &body));
         }
         Ok(body)
+    }
+
+    /// The error for a redirect answer.
+    pub fn redirected(&self, headers: &HeaderMap) -> GatewayError {
+        GatewayError::Redirected {
+            url: self.base.clone(),
+            location: headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(no location)")
+                .to_owned(),
+        }
     }
 
     /// `GET /.well-known/zkcredits`.
@@ -346,6 +411,9 @@ impl GatewayClient {
             .map_err(|e| self.send_error(e))?;
         let status = response.status();
         let headers = response.headers().clone();
+        if status.is_redirection() {
+            return Err(self.redirected(&headers));
+        }
         let body = response
             .bytes()
             .await
@@ -442,12 +510,67 @@ pub struct Discovery {
     pub constants: GatewayConstants,
     /// The roots the gateway accepts, when published.
     pub accepted_roots: Vec<Fr>,
-    /// The price table as published (adapter-specific).
-    pub prices: serde_json::Value,
+    /// What the gateway checks a request against before it spends a ticket: the client
+    /// checks the same before it proves.
+    pub rules: RequestRules,
     /// The protocol version, when published.
     pub version: Option<String>,
     /// `unit`, token base units per credit unit, as published (decimal).
     pub unit: Option<String>,
+}
+
+/// What a gateway publishes about the requests it takes: the price table of each route
+/// prefix and the largest body. [`RequestRules::check`] refuses locally, with the very
+/// code and message the gateway would answer, every request its adapters would refuse
+/// before admission (`zkcredits_api::check`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestRules {
+    /// Route prefix -> prices.
+    pub prices: BTreeMap<String, RoutePrices>,
+    /// The largest request body, in bytes, when published.
+    pub body_limit: Option<usize>,
+}
+
+impl RequestRules {
+    /// Checks a request as the gateway's adapters will, before a ticket is spent on it.
+    pub fn check(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        body: &[u8],
+        c_max: u64,
+    ) -> Result<(), zkcredits_api::Refusal> {
+        zkcredits_api::check::check(
+            &self.prices,
+            self.body_limit,
+            zkcredits_api::check::RequestView {
+                method,
+                path_and_query,
+                body,
+                c_max,
+            },
+        )
+    }
+
+    /// The models an OpenAI-compatible route prices, if one does.
+    pub fn models(&self) -> Option<Vec<String>> {
+        let mut all: Option<Vec<String>> = None;
+        for prices in self.prices.values() {
+            if let RoutePrices::Openai(table) = prices {
+                all.get_or_insert_with(Vec::new)
+                    .extend(table.models.keys().cloned());
+            }
+        }
+        all
+    }
+
+    /// The prefix of the JSON-RPC route, if there is one.
+    pub fn jsonrpc_prefix(&self) -> Option<&str> {
+        self.prices
+            .iter()
+            .find(|(_, p)| matches!(p, RoutePrices::Jsonrpc(_)))
+            .map(|(prefix, _)| prefix.as_str())
+    }
 }
 
 #[derive(Deserialize)]
@@ -480,8 +603,9 @@ struct RawDiscovery {
     accepted_keys: Vec<RawKey>,
     #[serde(default)]
     accepted_roots: Vec<String>,
+    prices: BTreeMap<String, RoutePrices>,
     #[serde(default)]
-    prices: serde_json::Value,
+    body_limit: Option<usize>,
     #[serde(default, alias = "protocol_version")]
     version: Option<serde_json::Value>,
 }
@@ -606,7 +730,10 @@ impl Discovery {
                     .transpose()?,
             },
             accepted_roots,
-            prices: raw.prices,
+            rules: RequestRules {
+                prices: raw.prices,
+                body_limit: raw.body_limit,
+            },
             version: raw.version.as_ref().map(text),
             unit: raw.unit.as_ref().map(text),
         })
@@ -637,7 +764,8 @@ mod tests {
             "server_key": {"id": 2, "x": field::to_hex(&p.x), "y": field::to_hex(&p.y)},
             "accepted_keys": [{"id": 1, "key": hex::encode(old.to_bytes())}],
             "accepted_roots": [field::to_hex(&Fr::from(5u64))],
-            "prices": {"m": {"input": 1, "output": 2}},
+            "prices": {"/api": {"kind": "flat", "per_request": 5}},
+            "body_limit": 1024,
         });
         let d = Discovery::parse(doc.to_string().as_bytes()).unwrap();
         assert_eq!(d.constants.chain_id, 31337);
@@ -652,6 +780,14 @@ mod tests {
         assert_eq!(d.accepted_roots, vec![Fr::from(5u64)]);
         assert_eq!(d.unit.as_deref(), Some("1000000000000"));
         assert_eq!(d.constants.refund_granularity, Some(10));
+        assert_eq!(d.rules.body_limit, Some(1024));
+        assert!(d.rules.check(&Method::POST, "/api/x", b"", 5).is_ok());
+        assert_eq!(
+            d.rules
+                .check(&Method::POST, "/other", b"", 5)
+                .map_err(|e| e.code),
+            Err(zkcredits_api::Code::UnknownRoute)
+        );
 
         let mut bad = doc.clone();
         bad["server_key"] = serde_json::json!({"id": 2, "key": "0x1234"});
@@ -672,6 +808,29 @@ mod tests {
         assert_eq!(error_code(b"not json"), None);
         assert_eq!(parse_receipt_body(b" abc_-\n").unwrap(), "abc_-");
         assert_eq!(parse_receipt_body(br#"{"receipt":"xyz"}"#).unwrap(), "xyz");
+    }
+
+    #[test]
+    fn plain_http_is_refused_off_loopback_unless_allowed() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:2",
+            "https://gw.example",
+        ] {
+            GatewayClient::new(&GatewayClientConfig::new(ok)).unwrap();
+        }
+        let mut config = GatewayClientConfig::new("http://gw.example");
+        assert!(matches!(
+            GatewayClient::new(&config),
+            Err(GatewayError::Config(_))
+        ));
+        config.allow_plain_http = true;
+        GatewayClient::new(&config).unwrap();
+        let mut onion = GatewayClientConfig::new("http://abcdef.onion");
+        assert!(GatewayClient::new(&onion).is_err());
+        onion.socks5 = Some("socks5h://127.0.0.1:9050".into());
+        GatewayClient::new(&onion).unwrap();
     }
 
     #[test]

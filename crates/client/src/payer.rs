@@ -1,32 +1,42 @@
 //! One paid request from start to end, shared by the local proxy and `zkcredits call`:
-//! prove ([`Spender::begin`]), send, keep the receipt ([`Spender::finish`]), and decide
-//! what happens to the ticket when something goes wrong.
+//! check it against the gateway's published rules, prove ([`Spender::begin`]), send,
+//! keep the receipt ([`Spender::finish`]), and decide what happens to the ticket when
+//! something goes wrong.
 //!
 //! The rule behind every branch: once a credential has left this process, its share
 //! binds the ticket index to this request's bytes, so the index is never used for
-//! other bytes. Hence:
+//! other bytes. It may be sent again for the same bytes as often as needed: the gateway
+//! then sees the same share, and at worst answers a replay with the stored receipt.
+//! Every decision comes from the typed code of the refusal ([`zkcredits_api::Code`] and
+//! its [`TicketFate`]), never from an HTTP status.
 //!
 //! | what happened | ticket |
 //! |---|---|
+//! | the request breaks the published rules | refused here, nothing proven or sent |
 //! | answer with a receipt (200, 403 policy, 502 upstream, 409 replay) | finished |
+//! | a transient refusal (`unavailable`, `store_unavailable`, ...) | same credential again, backing off; then in the background |
 //! | `409 stale_root` | resync, same ticket proven again, sent again (once) |
-//! | `503 store_unavailable` | same credential sent again (twice, backing off) |
-//! | other refusal without receipt (400, 401, 413...) | [`Spender::refused`]: the note needs a close |
+//! | a final refusal without receipt (rare: the rules were checked) | [`Spender::refused`]: the note needs a close |
 //! | the connection could not be made | [`Spender::release_unsent`]: index free again |
-//! | sent, answer lost | receipt fetched by `N`; else kept pending for recovery |
-//! | stream ends without receipt | the same |
+//! | sent, answer lost (or a stream cut) | same credential again; the receipt is collected in the background |
+//!
+//! Tickets whose receipt is owed stay busy (their note makes no other request) while a
+//! background task collects it ([`Payer::owe`]), so a note comes back without a restart.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use reqwest::header::{self, HeaderMap, HeaderName};
 use reqwest::{Method, StatusCode};
+use zkcredits_api::{Code, Refusal, TicketFate};
 
 use crate::error::ClientError;
-use crate::gateway_client::{GatewayClient, GatewayError, GatewayResponse, error_code};
+use crate::gateway_client::{
+    GatewayClient, GatewayError, GatewayResponse, RequestRules, error_code,
+};
 use crate::spender::{NoteSummary, PaidTicket, Spender};
 use crate::sse::SseFilter;
 
@@ -37,7 +47,7 @@ pub struct PaidRequest {
     pub method: Method,
     /// Path and query on the gateway (the credential binds them).
     pub path_and_query: String,
-    /// Headers to pass on (content type, accept).
+    /// Headers to pass on (content type).
     pub headers: HeaderMap,
     /// The body (the credential binds it).
     pub body: Bytes,
@@ -55,8 +65,8 @@ pub enum TicketOutcome {
         /// The gateway's error code.
         code: String,
     },
-    /// No valid receipt yet: the ticket stays journaled in flight; recovery (at the next
-    /// start of the proxy or `zkcredits call`) fetches its receipt.
+    /// No valid receipt yet: the ticket stays in flight (its note busy) while a
+    /// background task collects the receipt; a restart's recovery does the same.
     Pending {
         /// The note.
         note: u64,
@@ -65,13 +75,20 @@ pub enum TicketOutcome {
     },
 }
 
+/// Why a relayed stream ended without its receipt: the application's stream ends with
+/// this error (an aborted body), after an SSE error event it can read.
+#[derive(Debug, thiserror::Error)]
+#[error("the gateway's stream was cut before its end: {0}")]
+pub struct StreamCut(pub String);
+
 /// The body of an answer.
 pub enum PaidBody {
     /// A complete body.
     Complete(Bytes),
     /// A server-sent-event stream with the receipt event taken out. The ticket is
-    /// settled before the stream ends.
-    Stream(BoxStream<'static, Bytes>),
+    /// settled before the stream's last event (`[DONE]`) is passed on; a stream cut
+    /// short ends with an SSE error event and then an error.
+    Stream(BoxStream<'static, Result<Bytes, StreamCut>>),
 }
 
 impl std::fmt::Debug for PaidBody {
@@ -126,14 +143,10 @@ pub enum PayError {
     /// Refused locally before anything was proven or sent.
     #[error("{0}")]
     Local(#[from] ClientError),
-    /// The request is not one the gateway can take (checked before spending a ticket).
-    #[error("{message}")]
-    Invalid {
-        /// `invalid_body` or `unknown_model`.
-        code: &'static str,
-        /// What to fix.
-        message: String,
-    },
+    /// The request breaks the gateway's published rules: refused here with the code and
+    /// message the gateway would answer, before a ticket was spent.
+    #[error("{0}; refused by the zkcredits client before paying: nothing was spent")]
+    Invalid(Refusal),
     /// The gateway could not be reached; nothing was sent and the note is free again.
     #[error("{0}; nothing was sent or spent")]
     Unreachable(GatewayError),
@@ -142,7 +155,7 @@ pub enum PayError {
         "the gateway's answer was lost ({detail}); {}",
         match outcome {
             TicketOutcome::Settled(_) => "the receipt was fetched and the note charged; send the request again",
-            _ => "the ticket is kept and its receipt fetched at the next start; send the request again",
+            _ => "the receipt is being collected in the background and the note is busy until then; send the request again",
         }
     )]
     AnswerLost {
@@ -158,8 +171,11 @@ impl PayError {
     pub fn code(&self) -> &str {
         match self {
             Self::Local(e) => e.code(),
-            Self::Invalid { code, .. } => code,
-            Self::Unreachable(_) => "gateway_unreachable",
+            Self::Invalid(refusal) => refusal.code.as_str(),
+            Self::Unreachable(e) => match e {
+                GatewayError::Redirected { .. } | GatewayError::Config(_) => e.code(),
+                _ => "gateway_unreachable",
+            },
             Self::AnswerLost { .. } => "gateway_answer_lost",
         }
     }
@@ -168,7 +184,7 @@ impl PayError {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::Local(e) => e.http_status(),
-            Self::Invalid { .. } => 400,
+            Self::Invalid(refusal) => refusal.code.status().as_u16(),
             Self::Unreachable(_) => 502,
             Self::AnswerLost { .. } => 504,
         }
@@ -178,11 +194,20 @@ impl PayError {
 /// Retry and recovery timing.
 #[derive(Clone, Debug)]
 pub struct PayerConfig {
-    /// Waits before fetching a receipt by `N` after a lost answer (the gateway stores
-    /// the receipt before answering, but a stream's receipt only at its end).
-    pub receipt_fetch_delays: Vec<Duration>,
-    /// Waits before sending again after `503 store_unavailable`.
-    pub store_retry_delays: Vec<Duration>,
+    /// Waits before sending the identical credential again, while the application
+    /// waits: after a transient refusal (`unavailable`, `store_unavailable`,
+    /// `server_key_not_accepted`) or a lost answer. Then the ticket is handed to the
+    /// background.
+    pub retry_delays: Vec<Duration>,
+    /// The background's first wait before asking for an owed receipt; it doubles up to
+    /// `owed_max_delay`.
+    pub owed_first_delay: Duration,
+    /// The background's longest wait between two attempts.
+    pub owed_max_delay: Duration,
+    /// How long the gateway must keep answering "no receipt" for a ticket that cannot be
+    /// sent again before its note is marked `needs_close(m = 1)`. A gateway restarted
+    /// after a crash refunds the tickets it never answered, so a receipt normally comes.
+    pub lost_after: Duration,
     /// Before a note's first request in this process, ask the gateway whether its next
     /// ticket is already spent ([`Spender::locate`]). Turned off only to demonstrate a
     /// double spend from a restored journal (`zkcredits call --i-want-to-double-spend`).
@@ -192,8 +217,12 @@ pub struct PayerConfig {
 impl Default for PayerConfig {
     fn default() -> Self {
         Self {
-            receipt_fetch_delays: [250, 1000, 3000].map(Duration::from_millis).to_vec(),
-            store_retry_delays: [500, 2000].map(Duration::from_millis).to_vec(),
+            retry_delays: [250, 500, 1000, 2000, 4000]
+                .map(Duration::from_millis)
+                .to_vec(),
+            owed_first_delay: Duration::from_secs(1),
+            owed_max_delay: Duration::from_secs(30),
+            lost_after: Duration::from_secs(600),
             check_note_positions: true,
         }
     }
@@ -205,6 +234,7 @@ pub struct Payer {
     spender: Arc<Spender>,
     gateway: GatewayClient,
     config: PayerConfig,
+    rules: Option<Arc<RequestRules>>,
 }
 
 /// Headers that describe one hop, or that this client sets itself.
@@ -224,18 +254,48 @@ fn strip(headers: &mut HeaderMap) {
     }
 }
 
-/// Codes after which the same credential may be sent again.
-const STALE_ROOT: &str = "stale_root";
-const STORE_UNAVAILABLE: &str = "store_unavailable";
+/// The typed code of an answer without receipt, if it carries one this client knows.
+fn code_of(body: &[u8]) -> (Option<Code>, String) {
+    match error_code(body) {
+        Some((wire, _)) => (Code::parse(&wire), wire),
+        None => (None, "no error code".to_owned()),
+    }
+}
+
+/// How long the error event of a cut stream is given to reach the application before
+/// its body is aborted.
+const CUT_FLUSH: Duration = Duration::from_millis(100);
+
+/// The SSE event that tells an application its stream was cut (OpenAI SDKs raise on an
+/// event whose data is an error object), in the proxy's own error shape.
+fn cut_event(why: &str) -> Bytes {
+    let body = serde_json::json!({"error": {
+        "message": format!("the answer was cut before its end ({why}); the receipt is collected in the background"),
+        "type": "server_error",
+        "code": "stream_cut",
+        "param": null,
+    }});
+    Bytes::from(format!("data: {body}\n\n"))
+}
 
 impl Payer {
-    /// A payer for `spender` through `gateway`.
+    /// A payer for `spender` through `gateway`. Without [`Payer::with_rules`] requests
+    /// are not checked before proving.
     pub fn new(spender: Arc<Spender>, gateway: GatewayClient, config: PayerConfig) -> Self {
         Self {
             spender,
             gateway,
             config,
+            rules: None,
         }
+    }
+
+    /// Checks every request against `rules` (the gateway's discovery document) before
+    /// a ticket is spent on it.
+    #[must_use]
+    pub fn with_rules(mut self, rules: RequestRules) -> Self {
+        self.rules = Some(Arc::new(rules));
+        self
     }
 
     /// The spender.
@@ -265,8 +325,24 @@ impl Payer {
             .await
     }
 
+    /// Refuses here what the gateway would refuse before admission.
+    pub fn check(&self, request: &PaidRequest) -> Result<(), PayError> {
+        match &self.rules {
+            Some(rules) => rules
+                .check(
+                    &request.method,
+                    &request.path_and_query,
+                    &request.body,
+                    self.spender.limits().c_max,
+                )
+                .map_err(PayError::Invalid),
+            None => Ok(()),
+        }
+    }
+
     /// Pays for `request` and returns the gateway's answer.
     pub async fn send(&self, request: PaidRequest) -> Result<PaidReply, PayError> {
+        self.check(&request)?;
         if self.config.check_note_positions {
             let located = self.locate().await?;
             if located.unreachable > 0 {
@@ -289,8 +365,9 @@ impl Payer {
             )
             .await?;
         let mut sent = false;
-        let mut stale_retries = 1;
-        let mut store_delays = self.config.store_retry_delays.iter();
+        let mut lost: Option<String> = None;
+        let mut reproved = false;
+        let mut delays = self.config.retry_delays.iter();
         loop {
             let answer = self
                 .gateway
@@ -309,35 +386,75 @@ impl Payer {
                     return Err(PayError::Unreachable(GatewayError::Connect { url, detail }));
                 }
                 Err(e) => {
-                    let outcome = self.after_loss(ticket, &e.to_string()).await;
-                    return Err(PayError::AnswerLost {
-                        detail: e.to_string(),
-                        outcome,
-                    });
+                    // The request may have reached the gateway: only these bytes may go
+                    // out under this ticket again, and sending them again is safe.
+                    sent = true;
+                    let detail = e.to_string();
+                    if let Some(delay) = delays.next() {
+                        tracing::info!(note = ticket.note, error = %detail, "answer lost; sending the same credential again");
+                        lost = Some(detail);
+                        tokio::time::sleep(*delay).await;
+                        continue;
+                    }
+                    let outcome = self.owe(ticket, Some(request), &detail);
+                    return Err(PayError::AnswerLost { detail, outcome });
                 }
             };
             sent = true;
             if response.receipt().is_some()
                 || (response.status.is_success() && response.is_event_stream())
             {
+                if let Some(detail) = lost
+                    && response.status == StatusCode::CONFLICT
+                {
+                    // The first copy was admitted and answered; its answer is what was
+                    // lost. The replay brings its receipt.
+                    let outcome = match response.receipt() {
+                        Some(receipt) => self.finish(ticket, &receipt).await,
+                        None => self.owe(ticket, None, &detail),
+                    };
+                    return Err(PayError::AnswerLost { detail, outcome });
+                }
                 return self.settle(ticket, response).await;
             }
             let status = response.status;
+            if status.is_redirection() {
+                // Never followed: the credential went to the gateway's address only, and
+                // the gateway itself never redirects, so nothing was admitted: the same
+                // bytes are sent again in the background until a gateway answers.
+                let e = self.gateway.redirected(&response.headers);
+                let outcome = self.owe(ticket, Some(request), &e.to_string());
+                return Err(PayError::AnswerLost {
+                    detail: e.to_string(),
+                    outcome,
+                });
+            }
             let mut headers = response.headers.clone();
             let body = match response.bytes().await {
                 Ok(b) => b,
                 Err(e) => {
-                    let outcome = self.after_loss(ticket, &e.to_string()).await;
-                    return Err(PayError::AnswerLost {
-                        detail: e.to_string(),
-                        outcome,
-                    });
+                    let detail = e.to_string();
+                    if let Some(delay) = delays.next() {
+                        lost = Some(detail);
+                        tokio::time::sleep(*delay).await;
+                        continue;
+                    }
+                    let outcome = self.owe(ticket, Some(request), &detail);
+                    return Err(PayError::AnswerLost { detail, outcome });
                 }
             };
-            let code = error_code(&body).map(|(c, _)| c);
-            match code.as_deref() {
-                Some(STALE_ROOT) if stale_retries > 0 => {
-                    stale_retries -= 1;
+            let (code, wire) = code_of(&body);
+            let fate = code.map(Code::fate);
+            match fate {
+                Some(TicketFate::Retry) => {
+                    if let Some(delay) = delays.next() {
+                        tracing::info!(note = ticket.note, code = %wire, "transient refusal; sending the same credential again");
+                        tokio::time::sleep(*delay).await;
+                        continue;
+                    }
+                }
+                Some(TicketFate::Reprove) if !reproved => {
+                    reproved = true;
                     tracing::info!(
                         note = ticket.note,
                         "stale root: resyncing and proving the same ticket again"
@@ -346,16 +463,24 @@ impl Payer {
                     ticket = self.spender.reprove(ticket).await?;
                     continue;
                 }
-                Some(STORE_UNAVAILABLE) => {
-                    if let Some(delay) = store_delays.next() {
-                        tokio::time::sleep(*delay).await;
-                        continue;
-                    }
-                }
                 _ => {}
             }
             strip(&mut headers);
-            let outcome = self.without_receipt(ticket, status, code).await;
+            let reason = format!("answer {status} without receipt ({wire})");
+            let outcome = match fate {
+                Some(TicketFate::Refused | TicketFate::Reprove) => {
+                    self.refused(ticket, code.map_or(wire, |c| c.as_str().to_owned()))
+                        .await
+                }
+                // Still transient after every retry: keep sending in the background.
+                Some(TicketFate::Retry) => self.owe(ticket, Some(request), &reason),
+                // The gateway may hold the ticket (a replay still being answered, a
+                // double spend, something in front of the gateway): collect its
+                // receipt; the same bytes may be sent again where the gateway never
+                // said it had them.
+                Some(TicketFate::Spent | TicketFate::Conflict) => self.owe(ticket, None, &reason),
+                None => self.owe(ticket, Some(request), &reason),
+            };
             return Ok(PaidReply {
                 status,
                 headers,
@@ -365,58 +490,119 @@ impl Payer {
         }
     }
 
-    /// An answer without a receipt: a refusal before admission, or something a
-    /// recovery must sort out.
-    async fn without_receipt(
+    /// A final refusal before admission: the share is out, the note needs a close.
+    async fn refused(&self, ticket: PaidTicket, code: String) -> TicketOutcome {
+        let note = ticket.note;
+        match self.spender.refused(ticket, &code).await {
+            Ok(()) => TicketOutcome::NeedsClose { note, code },
+            Err(e) => TicketOutcome::Pending {
+                note,
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    /// Hands a ticket whose receipt is owed to a background task, which asks the gateway
+    /// for it (and, with `resend`, sends the identical request again) with growing
+    /// pauses until it comes. The ticket's note stays busy meanwhile.
+    pub fn owe(
         &self,
         ticket: PaidTicket,
-        status: StatusCode,
-        code: Option<String>,
+        resend: Option<PaidRequest>,
+        reason: &str,
     ) -> TicketOutcome {
         let note = ticket.note;
-        // Refusals that the gateway answers before storing the nullifier (PROTOCOL §4
-        // steps 1-2 and the adapter's checks): nothing was spent, but the share is out.
-        let before_admission = matches!(status.as_u16(), 400 | 401 | 402 | 404 | 405 | 413)
-            || matches!(code.as_deref(), Some(STALE_ROOT | STORE_UNAVAILABLE));
-        match code {
-            Some(code) if before_admission => match self.spender.refused(ticket, &code).await {
-                Ok(()) => TicketOutcome::NeedsClose { note, code },
-                Err(e) => TicketOutcome::Pending {
+        tracing::warn!(
+            note,
+            reason,
+            "no receipt yet; collecting it in the background"
+        );
+        let payer = self.clone();
+        tokio::spawn(async move { payer.collect(ticket, resend).await });
+        TicketOutcome::Pending {
+            note,
+            reason: reason.to_owned(),
+        }
+    }
+
+    async fn collect(self, ticket: PaidTicket, mut resend: Option<PaidRequest>) -> TicketOutcome {
+        let mut delay = self.config.owed_first_delay;
+        let mut missing_since: Option<Instant> = None;
+        loop {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.config.owed_max_delay);
+            match self.gateway.receipt(&ticket.nullifier_hex).await {
+                Ok(Some(receipt)) => return self.finish(ticket, &receipt).await,
+                Ok(None) => {
+                    missing_since.get_or_insert_with(Instant::now);
+                }
+                Err(e) => {
+                    tracing::debug!(note = ticket.note, error = %e, "receipt fetch failed; retrying later");
+                    missing_since = None;
+                    continue;
+                }
+            }
+            if let Some(request) = &resend {
+                match self.resend(&ticket, request).await {
+                    Resent::Receipt(receipt) => return self.finish(ticket, &receipt).await,
+                    Resent::Refused(code) => return self.refused(ticket, code).await,
+                    Resent::Admitted => resend = None,
+                    Resent::Again => {}
+                }
+            }
+            if resend.is_none()
+                && missing_since.is_some_and(|t| t.elapsed() >= self.config.lost_after)
+            {
+                let note = ticket.note;
+                if let Err(e) = self.spender.lose(ticket).await {
+                    tracing::warn!(note, error = %e, "could not mark a lost ticket");
+                }
+                return TicketOutcome::NeedsClose {
                     note,
-                    reason: e.to_string(),
-                },
-            },
-            other => {
-                // A replay without receipt, a double spend, or an answer from something
-                // in front of the gateway: the gateway may hold the ticket.
-                let reason = format!(
-                    "answer {status} without receipt ({})",
-                    other.as_deref().unwrap_or("no error code")
-                );
-                self.after_loss(ticket, &reason).await
+                    code: "receipt_lost".to_owned(),
+                };
             }
         }
     }
 
-    /// The request may have reached the gateway and no receipt came with an answer:
-    /// fetch it by `N` a few times, else keep the ticket for recovery.
-    async fn after_loss(&self, ticket: PaidTicket, reason: &str) -> TicketOutcome {
-        let note = ticket.note;
-        for delay in &self.config.receipt_fetch_delays {
-            tokio::time::sleep(*delay).await;
-            match self.gateway.receipt(&ticket.nullifier_hex).await {
-                Ok(Some(receipt)) => return self.finish(ticket, &receipt).await,
-                Ok(None) => {}
-                Err(e) => tracing::debug!(error = %e, "receipt fetch failed"),
+    /// Sends an owed request again, with its identical credential, and reads what came.
+    async fn resend(&self, ticket: &PaidTicket, request: &PaidRequest) -> Resent {
+        let answer = self
+            .gateway
+            .send_paid(
+                request.method.clone(),
+                &request.path_and_query,
+                request.headers.clone(),
+                request.body.clone(),
+                &ticket.authorization,
+            )
+            .await;
+        let Ok(response) = answer else {
+            return Resent::Again;
+        };
+        if let Some(receipt) = response.receipt() {
+            return Resent::Receipt(receipt);
+        }
+        if response.status.is_success() && response.is_event_stream() {
+            // Admitted: read the stream to its receipt (the application has gone).
+            let mut filter = SseFilter::new();
+            let mut stream = response.stream().boxed();
+            while let Some(Ok(chunk)) = stream.next().await {
+                filter.push(&chunk);
             }
+            return match filter.finish().1 {
+                Some(receipt) => Resent::Receipt(receipt),
+                None => Resent::Admitted,
+            };
         }
-        tracing::warn!(note, reason, "no receipt; the ticket is kept for recovery");
-        if let Err(e) = self.spender.abandon(ticket, reason).await {
-            tracing::warn!(note, error = %e, "could not mark the ticket abandoned");
-        }
-        TicketOutcome::Pending {
-            note,
-            reason: reason.to_owned(),
+        let Ok(body) = response.bytes().await else {
+            return Resent::Again;
+        };
+        let (code, wire) = code_of(&body);
+        match code.map(Code::fate) {
+            Some(TicketFate::Refused) => Resent::Refused(wire),
+            Some(TicketFate::Retry | TicketFate::Reprove) | None => Resent::Again,
+            Some(TicketFate::Spent | TicketFate::Conflict) => Resent::Admitted,
         }
     }
 
@@ -449,9 +635,9 @@ impl Payer {
             });
         }
         // A stream: relay it through the filter in a task of its own, which keeps
-        // reading the gateway even if the application goes away, and settles the ticket
-        // before the application's stream ends.
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+        // reading the gateway even if the application goes away, settles the ticket,
+        // and only then passes on the stream's end.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, StreamCut>>(32);
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let payer = self.clone();
         let mut upstream = response.stream().boxed();
@@ -465,7 +651,7 @@ impl Payer {
                         let out = filter.push(&chunk);
                         if !out.is_empty()
                             && let Some(tx) = &app
-                            && tx.send(out).await.is_err()
+                            && tx.send(Ok(out)).await.is_err()
                         {
                             tracing::debug!(
                                 "the application stopped reading; draining for the receipt"
@@ -480,17 +666,27 @@ impl Payer {
                 }
             }
             let (rest, receipt) = filter.finish();
-            if !rest.is_empty()
-                && let Some(tx) = &app
-            {
-                let _ = tx.send(rest).await;
-            }
             let outcome = match receipt {
-                Some(r) => payer.finish(ticket, &r).await,
+                Some(r) => {
+                    let outcome = payer.finish(ticket, &r).await;
+                    if !rest.is_empty()
+                        && let Some(tx) = &app
+                    {
+                        let _ = tx.send(Ok(rest)).await;
+                    }
+                    outcome
+                }
                 None => {
-                    let reason =
-                        broken.unwrap_or_else(|| "the stream ended without a receipt".into());
-                    payer.after_loss(ticket, &reason).await
+                    let why = broken.unwrap_or_else(|| "the stream ended without a receipt".into());
+                    if let Some(tx) = &app {
+                        let _ = tx.send(Ok(cut_event(&why))).await;
+                        // The server writes the event out while it waits for the next
+                        // item; an error right behind it would abort the connection with
+                        // the event still in its buffer.
+                        tokio::time::sleep(CUT_FLUSH).await;
+                        let _ = tx.send(Err(StreamCut(why.clone()))).await;
+                    }
+                    payer.owe(ticket, None, &why)
                 }
             };
             let _ = done_tx.send(outcome);
@@ -526,10 +722,11 @@ impl Payer {
         }
     }
 
-    /// Recovery at start: for each ticket a crash left in flight, fetch its receipt;
-    /// a ticket the gateway has no receipt for is retried after each of `waits`
-    /// (the gateway may still be working on it) before its note is marked
-    /// `needs_close(m = 1)`.
+    /// Recovery at start, waiting for it: for each ticket a crash left in flight, fetch
+    /// its receipt; a ticket the gateway has no receipt for is retried after each of
+    /// `waits` (the gateway may still be working on it) before its note is marked
+    /// `needs_close(m = 1)`. `zkcredits call` uses this; the proxy recovers in the
+    /// background ([`Payer::recover_in_background`]).
     pub async fn recover(
         &self,
         waits: &[Duration],
@@ -540,22 +737,89 @@ impl Payer {
             .recover(move |n| {
                 let gateway = gateway.clone();
                 let waits = waits.clone();
-                async move {
-                    let mut attempt = 0;
-                    loop {
-                        match gateway.receipt(&n).await {
-                            Ok(Some(r)) => return Ok(Some(r)),
-                            Ok(None) => {}
-                            Err(e) => return Err(ClientError::Internal(e.to_string())),
-                        }
-                        match waits.get(attempt) {
-                            Some(w) => tokio::time::sleep(*w).await,
-                            None => return Ok(None),
-                        }
-                        attempt += 1;
-                    }
-                }
+                async move { fetch_waiting(&gateway, &n, &waits).await }
             })
             .await
+    }
+
+    /// Recovery without waiting for it: every ticket a crash left in flight gets a task
+    /// of its own that fetches its receipt (a gateway that is down is asked again, with
+    /// growing pauses, until it answers), so start-up is not held up by the gateway and
+    /// the tickets' notes are simply busy until their receipts come. Returns how many
+    /// tickets are being recovered.
+    pub async fn recover_in_background(&self, waits: &[Duration]) -> Result<usize, ClientError> {
+        let (pending, _) = self.spender.take_pending().await?;
+        let count = pending.len();
+        for ticket in pending {
+            let payer = self.clone();
+            let waits = waits.to_vec();
+            tokio::spawn(async move {
+                let mut delay = payer.config.owed_first_delay;
+                loop {
+                    match fetch_waiting(&payer.gateway, &ticket.nullifier_hex, &waits).await {
+                        Ok(Some(receipt)) => {
+                            let note = ticket.note;
+                            match payer.spender.settle_pending(ticket, &receipt).await {
+                                Ok(s) => tracing::info!(
+                                    note,
+                                    index = s.next_index,
+                                    "recovered a ticket's receipt"
+                                ),
+                                Err(e) => {
+                                    tracing::warn!(note, error = %e, "a recovered receipt was not applied")
+                                }
+                            }
+                            return;
+                        }
+                        Ok(None) => {
+                            let note = ticket.note;
+                            if let Err(e) = payer.spender.lose_pending(ticket).await {
+                                tracing::warn!(note, error = %e, "could not mark a lost ticket");
+                            }
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::debug!(note = ticket.note, error = %e, "gateway unreachable; recovery retries later");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(payer.config.owed_max_delay);
+                        }
+                    }
+                }
+            });
+        }
+        Ok(count)
+    }
+}
+
+/// What sending an owed request again brought.
+enum Resent {
+    /// Its receipt.
+    Receipt(String),
+    /// A final refusal before admission.
+    Refused(String),
+    /// The gateway has the ticket: only its receipt is awaited now.
+    Admitted,
+    /// Nothing conclusive: try again later.
+    Again,
+}
+
+/// The receipt of `n`, asking again after each of `waits` while the gateway has none.
+async fn fetch_waiting(
+    gateway: &GatewayClient,
+    n: &str,
+    waits: &[Duration],
+) -> Result<Option<String>, ClientError> {
+    let mut attempt = 0;
+    loop {
+        match gateway.receipt(n).await {
+            Ok(Some(r)) => return Ok(Some(r)),
+            Ok(None) => {}
+            Err(e) => return Err(ClientError::Internal(e.to_string())),
+        }
+        match waits.get(attempt) {
+            Some(w) => tokio::time::sleep(*w).await,
+            None => return Ok(None),
+        }
+        attempt += 1;
     }
 }

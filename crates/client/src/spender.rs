@@ -222,6 +222,19 @@ impl NoteSummary {
     }
 }
 
+/// A ticket left in flight by an earlier run (or an earlier failure), held by this
+/// process while its receipt is fetched.
+#[derive(Debug)]
+pub struct PendingTicket {
+    id: i64,
+    /// The note.
+    pub note: u64,
+    /// The ticket index.
+    pub index: u64,
+    /// `N` as `0x` hex: the key for `GET /zkcredit/receipts/{N}`.
+    pub nullifier_hex: String,
+}
+
 /// What [`Spender::recover`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -912,53 +925,115 @@ impl Spender {
         F: Fn(String) -> Fut,
         Fut: Future<Output = Result<Option<String>, ClientError>>,
     {
-        let pending = self.db(|j| j.pending()).await?;
-        let mut report = RecoveryReport::default();
+        let (pending, skipped_live) = self.take_pending().await?;
+        let mut report = RecoveryReport {
+            skipped_live,
+            ..RecoveryReport::default()
+        };
         for ticket in pending {
-            if self.live().contains(&ticket.id) {
-                report.skipped_live += 1;
-                continue;
-            }
-            let fetched = match fetch(field::to_hex(&ticket.nullifier)).await {
+            let fetched = match fetch(ticket.nullifier_hex.clone()).await {
                 Ok(f) => f,
                 Err(e) => {
-                    tracing::warn!(note = ticket.j, error = %e, "cannot fetch a receipt; the ticket stays pending");
+                    tracing::warn!(note = ticket.note, error = %e, "cannot fetch a receipt; the ticket stays pending");
                     report.unreachable += 1;
+                    self.put_back(ticket);
                     continue;
                 }
             };
+            let note = ticket.note;
             match fetched {
-                Some(text) => {
-                    let applied = match Receipt::from_base64url(text.trim()) {
-                        Ok(receipt) => self.apply_receipt(ticket.id, receipt).await,
-                        Err(e) => Err(ClientError::BadReceipt(e.to_string())),
-                    };
-                    match applied {
-                        Ok(summary) => report.completed.push(summary),
-                        // Refused and already marked needs_close(m = 1).
-                        Err(ClientError::ReceiptOutsideLimits { note, .. }) => {
-                            report.needs_close.push(note);
-                        }
-                        Err(ClientError::BadReceipt(why)) => {
-                            tracing::warn!(note = ticket.j, reason = %why, "a fetched receipt is invalid");
-                            report.bad_receipts.push((ticket.j, why));
-                        }
-                        Err(e) => return Err(e),
+                Some(text) => match self.settle_pending(ticket, &text).await {
+                    Ok(summary) => report.completed.push(summary),
+                    Err(ClientError::ReceiptOutsideLimits { note, .. }) => {
+                        report.needs_close.push(note);
                     }
-                }
+                    Err(ClientError::BadReceipt(why)) => report.bad_receipts.push((note, why)),
+                    Err(e) => return Err(e),
+                },
                 None => {
-                    let id = ticket.id;
-                    self.db(move |j| j.mark_lost(id)).await?;
-                    tracing::warn!(
-                        note = ticket.j,
-                        index = ticket.index,
-                        "receipt lost; the note needs a close with m = 1"
-                    );
-                    report.needs_close.push(ticket.j);
+                    self.lose_pending(ticket).await?;
+                    report.needs_close.push(note);
                 }
             }
         }
         Ok(report)
+    }
+
+    /// The tickets a crash (or an earlier failure) left in flight that no task of this
+    /// process holds, each now held ([`PendingTicket`]) until it is settled, lost or put
+    /// back; and how many were skipped because a task holds them.
+    pub async fn take_pending(&self) -> Result<(Vec<PendingTicket>, usize), ClientError> {
+        let pending = self.db(|j| j.pending()).await?;
+        let mut live = self.live();
+        let mut skipped = 0;
+        let mut taken = Vec::new();
+        for t in pending {
+            if !live.insert(t.id) {
+                skipped += 1;
+                continue;
+            }
+            taken.push(PendingTicket {
+                id: t.id,
+                note: t.j,
+                index: t.index,
+                nullifier_hex: field::to_hex(&t.nullifier),
+            });
+        }
+        Ok((taken, skipped))
+    }
+
+    /// Releases a held pending ticket untouched (its receipt could not be fetched).
+    pub fn put_back(&self, ticket: PendingTicket) {
+        self.live().remove(&ticket.id);
+    }
+
+    /// Applies the receipt fetched for a pending ticket. A receipt that does not decode
+    /// or verify leaves the ticket pending (reported as [`ClientError::BadReceipt`]); one
+    /// outside the pool's limits leaves the note `needs_close(m = 1)`.
+    pub async fn settle_pending(
+        &self,
+        ticket: PendingTicket,
+        receipt: &str,
+    ) -> Result<NoteSummary, ClientError> {
+        let applied = match Receipt::from_base64url(receipt.trim()) {
+            Ok(r) => self.apply_receipt(ticket.id, r).await,
+            Err(e) => Err(ClientError::BadReceipt(e.to_string())),
+        };
+        self.live().remove(&ticket.id);
+        match applied {
+            Err(ClientError::BadReceipt(why)) => {
+                tracing::warn!(note = ticket.note, reason = %why, "a fetched receipt is invalid");
+                Err(ClientError::BadReceipt(why))
+            }
+            other => other,
+        }
+    }
+
+    /// The gateway holds no receipt for a pending ticket (after waiting long enough for
+    /// one still being answered): the note is marked `needs_close(m = 1)`.
+    pub async fn lose_pending(&self, ticket: PendingTicket) -> Result<(), ClientError> {
+        let id = ticket.id;
+        let marked = self.db(move |j| j.mark_lost(id)).await;
+        self.live().remove(&ticket.id);
+        marked?;
+        tracing::warn!(
+            note = ticket.note,
+            index = ticket.index,
+            "receipt lost; the note needs a close with m = 1"
+        );
+        Ok(())
+    }
+
+    /// A paid ticket whose answer is in doubt, kept by this process while its receipt is
+    /// collected in the background ([`Spender::lose`] or [`Spender::finish`] end it).
+    pub async fn lose(&self, ticket: PaidTicket) -> Result<(), ClientError> {
+        self.lose_pending(PendingTicket {
+            id: ticket.ticket_id,
+            note: ticket.note,
+            index: ticket.index,
+            nullifier_hex: ticket.nullifier_hex,
+        })
+        .await
     }
 
     /// Whether note `j`'s position was checked by [`Spender::locate`] in this process.

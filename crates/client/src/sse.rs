@@ -22,6 +22,10 @@ pub struct SseFilter {
     /// Where the current (incomplete) line starts in `pending`.
     line_start: usize,
     receipt: Option<String>,
+    /// Events after the receipt (the gateway's `[DONE]`): held until [`SseFilter::finish`],
+    /// so that the application sees the end of its stream only once the ticket is
+    /// settled and the note free for its next request.
+    tail: BytesMut,
 }
 
 /// The field value of an SSE line `name: value` (or `name:value`), if the line is that
@@ -97,19 +101,23 @@ impl SseFilter {
                     self.receipt = Some(r);
                 }
             }
+            None if self.receipt.is_some() => self.tail.extend_from_slice(&event),
             None => out.extend_from_slice(&event),
         }
     }
 
-    /// Ends the stream: returns the bytes still held (an unterminated last event, unless
-    /// it is the receipt event) and the receipt, if one came.
+    /// Ends the stream: returns the bytes still held (the events after the receipt, and
+    /// an unterminated last event unless it is the receipt event) and the receipt, if
+    /// one came.
     pub fn finish(mut self) -> (Bytes, Option<String>) {
         let mut out = BytesMut::new();
         if !self.pending.is_empty() {
             let rest = self.pending.split().freeze();
             self.take_or_relay(rest, &mut out);
         }
-        (out.freeze(), self.receipt)
+        let mut held = self.tail;
+        held.extend_from_slice(&out);
+        (held.freeze(), self.receipt)
     }
 }
 
@@ -164,6 +172,19 @@ mod tests {
         let (out, receipt) = run(&[b"data: a\n\ndata: partial"]);
         assert_eq!(out, b"data: a\n\ndata: partial");
         assert_eq!(receipt, None);
+    }
+
+    #[test]
+    fn the_end_of_the_stream_is_held_until_finish() {
+        let mut f = SseFilter::new();
+        assert_eq!(&f.push(b"data: a\n\n")[..], b"data: a\n\n");
+        assert!(
+            f.push(b"event: zkcredit-receipt\ndata: R\n\ndata: [DONE]\n\n")
+                .is_empty()
+        );
+        let (rest, receipt) = f.finish();
+        assert_eq!(&rest[..], b"data: [DONE]\n\n");
+        assert_eq!(receipt.as_deref(), Some("R"));
     }
 
     #[test]

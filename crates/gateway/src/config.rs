@@ -47,6 +47,18 @@ pub enum ConfigError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// A setting of an adapter or policy section cannot work; names its line.
+    #[error("{file}{}: `{key}`: {message}", .line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Setting {
+        /// The config file.
+        file: String,
+        /// The 1-based line of the key, when found.
+        line: Option<usize>,
+        /// The key, dotted.
+        key: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// A key file or key variable does not hold a usable key.
     #[error("bad key in {what}: {message}")]
     Key {
@@ -71,7 +83,7 @@ impl ConfigError {
         match self {
             ConfigError::Unreadable { .. } => "config_unreadable",
             ConfigError::Syntax { .. } => "config_syntax",
-            ConfigError::Invalid { .. } => "config_invalid",
+            ConfigError::Invalid { .. } | ConfigError::Setting { .. } => "config_invalid",
             ConfigError::Key { .. } => "config_key",
             ConfigError::Deployment { .. } => "config_deployment",
         }
@@ -120,6 +132,53 @@ pub struct GatewayConfig {
     /// Policy (parsed by the policy module).
     #[serde(default)]
     pub policy: Option<toml::Value>,
+    /// The file and text this was parsed from, to name the line of a bad setting.
+    #[serde(skip)]
+    pub source: ConfigSource,
+}
+
+/// Where a [`GatewayConfig`] came from.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigSource {
+    /// The file's name as the operator gave it (`<config>` for text).
+    pub file: String,
+    /// Its text.
+    pub text: String,
+}
+
+impl ConfigSource {
+    /// The 1-based line of the key at `path` in the text, or of the deepest key of the
+    /// path that exists (a whole section, when the fault is in its shape).
+    pub fn line_of(&self, path: &[String]) -> Option<usize> {
+        use toml::de::{DeTable, DeValue};
+        let document = DeTable::parse(&self.text).ok()?;
+        let mut table: &DeTable<'_> = document.get_ref();
+        let mut found = None;
+        for part in path {
+            let Some((key, value)) = table
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == part.as_str())
+            else {
+                break;
+            };
+            found = Some(key.span().start);
+            match value.get_ref() {
+                DeValue::Table(t) => table = t,
+                _ => break,
+            }
+        }
+        found.map(|offset| self.text[..offset].matches('\n').count() + 1)
+    }
+
+    /// An adapter's or policy's configuration error, with its line.
+    pub fn setting_error(&self, e: &crate::upstream::config_error::ConfigError) -> ConfigError {
+        ConfigError::Setting {
+            file: self.file.clone(),
+            line: self.line_of(&e.key),
+            key: e.key.join("."),
+            message: e.message.clone(),
+        }
+    }
 }
 
 /// Where the provider's secp256k1 key is.
@@ -288,13 +347,15 @@ impl GatewayConfig {
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base).map_err(|e| match e {
+        let mut config = Self::parse(&text, base).map_err(|e| match e {
             ConfigError::Syntax { message, .. } => ConfigError::Syntax {
                 path: path.to_owned(),
                 message,
             },
             other => other,
-        })
+        })?;
+        config.source.file = path.display().to_string();
+        Ok(config)
     }
 
     /// Parses config text; relative paths are resolved against `base`.
@@ -307,6 +368,10 @@ impl GatewayConfig {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        };
+        config.source = ConfigSource {
+            file: "<config>".to_owned(),
+            text: text.to_owned(),
         };
         resolve(&mut config.deployment);
         resolve(&mut config.keys_dir);

@@ -96,8 +96,16 @@ pub(crate) fn run(args: CallArgs) -> anyhow::Result<()> {
             }
             PaidBody::Stream(mut stream) => {
                 while let Some(chunk) = stream.next().await {
-                    out.write_all(&chunk)?;
-                    out.flush()?;
+                    match chunk {
+                        Ok(chunk) => {
+                            out.write_all(&chunk)?;
+                            out.flush()?;
+                        }
+                        Err(cut) => {
+                            eprintln!("{cut}");
+                            break;
+                        }
+                    }
                 }
             }
         }

@@ -19,9 +19,10 @@ pub(crate) struct ProxyArgs {
     listen: SocketAddr,
     #[command(flatten)]
     gateway: GatewayArgs,
-    /// The gateway's JSON-RPC route, where the proxy's `/rpc` goes.
-    #[arg(long, default_value = "/rpc")]
-    rpc_path: String,
+    /// The gateway's JSON-RPC route, where the proxy's `/rpc` goes [default: the
+    /// route the gateway publishes for JSON-RPC, else /rpc].
+    #[arg(long)]
+    rpc_path: Option<String>,
     /// Seconds to keep asking the gateway for the receipt of a ticket that a crash left
     /// in flight before the note is marked for a close (the gateway may still be
     /// answering it).
@@ -44,44 +45,51 @@ pub(crate) fn recovery_waits(total_secs: u64) -> Vec<Duration> {
 }
 
 pub(crate) fn run(args: ProxyArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.rpc_path.starts_with('/'),
-        "--rpc-path must start with /"
-    );
+    if let Some(path) = &args.rpc_path {
+        anyhow::ensure!(path.starts_with('/'), "--rpc-path must start with /");
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let session = session::open(&args.gateway, PayerConfig::default()).await?;
-        let report = session
-            .payer
-            .recover(&recovery_waits(args.recover_wait_secs))
-            .await
-            .context("recovering tickets left in flight")?;
-        if report != Default::default() {
-            println!(
-                "recovery: {} ticket(s) completed, notes {:?} need a close, {} left pending (gateway unreachable), {} bad receipt(s)",
-                report.completed.len(),
-                report.needs_close,
-                report.unreachable,
-                report.bad_receipts.len()
-            );
-        }
-        session::check_positions(&session.payer).await?;
-        let notes = session.payer.spender().notes().await?;
-        let usable = notes.iter().filter(|n| n.can_pay).count();
+        // Listen first: tickets a crash left in flight are recovered in the background
+        // and their notes are busy until then, so a gateway that is slow or down does
+        // not keep the applications waiting for the proxy.
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         let local = listener.local_addr()?;
+        let recovering = session
+            .payer
+            .recover_in_background(&recovery_waits(args.recover_wait_secs))
+            .await
+            .context("recovering tickets left in flight")?;
+        let rules = &session.discovery.rules;
         let config = ProxyConfig {
-            rpc_path: args.rpc_path,
-            models: ProxyConfig::models_from_prices(&session.discovery.prices),
+            rpc_path: args
+                .rpc_path
+                .or_else(|| rules.jsonrpc_prefix().map(str::to_owned))
+                .unwrap_or_else(|| "/rpc".to_owned()),
+            models: rules.models(),
             ..ProxyConfig::default()
         };
+        let notes = session.payer.spender().notes().await?;
         println!(
-            "zkcredits proxy listening on http://{local}/v1 (OpenAI) and http://{local}/rpc, paying {} with {usable} note(s) that can pay",
-            session.payer.gateway().base_url()
+            "zkcredits proxy listening on http://{local}/v1 (OpenAI) and http://{local}/rpc, paying {}; notes: {}",
+            session.payer.gateway().base_url(),
+            super::notes::tally(&notes)
         );
-        serve_proxy(listener, config, session.payer, shutdown_signal()).await?;
+        if recovering > 0 {
+            println!(
+                "recovering the receipts of {recovering} ticket(s) left in flight in the background; their notes are busy until then"
+            );
+        }
+        let positions = session::check_positions(&session.payer);
+        let served = serve_proxy(listener, config, session.payer.clone(), shutdown_signal());
+        let (checked, served) = tokio::join!(positions, served);
+        if let Err(e) = checked {
+            eprintln!("{e:#}");
+        }
+        served?;
         println!("proxy stopped; every request in flight was settled");
         Ok(())
     })

@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::Args;
 use zkcredits_chain::Deployment;
 use zkcredits_client::Spender;
-use zkcredits_client::gateway_client::{Discovery, GatewayClient, GatewayClientConfig};
+use zkcredits_client::gateway_client::{
+    Discovery, GatewayClient, GatewayClientConfig, GatewayError,
+};
 use zkcredits_client::home::ClientHome;
 use zkcredits_client::payer::{Payer, PayerConfig};
 use zkcredits_client::wallet::{self, Wallet};
@@ -22,6 +24,11 @@ pub(crate) struct GatewayArgs {
     /// A SOCKS5 proxy for all gateway traffic (`socks5h://127.0.0.1:9050` for Tor).
     #[arg(long, env = "ZKCREDITS_SOCKS5")]
     pub(crate) socks5: Option<String>,
+    /// Accept a plain http:// gateway that is not on this machine. Anyone on the path
+    /// then reads your answers and can spend a credential before the gateway sees it:
+    /// use https:// or a .onion address through --socks5 instead.
+    #[arg(long)]
+    pub(crate) allow_plain_http: bool,
     /// The deployment JSON [default: $ZKCREDITS_HOME/devnet.json].
     #[arg(long)]
     pub(crate) deployment: Option<PathBuf>,
@@ -73,6 +80,7 @@ pub(crate) fn load_deployment(
 pub(crate) fn gateway_client(args: &GatewayArgs) -> anyhow::Result<GatewayClient> {
     let mut config = GatewayClientConfig::new(args.gateway.clone());
     config.socks5.clone_from(&args.socks5);
+    config.allow_plain_http = args.allow_plain_http;
     Ok(GatewayClient::new(&config)?)
 }
 
@@ -84,10 +92,27 @@ pub(crate) async fn open(args: &GatewayArgs, payer: PayerConfig) -> anyhow::Resu
     let passphrase = wallet::passphrase(false)?;
     let wallet = Wallet::load(&home.wallet(), &passphrase)?;
     let gateway = gateway_client(args)?;
-    let discovery = gateway
-        .discover_and_save(&home.discovery(&deployment))
-        .await
-        .with_context(|| format!("reading the discovery document of {}", args.gateway))?;
+    let saved = home.discovery(&deployment);
+    let discovery = match gateway.discover_and_save(&saved).await {
+        Ok(d) => d,
+        // A gateway that is down (or restarting) does not keep the user's applications
+        // from starting: the copy saved last time says what it takes, and requests
+        // simply fail with `gateway_unreachable` until it is back.
+        Err(e @ (GatewayError::Connect { .. } | GatewayError::AnswerLost(_))) if saved.exists() => {
+            let d = Discovery::load(&saved)
+                .with_context(|| format!("the gateway {} is unreachable ({e})", args.gateway))?;
+            eprintln!(
+                "the gateway {} is unreachable ({e}); using its discovery document saved at {}",
+                args.gateway,
+                saved.display()
+            );
+            d
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e))
+                .with_context(|| format!("reading the discovery document of {}", args.gateway));
+        }
+    };
     let spender = Spender::open(
         &home,
         &wallet,
@@ -101,6 +126,6 @@ pub(crate) async fn open(args: &GatewayArgs, payer: PayerConfig) -> anyhow::Resu
             args.gateway
         )
     })?;
-    let payer = Payer::new(Arc::new(spender), gateway, payer);
+    let payer = Payer::new(Arc::new(spender), gateway, payer).with_rules(discovery.rules.clone());
     Ok(Session { payer, discovery })
 }

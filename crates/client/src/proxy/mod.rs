@@ -13,7 +13,13 @@
 //! Each request in flight holds one note ([`crate::Spender`]); when every note is busy
 //! the answer is `429 all_notes_busy`. The application never sees the credential or the
 //! receipt. Errors are OpenAI-shaped: `{"error": {"message", "type", "code"}}`.
+//!
+//! What reaches the gateway is the request's body and a fixed header set: the
+//! application's headers stay here, and JSON-RPC ids are renumbered (and restored in
+//! the answer). A request the gateway would refuse before admission is refused here,
+//! with the gateway's code and message, before a ticket is spent on it.
 
+mod jsonrpc_ids;
 mod routes;
 
 pub use routes::{ProxyConfig, router, serve_proxy};

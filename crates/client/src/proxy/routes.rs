@@ -1,6 +1,5 @@
 //! The proxy's routes and its OpenAI-shaped errors.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -10,7 +9,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures::StreamExt;
 
 use crate::payer::{PaidBody, PaidRequest, PayError, Payer, TicketOutcome};
 
@@ -19,9 +17,9 @@ use crate::payer::{PaidBody, PaidRequest, PayError, Payer, TicketOutcome};
 pub struct ProxyConfig {
     /// The gateway's JSON-RPC route, where `POST /rpc` goes (default `/rpc`).
     pub rpc_path: String,
-    /// The models the gateway prices (from its discovery document), served at
-    /// `GET /v1/models`; requests for other models are refused before a ticket is
-    /// spent. `None`: not published; `/v1/models` is then forwarded as a paid request.
+    /// The models the gateway prices (from its discovery document,
+    /// [`crate::gateway_client::RequestRules::models`]), served at `GET /v1/models`.
+    /// `None`: not published; `/v1/models` is then forwarded as a paid request.
     pub models: Option<Vec<String>>,
     /// The largest request body accepted, in bytes.
     pub max_body: usize,
@@ -34,34 +32,6 @@ impl Default for ProxyConfig {
             models: None,
             max_body: 8 << 20,
         }
-    }
-}
-
-impl ProxyConfig {
-    /// The model names in a discovery document's `prices`: the `models` table of each
-    /// route that has one (`{"/v1": {"kind": "openai", "models": {name: ...}}}`).
-    pub fn models_from_prices(prices: &serde_json::Value) -> Option<Vec<String>> {
-        fn of(v: &serde_json::Value) -> Option<Vec<String>> {
-            match v.get("models")? {
-                serde_json::Value::Object(m) => Some(m.keys().cloned().collect()),
-                serde_json::Value::Array(a) => Some(
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect(),
-                ),
-                _ => None,
-            }
-        }
-        if let Some(m) = of(prices) {
-            return Some(m);
-        }
-        let mut all: Option<Vec<String>> = None;
-        for route in prices.as_object()?.values() {
-            if let Some(m) = of(route) {
-                all.get_or_insert_with(Vec::new).extend(m);
-            }
-        }
-        all
     }
 }
 
@@ -87,7 +57,13 @@ pub(crate) fn error_response(status: u16, code: &str, message: &str) -> Response
 }
 
 fn pay_error(e: &PayError) -> Response {
-    error_response(e.http_status(), e.code(), &e.to_string())
+    match e {
+        // Exactly what the gateway would have answered.
+        PayError::Invalid(refusal) => {
+            (refusal.code.status(), axum::Json(refusal.body())).into_response()
+        }
+        _ => error_response(e.http_status(), e.code(), &e.to_string()),
+    }
 }
 
 /// The proxy's router.
@@ -129,20 +105,16 @@ async fn unknown_route(method: Method, uri: Uri) -> Response {
     )
 }
 
-fn forwarded_headers(headers: &HeaderMap) -> HeaderMap {
-    // Only what describes the body; the application's own Authorization (an OpenAI
-    // key), user agent and the like never leave this machine.
+/// The headers every paid request carries: the same for every application, so that
+/// nothing app-specific (its SDK's user agent, accept, its own API key, tracing
+/// headers) reaches the gateway or links requests. The body is JSON on every route the
+/// proxy serves.
+fn fixed_headers() -> HeaderMap {
     let mut out = HeaderMap::new();
     out.insert(
         header::CONTENT_TYPE,
-        headers
-            .get(header::CONTENT_TYPE)
-            .cloned()
-            .unwrap_or_else(|| HeaderValue::from_static("application/json")),
+        HeaderValue::from_static("application/json"),
     );
-    if let Some(accept) = headers.get(header::ACCEPT) {
-        out.insert(header::ACCEPT, accept.clone());
-    }
     out
 }
 
@@ -156,50 +128,33 @@ fn check_json(body: &[u8]) -> Result<serde_json::Value, Box<Response>> {
     })
 }
 
-async fn openai(State(state): Shared, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let json = match check_json(&body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    if let Some(models) = &state.config.models {
-        match json.get("model").and_then(|m| m.as_str()) {
-            Some(m) if models.iter().any(|x| x == m) => {}
-            Some(m) => {
-                return error_response(
-                    400,
-                    "unknown_model",
-                    &format!(
-                        "the gateway does not serve model {m:?} (GET /v1/models lists those it does); nothing was spent"
-                    ),
-                );
-            }
-            None => {
-                return error_response(
-                    400,
-                    "invalid_body",
-                    "`model` (a string) is required; nothing was spent",
-                );
-            }
-        }
+async fn openai(State(state): Shared, uri: Uri, body: Bytes) -> Response {
+    if let Err(r) = check_json(&body) {
+        return *r;
     }
     let path = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
-    forward(&state, Method::POST, path, &headers, body).await
+    forward(&state, Method::POST, path, body, None).await
 }
 
-async fn rpc(State(state): Shared, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = check_json(&body) {
-        return *r;
-    }
+async fn rpc(State(state): Shared, uri: Uri, body: Bytes) -> Response {
+    let json = match check_json(&body) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
     let path = match uri.query() {
         Some(q) => format!("{}?{q}", state.config.rpc_path),
         None => state.config.rpc_path.clone(),
     };
-    forward(&state, Method::POST, path, &headers, body).await
+    // The application's ids (often counters, timestamps or UUIDs) would link requests
+    // and fingerprint the app: the gateway sees 1, 2, 3... and the answer gets them back.
+    let (rewritten, ids) = super::jsonrpc_ids::rewrite(json);
+    let body = Bytes::from(rewritten.to_string());
+    forward(&state, Method::POST, path, body, Some(ids)).await
 }
 
-async fn models(State(state): Shared, headers: HeaderMap) -> Response {
+async fn models(State(state): Shared) -> Response {
     match &state.config.models {
         Some(models) => {
             let data: Vec<_> = models
@@ -210,16 +165,7 @@ async fn models(State(state): Shared, headers: HeaderMap) -> Response {
                 .collect();
             axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
         }
-        None => {
-            forward(
-                &state,
-                Method::GET,
-                "/v1/models".into(),
-                &headers,
-                Bytes::new(),
-            )
-            .await
-        }
+        None => forward(&state, Method::GET, "/v1/models".into(), Bytes::new(), None).await,
     }
 }
 
@@ -227,13 +173,13 @@ async fn forward(
     state: &AppState,
     method: Method,
     path_and_query: String,
-    headers: &HeaderMap,
     body: Bytes,
+    ids: Option<super::jsonrpc_ids::OriginalIds>,
 ) -> Response {
     let request = PaidRequest {
         method,
         path_and_query,
-        headers: forwarded_headers(headers),
+        headers: fixed_headers(),
         body,
     };
     let reply = match state.payer.send(request).await {
@@ -245,12 +191,18 @@ async fn forward(
     };
     let mut response = match reply.body {
         PaidBody::Complete(bytes) => {
+            // Settled before the answer goes back: the application's next request finds
+            // the note free.
             match reply.outcome.resolve().await {
                 TicketOutcome::Settled(s) => {
                     tracing::debug!(note = s.note, index = s.next_index, "settled")
                 }
                 other => tracing::warn!(?other, "request answered without a settled receipt"),
             }
+            let bytes = match &ids {
+                Some(ids) => super::jsonrpc_ids::restore(&bytes, ids),
+                None => bytes,
+            };
             Response::new(Body::from(bytes))
         }
         PaidBody::Stream(stream) => {
@@ -262,10 +214,15 @@ async fn forward(
                     other => tracing::warn!(?other, "stream ended without a settled receipt"),
                 }
             });
-            Response::new(Body::from_stream(stream.map(Ok::<_, Infallible>)))
+            Response::new(Body::from_stream(stream))
         }
     };
     *response.status_mut() = reply.status;
-    *response.headers_mut() = reply.headers;
+    let mut headers = reply.headers;
+    if ids.is_some() {
+        // The body was rewritten: its length is not the gateway's.
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    *response.headers_mut() = headers;
     response
 }

@@ -10,6 +10,7 @@ mod money;
 mod precompute_cache;
 mod proxy_e2e;
 mod proxy_local;
+mod request_path;
 mod spender_chain;
 mod sse_filter;
 mod wallet;

@@ -629,3 +629,46 @@ async fn a_restored_journal_moves_forward_instead_of_spending_a_ticket_twice() {
     shutdown.cancel();
     running.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slashed_note_is_reported_slashed_not_in_flight() {
+    let setup = setup(3, None).await;
+    let mut user = User::open(&setup.chain, &setup.journal_path).await;
+    // Note 1's secret became public (a double spend from an old copy of the journal,
+    // say) and someone slashed it; note 2 waits for a close of its owner's.
+    let k = user.seed.note_secret(1).expose();
+    let mut journal = Journal::open(
+        &setup.journal_path,
+        common::wallet().storage_key(StoragePurpose::Journal),
+    )
+    .unwrap();
+    journal.mark_needs_close(2, 0).unwrap();
+    let slasher = setup.chain.client(3).await.unwrap();
+    slasher.slash(k).await.unwrap();
+
+    let status = zkcredits_client::closer::chain_status(
+        &user.seed,
+        &mut user.journal,
+        &user.pool,
+        &setup.deployment,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status.slashed, vec![1]);
+    assert!(status.closed.is_empty() && status.closing.is_empty());
+    let notes = user.journal.notes().unwrap();
+    let by_note = |j: u64| notes.iter().find(|n| n.j == j).unwrap().status;
+    assert_eq!(by_note(0), NoteStatus::Free);
+    assert_eq!(by_note(1), NoteStatus::Slashed);
+    assert_eq!(by_note(2), NoteStatus::NeedsClose { m: 0 });
+    // Asked again, nothing changes.
+    let again = zkcredits_client::closer::chain_status(
+        &user.seed,
+        &mut user.journal,
+        &user.pool,
+        &setup.deployment,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, Default::default());
+}

@@ -104,7 +104,7 @@ async fn the_proxy_pays_the_real_gateway() {
         "base_url = \"http://{llm}/v1\"\n[models.dev-model]\ninput_per_1k = {INPUT_PER_1K}\noutput_per_1k = {OUTPUT_PER_1K}\n"
     ))
     .unwrap();
-    let chat = OpenAiUpstream::new(chat).unwrap();
+    let chat = OpenAiUpstream::new(chat, c_max).unwrap();
     let gateway = GatewayBuilder::new(
         deployment.clone(),
         vk.clone(),
@@ -154,7 +154,7 @@ async fn the_proxy_pays_the_real_gateway() {
         .unwrap(),
     );
     spender.resync().await.unwrap();
-    let models = ProxyConfig::models_from_prices(&discovery.prices);
+    let models = discovery.rules.models();
     assert_eq!(models, Some(vec!["dev-model".to_owned()]));
     let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy = proxy_listener.local_addr().unwrap();
@@ -164,7 +164,8 @@ async fn the_proxy_pays_the_real_gateway() {
             models,
             ..ProxyConfig::default()
         },
-        Payer::new(spender.clone(), client.clone(), PayerConfig::default()),
+        Payer::new(spender.clone(), client.clone(), PayerConfig::default())
+            .with_rules(discovery.rules.clone()),
         std::future::pending::<()>(),
     ));
 

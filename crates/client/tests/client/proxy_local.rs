@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use zkcredits_client::gateway_client::{GatewayClient, GatewayClientConfig};
+use zkcredits_client::gateway_client::{GatewayClient, GatewayClientConfig, RequestRules};
 use zkcredits_client::journal::{DepositInfo, Journal, NoteStatus};
 use zkcredits_client::payer::{Payer, PayerConfig};
 use zkcredits_client::proxy::{ProxyConfig, serve_proxy};
@@ -94,11 +94,15 @@ async fn start_proxy(
         spender,
         GatewayClient::new(&config).unwrap(),
         PayerConfig {
-            receipt_fetch_delays: vec![Duration::from_millis(100)],
-            store_retry_delays: vec![],
+            retry_delays: vec![],
             check_note_positions,
+            ..PayerConfig::default()
         },
     );
+    let payer = match &models {
+        Some(models) => payer.with_rules(rules_for(models)),
+        None => payer,
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let proxy = ProxyConfig {
@@ -112,6 +116,39 @@ async fn start_proxy(
         std::future::pending::<()>(),
     ));
     addr
+}
+
+/// Published rules serving `models` at `/v1` and JSON-RPC at `/rpc`.
+fn rules_for(models: &[String]) -> RequestRules {
+    use zkcredits_api::meter::{ModelPrice, Tokenizer};
+    use zkcredits_api::prices::{Endpoint, JsonRpcPrices, OpenAiPrices, RoutePrices};
+    let price = ModelPrice {
+        input_per_1k: Some(1),
+        output_per_1k: Some(1),
+    };
+    RequestRules {
+        prices: [
+            (
+                "/v1".to_owned(),
+                RoutePrices::Openai(OpenAiPrices::new(
+                    Tokenizer::Cl100kBase,
+                    Endpoint::ALL.to_vec(),
+                    0,
+                    models.iter().map(|m| (m.clone(), price)).collect(),
+                )),
+            ),
+            (
+                "/rpc".to_owned(),
+                RoutePrices::Jsonrpc(JsonRpcPrices::new(
+                    [("eth_chainId".to_owned(), 1)].into(),
+                    None,
+                    100,
+                )),
+            ),
+        ]
+        .into(),
+        body_limit: Some(1 << 20),
+    }
 }
 
 /// A loopback port where nothing listens.
@@ -155,7 +192,16 @@ async fn requests_the_gateway_cannot_take_are_refused_before_a_ticket_is_spent()
     assert_eq!((status, code(&body)), (400, "invalid_body"));
     assert_eq!(body["error"]["type"], "invalid_request_error");
     let (status, body) = post(proxy, "/v1/chat/completions", r#"{"model":"m2"}"#).await;
-    assert_eq!((status, code(&body)), (400, "unknown_model"));
+    assert_eq!((status, code(&body)), (404, "unknown_model"));
+    let (status, body) = post(proxy, "/v1/chat/completions", r#"{"model":"m1"}"#).await;
+    assert_eq!((status, code(&body)), (400, "invalid_body"));
+    let (status, body) = post(
+        proxy,
+        "/rpc",
+        r#"{"jsonrpc":"2.0","id":1,"method":"eth_call"}"#,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (400, "method_not_priced"));
     let (status, body) = post(proxy, "/rpc", "[1,").await;
     assert_eq!((status, code(&body)), (400, "invalid_body"));
     let (status, body) = post(proxy, "/v1/images/generations", "{}").await;
@@ -251,7 +297,8 @@ async fn a_gateway_that_never_answers_keeps_the_ticket_and_busy_notes_get_429() 
 
     let (status, body) = first.await.unwrap();
     assert_eq!((status, code(&body)), (504, "gateway_answer_lost"));
-    // The ticket is kept in flight; a recovery that cannot reach the gateway keeps it.
+    // The ticket is kept in flight while this process collects its receipt in the
+    // background: a recovery leaves it to that task.
     let notes = s.notes().await.unwrap();
     assert_eq!(
         (notes[0].status, notes[0].next_index),
@@ -265,7 +312,7 @@ async fn a_gateway_that_never_answers_keeps_the_ticket_and_busy_notes_get_429() 
         })
         .await
         .unwrap();
-    assert_eq!(report.unreachable, 1);
+    assert_eq!((report.unreachable, report.skipped_live), (0, 1));
     assert_eq!(ticket_rows(dir.path()), 1);
     let (status, body) = post(proxy, "/v1/chat/completions", r#"{"model":"m"}"#).await;
     assert_eq!((status, code(&body)), (429, "all_notes_busy"));

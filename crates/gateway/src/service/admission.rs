@@ -33,9 +33,7 @@ use crate::policy::Verdict;
 use crate::store::{Admission, CLEARANCE_X, SLASHED_X, StoredShare};
 use crate::telemetry;
 use crate::upstream::{PaidRequest, UpstreamError, UpstreamReply};
-
-/// The `Authorization` scheme of a credential.
-pub const AUTH_SCHEME: &str = "ZkCredit";
+pub use zkcredits_api::AUTH_SCHEME;
 
 /// A decoded credential on a known route, with the body read.
 struct Parsed {
@@ -67,7 +65,7 @@ pub(crate) async fn handler(State(state): State<Arc<AppState>>, request: Request
     let response = match serve(state, request, start).await {
         Ok(r) => r,
         Err(e) => {
-            metrics::counter!(telemetry::REJECTED, "code" => e.code).increment(1);
+            metrics::counter!(telemetry::REJECTED, "code" => e.code.as_str()).increment(1);
             e.into_response()
         }
     };
@@ -224,10 +222,7 @@ async fn parse(state: &AppState, request: Request) -> Result<Parsed, ApiError> {
         body,
         c_max: state.limits.c_max,
     };
-    route
-        .upstream
-        .prepare(&request)
-        .map_err(|e| ApiError::other(e.status, e.code, e.message))?;
+    route.upstream.prepare(&request).map_err(ApiError::from)?;
     Ok(Parsed {
         credential,
         request,

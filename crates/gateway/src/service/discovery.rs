@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use zkcredits_api::prices::RoutePrices;
 use zkcredits_chain::alloy::primitives::Address;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::field;
@@ -83,8 +84,11 @@ pub struct Discovery {
     pub accepted_keys: Vec<DiscoveryKey>,
     /// Roots a credential may be proven against right now, `0x` hex.
     pub accepted_roots: Vec<String>,
-    /// Prices per route prefix, as each upstream adapter publishes them.
-    pub prices: BTreeMap<String, serde_json::Value>,
+    /// Prices per route prefix: the tables the adapters check requests against, which a
+    /// client checks its requests against too before it proves.
+    pub prices: BTreeMap<String, RoutePrices>,
+    /// The largest request body admitted, in bytes.
+    pub body_limit: usize,
 }
 
 impl Discovery {
@@ -114,6 +118,7 @@ impl Discovery {
                 .iter()
                 .map(|r| (r.prefix.clone(), r.upstream.prices()))
                 .collect(),
+            body_limit: state.settings.body_limit,
         }
     }
 }

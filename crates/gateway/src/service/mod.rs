@@ -145,14 +145,11 @@ impl AppState {
 
     /// The route serving `path`, if any.
     pub(crate) fn route(&self, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| {
-            let p = r.prefix.trim_end_matches('/');
-            p.is_empty()
-                || path == p
-                || path
-                    .strip_prefix(p)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        })
+        // The longest prefix serving the path, exactly as a client picks the route
+        // whose prices it checks a request against.
+        let prefix =
+            zkcredits_api::prices::route_for(self.routes.iter().map(|r| r.prefix.as_str()), path)?;
+        self.routes.iter().find(|r| r.prefix == prefix)
     }
 }
 

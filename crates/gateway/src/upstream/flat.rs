@@ -9,10 +9,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http::{HeaderMap, HeaderName, StatusCode, header};
+use http::{HeaderMap, HeaderName, header};
 use serde::Deserialize;
 
-use super::{PaidRequest, RequestError, Upstream, UpstreamError, UpstreamReply};
+use zkcredits_api::prices::{FlatPrices, RoutePrices};
+
+use super::{PaidRequest, Refusal, Upstream, UpstreamError, UpstreamReply};
 
 /// One `[[flat]]` route of `gateway.toml`.
 #[derive(Clone, Debug, Deserialize)]
@@ -137,18 +139,8 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 
 #[async_trait]
 impl Upstream for FlatUpstream {
-    fn prepare(&self, request: &PaidRequest) -> Result<(), RequestError> {
-        if self.price > request.c_max {
-            return Err(RequestError::new(
-                StatusCode::BAD_REQUEST,
-                "missing_price",
-                format!(
-                    "this route costs {} credit units, more than C_max {}",
-                    self.price, request.c_max
-                ),
-            ));
-        }
-        Ok(())
+    fn prepare(&self, request: &PaidRequest) -> Result<(), Refusal> {
+        zkcredits_api::check::flat_cost(self.price, request.c_max).map(drop)
     }
 
     async fn forward(&self, request: PaidRequest) -> Result<UpstreamReply, UpstreamError> {
@@ -193,8 +185,10 @@ impl Upstream for FlatUpstream {
         })
     }
 
-    fn prices(&self) -> serde_json::Value {
-        serde_json::json!({ "kind": "flat", "per_request": self.price })
+    fn prices(&self) -> RoutePrices {
+        RoutePrices::Flat(FlatPrices {
+            per_request: self.price,
+        })
     }
 }
 

@@ -14,13 +14,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderValue, header};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
+use zkcredits_api::check::RequestView;
+use zkcredits_api::prices::{JsonRpcPrices, RoutePrices};
 
 use super::config_error::ConfigError;
 use super::relay;
-use super::{PaidRequest, RequestError, Upstream, UpstreamError, UpstreamReply};
+use super::{PaidRequest, Refusal, Upstream, UpstreamError, UpstreamReply};
 
 const SECTION: &str = "jsonrpc";
 
@@ -78,21 +80,23 @@ impl std::fmt::Debug for JsonRpcConfig {
 /// The adapter; cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct JsonRpcUpstream {
-    config: JsonRpcConfig,
+    prices: JsonRpcPrices,
     url: reqwest::Url,
     timeout: Duration,
     client: reqwest::Client,
 }
 
 impl JsonRpcUpstream {
-    /// Checks the configuration and builds the adapter.
-    pub fn new(config: JsonRpcConfig) -> Result<Self, ConfigError> {
+    /// Checks the configuration against the deployment's `c_max` and builds the adapter.
+    /// A price above `C_max` could never be paid with one ticket: it is refused here,
+    /// naming its key, rather than on every call.
+    pub fn new(config: JsonRpcConfig, c_max: u64) -> Result<Self, ConfigError> {
         let url = relay::check_url(SECTION, &config.url)?;
         if config.timeout_ms == 0 {
-            return Err(ConfigError::new(SECTION, "timeout_ms must be above 0"));
+            return Err(ConfigError::new("jsonrpc.timeout_ms", "must be above 0"));
         }
         if config.max_batch == 0 {
-            return Err(ConfigError::new(SECTION, "max_batch must be at least 1"));
+            return Err(ConfigError::new("jsonrpc.max_batch", "must be at least 1"));
         }
         if config.prices.is_empty() && config.default_price.is_none() {
             return Err(ConfigError::new(
@@ -100,112 +104,50 @@ impl JsonRpcUpstream {
                 "no method is priced: fill [jsonrpc.prices] or set default_price",
             ));
         }
+        let over = |price: u64| {
+            format!(
+                "{price} credit units is above the deployment's C_max of {c_max}: no ticket \
+                 could pay for it; lower the price"
+            )
+        };
+        for (method, price) in &config.prices {
+            if *price > c_max {
+                return Err(ConfigError::at(
+                    &["jsonrpc", "prices", method],
+                    over(*price),
+                ));
+            }
+        }
+        if let Some(price) = config.default_price.filter(|p| *p > c_max) {
+            return Err(ConfigError::new("jsonrpc.default_price", over(price)));
+        }
         let timeout = Duration::from_millis(config.timeout_ms);
         let client = relay::client(SECTION, timeout)?;
         Ok(Self {
             url,
             timeout,
             client,
-            config,
+            prices: JsonRpcPrices::new(config.prices, config.default_price, config.max_batch),
         })
     }
 
-    fn price_of(&self, call: &Value) -> Result<u64, RequestError> {
-        let method = call.get("method").and_then(Value::as_str).ok_or_else(|| {
-            RequestError::invalid_body("every JSON-RPC call needs a string `method`")
-        })?;
-        self.config
-            .prices
-            .get(method)
-            .copied()
-            .or(self.config.default_price)
-            .ok_or_else(|| {
-                RequestError::new(
-                    StatusCode::BAD_REQUEST,
-                    "method_not_priced",
-                    format!(
-                        "{method} is not offered here; the priced methods are listed under \
-                         `prices` in GET /.well-known/zkcredits"
-                    ),
-                )
-            })
-    }
-
     /// The price of the request (sum over a batch), checked against `c_max`.
-    fn cost(&self, request: &PaidRequest) -> Result<u64, RequestError> {
-        if request.method != Method::POST {
-            return Err(RequestError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "JSON-RPC calls are sent with POST",
-            ));
-        }
-        let body: Value = serde_json::from_slice(&request.body)
-            .map_err(|e| RequestError::invalid_body(format!("the body is not JSON: {e}")))?;
-        match &body {
-            Value::Object(_) => {
-                let price = self.price_of(&body)?;
-                if price > request.c_max {
-                    return Err(RequestError::new(
-                        StatusCode::BAD_REQUEST,
-                        "price_over_c_max",
-                        format!(
-                            "this method costs {price} credit units, more than C_max = {}; \
-                             it cannot be paid with one ticket",
-                            request.c_max
-                        ),
-                    ));
-                }
-                Ok(price)
-            }
-            Value::Array(calls) => {
-                if calls.is_empty() {
-                    return Err(RequestError::invalid_body(
-                        "an empty batch is not a JSON-RPC request",
-                    ));
-                }
-                if calls.len() > self.config.max_batch {
-                    return Err(RequestError::new(
-                        StatusCode::BAD_REQUEST,
-                        "batch_too_large",
-                        format!(
-                            "a batch may hold at most {} calls; split it",
-                            self.config.max_batch
-                        ),
-                    ));
-                }
-                let mut total: u64 = 0;
-                for call in calls {
-                    if !call.is_object() {
-                        return Err(RequestError::invalid_body(
-                            "every batch entry must be a JSON-RPC call object",
-                        ));
-                    }
-                    total = total.saturating_add(self.price_of(call)?);
-                }
-                if total > request.c_max {
-                    return Err(RequestError::new(
-                        StatusCode::BAD_REQUEST,
-                        "batch_over_c_max",
-                        format!(
-                            "this batch costs {total} credit units, more than C_max = {}; \
-                             split it into several paid requests",
-                            request.c_max
-                        ),
-                    ));
-                }
-                Ok(total)
-            }
-            _ => Err(RequestError::invalid_body(
-                "a JSON-RPC request is an object or an array of objects",
-            )),
-        }
+    fn cost(&self, request: &PaidRequest) -> Result<u64, Refusal> {
+        zkcredits_api::check::jsonrpc_cost(
+            &self.prices,
+            RequestView {
+                method: &request.method,
+                path_and_query: &request.path_and_query,
+                body: &request.body,
+                c_max: request.c_max,
+            },
+        )
     }
 }
 
 #[async_trait]
 impl Upstream for JsonRpcUpstream {
-    fn prepare(&self, request: &PaidRequest) -> Result<(), RequestError> {
+    fn prepare(&self, request: &PaidRequest) -> Result<(), Refusal> {
         self.cost(request).map(drop)
     }
 
@@ -215,14 +157,14 @@ impl Upstream for JsonRpcUpstream {
             Err(e) => {
                 // Only reachable if the pipeline skipped `prepare`: answer, charge nothing.
                 let body = json!({"jsonrpc": "2.0", "id": null, "error": {
-                    "code": -32600, "message": e.message, "data": {"code": e.code}}});
+                    "code": -32600, "message": e.message, "data": {"code": e.code.as_str()}}});
                 let mut headers = http::HeaderMap::new();
                 headers.insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
                 return Ok(UpstreamReply::Complete {
-                    status: e.status,
+                    status: e.code.status(),
                     headers,
                     body: Bytes::from(body.to_string()),
                     cost: 0,
@@ -258,13 +200,7 @@ impl Upstream for JsonRpcUpstream {
         })
     }
 
-    fn prices(&self) -> Value {
-        json!({
-            "kind": "jsonrpc",
-            "unit": "credit units per call; a batch costs the sum",
-            "methods": self.config.prices,
-            "default_price": self.config.default_price,
-            "max_batch": self.config.max_batch,
-        })
+    fn prices(&self) -> RoutePrices {
+        RoutePrices::Jsonrpc(self.prices.clone())
     }
 }

@@ -9,8 +9,9 @@
 //! The order per request is:
 //! 1. [`Upstream::prepare`] before the proof is verified and before the ticket is spent:
 //!    a request the adapter would refuse anyway (unknown model, no price, a JSON-RPC
-//!    batch above `C_max`, unparsable body) is answered with its error and the client
-//!    keeps its ticket index, because no nullifier was stored;
+//!    batch above `C_max`, unparsable body) is answered with its error and no nullifier
+//!    is stored. The checks are `zkcredits_api::check`, which the client runs on the
+//!    published prices before it proves, so such a request never leaves the client;
 //! 2. admission (verify, nullifier store), policy;
 //! 3. [`Upstream::forward`], whose reply carries the metered cost `c <= C_max`.
 
@@ -78,35 +79,7 @@ pub enum UpstreamReply {
     },
 }
 
-/// A request the adapter refuses before anything is spent. Answered with `status` and
-/// an OpenAI-style error body carrying `code`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct RequestError {
-    /// HTTP status (400, 404, 405, 413...).
-    pub status: StatusCode,
-    /// Stable machine-readable code (`unknown_model`, `missing_price`,
-    /// `batch_over_c_max`, `invalid_body`, `unknown_route`...).
-    pub code: &'static str,
-    /// What went wrong and what to do next.
-    pub message: String,
-}
-
-impl RequestError {
-    /// A refusal with `status` and `code`.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// 400 `invalid_body`: the body is not what the route accepts.
-    pub fn invalid_body(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_body", message)
-    }
-}
+pub use zkcredits_api::Refusal;
 
 /// The upstream failed after the ticket was spent: the gateway answers 502
 /// `upstream_failed` (or 504 `upstream_timeout`) with a receipt refunding all of `C_max`.
@@ -128,12 +101,14 @@ pub enum UpstreamError {
 pub trait Upstream: Send + Sync + 'static {
     /// Checks that the request can be served and priced within `c_max`. Cheap and
     /// side-effect free: it runs before the proof is verified.
-    fn prepare(&self, request: &PaidRequest) -> Result<(), RequestError>;
+    fn prepare(&self, request: &PaidRequest) -> Result<(), Refusal>;
 
     /// Forwards a prepared, admitted request (rewriting it as its protocol needs, e.g.
     /// capping `max_tokens`) and meters its cost.
     async fn forward(&self, request: PaidRequest) -> Result<UpstreamReply, UpstreamError>;
 
-    /// Prices published in the discovery document (`GET /.well-known/zkcredits`).
-    fn prices(&self) -> serde_json::Value;
+    /// Prices published in the discovery document (`GET /.well-known/zkcredits`): the
+    /// very table [`Upstream::prepare`] checks against, so that a client running the
+    /// same checks before it proves agrees with the gateway.
+    fn prices(&self) -> zkcredits_api::prices::RoutePrices;
 }

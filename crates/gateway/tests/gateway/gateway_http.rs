@@ -69,7 +69,10 @@ async fn a_paid_request_gets_a_receipt_that_verifies_refunds_exactly_and_can_be_
         format!("0x{}", hex::encode(prover().verifying_key_hash()))
     );
     assert!(d.accepted_roots.contains(&field::to_hex(&tree.root())));
-    assert_eq!(d.prices[ROUTE]["per_request"], PRICE);
+    assert_eq!(
+        serde_json::to_value(&d.prices[ROUTE]).unwrap()["per_request"],
+        PRICE
+    );
 
     // Without a credential: 402 with the challenge.
     let resp = http

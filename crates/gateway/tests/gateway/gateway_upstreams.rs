@@ -440,6 +440,13 @@ async fn the_openai_route_meters_plain_streamed_cut_and_failed_chats_into_receip
     let (receipt, upstream) = split_receipt(&events);
     let chunks = data_json(upstream);
     assert!(chunks.iter().all(|c| c["usage"].is_null()), "{chunks:?}");
+    // The cut reaches the client as an error event before the receipt, never as a
+    // finished answer.
+    assert_eq!(
+        chunks.last().unwrap()["error"]["code"],
+        "upstream_failed",
+        "{chunks:?}"
+    );
     let mut text = String::new();
     for c in &chunks {
         meter::collect_text(c, &mut text);

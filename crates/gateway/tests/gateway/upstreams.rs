@@ -20,9 +20,7 @@ use zkcredits_gateway::policy::config::PolicyConfig;
 use zkcredits_gateway::upstream::jsonrpc::{JsonRpcConfig, JsonRpcUpstream};
 use zkcredits_gateway::upstream::openai::meter::{self, ModelPrice, Rates, Tokenizer};
 use zkcredits_gateway::upstream::openai::{OpenAiConfig, OpenAiUpstream};
-use zkcredits_gateway::upstream::{
-    PaidRequest, RequestError, Upstream, UpstreamError, UpstreamReply,
-};
+use zkcredits_gateway::upstream::{PaidRequest, Refusal, Upstream, UpstreamError, UpstreamReply};
 
 const C_MAX: u64 = 1_000;
 /// dev-model: 1 credit unit per input token, 2 per output token.
@@ -66,7 +64,7 @@ fn toml_free_config(addr: SocketAddr, models: BTreeMap<String, ModelPrice>) -> O
 
 async fn dev() -> (SocketAddr, OpenAiUpstream) {
     let (addr, _task) = spawn_dev_llm("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    (addr, OpenAiUpstream::new(config(addr)).unwrap())
+    (addr, OpenAiUpstream::new(config(addr), C_MAX).unwrap())
 }
 
 fn post(path: &str, body: &Value) -> PaidRequest {
@@ -231,6 +229,10 @@ async fn streamed_chat_relays_events_in_order_and_charges_usage() {
 
     // The client did not ask for usage: forced upstream, metered, not relayed.
     let s = streamed(&upstream, post("/v1/chat/completions", &body)).await;
+    assert!(
+        s.data.iter().all(|d| !d.contains("\"error\"")),
+        "a finished stream carries no error event"
+    );
     assert_eq!(header(&s.headers, "x-dev-llm-include-usage"), "true");
     assert!(s.data.iter().all(|d| d.trim() != "[DONE]"));
     assert!(s.data.iter().all(|d| !d.contains("\"usage\"")));
@@ -274,6 +276,9 @@ async fn stream_cut_midway_is_charged_for_what_was_relayed() {
     let s = streamed(&upstream, post("/v1/chat/completions", &body)).await;
     let relayed = content_of(&s.data);
     assert!(!relayed.is_empty(), "some events came before the cut");
+    // The cut is said, in the OpenAI error shape SDKs raise on, as the last event.
+    let last: Value = serde_json::from_str(s.data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_failed", "{last}");
     let full = dev_llm::answer("This answer will break\n");
     assert!(full.starts_with(&relayed) && relayed.len() < full.len());
     let counted = Tokenizer::Cl100kBase.count(&relayed);
@@ -297,7 +302,7 @@ async fn upstream_failures_are_errors() {
 
     let mut quick = config(addr);
     quick.timeout_ms = 300;
-    let quick = OpenAiUpstream::new(quick).unwrap();
+    let quick = OpenAiUpstream::new(quick, C_MAX).unwrap();
     let err = quick
         .forward(post("/v1/chat/completions", &chat("dev-slow", "hi")))
         .await
@@ -310,7 +315,7 @@ async fn upstream_failures_are_errors() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let gone = OpenAiUpstream::new(config(port)).unwrap();
+    let gone = OpenAiUpstream::new(config(port), C_MAX).unwrap();
     let err = gone
         .forward(post("/v1/chat/completions", &chat("dev-model", "hi")))
         .await
@@ -319,7 +324,7 @@ async fn upstream_failures_are_errors() {
     assert!(matches!(err, UpstreamError::Unreachable(_)), "{err:?}");
 }
 
-fn refused(upstream: &dyn Upstream, request: &PaidRequest) -> RequestError {
+fn refused(upstream: &dyn Upstream, request: &PaidRequest) -> Refusal {
     upstream.prepare(request).err().unwrap()
 }
 
@@ -330,13 +335,16 @@ async fn prepare_refuses_what_cannot_be_served() {
         &upstream,
         &post("/v1/chat/completions", &chat("gpt-9", "hi")),
     );
-    assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, "unknown_model"));
+    assert_eq!(
+        (e.code.status(), e.code.as_str()),
+        (StatusCode::NOT_FOUND, "unknown_model")
+    );
     let e = refused(
         &upstream,
         &post("/v1/chat/completions", &chat("embed-only", "hi")),
     );
     assert_eq!(
-        (e.status, e.code),
+        (e.code.status(), e.code.as_str()),
         (StatusCode::BAD_REQUEST, "missing_price")
     );
     // 1,000 credit units buy at most ~997 prompt tokens here: "hello " is one token.
@@ -346,7 +354,7 @@ async fn prepare_refuses_what_cannot_be_served() {
         &post("/v1/chat/completions", &chat("dev-model", &long)),
     );
     assert_eq!(
-        (e.status, e.code),
+        (e.code.status(), e.code.as_str()),
         (StatusCode::BAD_REQUEST, "prompt_too_large")
     );
     // Just small enough for one output token: accepted.
@@ -360,21 +368,24 @@ async fn prepare_refuses_what_cannot_be_served() {
 
     let mut bad = post("/v1/chat/completions", &json!({}));
     bad.body = Bytes::from_static(b"{not json");
-    assert_eq!(refused(&upstream, &bad).code, "invalid_body");
+    assert_eq!(refused(&upstream, &bad).code.as_str(), "invalid_body");
     let e = refused(
         &upstream,
         &post("/v1/chat/completions", &json!({"model": "dev-model"})),
     );
-    assert_eq!(e.code, "invalid_body");
+    assert_eq!(e.code.as_str(), "invalid_body");
     let e = refused(
         &upstream,
         &post("/v1/images/generations", &chat("dev-model", "hi")),
     );
-    assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, "unknown_route"));
+    assert_eq!(
+        (e.code.status(), e.code.as_str()),
+        (StatusCode::NOT_FOUND, "unknown_route")
+    );
     let mut get = post("/v1/chat/completions", &chat("dev-model", "hi"));
     get.method = Method::GET;
     assert_eq!(
-        refused(&upstream, &get).status,
+        refused(&upstream, &get).code.status(),
         StatusCode::METHOD_NOT_ALLOWED
     );
 }
@@ -409,7 +420,7 @@ async fn embeddings_and_models() {
         .collect();
     // Only priced models are listed (embed-only is priced but not served by the dev LLM).
     assert_eq!(ids, ["dev-model", "dev-cut", "dev-error", "dev-slow"]);
-    let prices = upstream.prices();
+    let prices = serde_json::to_value(upstream.prices()).unwrap();
     assert_eq!(prices["models"]["dev-model"]["output_per_1k"], 2_000);
 }
 
@@ -426,7 +437,7 @@ async fn config_is_checked_and_parsed_from_toml() {
     "#;
     let config: OpenAiConfig = toml::from_str(text).unwrap();
     assert!(!format!("{config:?}").contains("sk-"));
-    let upstream = OpenAiUpstream::new(config).unwrap();
+    let upstream = OpenAiUpstream::new(config, C_MAX).unwrap();
     let e = refused(
         &upstream,
         &post(
@@ -434,10 +445,10 @@ async fn config_is_checked_and_parsed_from_toml() {
             &json!({"model": "llama-3.1-8b", "input": "x"}),
         ),
     );
-    assert_eq!(e.code, "unknown_route");
+    assert_eq!(e.code.as_str(), "unknown_route");
     assert!(toml::from_str::<OpenAiConfig>("base_url = \"x\"\nmodels = {}\nbogus = 1").is_err());
     let empty: OpenAiConfig = toml::from_str("base_url = \"http://h/v1\"\nmodels = {}").unwrap();
-    assert!(OpenAiUpstream::new(empty).is_err());
+    assert!(OpenAiUpstream::new(empty, C_MAX).is_err());
 }
 
 // ---- JSON-RPC against a real anvil ----
@@ -467,7 +478,7 @@ async fn jsonrpc_against_anvil() {
         anvil.url()
     ))
     .unwrap();
-    let upstream = JsonRpcUpstream::new(config).unwrap();
+    let upstream = JsonRpcUpstream::new(config, 10).unwrap();
 
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []});
     let done = complete(&upstream, rpc(&call, 10)).await;
@@ -505,30 +516,36 @@ async fn jsonrpc_against_anvil() {
 
     let e = refused(&upstream, &rpc(&batch, 4));
     assert_eq!(
-        (e.status, e.code),
+        (e.code.status(), e.code.as_str()),
         (StatusCode::BAD_REQUEST, "batch_over_c_max")
     );
     let unpriced = json!({"jsonrpc": "2.0", "id": 5, "method": "anvil_setBalance", "params": []});
     let e = refused(&upstream, &rpc(&unpriced, 10));
     assert_eq!(
-        (e.status, e.code),
+        (e.code.status(), e.code.as_str()),
         (StatusCode::BAD_REQUEST, "method_not_priced")
     );
     let mut garbage = rpc(&json!({}), 10);
     garbage.body = Bytes::from_static(b"[1,");
-    assert_eq!(refused(&upstream, &garbage).code, "invalid_body");
+    assert_eq!(refused(&upstream, &garbage).code.as_str(), "invalid_body");
     assert_eq!(
-        refused(&upstream, &rpc(&json!([]), 10)).code,
+        refused(&upstream, &rpc(&json!([]), 10)).code.as_str(),
         "invalid_body"
     );
-    assert_eq!(upstream.prices()["methods"]["eth_call"], 5);
+    assert_eq!(
+        serde_json::to_value(upstream.prices()).unwrap()["methods"]["eth_call"],
+        5
+    );
 
     // With a default price, unlisted methods are served at that price.
-    let open = JsonRpcUpstream::new(JsonRpcConfig {
-        default_price: Some(2),
-        ..toml::from_str::<JsonRpcConfig>(&format!("url = \"{}\"\nprices = {{}}", anvil.url()))
-            .unwrap()
-    })
+    let open = JsonRpcUpstream::new(
+        JsonRpcConfig {
+            default_price: Some(2),
+            ..toml::from_str::<JsonRpcConfig>(&format!("url = \"{}\"\nprices = {{}}", anvil.url()))
+                .unwrap()
+        },
+        10,
+    )
     .unwrap();
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "net_version", "params": []});
     assert_eq!(complete(&open, rpc(&call, 10)).await.cost, 2);

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod net;
+
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 

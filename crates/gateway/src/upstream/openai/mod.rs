@@ -9,73 +9,28 @@
 //! upstream's `usage`; a stream cut before its usage is charged for the text actually
 //! relayed.
 
-pub mod meter;
 mod stream;
+
+pub use zkcredits_api::meter;
+pub use zkcredits_api::prices::Endpoint;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use zkcredits_api::check::{OpenAiPlan as Plan, RequestView};
+use zkcredits_api::prices::{OpenAiPrices, RoutePrices};
 
-use self::meter::{ModelPrice, Rates, Tokenizer};
+use self::meter::{ModelPrice, Tokenizer};
 use super::config_error::ConfigError;
 use super::relay;
-use super::{PaidRequest, RequestError, Upstream, UpstreamError, UpstreamReply};
+use super::{PaidRequest, Refusal, Upstream, UpstreamError, UpstreamReply};
 
 const SECTION: &str = "openai";
-
-/// The endpoints this adapter serves, each under the gateway's `/v1/...` path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Endpoint {
-    /// `POST /v1/chat/completions`
-    Chat,
-    /// `POST /v1/completions`
-    Completions,
-    /// `POST /v1/embeddings`
-    Embeddings,
-    /// `GET /v1/models`
-    Models,
-}
-
-impl Endpoint {
-    const ALL: [Endpoint; 4] = [
-        Endpoint::Chat,
-        Endpoint::Completions,
-        Endpoint::Embeddings,
-        Endpoint::Models,
-    ];
-
-    /// The path under `/v1` (and under the upstream's base URL).
-    pub fn path(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "/chat/completions",
-            Endpoint::Completions => "/completions",
-            Endpoint::Embeddings => "/embeddings",
-            Endpoint::Models => "/models",
-        }
-    }
-
-    fn method(self) -> Method {
-        match self {
-            Endpoint::Models => Method::GET,
-            _ => Method::POST,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "chat",
-            Endpoint::Completions => "completions",
-            Endpoint::Embeddings => "embeddings",
-            Endpoint::Models => "models",
-        }
-    }
-}
 
 /// Which field caps a chat completion's length when the client set none.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -152,6 +107,7 @@ impl std::fmt::Debug for OpenAiConfig {
 #[derive(Debug)]
 pub struct OpenAiUpstream {
     config: OpenAiConfig,
+    prices: OpenAiPrices,
     base: String,
     auth: Option<HeaderValue>,
     timeout: Duration,
@@ -159,32 +115,12 @@ pub struct OpenAiUpstream {
     client: reqwest::Client,
 }
 
-/// What [`OpenAiUpstream::plan`] found out about a request.
-#[derive(Debug)]
-struct Plan {
-    endpoint: Endpoint,
-    /// The parsed body (None for `GET /v1/models`).
-    body: Option<Map<String, Value>>,
-    rates: Rates,
-    input_tokens: u64,
-    /// Most output tokens per choice (None: output is free or there is none).
-    output_cap: Option<u64>,
-    stream: bool,
-}
-
-/// An optional non-negative integer field of the body.
-fn count_field(body: &Map<String, Value>, key: &str) -> Result<Option<u64>, RequestError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-            RequestError::invalid_body(format!("`{key}` must be a non-negative integer"))
-        }),
-    }
-}
-
 impl OpenAiUpstream {
-    /// Checks the configuration and builds the adapter (and loads the tokenizer).
-    pub fn new(config: OpenAiConfig) -> Result<Self, ConfigError> {
+    /// Checks the configuration against the deployment's `c_max` and builds the adapter
+    /// (and loads the tokenizer). A model with no price at all, or a price above
+    /// `C_max`, is refused naming its key: it would be advertised and then refuse every
+    /// request.
+    pub fn new(config: OpenAiConfig, c_max: u64) -> Result<Self, ConfigError> {
         relay::check_url(SECTION, &config.base_url)?;
         if config.timeout_ms == 0 || config.stream_idle_timeout_ms == Some(0) {
             return Err(ConfigError::new(SECTION, "timeouts must be above 0 ms"));
@@ -198,6 +134,25 @@ impl OpenAiUpstream {
                 "the price table is empty: add [openai.models.\"MODEL\"] entries",
             ));
         }
+        for (model, price) in &config.models {
+            if price.input_per_1k.is_none() && price.output_per_1k.is_none() {
+                return Err(ConfigError::at(
+                    &["openai", "models", model],
+                    "the model has no price: set input_per_1k (and output_per_1k for chat and \
+                     completions), or remove it",
+                ));
+            }
+        }
+        if config.models_price > c_max {
+            return Err(ConfigError::new(
+                "openai.models_price",
+                format!(
+                    "{} credit units is above the deployment's C_max of {c_max}: no ticket could \
+                     pay for it; lower the price",
+                    config.models_price
+                ),
+            ));
+        }
         let auth = relay::bearer(SECTION, config.api_key.as_deref())?;
         let timeout = Duration::from_millis(config.timeout_ms);
         let idle =
@@ -206,6 +161,12 @@ impl OpenAiUpstream {
         // Load the encoder now rather than on the first paid request.
         config.tokenizer.bpe();
         Ok(Self {
+            prices: OpenAiPrices::new(
+                config.tokenizer,
+                config.endpoints.clone(),
+                config.models_price,
+                config.models.clone(),
+            ),
             base: config.base_url.trim_end_matches('/').to_owned(),
             auth,
             timeout,
@@ -215,170 +176,17 @@ impl OpenAiUpstream {
         })
     }
 
-    fn endpoint(&self, request: &PaidRequest) -> Result<Endpoint, RequestError> {
-        let path = request
-            .path_and_query
-            .split('?')
-            .next()
-            .unwrap_or_default()
-            .trim_end_matches('/');
-        let endpoint = Endpoint::ALL
-            .into_iter()
-            .find(|e| path.strip_prefix("/v1") == Some(e.path()))
-            .filter(|e| self.config.endpoints.contains(e))
-            .ok_or_else(|| {
-                RequestError::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown_route",
-                    format!(
-                        "{path} is not served here; the priced endpoints are listed under \
-                         `prices` in GET /.well-known/zkcredits"
-                    ),
-                )
-            })?;
-        if request.method != endpoint.method() {
-            return Err(RequestError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("use {} for {path}", endpoint.method()),
-            ));
-        }
-        Ok(endpoint)
-    }
-
     /// Everything `prepare` checks, and what `forward` needs to rewrite and meter.
-    fn plan(&self, request: &PaidRequest) -> Result<Plan, RequestError> {
-        let endpoint = self.endpoint(request)?;
-        if endpoint == Endpoint::Models {
-            return Ok(Plan {
-                endpoint,
-                body: None,
-                rates: Rates {
-                    input: 0,
-                    output: 0,
-                },
-                input_tokens: 0,
-                output_cap: None,
-                stream: false,
-            });
-        }
-        let body: Map<String, Value> = serde_json::from_slice(&request.body).map_err(|e| {
-            RequestError::invalid_body(format!("the body must be a JSON object: {e}"))
-        })?;
-        let model = body
-            .get("model")
-            .and_then(Value::as_str)
-            .ok_or_else(|| RequestError::invalid_body("`model` (a string) is required"))?;
-        let price = self.config.models.get(model).ok_or_else(|| {
-            RequestError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_model",
-                format!(
-                    "model {model:?} is not served here; GET /v1/models lists the models \
-                     on offer"
-                ),
-            )
-        })?;
-        let missing = || {
-            RequestError::new(
-                StatusCode::BAD_REQUEST,
-                "missing_price",
-                format!(
-                    "model {model:?} has no price for {}; use another model or endpoint",
-                    endpoint.name()
-                ),
-            )
-        };
-        let input_rate = price.input_per_1k.ok_or_else(missing)?;
-        let output_rate = match endpoint {
-            Endpoint::Embeddings => 0,
-            _ => price.output_per_1k.ok_or_else(missing)?,
-        };
-        let rates = Rates {
-            input: input_rate,
-            output: output_rate,
-        };
-        let tokenizer = self.config.tokenizer;
-        let stream = match body.get("stream") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(RequestError::invalid_body("`stream` must be a boolean")),
-        };
-        if stream && endpoint == Endpoint::Embeddings {
-            return Err(RequestError::invalid_body("embeddings cannot be streamed"));
-        }
-        let n = count_field(&body, "n")?.unwrap_or(1);
-        if n == 0 {
-            return Err(RequestError::invalid_body("`n` must be at least 1"));
-        }
-        let (input_tokens, prompts) = match endpoint {
-            Endpoint::Chat => {
-                if !body.get("messages").is_some_and(Value::is_array) {
-                    return Err(RequestError::invalid_body(
-                        "`messages` (an array) is required",
-                    ));
-                }
-                let whole = Value::Object(body.clone());
-                (meter::chat_prompt_tokens(tokenizer, &whole), 1)
-            }
-            Endpoint::Completions | Endpoint::Embeddings => {
-                let key = if endpoint == Endpoint::Embeddings {
-                    "input"
-                } else {
-                    "prompt"
-                };
-                let field = body
-                    .get(key)
-                    .ok_or_else(|| RequestError::invalid_body(format!("`{key}` is required")))?;
-                meter::prompt_tokens(tokenizer, field).ok_or_else(|| {
-                    RequestError::invalid_body(format!(
-                        "`{key}` must be a string, an array of strings or an array of token ids"
-                    ))
-                })?
-            }
-            Endpoint::Models => (0, 0),
-        };
-        let too_large = || {
-            RequestError::new(
-                StatusCode::BAD_REQUEST,
-                "prompt_too_large",
-                format!(
-                    "the input (about {input_tokens} tokens) leaves no room for an answer \
-                     within C_max = {} credit units; shorten it, or ask for fewer choices",
-                    request.c_max
-                ),
-            )
-        };
-        let output_cap = match endpoint {
-            Endpoint::Embeddings => {
-                if !meter::input_fits(rates, input_tokens, request.c_max) {
-                    return Err(too_large());
-                }
-                None
-            }
-            _ => {
-                let best_of = count_field(&body, "best_of")?.unwrap_or(1);
-                let choices = n.max(best_of).saturating_mul(prompts.max(1));
-                match meter::output_budget(rates, input_tokens, choices, request.c_max) {
-                    Some(0) => return Err(too_large()),
-                    None if !meter::input_fits(rates, input_tokens, request.c_max) => {
-                        return Err(too_large());
-                    }
-                    cap => cap,
-                }
-            }
-        };
-        for key in ["max_tokens", "max_completion_tokens"] {
-            count_field(&body, key)?;
-        }
-        Ok(Plan {
-            endpoint,
-            body: Some(body),
-            rates,
-            input_tokens,
-            output_cap,
-            stream,
-        })
+    fn plan(&self, request: &PaidRequest) -> Result<Plan, Refusal> {
+        zkcredits_api::check::plan_openai(
+            &self.prices,
+            RequestView {
+                method: &request.method,
+                path_and_query: &request.path_and_query,
+                body: &request.body,
+                c_max: request.c_max,
+            },
+        )
     }
 
     /// The body sent upstream: output capped, usage forced on streams.
@@ -503,7 +311,7 @@ impl OpenAiUpstream {
 
 #[async_trait]
 impl Upstream for OpenAiUpstream {
-    fn prepare(&self, request: &PaidRequest) -> Result<(), RequestError> {
+    fn prepare(&self, request: &PaidRequest) -> Result<(), Refusal> {
         self.plan(request).map(drop)
     }
 
@@ -514,14 +322,14 @@ impl Upstream for OpenAiUpstream {
             // `prepare` accepted this request; it can only fail here if the pipeline
             // skipped it. Answer as the upstream would have, without charging.
             Err(e) => {
-                let body = json!({"error": {"message": e.message, "type": "invalid_request_error", "code": e.code}});
+                let body = e.body();
                 let mut headers = HeaderMap::new();
                 headers.insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
                 return Ok(UpstreamReply::Complete {
-                    status: e.status,
+                    status: e.code.status(),
                     headers,
                     body: Bytes::from(body.to_string()),
                     cost: 0,
@@ -574,14 +382,7 @@ impl Upstream for OpenAiUpstream {
         })
     }
 
-    fn prices(&self) -> Value {
-        json!({
-            "kind": "openai",
-            "unit": "credit units per 1000 tokens, total rounded up",
-            "tokenizer": self.config.tokenizer,
-            "endpoints": self.config.endpoints.iter().map(|e| format!("/v1{}", e.path())).collect::<Vec<_>>(),
-            "models_price": self.config.models_price,
-            "models": self.config.models,
-        })
+    fn prices(&self) -> RoutePrices {
+        RoutePrices::Openai(self.prices.clone())
     }
 }

@@ -102,6 +102,18 @@ pub(super) fn frame(event: &Event) -> Bytes {
     Bytes::from(out)
 }
 
+/// The SSE event that tells the client the answer was cut: an error in the OpenAI
+/// shape, `upstream_failed`.
+pub(super) fn cut_event(why: &str) -> Bytes {
+    let refusal = zkcredits_api::Refusal::new(
+        zkcredits_api::Code::UpstreamFailed,
+        format!(
+            "{why}; the answer is incomplete and was charged for what was relayed (see the receipt)"
+        ),
+    );
+    Bytes::from(format!("data: {}\n\n", refusal.body()))
+}
+
 /// Starts relaying `response`'s events. The returned stream ends when the upstream's
 /// does (at `[DONE]`, at its end, on a transport error or after `idle` of silence) or
 /// when the client goes away; the cost is sent right after.
@@ -115,15 +127,23 @@ pub(super) fn relay(
     tokio::spawn(async move {
         let mut events = response.bytes_stream().eventsource();
         let mut seen = Seen::default();
+        // Why the upstream's stream ended before its `[DONE]`, if it did.
+        let mut cut: Option<String> = None;
+        let mut client_left = false;
         loop {
             let event = match tokio::time::timeout(idle, events.next()).await {
                 Err(_) => {
                     tracing::warn!(?idle, "upstream stream went silent; cutting it");
+                    cut = Some(format!("the upstream was silent for {idle:?}"));
                     break;
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    cut = Some("the upstream's stream ended before [DONE]".to_owned());
+                    break;
+                }
                 Ok(Some(Err(e))) => {
                     tracing::warn!(error = %e, "upstream stream broke off");
+                    cut = Some("the upstream's stream broke off".to_owned());
                     break;
                 }
                 Ok(Some(Ok(event))) => event,
@@ -137,9 +157,17 @@ pub(super) fn relay(
             if tx.send(frame(&event)).await.is_err() {
                 // The client left: stop reading, which closes the upstream connection
                 // and stops the generation; charge what was relayed.
+                client_left = true;
                 break;
             }
             seen.relayed += 1;
+        }
+        if let Some(why) = cut
+            && !client_left
+        {
+            // An answer cut short must not read as a finished one: OpenAI SDKs raise on
+            // an event whose data is an error object. The receipt still follows.
+            let _ = tx.send(cut_event(&why)).await;
         }
         drop(events);
         drop(tx);

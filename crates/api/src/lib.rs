@@ -1,0 +1,26 @@
+//! The HTTP contract between a zkcredits client and a gateway (`docs/PROTOCOL.md §8`).
+//!
+//! - [`code`]: every refusal's stable code, its HTTP status, and what it means for the
+//!   ticket that paid ([`code::TicketFate`]), which is how a client decides to retry;
+//! - [`prices`]: the price tables published per route prefix, and route matching;
+//! - [`check`]: the checks a request must pass before a ticket is spent, run by the
+//!   gateway's adapters and by the client before it proves;
+//! - [`meter`]: token estimates and prices of OpenAI-compatible requests.
+//!
+//! No I/O: both sides bring their own HTTP stack.
+
+pub mod check;
+pub mod code;
+pub mod meter;
+pub mod prices;
+
+pub use code::{Code, Refusal, TicketFate};
+
+/// The header that carries a receipt.
+pub const RECEIPT_HEADER: &str = "zkcredit-receipt";
+
+/// The `Authorization` scheme of a credential.
+pub const AUTH_SCHEME: &str = "ZkCredit";
+
+/// The discovery document's path.
+pub const DISCOVERY_PATH: &str = "/.well-known/zkcredits";
