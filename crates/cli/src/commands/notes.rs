@@ -124,9 +124,8 @@ pub(crate) fn run(args: NotesArgs) -> anyhow::Result<()> {
         .map(|n| NoteSummary::of(n, limits))
         .collect();
     for s in &summaries {
-        let expiry = if s.leaf_index.is_none() {
-            "-".to_string()
-        } else if matches!(s.status, NoteStatus::Closed | NoteStatus::Slashed) {
+        let settled = matches!(s.status, NoteStatus::Closed | NoteStatus::Slashed);
+        let expiry = if s.leaf_index.is_none() || settled {
             "-".to_string()
         } else if s.expiry_epoch <= epoch {
             format!("epoch {} (expired: close now)", s.expiry_epoch)

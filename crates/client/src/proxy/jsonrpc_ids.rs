@@ -57,6 +57,8 @@ pub(crate) fn restore(body: &Bytes, ids: &OriginalIds) -> Bytes {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use serde_json::json;
 
