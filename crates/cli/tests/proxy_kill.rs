@@ -135,6 +135,34 @@ fn note0(home: &ClientHome, deployment: &zkcredits_chain::Deployment) -> (NoteSt
     note(home, deployment, 0)
 }
 
+/// A chain, and a user's home (wallet, deployment file, journal) holding `notes` notes
+/// deposited on it.
+async fn user_with_notes(
+    notes: u64,
+) -> (TestChain, tempfile::TempDir, ClientHome, std::path::PathBuf) {
+    let chain = TestChain::start().await.unwrap();
+    let deployment = chain.deployment().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let home = ClientHome::new(dir.path().join("home"));
+    std::fs::create_dir_all(home.dir()).unwrap();
+    let deployment_path = dir.path().join("deployment.json");
+    deployment.save(&deployment_path).unwrap();
+    let wallet = Wallet::from_mnemonic(MNEMONIC).unwrap();
+    wallet
+        .save(&home.wallet(), PASSPHRASE, KdfParams::INSECURE_TEST, false)
+        .unwrap();
+    let pool = chain.client(2).await.unwrap();
+    let mut journal = Journal::open(
+        &home.journal(&deployment),
+        wallet.storage_key(StoragePurpose::Journal),
+    )
+    .unwrap();
+    deposit_notes(&pool, &mut journal, &wallet.seed(), 20_000, notes)
+        .await
+        .unwrap();
+    (chain, dir, home, deployment_path)
+}
+
 /// Polls `done` for up to 60 s.
 async fn wait_for(mut done: impl FnMut() -> bool) -> bool {
     for _ in 0..600 {
@@ -161,29 +189,9 @@ async fn post(proxy: &str, delay_ms: u64) -> (u16, serde_json::Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_proxy_recovers_its_ticket_and_never_reuses_the_index() {
-    let chain = TestChain::start().await.unwrap();
+    let (chain, dir, home, deployment_path) = user_with_notes(1).await;
     let deployment = chain.deployment().clone();
     let c_max = deployment.constants.c_max;
-    let dir = tempfile::tempdir().unwrap();
-    let home = ClientHome::new(dir.path().join("home"));
-    std::fs::create_dir_all(home.dir()).unwrap();
-    let deployment_path = dir.path().join("deployment.json");
-    deployment.save(&deployment_path).unwrap();
-    let wallet = Wallet::from_mnemonic(MNEMONIC).unwrap();
-    wallet
-        .save(&home.wallet(), PASSPHRASE, KdfParams::INSECURE_TEST, false)
-        .unwrap();
-    {
-        let pool = chain.client(2).await.unwrap();
-        let mut journal = Journal::open(
-            &home.journal(&deployment),
-            wallet.storage_key(StoragePurpose::Journal),
-        )
-        .unwrap();
-        deposit_notes(&pool, &mut journal, &wallet.seed(), 20_000, 1)
-            .await
-            .unwrap();
-    }
 
     // The provider registered the receipt key on the pool (the client checks it).
     common::accept_test_key(&chain).await;
@@ -279,29 +287,9 @@ async fn slow_gateway(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_with_eight_lost_tickets_listens_at_once_and_recovers_them_in_the_background() {
     const NOTES: u64 = 8;
-    let chain = TestChain::start().await.unwrap();
+    let (chain, dir, home, deployment_path) = user_with_notes(NOTES).await;
     let deployment = chain.deployment().clone();
     let c_max = deployment.constants.c_max;
-    let dir = tempfile::tempdir().unwrap();
-    let home = ClientHome::new(dir.path().join("home"));
-    std::fs::create_dir_all(home.dir()).unwrap();
-    let deployment_path = dir.path().join("deployment.json");
-    deployment.save(&deployment_path).unwrap();
-    let wallet = Wallet::from_mnemonic(MNEMONIC).unwrap();
-    wallet
-        .save(&home.wallet(), PASSPHRASE, KdfParams::INSECURE_TEST, false)
-        .unwrap();
-    {
-        let pool = chain.client(2).await.unwrap();
-        let mut journal = Journal::open(
-            &home.journal(&deployment),
-            wallet.storage_key(StoragePurpose::Journal),
-        )
-        .unwrap();
-        deposit_notes(&pool, &mut journal, &wallet.seed(), 20_000, NOTES)
-            .await
-            .unwrap();
-    }
     common::accept_test_key(&chain).await;
     let store = dir.path().join("gateway.sqlite");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

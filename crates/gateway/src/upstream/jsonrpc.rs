@@ -17,7 +17,6 @@ use bytes::Bytes;
 use http::{HeaderValue, header};
 use serde::Deserialize;
 use serde_json::json;
-use zkcredits_api::check::RequestView;
 use zkcredits_api::prices::{JsonRpcPrices, RoutePrices};
 
 use super::config_error::ConfigError;
@@ -133,15 +132,7 @@ impl JsonRpcUpstream {
 
     /// The price of the request (sum over a batch), checked against `c_max`.
     fn cost(&self, request: &PaidRequest) -> Result<u64, Refusal> {
-        zkcredits_api::check::jsonrpc_cost(
-            &self.prices,
-            RequestView {
-                method: &request.method,
-                path_and_query: &request.path_and_query,
-                body: &request.body,
-                c_max: request.c_max,
-            },
-        )
+        zkcredits_api::check::jsonrpc_cost(&self.prices, request.view())
     }
 }
 

@@ -44,6 +44,18 @@ pub struct PaidRequest {
     pub c_max: u64,
 }
 
+impl PaidRequest {
+    /// The request as the shared pre-admission checks (`zkcredits_api::check`) see it.
+    pub fn view(&self) -> zkcredits_api::check::RequestView<'_> {
+        zkcredits_api::check::RequestView {
+            method: &self.method,
+            path_and_query: &self.path_and_query,
+            body: &self.body,
+            c_max: self.c_max,
+        }
+    }
+}
+
 /// A stream of SSE bytes relayed to the client as they arrive.
 pub type EventStream = Pin<Box<dyn Stream<Item = Bytes> + Send + 'static>>;
 

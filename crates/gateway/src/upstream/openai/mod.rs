@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use zkcredits_api::check::{OpenAiPlan as Plan, RequestView};
+use zkcredits_api::check::OpenAiPlan as Plan;
 use zkcredits_api::prices::{OpenAiPrices, RoutePrices};
 
 use self::meter::{ModelPrice, Tokenizer};
@@ -178,15 +178,7 @@ impl OpenAiUpstream {
 
     /// Everything `prepare` checks, and what `forward` needs to rewrite and meter.
     fn plan(&self, request: &PaidRequest) -> Result<Plan, Refusal> {
-        zkcredits_api::check::plan_openai(
-            &self.prices,
-            RequestView {
-                method: &request.method,
-                path_and_query: &request.path_and_query,
-                body: &request.body,
-                c_max: request.c_max,
-            },
-        )
+        zkcredits_api::check::plan_openai(&self.prices, request.view())
     }
 
     /// The body sent upstream: output capped, usage forced on streams.
