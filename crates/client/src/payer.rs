@@ -369,17 +369,7 @@ impl Payer {
         let mut reproved = false;
         let mut delays = self.config.retry_delays.iter();
         loop {
-            let answer = self
-                .gateway
-                .send_paid(
-                    request.method.clone(),
-                    &request.path_and_query,
-                    request.headers.clone(),
-                    request.body.clone(),
-                    &ticket.authorization,
-                )
-                .await;
-            let response = match answer {
+            let response = match self.send_ticket(&ticket, &request).await {
                 Ok(r) => r,
                 Err(GatewayError::Connect { url, detail }) if !sent => {
                     self.spender.release_unsent(ticket).await?;
@@ -565,10 +555,14 @@ impl Payer {
         }
     }
 
-    /// Sends an owed request again, with its identical credential, and reads what came.
-    async fn resend(&self, ticket: &PaidTicket, request: &PaidRequest) -> Resent {
-        let answer = self
-            .gateway
+    /// Sends `request` paid with `ticket`'s credential: the first time, and every time
+    /// after (the bytes and the credential are always the same).
+    async fn send_ticket(
+        &self,
+        ticket: &PaidTicket,
+        request: &PaidRequest,
+    ) -> Result<GatewayResponse, GatewayError> {
+        self.gateway
             .send_paid(
                 request.method.clone(),
                 &request.path_and_query,
@@ -576,8 +570,12 @@ impl Payer {
                 request.body.clone(),
                 &ticket.authorization,
             )
-            .await;
-        let Ok(response) = answer else {
+            .await
+    }
+
+    /// Sends an owed request again, with its identical credential, and reads what came.
+    async fn resend(&self, ticket: &PaidTicket, request: &PaidRequest) -> Resent {
+        let Ok(response) = self.send_ticket(ticket, request).await else {
             return Resent::Again;
         };
         if let Some(receipt) = response.receipt() {
