@@ -71,7 +71,7 @@ function findImports(path) {
   return { error: `import not found: ${path}` };
 }
 
-function runSolc(sources, settings) {
+export function runSolc(sources, settings) {
   if (solc.version() !== EXPECTED_SOLC) {
     throw new Error(`solc ${solc.version()} is installed, expected ${EXPECTED_SOLC}: run npm ci`);
   }
@@ -134,7 +134,7 @@ function link(object, linkReferences, libraries) {
   return code;
 }
 
-function sortKeys(v) {
+export function sortKeys(v) {
   if (Array.isArray(v)) return v.map(sortKeys);
   if (v && typeof v === 'object') {
     return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys(v[k])]));

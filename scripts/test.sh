@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what the tests need
-# (npm packages: solc, anvil, circomlibjs; the openai Python SDK in .demo/venv), checks
+# (npm packages: solc, anvil, circomlibjs, snarkjs; the openai Python SDK in .demo/venv), checks
 # that committed generated files are fresh, then runs the Rust test suite.
 # Usage: scripts/test.sh [cargo test args...]
 set -euo pipefail
@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "npm packages (contracts: solc, anvil, Poseidon, LeanIMT; vectors: circomlibjs)"
+step "npm packages (contracts: solc, anvil, Poseidon, LeanIMT; vectors: circomlibjs; ceremony: snarkjs)"
 (cd contracts && npm ci --no-audit --no-fund --loglevel=error)
 (cd vectors && npm ci --no-audit --no-fund --loglevel=error)
+(cd ceremony && npm ci --no-audit --no-fund --loglevel=error)
 
 step "contract artifacts are fresh (recompiled with the pinned solc)"
 (cd contracts && npm run --silent check)

@@ -10,6 +10,7 @@ use ark_std::rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use zkcredits_circuits::keys;
 use zkcredits_circuits::prover::RequestProver;
+use zkcredits_circuits::qap::SnarkjsReduction;
 use zkcredits_circuits::sample::SampleNote;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = prover.prove(circuit.clone(), &mut rng)?;
         let full = t.elapsed();
         let t = Instant::now();
-        let _ = Groth16::<Bn254>::create_random_proof_with_reduction(
+        let _ = Groth16::<Bn254, SnarkjsReduction>::create_random_proof_with_reduction(
             circuit,
             &keys.proving_key,
             &mut rng,

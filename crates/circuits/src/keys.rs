@@ -20,9 +20,11 @@ use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::ceremony::CeremonyRecord;
 use crate::close::CloseCircuit;
 use crate::error::CircuitError;
 use crate::prover::Statement;
+use crate::qap::SnarkjsReduction;
 use crate::request::RequestCircuit;
 
 /// The circuit identifier written into the manifest; bump it whenever the statement
@@ -58,14 +60,47 @@ pub struct KeyManifest {
     pub constraints: usize,
     /// SHA-256 of the circuit's R1CS (`CircuitShape::digest_hex`).
     pub circuit_digest: String,
+    /// The QAP reduction the proving key is for ([`QAP`]); keys for another are refused.
+    #[serde(default)]
+    pub qap: String,
     /// How the keys were made.
     pub setup: String,
     /// A warning for people reading the file.
     pub warning: String,
+    /// The ceremony the keys came from; `None` for development keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ceremony: Option<CeremonyRecord>,
     /// The proving key file and its SHA-256.
     pub proving_key: KeyFileEntry,
     /// The verifying key file and its SHA-256.
     pub verifying_key: KeyFileEntry,
+}
+
+/// The QAP reduction our prover and keys use: snarkjs' (`qap.rs`), so that keys from a
+/// snarkjs ceremony and development keys prove alike.
+pub const QAP: &str = "snarkjs";
+
+impl KeyManifest {
+    /// Whether these are development keys: made from a seed, or (whatever the manifest
+    /// says) with the verifying key of the public development seed.
+    pub fn is_development(&self, vk: &VerifyingKey<Bn254>) -> bool {
+        self.ceremony.is_none() || is_development_key(vk)
+    }
+}
+
+/// SHA-256 (hex) of the verifying keys the public [`DEV_SEED`] makes, request then close:
+/// whoever knows the seed can forge proofs for them, so the gateway, the client and a
+/// deployment refuse them unless started with `--dev`. A test regenerates them; a
+/// circuit change changes them.
+pub const DEV_VERIFYING_KEY_HASHES: [&str; 2] = [
+    "cae6f15df097df515b60e231fbbe7182b78560d38d9ad14747fba8f98e0dda49",
+    "4c5b9ab9e35ed935db9260b1bb028acf8557eb2d57fa23d711db814632531b84",
+];
+
+/// Whether `vk` is one of the development verifying keys ([`DEV_VERIFYING_KEY_HASHES`]).
+pub fn is_development_key(vk: &VerifyingKey<Bn254>) -> bool {
+    let hash = hex::encode(verifying_key_hash(vk));
+    DEV_VERIFYING_KEY_HASHES.contains(&hash.as_str())
 }
 
 /// A key file and its pinned hash.
@@ -95,6 +130,11 @@ impl CircuitKeys {
     /// The verifying key (inside the proving key).
     pub fn verifying_key(&self) -> &VerifyingKey<Bn254> {
         &self.proving_key.vk
+    }
+
+    /// Whether these are development keys ([`KeyManifest::is_development`]).
+    pub fn is_development(&self) -> bool {
+        self.manifest.is_development(&self.proving_key.vk)
     }
 }
 
@@ -131,37 +171,88 @@ pub fn setup_circuit<C: Statement>(
     seed: [u8; 32],
     mut progress: impl FnMut(SetupStep),
 ) -> Result<KeyManifest, CircuitError> {
-    let (pk_file, vk_file, manifest_file) =
-        (C::PROVING_KEY_FILE, C::VERIFYING_KEY_FILE, C::MANIFEST);
     progress(SetupStep::Synthesize);
-    let shape = crate::prover::CircuitShape::extract_for::<C>()?;
-    let constraints = shape.num_constraints;
+    // Synthesising first reports a circuit that cannot be built before the long step.
+    crate::prover::CircuitShape::extract_for::<C>()?;
     progress(SetupStep::Generate);
     let mut rng = ChaCha20Rng::from_seed(seed);
-    let pk = Groth16::<Bn254>::generate_random_parameters_with_reduction(C::blank(), &mut rng)?;
-    let vk = pk.vk.clone();
+    let pk = Groth16::<Bn254, SnarkjsReduction>::generate_random_parameters_with_reduction(
+        C::blank(),
+        &mut rng,
+    )?;
+    write_keys::<C>(dir, &pk, KeyOrigin::development(seed), progress)
+}
+
+/// Where a key set came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// The seeded development setup: whoever knows the seed can forge proofs.
+    Development {
+        /// The seed.
+        seed: [u8; 32],
+    },
+    /// A snarkjs phase 2 ceremony, with its transcript.
+    Ceremony(CeremonyRecord),
+}
+
+impl KeyOrigin {
+    fn development(seed: [u8; 32]) -> Self {
+        Self::Development { seed }
+    }
+}
+
+/// Writes statement `C`'s proving and verifying key files and its manifest into `dir`,
+/// after reading the proving key back with full curve and subgroup checks. Reports the
+/// write and check steps to `progress`.
+pub fn write_keys<C: Statement>(
+    dir: &Path,
+    pk: &ProvingKey<Bn254>,
+    origin: KeyOrigin,
+    mut progress: impl FnMut(SetupStep),
+) -> Result<KeyManifest, CircuitError> {
+    let (pk_file, vk_file, manifest_file) =
+        (C::PROVING_KEY_FILE, C::VERIFYING_KEY_FILE, C::MANIFEST);
+    let shape = crate::prover::CircuitShape::extract_for::<C>()?;
     progress(SetupStep::Write);
     std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
-    let pk_bytes = serialize(&pk, Compress::No);
-    let vk_bytes = serialize(&vk, Compress::Yes);
-    write_atomic(&dir.join(pk_file), &pk_bytes)?;
-    write_atomic(&dir.join(vk_file), &vk_bytes)?;
+    let pk_bytes = serialize(pk, Compress::No);
+    let vk_bytes = serialize(&pk.vk, Compress::Yes);
     progress(SetupStep::Check);
     let checked =
         ProvingKey::<Bn254>::deserialize_with_mode(&pk_bytes[..], Compress::No, Validate::Yes)
             .map_err(|e| key_error(&dir.join(pk_file), format!("fails its curve checks: {e}")))?;
-    if checked != pk {
+    if checked != *pk {
         return Err(key_error(
             &dir.join(pk_file),
             "does not read back identically".into(),
         ));
     }
+    write_atomic(&dir.join(pk_file), &pk_bytes)?;
+    write_atomic(&dir.join(vk_file), &vk_bytes)?;
+    let (setup, warning, ceremony) = match origin {
+        KeyOrigin::Development { seed } => (
+            format!("development: seeded ChaCha20, seed {}", hex::encode(seed)),
+            "NOT FOR PRODUCTION: anyone who knows the seed can forge proofs. Use keys from a multi-party ceremony (docs/CEREMONY.md).".to_string(),
+            None,
+        ),
+        KeyOrigin::Ceremony(record) => (
+            format!(
+                "ceremony: {} with {} contributions",
+                record.tool,
+                record.contributions.len()
+            ),
+            "Sound only if one contributor destroyed their secret: check the transcript (docs/CEREMONY.md) before trusting these keys.".to_string(),
+            Some(record),
+        ),
+    };
     let manifest = KeyManifest {
         circuit: C::CIRCUIT_ID.into(),
-        constraints,
+        constraints: shape.num_constraints,
         circuit_digest: shape.digest_hex(),
-        setup: format!("development: seeded ChaCha20, seed {}", hex::encode(seed)),
-        warning: "NOT FOR PRODUCTION: anyone who knows the seed can forge proofs. Use keys from a multi-party ceremony.".into(),
+        qap: QAP.into(),
+        setup,
+        warning,
+        ceremony,
         proving_key: KeyFileEntry {
             file: pk_file.into(),
             sha256: hex::encode(Sha256::digest(&pk_bytes)),

@@ -16,7 +16,7 @@ use ark_bn254::{Bn254, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
 use ark_ec::{CurveGroup, VariableBaseMSM};
 use ark_ff::{PrimeField, UniformRand, Zero};
 use ark_groth16::Proof;
-use ark_groth16::r1cs_to_qap::{LibsnarkReduction, R1CSToQAP};
+use ark_groth16::r1cs_to_qap::R1CSToQAP;
 use ark_poly::GeneralEvaluationDomain;
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate};
 use ark_std::rand::{CryptoRng, RngCore};
@@ -25,6 +25,7 @@ use zeroize::Zeroize;
 
 use crate::error::CircuitError;
 use crate::prover::{Prover, RequestProver, Statement};
+use crate::qap::SnarkjsReduction;
 use crate::request::RequestCircuit;
 
 /// The fixed part of a note's proofs under one root and one key.
@@ -171,13 +172,13 @@ impl<C: Statement> Prover<C> {
         })
     }
 
-    /// The coefficients of the QAP quotient `h` of a checked assignment (arkworks'
-    /// libsnark reduction): the scalars of the `h` MSM.
+    /// The scalars of the `h` MSM for a checked assignment: the values of `A B - C` on
+    /// the odd coset, as snarkjs computes them (`qap.rs`).
     pub(crate) fn quotient(
         &self,
         assignment: &[Fr],
     ) -> Result<Vec<Fr>, ark_relations::gr1cs::SynthesisError> {
-        LibsnarkReduction::witness_map_from_matrices::<Fr, GeneralEvaluationDomain<Fr>>(
+        SnarkjsReduction::witness_map_from_matrices::<Fr, GeneralEvaluationDomain<Fr>>(
             self.matrices(),
             self.num_instance(),
             self.num_constraints(),

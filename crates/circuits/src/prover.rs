@@ -5,7 +5,7 @@
 //! inlining) before the QAP reduction and the multi-scalar multiplications. The witness
 //! is checked against the matrices first, so an unsatisfiable request is refused with
 //! the failing constraint instead of yielding a proof that never verifies. The proof
-//! arithmetic itself (QAP quotient from arkworks, then the five MSMs run side by side
+//! arithmetic itself (the QAP quotient term in snarkjs' basis, `qap.rs`, then the five MSMs run side by side
 //! with fresh blinding `r, s`) lives in `precompute.rs`, shared with the per-note fast
 //! path; its proofs are checked by arkworks' own verifier in the tests.
 
@@ -111,6 +111,16 @@ impl<C: Statement> Prover<C> {
                 reason: format!("was made for another circuit than {}", C::CIRCUIT_ID),
             });
         }
+        if keys.manifest.qap != crate::keys::QAP {
+            return Err(CircuitError::KeyFile {
+                path: C::MANIFEST.into(),
+                reason: format!(
+                    "was made for the {:?} QAP reduction, this prover uses {:?}",
+                    keys.manifest.qap,
+                    crate::keys::QAP
+                ),
+            });
+        }
         let vk_hash = crate::keys::verifying_key_hash(&keys.proving_key.vk);
         Ok(Self {
             keys,
@@ -197,6 +207,8 @@ pub struct CircuitShape {
     pub num_instance: usize,
     /// Constraints.
     pub num_constraints: usize,
+    /// Witness variables (the assignment after the instance).
+    pub num_witness: usize,
     /// Where the note-fixed witness sits.
     pub layout: WitnessLayout,
 }
@@ -222,6 +234,7 @@ impl CircuitShape {
             matrices,
             num_instance: cs.num_instance_variables(),
             num_constraints: cs.num_constraints(),
+            num_witness: cs.num_witness_variables(),
             layout,
         })
     }

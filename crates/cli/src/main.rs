@@ -2,6 +2,7 @@
 //! dispatches; each command lives in `commands/`.
 
 mod commands;
+mod dev;
 mod paths;
 
 use clap::{Parser, Subcommand};
@@ -10,13 +11,18 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "zkcredits", version, about)]
 struct Cli {
+    /// Accept development keys from a public seed: anyone can forge proofs with them.
+    /// For local devnets, the demo and tests only; never with real money.
+    #[arg(long, global = true)]
+    dev: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Generate the proving and verifying keys (development setup, not for production).
+    /// The proving and verifying keys: development keys, or a snarkjs ceremony's
+    /// (export the circuits, import the final keys; docs/CEREMONY.md).
     Setup(commands::setup::SetupArgs),
     /// Measure performance on this machine; prints a JSON object as the last line.
     Bench(commands::bench::BenchArgs),
@@ -69,7 +75,9 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(silence_constraint_spans(filter))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    dev::set(cli.dev);
+    match cli.command {
         Command::Setup(args) => commands::setup::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Devnet(args) => commands::devnet::run(args),

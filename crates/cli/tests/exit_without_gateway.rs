@@ -37,6 +37,7 @@ const USER: usize = 2;
 /// Runs `zkcredits ARGS` for the user's home to completion.
 fn zkcredits(home: &Path, eth_key: &str, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_zkcredits"))
+        .arg("--dev")
         .args(args)
         .env("ZKCREDITS_HOME", home)
         .env("ZKCREDITS_KEYS", common::keys_dir())

@@ -88,6 +88,7 @@ impl Drop for Killed {
 /// Starts `zkcredits proxy` and returns it with the address it listens on.
 fn start_proxy(home: &Path, deployment: &Path, gateway: &str) -> (Killed, String) {
     let child = Command::new(env!("CARGO_BIN_EXE_zkcredits"))
+        .arg("--dev")
         .args(["proxy", "--listen", "127.0.0.1:0", "--gateway", gateway])
         .arg("--deployment")
         .arg(deployment)

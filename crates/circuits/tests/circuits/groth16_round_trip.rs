@@ -183,3 +183,27 @@ fn a_damaged_or_foreign_key_file_is_refused() {
     ));
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+#[test]
+fn the_development_keys_are_the_pinned_ones_and_known_whatever_the_manifest_says() {
+    let request = keys::load_proving_key(key_dir()).expect("request keys");
+    let close = keys::load_close_proving_key(key_dir()).expect("close keys");
+    let hashes =
+        [&request, &close].map(|k| hex::encode(keys::verifying_key_hash(k.verifying_key())));
+    assert_eq!(
+        hashes,
+        keys::DEV_VERIFYING_KEY_HASHES,
+        "the development keys changed (a circuit change?): pin the new hashes"
+    );
+    assert!(request.is_development() && close.is_development());
+    // A manifest that claims a ceremony does not make the public seed's keys safe.
+    let mut disguised = request.clone();
+    disguised.manifest.ceremony = Some(zkcredits_circuits::ceremony::CeremonyRecord {
+        tool: "snarkjs groth16 phase 2".into(),
+        zkey_file: "request_final.zkey".into(),
+        zkey_sha256: "00".repeat(32),
+        circuit_hash: "00".repeat(64),
+        contributions: vec![],
+    });
+    assert!(disguised.is_development());
+}

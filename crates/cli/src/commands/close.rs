@@ -64,6 +64,9 @@ pub(crate) fn run(args: CloseArgs) -> anyhow::Result<()> {
         )?,
     };
     let keys_dir = home.keys();
+    if !args.finalize {
+        crate::dev::check_keys(&keys_dir, "the client")?;
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let pool = PoolClient::connect(&deployment, signer)

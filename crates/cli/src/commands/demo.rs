@@ -62,7 +62,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let mut services = Services::default();
 
     section("keys");
-    run_step(&exe, &["setup"], &[])?;
+    run_step(&exe, &["setup", "dev"], &[])?;
 
     section("chain: anvil with the pool and a test token");
     let deployment_path = home.devnet_deployment();
@@ -243,7 +243,8 @@ async fn double_spend(
     copy_sqlite(&journal, &backup)?;
     let call = |method: &'static str, cheat: bool| {
         let mut cmd = Command::new(exe);
-        cmd.args(["call", "--gateway", gateway_url, "--rpc", method])
+        cmd.arg("--dev")
+            .args(["call", "--gateway", gateway_url, "--rpc", method])
             .args(cheat.then_some("--i-want-to-double-spend"))
             .envs(env)
             .env("ZKCREDITS_PASSPHRASE", DEMO_PASSPHRASE)
@@ -429,8 +430,9 @@ fn section(title: &str) {
 
 /// Runs one `zkcredits` command to completion, its output shown.
 fn run_step(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
-    println!("$ zkcredits {}", args.join(" "));
+    println!("$ zkcredits --dev {}", args.join(" "));
     let status = Command::new(exe)
+        .arg("--dev")
         .args(args)
         .envs(env.iter().copied())
         .env("ZKCREDITS_PASSPHRASE", DEMO_PASSPHRASE)
@@ -452,8 +454,12 @@ struct Services(Vec<(String, Child)>);
 impl Services {
     fn start(&mut self, exe: &Path, dir: &Path, name: &str, args: &[&str]) -> anyhow::Result<()> {
         let log = std::fs::File::create(dir.join("logs").join(format!("{name}.log")))?;
-        println!("$ zkcredits {} &   (log: logs/{name}.log)", args.join(" "));
+        println!(
+            "$ zkcredits --dev {} &   (log: logs/{name}.log)",
+            args.join(" ")
+        );
         let child = Command::new(exe)
+            .arg("--dev")
             .args(args)
             .env("ZKCREDITS_PASSPHRASE", DEMO_PASSPHRASE)
             .env("ZKCREDITS_KEYS", keys_dir())

@@ -35,6 +35,7 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<()> {
             e.code()
         )
     })?;
+    crate::dev::check_keys(&config.keys_dir, "the gateway")?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();

@@ -88,6 +88,7 @@ pub(crate) fn gateway_client(args: &GatewayArgs) -> anyhow::Result<GatewayClient
 /// exit without the gateway), opens the spender (syncing the note tree).
 pub(crate) async fn open(args: &GatewayArgs, payer: PayerConfig) -> anyhow::Result<Session> {
     let home = ClientHome::from_env();
+    crate::dev::check_keys(&home.keys(), "the client")?;
     let deployment = load_deployment(&home, args.deployment.clone())?;
     let passphrase = wallet::passphrase(false)?;
     let wallet = Wallet::load(&home.wallet(), &passphrase)?;
