@@ -10,6 +10,10 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "zkcredits", version, about)]
 struct Cli {
+    /// DEVELOPMENT MODE: accept development keys from a public seed: anyone can forge
+    /// proofs; for local devnets and the demo only.
+    #[arg(long, global = true)]
+    dev: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -22,6 +26,9 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Start a local chain (anvil) with the pool and a test token deployed.
     Devnet(commands::devnet::DevnetArgs),
+    /// Deploy the pool to any EVM chain, signing with an encrypted keystore: prints the
+    /// addresses and gas first (--dry-run stops there), verifies the code after.
+    Deploy(commands::deploy::DeployArgs),
     /// Serve a deterministic OpenAI-compatible test LLM (for the demo and tests).
     DevLlm(commands::dev_llm::DevLlmArgs),
     /// Create, show or export the encrypted wallet.
@@ -69,10 +76,14 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(silence_constraint_spans(filter))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let globals = commands::Globals { dev: cli.dev };
+    globals.warn_if_dev();
+    match cli.command {
         Command::Setup(args) => commands::setup::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Devnet(args) => commands::devnet::run(args),
+        Command::Deploy(args) => commands::deploy::run(args, globals),
         Command::DevLlm(args) => commands::dev_llm::run(args),
         Command::Wallet(args) => commands::wallet::run(args),
         Command::Deposit(args) => commands::deposit::run(args),
