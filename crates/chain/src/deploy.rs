@@ -737,8 +737,26 @@ pub struct DeployPlan {
     pub close_verifier: Address,
 }
 
-fn unreachable(url: &str, e: &dyn std::fmt::Display) -> Error {
-    let mut reason = e.to_string();
+/// The chain id of the node behind `provider`: the first call of a deployment, whose
+/// failure is reported as the endpoint being unreachable, with the whole cause.
+pub async fn reach(provider: &DynProvider, url: &str) -> Result<u64> {
+    provider
+        .get_chain_id()
+        .await
+        .map_err(|e| unreachable(url, &e))
+}
+
+fn unreachable(url: &str, e: &(dyn std::error::Error + 'static)) -> Error {
+    // The transport's own message can be empty; its sources say what happened.
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(cause) = source {
+        parts.push(cause.to_string());
+        source = cause.source();
+    }
+    parts.retain(|p| !p.trim().is_empty());
+    parts.dedup();
+    let mut reason = parts.join(": ");
     if url.starts_with("https://") && !cfg!(feature = "tls") {
         reason.push_str(" (this build has no TLS: https:// URLs need the `tls` feature)");
     } else {
@@ -767,16 +785,14 @@ impl DeployPlan {
         config: &PoolConfig,
         verifier: &VerifierArtifact,
     ) -> Result<Self> {
-        let chain_id = provider
-            .get_chain_id()
-            .await
-            .map_err(|e| unreachable(rpc_url, &e))?;
+        let chain_id = reach(provider, rpc_url).await?;
         let nonce = provider.get_transaction_count(deployer).pending().await?;
         let balance = provider.get_balance(deployer).await?;
         let gas_price = provider.get_gas_price().await?;
         let fees = match provider.estimate_eip1559_fees().await {
+            // Never below what the node asks now.
             Ok(f) => Fees::Eip1559 {
-                max_fee_per_gas: f.max_fee_per_gas,
+                max_fee_per_gas: f.max_fee_per_gas.max(gas_price),
                 max_priority_fee_per_gas: f.max_priority_fee_per_gas,
             },
             Err(_) => Fees::Legacy { gas_price },
@@ -872,8 +888,11 @@ impl DeployPlan {
         contracts.push(create("ZkCreditsPool", ContractCode::pool().clone(), pool_tx));
 
         // The pool's constructor checks that its token and verifier have code: give the
-        // planned ones theirs for the estimate.
-        let mut overrides = alloy::rpc::types::state::StateOverridesBuilder::default();
+        // planned ones theirs for the estimate, and the deployer the pool's nonce (a node
+        // derives a creation's address from the sender's nonce in its state, which would
+        // otherwise be the verifier's address when no library is sent).
+        let mut overrides = alloy::rpc::types::state::StateOverridesBuilder::default()
+            .with_nonce(deployer, next_nonce - 1);
         for c in &contracts {
             if c.name != "ZkCreditsPool" {
                 overrides = overrides.with_code(c.address, c.code.deployed_bytecode.clone());

@@ -109,8 +109,13 @@ impl Fixture {
         self.dir.path().join(name)
     }
 
-    /// `deploy` with the fixture's node, token, keystore and password file, then `extra`.
+    /// `deploy` with the fixture's node, token and keystore, then `extra`.
     fn deploy(&self, extra: &[&str]) -> Output {
+        self.deploy_with(&self.keystore, extra)
+    }
+
+    /// `deploy` with the fixture's node and token, `keystore`, then `extra`.
+    fn deploy_with(&self, keystore: &Path, extra: &[&str]) -> Output {
         let token = self.token.to_string();
         let mut args = vec![
             "deploy",
@@ -119,7 +124,7 @@ impl Fixture {
             "--token",
             &token,
             "--keystore",
-            self.keystore.to_str().unwrap(),
+            keystore.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
         zkcredits(self.dir.path(), &args)
@@ -347,13 +352,7 @@ async fn deploy_refuses_the_dev_verifier_a_wrong_password_a_dead_node_and_an_emp
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--password-file"), "{}", stderr(&out));
 
-    let out = f.deploy(&[
-        "--dev",
-        "--password-file",
-        &password_file,
-        "--keystore",
-        f.password_file.to_str().unwrap(),
-    ]);
+    let out = f.deploy_with(&f.password_file, &["--dev", "--password-file", &password_file]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("is not an Ethereum JSON keystore"));
 
@@ -378,21 +377,7 @@ async fn deploy_refuses_the_dev_verifier_a_wrong_password_a_dead_node_and_an_emp
 
     // A keystore account without ETH: the plan is printed, then refused with the amount.
     let (empty, empty_address) = new_keystore(f.dir.path(), "empty.json");
-    let out = zkcredits(
-        f.dir.path(),
-        &[
-            "deploy",
-            "--rpc",
-            f.anvil.url(),
-            "--token",
-            &f.token.to_string(),
-            "--keystore",
-            empty.to_str().unwrap(),
-            "--password-file",
-            &password_file,
-            "--dev",
-        ],
-    );
+    let out = f.deploy_with(&empty, &["--password-file", &password_file, "--dev"]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(

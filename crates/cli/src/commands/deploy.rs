@@ -14,7 +14,6 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 use zkcredits_chain::alloy::primitives::{Address, U256};
 use zkcredits_chain::alloy::providers::DynProvider;
-use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
 use zkcredits_chain::bindings::TestToken;
 use zkcredits_chain::deploy::{Creation, DeployPlan, DeployedContract, Fees, VerifierArtifact};
 use zkcredits_chain::{PoolConfig, keystore, rpc};
@@ -163,6 +162,7 @@ pub(crate) fn run(mut args: DeployArgs, globals: Globals) -> anyhow::Result<()> 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let provider = rpc::wallet_provider(&args.rpc, signer)?;
+        zkcredits_chain::deploy::reach(&provider, &args.rpc).await?;
         let mut config = PoolConfig::dev(
             args.constants
                 .provider
