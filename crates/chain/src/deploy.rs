@@ -329,10 +329,13 @@ impl ContractCode {
     /// 0x strings, optionally `immutableReferences` and `contractName`), such as those in
     /// `contracts/artifacts/`. Unlinked library placeholders are refused.
     pub fn from_artifact(json: &str) -> std::result::Result<Self, String> {
-        let a: ArtifactJson = serde_json::from_str(json).map_err(|e| format!("not a solc artifact ({e})"))?;
+        let a: ArtifactJson =
+            serde_json::from_str(json).map_err(|e| format!("not a solc artifact ({e})"))?;
         let hex = |what: &str, s: &str| -> std::result::Result<Bytes, String> {
             if s.contains("__$") || s.contains("__") {
-                return Err(format!("{what} has unlinked library placeholders: link it first"));
+                return Err(format!(
+                    "{what} has unlinked library placeholders: link it first"
+                ));
             }
             s.parse::<Bytes>()
                 .map_err(|e| format!("{what} is not 0x-prefixed hex ({e})"))
@@ -340,11 +343,16 @@ impl ContractCode {
         let bytecode = hex("bytecode", &a.bytecode)?;
         let deployed_bytecode = hex("deployedBytecode", &a.deployed_bytecode)?;
         if bytecode.is_empty() || deployed_bytecode.is_empty() {
-            return Err("bytecode or deployedBytecode is empty (an interface or abstract contract?)".into());
+            return Err(
+                "bytecode or deployedBytecode is empty (an interface or abstract contract?)".into(),
+            );
         }
         let mut immutables = Vec::new();
         for r in a.immutable_references.values().flatten() {
-            if r.start.checked_add(r.length).is_none_or(|end| end > deployed_bytecode.len()) {
+            if r.start
+                .checked_add(r.length)
+                .is_none_or(|end| end > deployed_bytecode.len())
+            {
                 return Err(format!(
                     "immutableReferences names bytes {}..+{} beyond the runtime code",
                     r.start, r.length
@@ -359,7 +367,11 @@ impl ContractCode {
             .filter(|e| e.get("type").and_then(|t| t.as_str()) == Some("function"))
             .map(|e| {
                 let name = e.get("name").and_then(|n| n.as_str()).unwrap_or("?");
-                format!("{name}({})({})", abi_params(e, "inputs"), abi_params(e, "outputs"))
+                format!(
+                    "{name}({})({})",
+                    abi_params(e, "inputs"),
+                    abi_params(e, "outputs")
+                )
             })
             .collect();
         functions.sort_unstable();
@@ -457,7 +469,8 @@ impl VerifierArtifact {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
         let code = ContractCode::from_artifact(&text).map_err(bad)?;
         for f in &ContractCode::development_close_verifier().functions {
             if !code.functions.contains(f) {
@@ -497,7 +510,8 @@ fn eth(wei: &U256) -> String {
 }
 
 fn gwei(wei: &u128) -> String {
-    alloy::primitives::utils::format_units(U256::from(*wei), "gwei").unwrap_or_else(|_| format!("{wei} wei"))
+    alloy::primitives::utils::format_units(U256::from(*wei), "gwei")
+        .unwrap_or_else(|_| format!("{wei} wei"))
 }
 
 /// Why a deployment was refused or failed (beside the RPC and contract errors of
@@ -514,7 +528,9 @@ pub enum DeployError {
         reason: String,
     },
     /// No contract at the token address.
-    #[error("there is no contract at the token address {token} on chain {chain_id}: check --token and the RPC URL")]
+    #[error(
+        "there is no contract at the token address {token} on chain {chain_id}: check --token and the RPC URL"
+    )]
     NoToken {
         /// The token address given.
         token: Address,
@@ -641,7 +657,9 @@ impl Fees {
     /// The most a transaction pays per gas.
     pub fn max_per_gas(&self) -> u128 {
         match *self {
-            Self::Eip1559 { max_fee_per_gas, .. } => max_fee_per_gas,
+            Self::Eip1559 {
+                max_fee_per_gas, ..
+            } => max_fee_per_gas,
             Self::Legacy { gas_price } => gas_price,
         }
     }
@@ -876,8 +894,8 @@ impl DeployPlan {
                 address
             }
         };
-        let verifier_tx = TransactionRequest::default()
-            .with_deploy_code(verifier.code().bytecode.clone());
+        let verifier_tx =
+            TransactionRequest::default().with_deploy_code(verifier.code().bytecode.clone());
         let planned = create("CloseVerifier", verifier.code().clone(), verifier_tx);
         let close_verifier = planned.address;
         contracts.push(planned);
@@ -885,7 +903,11 @@ impl DeployPlan {
         config.token = Some(token);
         let pool_tx = ZkCreditsPool::deploy_builder(provider, config.to_sol(token, close_verifier))
             .into_transaction_request();
-        contracts.push(create("ZkCreditsPool", ContractCode::pool().clone(), pool_tx));
+        contracts.push(create(
+            "ZkCreditsPool",
+            ContractCode::pool().clone(),
+            pool_tx,
+        ));
 
         // The pool's constructor checks that its token and verifier have code: give the
         // planned ones theirs for the estimate, and the deployer the pool's nonce (a node
@@ -986,7 +1008,10 @@ impl DeployPlan {
         mut mined: impl FnMut(&DeployedContract),
     ) -> Result<Vec<DeployedContract>> {
         self.check_funds()?;
-        let now = provider.get_transaction_count(self.deployer).pending().await?;
+        let now = provider
+            .get_transaction_count(self.deployer)
+            .pending()
+            .await?;
         if now != self.nonce {
             return Err(DeployError::NonceMoved {
                 planned: self.nonce,
@@ -1106,7 +1131,11 @@ impl DeployPlan {
                 .serverKeyUsable(x, y)
                 .call()
                 .await?;
-            mismatch("server key", "usable".into(), if usable { "usable" } else { "not usable" }.into())?;
+            mismatch(
+                "server key",
+                "usable".into(),
+                if usable { "usable" } else { "not usable" }.into(),
+            )?;
         }
         Ok(deployment)
     }
@@ -1244,7 +1273,8 @@ mod tests {
 
     #[test]
     fn a_verifier_artifact_must_be_linked_hex_with_the_pools_functions() {
-        let dir = std::env::temp_dir().join(format!("zkcredits-verifier-art-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("zkcredits-verifier-art-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let committed: serde_json::Value = serde_json::from_str(VERIFIER_ARTIFACT).expect("json");
         let write = |name: &str, v: &serde_json::Value| {

@@ -148,7 +148,9 @@ fn new_keystore(dir: &Path, name: &str) -> (PathBuf, Address) {
 /// An artifact's runtime code and the byte ranges of its immutables, read from
 /// contracts/artifacts directly.
 fn artifact(name: &str) -> (Vec<u8>, Vec<(usize, usize)>) {
-    let path = contracts_dir().join("artifacts").join(format!("{name}.json"));
+    let path = contracts_dir()
+        .join("artifacts")
+        .join(format!("{name}.json"));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let code: Bytes = json["deployedBytecode"].as_str().unwrap().parse().unwrap();
@@ -233,8 +235,18 @@ async fn a_keystore_account_deploys_the_pool_as_planned_and_the_code_is_verified
     }
     assert!(said.contains("dry run: nothing was sent"), "{said}");
     assert!(stderr(&dry).contains("WARNING: --dev"));
-    assert_eq!(f.nonce(f.deployer).await, 0, "the dry run sent a transaction");
-    assert!(f.provider().get_code_at(planned_pool).await.unwrap().is_empty());
+    assert_eq!(
+        f.nonce(f.deployer).await,
+        0,
+        "the dry run sent a transaction"
+    );
+    assert!(
+        f.provider()
+            .get_code_at(planned_pool)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(!out_file.exists());
 
     // The deployment.
@@ -246,10 +258,16 @@ async fn a_keystore_account_deploys_the_pool_as_planned_and_the_code_is_verified
     assert_eq!(d.pool, planned_pool);
     assert_eq!(d.close_verifier, f.deployer.create(2));
     assert_eq!(d.token, f.token);
-    assert_eq!(d.provider, f.deployer, "the provider defaults to the deployer");
+    assert_eq!(
+        d.provider, f.deployer,
+        "the provider defaults to the deployer"
+    );
     assert_eq!(d.chain_id, 31337);
     assert_eq!(d.constants.c_max, 2000, "from the file");
-    assert_eq!(d.constants.challenge_window, 7200, "the flag wins over the file");
+    assert_eq!(
+        d.constants.challenge_window, 7200,
+        "the flag wins over the file"
+    );
     assert_eq!(d.constants.denominations, vec![1000, 5000]);
     assert_eq!(d.constants.unit, U256::from(10u64).pow(U256::from(12u64)));
     assert_eq!(d.constants.p_max, 5000, "the default");
@@ -336,8 +354,14 @@ async fn deploy_refuses_the_dev_verifier_a_wrong_password_a_dead_node_and_an_emp
     let out = f.deploy(&["--password-file", &password_file]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("refusing to deploy the DEVELOPMENT close verifier"), "{err}");
-    assert!(err.contains("--verifier-artifact") && err.contains("--dev"), "{err}");
+    assert!(
+        err.contains("refusing to deploy the DEVELOPMENT close verifier"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--verifier-artifact") && err.contains("--dev"),
+        "{err}"
+    );
 
     let wrong = f.path("wrong.txt");
     std::fs::write(&wrong, "not the password\n").unwrap();
@@ -352,7 +376,10 @@ async fn deploy_refuses_the_dev_verifier_a_wrong_password_a_dead_node_and_an_emp
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--password-file"), "{}", stderr(&out));
 
-    let out = f.deploy_with(&f.password_file, &["--dev", "--password-file", &password_file]);
+    let out = f.deploy_with(
+        &f.password_file,
+        &["--dev", "--password-file", &password_file],
+    );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("is not an Ethereum JSON keystore"));
 
@@ -373,7 +400,10 @@ async fn deploy_refuses_the_dev_verifier_a_wrong_password_a_dead_node_and_an_emp
     );
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("cannot reach the JSON-RPC endpoint http://127.0.0.1:1"), "{err}");
+    assert!(
+        err.contains("cannot reach the JSON-RPC endpoint http://127.0.0.1:1"),
+        "{err}"
+    );
 
     // A keystore account without ETH: the plan is printed, then refused with the amount.
     let (empty, empty_address) = new_keystore(f.dir.path(), "empty.json");
@@ -381,7 +411,9 @@ async fn deploy_refuses_the_dev_verifier_a_wrong_password_a_dead_node_and_an_emp
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains(&format!("the deployer {empty_address} holds 0.000000000000000000 ETH")),
+        err.contains(&format!(
+            "the deployer {empty_address} holds 0.000000000000000000 ETH"
+        )),
         "{err}"
     );
     assert!(err.contains("send it at least"), "{err}");

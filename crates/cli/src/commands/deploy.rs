@@ -291,7 +291,10 @@ fn gwei(wei: u128) -> String {
 
 fn print_plan(plan: &DeployPlan, keystore: &Path, verifier: &VerifierArtifact) {
     let c = &plan.config;
-    println!("deploy plan for chain {} via {}", plan.chain_id, plan.rpc_url);
+    println!(
+        "deploy plan for chain {} via {}",
+        plan.chain_id, plan.rpc_url
+    );
     println!(
         "  deployer  {} (keystore {}), nonce {}, balance {} ETH",
         plan.deployer,
