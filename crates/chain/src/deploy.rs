@@ -332,7 +332,7 @@ impl ContractCode {
         let a: ArtifactJson =
             serde_json::from_str(json).map_err(|e| format!("not a solc artifact ({e})"))?;
         let hex = |what: &str, s: &str| -> std::result::Result<Bytes, String> {
-            if s.contains("__$") || s.contains("__") {
+            if s.contains("__") {
                 return Err(format!(
                     "{what} has unlinked library placeholders: link it first"
                 ));
