@@ -383,27 +383,29 @@ async fn deploy_refuses_the_dev_verifier_a_wrong_password_a_dead_node_and_an_emp
     assert!(!out.status.success());
     assert!(stderr(&out).contains("is not an Ethereum JSON keystore"));
 
-    let out = zkcredits(
-        f.dir.path(),
-        &[
-            "deploy",
-            "--rpc",
-            "http://127.0.0.1:1",
-            "--token",
-            &f.token.to_string(),
-            "--keystore",
-            f.keystore.to_str().unwrap(),
-            "--password-file",
-            &password_file,
-            "--dev",
-        ],
-    );
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(
-        err.contains("cannot reach the JSON-RPC endpoint http://127.0.0.1:1"),
-        "{err}"
-    );
+    // A dead node; over https:// too (a build without TLS says so).
+    for url in ["http://127.0.0.1:1", "https://127.0.0.1:1"] {
+        let token = f.token.to_string();
+        let out = zkcredits(
+            f.dir.path(),
+            &[
+                "deploy",
+                "--rpc",
+                url,
+                "--token",
+                &token,
+                "--keystore",
+                f.keystore.to_str().unwrap(),
+                "--password-file",
+                &password_file,
+                "--dev",
+            ],
+        );
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        let expected = format!("cannot reach the JSON-RPC endpoint {url}");
+        assert!(err.contains(&expected), "{err}");
+    }
 
     // A keystore account without ETH: the plan is printed, then refused with the amount.
     let (empty, empty_address) = new_keystore(f.dir.path(), "empty.json");
