@@ -31,6 +31,7 @@ const OUTPUTS = [
   'evm.bytecode.linkReferences',
   'evm.deployedBytecode.object',
   'evm.deployedBytecode.linkReferences',
+  'evm.deployedBytecode.immutableReferences',
   'evm.methodIdentifiers',
   'storageLayout',
 ];
@@ -214,6 +215,9 @@ export function makeArtifacts(output, libOutput) {
       deployedBytecode: '0x' + link(c.evm.deployedBytecode.object, c.evm.deployedBytecode.linkReferences, libraries),
       linkReferences: sortKeys(refs),
       deployedLinkReferences: sortKeys(c.evm.deployedBytecode.linkReferences || {}),
+      // Byte ranges of the runtime code that the constructor fills with immutables (by AST
+      // id): a deployer masks them when it compares the code on chain with deployedBytecode.
+      immutableReferences: sortKeys(c.evm.deployedBytecode.immutableReferences || {}),
       libraries: used(refs),
       compiler,
     };

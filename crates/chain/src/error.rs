@@ -358,6 +358,12 @@ pub enum Error {
     /// Starting or talking to the local anvil failed.
     #[error("anvil: {0}")]
     Anvil(String),
+    /// A deployment was refused or failed (`deploy`).
+    #[error(transparent)]
+    Deploy(#[from] crate::deploy::DeployError),
+    /// An encrypted keystore could not be opened.
+    #[error(transparent)]
+    Keystore(#[from] crate::keystore::KeystoreError),
 }
 
 impl Error {

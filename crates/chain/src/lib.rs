@@ -4,7 +4,9 @@
 //! - [`bindings`]: `alloy::sol!` bindings generated from the committed artifacts in
 //!   `contracts/artifacts/` (`ZkCreditsPool`, `TestToken`), the Poseidon libraries' CREATE2
 //!   data, and field element <-> `uint256` conversions;
-//! - [`deploy`]: [`PoolConfig`] in, [`Deployment`] out (JSON on disk);
+//! - [`deploy`]: [`PoolConfig`] in, [`Deployment`] out (JSON on disk), through a
+//!   [`DeployPlan`] (addresses and gas before sending, code verified after);
+//! - [`keystore`]: the encrypted Ethereum JSON keystore a real deployment signs with;
 //! - [`client`]: [`PoolClient`], with reverts decoded into [`ContractError`];
 //! - [`indexer`]: [`Indexer`], the tree and recent roots from `Deposited` / `RootCommitted`
 //!   logs, persisted so a restart resumes;
@@ -26,6 +28,7 @@ pub mod devnet;
 mod error;
 mod fsutil;
 pub mod indexer;
+pub mod keystore;
 pub mod ledger;
 pub mod rpc;
 pub mod settlement;
@@ -43,7 +46,10 @@ pub use close::{
     CloseOutcome, CloseRequestOutcome, NoteToClose, PendingClose, PreparedClose, close_ticket,
     prepare_close,
 };
-pub use deploy::{Deployment, Libraries, PoolConfig, PoolConstants, deploy};
+pub use deploy::{
+    DeployError, DeployPlan, Deployment, Libraries, PoolConfig, PoolConstants, VerifierArtifact,
+    deploy,
+};
 pub use devnet::devnet;
 pub use error::{ContractError, Error, Result};
 pub use indexer::{Indexer, IndexerConfig, SyncReport};

@@ -28,6 +28,9 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Start a local chain (anvil) with the pool and a test token deployed.
     Devnet(commands::devnet::DevnetArgs),
+    /// Deploy the pool to any EVM chain, signing with an encrypted keystore: prints the
+    /// addresses and gas first (--dry-run stops there), verifies the code after.
+    Deploy(Box<commands::deploy::DeployArgs>),
     /// Serve a deterministic OpenAI-compatible test LLM (for the demo and tests).
     DevLlm(commands::dev_llm::DevLlmArgs),
     /// Create, show or export the encrypted wallet.
@@ -81,6 +84,7 @@ fn main() -> anyhow::Result<()> {
         Command::Setup(args) => commands::setup::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Devnet(args) => commands::devnet::run(args),
+        Command::Deploy(args) => commands::deploy::run(*args),
         Command::DevLlm(args) => commands::dev_llm::run(args),
         Command::Wallet(args) => commands::wallet::run(args),
         Command::Deposit(args) => commands::deposit::run(args),

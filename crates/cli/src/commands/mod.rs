@@ -5,6 +5,7 @@ pub(crate) mod bench_gateway;
 pub(crate) mod call;
 pub(crate) mod close;
 pub(crate) mod demo;
+pub(crate) mod deploy;
 pub(crate) mod deposit;
 pub(crate) mod dev_llm;
 pub(crate) mod devnet;
