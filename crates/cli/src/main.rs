@@ -33,6 +33,9 @@ enum Command {
     Deploy(Box<commands::deploy::DeployArgs>),
     /// Serve a deterministic OpenAI-compatible test LLM (for the demo and tests).
     DevLlm(commands::dev_llm::DevLlmArgs),
+    /// Join a pool with its gateway's URL: the deployment it publishes is checked against
+    /// the chain through your own node, then saved for every other command.
+    Join(commands::join::JoinArgs),
     /// Create, show or export the encrypted wallet.
     Wallet(commands::wallet::WalletArgs),
     /// Deposit notes into the pool (approve + depositMany) and record them.
@@ -86,6 +89,7 @@ fn main() -> anyhow::Result<()> {
         Command::Devnet(args) => commands::devnet::run(args),
         Command::Deploy(args) => commands::deploy::run(*args),
         Command::DevLlm(args) => commands::dev_llm::run(args),
+        Command::Join(args) => commands::join::run(args),
         Command::Wallet(args) => commands::wallet::run(args),
         Command::Deposit(args) => commands::deposit::run(args),
         Command::Notes(args) => commands::notes::run(args),

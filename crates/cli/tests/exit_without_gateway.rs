@@ -125,7 +125,32 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
     let gateway_url = format!("http://{}", gateway.addr);
     let eth_key = hex::encode(chain.signer(USER).to_bytes());
 
-    // One paid call: the note's last receipt is signed by the gateway's key.
+    // The user joins with the gateway's URL alone. Through a node of another chain
+    // (where no pool lives) the published deployment does not check out and nothing is
+    // saved; through the pool's chain it is checked and saved.
+    let elsewhere = zkcredits_chain::anvil::AnvilProcess::start_free().await.unwrap();
+    let out = zkcredits(
+        home.dir(),
+        &eth_key,
+        &["join", "--gateway", &gateway_url, "--rpc", elsewhere.url()],
+    );
+    assert!(!out.status.success());
+    assert!(said(&out).contains("reading the pool"), "{}", said(&out));
+    assert!(!home.joined_deployment().exists());
+    let out = zkcredits(
+        home.dir(),
+        &eth_key,
+        &["join", "--gateway", &gateway_url, "--rpc", &deployment.rpc_url],
+    );
+    assert!(out.status.success(), "{}", said(&out));
+    assert_eq!(
+        zkcredits_chain::Deployment::load(&home.joined_deployment()).unwrap(),
+        deployment,
+        "the joined deployment is the chain's, read through the user's node"
+    );
+
+    // One paid call on the joined deployment (no --deployment): the note's last receipt
+    // is signed by the gateway's key.
     let out = zkcredits(
         home.dir(),
         &eth_key,
@@ -133,8 +158,6 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
             "call",
             "--gateway",
             &gateway_url,
-            "--deployment",
-            &deployment_arg,
             "--rpc",
             "eth_chainId",
         ],

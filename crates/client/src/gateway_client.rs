@@ -517,6 +517,9 @@ pub struct Discovery {
     pub version: Option<String>,
     /// `unit`, token base units per credit unit, as published (decimal).
     pub unit: Option<String>,
+    /// The pool's deployment as the gateway publishes it (no RPC URL): what
+    /// `zkcredits join` checks against the chain and saves. `None` from older gateways.
+    pub deployment: Option<zkcredits_chain::Deployment>,
 }
 
 /// What a gateway publishes about the requests it takes: the price table of each route
@@ -608,6 +611,8 @@ struct RawDiscovery {
     body_limit: Option<usize>,
     #[serde(default, alias = "protocol_version")]
     version: Option<serde_json::Value>,
+    #[serde(default)]
+    deployment: Option<zkcredits_chain::Deployment>,
 }
 
 fn number(v: &serde_json::Value, what: &str) -> Result<u64, GatewayError> {
@@ -736,6 +741,7 @@ impl Discovery {
             },
             version: raw.version.as_ref().map(text),
             unit: raw.unit.as_ref().map(text),
+            deployment: raw.deployment,
         })
     }
 }

@@ -80,4 +80,9 @@ impl ClientHome {
     pub fn devnet_deployment(&self) -> PathBuf {
         self.dir.join("devnet.json")
     }
+
+    /// The deployment `zkcredits join` (or `zkcredits deploy`) saved.
+    pub fn joined_deployment(&self) -> PathBuf {
+        self.dir.join("deployment.json")
+    }
 }

@@ -42,8 +42,9 @@ pub(crate) struct DeployArgs {
     #[command(flatten)]
     constants: ConstantArgs,
     /// The close verifier: a solc artifact JSON like contracts/artifacts/CloseVerifier.json,
-    /// generated from your ceremony's keys [default: the committed one, from DEVELOPMENT
-    /// keys, which needs --dev].
+    /// generated from your ceremony's keys [default: CloseVerifier.json in the key
+    /// directory, which `npm run verifier` writes after `zkcredits setup import-zkey`;
+    /// else the committed one, from DEVELOPMENT keys, which needs --dev].
     #[arg(long)]
     verifier_artifact: Option<PathBuf>,
     /// Print the plan (addresses, gas, cost) and stop: nothing is sent.
@@ -132,10 +133,17 @@ macro_rules! pick {
 
 pub(crate) fn run(mut args: DeployArgs) -> anyhow::Result<()> {
     // The verifier first: refusing the development one must not wait for a password.
+    let keys_dir = zkcredits_client::home::ClientHome::from_env().keys();
+    let in_keys = keys_dir.join("CloseVerifier.json");
     let verifier = match &args.verifier_artifact {
         Some(path) => VerifierArtifact::load(path)?,
+        None if in_keys.exists() => VerifierArtifact::load(&in_keys)?,
         None => VerifierArtifact::development(),
     };
+    if let Some(path) = args.verifier_artifact.as_ref().or(Some(&in_keys).filter(|p| p.exists()))
+    {
+        check_verifier_source(path, &keys_dir)?;
+    }
     if verifier.is_development() && !crate::dev::enabled() {
         bail!(
             "refusing to deploy the DEVELOPMENT close verifier ({}): it comes from keys anyone \
@@ -378,4 +386,32 @@ fn print_mined(d: &DeployedContract) {
         ),
         None => println!("kept  {:<14} {} (already deployed)", d.name, d.address),
     }
+}
+
+/// A verifier artifact compiled by `npm run verifier` names the SHA-256 of its source:
+/// when the key directory holds a close verifying key, that source must be the one
+/// generated from it, so a pool never gets a verifier for other keys than its users'.
+fn check_verifier_source(artifact: &Path, keys_dir: &Path) -> anyhow::Result<()> {
+    let Ok(vk) = zkcredits_circuits::keys::load_close_verifying_key(keys_dir) else {
+        return Ok(());
+    };
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(artifact).with_context(|| format!("reading {}", artifact.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", artifact.display()))?;
+    let Some(recorded) = json.get("sourceSha256").and_then(|v| v.as_str()) else {
+        return Ok(());
+    };
+    let expected = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        zkcredits_circuits::solidity::close_verifier_source(&vk).as_bytes(),
+    ));
+    if recorded != expected {
+        bail!(
+            "{} was compiled from another CloseVerifier.sol than the one the close key in {} generates: run `npm --prefix contracts run verifier -- {}` again",
+            artifact.display(),
+            keys_dir.display(),
+            keys_dir.display()
+        );
+    }
+    Ok(())
 }

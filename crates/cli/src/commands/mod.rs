@@ -10,6 +10,7 @@ pub(crate) mod deposit;
 pub(crate) mod dev_llm;
 pub(crate) mod devnet;
 pub(crate) mod gateway;
+pub(crate) mod join;
 pub(crate) mod notes;
 pub(crate) mod proxy;
 pub(crate) mod session;

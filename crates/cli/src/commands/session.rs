@@ -29,7 +29,8 @@ pub(crate) struct GatewayArgs {
     /// use https:// or a .onion address through --socks5 instead.
     #[arg(long)]
     pub(crate) allow_plain_http: bool,
-    /// The deployment JSON [default: $ZKCREDITS_HOME/devnet.json].
+    /// The deployment JSON [default: $ZKCREDITS_HOME/deployment.json, which `zkcredits
+    /// join` writes, else $ZKCREDITS_HOME/devnet.json].
     #[arg(long)]
     pub(crate) deployment: Option<PathBuf>,
 }
@@ -67,12 +68,17 @@ pub(crate) async fn check_positions(payer: &Payer) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The deployment named by `path`, else the devnet's.
+/// The deployment named by `path`, else the one `zkcredits join` saved, else the
+/// devnet's.
 pub(crate) fn load_deployment(
     home: &ClientHome,
     path: Option<PathBuf>,
 ) -> anyhow::Result<Deployment> {
-    let path = path.unwrap_or_else(|| home.devnet_deployment());
+    let path = path.unwrap_or_else(|| {
+        Some(home.joined_deployment())
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| home.devnet_deployment())
+    });
     Deployment::load(&path).with_context(|| format!("reading the deployment {}", path.display()))
 }
 

@@ -119,6 +119,7 @@ impl Discovery {
                 .map(|r| (r.prefix.clone(), r.upstream.prices()))
                 .collect(),
             body_limit: state.settings.body_limit,
+            deployment: state.published.clone(),
         }
     }
 }

@@ -88,6 +88,10 @@ pub(crate) struct AppState {
     pub(crate) pool: zkcredits_chain::alloy::primitives::Address,
     pub(crate) token: zkcredits_chain::alloy::primitives::Address,
     pub(crate) constants: PoolConstants,
+    /// The deployment as the discovery document publishes it: without the RPC URL the
+    /// gateway reads the chain through (it may carry an API key), so that a user joins
+    /// with one URL and checks it through their own node.
+    pub(crate) published: Deployment,
     pub(crate) limits: Limits,
     pub(crate) keys: ServerKeys,
     pub(crate) vk_hash: [u8; 32],
@@ -125,6 +129,10 @@ impl AppState {
             pool: deployment.pool,
             token: deployment.token,
             constants: deployment.constants.clone(),
+            published: Deployment {
+                rpc_url: String::new(),
+                ..deployment.clone()
+            },
             limits: Limits {
                 c_max: deployment.constants.c_max,
                 p_max: deployment.constants.p_max,
