@@ -128,6 +128,15 @@ pub fn check_text(text: &str, base: &Path, file: &str) -> Report {
     };
     let deployment = match config.load_deployment() {
         Ok(d) => Some(d),
+        Err(ConfigError::Deployment { path, message }) => {
+            push(ConfigError::Deployment {
+                path,
+                message: format!(
+                    "{message} (until it can be read, prices are not checked against C_max)"
+                ),
+            });
+            None
+        }
         Err(e) => {
             push(e);
             None
@@ -457,6 +466,7 @@ fn redact_url(url: &str, keyed: bool) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::config::EXAMPLE;
