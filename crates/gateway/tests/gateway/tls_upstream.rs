@@ -2,7 +2,9 @@
 //! issued, behind a gateway started from a real `gateway.toml` (the path the binary
 //! takes). With the CA in `[tls] ca_file` a paid request is served; without it the
 //! gateway answers 502 `upstream_failed` saying the certificate is not trusted, with a
-//! receipt refunding all of `C_max`. Needs `npm ci` in `contracts/` (anvil).
+//! receipt refunding all of `C_max`. The chain RPC goes through an https:// proxy the
+//! same CA covers (and a gateway without the CA cannot start on it). Needs `npm ci` in
+//! `contracts/` (anvil).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -107,13 +109,45 @@ async fn start_tls_upstream(server: Arc<rustls::ServerConfig>) -> SocketAddr {
     addr
 }
 
+/// An https:// JSON-RPC endpoint in front of the plain-http node at `node`: the chain
+/// RPC behind the private CA.
+async fn start_tls_rpc_proxy(server: Arc<rustls::ServerConfig>, node: String) -> SocketAddr {
+    let http = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let (http, node) = (http.clone(), node.clone());
+        async move {
+            let answer = http
+                .post(node)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            ([("content-type", "application/json")], answer)
+        }
+    });
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let listener = TlsListener {
+        tcp,
+        acceptor: TlsAcceptor::from(server),
+    };
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
 /// A `gateway.toml` (and the files it names) in `dir` for the fixture's pool, with one
-/// flat route to `upstream`, trusting `ca_file` when given.
+/// flat route to `upstream`, trusting `ca_file` when given, reading the chain through
+/// `rpc_url` when given.
 fn write_config(
     dir: &Path,
     deployment: &Deployment,
     upstream: &str,
     ca_file: Option<&Path>,
+    rpc_url: Option<&str>,
 ) -> PathBuf {
     deployment.save(&dir.join("deployment.json")).unwrap();
     let provider = zkcredits_chain::anvil::dev_signer(PROVIDER);
@@ -127,9 +161,10 @@ fn write_config(
         Some(path) => format!("[tls]\nca_file = {:?}\n", path.display().to_string()),
         None => String::new(),
     };
+    let rpc_url = rpc_url.map_or(String::new(), |url| format!("rpc_url = {url:?}\n"));
     let text = format!(
         r#"listen = "127.0.0.1:0"
-deployment = "deployment.json"
+{rpc_url}deployment = "deployment.json"
 keys_dir = {keys:?}
 store = "sqlite:gateway.db"
 
@@ -168,11 +203,20 @@ async fn an_https_upstream_is_served_with_the_private_ca_and_refused_without_it(
     let limits = fx.limits();
     let tree = fx.tree().await;
 
-    // With the test CA in [tls] ca_file: served over TLS and charged the price.
+    // With the test CA in [tls] ca_file: served over TLS and charged the price, and the
+    // chain read (roots, key acceptance) through an https:// RPC URL the same CA covers.
     let trusted = tempfile::tempdir().unwrap();
     let ca = trusted.path().join("test-ca.pem");
     std::fs::write(&ca, &pki.ca_pem).unwrap();
-    let config = write_config(trusted.path(), fx.deployment(), &base_url, Some(&ca));
+    let rpc = start_tls_rpc_proxy(Arc::clone(&pki.server), fx.deployment().rpc_url.clone()).await;
+    let rpc_url = format!("https://localhost:{}", rpc.port());
+    let config = write_config(
+        trusted.path(),
+        fx.deployment(),
+        &base_url,
+        Some(&ca),
+        Some(&rpc_url),
+    );
     // `gateway check` accepts it and shows the CA file.
     let report = zkcredits_gateway::check::check_file(&config);
     assert!(report.ok(), "{:?}", report.findings);
@@ -198,7 +242,22 @@ async fn an_https_upstream_is_served_with_the_private_ca_and_refused_without_it(
 
     // Without it: the platform's roots do not know the test CA.
     let untrusted = tempfile::tempdir().unwrap();
-    let config = write_config(untrusted.path(), fx.deployment(), &base_url, None);
+    // Its chain RPC over https:// cannot be trusted either: the gateway does not start.
+    let config = write_config(
+        untrusted.path(),
+        fx.deployment(),
+        &base_url,
+        None,
+        Some(&rpc_url),
+    );
+    let e = zkcredits_gateway::start(
+        GatewayConfig::load(&config).unwrap(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect_err("an untrusted RPC");
+    assert_eq!(e.code(), "chain_unavailable", "{e}");
+    let config = write_config(untrusted.path(), fx.deployment(), &base_url, None, None);
     let shutdown = CancellationToken::new();
     let running = zkcredits_gateway::start(GatewayConfig::load(&config).unwrap(), shutdown.clone())
         .await
