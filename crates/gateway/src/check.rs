@@ -262,12 +262,9 @@ fn shape_findings(source: &ConfigSource) -> Vec<Finding> {
             _ => Err(format!("unknown key `{name}`")),
         };
         if let Err(message) = result {
-            let mut key = vec![name.clone()];
-            if let Some(field) = named_key(&message)
-                && source.line_of(&[name.clone(), field.clone()]).is_some()
-            {
-                key.push(field);
-            }
+            let key = named_key(&message)
+                .and_then(|field| source.find_key(name, &field))
+                .unwrap_or_else(|| vec![name.clone()]);
             out.push(at(
                 source.line_of(&key),
                 &key.join("."),
@@ -733,6 +730,24 @@ penalty = 1
             "{shown:#?}"
         );
         assert!(report.effective.is_empty());
+        // A misspelt key deep in an adapter's section is named with its whole path.
+        let text = format!(
+            "{EXAMPLE}\n[openai]\nbase_url = \"http://127.0.0.1:8000/v1\"\n\
+             [openai.models.\"m-1\"]\ninput_per_1k = 1\noutput_per_1kk = 2\n"
+        );
+        let report = check_text(&text, Path::new("."), "gw.toml");
+        let want = format!(
+            "gw.toml:{}: `openai.models.m-1.output_per_1kk`",
+            text.lines().count()
+        );
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| f.to_string().starts_with(&want)),
+            "no {want}: {:#?}",
+            report.findings
+        );
         let report = check_text("listen = [", Path::new("."), "gw.toml");
         assert_eq!(report.findings.len(), 1);
         assert!(

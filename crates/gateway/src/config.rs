@@ -188,6 +188,59 @@ impl ConfigSource {
         found.map(|offset| self.line_at(offset))
     }
 
+    /// The path of the first key named `field` inside the section `section` (at any
+    /// depth, in the order of the text), for a parser's message that names only the
+    /// field (`unknown field `x``).
+    pub fn find_key(&self, section: &str, field: &str) -> Option<Vec<String>> {
+        use toml::de::{DeTable, DeValue};
+        fn walk(table: &DeTable<'_>, field: &str, path: &mut Vec<String>) -> bool {
+            for (key, value) in table.iter() {
+                path.push(key.get_ref().to_string());
+                if key.get_ref().as_ref() == field {
+                    return true;
+                }
+                let found = match value.get_ref() {
+                    DeValue::Table(t) => walk(t, field, path),
+                    DeValue::Array(items) => items.iter().enumerate().any(|(i, item)| {
+                        path.push(i.to_string());
+                        let found =
+                            matches!(item.get_ref(), DeValue::Table(t) if walk(t, field, path));
+                        if !found {
+                            path.pop();
+                        }
+                        found
+                    }),
+                    _ => false,
+                };
+                if found {
+                    return true;
+                }
+                path.pop();
+            }
+            false
+        }
+        let document = DeTable::parse(&self.text).ok()?;
+        let (_, value) = document
+            .get_ref()
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == section)?;
+        let mut path = vec![section.to_owned()];
+        let found = match value.get_ref() {
+            DeValue::Table(t) => walk(t, field, &mut path),
+            DeValue::Array(items) => items.iter().enumerate().any(|(i, item)| {
+                path.push(i.to_string());
+                let found =
+                    matches!(item.get_ref(), DeValue::Table(t) if walk(t, field, &mut path));
+                if !found {
+                    path.pop();
+                }
+                found
+            }),
+            _ => false,
+        };
+        found.then_some(path)
+    }
+
     /// The 1-based line of byte `offset` of the text.
     pub fn line_at(&self, offset: usize) -> usize {
         let offset = offset.min(self.text.len());

@@ -141,16 +141,12 @@ fn section<T: serde::de::DeserializeOwned>(
         .map_err(|e: toml::de::Error| {
             // The message names the key at fault (`unknown field `x``): point at it when it
             // is in this section, else at the section.
-            let mut key = vec![name.to_owned()];
             let message = e.message().trim().to_owned();
-            if let Some(field) = message.split('`').nth(1)
-                && config
-                    .source
-                    .line_of(&[name.to_owned(), field.to_owned()])
-                    .is_some()
-            {
-                key.push(field.to_owned());
-            }
+            let key = message
+                .split('`')
+                .nth(1)
+                .and_then(|field| config.source.find_key(name, field))
+                .unwrap_or_else(|| vec![name.to_owned()]);
             config
                 .source
                 .setting_error(&UpstreamConfigError { key, message })
