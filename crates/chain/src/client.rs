@@ -151,8 +151,19 @@ impl PoolClient {
         url: &str,
         signer: PrivateKeySigner,
     ) -> Result<Self> {
+        Self::connect_with(deployment, url, signer, None).await
+    }
+
+    /// Like [`PoolClient::connect_url`], over `http` when given: an HTTP client the
+    /// caller configured (its TLS roots, e.g. a private CA).
+    pub async fn connect_with(
+        deployment: &Deployment,
+        url: &str,
+        signer: PrivateKeySigner,
+        http: Option<rpc::HttpClient>,
+    ) -> Result<Self> {
         let sender = signer.address();
-        let provider = rpc::wallet_provider(url, signer)?;
+        let provider = rpc::wallet_provider_with(url, signer, http)?;
         let chain_id = provider.get_chain_id().await?;
         if chain_id != deployment.chain_id {
             return Err(Error::Rpc(format!(

@@ -24,18 +24,42 @@ pub fn read_provider(url: &str) -> Result<DynProvider> {
         .erased())
 }
 
+/// Like [`read_provider`], over `client`: an HTTP client the caller configured (its TLS
+/// roots, e.g. a private CA).
+pub fn read_provider_with(url: &str, client: HttpClient) -> Result<DynProvider> {
+    Ok(ProviderBuilder::default()
+        .connect_reqwest(client, parse_url(url)?)
+        .erased())
+}
+
+/// The HTTP client type alloy's transport runs on (reqwest's), for
+/// [`read_provider_with`] and [`wallet_provider_with`].
+pub type HttpClient = alloy::transports::http::reqwest::Client;
+
 /// A provider that signs with `signer`: gas estimated per transaction, the chain id fetched
 /// once, and the nonce read from the node for every transaction (the simple nonce manager:
 /// a transaction refused at estimation never leaves a nonce gap behind, which the cached
 /// manager can).
 pub fn wallet_provider(url: &str, signer: PrivateKeySigner) -> Result<DynProvider> {
-    Ok(ProviderBuilder::default()
+    wallet_provider_with(url, signer, None)
+}
+
+/// Like [`wallet_provider`], over `client` when given (see [`read_provider_with`]).
+pub fn wallet_provider_with(
+    url: &str,
+    signer: PrivateKeySigner,
+    client: Option<HttpClient>,
+) -> Result<DynProvider> {
+    let builder = ProviderBuilder::default()
         .with_simple_nonce_management()
         .with_gas_estimation()
         .fetch_chain_id()
-        .wallet(EthereumWallet::from(signer))
-        .connect_http(parse_url(url)?)
-        .erased())
+        .wallet(EthereumWallet::from(signer));
+    let url = parse_url(url)?;
+    Ok(match client {
+        Some(client) => builder.connect_reqwest(client, url).erased(),
+        None => builder.connect_http(url).erased(),
+    })
 }
 
 /// What a mined transaction cost.

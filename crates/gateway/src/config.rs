@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use zkcredits_chain::Deployment;
 use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
 use zkcredits_protocol::eddsa::{PrivateKey, PublicKey};
@@ -91,7 +91,7 @@ impl ConfigError {
 }
 
 /// The whole `gateway.toml`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Address to listen on, e.g. `127.0.0.1:8080`.
@@ -132,6 +132,9 @@ pub struct GatewayConfig {
     /// Policy (parsed by the policy module).
     #[serde(default)]
     pub policy: Option<toml::Value>,
+    /// Which CAs outgoing `https://` calls trust (upstreams, moderation, chain RPC).
+    #[serde(default)]
+    pub tls: crate::tls::TlsConfig,
     /// The file and text this was parsed from, to name the line of a bad setting.
     #[serde(skip)]
     pub source: ConfigSource,
@@ -154,7 +157,8 @@ impl ConfigSource {
         let document = DeTable::parse(&self.text).ok()?;
         let mut table: &DeTable<'_> = document.get_ref();
         let mut found = None;
-        for part in path {
+        let mut parts = path.iter().peekable();
+        while let Some(part) = parts.next() {
             let Some((key, value)) = table
                 .iter()
                 .find(|(k, _)| k.get_ref().as_ref() == part.as_str())
@@ -162,12 +166,85 @@ impl ConfigSource {
                 break;
             };
             found = Some(key.span().start);
+            let mut value = value;
+            // An array of tables (`[[flat]]`): the next part is the element's index.
+            if let DeValue::Array(items) = value.get_ref() {
+                let Some(item) = parts
+                    .peek()
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .and_then(|i| items.get(i))
+                else {
+                    break;
+                };
+                parts.next();
+                found = Some(item.span().start);
+                value = item;
+            }
             match value.get_ref() {
                 DeValue::Table(t) => table = t,
                 _ => break,
             }
         }
-        found.map(|offset| self.text[..offset].matches('\n').count() + 1)
+        found.map(|offset| self.line_at(offset))
+    }
+
+    /// The path of the first key named `field` inside the section `section` (at any
+    /// depth, in the order of the text), for a parser's message that names only the
+    /// field (`unknown field `x``).
+    pub fn find_key(&self, section: &str, field: &str) -> Option<Vec<String>> {
+        use toml::de::{DeTable, DeValue};
+        fn walk(table: &DeTable<'_>, field: &str, path: &mut Vec<String>) -> bool {
+            for (key, value) in table.iter() {
+                path.push(key.get_ref().to_string());
+                if key.get_ref().as_ref() == field {
+                    return true;
+                }
+                let found = match value.get_ref() {
+                    DeValue::Table(t) => walk(t, field, path),
+                    DeValue::Array(items) => items.iter().enumerate().any(|(i, item)| {
+                        path.push(i.to_string());
+                        let found =
+                            matches!(item.get_ref(), DeValue::Table(t) if walk(t, field, path));
+                        if !found {
+                            path.pop();
+                        }
+                        found
+                    }),
+                    _ => false,
+                };
+                if found {
+                    return true;
+                }
+                path.pop();
+            }
+            false
+        }
+        let document = DeTable::parse(&self.text).ok()?;
+        let (_, value) = document
+            .get_ref()
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == section)?;
+        let mut path = vec![section.to_owned()];
+        let found = match value.get_ref() {
+            DeValue::Table(t) => walk(t, field, &mut path),
+            DeValue::Array(items) => items.iter().enumerate().any(|(i, item)| {
+                path.push(i.to_string());
+                let found =
+                    matches!(item.get_ref(), DeValue::Table(t) if walk(t, field, &mut path));
+                if !found {
+                    path.pop();
+                }
+                found
+            }),
+            _ => false,
+        };
+        found.then_some(path)
+    }
+
+    /// The 1-based line of byte `offset` of the text.
+    pub fn line_at(&self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        self.text[..offset].matches('\n').count() + 1
     }
 
     /// An adapter's or policy's configuration error, with its line.
@@ -182,7 +259,7 @@ impl ConfigSource {
 }
 
 /// Where the provider's secp256k1 key is.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderKeyConfig {
     /// A file holding the key as hex (with or without `0x`), mode 0600 advised.
@@ -194,7 +271,7 @@ pub struct ProviderKeyConfig {
 }
 
 /// Receipt keys: the current one signs; older ones are still accepted in credentials.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerKeysConfig {
     /// The key that signs new receipts.
@@ -205,7 +282,7 @@ pub struct ServerKeysConfig {
 }
 
 /// The current receipt key.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CurrentKeyConfig {
     /// The id credentials name it by.
@@ -215,7 +292,7 @@ pub struct CurrentKeyConfig {
 }
 
 /// An older receipt key, public part only.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptedKeyConfig {
     /// The id credentials name it by.
@@ -225,7 +302,7 @@ pub struct AcceptedKeyConfig {
 }
 
 /// Admission settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdmissionConfig {
     /// Refunds are rounded down to a multiple of this (credit units, >= 1).
@@ -263,7 +340,7 @@ impl Default for AdmissionConfig {
 }
 
 /// Chain polling and the on-chain duties.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChainConfig {
     /// How often the recent-roots window is refreshed, milliseconds.
@@ -360,6 +437,16 @@ impl GatewayConfig {
 
     /// Parses config text; relative paths are resolved against `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let config = Self::parse_unchecked(text, base)?;
+        match config.problems().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(config),
+        }
+    }
+
+    /// Parses config text and resolves relative paths against `base`, without the
+    /// checks of values against each other ([`GatewayConfig::problems`]).
+    pub fn parse_unchecked(text: &str, base: &Path) -> Result<Self, ConfigError> {
         let mut config: Self = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: PathBuf::from("<config>"),
             message: e.to_string(),
@@ -382,6 +469,9 @@ impl GatewayConfig {
             resolve(p);
         }
         resolve(&mut config.server_keys.current.file);
+        if let Some(p) = config.tls.ca_file.as_mut() {
+            resolve(p);
+        }
         if let Some(rest) = config.store.strip_prefix("sqlite:")
             && !rest.starts_with("//")
         {
@@ -389,50 +479,75 @@ impl GatewayConfig {
             resolve(&mut p);
             config.store = format!("sqlite://{}", p.display());
         }
-        config.check()?;
         Ok(config)
     }
 
-    fn check(&self) -> Result<(), ConfigError> {
+    /// Every value out of its range or inconsistent with another (no file is read).
+    pub fn problems(&self) -> Vec<ConfigError> {
         let a = &self.admission;
-        let invalid = |key, message: &str| {
-            Err(ConfigError::Invalid {
+        let mut out = Vec::new();
+        let mut invalid = |key, message: &str| {
+            out.push(ConfigError::Invalid {
                 key,
                 message: message.into(),
-            })
+            });
         };
         if a.refund_granularity == 0 {
-            return invalid(
+            invalid(
                 "admission.refund_granularity",
                 "must be at least 1 (1 refunds to the unit)",
             );
         }
         if a.body_limit_bytes == 0 {
-            return invalid("admission.body_limit_bytes", "must be at least 1");
+            invalid("admission.body_limit_bytes", "must be at least 1");
         }
         if a.verify_batch_max == 0 {
-            return invalid("admission.verify_batch_max", "must be at least 1");
+            invalid("admission.verify_batch_max", "must be at least 1");
         }
         if a.upstream_timeout_secs == 0 {
-            return invalid("admission.upstream_timeout_secs", "must be at least 1");
+            invalid("admission.upstream_timeout_secs", "must be at least 1");
         }
         if self.provider.key_file.is_some() == self.provider.key_env.is_some() {
-            return invalid(
+            invalid(
                 "provider",
                 "set exactly one of provider.key_file and provider.key_env",
             );
         }
+        if let Some(url) = &self.rpc_url
+            && !matches!(reqwest::Url::parse(url), Ok(u) if matches!(u.scheme(), "http" | "https"))
+        {
+            invalid("rpc_url", "must be an http:// or https:// URL");
+        }
         let mut ids = vec![self.server_keys.current.id];
         for k in &self.server_keys.accepted {
             if ids.contains(&k.id) {
-                return Err(ConfigError::Invalid {
+                out.push(ConfigError::Invalid {
                     key: "server_keys",
                     message: format!("key id {} is used twice; give each key its own id", k.id),
                 });
             }
             ids.push(k.id);
         }
-        Ok(())
+        out
+    }
+
+    /// The TLS settings of outgoing calls, with the private CA (if any) read.
+    pub fn tls(&self) -> Result<crate::tls::Tls, ConfigError> {
+        crate::tls::Tls::load(&self.tls).map_err(|e| {
+            let key = if matches!(e, crate::tls::TlsError::NoRoots) {
+                "tls.platform_roots"
+            } else {
+                "tls.ca_file"
+            };
+            ConfigError::Setting {
+                file: self.source.file.clone(),
+                line: self
+                    .source
+                    .line_of(&key.split('.').map(str::to_owned).collect::<Vec<_>>()),
+                key: key.to_owned(),
+                message: format!("[{}] {e}", e.code()),
+            }
+        })
     }
 
     /// The deployment, with the RPC URL override applied.
@@ -535,42 +650,48 @@ pub(crate) fn decode_hex32(text: &str) -> Option<[u8; 32]> {
     hex::decode(text).ok()?.try_into().ok()
 }
 
-/// A commented example configuration (`zkcredits gateway init-config`).
-pub const EXAMPLE: &str = r#"# zkcredits gateway configuration. Relative paths are relative to this file.
+/// A commented example configuration (`zkcredits gateway init-config`): every section
+/// and key. Optional settings and sections are commented out as `# key = value` (remove
+/// the `# ` to use them; the tests do, and parse the result); `# or: key = value` marks an
+/// alternative to the line above it.
+pub const EXAMPLE: &str = r#"# zkcredits gateway configuration (docs/GATEWAY.md is the full reference).
+# Relative paths are relative to this file. Check it with
+#   zkcredits gateway check --config gateway.toml
 
-# Where the gateway listens.
+# Where the gateway listens (put a TLS-terminating proxy in front of it).
 listen = "127.0.0.1:8080"
-# The pool's deployment file (written by `zkcredits devnet` or a deploy).
-deployment = "devnet.json"
+# The pool's deployment file (written by a deploy or `zkcredits devnet`).
+deployment = "deployment.json"
 # Optional: read the chain through another JSON-RPC URL than the deployment's.
-# rpc_url = "http://127.0.0.1:8545"
+# rpc_url = "https://eth.example.net/rpc"
 # The request verifying key (`zkcredits setup` writes it).
 keys_dir = "keys"
 # Spent tickets and issued receipts: an SQLite file, or PostgreSQL shared by replicas.
 store = "sqlite:gateway.db"
-# store = "postgres://postgres@127.0.0.1:5432/zkcredits?schema=gateway"
-# Optional: keep the indexed note tree across restarts.
+# or: store = "postgres://gateway@127.0.0.1:5432/zkcredits?schema=gateway"
+# Optional: keep the indexed note tree across restarts (default: memory only).
 # indexer_state = "gateway-tree.bin"
 
 [provider]
-# The provider's Ethereum key (hex): signs close clearances, violations and slashes.
+# The provider's Ethereum key (64 hex digits, mode 0600): signs close clearances,
+# violations, slashes and claims. Exactly one of key_file and key_env.
 key_file = "provider.key"
-# key_env = "ZKCREDITS_PROVIDER_KEY"
+# or: key_env = "ZKCREDITS_PROVIDER_KEY"
 
 [server_keys]
 # The receipt-signing key (32 bytes hex) and the id credentials name it by.
 current = { id = 1, file = "receipt-1.key" }
 # After a rotation, the older keys whose receipts clients still hold:
-# accepted = [{ id = 0, public_key = "0x..." }]
+# accepted = [{ id = 0, public_key = "0x0000000000000000000000000000000000000000000000000000000000000000" }]
 
 [admission]
 refund_granularity = 1          # refunds rounded down to a multiple of this
-body_limit_bytes = 1048576
-upstream_timeout_secs = 120
+body_limit_bytes = 1048576      # largest request body
+upstream_timeout_secs = 120     # longest wait for an upstream answer
 verify_batch_max = 32           # proofs checked in one multi-pairing
 verify_batch_wait_us = 0        # wait to fill a batch (0: take what is queued)
 verify_threads = 0              # 0: one per two cores
-realm = "zkcredits"
+realm = "zkcredits"             # the realm of WWW-Authenticate
 orphan_refund_after_secs = 3600 # a ticket unanswered this long is refunded in full
 
 [chain]
@@ -588,11 +709,58 @@ watch_rescan_blocks = 64        # read this many blocks again each round (reorgs
 claim_expired = true            # claim what expired notes leave, for the provider
 claim_poll_secs = 600
 
+[tls]
+# https:// upstreams, the moderation service and the chain RPC are verified against the
+# platform's roots. A private CA (PEM, one or more certificates) is trusted in addition:
+# ca_file = "private-ca.pem"
+# false: trust only ca_file.
+platform_roots = true
+
 # A flat price per request in front of any HTTP API (repeat for more routes).
 [[flat]]
 prefix = "/api"                 # requests under this path are paid and forwarded
 base_url = "http://127.0.0.1:9000"
 price = 10                      # credit units per request, at most C_max
+# timeout_secs = 30             # default: admission.upstream_timeout_secs
+
+# An OpenAI-compatible upstream (OpenAI, vLLM, Ollama, llama.cpp), served under /v1.
+# [openai]
+# base_url = "http://127.0.0.1:8000/v1"    # with its /v1, as OpenAI SDKs take it
+# api_key = "sk-..."                       # if the upstream wants one; never logged
+# timeout_ms = 60000                       # connect and answer (a stream: its headers)
+# stream_idle_timeout_ms = 60000           # longest silence in a stream (default: timeout_ms)
+# tokenizer = "cl100k_base"                # or "o200k_base" (GPT-4o family)
+# endpoints = ["chat", "completions", "embeddings", "models"]
+# chat_cap_field = "max_tokens"            # or "max_completion_tokens" (OpenAI reasoning models)
+# models_price = 0                         # credit units for GET /v1/models
+# Credit units per 1,000 tokens; only the models listed here are served.
+# [openai.models."meta-llama/Llama-3.1-8B-Instruct"]
+# input_per_1k = 100
+# output_per_1k = 300
+
+# An Ethereum JSON-RPC node, served under its prefix.
+# [jsonrpc]
+# url = "http://127.0.0.1:8545"            # may embed an API key; never logged
+# prefix = "/rpc"
+# timeout_ms = 30000
+# default_price = 5                        # methods not listed (unset: refused)
+# max_batch = 100                          # most calls in one batch
+# [jsonrpc.prices]                         # credit units per call
+# eth_blockNumber = 1
+# eth_call = 10
+
+# Policy: refuse requests that break the provider's terms, with a penalty.
+# [policy]
+# [[policy.blocklist]]                     # checked in order; the first match decides
+# name = "no-private-keys"
+# pattern = "(?i)private key"
+# penalty = 100                            # credit units (clamped to P_max)
+# [policy.moderation]                      # an OpenAI-compatible moderation API
+# url = "https://api.openai.com/v1/moderations"
+# api_key = "sk-..."
+# model = "omni-moderation-latest"
+# penalty = 100
+# timeout_ms = 10000
 "#;
 
 #[cfg(test)]
@@ -602,7 +770,7 @@ mod tests {
     #[test]
     fn the_example_parses_and_resolves_paths() {
         let c = GatewayConfig::parse(EXAMPLE, Path::new("/etc/zk")).expect("example");
-        assert_eq!(c.deployment, PathBuf::from("/etc/zk/devnet.json"));
+        assert_eq!(c.deployment, PathBuf::from("/etc/zk/deployment.json"));
         assert_eq!(c.store, "sqlite:///etc/zk/gateway.db");
         assert_eq!(c.flat.len(), 1);
         assert_eq!(c.admission.refund_granularity, 1);
@@ -621,7 +789,7 @@ mod tests {
         let text = EXAMPLE.replace("refund_granularity = 1", "refund_granularity = 0");
         let e = GatewayConfig::parse(&text, Path::new(".")).expect_err("zero");
         assert_eq!(e.code(), "config_invalid");
-        let text = EXAMPLE.replace("# key_env", "key_env");
+        let text = EXAMPLE.replace("# or: key_env", "key_env");
         let e = GatewayConfig::parse(&text, Path::new(".")).expect_err("two sources");
         assert!(e.to_string().contains("exactly one"), "{e}");
     }

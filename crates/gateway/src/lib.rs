@@ -7,6 +7,7 @@
 //! benchmarks). `docs/GATEWAY.md` documents the configuration, endpoints and codes.
 
 pub mod api_error;
+pub mod check;
 pub mod config;
 pub mod dev_llm;
 pub mod duties;
@@ -17,6 +18,7 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;
 
 pub use server::{GatewayBuilder, GatewayError, RootsSource, RunningGateway, serve, start};

@@ -96,6 +96,7 @@ pub struct GatewayBuilder {
     duties: Option<DutiesConfig>,
     accept_server_key: bool,
     require_accepted_key: bool,
+    rpc_client: Option<zkcredits_chain::rpc::HttpClient>,
 }
 
 impl GatewayBuilder {
@@ -121,6 +122,7 @@ impl GatewayBuilder {
             duties: None,
             accept_server_key: false,
             require_accepted_key: false,
+            rpc_client: None,
         }
     }
 
@@ -154,6 +156,13 @@ impl GatewayBuilder {
     /// The provider's key: enables close clearances.
     pub fn provider_signer(mut self, signer: PrivateKeySigner) -> Self {
         self.provider_signer = Some(signer);
+        self
+    }
+
+    /// Talks to the chain's JSON-RPC node through `client` (built by
+    /// [`crate::tls::Tls::rpc_client`] with a private CA) instead of a default one.
+    pub fn rpc_client(mut self, client: Option<zkcredits_chain::rpc::HttpClient>) -> Self {
+        self.rpc_client = client;
         self
     }
 
@@ -205,8 +214,15 @@ impl GatewayBuilder {
         let roots = match self.roots {
             RootsSource::Fixed(roots) => RootsWindow::fixed(roots),
             RootsSource::Chain(config) => {
-                let indexer = zkcredits_chain::Indexer::connect(&self.deployment, config)
-                    .map_err(|e| GatewayError::Chain(e.to_string()))?;
+                let indexer = match &self.rpc_client {
+                    Some(client) => zkcredits_chain::rpc::read_provider_with(
+                        &self.deployment.rpc_url,
+                        client.clone(),
+                    )
+                    .and_then(|p| zkcredits_chain::Indexer::new(p, &self.deployment, config)),
+                    None => zkcredits_chain::Indexer::connect(&self.deployment, config),
+                }
+                .map_err(|e| GatewayError::Chain(e.to_string()))?;
                 let (window, task) = service::roots::start_poller(
                     indexer,
                     self.settings.roots_poll,
@@ -225,9 +241,14 @@ impl GatewayBuilder {
         if let Some(signer) = &self.provider_signer
             && (self.duties.is_some() || self.accept_server_key || self.require_accepted_key)
         {
-            let pool = PoolClient::connect(&self.deployment, signer.clone())
-                .await
-                .map_err(|e| GatewayError::Chain(e.to_string()))?;
+            let pool = PoolClient::connect_with(
+                &self.deployment,
+                &self.deployment.rpc_url,
+                signer.clone(),
+                self.rpc_client.clone(),
+            )
+            .await
+            .map_err(|e| GatewayError::Chain(e.to_string()))?;
             match pool.provider_address().await {
                 Ok(p) if p != signer.address() => tracing::warn!(
                     provider = %p,
@@ -244,9 +265,14 @@ impl GatewayBuilder {
             let (pool, may_accept) = match &provider_pool {
                 Some(pool) => (pool.clone(), self.accept_server_key),
                 None => (
-                    PoolClient::connect(&self.deployment, PrivateKeySigner::random())
-                        .await
-                        .map_err(|e| GatewayError::Chain(e.to_string()))?,
+                    PoolClient::connect_with(
+                        &self.deployment,
+                        &self.deployment.rpc_url,
+                        PrivateKeySigner::random(),
+                        self.rpc_client.clone(),
+                    )
+                    .await
+                    .map_err(|e| GatewayError::Chain(e.to_string()))?,
                     false,
                 ),
             };
@@ -455,8 +481,14 @@ pub async fn start(
     .map_err(|e| GatewayError::Keys(e.to_string()))?;
     let keys = config.server_keys()?;
     let signer = config.provider_signer()?;
-    let routes = crate::routes::build_routes(&config, deployment.constants.c_max)?;
-    let policy = crate::routes::build_policy(&config)?;
+    let tls = config.tls()?;
+    let routes = crate::routes::build_routes(&config, deployment.constants.c_max, &tls)?;
+    let policy = crate::routes::build_policy(&config, &tls)?;
+    let rpc_client = tls.rpc_client().map_err(|e| {
+        GatewayError::Chain(format!(
+            "cannot build the RPC client with the [tls] roots: {e}"
+        ))
+    })?;
     let store = crate::store::open_from_url(&config.store).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -471,6 +503,7 @@ pub async fn start(
             ..IndexerConfig::default()
         }))
         .provider_signer(signer)
+        .rpc_client(rpc_client)
         .accept_server_key(config.chain.accept_server_key)
         .require_accepted_key(true);
     if config.chain.duties {

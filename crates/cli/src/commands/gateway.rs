@@ -1,5 +1,5 @@
-//! `zkcredits gateway`: run the provider's gateway from a `gateway.toml`, or print a
-//! commented example configuration.
+//! `zkcredits gateway`: run the provider's gateway from a `gateway.toml`, check a
+//! configuration without starting it, or write a commented example configuration.
 
 use std::path::PathBuf;
 
@@ -12,7 +12,12 @@ use zkcredits_gateway::config::{EXAMPLE, GatewayConfig};
 #[derive(Debug, Args)]
 pub(crate) struct GatewayArgs {
     /// The configuration file.
-    #[arg(long, default_value = "gateway.toml", env = "ZKCREDITS_GATEWAY_CONFIG")]
+    #[arg(
+        long,
+        default_value = "gateway.toml",
+        env = "ZKCREDITS_GATEWAY_CONFIG",
+        global = true
+    )]
     config: PathBuf,
     #[command(subcommand)]
     what: Option<GatewayCommand>,
@@ -20,14 +25,38 @@ pub(crate) struct GatewayArgs {
 
 #[derive(Debug, Subcommand)]
 enum GatewayCommand {
-    /// Print a commented example `gateway.toml`.
-    InitConfig,
+    /// Write a commented example `gateway.toml` covering every section and key (to
+    /// standard output unless --out is given).
+    InitConfig {
+        /// Write the example to this file (refused if it exists).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Validate --config without starting the gateway or contacting the chain: every
+    /// section, prices against the deployment's C_max, key files, the store URL. Prints
+    /// the effective settings (secrets hidden) and every error with its FILE:LINE and
+    /// key; exits non-zero when there is one.
+    Check,
 }
 
 pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<()> {
-    if let Some(GatewayCommand::InitConfig) = args.what {
-        print!("{EXAMPLE}");
-        return Ok(());
+    match args.what {
+        Some(GatewayCommand::InitConfig { out: None }) => {
+            print!("{EXAMPLE}");
+            return Ok(());
+        }
+        Some(GatewayCommand::InitConfig { out: Some(path) }) => {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .with_context(|| format!("cannot create {} (it must not exist)", path.display()))?;
+            std::io::Write::write_all(&mut file, EXAMPLE.as_bytes())?;
+            eprintln!("wrote {}", path.display());
+            return Ok(());
+        }
+        Some(GatewayCommand::Check) => return check(&args.config),
+        None => {}
     }
     let config = GatewayConfig::load(&args.config).map_err(|e| {
         anyhow::anyhow!(
@@ -55,6 +84,32 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))
     })
+}
+
+/// `zkcredits gateway check`.
+fn check(path: &std::path::Path) -> anyhow::Result<()> {
+    let report = zkcredits_gateway::check::check_file(path);
+    if !report.effective.is_empty() {
+        println!(
+            "# effective settings of {} (defaults filled in, secrets not shown)",
+            path.display()
+        );
+        print!("{}", report.effective_text());
+    }
+    for finding in &report.findings {
+        eprintln!("error: {finding}");
+    }
+    match report.findings.len() {
+        0 => {
+            eprintln!("{}: ok", path.display());
+            Ok(())
+        }
+        n => anyhow::bail!(
+            "[config_invalid] {} has {n} error{}",
+            path.display(),
+            if n == 1 { "" } else { "s" }
+        ),
+    }
 }
 
 /// Ctrl-C or SIGTERM.

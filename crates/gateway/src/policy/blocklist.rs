@@ -9,7 +9,7 @@
 
 use async_trait::async_trait;
 use regex::{Regex, RegexSet};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -18,7 +18,7 @@ use crate::upstream::PaidRequest;
 use crate::upstream::config_error::ConfigError;
 
 /// One rule of the blocklist (`[[policy.blocklist]]`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlockRule {
     /// Name reported to the client and logged (never the matched text).
@@ -40,18 +40,22 @@ impl BlocklistPolicy {
     /// Compiles the rules; a bad pattern or a duplicate name is a configuration error.
     pub fn new(rules: Vec<BlockRule>) -> Result<Self, ConfigError> {
         for (i, rule) in rules.iter().enumerate() {
-            let section = format!("policy.blocklist[{i}]");
+            let index = i.to_string();
+            let section = ["policy", "blocklist", index.as_str()];
             if rule.name.trim().is_empty() {
-                return Err(ConfigError::new(section, "every rule needs a name"));
+                return Err(ConfigError::at(&section, "every rule needs a name"));
             }
             if rules[..i].iter().any(|r| r.name == rule.name) {
-                return Err(ConfigError::new(
-                    section,
+                return Err(ConfigError::at(
+                    &section,
                     format!("rule name {:?} is used twice", rule.name),
                 ));
             }
             Regex::new(&rule.pattern).map_err(|e| {
-                ConfigError::new(section, format!("pattern of {:?}: {e}", rule.name))
+                ConfigError::at(
+                    &["policy", "blocklist", index.as_str(), "pattern"],
+                    format!("pattern of {:?}: {e}", rule.name),
+                )
             })?;
         }
         let set = RegexSet::new(rules.iter().map(|r| &r.pattern))

@@ -5,16 +5,17 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::blocklist::{BlockRule, BlocklistPolicy};
 use super::moderation::{ModerationConfig, ModerationPolicy};
 use super::{Policy, PolicyError, Verdict};
+use crate::tls::Tls;
 use crate::upstream::PaidRequest;
 use crate::upstream::config_error::ConfigError;
 
 /// `[policy]` in the gateway's TOML. Empty (the default) means no policy.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Blocklist rules, checked in order.
@@ -26,8 +27,14 @@ pub struct PolicyConfig {
 }
 
 impl PolicyConfig {
-    /// Builds the configured policy.
+    /// Builds the configured policy (a moderation service over `https://` trusts the
+    /// platform's roots).
     pub fn build(&self) -> Result<Arc<dyn Policy>, ConfigError> {
+        self.build_with_tls(&Tls::default())
+    }
+
+    /// Builds the configured policy, trusting what `tls` says for the moderation service.
+    pub fn build_with_tls(&self, tls: &Tls) -> Result<Arc<dyn Policy>, ConfigError> {
         let blocklist = if self.blocklist.is_empty() {
             None
         } else {
@@ -36,7 +43,7 @@ impl PolicyConfig {
         let moderation = self
             .moderation
             .clone()
-            .map(ModerationPolicy::new)
+            .map(|m| ModerationPolicy::with_tls(m, tls))
             .transpose()?;
         Ok(match (blocklist, moderation) {
             (None, None) => Arc::new(AllowAll),

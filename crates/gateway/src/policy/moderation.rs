@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use http::{HeaderValue, header};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::blocklist::{evidence_hash, request_text};
 use super::{Policy, PolicyError, Verdict};
+use crate::tls::Tls;
 use crate::upstream::PaidRequest;
 use crate::upstream::config_error::ConfigError;
 
@@ -23,7 +24,7 @@ fn default_timeout_ms() -> u64 {
 }
 
 /// Configuration of the moderation check (`[policy.moderation]`).
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModerationConfig {
     /// The moderation endpoint (`https://api.openai.com/v1/moderations`).
@@ -66,13 +67,18 @@ pub struct ModerationPolicy {
 impl ModerationPolicy {
     /// Checks the configuration and builds the policy.
     pub fn new(config: ModerationConfig) -> Result<Self, ConfigError> {
+        Self::with_tls(config, &Tls::default())
+    }
+
+    /// As [`ModerationPolicy::new`], trusting what `tls` says for an `https://` service.
+    pub fn with_tls(config: ModerationConfig, tls: &Tls) -> Result<Self, ConfigError> {
         let url = crate::upstream::relay::check_url(SECTION, &config.url)?;
         if config.timeout_ms == 0 {
             return Err(ConfigError::new(SECTION, "timeout_ms must be above 0"));
         }
         let auth = crate::upstream::relay::bearer(SECTION, config.api_key.as_deref())?;
         let timeout = Duration::from_millis(config.timeout_ms);
-        let client = crate::upstream::relay::client(SECTION, timeout)?;
+        let client = crate::upstream::relay::client(SECTION, timeout, tls)?;
         Ok(Self {
             config,
             url,
@@ -99,7 +105,7 @@ impl ModerationPolicy {
         let response = call
             .send()
             .await
-            .map_err(|e| fail(e.without_url().to_string()))?;
+            .map_err(|e| fail(crate::upstream::relay::describe(e)))?;
         if !response.status().is_success() {
             return Err(fail(format!("answered {}", response.status())));
         }

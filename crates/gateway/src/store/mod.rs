@@ -250,6 +250,45 @@ fn classify(first: StoredShare, offered: StoredShare, receipt: Option<Vec<u8>>) 
     }
 }
 
+/// Checks the syntax of a store URL as [`open_from_url`] reads it, without opening or
+/// connecting to anything (`zkcredits gateway check`). A SQLite file's directory must
+/// exist.
+pub fn check_url(url: &str) -> Result<(), StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(StoreError::Unavailable(
+                "sqlite:// needs a file path, e.g. sqlite:///var/lib/zkcredits/gateway.db".into(),
+            ));
+        }
+        let dir = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty());
+        if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+            return Err(StoreError::Unavailable(format!(
+                "the SQLite file's directory {} does not exist",
+                dir.display()
+            )));
+        }
+        return Ok(());
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (url, options) = PostgresOptions::from_url(url)?;
+        <tokio_postgres::Config as std::str::FromStr>::from_str(&url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+        if let Some(name) = options.schema.filter(|n| !postgres::valid_identifier(n)) {
+            return Err(StoreError::Unavailable(format!(
+                "schema name {name:?} is not a plain identifier; use letters, digits and _"
+            )));
+        }
+        return Ok(());
+    }
+    Err(StoreError::Unavailable(format!(
+        "unsupported store URL {:?}: use sqlite:///path/to/gateway.db or \
+         postgres://user@host:port/database[?schema=name]",
+        url.split_once("://").map_or(url, |(scheme, _)| scheme)
+    )))
+}
+
 /// Opens the store named by `url`:
 ///
 /// - `sqlite:///absolute/path.db` or `sqlite://relative/path.db`: an embedded SQLite file

@@ -10,14 +10,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use http::{HeaderMap, HeaderName, header};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use zkcredits_api::prices::{FlatPrices, RoutePrices};
+
+use crate::tls::Tls;
 
 use super::{PaidRequest, Refusal, Upstream, UpstreamError, UpstreamReply};
 
 /// One `[[flat]]` route of `gateway.toml`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlatConfig {
     /// The path prefix the gateway serves this upstream under (e.g. `/api`).
@@ -72,6 +74,16 @@ impl FlatUpstream {
         c_max: u64,
         default_timeout: Duration,
     ) -> Result<Self, FlatConfigError> {
+        Self::with_tls(config, c_max, default_timeout, &Tls::default())
+    }
+
+    /// As [`FlatUpstream::new`], trusting what `tls` says for an `https://` base URL.
+    pub fn with_tls(
+        config: &FlatConfig,
+        c_max: u64,
+        default_timeout: Duration,
+        tls: &Tls,
+    ) -> Result<Self, FlatConfigError> {
         if config.price > c_max {
             return Err(FlatConfigError::PriceAboveCMax {
                 prefix: config.prefix.clone(),
@@ -94,7 +106,8 @@ impl FlatUpstream {
         let timeout = config
             .timeout_secs
             .map_or(default_timeout, Duration::from_secs);
-        let client = reqwest::Client::builder()
+        let client = tls
+            .client_builder()
             .timeout(timeout)
             .pool_max_idle_per_host(256)
             .build()
@@ -160,7 +173,7 @@ impl Upstream for FlatUpstream {
         let response = match sent {
             Ok(r) => r,
             Err(e) if e.is_timeout() => return Err(UpstreamError::Timeout(self.timeout)),
-            Err(e) => return Err(UpstreamError::Unreachable(e.without_url().to_string())),
+            Err(e) => return Err(UpstreamError::Unreachable(super::relay::describe(e))),
         };
         let status = response.status();
         if status.is_server_error() {
@@ -175,7 +188,7 @@ impl Upstream for FlatUpstream {
         let body = match response.bytes().await {
             Ok(b) => b,
             Err(e) if e.is_timeout() => return Err(UpstreamError::Timeout(self.timeout)),
-            Err(e) => return Err(UpstreamError::Unreachable(e.without_url().to_string())),
+            Err(e) => return Err(UpstreamError::Unreachable(super::relay::describe(e))),
         };
         Ok(UpstreamReply::Complete {
             status,

@@ -15,13 +15,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderValue, header};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zkcredits_api::prices::{JsonRpcPrices, RoutePrices};
 
 use super::config_error::ConfigError;
 use super::relay;
 use super::{PaidRequest, Refusal, Upstream, UpstreamError, UpstreamReply};
+use crate::tls::Tls;
 
 const SECTION: &str = "jsonrpc";
 
@@ -39,7 +40,7 @@ fn default_max_batch() -> usize {
 
 /// Configuration of the JSON-RPC adapter (`[jsonrpc]` in the gateway's TOML).
 /// Prices are whole credit units per call.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JsonRpcConfig {
     /// The node's HTTP JSON-RPC URL. It may embed an API key (hosted nodes do): it is
@@ -90,6 +91,11 @@ impl JsonRpcUpstream {
     /// A price above `C_max` could never be paid with one ticket: it is refused here,
     /// naming its key, rather than on every call.
     pub fn new(config: JsonRpcConfig, c_max: u64) -> Result<Self, ConfigError> {
+        Self::with_tls(config, c_max, &Tls::default())
+    }
+
+    /// As [`JsonRpcUpstream::new`], trusting what `tls` says for an `https://` node.
+    pub fn with_tls(config: JsonRpcConfig, c_max: u64, tls: &Tls) -> Result<Self, ConfigError> {
         let url = relay::check_url(SECTION, &config.url)?;
         if config.timeout_ms == 0 {
             return Err(ConfigError::new("jsonrpc.timeout_ms", "must be above 0"));
@@ -121,7 +127,7 @@ impl JsonRpcUpstream {
             return Err(ConfigError::new("jsonrpc.default_price", over(price)));
         }
         let timeout = Duration::from_millis(config.timeout_ms);
-        let client = relay::client(SECTION, timeout)?;
+        let client = relay::client(SECTION, timeout, tls)?;
         Ok(Self {
             url,
             timeout,

@@ -8,13 +8,19 @@ use http::{HeaderMap, HeaderName, header};
 
 use super::UpstreamError;
 use super::config_error::ConfigError;
+use crate::tls::Tls;
 
-/// A client for one upstream. The request timeout is applied per call by the adapter
-/// (a stream's body may legitimately take longer than its first byte), so only the
-/// connect timeout is set here. Redirects are not followed: an upstream that redirects
-/// is misconfigured, and following it could send the API key elsewhere.
-pub(crate) fn client(section: &str, timeout: Duration) -> Result<reqwest::Client, ConfigError> {
-    reqwest::Client::builder()
+/// A client for one upstream, trusting what `tls` says. The request timeout is applied
+/// per call by the adapter (a stream's body may legitimately take longer than its first
+/// byte), so only the connect timeout is set here. Redirects are not followed: an
+/// upstream that redirects is misconfigured, and following it could send the API key
+/// elsewhere.
+pub(crate) fn client(
+    section: &str,
+    timeout: Duration,
+    tls: &Tls,
+) -> Result<reqwest::Client, ConfigError> {
+    tls.client_builder()
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -58,9 +64,34 @@ pub(crate) fn transport_error(e: reqwest::Error, timeout: Duration) -> UpstreamE
     if e.is_timeout() {
         UpstreamError::Timeout(timeout)
     } else {
-        // Without the URL: it may carry credentials in its userinfo or query.
-        UpstreamError::Unreachable(e.without_url().to_string())
+        UpstreamError::Unreachable(describe(e))
     }
+}
+
+/// The whole chain of causes of a transport failure, without the URL (it may carry
+/// credentials in its userinfo, path or query): reqwest's own text alone ("error sending
+/// request") does not say that the certificate was refused. A refused certificate gets a
+/// hint at the setting that fixes it.
+pub(crate) fn describe(e: reqwest::Error) -> String {
+    use std::error::Error as _;
+    let top = e.without_url();
+    let mut text = top.to_string();
+    let mut source = top.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    if text.contains("certificate") {
+        text.push_str(
+            " (TLS: the server's certificate is not trusted; if it is issued by a private CA, \
+             set [tls] ca_file to that CA's PEM)",
+        );
+    }
+    text
 }
 
 /// Response headers worth passing on: everything except hop-by-hop and framing headers

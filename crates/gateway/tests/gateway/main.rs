@@ -9,4 +9,5 @@ mod duties_anvil;
 mod gateway_http;
 mod gateway_upstreams;
 mod store_suite;
+mod tls_upstream;
 mod upstreams;

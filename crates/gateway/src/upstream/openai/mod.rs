@@ -20,7 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use zkcredits_api::check::OpenAiPlan as Plan;
 use zkcredits_api::prices::{OpenAiPrices, RoutePrices};
@@ -29,11 +29,12 @@ use self::meter::{ModelPrice, Tokenizer};
 use super::config_error::ConfigError;
 use super::relay;
 use super::{PaidRequest, Refusal, Upstream, UpstreamError, UpstreamReply};
+use crate::tls::Tls;
 
 const SECTION: &str = "openai";
 
 /// Which field caps a chat completion's length when the client set none.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CapField {
     /// `max_tokens`: understood by every OpenAI-compatible server.
@@ -53,7 +54,7 @@ fn default_endpoints() -> Vec<Endpoint> {
 
 /// Configuration of the OpenAI-compatible adapter (`[openai]` in the gateway's
 /// TOML). Prices are credit units per 1,000 tokens.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenAiConfig {
     /// The upstream's base URL including its `/v1`, as OpenAI SDKs take it
@@ -121,6 +122,11 @@ impl OpenAiUpstream {
     /// `C_max`, is refused naming its key: it would be advertised and then refuse every
     /// request.
     pub fn new(config: OpenAiConfig, c_max: u64) -> Result<Self, ConfigError> {
+        Self::with_tls(config, c_max, &Tls::default())
+    }
+
+    /// As [`OpenAiUpstream::new`], trusting what `tls` says for an `https://` upstream.
+    pub fn with_tls(config: OpenAiConfig, c_max: u64, tls: &Tls) -> Result<Self, ConfigError> {
         relay::check_url(SECTION, &config.base_url)?;
         if config.timeout_ms == 0 || config.stream_idle_timeout_ms == Some(0) {
             return Err(ConfigError::new(SECTION, "timeouts must be above 0 ms"));
@@ -157,7 +163,7 @@ impl OpenAiUpstream {
         let timeout = Duration::from_millis(config.timeout_ms);
         let idle =
             Duration::from_millis(config.stream_idle_timeout_ms.unwrap_or(config.timeout_ms));
-        let client = relay::client(SECTION, timeout)?;
+        let client = relay::client(SECTION, timeout, tls)?;
         // Load the encoder now rather than on the first paid request.
         config.tokenizer.bpe();
         Ok(Self {
