@@ -128,7 +128,9 @@ mod tests {
 
     /// A toy R1CS: `w0 * w1 = w2`, `(w2 + x) * 1 = w3`, over assignment
     /// `(1, x, w0, w1, w2, w3)`.
-    fn toy() -> (Vec<Vec<Vec<(Fr, usize)>>>, Vec<Fr>) {
+    type Matrices = Vec<Vec<Vec<(Fr, usize)>>>;
+
+    fn toy() -> (Matrices, Vec<Fr>) {
         let one = Fr::one();
         let a = vec![vec![(one, 2)], vec![(one, 4), (one, 1)]];
         let b = vec![vec![(one, 3)], vec![(one, 0)]];

@@ -140,6 +140,51 @@ fn snarkjs_verifies(dir: &Path, name: &str, proof: &Proof<Bn254>, inputs: &[Fr])
     out.status.success() && text.contains("OK")
 }
 
+/// snarkjs' phase 2 of one circuit: setup, two contributions, the transcript verified,
+/// the verifying key exported.
+fn phase2(dir: &Path, name: &str, ptau_file: &Path) {
+    let r1cs = dir.join(format!("{name}.r1cs"));
+    let zkey = |i: u32| dir.join(format!("{name}_{i:04}.zkey"));
+    snarkjs(&[
+        "groth16",
+        "setup",
+        path(&r1cs),
+        path(ptau_file),
+        path(&zkey(0)),
+    ]);
+    snarkjs(&[
+        "zkey",
+        "contribute",
+        path(&zkey(0)),
+        path(&zkey(1)),
+        "--name=alice",
+        "-e=alice's keyboard mashing",
+    ]);
+    snarkjs(&[
+        "zkey",
+        "contribute",
+        path(&zkey(1)),
+        path(&zkey(2)),
+        "--name=bob",
+        "-e=bob's dice rolls",
+    ]);
+    let verified = snarkjs(&[
+        "zkey",
+        "verify",
+        path(&r1cs),
+        path(ptau_file),
+        path(&zkey(2)),
+    ]);
+    assert!(verified.contains("ZKey Ok!"), "{verified}");
+    snarkjs(&[
+        "zkey",
+        "export",
+        "verificationkey",
+        path(&zkey(2)),
+        path(&dir.join(format!("{name}_vk.json"))),
+    ]);
+}
+
 #[test]
 fn a_two_contributor_snarkjs_ceremony_gives_keys_that_prove_verify_and_close_on_chain() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -181,48 +226,13 @@ fn a_two_contributor_snarkjs_ceremony_gives_keys_that_prove_verify_and_close_on_
     )
     .expect("write ptau");
     drop(file);
-    for name in ["request", "close"] {
-        let r1cs = dir.join(format!("{name}.r1cs"));
-        let zkey = |i: u32| dir.join(format!("{name}_{i:04}.zkey"));
-        snarkjs(&[
-            "groth16",
-            "setup",
-            path(&r1cs),
-            path(&ptau_file),
-            path(&zkey(0)),
-        ]);
-        snarkjs(&[
-            "zkey",
-            "contribute",
-            path(&zkey(0)),
-            path(&zkey(1)),
-            "--name=alice",
-            "-e=alice's keyboard mashing",
-        ]);
-        snarkjs(&[
-            "zkey",
-            "contribute",
-            path(&zkey(1)),
-            path(&zkey(2)),
-            "--name=bob",
-            "-e=bob's dice rolls",
-        ]);
-        let verified = snarkjs(&[
-            "zkey",
-            "verify",
-            path(&r1cs),
-            path(&ptau_file),
-            path(&zkey(2)),
-        ]);
-        assert!(verified.contains("ZKey Ok!"), "{verified}");
-        snarkjs(&[
-            "zkey",
-            "export",
-            "verificationkey",
-            path(&zkey(2)),
-            path(&dir.join(format!("{name}_vk.json"))),
-        ]);
-    }
+    // The two circuits' ceremonies run side by side (snarkjs is mostly single-threaded).
+    std::thread::scope(|scope| {
+        for name in ["request", "close"] {
+            let ptau_file = &ptau_file;
+            scope.spawn(move || phase2(dir, name, ptau_file));
+        }
+    });
 
     // The import checks the keys against the circuits and pins the transcript.
     let out = zkcredits(
@@ -263,7 +273,7 @@ fn a_two_contributor_snarkjs_ceremony_gives_keys_that_prove_verify_and_close_on_
     }
 
     // A real request proof: our verifier (single and batch) and snarkjs accept it.
-    let note = SampleNote::new(3, 1_000_000, 4, 250);
+    let note = SampleNote::new(6, 1_000_000, 4, 250);
     let prover = RequestProver::new(request_keys.clone()).expect("request prover");
     let circuit = note.circuit().expect("circuit");
     let inputs = circuit.public.to_field_elements();

@@ -128,7 +128,9 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
     // The user joins with the gateway's URL alone. Through a node of another chain
     // (where no pool lives) the published deployment does not check out and nothing is
     // saved; through the pool's chain it is checked and saved.
-    let elsewhere = zkcredits_chain::anvil::AnvilProcess::start_free().await.unwrap();
+    let elsewhere = zkcredits_chain::anvil::AnvilProcess::start_free()
+        .await
+        .unwrap();
     let out = zkcredits(
         home.dir(),
         &eth_key,
@@ -140,7 +142,13 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
     let out = zkcredits(
         home.dir(),
         &eth_key,
-        &["join", "--gateway", &gateway_url, "--rpc", &deployment.rpc_url],
+        &[
+            "join",
+            "--gateway",
+            &gateway_url,
+            "--rpc",
+            &deployment.rpc_url,
+        ],
     );
     assert!(out.status.success(), "{}", said(&out));
     assert_eq!(
@@ -154,13 +162,7 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
     let out = zkcredits(
         home.dir(),
         &eth_key,
-        &[
-            "call",
-            "--gateway",
-            &gateway_url,
-            "--rpc",
-            "eth_chainId",
-        ],
+        &["call", "--gateway", &gateway_url, "--rpc", "eth_chainId"],
     );
     assert!(out.status.success(), "{}", said(&out));
     assert!(home.discovery(&deployment).exists());

@@ -18,7 +18,6 @@ use zkcredits_chain::bindings::TestToken;
 use zkcredits_chain::deploy::{Creation, DeployPlan, DeployedContract, Fees, VerifierArtifact};
 use zkcredits_chain::{PoolConfig, keystore, rpc};
 
-
 /// Arguments of `zkcredits deploy`.
 #[derive(Debug, Args)]
 pub(crate) struct DeployArgs {
@@ -140,7 +139,10 @@ pub(crate) fn run(mut args: DeployArgs) -> anyhow::Result<()> {
         None if in_keys.exists() => VerifierArtifact::load(&in_keys)?,
         None => VerifierArtifact::development(),
     };
-    if let Some(path) = args.verifier_artifact.as_ref().or(Some(&in_keys).filter(|p| p.exists()))
+    if let Some(path) = args
+        .verifier_artifact
+        .as_ref()
+        .or(Some(&in_keys).filter(|p| p.exists()))
     {
         check_verifier_source(path, &keys_dir)?;
     }

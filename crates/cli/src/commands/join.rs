@@ -56,12 +56,7 @@ async fn join(home: &ClientHome, args: &JoinArgs) -> anyhow::Result<()> {
     // The chain, through the user's node, has the final word.
     let on_chain = Deployment::from_chain(&args.rpc, published.pool, published.deploy_block)
         .await
-        .with_context(|| {
-            format!(
-                "reading the pool {} through {}",
-                published.pool, args.rpc
-            )
-        })?;
+        .with_context(|| format!("reading the pool {} through {}", published.pool, args.rpc))?;
     let differs = |what: &str| {
         anyhow::anyhow!(
             "the gateway's deployment says another {what} than the chain does through {}: refusing to join",
@@ -129,7 +124,9 @@ async fn join(home: &ClientHome, args: &JoinArgs) -> anyhow::Result<()> {
     deployment
         .save(&path)
         .with_context(|| format!("saving {}", path.display()))?;
-    gateway.discover_and_save(&home.discovery(&deployment)).await?;
+    gateway
+        .discover_and_save(&home.discovery(&deployment))
+        .await?;
     println!(
         "joined pool {} on chain {} (token {}, C_max {}, checked through {})",
         deployment.pool,

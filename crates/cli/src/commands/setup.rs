@@ -173,7 +173,7 @@ fn import(dir: &Path, request: &Path, close: &Path, force: bool) -> anyhow::Resu
 
     // Prove and verify once with each key before writing anything: the zkey's C query
     // is only covered by a proof.
-    let note = SampleNote::new(2, 1_000_000, 3, 100);
+    let note = SampleNote::new(8, 1_000_000, 3, 100);
     let mut rng = rand::rngs::OsRng;
     let staging = dir.with_extension("importing");
     let _ = std::fs::remove_dir_all(&staging);

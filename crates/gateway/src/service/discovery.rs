@@ -89,6 +89,10 @@ pub struct Discovery {
     pub prices: BTreeMap<String, RoutePrices>,
     /// The largest request body admitted, in bytes.
     pub body_limit: usize,
+    /// The pool's deployment without an RPC URL (the gateway's may carry an API key):
+    /// what `zkcredits join` checks against the chain through the user's own node and
+    /// saves, so that no file has to come from the provider.
+    pub deployment: zkcredits_chain::Deployment,
 }
 
 impl Discovery {
