@@ -300,12 +300,14 @@ async fn a_proxy_with_eight_lost_tickets_listens_at_once_and_recovers_them_in_th
     let shutdown = CancellationToken::new();
     let gateway = slow_gateway(&deployment, &store, listener, arrived_tx, shutdown.clone()).await;
 
-    // Eight slow requests reach the gateway, one per note; the proxy is killed.
+    // Eight slow requests reach the gateway, one per note; the proxy is killed. Each is
+    // held long enough for all eight to be proven and sent on a busy 2-core machine
+    // (1.5 s was not: the first answer came back before the eighth arrived).
     let (mut child, proxy) = start_proxy(home.dir(), &deployment_path, &gateway_url);
     let mut slow = Vec::new();
     for _ in 0..NOTES {
         let proxy = proxy.clone();
-        slow.push(tokio::spawn(async move { post(&proxy, 1500).await }));
+        slow.push(tokio::spawn(async move { post(&proxy, 8000).await }));
     }
     for _ in 0..NOTES {
         arrived.recv().await.unwrap();
