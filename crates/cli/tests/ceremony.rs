@@ -141,8 +141,8 @@ fn snarkjs_verifies(dir: &Path, name: &str, proof: &Proof<Bn254>, inputs: &[Fr])
 }
 
 /// snarkjs' phase 2 of one circuit: setup, two contributions, the transcript verified,
-/// the verifying key exported.
-fn phase2(dir: &Path, name: &str, ptau_file: &Path) {
+/// the verifying key exported. Returns the contribution hashes `zkey verify` printed.
+fn phase2(dir: &Path, name: &str, ptau_file: &Path) -> Vec<String> {
     let r1cs = dir.join(format!("{name}.r1cs"));
     let zkey = |i: u32| dir.join(format!("{name}_{i:04}.zkey"));
     snarkjs(&[
@@ -176,6 +176,7 @@ fn phase2(dir: &Path, name: &str, ptau_file: &Path) {
         path(&zkey(2)),
     ]);
     assert!(verified.contains("ZKey Ok!"), "{verified}");
+    let hashes = printed_contribution_hashes(&verified);
     snarkjs(&[
         "zkey",
         "export",
@@ -183,6 +184,50 @@ fn phase2(dir: &Path, name: &str, ptau_file: &Path) {
         path(&zkey(2)),
         path(&dir.join(format!("{name}_vk.json"))),
     ]);
+    hashes
+}
+
+/// The hashes `snarkjs zkey verify` prints under each `contribution #N NAME:` line, as
+/// four lines of four 8-digit hex groups.
+fn printed_contribution_hashes(output: &str) -> Vec<String> {
+    let plain: String = {
+        // Drop the terminal colour codes.
+        let mut out = String::new();
+        let mut chars = output.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for d in chars.by_ref() {
+                    if d == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    let lines: Vec<&str> = plain.lines().collect();
+    // snarkjs lists the last contribution first.
+    let mut numbered: Vec<(u32, String)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let n = l
+                .split("contribution #")
+                .nth(1)?
+                .split_whitespace()
+                .next()?;
+            let n: u32 = n.trim_end_matches(':').parse().ok()?;
+            let hash = lines[i + 1..i + 5]
+                .iter()
+                .flat_map(|l| l.split_whitespace())
+                .collect::<String>();
+            Some((n, hash))
+        })
+        .collect();
+    numbered.sort();
+    numbered.into_iter().map(|(_, h)| h).collect()
 }
 
 #[test]
@@ -227,11 +272,16 @@ fn a_two_contributor_snarkjs_ceremony_gives_keys_that_prove_verify_and_close_on_
     .expect("write ptau");
     drop(file);
     // The two circuits' ceremonies run side by side (snarkjs is mostly single-threaded).
-    std::thread::scope(|scope| {
-        for name in ["request", "close"] {
-            let ptau_file = &ptau_file;
-            scope.spawn(move || phase2(dir, name, ptau_file));
-        }
+    let printed: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let ptau_file = &ptau_file;
+        let handles: Vec<_> = ["request", "close"]
+            .map(|name| scope.spawn(move || phase2(dir, name, ptau_file)))
+            .into_iter()
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("phase 2"))
+            .collect()
     });
 
     // The import checks the keys against the circuits and pins the transcript.
@@ -249,7 +299,8 @@ fn a_two_contributor_snarkjs_ceremony_gives_keys_that_prove_verify_and_close_on_
     assert!(out.status.success());
     let request_keys: CircuitKeys = keys::load_proving_key(&key_dir).expect("request keys");
     let close_keys: CircuitKeys = keys::load_close_proving_key(&key_dir).expect("close keys");
-    for (k, name) in [(&request_keys, "request"), (&close_keys, "close")] {
+    let pairs = [(&request_keys, "request"), (&close_keys, "close")];
+    for ((k, name), printed) in pairs.into_iter().zip(&printed) {
         assert!(
             !k.is_development(),
             "ceremony keys are not development keys"
@@ -265,6 +316,13 @@ fn a_two_contributor_snarkjs_ceremony_gives_keys_that_prove_verify_and_close_on_
             .map(|c| c.name.as_str())
             .collect();
         assert_eq!(names, ["alice", "bob"]);
+        // The hashes pinned are the ones snarkjs prints, which contributors publish.
+        let pinned: Vec<_> = ceremony
+            .contributions
+            .iter()
+            .map(|c| c.hash.clone())
+            .collect();
+        assert_eq!(&pinned, printed, "{name}: contribution hashes");
         let vk_json: Value = serde_json::from_slice(
             &std::fs::read(dir.join(format!("{name}_vk.json"))).expect("vk json"),
         )

@@ -21,6 +21,7 @@ use ark_bn254::{Bn254, Fq, Fq2, Fr, G1Affine, G2Affine};
 use ark_ec::AffineRepr;
 use ark_ff::{BigInt, BigInteger, PrimeField};
 use ark_groth16::{ProvingKey, VerifyingKey};
+use blake2::{Blake2b512, Digest};
 use rayon::prelude::*;
 
 /// Why a `.zkey` file was refused.
@@ -60,7 +61,9 @@ pub enum ZkeyError {
 pub struct Contribution {
     /// The name the contributor gave (`--name`), if any.
     pub name: Option<String>,
-    /// The contribution hash snarkjs prints (`zkey contribute`, `zkey verify`): 64 bytes.
+    /// The contribution hash snarkjs prints (`zkey contribute`, `zkey verify`): BLAKE2b-512
+    /// of the contribution's public key (`deltaAfter`, `g1_s`, `g1_sx`, `g2_spx`, each
+    /// uncompressed big-endian) and its transcript hash.
     pub hash: Vec<u8>,
     /// 0 for a contribution, 1 for a beacon.
     pub kind: u32,
@@ -222,9 +225,19 @@ fn read_transcript(body: &[u8]) -> Result<(Vec<u8>, Vec<Contribution>), ZkeyErro
     let mut contributions = Vec::new();
     for i in 0..count {
         // deltaAfter and the proof of knowledge of the contribution's delta.
-        let _delta_after = g1(at.take(G1_LEN)?, &format!("contribution {i} delta"))?;
-        at.take(2 * G1_LEN + G2_LEN)?;
-        let hash = at.take(64)?.to_vec();
+        let what = format!("contribution {i}");
+        let delta_after = g1(at.take(G1_LEN)?, &what)?;
+        let g1_s = g1(at.take(G1_LEN)?, &what)?;
+        let g1_sx = g1(at.take(G1_LEN)?, &what)?;
+        let g2_spx = g2(at.take(G2_LEN)?, &what)?;
+        let transcript = at.take(64)?;
+        let mut hasher = Blake2b512::new();
+        for p in [delta_after, g1_s, g1_sx] {
+            hasher.update(g1_uncompressed(&p));
+        }
+        hasher.update(g2_uncompressed(&g2_spx));
+        hasher.update(transcript);
+        let hash = hasher.finalize().to_vec();
         let kind = at.u32()?;
         let params_len = at.u32()? as usize;
         let mut params = Cursor::new(at.take(params_len)?, 10);
@@ -254,6 +267,24 @@ fn read_transcript(body: &[u8]) -> Result<(Vec<u8>, Vec<Contribution>), ZkeyErro
     }
     at.finish()?;
     Ok((circuit_hash, contributions))
+}
+
+/// A G1 point as snarkjs hashes it (`toRprUncompressed`): `x || y`, big-endian.
+fn g1_uncompressed(p: &G1Affine) -> Vec<u8> {
+    let mut out = Vec::with_capacity(G1_LEN);
+    for c in [p.x, p.y] {
+        out.extend_from_slice(&c.into_bigint().to_bytes_be());
+    }
+    out
+}
+
+/// A G2 point as snarkjs hashes it: `x || y`, each `c1 || c0`, big-endian.
+fn g2_uncompressed(p: &G2Affine) -> Vec<u8> {
+    let mut out = Vec::with_capacity(G2_LEN);
+    for c in [p.x.c1, p.x.c0, p.y.c1, p.y.c0] {
+        out.extend_from_slice(&c.into_bigint().to_bytes_be());
+    }
+    out
 }
 
 fn bigint(bytes: &[u8]) -> Option<BigInt<4>> {

@@ -222,7 +222,7 @@ fn import(dir: &Path, request: &Path, close: &Path, force: bool) -> anyhow::Resu
     println!("imported the ceremony keys into {}", dir.display());
     show(dir)?;
     println!(
-        "next: compile {}/CloseVerifier.sol with the pinned solc (`npm --prefix contracts run verifier -- {}`) and deploy with `zkcredits deploy --keys {}`",
+        "next: compile {}/CloseVerifier.sol with the pinned solc (`npm --prefix contracts run verifier -- {}`), then `ZKCREDITS_KEYS={} zkcredits deploy ...` takes the verifier from the key directory",
         dir.display(),
         dir.display(),
         dir.display()
