@@ -33,19 +33,12 @@ fn repo() -> PathBuf {
 }
 
 fn zkcredits(args: &[&str], keys: &Path) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_zkcredits"))
-        .args(args)
-        .env("ZKCREDITS_KEYS", keys)
-        .env("ZKCREDITS_HOME", keys.join("home"))
-        .output()
-        .expect("zkcredits runs");
-    eprintln!(
-        "$ zkcredits {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::run_echoed(
+        Command::new(env!("CARGO_BIN_EXE_zkcredits"))
+            .env("ZKCREDITS_KEYS", keys)
+            .env("ZKCREDITS_HOME", keys.join("home")),
+        args,
+    )
 }
 
 /// Runs snarkjs (from `npm ci` in ceremony/) and returns its output; fails the test

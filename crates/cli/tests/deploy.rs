@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -26,20 +28,13 @@ const PASSWORD: &str = "correct horse battery staple";
 
 /// Runs `zkcredits ARGS` to completion with `home` as its home and no terminal.
 fn zkcredits(home: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_zkcredits"))
-        .args(args)
-        .env("ZKCREDITS_HOME", home)
-        .env_remove("ZKCREDITS_ETH_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    eprintln!(
-        "$ zkcredits {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::run_echoed(
+        Command::new(env!("CARGO_BIN_EXE_zkcredits"))
+            .env("ZKCREDITS_HOME", home)
+            .env_remove("ZKCREDITS_ETH_KEY")
+            .stdin(Stdio::null()),
+        args,
+    )
 }
 
 fn stdout(out: &Output) -> String {

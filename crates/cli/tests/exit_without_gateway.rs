@@ -36,22 +36,15 @@ const USER: usize = 2;
 
 /// Runs `zkcredits ARGS` for the user's home to completion.
 fn zkcredits(home: &Path, eth_key: &str, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_zkcredits"))
-        .arg("--dev")
-        .args(args)
-        .env("ZKCREDITS_HOME", home)
-        .env("ZKCREDITS_KEYS", common::keys_dir())
-        .env("ZKCREDITS_PASSPHRASE", PASSPHRASE)
-        .env("ZKCREDITS_ETH_KEY", eth_key)
-        .output()
-        .unwrap();
-    eprintln!(
-        "$ zkcredits {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::run_echoed(
+        Command::new(env!("CARGO_BIN_EXE_zkcredits"))
+            .arg("--dev")
+            .env("ZKCREDITS_HOME", home)
+            .env("ZKCREDITS_KEYS", common::keys_dir())
+            .env("ZKCREDITS_PASSPHRASE", PASSPHRASE)
+            .env("ZKCREDITS_ETH_KEY", eth_key),
+        args,
+    )
 }
 
 fn said(out: &Output) -> String {

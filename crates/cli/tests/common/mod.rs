@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 
 use zkcredits_chain::testing::{PROVIDER, TestChain, test_server_key};
 
@@ -45,4 +46,18 @@ pub async fn accept_test_key(chain: &TestChain) {
         .accept_server_key(test_server_key().public_key())
         .await
         .expect("acceptServerKey");
+}
+
+/// Runs `cmd` (the `zkcredits` binary with the caller's environment) with `args` to
+/// completion and echoes the command line and everything it printed, so that a failing
+/// test shows what the binary said.
+pub fn run_echoed(cmd: &mut Command, args: &[&str]) -> Output {
+    let out = cmd.args(args).output().expect("zkcredits runs");
+    eprintln!(
+        "$ zkcredits {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
