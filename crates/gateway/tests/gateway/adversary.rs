@@ -115,7 +115,7 @@ async fn prove_close(
             state,
             server_key: test_server_key().public_key(),
         },
-        fx.chain.address(3),
+        zkcredits_chain::ClosePayout::direct(fx.chain.address(3)),
         m,
         &mut rand::rngs::OsRng,
     )
