@@ -2,7 +2,8 @@
 //! discovery document in the client home), the gateway goes away for good, and
 //! `zkcredits close --unilateral` and `zkcredits close --finalize` still get the user's
 //! money out, with the server key from the saved document and the challenge deadline
-//! judged by the chain's clock (anvil's time is moved forward; this machine's is not).
+//! judged by the chain's clock (anvil's time is moved forward; this machine's is not). Both
+//! are sent from a keystore account the user funded for gas, not the deposit account.
 
 #![allow(clippy::unwrap_used)]
 
@@ -33,6 +34,8 @@ const PASSPHRASE: &str = "exit test passphrase";
 const DEPOSIT: u64 = 20_000;
 const RPC_PRICE: u64 = 10;
 const USER: usize = 2;
+/// The account the user funded to pay the gas of the exit (not the deposit account).
+const GAS_ACCOUNT: usize = 5;
 
 /// Runs `zkcredits ARGS` for the user's home to completion.
 fn zkcredits(home: &Path, eth_key: &str, args: &[&str]) -> Output {
@@ -164,6 +167,21 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
     shutdown.cancel();
     gateway.wait().await.unwrap();
 
+    // The closes are sent from an account the user funded for it, not the deposit one,
+    // opened from an encrypted keystore.
+    let gas_key = chain.signer(GAS_ACCOUNT);
+    zkcredits_chain::alloy::signers::local::PrivateKeySigner::encrypt_keystore(
+        dir.path(),
+        &mut rand::thread_rng(),
+        gas_key.to_bytes(),
+        "gas key password",
+        Some("gas.json"),
+    )
+    .unwrap();
+    let password_file = dir.path().join("gas-password.txt");
+    std::fs::write(&password_file, "gas key password\n").unwrap();
+    let keystore_arg = dir.path().join("gas.json").to_string_lossy().into_owned();
+    let password_arg = password_file.to_string_lossy().into_owned();
     let payout = Address::repeat_byte(0x7c);
     let payout_arg = payout.to_string();
     let out = zkcredits(
@@ -180,6 +198,10 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
             "--note",
             "0",
             "--unilateral",
+            "--keystore",
+            &keystore_arg,
+            "--password-file",
+            &password_arg,
         ],
     );
     assert!(out.status.success(), "{}", said(&out));
@@ -195,6 +217,10 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
         "--deployment",
         deployment_arg.as_str(),
         "--finalize",
+        "--keystore",
+        keystore_arg.as_str(),
+        "--password-file",
+        password_arg.as_str(),
     ];
     let out = zkcredits(home.dir(), &eth_key, &finalize);
     assert!(out.status.success(), "{}", said(&out));

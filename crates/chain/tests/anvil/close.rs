@@ -737,6 +737,9 @@ async fn a_revoked_receipt_key_serves_closes_until_its_notice_ends() {
     );
 }
 
+/// An edit of a prepared close, as whoever holds its calldata could make.
+type Tamper<'a> = Box<dyn FnOnce(&mut PreparedClose) + 'a>;
+
 /// The closing calldata of `close` with its `CloseArgs` edited, decoded as a relay would.
 fn tampered_relay(
     close: &PreparedClose,
@@ -766,17 +769,17 @@ async fn a_relayed_close_pays_exactly_what_it_was_proven_with_whoever_sends_it()
     let clearance = w.clearance(close.nc(), close.nullifier());
 
     // Whoever sends it cannot change where any of the money goes, nor how much.
-    let attacks: [(&str, Box<dyn FnOnce(&mut PreparedClose)>); 5] = [
+    let attacks: [(&str, Tamper); 5] = [
         (
             "the fee to the sender's own address",
-            Box::new(|c| c.to.relayer = thief),
+            Box::new(move |c| c.to.relayer = thief),
         ),
         ("a larger fee", Box::new(|c| c.to.relay_fee += 1)),
         (
             "no fee",
             Box::new(|c| c.to = ClosePayout::direct(c.to.payout)),
         ),
-        ("another payout", Box::new(|c| c.to.payout = thief)),
+        ("another payout", Box::new(move |c| c.to.payout = thief)),
         (
             "the fee as payout",
             Box::new(|c| std::mem::swap(&mut c.to.payout, &mut c.to.relayer)),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
-use zkcredits_chain::{Deployment, Indexer, IndexerConfig, PoolClient};
+use zkcredits_chain::{Indexer, IndexerConfig, PoolClient};
 use zkcredits_client::deposit::resolve_pending;
 use zkcredits_client::home::ClientHome;
 use zkcredits_client::journal::Journal;
@@ -27,9 +27,8 @@ pub(crate) struct SyncArgs {
 
 pub(crate) fn run(args: SyncArgs) -> anyhow::Result<()> {
     let home = ClientHome::from_env();
-    let path = args.deployment.unwrap_or_else(|| home.devnet_deployment());
-    let deployment = Deployment::load(&path)
-        .with_context(|| format!("reading the deployment {}", path.display()))?;
+    // The joined pool (`zkcredits join`), else the devnet's.
+    let deployment = super::session::load_deployment(&home, args.deployment)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let state_path = home.tree_state(&deployment);
