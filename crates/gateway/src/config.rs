@@ -408,7 +408,7 @@ pub struct RelayConfig {
     /// Relay closes (`POST /zkcredit/close-relay`).
     pub enabled: bool,
     /// What a relayed close pays the provider's account, credit units out of the user's
-    /// payout: set it to cover the gas of a close (about 330,000 gas, more when the relay
+    /// payout: set it to cover the gas of a close (about 400,000 gas, more when the relay
     /// commits the root first) at the chain's usual gas price.
     pub fee: u64,
 }
