@@ -429,17 +429,7 @@ async fn deploy_refuses_the_dev_verifier_a_wrong_password_a_dead_node_and_an_emp
 /// happens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_joins_a_deployed_pool_pays_and_leaves_through_the_relay_linking_nothing() {
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use tokio_util::sync::CancellationToken;
-    use zkcredits_chain::IndexerConfig;
     use zkcredits_chain::bindings::TestToken;
-    use zkcredits_chain::testing::test_server_key;
-    use zkcredits_gateway::keys::ServerKeys;
-    use zkcredits_gateway::store::sqlite::SqliteStore;
-    use zkcredits_gateway::upstream::flat::{FlatConfig, FlatUpstream};
-    use zkcredits_gateway::{GatewayBuilder, RootsSource, Settings};
 
     const USER: usize = 3;
     const DEPOSIT: u64 = 20_000;
@@ -465,41 +455,13 @@ async fn a_user_joins_a_deployed_pool_pays_and_leaves_through_the_relay_linking_
     // accept its receipt key, and relays closes for RELAY_FEE.
     let provider_key =
         zkcredits_chain::keystore::decrypt_keystore(&f.keystore, PASSWORD.as_bytes()).unwrap();
-    let rpc_route = FlatUpstream::new(
-        &FlatConfig {
-            prefix: "/rpc".into(),
-            base_url: f.anvil.url().to_owned(),
-            price: PRICE,
-            timeout_secs: Some(10),
-        },
-        c_max,
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    let shutdown = CancellationToken::new();
-    let gateway = GatewayBuilder::new(
-        d.clone(),
-        zkcredits_circuits::keys::load_verifying_key(&common::keys_dir()).unwrap(),
-        ServerKeys::new(1, test_server_key(), Vec::new()),
-        Arc::new(SqliteStore::open(f.path("gateway.sqlite")).unwrap()),
-    )
-    .settings(Settings {
-        roots_poll: Duration::from_millis(200),
-        ..Settings::default()
+    let (gateway_url, shutdown, gateway) = common::start_gateway(&d, f.dir.path(), PRICE, |b| {
+        b.provider_signer(provider_key)
+            .accept_server_key(true)
+            .require_accepted_key(true)
+            .relay(RELAY_FEE)
     })
-    .route("/rpc", Arc::new(rpc_route))
-    .roots(RootsSource::Chain(IndexerConfig::default()))
-    .provider_signer(provider_key)
-    .accept_server_key(true)
-    .require_accepted_key(true)
-    .relay(RELAY_FEE)
-    .start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    let gateway_url = format!("http://{}", gateway.addr);
+    .await;
 
     // The user's account holds ETH (an anvil account) and the token.
     let depositor = dev_address(USER);

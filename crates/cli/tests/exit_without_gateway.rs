@@ -11,22 +11,14 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Arc;
-use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-use zkcredits_chain::IndexerConfig;
 use zkcredits_chain::alloy::primitives::{Address, U256};
-use zkcredits_chain::testing::{TestChain, test_server_key};
+use zkcredits_chain::testing::TestChain;
 use zkcredits_client::deposit::deposit_notes;
 use zkcredits_client::home::ClientHome;
 use zkcredits_client::journal::{Journal, NoteStatus};
 use zkcredits_client::seal::StoragePurpose;
 use zkcredits_client::wallet::{KdfParams, Wallet};
-use zkcredits_gateway::keys::ServerKeys;
-use zkcredits_gateway::store::sqlite::SqliteStore;
-use zkcredits_gateway::upstream::flat::{FlatConfig, FlatUpstream};
-use zkcredits_gateway::{GatewayBuilder, RootsSource, Settings};
 
 const MNEMONIC: &str =
     "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
@@ -88,37 +80,8 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
     common::accept_test_key(&chain).await;
 
     // The gateway, with anvil's JSON-RPC behind /rpc.
-    let rpc = FlatUpstream::new(
-        &FlatConfig {
-            prefix: "/rpc".into(),
-            base_url: deployment.rpc_url.clone(),
-            price: RPC_PRICE,
-            timeout_secs: Some(10),
-        },
-        c_max,
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    let shutdown = CancellationToken::new();
-    let gateway = GatewayBuilder::new(
-        deployment.clone(),
-        zkcredits_circuits::keys::load_verifying_key(&common::keys_dir()).unwrap(),
-        ServerKeys::new(1, test_server_key(), Vec::new()),
-        Arc::new(SqliteStore::open(dir.path().join("gateway.sqlite")).unwrap()),
-    )
-    .settings(Settings {
-        roots_poll: Duration::from_millis(200),
-        ..Settings::default()
-    })
-    .route("/rpc", Arc::new(rpc))
-    .roots(RootsSource::Chain(IndexerConfig::default()))
-    .start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    let gateway_url = format!("http://{}", gateway.addr);
+    let (gateway_url, shutdown, gateway) =
+        common::start_gateway(&deployment, dir.path(), RPC_PRICE, |b| b).await;
     let eth_key = hex::encode(chain.signer(USER).to_bytes());
 
     // The user joins with the gateway's URL alone. Through a node of another chain

@@ -328,16 +328,20 @@ pub struct AdmissionConfig {
 }
 
 impl Default for AdmissionConfig {
+    // The defaults live once, in `service::Settings`: a file without `[admission]`
+    // behaves exactly as a gateway built in code.
     fn default() -> Self {
+        let d = crate::service::Settings::default();
         Self {
-            refund_granularity: 1,
-            body_limit_bytes: 1 << 20,
-            upstream_timeout_secs: 120,
-            verify_batch_max: 32,
-            verify_batch_wait_us: 0,
-            verify_threads: 0,
-            realm: "zkcredits".into(),
-            orphan_refund_after_secs: 3_600,
+            refund_granularity: d.refund_granularity,
+            body_limit_bytes: d.body_limit,
+            upstream_timeout_secs: d.upstream_timeout.as_secs(),
+            verify_batch_max: d.verify_batch_max,
+            verify_batch_wait_us: u64::try_from(d.verify_batch_wait.as_micros())
+                .unwrap_or(u64::MAX),
+            verify_threads: d.verify_threads,
+            realm: d.realm,
+            orphan_refund_after_secs: d.orphan_refund_after.as_secs(),
         }
     }
 }
@@ -379,7 +383,7 @@ impl Default for ChainConfig {
     fn default() -> Self {
         let d = DutiesConfig::default();
         Self {
-            roots_poll_ms: 2_000,
+            roots_poll_ms: millis(crate::service::Settings::default().roots_poll),
             duties: true,
             accept_server_key: true,
             slash_poll_ms: millis(d.slash_poll),

@@ -428,7 +428,7 @@ eth_gasPrice = 10
 
 /// The key directory every process of the demo shares (the cheater has another home).
 fn keys_dir() -> PathBuf {
-    std::env::var_os("ZKCREDITS_KEYS").map_or_else(crate::paths::default_keys, PathBuf::from)
+    crate::paths::default_keys()
 }
 
 fn hex_key(signer: &PrivateKeySigner) -> String {

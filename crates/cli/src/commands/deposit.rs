@@ -27,7 +27,8 @@ pub(crate) struct DepositArgs {
     /// How many notes (one request in flight per note).
     #[arg(long, default_value_t = 1)]
     notes: u64,
-    /// The deployment JSON [default: $ZKCREDITS_HOME/devnet.json].
+    /// The deployment JSON [default: $ZKCREDITS_HOME/deployment.json, which `zkcredits
+    /// join` writes, else $ZKCREDITS_HOME/devnet.json].
     #[arg(long)]
     deployment: Option<PathBuf>,
     /// Pay with this Ethereum key (hex) instead of the wallet's.

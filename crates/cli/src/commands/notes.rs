@@ -16,7 +16,8 @@ use zkcredits_protocol::state::Limits;
 /// Arguments of `zkcredits notes`.
 #[derive(Debug, Args)]
 pub(crate) struct NotesArgs {
-    /// The deployment JSON [default: $ZKCREDITS_HOME/devnet.json].
+    /// The deployment JSON [default: $ZKCREDITS_HOME/deployment.json, which `zkcredits
+    /// join` writes, else $ZKCREDITS_HOME/devnet.json].
     #[arg(long)]
     deployment: Option<PathBuf>,
 }

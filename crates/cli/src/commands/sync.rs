@@ -16,7 +16,8 @@ use zkcredits_client::wallet::{self, Wallet};
 /// Arguments of `zkcredits sync`.
 #[derive(Debug, Args)]
 pub(crate) struct SyncArgs {
-    /// The deployment JSON [default: $ZKCREDITS_HOME/devnet.json].
+    /// The deployment JSON [default: $ZKCREDITS_HOME/deployment.json, which `zkcredits
+    /// join` writes, else $ZKCREDITS_HOME/devnet.json].
     #[arg(long)]
     deployment: Option<PathBuf>,
     /// Also look up on chain the notes whose deposit was sent but not recorded (opens

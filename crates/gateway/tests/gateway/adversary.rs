@@ -270,34 +270,13 @@ async fn no_ticket_can_be_spent_after_a_cooperative_close() {
     let (mut fx, _store, _dir, gw) = world(2).await;
     let tree = fx.tree().await;
     let user = fx.chain.client(2).await.unwrap();
-    let http = reqwest::Client::new();
     pay(&mut fx, &gw, &tree, 0, "a").await;
     pay(&mut fx, &gw, &tree, 1, "b").await;
 
     for (j, m) in [(0, false), (1, true)] {
         let state = fx.notes[j].state;
         let (nc, nj) = close_ticket(&fx.notes[j].secret, &state, m);
-        let clearance: serde_json::Value = http
-            .post(format!("{}/zkcredit/close-clearance", gw.url))
-            .json(&serde_json::json!({
-                "close_nullifier": zkcredits_protocol::field::to_hex(&nc),
-                "nullifier": zkcredits_protocol::field::to_hex(&nj),
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let signature: [u8; 65] = hex::decode(
-            clearance["signature"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("0x"),
-        )
-        .unwrap()
-        .try_into()
-        .unwrap();
+        let signature = clearance(&gw, nc, nj).await;
         let close = prove_close(&fx, &user, j, &state, m).await;
         user.close_cooperative(&close, &signature).await.unwrap();
         if m {
