@@ -38,8 +38,13 @@ interface ICloseVerifier {
 /// (the provider's clearance, paid at once), by a unilateral close (held in `pendingCloses`
 /// for `challengeWindow`, then `finalize`), by a successful `challenge` of a pending close, or
 /// by `slash`. A close proof (docs/PROTOCOL.md section 6) is checked by the generated
-/// `CloseVerifier` with public inputs the pool fills itself: x_w from the payout address,
-/// C_max, P_max, and a server key the provider accepted.
+/// `CloseVerifier` with public inputs the pool fills itself: x_w from the payout address and
+/// the relay fee with its recipient, C_max, P_max, and a server key the provider accepted.
+///
+/// A close may be sent by anyone (a relayer): the user needs no funded account of their own,
+/// so the close transaction never comes from the account that deposited. What the relayer
+/// earns (`relayFee` credit units, out of U, to `relayer`) is bound into x_w like the payout
+/// address, so nobody can change who gets what after the proof is made.
 contract ZkCreditsPool {
     // ---------------------------------------------------------------- constants
 
@@ -121,7 +126,8 @@ contract ZkCreditsPool {
     }
 
     /// @notice A close as the closer submits it: the proof's public values that the pool does
-    /// not fill itself, the payout address and the server key the last receipt was signed by.
+    /// not fill itself, the payout address, the relay fee and its recipient (both bound by
+    /// x_w), and the server key the last receipt was signed by.
     struct CloseArgs {
         uint256 root; // a committed root the note is proven under
         uint256 nc; // NC = H(CLOSE, k)
@@ -132,7 +138,9 @@ contract ZkCreditsPool {
         uint64 payoutAmount; // U, credit units to `payout`
         uint64 burn; // B, credit units burned
         bool lostLastReceipt; // m
-        address payout;
+        address payout; // receives U - relayFee credit units
+        address relayer; // receives relayFee credit units; address(0) with a fee of 0
+        uint64 relayFee; // credit units out of U, <= U
         uint256 serverKeyX;
         uint256 serverKeyY;
     }
@@ -147,6 +155,8 @@ contract ZkCreditsPool {
         uint64 expiryEpoch;
         uint256 nullifier;
         uint256 yw;
+        address relayer;
+        uint64 relayFee;
     }
 
     /// @notice A deposited note, keyed by ID = H(ID, k). Packed in one storage slot.
@@ -177,10 +187,18 @@ contract ZkCreditsPool {
     event ExpiredClaimed(uint64 indexed epoch, uint256 amount);
     event ProviderTransferStarted(address indexed previousProvider, address indexed newProvider);
     event ProviderTransferred(address indexed previousProvider, address indexed newProvider);
-    /// @notice A note was closed and paid: U to `payout`, toProvider to the provider, burned
-    /// to BURN_ADDRESS (token base units). `nullifier` is N_j, which the gateway records.
+    /// @notice A note was closed and paid: U less the relay fee to `payout`, the relay fee to
+    /// `relayer`, toProvider to the provider, burned to BURN_ADDRESS (token base units).
+    /// `nullifier` is N_j, which the gateway records.
     event Closed(
-        uint256 indexed nc, uint256 nullifier, address payout, uint256 toPayout, uint256 toProvider, uint256 burned
+        uint256 indexed nc,
+        uint256 nullifier,
+        address payout,
+        uint256 toPayout,
+        uint256 toProvider,
+        uint256 burned,
+        address relayer,
+        uint256 toRelayer
     );
     /// @notice A unilateral close is waiting until `deadline` for challenges. A gateway that
     /// holds another share of ticket `nullifier` recovers (k, a) and calls `challenge`.
@@ -194,7 +212,9 @@ contract ZkCreditsPool {
         uint64 burn,
         uint64 deposit,
         uint64 expiryEpoch,
-        uint64 deadline
+        uint64 deadline,
+        address relayer,
+        uint64 relayFee
     );
     /// @notice A pending close was shown to spend a used ticket: cancelled, and the note
     /// slashed (a `Slashed` event follows).
@@ -234,6 +254,8 @@ contract ZkCreditsPool {
     error InvalidClearance();
     error AmountsExceedDeposit();
     error InvalidPayout();
+    /// @notice The relay fee is more than U, or a fee names no recipient.
+    error InvalidRelayFee();
     error UnknownServerKey();
     /// @notice The key is not a non-identity point of BabyJubJub's prime-order subgroup.
     error InvalidServerKey();
@@ -459,8 +481,9 @@ contract ZkCreditsPool {
 
     /// @notice Close a note at once with the provider's clearance: an EIP-712 signature by
     /// `provider` over CloseClearance(nc, nullifier) in this pool's domain, given after the
-    /// gateway recorded N_j as spent. Pays U to `c.payout`, D - U - B to the provider and B
-    /// to BURN_ADDRESS.
+    /// gateway recorded N_j as spent. Pays U - relayFee to `c.payout`, relayFee to
+    /// `c.relayer`, D - U - B to the provider and B to BURN_ADDRESS. Anyone may send it (the
+    /// gateway relays it for users who have no other funded account).
     function closeCooperative(CloseArgs calldata c, uint256[8] calldata proof, bytes calldata clearance)
         external
         nonReentrant
@@ -470,7 +493,7 @@ contract ZkCreditsPool {
         _verifyClose(c, proof);
         closedOrSlashed[c.nc] = true;
         _epochs[c.expiryEpoch].outstanding -= c.deposit;
-        _payClose(c.nc, c.nullifier, c.payout, c.payoutAmount, c.burn, c.deposit);
+        _payClose(c.nc, c.nullifier, c.payout, c.payoutAmount, c.burn, c.deposit, c.relayer, c.relayFee);
     }
 
     /// @notice Close a note without the provider: held for `challengeWindow` seconds, during
@@ -488,20 +511,24 @@ contract ZkCreditsPool {
             deposit: c.deposit,
             expiryEpoch: c.expiryEpoch,
             nullifier: c.nullifier,
-            yw: c.yw
+            yw: c.yw,
+            relayer: c.relayer,
+            relayFee: c.relayFee
         });
         _epochs[c.expiryEpoch].outstanding -= c.deposit;
         emit CloseRequested(
             c.nc,
             c.nullifier,
-            withdrawalX(c.payout),
+            withdrawalX(c.payout, c.relayer, c.relayFee),
             c.yw,
             c.payout,
             c.payoutAmount,
             c.burn,
             c.deposit,
             c.expiryEpoch,
-            deadline
+            deadline,
+            c.relayer,
+            c.relayFee
         );
     }
 
@@ -512,7 +539,8 @@ contract ZkCreditsPool {
         PendingClose memory pc = pendingCloses[nc];
         if (pc.deadline == 0) revert NoPendingClose();
         if (k >= SNARK_SCALAR_FIELD || a >= SNARK_SCALAR_FIELD) revert InvalidChallenge();
-        uint256 share = addmod(k, mulmod(a, withdrawalX(pc.payout), SNARK_SCALAR_FIELD), SNARK_SCALAR_FIELD);
+        uint256 xw = withdrawalX(pc.payout, pc.relayer, pc.relayFee);
+        uint256 share = addmod(k, mulmod(a, xw, SNARK_SCALAR_FIELD), SNARK_SCALAR_FIELD);
         if (share != pc.yw) revert InvalidChallenge();
         if (PoseidonT3.hash([TAG_NULLIFIER, a]) != pc.nullifier) revert InvalidChallenge();
         if (PoseidonT3.hash([TAG_CLOSE, k]) != nc) revert InvalidChallenge();
@@ -530,14 +558,17 @@ contract ZkCreditsPool {
         if (block.timestamp < pc.deadline) revert ChallengeWindowOpen(pc.deadline);
         delete pendingCloses[nc];
         closedOrSlashed[nc] = true;
-        _payClose(nc, pc.nullifier, pc.payout, pc.payoutAmount, pc.burn, pc.deposit);
+        _payClose(nc, pc.nullifier, pc.payout, pc.payoutAmount, pc.burn, pc.deposit, pc.relayer, pc.relayFee);
     }
 
-    /// @notice The close binding x_w: the first 31 bytes of
-    /// SHA-256("zkcredits/close/v1" || chainid (8 bytes) || pool || payout), big-endian.
-    function withdrawalX(address payout) public view returns (uint256) {
-        return uint256(sha256(abi.encodePacked("zkcredits/close/v1", uint64(block.chainid), address(this), payout)))
-            >> 8;
+    /// @notice The close binding x_w: the first 31 bytes of SHA-256("zkcredits/close/v2" ||
+    /// chainid (8 bytes) || pool || payout || relayer || relayFee (8 bytes)), big-endian.
+    function withdrawalX(address payout, address relayer, uint64 relayFee) public view returns (uint256) {
+        return uint256(
+            sha256(
+                abi.encodePacked("zkcredits/close/v2", uint64(block.chainid), address(this), payout, relayer, relayFee)
+            )
+        ) >> 8;
     }
 
     /// @notice The EIP-712 digest the provider signs to clear a cooperative close.
@@ -558,6 +589,8 @@ contract ZkCreditsPool {
         if (_epochs[c.expiryEpoch].claimed) revert EpochClaimed();
         if (c.payout == address(0)) revert InvalidPayout();
         if (uint256(c.payoutAmount) + c.burn > c.deposit) revert AmountsExceedDeposit();
+        // A fee is paid out of U, and only to someone: tokens sent to address(0) would be lost.
+        if (c.relayFee > c.payoutAmount || (c.relayFee != 0 && c.relayer == address(0))) revert InvalidRelayFee();
         bytes32 key = keccak256(abi.encode(c.serverKeyX, c.serverKeyY));
         if (!serverKeyAccepted[key]) revert UnknownServerKey();
         uint64 retiresAt = serverKeyRetiresAt[key];
@@ -571,7 +604,7 @@ contract ZkCreditsPool {
             c.root,
             c.nc,
             c.nullifier,
-            withdrawalX(c.payout),
+            withdrawalX(c.payout, c.relayer, c.relayFee),
             c.yw,
             uint256(c.deposit),
             uint256(c.expiryEpoch),
@@ -586,14 +619,26 @@ contract ZkCreditsPool {
         closeVerifier.verifyProof(proof, input);
     }
 
-    /// @dev Pays a close (credit units in, token base units out) and emits Closed.
-    function _payClose(uint256 nc, uint256 nullifier, address payout, uint64 u, uint64 b, uint64 d) private {
-        uint256 toPayout = uint256(u) * unit;
+    /// @dev Pays a close (credit units in, token base units out) and emits Closed. The
+    /// relay fee `f` comes out of U (`_checkClose` made sure f <= U).
+    function _payClose(
+        uint256 nc,
+        uint256 nullifier,
+        address payout,
+        uint64 u,
+        uint64 b,
+        uint64 d,
+        address relayer,
+        uint64 f
+    ) private {
+        uint256 toPayout = uint256(u - f) * unit;
+        uint256 toRelayer = uint256(f) * unit;
         uint256 burned = uint256(b) * unit;
         uint256 toProvider = uint256(d - u - b) * unit;
         address to = provider;
-        emit Closed(nc, nullifier, payout, toPayout, toProvider, burned);
+        emit Closed(nc, nullifier, payout, toPayout, toProvider, burned, relayer, toRelayer);
         if (toPayout != 0) _send(payout, toPayout);
+        if (toRelayer != 0) _send(relayer, toRelayer);
         if (toProvider != 0) _send(to, toProvider);
         if (burned != 0) _send(BURN_ADDRESS, burned);
     }

@@ -402,6 +402,8 @@ describe('ZkCreditsPool on anvil', () => {
       burn: 0n,
       lostLastReceipt: false,
       payout: user,
+      relayer: '0x' + '00'.repeat(20),
+      relayFee: 0n,
       serverKeyX: SERVER_KEY[0],
       serverKeyY: SERVER_KEY[1],
     };
@@ -455,6 +457,10 @@ describe('ZkCreditsPool on anvil', () => {
     await expectRevert(user, pool, coop({ serverKeyY: 23n }), Pool, 'UnknownServerKey');
     await expectRevert(user, pool, coop({ payout: '0x' + '00'.repeat(20) }), Pool, 'InvalidPayout');
     await expectRevert(user, pool, coop({ payoutAmount: 1500n, burn: 501n }), Pool, 'AmountsExceedDeposit');
+    // A relay fee is paid out of U, and to somebody.
+    await expectRevert(user, pool, coop({ relayer: provider, relayFee: 1501n }), Pool, 'InvalidRelayFee');
+    await expectRevert(user, pool, coop({ relayFee: 1n }), Pool, 'InvalidRelayFee');
+    await expectRevert(user, pool, coop({ relayer: provider, relayFee: 1500n }), Pool, 'InvalidProof');
     const uni = (args) => Pool.encode('closeUnilateral', [{ ...base, ...args }, proof]);
     await expectRevert(user, pool, uni({}), Pool, 'InvalidProof');
     await expectRevert(user, pool, uni({ yw: F }), Pool, 'InputNotInField');

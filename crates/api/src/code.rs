@@ -71,6 +71,12 @@ pub enum Code {
     BatchTooLarge,
     /// A JSON-RPC batch costs more than `C_max`.
     BatchOverCMax,
+    /// A close sent to the relay does not pay the relay the fee and the recipient its
+    /// discovery document publishes: prove it again with those.
+    RelayFeeMismatch,
+    /// The pool refuses the relayed close (its named error is in the message); nothing
+    /// was sent.
+    CloseRefused,
 }
 
 /// What a refusal means for the ticket that paid for the request, and so what the client
@@ -99,7 +105,7 @@ pub enum TicketFate {
 
 impl Code {
     /// Every code, for documentation and the uniqueness test.
-    pub const ALL: [Code; 29] = [
+    pub const ALL: [Code; 31] = [
         Code::PaymentRequired,
         Code::MalformedCredential,
         Code::StaleRoot,
@@ -129,6 +135,8 @@ impl Code {
         Code::PriceOverCMax,
         Code::BatchTooLarge,
         Code::BatchOverCMax,
+        Code::RelayFeeMismatch,
+        Code::CloseRefused,
     ];
 
     /// The stable wire code.
@@ -163,6 +171,8 @@ impl Code {
             Code::PriceOverCMax => "price_over_c_max",
             Code::BatchTooLarge => "batch_too_large",
             Code::BatchOverCMax => "batch_over_c_max",
+            Code::RelayFeeMismatch => "relay_fee_mismatch",
+            Code::CloseRefused => "close_refused",
         }
     }
 
@@ -184,7 +194,9 @@ impl Code {
             | Code::MethodNotPriced
             | Code::PriceOverCMax
             | Code::BatchTooLarge
-            | Code::BatchOverCMax => StatusCode::BAD_REQUEST,
+            | Code::BatchOverCMax
+            | Code::RelayFeeMismatch => StatusCode::BAD_REQUEST,
+            Code::CloseRefused => StatusCode::UNPROCESSABLE_ENTITY,
             Code::InvalidProof => StatusCode::UNAUTHORIZED,
             Code::PolicyViolation => StatusCode::FORBIDDEN,
             Code::UnknownRoute | Code::ReceiptNotFound | Code::UnknownModel => {
@@ -213,7 +225,7 @@ impl Code {
             403 => "permission_error",
             404 => "not_found_error",
             409 => "conflict_error",
-            400 | 405 | 413 => "invalid_request_error",
+            400 | 405 | 413 | 422 => "invalid_request_error",
             _ => "server_error",
         }
     }
@@ -248,7 +260,9 @@ impl Code {
             | Code::MethodNotPriced
             | Code::PriceOverCMax
             | Code::BatchTooLarge
-            | Code::BatchOverCMax => TicketFate::Refused,
+            | Code::BatchOverCMax
+            | Code::RelayFeeMismatch
+            | Code::CloseRefused => TicketFate::Refused,
         }
     }
 }
@@ -338,7 +352,8 @@ mod tests {
              receipt_not_found,malformed_nullifier,invalid_body,ticket_spent,\
              store_unavailable,unavailable,server_key_not_accepted,internal_error,\
              method_not_allowed,unknown_model,missing_price,prompt_too_large,\
-             method_not_priced,price_over_c_max,batch_too_large,batch_over_c_max"
+             method_not_priced,price_over_c_max,batch_too_large,batch_over_c_max,\
+             relay_fee_mismatch,close_refused"
         );
         for code in Code::ALL {
             assert_eq!(Code::parse(code.as_str()), Some(code));

@@ -21,7 +21,8 @@ pub const SINGLE_DEPOSITS: u64 = 8;
 
 /// Gas used, from receipts. Serialises to
 /// `{"deposit_gas":N,"deposit10_gas":N,"slash_gas":N,"record10_gas":N,"commit_root_gas":N,
-/// "close_coop_gas":N,"close_unilateral_gas":N,"finalize_gas":N,"challenge_gas":N}`.
+/// "close_coop_gas":N,"close_relayed_gas":N,"close_unilateral_gas":N,"finalize_gas":N,
+/// "challenge_gas":N}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GasReport {
     /// One single-note `deposit` into a pool that already holds 1,000 leaves: the mean of
@@ -39,6 +40,9 @@ pub struct GasReport {
     /// One `closeCooperative` with a real proof (m = 0, three transfers, the payout to a
     /// fresh address).
     pub close_coop_gas: u64,
+    /// One `closeCooperative` sent by the gateway's relay: a relay fee to the relay's
+    /// account (which already holds tokens), four transfers, the payout to a fresh address.
+    pub close_relayed_gas: u64,
     /// One `closeUnilateral` with a real proof (stores the pending close).
     pub close_unilateral_gas: u64,
     /// One `finalize` of that close after the window (three transfers).
@@ -108,6 +112,7 @@ pub async fn bench_gas() -> Result<GasReport> {
         record10_gas: record.tx.gas_used,
         commit_root_gas: commit.tx.gas_used,
         close_coop_gas: closes.coop,
+        close_relayed_gas: closes.relayed,
         close_unilateral_gas: closes.unilateral,
         finalize_gas: closes.finalize,
         challenge_gas: closes.challenge,
@@ -128,10 +133,11 @@ struct CloseGas {
     unilateral: u64,
     finalize: u64,
     challenge: u64,
+    relayed: u64,
 }
 
-/// Three notes with three requests each: a cooperative close, a unilateral close and its
-/// finalize, and a stale unilateral close challenged.
+/// Four notes with three requests each: a cooperative close, a unilateral close and its
+/// finalize, a stale unilateral close challenged, and a relayed close.
 async fn bench_closes(
     chain: &TestChain,
     user: &PoolClient,
@@ -140,7 +146,7 @@ async fn bench_closes(
 ) -> Result<CloseGas> {
     let server = test_server_key();
     provider.accept_server_key(server.public_key()).await?;
-    let secrets: Vec<NoteSecret> = (0..3u64)
+    let secrets: Vec<NoteSecret> = (0..4u64)
         .map(|i| NoteSecret::from_field(secret(1_000_000 + i)))
         .collect();
     let batch: Vec<(Fr, u64)> = secrets.iter().map(|s| (s.id(), 20_000)).collect();
@@ -160,7 +166,7 @@ async fn bench_closes(
     let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(5);
     let prove = |note: &SimulatedNote,
                  state: &zkcredits_protocol::state::NoteState,
-                 payout: alloy::primitives::Address,
+                 to: crate::ClosePayout,
                  rng: &mut rand_chacha::ChaCha20Rng|
      -> Result<crate::PreparedClose> {
         let path = tree.path(note.leaf_index)?;
@@ -176,13 +182,14 @@ async fn bench_closes(
                 state,
                 server_key: server.public_key(),
             },
-            payout,
+            to,
             false,
             rng,
         )
     };
     // Payouts to fresh addresses: the worst case (a new token balance slot).
-    let fresh = |i: u8| alloy::primitives::Address::repeat_byte(0x70 + i);
+    let fresh =
+        |i: u8| crate::ClosePayout::direct(alloy::primitives::Address::repeat_byte(0x70 + i));
 
     let coop = prove(&notes[0], &notes[0].state, fresh(0), &mut rng)?;
     let clearance = crate::clearance::sign_clearance(
@@ -215,7 +222,31 @@ async fn bench_closes(
         .await?
         .tx
         .gas_used;
+
+    // The provider's account relays (the gateway's relay signs with the provider key).
+    let to = crate::ClosePayout::relayed(
+        alloy::primitives::Address::repeat_byte(0x73),
+        provider.sender(),
+        100,
+    );
+    let relayed = prove(&notes[3], &notes[3].state, to, &mut rng)?;
+    let clearance = crate::clearance::sign_clearance(
+        &chain.signer(PROVIDER),
+        deployment.chain_id,
+        deployment.pool,
+        relayed.nc(),
+        relayed.nullifier(),
+    )?;
+    let calldata = crate::RelayedClose::encode(&relayed, &clearance);
+    let relayed_gas = provider
+        .relay_close(
+            &crate::RelayedClose::decode(&calldata).map_err(|e| Error::Anvil(e.to_string()))?,
+        )
+        .await?
+        .tx
+        .gas_used;
     Ok(CloseGas {
+        relayed: relayed_gas,
         coop: coop_gas,
         unilateral: uni_gas,
         finalize: finalize_gas,

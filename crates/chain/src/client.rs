@@ -209,6 +209,11 @@ impl PoolClient {
         &self.provider
     }
 
+    /// Token base units per credit unit.
+    pub fn unit(&self) -> U256 {
+        self.unit
+    }
+
     /// Token base units for `credits` credit units.
     pub fn token_amount(&self, credits: u64) -> U256 {
         U256::from(credits) * self.unit

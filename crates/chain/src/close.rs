@@ -18,7 +18,7 @@ use zkcredits_protocol::Fr;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::merkle::MerklePath;
 use zkcredits_protocol::note::NoteSecret;
-use zkcredits_protocol::request::withdrawal_x;
+use zkcredits_protocol::request::{Withdrawal, withdrawal_x};
 use zkcredits_protocol::rln::Ticket;
 use zkcredits_protocol::state::{Limits, NoteState};
 
@@ -59,13 +59,55 @@ pub fn close_ticket(secret: &NoteSecret, state: &NoteState, lost_last_receipt: b
     )
 }
 
+/// Where a close pays `U`: all to `payout`, or `relay_fee` of it to the relayer that
+/// sends the close for the user. Bound into `x_w`, so the sender cannot change it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClosePayout {
+    /// Receives `U - relay_fee` credit units.
+    pub payout: Address,
+    /// Receives `relay_fee` credit units (the zero address with no fee).
+    pub relayer: Address,
+    /// Credit units out of `U`.
+    pub relay_fee: u64,
+}
+
+impl ClosePayout {
+    /// All of `U` to `payout`: a close its owner sends (from a key that is not the
+    /// deposit's, see `docs/CLIENT.md`).
+    pub fn direct(payout: Address) -> Self {
+        Self {
+            payout,
+            relayer: Address::ZERO,
+            relay_fee: 0,
+        }
+    }
+
+    /// `relay_fee` to `relayer`, the rest to `payout`.
+    pub fn relayed(payout: Address, relayer: Address, relay_fee: u64) -> Self {
+        Self {
+            payout,
+            relayer,
+            relay_fee,
+        }
+    }
+
+    /// The protocol's view, what `x_w` hashes.
+    pub fn withdrawal(&self) -> Withdrawal {
+        Withdrawal {
+            payout: self.payout.into_array(),
+            relayer: self.relayer.into_array(),
+            relay_fee: self.relay_fee,
+        }
+    }
+}
+
 /// A proven close, ready to submit.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PreparedClose {
     /// The proof's public inputs.
     pub public: ClosePublicInputs,
     /// Where `U` goes.
-    pub payout: Address,
+    pub to: ClosePayout,
     /// The Groth16 proof.
     pub proof: Proof<Bn254>,
 }
@@ -94,7 +136,9 @@ impl PreparedClose {
             payoutAmount: p.payout,
             burn: p.burn,
             lostLastReceipt: p.lost_last_receipt(),
-            payout: self.payout,
+            payout: self.to.payout,
+            relayer: self.to.relayer,
+            relayFee: self.to.relay_fee,
             serverKeyX: fr_to_u256(&p.server_key.x),
             serverKeyY: fr_to_u256(&p.server_key.y),
         }
@@ -106,21 +150,22 @@ impl PreparedClose {
     }
 }
 
-/// Proves the close of `note` for `payout` on the pool of `deployment`. `x_w` is computed
+/// Proves the close of `note` paying `to` on the pool of `deployment`. `x_w` is computed
 /// from the deployment's chain id and pool exactly as the pool does, so the proof is bound
-/// to that payout address there. Refuses an overdrawn state before proving.
+/// to that payout address and relay fee there. Refuses an overdrawn state, and a relay fee
+/// above what the note pays out, before proving.
 pub fn prepare_close<R: RngCore + CryptoRng>(
     prover: &CloseProver,
     deployment: &Deployment,
     note: NoteToClose<'_>,
-    payout: Address,
+    to: ClosePayout,
     lost_last_receipt: bool,
     rng: &mut R,
 ) -> Result<PreparedClose> {
     let x_w = withdrawal_x(
         deployment.chain_id,
         deployment.pool.into_array(),
-        payout.into_array(),
+        &to.withdrawal(),
     );
     let circuit = CloseCircuit::new(CloseInputs {
         secret: note.secret,
@@ -138,12 +183,14 @@ pub fn prepare_close<R: RngCore + CryptoRng>(
         server_key: note.server_key,
     })?;
     let public = circuit.public;
+    if to.relay_fee > public.payout {
+        return Err(crate::Error::RelayFeeTooHigh {
+            fee: to.relay_fee,
+            payout: public.payout,
+        });
+    }
     let proof = prover.prove(circuit, rng)?;
-    Ok(PreparedClose {
-        public,
-        payout,
-        proof,
-    })
+    Ok(PreparedClose { public, to, proof })
 }
 
 /// A close paid out (`Closed` event), in token base units.
@@ -157,8 +204,12 @@ pub struct CloseOutcome {
     pub nullifier: Fr,
     /// The payout address.
     pub payout: Address,
-    /// Paid to the payout address (`U`).
+    /// Paid to the payout address (`U` less the relay fee).
     pub to_payout: U256,
+    /// Who sent the close for the user (the zero address: nobody was paid for it).
+    pub relayer: Address,
+    /// Paid to the relayer (the relay fee).
+    pub to_relayer: U256,
     /// Paid to the provider (`D - U - B`).
     pub to_provider: U256,
     /// Sent to the burn address (`B`).
@@ -185,8 +236,8 @@ pub struct CloseRequestOutcome {
 /// A pending close as the pool stores it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PendingClose {
-    /// Where `U` goes.
-    pub payout: Address,
+    /// Where `U` less the relay fee goes, and the relay fee.
+    pub to: ClosePayout,
     /// When it may be finalized.
     pub deadline: u64,
     /// `U`, `B`, `D`, credit units.
@@ -329,7 +380,7 @@ impl PoolClient {
             return Ok(None);
         }
         Ok(Some(PendingClose {
-            payout: p.payout,
+            to: ClosePayout::relayed(p.payout, p.relayer, p.relayFee),
             deadline: p.deadline,
             amounts: (p.payoutAmount, p.burn, p.deposit),
             expiry_epoch: p.expiryEpoch,
@@ -347,12 +398,44 @@ impl PoolClient {
             .await?)
     }
 
-    /// The pool's `x_w` for `payout`.
-    pub async fn withdrawal_x(&self, payout: Address) -> Result<Fr> {
-        u256_to_fr(self.pool_contract().withdrawalX(payout).call().await?)
+    /// The pool's `x_w` for `to`.
+    pub async fn withdrawal_x(&self, to: ClosePayout) -> Result<Fr> {
+        u256_to_fr(
+            self.pool_contract()
+                .withdrawalX(to.payout, to.relayer, to.relay_fee)
+                .call()
+                .await?,
+        )
     }
 
-    fn closed_outcome(
+    /// The close of `nc` in transaction `hash` (sent by someone else, e.g. a relay), read
+    /// from the chain: its receipt must have succeeded and hold the pool's `Closed` event
+    /// for `nc`.
+    pub async fn closed_outcome_of(
+        &self,
+        hash: alloy::primitives::B256,
+        nc: Fr,
+    ) -> Result<CloseOutcome> {
+        use alloy::providers::Provider;
+        let receipt = self
+            .provider()
+            .get_transaction_receipt(hash)
+            .await?
+            .ok_or_else(|| crate::Error::Rpc(format!("no receipt for transaction {hash}")))?;
+        if !receipt.status() {
+            return Err(crate::Error::TxFailed(hash));
+        }
+        let outcome = self.closed_outcome(&receipt)?;
+        if outcome.nc != nc {
+            return Err(crate::Error::MissingEvent {
+                tx: hash,
+                event: "Closed of this note",
+            });
+        }
+        Ok(outcome)
+    }
+
+    pub(crate) fn closed_outcome(
         &self,
         receipt: &alloy::rpc::types::TransactionReceipt,
     ) -> Result<CloseOutcome> {
@@ -363,6 +446,8 @@ impl PoolClient {
             nullifier: u256_to_fr(e.nullifier)?,
             payout: e.payout,
             to_payout: e.toPayout,
+            relayer: e.relayer,
+            to_relayer: e.toRelayer,
             to_provider: e.toProvider,
             burned: e.burned,
         })

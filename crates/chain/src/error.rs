@@ -115,6 +115,9 @@ pub enum ContractError {
     /// Pool: the payout address is zero.
     #[error("InvalidPayout: give a non-zero payout address")]
     InvalidPayout,
+    /// Pool: a relay fee above `U`, or a fee with no recipient.
+    #[error("InvalidRelayFee: the relay fee must be at most U and name its recipient")]
+    InvalidRelayFee,
     /// Pool: the close names a server key the provider never accepted.
     #[error("UnknownServerKey: the receipt key is not accepted by the pool")]
     UnknownServerKey,
@@ -197,6 +200,7 @@ impl From<ZkCreditsPool::ZkCreditsPoolErrors> for ContractError {
             E::InvalidClearance(_) => Self::InvalidClearance,
             E::AmountsExceedDeposit(_) => Self::AmountsExceedDeposit,
             E::InvalidPayout(_) => Self::InvalidPayout,
+            E::InvalidRelayFee(_) => Self::InvalidRelayFee,
             E::UnknownServerKey(_) => Self::UnknownServerKey,
             E::InvalidServerKey(_) => Self::InvalidServerKey,
             E::ServerKeyRetired(x) => Self::ServerKeyRetired(x.retiredAt),
@@ -316,6 +320,16 @@ pub enum Error {
     /// (from its state file or from the deploy block).
     #[error("the indexer stopped on a root mismatch and is unusable; open a new one")]
     IndexerPoisoned,
+    /// A close would pay its relayer more than the note pays out (`U`).
+    #[error(
+        "the relay fee ({fee} credit units) is more than this close pays out ({payout}); close it yourself (--keystore) or through a cheaper relay"
+    )]
+    RelayFeeTooHigh {
+        /// The fee asked.
+        fee: u64,
+        /// `U`, credit units.
+        payout: u64,
+    },
     /// The tree refused an insert.
     #[error("tree: {0}")]
     Tree(#[from] zkcredits_protocol::merkle::TreeError),

@@ -1,5 +1,6 @@
 //! Where a pool's money went, read back from its own events: what came in as deposits
-//! and how it left (to users at close, to the provider, burned, to slashers). The
+//! and how it left (to users at close, to the provider, burned, to slashers, to the
+//! relayers that sent closes). The
 //! demo's closing table and the conservation checks use it, so a figure printed there
 //! is the chain's, not the client's bookkeeping.
 
@@ -25,6 +26,8 @@ pub struct Ledger {
     pub burned: U256,
     /// Bounties paid to whoever slashed.
     pub to_slashers: U256,
+    /// Relay fees paid by closes to whoever sent them for the user.
+    pub to_relayers: U256,
     /// What the pool holds now (its token balance).
     pub held: U256,
 }
@@ -32,7 +35,12 @@ pub struct Ledger {
 impl Ledger {
     /// Whether every token that came in is accounted for: paid out or still held.
     pub fn balances(&self) -> bool {
-        self.to_users + self.to_provider + self.burned + self.to_slashers + self.held
+        self.to_users
+            + self.to_provider
+            + self.burned
+            + self.to_slashers
+            + self.to_relayers
+            + self.held
             == self.deposited
     }
 }
@@ -68,6 +76,7 @@ impl PoolClient {
                     ledger.to_users += e.toPayout;
                     ledger.to_provider += e.toProvider;
                     ledger.burned += e.burned;
+                    ledger.to_relayers += e.toRelayer;
                 } else if let Ok(e) = ZkCreditsPool::Slashed::decode_log_data(data) {
                     ledger.to_slashers += e.bounty;
                     ledger.to_provider += e.toProvider;

@@ -30,6 +30,7 @@ mod fsutil;
 pub mod indexer;
 pub mod keystore;
 pub mod ledger;
+pub mod relay;
 pub mod rpc;
 pub mod settlement;
 pub mod testing;
@@ -43,8 +44,8 @@ pub use client::{
     PoolClient, SlashOutcome, Violation, ViolationsOutcome,
 };
 pub use close::{
-    CloseOutcome, CloseRequestOutcome, NoteToClose, PendingClose, PreparedClose, close_ticket,
-    prepare_close,
+    CloseOutcome, ClosePayout, CloseRequestOutcome, NoteToClose, PendingClose, PreparedClose,
+    close_ticket, prepare_close,
 };
 pub use deploy::{
     DeployError, DeployPlan, Deployment, Libraries, PoolConfig, PoolConstants, VerifierArtifact,
@@ -54,6 +55,7 @@ pub use devnet::devnet;
 pub use error::{ContractError, Error, Result};
 pub use indexer::{Indexer, IndexerConfig, SyncReport};
 pub use ledger::Ledger;
+pub use relay::{RelayDecodeError, RelayedClose};
 pub use rpc::TxInfo;
 pub use settlement::{LoggedEvent, SettlementEvent, settlement_events};
 

@@ -39,8 +39,13 @@ pub enum SettlementEvent {
         nc: Fr,
         /// `N_j`.
         nullifier: Fr,
-        /// Where `U` went (its `x_w` is the share a finalized close revealed).
+        /// Where `U` less the relay fee went.
         payout: Address,
+        /// Who got the relay fee (the zero address when there was none).
+        relayer: Address,
+        /// The relay fee, token base units (`relayFee * unit`). With `payout` and
+        /// `relayer` it gives the close's `x_w`, the share a finalized close revealed.
+        to_relayer: alloy::primitives::U256,
     },
     /// A note was slashed: its secret is public.
     Slashed {
@@ -120,6 +125,8 @@ fn decode(log: &Log) -> Result<LoggedEvent> {
             nc: u256_to_fr(e.nc)?,
             nullifier: u256_to_fr(e.nullifier)?,
             payout: e.payout,
+            relayer: e.relayer,
+            to_relayer: e.toRelayer,
         }
     } else if topic == ZkCreditsPool::Slashed::SIGNATURE_HASH {
         let e = ZkCreditsPool::Slashed::decode_log_data(log.data())

@@ -151,7 +151,8 @@ pub struct CloseInputs<'a> {
     pub state: &'a NoteState,
     /// `m`: the receipt of ticket `n` never arrived.
     pub lost_last_receipt: bool,
-    /// `x_w` (`protocol::request::withdrawal_x` of the chain, the pool and the payout).
+    /// `x_w` (`protocol::request::withdrawal_x` of the chain, the pool, the payout and the
+    /// relay fee with its recipient).
     pub x_w: Fr,
     /// The deployment's limits.
     pub limits: Limits,

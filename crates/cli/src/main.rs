@@ -3,6 +3,7 @@
 
 mod commands;
 mod dev;
+mod keystore;
 mod paths;
 
 use clap::{Parser, Subcommand};

@@ -1,17 +1,17 @@
-//! Where zkcredits keeps its files: `$ZKCREDITS_HOME`, else `~/.zkcredits`.
+//! Where zkcredits keeps its files: `$ZKCREDITS_HOME`, else `~/.zkcredits`, with the
+//! keys in `$ZKCREDITS_KEYS`, else `keys/` there. One rule, the client's
+//! ([`ClientHome`]), for every command.
 
 use std::path::PathBuf;
 
+use zkcredits_client::home::ClientHome;
+
 /// The data directory.
 pub(crate) fn home() -> PathBuf {
-    if let Some(dir) = std::env::var_os("ZKCREDITS_HOME") {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    base.join(".zkcredits")
+    ClientHome::from_env().dir().to_path_buf()
 }
 
 /// The default key directory.
 pub(crate) fn default_keys() -> PathBuf {
-    home().join("keys")
+    ClientHome::from_env().keys()
 }

@@ -419,3 +419,180 @@ async fn deploy_refuses_the_dev_verifier_a_wrong_password_a_dead_node_and_an_emp
     assert_eq!(f.nonce(empty_address).await, 0);
     assert!(!f.path("deployment.json").exists());
 }
+
+/// The whole life of a user on a pool deployed by a provider's keystore, and an exit that
+/// links nothing: the user joins with the gateway's URL, deposits from their account,
+/// makes a paid call, and closes through the gateway's relay. The deposit account sends
+/// no transaction from the deposit on (its nonce does not move), the close is the
+/// provider's transaction, the payout gets `U` less the published relay fee and the relay
+/// gets the fee. Sending the close from the deposit account is refused before anything
+/// happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_joins_a_deployed_pool_pays_and_leaves_through_the_relay_linking_nothing() {
+    use zkcredits_chain::bindings::TestToken;
+
+    const USER: usize = 3;
+    const DEPOSIT: u64 = 20_000;
+    const PRICE: u64 = 10;
+    const RELAY_FEE: u64 = 25;
+
+    let f = Fixture::start().await;
+    let out_file = f.path("deployment.json");
+    let password_file = f.password_file.to_str().unwrap().to_owned();
+    let run = f.deploy(&[
+        "--password-file",
+        &password_file,
+        "--dev",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert!(run.status.success());
+    let d = Deployment::load(&out_file).unwrap();
+    let (c_max, unit) = (d.constants.c_max, d.constants.unit);
+    assert_eq!(d.provider, f.deployer);
+
+    // The provider's gateway, signing with the deployer's keystore key: it makes the pool
+    // accept its receipt key, and relays closes for RELAY_FEE.
+    let provider_key =
+        zkcredits_chain::keystore::decrypt_keystore(&f.keystore, PASSWORD.as_bytes()).unwrap();
+    let (gateway_url, shutdown, gateway) = common::start_gateway(&d, f.dir.path(), PRICE, |b| {
+        b.provider_signer(provider_key)
+            .accept_server_key(true)
+            .require_accepted_key(true)
+            .relay(RELAY_FEE)
+    })
+    .await;
+
+    // The user's account holds ETH (an anvil account) and the token.
+    let depositor = dev_address(USER);
+    let token = TestToken::new(f.token, f.provider());
+    let receipt = token
+        .mint(depositor, U256::from(DEPOSIT) * unit)
+        .from(dev_address(0))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status());
+    let home = f.path("user");
+    std::fs::create_dir_all(&home).unwrap();
+    let deposit_key = hex::encode(dev_signer(USER).to_bytes());
+    let user = |args: &[&str]| {
+        common::run_echoed(
+            Command::new(env!("CARGO_BIN_EXE_zkcredits"))
+                .arg("--dev")
+                .env("ZKCREDITS_HOME", &home)
+                .env("ZKCREDITS_KEYS", common::keys_dir())
+                .env("ZKCREDITS_PASSPHRASE", "user passphrase")
+                .env("ZKCREDITS_ETH_KEY", &deposit_key)
+                .stdin(Stdio::null()),
+            args,
+        )
+    };
+    let said = |out: &Output| format!("{}{}", stdout(out), stderr(out));
+    for args in [
+        vec!["wallet", "init"],
+        vec!["join", "--gateway", &gateway_url, "--rpc", f.anvil.url()],
+        vec!["deposit", "--amount", "20000", "--notes", "1"],
+        vec!["call", "--gateway", &gateway_url, "--rpc", "eth_chainId"],
+    ] {
+        let out = user(&args);
+        assert!(out.status.success(), "{}", said(&out));
+    }
+    let nonce_after_deposit = f.nonce(depositor).await;
+
+    // The deposit account as the close's sender is refused, nothing is sent.
+    let (own_keystore, own_address) = (f.path("own.json"), depositor);
+    PrivateKeySigner::encrypt_keystore(
+        f.dir.path(),
+        &mut rand::thread_rng(),
+        dev_signer(USER).to_bytes(),
+        PASSWORD,
+        Some("own.json"),
+    )
+    .unwrap();
+    let payout = Address::repeat_byte(0x5a);
+    let payout_arg = payout.to_string();
+    let out = user(&[
+        "close",
+        "--gateway",
+        &gateway_url,
+        "--to",
+        &payout_arg,
+        "--all",
+        "--keystore",
+        own_keystore.to_str().unwrap(),
+        "--password-file",
+        &password_file,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        said(&out).contains(&format!(
+            "{own_address} is the account the notes were deposited from"
+        )),
+        "{}",
+        said(&out)
+    );
+
+    // The relayed close.
+    let relayer_before = f
+        .provider()
+        .get_transaction_count(f.deployer)
+        .await
+        .unwrap();
+    let out = user(&[
+        "close",
+        "--gateway",
+        &gateway_url,
+        "--to",
+        &payout_arg,
+        "--all",
+    ]);
+    assert!(out.status.success(), "{}", said(&out));
+    assert_eq!(
+        f.nonce(depositor).await,
+        nonce_after_deposit,
+        "the deposit account sent a transaction during the close"
+    );
+    let closes = zkcredits_chain::settlement_events(
+        &f.provider(),
+        d.pool,
+        d.deploy_block,
+        f.provider().get_block_number().await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let closed_in: Vec<_> = closes
+        .iter()
+        .filter(|e| matches!(e.event, zkcredits_chain::SettlementEvent::Closed { .. }))
+        .collect();
+    assert_eq!(closed_in.len(), 1);
+    let block = f
+        .provider()
+        .get_block_receipts(closed_in[0].block.into())
+        .await
+        .unwrap()
+        .unwrap();
+    let close_tx = block
+        .iter()
+        .find(|r| r.to == Some(d.pool))
+        .expect("the close transaction");
+    assert_eq!(
+        close_tx.from, f.deployer,
+        "the relay (provider) sent the close"
+    );
+    assert_ne!(close_tx.from, depositor);
+    assert!(f.nonce(f.deployer).await > relayer_before);
+    eprintln!("relayed close gas: {}", close_tx.gas_used);
+
+    // U = D + R - n C_max with n = 1 and R = C_max - price; the relay's fee out of it.
+    let paid = token.balanceOf(payout).call().await.unwrap();
+    assert_eq!(
+        paid,
+        U256::from(DEPOSIT + (c_max - PRICE) - c_max - RELAY_FEE) * unit
+    );
+    shutdown.cancel();
+    gateway.wait().await.unwrap();
+}

@@ -2,7 +2,8 @@
 //! discovery document in the client home), the gateway goes away for good, and
 //! `zkcredits close --unilateral` and `zkcredits close --finalize` still get the user's
 //! money out, with the server key from the saved document and the challenge deadline
-//! judged by the chain's clock (anvil's time is moved forward; this machine's is not).
+//! judged by the chain's clock (anvil's time is moved forward; this machine's is not). Both
+//! are sent from a keystore account the user funded for gas, not the deposit account.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,22 +11,14 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Arc;
-use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-use zkcredits_chain::IndexerConfig;
 use zkcredits_chain::alloy::primitives::{Address, U256};
-use zkcredits_chain::testing::{TestChain, test_server_key};
+use zkcredits_chain::testing::TestChain;
 use zkcredits_client::deposit::deposit_notes;
 use zkcredits_client::home::ClientHome;
 use zkcredits_client::journal::{Journal, NoteStatus};
 use zkcredits_client::seal::StoragePurpose;
 use zkcredits_client::wallet::{KdfParams, Wallet};
-use zkcredits_gateway::keys::ServerKeys;
-use zkcredits_gateway::store::sqlite::SqliteStore;
-use zkcredits_gateway::upstream::flat::{FlatConfig, FlatUpstream};
-use zkcredits_gateway::{GatewayBuilder, RootsSource, Settings};
 
 const MNEMONIC: &str =
     "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
@@ -33,6 +26,8 @@ const PASSPHRASE: &str = "exit test passphrase";
 const DEPOSIT: u64 = 20_000;
 const RPC_PRICE: u64 = 10;
 const USER: usize = 2;
+/// The account the user funded to pay the gas of the exit (not the deposit account).
+const GAS_ACCOUNT: usize = 5;
 
 /// Runs `zkcredits ARGS` for the user's home to completion.
 fn zkcredits(home: &Path, eth_key: &str, args: &[&str]) -> Output {
@@ -85,37 +80,8 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
     common::accept_test_key(&chain).await;
 
     // The gateway, with anvil's JSON-RPC behind /rpc.
-    let rpc = FlatUpstream::new(
-        &FlatConfig {
-            prefix: "/rpc".into(),
-            base_url: deployment.rpc_url.clone(),
-            price: RPC_PRICE,
-            timeout_secs: Some(10),
-        },
-        c_max,
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    let shutdown = CancellationToken::new();
-    let gateway = GatewayBuilder::new(
-        deployment.clone(),
-        zkcredits_circuits::keys::load_verifying_key(&common::keys_dir()).unwrap(),
-        ServerKeys::new(1, test_server_key(), Vec::new()),
-        Arc::new(SqliteStore::open(dir.path().join("gateway.sqlite")).unwrap()),
-    )
-    .settings(Settings {
-        roots_poll: Duration::from_millis(200),
-        ..Settings::default()
-    })
-    .route("/rpc", Arc::new(rpc))
-    .roots(RootsSource::Chain(IndexerConfig::default()))
-    .start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    let gateway_url = format!("http://{}", gateway.addr);
+    let (gateway_url, shutdown, gateway) =
+        common::start_gateway(&deployment, dir.path(), RPC_PRICE, |b| b).await;
     let eth_key = hex::encode(chain.signer(USER).to_bytes());
 
     // The user joins with the gateway's URL alone. Through a node of another chain
@@ -164,6 +130,21 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
     shutdown.cancel();
     gateway.wait().await.unwrap();
 
+    // The closes are sent from an account the user funded for it, not the deposit one,
+    // opened from an encrypted keystore.
+    let gas_key = chain.signer(GAS_ACCOUNT);
+    zkcredits_chain::alloy::signers::local::PrivateKeySigner::encrypt_keystore(
+        dir.path(),
+        &mut rand::thread_rng(),
+        gas_key.to_bytes(),
+        "gas key password",
+        Some("gas.json"),
+    )
+    .unwrap();
+    let password_file = dir.path().join("gas-password.txt");
+    std::fs::write(&password_file, "gas key password\n").unwrap();
+    let keystore_arg = dir.path().join("gas.json").to_string_lossy().into_owned();
+    let password_arg = password_file.to_string_lossy().into_owned();
     let payout = Address::repeat_byte(0x7c);
     let payout_arg = payout.to_string();
     let out = zkcredits(
@@ -180,6 +161,10 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
             "--note",
             "0",
             "--unilateral",
+            "--keystore",
+            &keystore_arg,
+            "--password-file",
+            &password_arg,
         ],
     );
     assert!(out.status.success(), "{}", said(&out));
@@ -195,6 +180,10 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
         "--deployment",
         deployment_arg.as_str(),
         "--finalize",
+        "--keystore",
+        keystore_arg.as_str(),
+        "--password-file",
+        password_arg.as_str(),
     ];
     let out = zkcredits(home.dir(), &eth_key, &finalize);
     assert!(out.status.success(), "{}", said(&out));

@@ -13,12 +13,19 @@
 //! The exit needs no gateway: a unilateral close takes the server key from the
 //! discovery document saved in the client home, and [`finalize_pending`] judges the
 //! challenge deadline by the chain's latest block, not this machine's clock.
+//!
+//! The exit links nothing: no close transaction is sent from the account that deposited
+//! (it would tie the deposit to the payout and to the note's total spend). A cooperative
+//! close is relayed by the gateway by default ([`CloseMode::Relayed`]: the relay's fee
+//! and address are bound into the proof, and this client never sends a transaction);
+//! otherwise the close goes from a key the user funded for it, which this module refuses
+//! when it is the deposit account.
 
 use zkcredits_chain::alloy::primitives::Address;
 use zkcredits_chain::alloy::providers::Provider;
 use zkcredits_chain::{
-    CloseOutcome, CloseRequestOutcome, Deployment, Indexer, NoteToClose, PoolClient, close_ticket,
-    prepare_close, verify_clearance,
+    CloseOutcome, ClosePayout, CloseRequestOutcome, Deployment, Indexer, NoteToClose, PoolClient,
+    RelayedClose, close_ticket, prepare_close, verify_clearance,
 };
 use zkcredits_circuits::prover::CloseProver;
 use zkcredits_protocol::field;
@@ -29,14 +36,33 @@ use crate::gateway_client::{GatewayClient, GatewayError};
 use crate::journal::{Journal, NoteStatus};
 use crate::spender::GatewayConstants;
 
+/// How a note is closed, and who sends the transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseMode {
+    /// Cooperative, sent by the gateway's relay for at most `max_fee` credit units: this
+    /// client sends no transaction at all (it only reads the chain).
+    Relayed {
+        /// The most the relay may take out of the payout, credit units.
+        max_fee: u64,
+    },
+    /// Cooperative, sent from the context's pool account.
+    Cooperative,
+    /// Unilateral (no gateway), sent from the context's pool account; paid after the
+    /// challenge window.
+    Unilateral,
+}
+
 /// What a close needs.
 pub struct CloseContext<'a> {
     /// The wallet's seed.
     pub seed: &'a WalletSeed,
     /// The note journal.
     pub journal: &'a mut Journal,
-    /// The pool, with a key that pays gas.
+    /// The pool. Its account pays the gas of cooperative and unilateral closes (and of a
+    /// root commit they need); a relayed close only reads through it.
     pub pool: &'a PoolClient,
+    /// The account the notes were deposited from, when known: no close is sent from it.
+    pub deposit_account: Option<Address>,
     /// The deployment.
     pub deployment: &'a Deployment,
     /// The note tree.
@@ -49,12 +75,15 @@ pub struct CloseContext<'a> {
     /// What the gateway published, live or as saved (its keys name the signer of each
     /// note's last receipt).
     pub constants: &'a GatewayConstants,
+    /// The gateway's close relay, as published.
+    pub relay: Option<crate::gateway_client::RelayOffer>,
 }
 
 /// What a close did.
 #[derive(Debug)]
 pub enum CloseReport {
-    /// Paid out (cooperative).
+    /// Paid out (cooperative, sent by this client or by the gateway's relay: the
+    /// outcome is read from the chain's receipt either way).
     Closed {
         /// The note.
         note: u64,
@@ -71,6 +100,12 @@ pub enum CloseReport {
         m: u8,
         /// The pending close.
         outcome: CloseRequestOutcome,
+    },
+    /// Found closed or slashed on chain already (an earlier run's close landed after its
+    /// answer was lost); the journal now says so.
+    AlreadySettled {
+        /// The note.
+        note: u64,
     },
 }
 
@@ -109,14 +144,25 @@ fn clearance_refused(e: &GatewayError) -> ClientError {
 }
 
 impl CloseContext<'_> {
-    /// Syncs the tree and returns a root the pool knows, committing the current one if
-    /// the note is newer than the last commit.
+    /// Refuses to send from the deposit account.
+    fn check_sender(&self) -> Result<(), ClientError> {
+        match self.deposit_account {
+            Some(a) if a == self.pool.sender() => Err(ClientError::DepositAccountSends {
+                address: a.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Syncs the tree and returns a root the pool knows, committing the current one (from
+    /// this client's account) if the note is newer than the last commit.
     async fn known_root(&mut self) -> Result<zkcredits_protocol::Fr, ClientError> {
         self.indexer.sync().await.map_err(chain)?;
         let root = self.indexer.root();
         if self.pool.is_known_root(root).await.map_err(chain)? {
             return Ok(root);
         }
+        self.check_sender()?;
         self.pool.commit_root().await.map_err(chain)?;
         self.indexer.sync().await.map_err(chain)?;
         let root = self.indexer.root();
@@ -128,13 +174,31 @@ impl CloseContext<'_> {
         Ok(root)
     }
 
-    /// Closes note `j`, paying `U` to `payout`.
+    /// Closes note `j`, paying `U` (less a relay's fee) to `payout`.
     pub async fn close(
         &mut self,
         j: u64,
         payout: Address,
-        unilateral: bool,
+        mode: CloseMode,
     ) -> Result<CloseReport, ClientError> {
+        let unilateral = mode == CloseMode::Unilateral;
+        // Who is paid, and who sends: decided (and refused) before anything changes.
+        let to = match mode {
+            CloseMode::Relayed { max_fee } => {
+                let offer = self.relay_offer()?;
+                if offer.fee > max_fee {
+                    return Err(ClientError::RelayUnusable(format!(
+                        "the gateway's relay asks {} credit units per close, more than the {max_fee} allowed (--max-relay-fee); allow more, or send the close from a fresh funded key (--keystore)",
+                        offer.fee
+                    )));
+                }
+                ClosePayout::relayed(payout, offer.relayer, offer.fee)
+            }
+            CloseMode::Cooperative | CloseMode::Unilateral => {
+                self.check_sender()?;
+                ClosePayout::direct(payout)
+            }
+        };
         let note = self.journal.note(j)?;
         let lost = match note.status {
             NoteStatus::Free => false,
@@ -185,6 +249,13 @@ impl CloseContext<'_> {
         }
         let secret = self.seed.note_secret(j);
         let (nc, nj) = close_ticket(&secret, &note.state, lost);
+        if self.pool.closed_or_slashed(nc).await.map_err(chain)? {
+            // An earlier close landed after its answer was lost (or the note was
+            // slashed): settle the journal from the chain's events, send nothing.
+            let status = chain_status(self.seed, self.journal, self.pool, self.deployment).await?;
+            tracing::info!(note = j, ?status, "the note is already settled on chain");
+            return Ok(CloseReport::AlreadySettled { note: j });
+        }
         // A unilateral close shows a share of ticket `nj` on chain for the whole challenge
         // window. If the gateway holds a receipt for that ticket, this journal is older
         // than the note (a copy put back) and the close would be challenged and the note
@@ -208,7 +279,14 @@ impl CloseContext<'_> {
         }
         // No request may start on this note from here on.
         self.journal.mark_needs_close(j, m)?;
-        let root = self.known_root().await?;
+        let root = if matches!(mode, CloseMode::Relayed { .. }) {
+            // The relay commits the root when the pool does not know it yet: this client
+            // sends nothing.
+            self.indexer.sync().await.map_err(chain)?;
+            self.indexer.root()
+        } else {
+            self.known_root().await?
+        };
         let tree = self.indexer.tree();
         let path = tree
             .path(info.leaf_index)
@@ -230,11 +308,16 @@ impl CloseContext<'_> {
                 self.prover,
                 self.deployment,
                 to_close,
-                payout,
+                to,
                 lost,
                 &mut rand::rngs::OsRng,
             )
-            .map_err(|e| ClientError::Proving(e.to_string()))
+            .map_err(|e| match e {
+                zkcredits_chain::Error::RelayFeeTooHigh { .. } => {
+                    ClientError::RelayUnusable(e.to_string())
+                }
+                other => ClientError::Proving(other.to_string()),
+            })
         };
         let Some(gateway) = gateway else {
             let prepared = prove()?;
@@ -259,11 +342,27 @@ impl CloseContext<'_> {
         )
         .map_err(|e| ClientError::Chain(format!("the clearance is invalid: {e}")))?;
         let prepared = prove()?;
-        let outcome = self
-            .pool
-            .close_cooperative(&prepared, &reply.signature)
-            .await
-            .map_err(chain)?;
+        let outcome = if let CloseMode::Relayed { .. } = mode {
+            let calldata = RelayedClose::encode(&prepared, &reply.signature);
+            let relayed = gateway
+                .close_relay(&calldata)
+                .await
+                .map_err(|e| ClientError::RelayFailed(e.to_string()))?;
+            // The relay's word is checked against the chain: the receipt of the
+            // transaction it names must hold this note's `Closed` event.
+            let hash = relayed.tx_hash.parse().map_err(|e| {
+                ClientError::RelayFailed(format!("the relay named no transaction: {e}"))
+            })?;
+            self.pool
+                .closed_outcome_of(hash, nc)
+                .await
+                .map_err(|e| ClientError::RelayFailed(e.to_string()))?
+        } else {
+            self.pool
+                .close_cooperative(&prepared, &reply.signature)
+                .await
+                .map_err(chain)?
+        };
         self.journal.set_final_status(j, NoteStatus::Closed)?;
         Ok(CloseReport::Closed {
             note: j,
@@ -272,9 +371,24 @@ impl CloseContext<'_> {
         })
     }
 
+    /// The gateway's relay, as its discovery document publishes it.
+    fn relay_offer(&self) -> Result<crate::gateway_client::RelayOffer, ClientError> {
+        if self.gateway.is_none() {
+            return Err(ClientError::RelayUnusable(
+                "the gateway cannot be reached to relay the close; `--unilateral --keystore FILE` closes without it".into(),
+            ));
+        }
+        self.relay.ok_or_else(|| {
+            ClientError::RelayUnusable(
+                "the gateway does not relay closes; send the close from a fresh funded key (--keystore)".into(),
+            )
+        })
+    }
+
     /// Finalizes every pending unilateral close whose window has passed
     /// ([`finalize_pending`]).
     pub async fn finalize_all(&mut self) -> Result<Vec<FinalizeReport>, ClientError> {
+        self.check_sender()?;
         finalize_pending(self.seed, self.journal, self.pool).await
     }
 }

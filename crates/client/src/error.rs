@@ -85,6 +85,23 @@ pub enum ClientError {
     /// A chain call failed (deposit, views).
     #[error("chain: {0}")]
     Chain(String),
+    /// A close would be sent from the account that deposited: the chain would link the
+    /// deposit to the note's payout and total spend.
+    #[error(
+        "the close would be sent from {address}, the account that deposited, which links the deposit to the payout and to everything the note spent; let the gateway relay it (the default) or send it from a fresh funded key (--keystore)"
+    )]
+    DepositAccountSends {
+        /// The deposit account.
+        address: String,
+    },
+    /// The gateway runs no relay, or asks more than the user allows.
+    #[error("{0}")]
+    RelayUnusable(String),
+    /// The gateway's relay refused or failed; the note can be closed again.
+    #[error(
+        "the gateway's relay did not close the note ({0}); run the close again, or send it from a fresh funded key (--keystore)"
+    )]
+    RelayFailed(String),
     /// Proving failed (a bug or damaged keys).
     #[error("proving failed: {0}; check the keys with `zkcredits setup`")]
     Proving(String),
@@ -114,6 +131,9 @@ impl ClientError {
             Self::NoteNotInTree { .. } => "note_not_in_tree",
             Self::TreeSync(_) => "tree_sync_failed",
             Self::Proving(_) => "proving_failed",
+            Self::DepositAccountSends { .. } => "close_from_deposit_account",
+            Self::RelayUnusable(_) => "relay_unusable",
+            Self::RelayFailed(_) => "relay_failed",
             Self::Chain(_) => "chain_error",
             Self::Wallet(e) => e.code(),
             Self::Journal(_) => "journal_error",

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures::Stream;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use zkcredits_api::prices::RoutePrices;
 use zkcredits_chain::alloy::primitives::Address;
 use zkcredits_protocol::eddsa::PublicKey;
@@ -249,6 +249,7 @@ pub struct GatewayClient {
     http: reqwest::Client,
     base: String,
     short_timeout: Duration,
+    read_timeout: Duration,
 }
 
 impl GatewayClient {
@@ -278,6 +279,7 @@ impl GatewayClient {
             http,
             base: config.base_url.trim_end_matches('/').to_owned(),
             short_timeout: config.short_timeout,
+            read_timeout: config.read_timeout,
         })
     }
 
@@ -307,8 +309,17 @@ impl GatewayClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<bytes::Bytes, GatewayError> {
+        self.exchange_within(request, self.short_timeout).await
+    }
+
+    /// [`GatewayClient::exchange`] with another deadline for the whole answer.
+    async fn exchange_within(
+        &self,
+        request: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, GatewayError> {
         let response = request
-            .timeout(self.short_timeout)
+            .timeout(timeout)
             .send()
             .await
             .map_err(|e| self.send_error(e))?;
@@ -464,6 +475,24 @@ impl GatewayClient {
             .map_err(|e| GatewayError::Unexpected(format!("clearance signer: {e}")))?;
         Ok(ClearanceReply { signature, signer })
     }
+
+    /// `POST /zkcredit/close-relay`: the gateway sends the close (its `closeCooperative`
+    /// calldata) from its own account and answers once it is mined, so this waits as long
+    /// as a streamed answer may.
+    pub async fn close_relay(&self, calldata: &[u8]) -> Result<RelayReply, GatewayError> {
+        let body = self
+            .exchange_within(
+                self.http
+                    .post(self.url("/zkcredit/close-relay"))
+                    .json(&serde_json::json!({
+                        "calldata": format!("0x{}", hex::encode(calldata)),
+                    })),
+                self.read_timeout,
+            )
+            .await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| GatewayError::Unexpected(format!("relay answer: {e}")))
+    }
 }
 
 /// A receipt fetched as a body: plain base64url text, or JSON `{"receipt": "..."}`.
@@ -520,6 +549,35 @@ pub struct Discovery {
     /// The pool's deployment as the gateway publishes it (no RPC URL): what
     /// `zkcredits join` checks against the chain and saves. `None` from older gateways.
     pub deployment: Option<zkcredits_chain::Deployment>,
+    /// The gateway's close relay, when it runs one: who a relayed close pays, and how
+    /// much (credit units out of the payout).
+    pub relay: Option<RelayOffer>,
+}
+
+/// A gateway's close relay, as its discovery document publishes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayOffer {
+    /// The account that sends relayed closes and receives their fee.
+    pub relayer: Address,
+    /// Credit units a relayed close pays it, out of `U`.
+    pub fee: u64,
+}
+
+/// What the relay answered: the close, paid (token base units, as the `Closed` event).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct RelayReply {
+    /// The close transaction (sent by the relay's account).
+    pub tx_hash: String,
+    /// The payout address.
+    pub payout: String,
+    /// Paid to it.
+    pub to_payout: String,
+    /// Paid to the relay.
+    pub to_relayer: String,
+    /// Paid to the provider.
+    pub to_provider: String,
+    /// Burned.
+    pub burned: String,
 }
 
 /// What a gateway publishes about the requests it takes: the price table of each route
@@ -613,6 +671,8 @@ struct RawDiscovery {
     version: Option<serde_json::Value>,
     #[serde(default)]
     deployment: Option<zkcredits_chain::Deployment>,
+    #[serde(default)]
+    relay: Option<RelayOffer>,
 }
 
 fn number(v: &serde_json::Value, what: &str) -> Result<u64, GatewayError> {
@@ -742,6 +802,7 @@ impl Discovery {
             version: raw.version.as_ref().map(text),
             unit: raw.unit.as_ref().map(text),
             deployment: raw.deployment,
+            relay: raw.relay,
         })
     }
 }

@@ -120,6 +120,9 @@ pub struct GatewayConfig {
     /// Chain polling and duties.
     #[serde(default)]
     pub chain: ChainConfig,
+    /// The close relay.
+    #[serde(default)]
+    pub relay: RelayConfig,
     /// Flat-price HTTP upstreams.
     #[serde(default)]
     pub flat: Vec<crate::upstream::flat::FlatConfig>,
@@ -325,16 +328,20 @@ pub struct AdmissionConfig {
 }
 
 impl Default for AdmissionConfig {
+    // The defaults live once, in `service::Settings`: a file without `[admission]`
+    // behaves exactly as a gateway built in code.
     fn default() -> Self {
+        let d = crate::service::Settings::default();
         Self {
-            refund_granularity: 1,
-            body_limit_bytes: 1 << 20,
-            upstream_timeout_secs: 120,
-            verify_batch_max: 32,
-            verify_batch_wait_us: 0,
-            verify_threads: 0,
-            realm: "zkcredits".into(),
-            orphan_refund_after_secs: 3_600,
+            refund_granularity: d.refund_granularity,
+            body_limit_bytes: d.body_limit,
+            upstream_timeout_secs: d.upstream_timeout.as_secs(),
+            verify_batch_max: d.verify_batch_max,
+            verify_batch_wait_us: u64::try_from(d.verify_batch_wait.as_micros())
+                .unwrap_or(u64::MAX),
+            verify_threads: d.verify_threads,
+            realm: d.realm,
+            orphan_refund_after_secs: d.orphan_refund_after.as_secs(),
         }
     }
 }
@@ -376,7 +383,7 @@ impl Default for ChainConfig {
     fn default() -> Self {
         let d = DutiesConfig::default();
         Self {
-            roots_poll_ms: 2_000,
+            roots_poll_ms: millis(crate::service::Settings::default().roots_poll),
             duties: true,
             accept_server_key: true,
             slash_poll_ms: millis(d.slash_poll),
@@ -395,6 +402,28 @@ impl Default for ChainConfig {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The close relay: cooperative closes sent from the provider's account for users who
+/// have no other funded account (`docs/PROTOCOL.md §6`, "Relayed close").
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Relay closes (`POST /zkcredit/close-relay`).
+    pub enabled: bool,
+    /// What a relayed close pays the provider's account, credit units out of the user's
+    /// payout: set it to cover the gas of a close (about 400,000 gas, more when the relay
+    /// commits the root first) at the chain's usual gas price.
+    pub fee: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            fee: 0,
+        }
+    }
 }
 
 impl ChainConfig {
@@ -708,6 +737,12 @@ watch_confirmations = 0         # act on the newest block (every action is idemp
 watch_rescan_blocks = 64        # read this many blocks again each round (reorgs)
 claim_expired = true            # claim what expired notes leave, for the provider
 claim_poll_secs = 600
+
+[relay]
+# Send users' cooperative closes from the provider's account, so that a user needs no
+# funded account besides the deposit one and the close never comes from it.
+enabled = true
+fee = 0                         # credit units out of each relayed close's payout, for gas
 
 [tls]
 # https:// upstreams, the moderation service and the chain RPC are verified against the

@@ -97,6 +97,7 @@ pub struct GatewayBuilder {
     accept_server_key: bool,
     require_accepted_key: bool,
     rpc_client: Option<zkcredits_chain::rpc::HttpClient>,
+    relay_fee: Option<u64>,
 }
 
 impl GatewayBuilder {
@@ -123,6 +124,7 @@ impl GatewayBuilder {
             accept_server_key: false,
             require_accepted_key: false,
             rpc_client: None,
+            relay_fee: None,
         }
     }
 
@@ -163,6 +165,13 @@ impl GatewayBuilder {
     /// [`crate::tls::Tls::rpc_client`] with a private CA) instead of a default one.
     pub fn rpc_client(mut self, client: Option<zkcredits_chain::rpc::HttpClient>) -> Self {
         self.rpc_client = client;
+        self
+    }
+
+    /// Relays users' cooperative closes from the provider's account for `fee` credit
+    /// units each (needs the provider key): `POST /zkcredit/close-relay`.
+    pub fn relay(mut self, fee: u64) -> Self {
+        self.relay_fee = Some(fee);
         self
     }
 
@@ -239,7 +248,10 @@ impl GatewayBuilder {
         let lock = TxLock::default();
         let mut provider_pool = None;
         if let Some(signer) = &self.provider_signer
-            && (self.duties.is_some() || self.accept_server_key || self.require_accepted_key)
+            && (self.duties.is_some()
+                || self.accept_server_key
+                || self.require_accepted_key
+                || self.relay_fee.is_some())
         {
             let pool = PoolClient::connect_with(
                 &self.deployment,
@@ -287,6 +299,14 @@ impl GatewayBuilder {
             acceptance.attempt().await;
             tasks.push(tokio::spawn(acceptance.run(shutdown.clone())));
         }
+        let relay = match (&provider_pool, self.relay_fee) {
+            (Some(pool), Some(fee)) => Some(service::relay::Relay {
+                pool: pool.clone(),
+                lock: Arc::clone(&lock),
+                fee,
+            }),
+            _ => None,
+        };
         if let (Some(pool), Some(config)) = (provider_pool, self.duties) {
             tasks.push(spawn_duties_with_lock(
                 Arc::clone(&self.store),
@@ -311,6 +331,7 @@ impl GatewayBuilder {
             self.settings,
         );
         state.key_accepted = key_accepted;
+        state.relay = relay;
         let state = Arc::new(state);
         // What a dead predecessor admitted and never answered is refunded before serving.
         service::unanswered::refund_at_startup(&state).await;
@@ -508,6 +529,9 @@ pub async fn start(
         .require_accepted_key(true);
     if config.chain.duties {
         builder = builder.duties(config.chain.duties_config());
+    }
+    if config.relay.enabled {
+        builder = builder.relay(config.relay.fee);
     }
     if let Some(policy) = policy {
         builder = builder.policy(policy);

@@ -16,6 +16,8 @@ pub const REJECTED: &str = "zkcredits_rejected_total";
 pub const ADMISSION_SECONDS: &str = "zkcredits_admission_seconds";
 /// Seconds from arrival to the answer (or to the start of a stream).
 pub const REQUEST_SECONDS: &str = "zkcredits_request_seconds";
+/// Closes the relay sent for users.
+pub const CLOSES_RELAYED: &str = "zkcredits_closes_relayed_total";
 /// Proofs per verification batch.
 pub const VERIFY_BATCH: &str = "zkcredits_verify_batch_size";
 

@@ -24,13 +24,39 @@ pub fn request_x(method: &str, path_and_query: &str, body: &[u8]) -> Fr {
     Fr::from_be_bytes_mod_order(&digest[..31])
 }
 
-/// `x_w` for a close: binds the payout address, the chain and the pool
-/// (`docs/PROTOCOL.md §6`); the pool computes the same value on chain.
-pub fn withdrawal_x(chain_id: u64, pool: [u8; 20], payout: [u8; 20]) -> Fr {
-    let mut hasher = Sha256::new_with_prefix(b"zkcredits/close/v1");
+/// Where a close's money goes: what `x_w` binds besides the chain and the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Withdrawal {
+    /// Receives `U - relay_fee` credit units.
+    pub payout: [u8; 20],
+    /// Receives `relay_fee` credit units: whoever sends the close for the user (the
+    /// gateway's relayer), or the zero address with a fee of 0.
+    pub relayer: [u8; 20],
+    /// Credit units out of `U` for the relayer.
+    pub relay_fee: u64,
+}
+
+impl Withdrawal {
+    /// All of `U` to `payout`, nothing to a relayer: a close the user sends themselves.
+    pub fn direct(payout: [u8; 20]) -> Self {
+        Self {
+            payout,
+            relayer: [0; 20],
+            relay_fee: 0,
+        }
+    }
+}
+
+/// `x_w` for a close: binds the payout address, the relay fee and its recipient, the
+/// chain and the pool (`docs/PROTOCOL.md §6`); the pool computes the same value on chain,
+/// so whoever sends the close cannot change where any of the money goes.
+pub fn withdrawal_x(chain_id: u64, pool: [u8; 20], to: &Withdrawal) -> Fr {
+    let mut hasher = Sha256::new_with_prefix(b"zkcredits/close/v2");
     hasher.update(chain_id.to_be_bytes());
     hasher.update(pool);
-    hasher.update(payout);
+    hasher.update(to.payout);
+    hasher.update(to.relayer);
+    hasher.update(to.relay_fee.to_be_bytes());
     let digest = hasher.finalize();
     Fr::from_be_bytes_mod_order(&digest[..31])
 }
@@ -49,6 +75,45 @@ mod tests {
         let bytes = field::to_be_bytes(&x);
         assert_eq!(bytes[0], 0);
         assert_eq!(&bytes[1..], &digest[..31]);
+    }
+
+    #[test]
+    fn every_part_of_a_withdrawal_changes_x_w() {
+        let pool = [7; 20];
+        let base = Withdrawal {
+            payout: [1; 20],
+            relayer: [2; 20],
+            relay_fee: 3,
+        };
+        let x = withdrawal_x(1, pool, &base);
+        assert_ne!(x, withdrawal_x(2, pool, &base));
+        assert_ne!(x, withdrawal_x(1, [8; 20], &base));
+        for other in [
+            Withdrawal {
+                payout: [9; 20],
+                ..base
+            },
+            Withdrawal {
+                relayer: [9; 20],
+                ..base
+            },
+            Withdrawal {
+                relay_fee: 4,
+                ..base
+            },
+            Withdrawal::direct(base.payout),
+        ] {
+            assert_ne!(x, withdrawal_x(1, pool, &other));
+        }
+        // The layout the pool hashes: fixed widths, so no two withdrawals share an encoding.
+        let mut expected = Sha256::new();
+        expected.update(b"zkcredits/close/v2");
+        expected.update(1u64.to_be_bytes());
+        expected.update(pool);
+        expected.update([1; 20]);
+        expected.update([2; 20]);
+        expected.update(3u64.to_be_bytes());
+        assert_eq!(&field::to_be_bytes(&x)[1..], &expected.finalize()[..31]);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Closes on anvil with real proofs (`docs/PROTOCOL.md §6`): honest cooperative and
 //! unilateral closes pay exactly the formulas' amounts, a stale close is challenged and
 //! slashed, every refusal has its named error, clearances bind NC and N_j, and money is
-//! conserved over random sequences. Also: the generated Solidity verifier agrees with the
-//! Rust verifier.
+//! conserved over random sequences. Relayed closes: the relay fee and its recipient are
+//! bound like the payout (changing any of them in the calldata is refused), anyone can
+//! send the close, a relay commits the root only for a proof that verifies, and a stale
+//! relayed unilateral close is still challenged. Also: the generated Solidity verifier
+//! agrees with the Rust verifier.
 
 use alloy::primitives::{Address, U256};
 use rand::{Rng, SeedableRng};
@@ -12,8 +15,8 @@ use zkcredits_chain::testing::{
     PROVIDER, SimulatedNote, TestChain, dev_close_prover, server_key_words, test_server_key,
 };
 use zkcredits_chain::{
-    ContractError, Error, NoteToClose, PoolClient, PreparedClose, clearance_digest, close_ticket,
-    prepare_close, sign_clearance,
+    ClosePayout, ContractError, Error, NoteToClose, PoolClient, PreparedClose, RelayedClose,
+    clearance_digest, close_ticket, prepare_close, sign_clearance,
 };
 use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
@@ -95,13 +98,26 @@ impl World {
         root
     }
 
-    /// Proves the close of `note` from `state` (its current one unless given).
+    /// Proves the close of `note` from `state` (its current one unless given), all of
+    /// `U` to `payout`.
     fn prove(
         &mut self,
         note: &SimulatedNote,
         state: Option<&NoteState>,
         root: Fr,
         payout: Address,
+        m: bool,
+    ) -> PreparedClose {
+        self.prove_to(note, state, root, ClosePayout::direct(payout), m)
+    }
+
+    /// [`World::prove`] paying `to` (a relay fee, too).
+    fn prove_to(
+        &mut self,
+        note: &SimulatedNote,
+        state: Option<&NoteState>,
+        root: Fr,
+        to: ClosePayout,
         m: bool,
     ) -> PreparedClose {
         let path = self.tree.path(note.leaf_index).expect("path");
@@ -117,7 +133,7 @@ impl World {
                 state: state.unwrap_or(&note.state),
                 server_key: test_server_key().public_key(),
             },
-            payout,
+            to,
             m,
             &mut self.rng,
         )
@@ -218,7 +234,13 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
     let before = w.balances(&[to, provider, BURN, pool]).await;
     let pending = w.user.close_unilateral(&close).await.expect("close");
     assert_eq!(pending.nullifier, close.nullifier());
-    assert_eq!(pending.x_w, w.user.withdrawal_x(to).await.expect("x_w"));
+    assert_eq!(
+        pending.x_w,
+        w.user
+            .withdrawal_x(ClosePayout::direct(to))
+            .await
+            .expect("x_w")
+    );
     assert_eq!(w.user.outstanding(b.expiry_epoch).await.expect("view"), 0);
     assert_refused(
         w.user.finalize(close.nc()).await,
@@ -336,7 +358,7 @@ async fn refusals_have_named_errors() {
 
     // Another payout address than the proof is bound to.
     let mut redirected = close.clone();
-    redirected.payout = payout_address(&mut w.rng);
+    redirected.to.payout = payout_address(&mut w.rng);
     assert_refused(
         w.user.close_unilateral(&redirected).await,
         ContractError::InvalidProof,
@@ -713,4 +735,208 @@ async fn a_revoked_receipt_key_serves_closes_until_its_notice_ends() {
         w.user.close_unilateral(&close).await,
         ContractError::ServerKeyRetired(retires_at),
     );
+}
+
+/// An edit of a prepared close, as whoever holds its calldata could make.
+type Tamper<'a> = Box<dyn FnOnce(&mut PreparedClose) + 'a>;
+
+/// The closing calldata of `close` with its `CloseArgs` edited, decoded as a relay would.
+fn tampered_relay(
+    close: &PreparedClose,
+    clearance: &[u8; 65],
+    edit: impl FnOnce(&mut PreparedClose),
+) -> RelayedClose {
+    let mut c = close.clone();
+    edit(&mut c);
+    RelayedClose::decode(&RelayedClose::encode(&c, clearance)).expect("decode")
+}
+
+#[tokio::test]
+async fn a_relayed_close_pays_exactly_what_it_was_proven_with_whoever_sends_it() {
+    let mut w = World::new(11, |_| {}).await;
+    let mut note = w.deposit(30_000).await;
+    w.spend(&mut note, 2, 400, 0);
+    let root = w.commit().await;
+    let unit = w.unit();
+    let (relayer_account, payout, thief) = (
+        w.chain.client(4).await.expect("relayer"),
+        payout_address(&mut w.rng),
+        payout_address(&mut w.rng),
+    );
+    let fee = 700;
+    let to = ClosePayout::relayed(payout, relayer_account.sender(), fee);
+    let close = w.prove_to(&note, None, root, to, false);
+    let clearance = w.clearance(close.nc(), close.nullifier());
+
+    // Whoever sends it cannot change where any of the money goes, nor how much.
+    let attacks: [(&str, Tamper); 5] = [
+        (
+            "the fee to the sender's own address",
+            Box::new(move |c| c.to.relayer = thief),
+        ),
+        ("a larger fee", Box::new(|c| c.to.relay_fee += 1)),
+        (
+            "no fee",
+            Box::new(|c| c.to = ClosePayout::direct(c.to.payout)),
+        ),
+        ("another payout", Box::new(move |c| c.to.payout = thief)),
+        (
+            "the fee as payout",
+            Box::new(|c| std::mem::swap(&mut c.to.payout, &mut c.to.relayer)),
+        ),
+    ];
+    for (what, edit) in attacks {
+        let tampered = tampered_relay(&close, &clearance, edit);
+        match relayer_account.relay_close(&tampered).await {
+            Err(Error::Contract(ContractError::InvalidProof)) => {}
+            other => panic!("{what}: expected InvalidProof, got {other:?}"),
+        }
+    }
+    // A fee above U never reaches the verifier.
+    let greedy = tampered_relay(&close, &clearance, |c| c.to.relay_fee = c.public.payout + 1);
+    assert_refused(
+        relayer_account.relay_close(&greedy).await,
+        ContractError::InvalidRelayFee,
+    );
+
+    // The honest calldata, sent by an account that is not the user's.
+    let split = CloseSplit::new(note.deposit, &note.state, false, w.limits()).expect("split");
+    let provider = w.chain.address(PROVIDER);
+    let before = w
+        .balances(&[payout, relayer_account.sender(), provider, thief])
+        .await;
+    let honest = RelayedClose::decode(&RelayedClose::encode(&close, &clearance)).expect("decode");
+    assert_eq!(
+        (honest.relayer(), honest.relay_fee()),
+        (relayer_account.sender(), fee)
+    );
+    let out = relayer_account.relay_close(&honest).await.expect("relay");
+    let after = w
+        .balances(&[payout, relayer_account.sender(), provider, thief])
+        .await;
+    assert_eq!(after[0] - before[0], U256::from(split.payout - fee) * unit);
+    assert_eq!(after[1] - before[1], U256::from(fee) * unit);
+    assert_eq!(after[2] - before[2], U256::from(split.provider) * unit);
+    assert_eq!(after[3], before[3]);
+    assert_eq!(
+        (out.payout, out.to_payout, out.relayer, out.to_relayer),
+        (
+            payout,
+            U256::from(split.payout - fee) * unit,
+            relayer_account.sender(),
+            U256::from(fee) * unit
+        )
+    );
+    let tx = w
+        .user
+        .provider()
+        .get_transaction_by_hash(out.tx.hash)
+        .await
+        .expect("rpc")
+        .expect("tx");
+    use alloy::providers::Provider as _;
+    assert_eq!(tx.inner.signer(), relayer_account.sender());
+    assert_ne!(
+        tx.inner.signer(),
+        w.user.sender(),
+        "the close is not the depositor's transaction"
+    );
+    // What the user reads back is the chain's record of it.
+    assert_eq!(
+        w.user
+            .closed_outcome_of(out.tx.hash, close.nc())
+            .await
+            .expect("outcome"),
+        out
+    );
+    // Sent twice: the pool refuses, nothing is paid again.
+    assert_refused(
+        relayer_account.relay_close(&honest).await,
+        ContractError::NoteAlreadySettled,
+    );
+}
+
+#[tokio::test]
+async fn a_relay_commits_a_new_root_only_for_a_proof_that_verifies() {
+    let mut w = World::new(12, |_| {}).await;
+    let mut note = w.deposit(30_000).await;
+    w.spend(&mut note, 1, 0, 0);
+    // The note is newer than every committed root: the user proves under the tree's root.
+    let root = w.tree.root();
+    assert!(!w.user.is_known_root(root).await.expect("view"));
+    let relayer_account = w.chain.client(4).await.expect("relayer");
+    let to = ClosePayout::relayed(payout_address(&mut w.rng), relayer_account.sender(), 10);
+    let close = w.prove_to(&note, None, root, to, false);
+    let clearance = w.clearance(close.nc(), close.nullifier());
+
+    // A garbage proof under that root costs the relay nothing: no commit is sent.
+    let nonce = |c: &PoolClient| {
+        let c = c.clone();
+        async move {
+            use alloy::providers::Provider as _;
+            c.provider()
+                .get_transaction_count(c.sender())
+                .await
+                .expect("nonce")
+        }
+    };
+    let sent_before = nonce(&relayer_account).await;
+    let garbage = tampered_relay(&close, &clearance, |c| {
+        c.proof.a = (c.proof.a + c.proof.a).into();
+    });
+    assert_refused(
+        relayer_account.relay_close(&garbage).await,
+        ContractError::InvalidProof,
+    );
+    assert_eq!(
+        nonce(&relayer_account).await,
+        sent_before,
+        "nothing was sent"
+    );
+    assert!(!w.user.is_known_root(root).await.expect("view"));
+
+    // The real one: the relay commits the root, then closes.
+    let out = relayer_account
+        .relay_close(
+            &RelayedClose::decode(&RelayedClose::encode(&close, &clearance)).expect("decode"),
+        )
+        .await
+        .expect("relay");
+    assert_eq!(out.to_relayer, U256::from(10) * w.unit());
+    assert!(w.user.is_known_root(root).await.expect("view"));
+    assert_eq!(nonce(&relayer_account).await, sent_before + 2);
+}
+
+#[tokio::test]
+async fn a_stale_unilateral_close_with_a_relay_fee_is_challenged_with_its_bound_x_w() {
+    let mut w = World::new(13, |_| {}).await;
+    let mut note = w.deposit(30_000).await;
+    w.spend(&mut note, 3, 0, 0);
+    let root = w.commit().await;
+    let stale = note.history[1];
+    let to = ClosePayout::relayed(payout_address(&mut w.rng), w.chain.address(4), 250);
+    let close = w.prove_to(&note, Some(&stale), root, to, false);
+    let pending = w.user.close_unilateral(&close).await.expect("close");
+    assert_eq!(pending.x_w, w.user.withdrawal_x(to).await.expect("x_w"));
+    let stored = w
+        .user
+        .pending_close(close.nc())
+        .await
+        .expect("view")
+        .expect("pending");
+    assert_eq!(stored.to, to);
+    let recovered = rln::recover(
+        note.shares[1],
+        rln::Share {
+            x: pending.x_w,
+            y: pending.y_w,
+        },
+    )
+    .expect("distinct x");
+    assert_eq!(recovered.k, note.secret.expose());
+    w.provider
+        .challenge(close.nc(), recovered.k, recovered.slope)
+        .await
+        .expect("challenge");
+    assert!(w.user.closed_or_slashed(close.nc()).await.expect("view"));
 }

@@ -21,6 +21,7 @@ async fn bench_gas_measures_every_figure_from_receipts_within_the_bars()
         "record10_gas",
         "commit_root_gas",
         "close_coop_gas",
+        "close_relayed_gas",
         "close_unilateral_gas",
         "finalize_gas",
         "challenge_gas",
@@ -34,6 +35,11 @@ async fn bench_gas_measures_every_figure_from_receipts_within_the_bars()
     assert!(report.deposit_gas <= 250_000, "{report:?}");
     assert!(report.slash_gas <= 120_000, "{report:?}");
     assert!(report.close_coop_gas <= 400_000, "{report:?}");
+    // A relay adds one transfer (its fee) to an account that already holds tokens.
+    assert!(
+        report.close_relayed_gas <= report.close_coop_gas + 10_000,
+        "{report:?}"
+    );
     assert!(report.deposit10_gas < 10 * report.deposit_gas, "{report:?}");
     Ok(())
 }

@@ -322,6 +322,14 @@ fn chain() -> anyhow::Result<()> {
     println!("slash: {} gas", report.slash_gas);
     println!("recordViolations of 10: {} gas", report.record10_gas);
     println!("commitRoot: {} gas", report.commit_root_gas);
+    println!(
+        "closeCooperative: {} gas sent by the user, {} gas relayed (fee to the relay)",
+        report.close_coop_gas, report.close_relayed_gas
+    );
+    println!(
+        "closeUnilateral: {} gas, finalize {} gas, challenge {} gas",
+        report.close_unilateral_gas, report.finalize_gas, report.challenge_gas
+    );
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

@@ -3,6 +3,14 @@
 //! `--finalize`). The unilateral exit and `--finalize` need only the chain: the server
 //! keys come from the gateway when it answers, else from the discovery document saved
 //! in the client home, and `--finalize` reads the time from the chain.
+//!
+//! No close is sent from the account that deposited. By default the gateway's relay
+//! sends a cooperative close (the user needs no other funded account); `--keystore`
+//! sends it from a key the user funded for the purpose (an encrypted keystore: never a
+//! raw key on the command line or in the environment), and is needed for `--unilateral`
+//! and `--finalize`.
+
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
@@ -10,7 +18,9 @@ use zkcredits_chain::alloy::primitives::Address;
 use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
 use zkcredits_chain::{Indexer, IndexerConfig, PoolClient};
 use zkcredits_circuits::prover::CloseProver;
-use zkcredits_client::closer::{CloseContext, CloseReport, FinalizeReport, finalize_pending};
+use zkcredits_client::closer::{
+    CloseContext, CloseMode, CloseReport, FinalizeReport, finalize_pending,
+};
 use zkcredits_client::gateway_client::Discovery;
 use zkcredits_client::journal::{Journal, NoteStatus};
 use zkcredits_client::seal::StoragePurpose;
@@ -40,9 +50,18 @@ pub(crate) struct CloseArgs {
     /// Finalize the unilateral closes whose window has passed.
     #[arg(long, conflicts_with_all = ["to", "note", "all", "unilateral"])]
     finalize: bool,
-    /// Pay gas with this Ethereum key (hex) instead of the wallet's.
-    #[arg(long, env = "ZKCREDITS_ETH_KEY", hide_env_values = true)]
-    eth_key: Option<String>,
+    /// Send the close (or the finalize) yourself, from this encrypted Ethereum keystore's
+    /// account, which pays the gas: a fresh account funded for it, never the deposit
+    /// one. Without it the gateway's relay sends a cooperative close.
+    #[arg(long)]
+    keystore: Option<PathBuf>,
+    /// A file whose first line is the keystore's password [default: ask on the terminal].
+    #[arg(long, requires = "keystore")]
+    password_file: Option<PathBuf>,
+    /// The most the gateway's relay may take out of each close's payout, credit units
+    /// [default: C_max, one request's charge].
+    #[arg(long, conflicts_with = "keystore")]
+    max_relay_fee: Option<u64>,
 }
 
 pub(crate) fn run(args: CloseArgs) -> anyhow::Result<()> {
@@ -54,14 +73,30 @@ pub(crate) fn run(args: CloseArgs) -> anyhow::Result<()> {
     let deployment = session::load_deployment(&home, args.gateway.deployment.clone())?;
     let passphrase = wallet::passphrase(false)?;
     let w = Wallet::load(&home.wallet(), &passphrase)?;
-    let signer = match &args.eth_key {
-        Some(key) => key
-            .trim()
-            .parse::<PrivateKeySigner>()
-            .context("parsing --eth-key")?,
-        None => w.eth_signer().context(
-            "the wallet has no Ethereum key to pay gas: pass --eth-key (or ZKCREDITS_ETH_KEY)",
-        )?,
+    // The account the wallet deposits from, when it keeps one: nothing is sent from it.
+    let deposit_account = w.eth_signer().map(|s| s.address());
+    let sends_itself = args.unilateral || args.finalize;
+    anyhow::ensure!(
+        !sends_itself || args.keystore.is_some(),
+        "a {} is sent by you: give --keystore FILE, a fresh account funded with a little ETH for gas (not the deposit account, which would link the deposit to the payout)",
+        if args.finalize {
+            "finalize"
+        } else {
+            "unilateral close"
+        }
+    );
+    let signer = match &args.keystore {
+        Some(path) => {
+            let signer = crate::keystore::open(path, args.password_file.as_deref())?;
+            anyhow::ensure!(
+                Some(signer.address()) != deposit_account,
+                "{} is the account the notes were deposited from: a close sent from it links the deposit to the payout and to everything the notes spent; use a fresh account (or no --keystore: the gateway relays the close)",
+                signer.address()
+            );
+            signer
+        }
+        // The relay sends: this client only reads the chain, with a key that holds nothing.
+        None => PrivateKeySigner::random(),
     };
     let keys_dir = home.keys();
     if !args.finalize {
@@ -79,6 +114,7 @@ pub(crate) fn run(args: CloseArgs) -> anyhow::Result<()> {
         let seed = w.seed();
         if args.finalize {
             let reports = finalize_pending(&seed, &mut journal, &pool).await?;
+            debug_assert!(Some(pool.sender()) != deposit_account);
             if reports.is_empty() {
                 println!("no unilateral close is pending");
             }
@@ -155,16 +191,37 @@ pub(crate) fn run(args: CloseArgs) -> anyhow::Result<()> {
             prover: &prover,
             gateway: reachable.then_some(&gateway),
             constants: &discovery.constants,
+            deposit_account,
+            relay: discovery.relay,
+        };
+        let mode = if args.unilateral {
+            CloseMode::Unilateral
+        } else if args.keystore.is_some() {
+            CloseMode::Cooperative
+        } else {
+            CloseMode::Relayed {
+                max_fee: args
+                    .max_relay_fee
+                    .unwrap_or(discovery.constants.c_max),
+            }
         };
         let payout = args.to.context("--to is required")?;
         anyhow::ensure!(!notes.is_empty(), "no note can be closed");
         let mut failed = 0;
         for j in notes {
-            match ctx.close(j, payout, args.unilateral).await {
+            match ctx.close(j, payout, mode).await {
                 Ok(CloseReport::Closed { note, m, outcome }) => println!(
-                    "note {note}: closed (m = {m}) in {}; {} to {payout}, {} to the provider, {} burned (token base units)",
-                    outcome.tx.hash, outcome.to_payout, outcome.to_provider, outcome.burned
+                    "note {note}: closed (m = {m}) in {}; {} to {payout}, {} to the relay {}, {} to the provider, {} burned (token base units)",
+                    outcome.tx.hash,
+                    outcome.to_payout,
+                    outcome.to_relayer,
+                    outcome.relayer,
+                    outcome.to_provider,
+                    outcome.burned
                 ),
+                Ok(CloseReport::AlreadySettled { note }) => {
+                    println!("note {note}: already closed or slashed on chain")
+                }
                 Ok(CloseReport::Requested { note, m, outcome }) => println!(
                     "note {note}: unilateral close (m = {m}) requested in {}; run `zkcredits close --finalize` from unix time {}",
                     outcome.tx.hash, outcome.deadline

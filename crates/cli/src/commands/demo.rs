@@ -48,6 +48,9 @@ const USER_ACCOUNT: usize = 1;
 const CHEATER_ACCOUNT: usize = 2;
 /// The passphrase of the demo's throwaway wallets.
 const DEMO_PASSPHRASE: &str = "zkcredits demo wallet, not a secret";
+/// What the gateway's relay charges per close, credit units: a tenth of one request's
+/// `C_max` (1,000 on the devnet).
+const DEMO_RELAY_FEE: u64 = 100;
 
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
@@ -191,7 +194,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!("the gateway recovered the note's secret from the two shares and slashed it on chain");
 
-    section("close: the user withdraws what is left to a fresh address");
+    section(
+        "close: the gateway relays the user's closes (the deposit account sends nothing) to a fresh address",
+    );
     services.stop("proxy");
     let payout = PrivateKeySigner::random().address();
     run_step(
@@ -321,6 +326,7 @@ fn report(
         ("to the provider", ledger.to_provider),
         ("burned (policy penalties)", ledger.burned),
         ("to slashers (bounties)", ledger.to_slashers),
+        ("to the close relay (fees)", ledger.to_relayers),
         ("still held by the pool", ledger.held),
     ] {
         println!("{name:<34}{value:>26}{:>14}", credits(value));
@@ -337,6 +343,7 @@ fn report(
         "to_provider": as_u128(ledger.to_provider)?,
         "burned": as_u128(ledger.burned)?,
         "to_slashers": as_u128(ledger.to_slashers)?,
+        "to_relayers": as_u128(ledger.to_relayers)?,
         "held": as_u128(ledger.held)?,
         "paid_requests": paid_requests,
     });
@@ -387,6 +394,9 @@ file = "{server_key}"
 roots_poll_ms = 500
 slash_poll_ms = 500
 
+[relay]
+fee = {relay_fee}
+
 [openai]
 base_url = "http://{llm}/v1"
 
@@ -409,6 +419,7 @@ eth_gasPrice = 10
         provider_key = provider_key_file.display(),
         server_key = server_key_file.display(),
         rpc = deployment.rpc_url,
+        relay_fee = DEMO_RELAY_FEE,
     );
     let path = secrets.join("gateway.toml");
     std::fs::write(&path, config)?;
@@ -417,7 +428,7 @@ eth_gasPrice = 10
 
 /// The key directory every process of the demo shares (the cheater has another home).
 fn keys_dir() -> PathBuf {
-    std::env::var_os("ZKCREDITS_KEYS").map_or_else(crate::paths::default_keys, PathBuf::from)
+    crate::paths::default_keys()
 }
 
 fn hex_key(signer: &PrivateKeySigner) -> String {

@@ -11,12 +11,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
-use zeroize::Zeroizing;
 use zkcredits_chain::alloy::primitives::{Address, U256};
 use zkcredits_chain::alloy::providers::DynProvider;
 use zkcredits_chain::bindings::TestToken;
 use zkcredits_chain::deploy::{Creation, DeployPlan, DeployedContract, Fees, VerifierArtifact};
-use zkcredits_chain::{PoolConfig, keystore, rpc};
+use zkcredits_chain::{PoolConfig, rpc};
 
 /// Arguments of `zkcredits deploy`.
 #[derive(Debug, Args)]
@@ -163,9 +162,7 @@ pub(crate) fn run(mut args: DeployArgs) -> anyhow::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| crate::paths::home().join("deployment.json"));
-    let password = read_password(args.password_file.as_deref(), &args.keystore)?;
-    let signer = keystore::decrypt_keystore(&args.keystore, password.as_bytes())?;
-    drop(password);
+    let signer = crate::keystore::open(&args.keystore, args.password_file.as_deref())?;
     let deployer = signer.address();
 
     let runtime = tokio::runtime::Runtime::new()?;
@@ -257,21 +254,6 @@ fn read_pool_file(path: &Path) -> anyhow::Result<ConstantArgs> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("{} is not a valid pool file", path.display()))
-}
-
-/// The keystore password: the first line of `file`, else typed at a prompt.
-fn read_password(file: Option<&Path>, keystore: &Path) -> anyhow::Result<Zeroizing<String>> {
-    if let Some(path) = file {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading the password file {}", path.display()))?,
-        );
-        let line = text.lines().next().unwrap_or_default();
-        return Ok(Zeroizing::new(line.to_string()));
-    }
-    rpassword::prompt_password(format!("password of the keystore {}: ", keystore.display()))
-        .map(Zeroizing::new)
-        .context("no terminal to ask the keystore password on: give --password-file FILE")
 }
 
 /// One millionth of a token: `10^(decimals - 6)` base units (1 below 6 decimals).

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use zkcredits_chain::PoolClient;
 use zkcredits_chain::alloy::primitives::U256;
 use zkcredits_chain::alloy::providers::Provider;
 use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
-use zkcredits_chain::{Deployment, PoolClient};
 use zkcredits_client::deposit::deposit_notes;
 use zkcredits_client::home::ClientHome;
 use zkcredits_client::journal::Journal;
@@ -27,7 +27,8 @@ pub(crate) struct DepositArgs {
     /// How many notes (one request in flight per note).
     #[arg(long, default_value_t = 1)]
     notes: u64,
-    /// The deployment JSON [default: $ZKCREDITS_HOME/devnet.json].
+    /// The deployment JSON [default: $ZKCREDITS_HOME/deployment.json, which `zkcredits
+    /// join` writes, else $ZKCREDITS_HOME/devnet.json].
     #[arg(long)]
     deployment: Option<PathBuf>,
     /// Pay with this Ethereum key (hex) instead of the wallet's.
@@ -41,9 +42,8 @@ pub(crate) struct DepositArgs {
 pub(crate) fn run(args: DepositArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.notes > 0, "--notes must be at least 1");
     let home = ClientHome::from_env();
-    let deployment_path = args.deployment.unwrap_or_else(|| home.devnet_deployment());
-    let deployment = Deployment::load(&deployment_path)
-        .with_context(|| format!("reading the deployment {}", deployment_path.display()))?;
+    // The joined pool (`zkcredits join`), else the devnet's.
+    let deployment = super::session::load_deployment(&home, args.deployment)?;
     let passphrase = wallet::passphrase(false)?;
     let w = Wallet::load(&home.wallet(), &passphrase)?;
     let signer = match &args.eth_key {

@@ -2,10 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
+use zkcredits_chain::PoolClient;
 use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
-use zkcredits_chain::{Deployment, PoolClient};
 use zkcredits_client::NoteSummary;
 use zkcredits_client::closer::chain_status;
 use zkcredits_client::home::ClientHome;
@@ -17,7 +16,8 @@ use zkcredits_protocol::state::Limits;
 /// Arguments of `zkcredits notes`.
 #[derive(Debug, Args)]
 pub(crate) struct NotesArgs {
-    /// The deployment JSON [default: $ZKCREDITS_HOME/devnet.json].
+    /// The deployment JSON [default: $ZKCREDITS_HOME/deployment.json, which `zkcredits
+    /// join` writes, else $ZKCREDITS_HOME/devnet.json].
     #[arg(long)]
     deployment: Option<PathBuf>,
 }
@@ -77,9 +77,8 @@ pub(crate) fn tally(notes: &[NoteSummary]) -> String {
 
 pub(crate) fn run(args: NotesArgs) -> anyhow::Result<()> {
     let home = ClientHome::from_env();
-    let path = args.deployment.unwrap_or_else(|| home.devnet_deployment());
-    let deployment = Deployment::load(&path)
-        .with_context(|| format!("reading the deployment {}", path.display()))?;
+    // The joined pool (`zkcredits join`), else the devnet's.
+    let deployment = super::session::load_deployment(&home, args.deployment)?;
     let passphrase = wallet::passphrase(false)?;
     let w = Wallet::load(&home.wallet(), &passphrase)?;
     let mut journal = Journal::open(

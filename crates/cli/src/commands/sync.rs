@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
-use zkcredits_chain::{Deployment, Indexer, IndexerConfig, PoolClient};
+use zkcredits_chain::{Indexer, IndexerConfig, PoolClient};
 use zkcredits_client::deposit::resolve_pending;
 use zkcredits_client::home::ClientHome;
 use zkcredits_client::journal::Journal;
@@ -16,7 +16,8 @@ use zkcredits_client::wallet::{self, Wallet};
 /// Arguments of `zkcredits sync`.
 #[derive(Debug, Args)]
 pub(crate) struct SyncArgs {
-    /// The deployment JSON [default: $ZKCREDITS_HOME/devnet.json].
+    /// The deployment JSON [default: $ZKCREDITS_HOME/deployment.json, which `zkcredits
+    /// join` writes, else $ZKCREDITS_HOME/devnet.json].
     #[arg(long)]
     deployment: Option<PathBuf>,
     /// Also look up on chain the notes whose deposit was sent but not recorded (opens
@@ -27,9 +28,8 @@ pub(crate) struct SyncArgs {
 
 pub(crate) fn run(args: SyncArgs) -> anyhow::Result<()> {
     let home = ClientHome::from_env();
-    let path = args.deployment.unwrap_or_else(|| home.devnet_deployment());
-    let deployment = Deployment::load(&path)
-        .with_context(|| format!("reading the deployment {}", path.display()))?;
+    // The joined pool (`zkcredits join`), else the devnet's.
+    let deployment = super::session::load_deployment(&home, args.deployment)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let state_path = home.tree_state(&deployment);

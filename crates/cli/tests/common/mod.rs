@@ -61,3 +61,60 @@ pub fn run_echoed(cmd: &mut Command, args: &[&str]) -> Output {
     );
     out
 }
+
+/// A gateway in this process for `deployment`: the test receipt key, an SQLite store in
+/// `dir`, the chain's JSON-RPC behind `/rpc` at `rpc_price` per call, roots from the
+/// chain. `tune` adds what a test needs (the provider key, the relay).
+pub async fn start_gateway(
+    deployment: &zkcredits_chain::Deployment,
+    dir: &std::path::Path,
+    rpc_price: u64,
+    tune: impl FnOnce(zkcredits_gateway::GatewayBuilder) -> zkcredits_gateway::GatewayBuilder,
+) -> (
+    String,
+    tokio_util::sync::CancellationToken,
+    zkcredits_gateway::RunningGateway,
+) {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use zkcredits_gateway::keys::ServerKeys;
+    use zkcredits_gateway::store::sqlite::SqliteStore;
+    use zkcredits_gateway::upstream::flat::{FlatConfig, FlatUpstream};
+    use zkcredits_gateway::{GatewayBuilder, RootsSource, Settings};
+
+    let rpc = FlatUpstream::new(
+        &FlatConfig {
+            prefix: "/rpc".into(),
+            base_url: deployment.rpc_url.clone(),
+            price: rpc_price,
+            timeout_secs: Some(10),
+        },
+        deployment.constants.c_max,
+        Duration::from_secs(10),
+    )
+    .expect("flat upstream");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let builder = GatewayBuilder::new(
+        deployment.clone(),
+        zkcredits_circuits::keys::load_verifying_key(&keys_dir()).expect("verifying key"),
+        ServerKeys::new(1, test_server_key(), Vec::new()),
+        Arc::new(SqliteStore::open(dir.join("gateway.sqlite")).expect("store")),
+    )
+    .settings(Settings {
+        roots_poll: Duration::from_millis(200),
+        ..Settings::default()
+    })
+    .route("/rpc", Arc::new(rpc))
+    .roots(RootsSource::Chain(zkcredits_chain::IndexerConfig::default()));
+    let gateway = tune(builder)
+        .start(
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind"),
+            shutdown.clone(),
+        )
+        .await
+        .expect("gateway starts");
+    (format!("http://{}", gateway.addr), shutdown, gateway)
+}

@@ -28,7 +28,9 @@ use zkcredits_chain::alloy::sol_types::SolCall;
 use zkcredits_chain::bindings::{ZkCreditsPool, u256_to_fr};
 use zkcredits_chain::testing::{PROVIDER, TestChain, dev_close_prover, test_server_key};
 use zkcredits_chain::{Deployment, Indexer, IndexerConfig, PoolClient};
-use zkcredits_client::closer::{CloseContext, CloseReport, FinalizeReport, finalize_pending};
+use zkcredits_client::closer::{
+    CloseContext, CloseMode, CloseReport, FinalizeReport, finalize_pending,
+};
 use zkcredits_client::deposit::deposit_notes;
 use zkcredits_client::gateway_client::{GatewayClient, GatewayClientConfig};
 use zkcredits_client::journal::{Journal, NoteStatus};
@@ -45,7 +47,7 @@ use zkcredits_gateway::upstream::flat::{FlatConfig, FlatUpstream};
 use zkcredits_gateway::{GatewayBuilder, RootsSource, RunningGateway, Settings};
 use zkcredits_protocol::eddsa::PrivateKey;
 use zkcredits_protocol::note::{NoteSecret, WalletSeed};
-use zkcredits_protocol::request::{request_x, withdrawal_x};
+use zkcredits_protocol::request::{Withdrawal, request_x, withdrawal_x};
 use zkcredits_protocol::rln::{self, Share, Ticket};
 use zkcredits_protocol::state::{Receipt, receipt_message};
 use zkcredits_protocol::wire::WireFormat;
@@ -122,6 +124,9 @@ impl User {
             prover: dev_close_prover().unwrap(),
             gateway,
             constants,
+            // These tests are about money, not linking: the user's one account sends.
+            deposit_account: None,
+            relay: None,
         }
     }
 }
@@ -361,7 +366,7 @@ async fn a_receipt_outside_the_pool_limits_is_refused_and_the_note_closes_with_m
     let mut user = User::open(&chain, &journal_path).await;
     let mut ctx = user.closing(&deployment, None, &constants);
     for j in [0, 1, 2] {
-        match ctx.close(j, payout, true).await.unwrap() {
+        match ctx.close(j, payout, CloseMode::Unilateral).await.unwrap() {
             CloseReport::Requested { note, m, .. } => assert_eq!((note, m), (j, 1)),
             other => panic!("expected a unilateral close, got {other:?}"),
         }
@@ -454,7 +459,9 @@ async fn a_provider_that_kept_a_refused_share_cannot_recover_k_from_the_close() 
     let payout = Address::repeat_byte(0x6b);
     let mut user = User::open(&chain, &journal_path).await;
     let mut ctx = user.closing(&deployment, Some(&client), &constants);
-    let CloseReport::Closed { m, outcome, .. } = ctx.close(0, payout, false).await.unwrap() else {
+    let CloseReport::Closed { m, outcome, .. } =
+        ctx.close(0, payout, CloseMode::Cooperative).await.unwrap()
+    else {
         panic!("expected a cooperative close");
     };
     assert_eq!(m, 1);
@@ -490,7 +497,7 @@ async fn a_provider_that_kept_a_refused_share_cannot_recover_k_from_the_close() 
         x: withdrawal_x(
             deployment.chain_id,
             deployment.pool.into_array(),
-            payout.into_array(),
+            &Withdrawal::direct(payout.into_array()),
         ),
         y: u256_to_fr(call.c.yw).unwrap(),
     };
@@ -601,7 +608,7 @@ async fn a_restored_journal_moves_forward_instead_of_spending_a_ticket_twice() {
         let mut user = User::open(&chain, &journal_path).await;
         let mut ctx = user.closing(&deployment, Some(&client), &constants);
         let err = ctx
-            .close(0, Address::repeat_byte(0x3d), true)
+            .close(0, Address::repeat_byte(0x3d), CloseMode::Unilateral)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("never recorded"), "{err}");

@@ -27,7 +27,9 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use zkcredits_chain::alloy::primitives::Address;
 use zkcredits_chain::alloy::providers::Provider;
-use zkcredits_chain::{ContractError, LoggedEvent, PoolClient, SettlementEvent, settlement_events};
+use zkcredits_chain::{
+    ClosePayout, ContractError, LoggedEvent, PoolClient, SettlementEvent, settlement_events,
+};
 use zkcredits_protocol::rln::{Share, Ticket};
 use zkcredits_protocol::{Fr, field};
 
@@ -154,8 +156,16 @@ impl Watcher<'_> {
                     .await?
             }
             SettlementEvent::Closed {
-                nullifier, payout, ..
-            } => self.closed(*nullifier, *payout).await?,
+                nullifier,
+                payout,
+                relayer,
+                to_relayer,
+                ..
+            } => {
+                let relay_fee = u64::try_from(*to_relayer / self.pool.unit()).unwrap_or(u64::MAX);
+                let to = ClosePayout::relayed(*payout, *relayer, relay_fee);
+                self.closed(*nullifier, to).await?
+            }
             SettlementEvent::Slashed { id, k, .. } => self.slashed(*id, *k).await?,
         };
         metrics::counter!(WATCHED, "event" => logged.event.name(), "outcome" => outcome)
@@ -240,7 +250,7 @@ impl Watcher<'_> {
     }
 
     /// Makes sure a paid close's ticket is spent in the store.
-    async fn closed(&self, nullifier: Fr, payout: Address) -> Result<&'static str, RoundError> {
+    async fn closed(&self, nullifier: Fr, to: ClosePayout) -> Result<&'static str, RoundError> {
         let n = field::to_be_bytes(&nullifier);
         let reserve = StoredShare {
             x: CLEARANCE_X,
@@ -259,7 +269,7 @@ impl Watcher<'_> {
         let close_x = zkcredits_protocol::request::withdrawal_x(
             self.target.chain_id,
             self.target.pool.into_array(),
-            payout.into_array(),
+            &to.withdrawal(),
         );
         if first.x == field::to_be_bytes(&close_x) {
             // The share this close revealed when it was requested: a finalized close.

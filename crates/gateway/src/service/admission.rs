@@ -177,10 +177,7 @@ async fn parse(state: &AppState, request: Request) -> Result<Parsed, ApiError> {
         return Err(too_large());
     }
     let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let limited = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if limited {
+        if is_length_limit(&e) {
             too_large()
         } else {
             ApiError::new(
@@ -231,6 +228,21 @@ async fn parse(state: &AppState, request: Request) -> Result<Parsed, ApiError> {
 }
 
 /// The `Authorization` header and hop-by-hop headers never reach an upstream.
+/// Whether reading a body stopped at the size limit: a [`LengthLimitError`] anywhere in
+/// the error's chain (axum wraps the body's own error).
+///
+/// [`LengthLimitError`]: http_body_util::LengthLimitError
+fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
+}
+
 fn strip_request_headers(headers: &mut HeaderMap) {
     for name in [
         header::AUTHORIZATION,

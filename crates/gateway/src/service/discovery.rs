@@ -93,6 +93,10 @@ pub struct Discovery {
     /// what `zkcredits join` checks against the chain through the user's own node and
     /// saves, so that no file has to come from the provider.
     pub deployment: zkcredits_chain::Deployment,
+    /// The close relay (`POST /zkcredit/close-relay`): who a relayed close pays and how
+    /// much; absent when this gateway does not relay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<super::relay::RelayOffer>,
 }
 
 impl Discovery {
@@ -124,6 +128,7 @@ impl Discovery {
                 .collect(),
             body_limit: state.settings.body_limit,
             deployment: state.published.clone(),
+            relay: state.relay.as_ref().map(|r| r.offer()),
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod admission;
 pub mod discovery;
 mod endpoints;
+pub mod relay;
 pub mod roots;
 pub mod unanswered;
 mod verify;
@@ -26,6 +27,7 @@ use zkcredits_chain::{Deployment, PoolConstants};
 use zkcredits_protocol::state::Limits;
 
 pub use discovery::{Discovery, DiscoveryKey};
+pub use relay::RelayOffer;
 pub use roots::RootsWindow;
 pub(crate) use verify::BatchVerifier;
 
@@ -102,6 +104,8 @@ pub(crate) struct AppState {
     pub(crate) routes: Vec<Route>,
     pub(crate) policy: Option<Arc<dyn Policy>>,
     pub(crate) provider_signer: Option<PrivateKeySigner>,
+    /// Sends cooperative closes for users (`None`: this gateway does not relay).
+    pub(crate) relay: Option<relay::Relay>,
     pub(crate) settings: Settings,
     pub(crate) metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Whether the pool accepts the current receipt key; nothing is admitted while it
@@ -145,6 +149,7 @@ impl AppState {
             routes,
             policy,
             provider_signer,
+            relay: None,
             settings,
             metrics: crate::telemetry::handle(),
             key_accepted: Arc::new(std::sync::atomic::AtomicBool::new(true)),
@@ -170,6 +175,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/zkcredit/close-clearance",
             post(endpoints::close_clearance),
         )
+        .route("/zkcredit/close-relay", post(relay::close_relay))
         .route("/metrics", get(endpoints::metrics))
         .route("/healthz", get(endpoints::health))
         .fallback(admission::handler)

@@ -6,7 +6,9 @@
 //!   challenged within the window and the note goes to the provider;
 //! - a note keeps no spendable ticket once it closed, unilaterally or cooperatively, with
 //!   m = 0 or m = 1;
-//! - a slashed note's later tickets are refused.
+//! - a slashed note's later tickets are refused;
+//! - the close relay sends only closes that pay it its published fee, refuses garbage
+//!   with the pool's named error before paying gas, and never pays twice.
 //!
 //! Needs `npm ci` in `contracts/` (anvil).
 
@@ -21,7 +23,9 @@ use zkcredits_chain::alloy::rpc::types::Filter;
 use zkcredits_chain::alloy::sol_types::SolEvent;
 use zkcredits_chain::bindings::ZkCreditsPool;
 use zkcredits_chain::testing::{PROVIDER, dev_close_prover, server_key_words, test_server_key};
-use zkcredits_chain::{NoteToClose, PoolClient, PreparedClose, close_ticket, prepare_close};
+use zkcredits_chain::{
+    ClosePayout, NoteToClose, PoolClient, PreparedClose, RelayedClose, close_ticket, prepare_close,
+};
 use zkcredits_gateway::Settings;
 use zkcredits_gateway::duties::watcher::CURSOR;
 use zkcredits_gateway::store::{SqliteStore, Store};
@@ -100,6 +104,18 @@ async fn prove_close(
     m: bool,
 ) -> PreparedClose {
     user.commit_root().await.unwrap();
+    prove_close_to(fx, j, state, m, ClosePayout::direct(fx.chain.address(3))).await
+}
+
+/// The close of note `j` from `state` paying `to`, under the tree's current root (which
+/// the pool may not have committed).
+async fn prove_close_to(
+    fx: &Fixture,
+    j: usize,
+    state: &NoteState,
+    m: bool,
+    to: ClosePayout,
+) -> PreparedClose {
     let tree = fx.tree().await;
     let note = &fx.notes[j];
     let path = tree.path(note.leaf_index).unwrap();
@@ -115,7 +131,7 @@ async fn prove_close(
             state,
             server_key: test_server_key().public_key(),
         },
-        fx.chain.address(3),
+        to,
         m,
         &mut rand::rngs::OsRng,
     )
@@ -254,34 +270,13 @@ async fn no_ticket_can_be_spent_after_a_cooperative_close() {
     let (mut fx, _store, _dir, gw) = world(2).await;
     let tree = fx.tree().await;
     let user = fx.chain.client(2).await.unwrap();
-    let http = reqwest::Client::new();
     pay(&mut fx, &gw, &tree, 0, "a").await;
     pay(&mut fx, &gw, &tree, 1, "b").await;
 
     for (j, m) in [(0, false), (1, true)] {
         let state = fx.notes[j].state;
         let (nc, nj) = close_ticket(&fx.notes[j].secret, &state, m);
-        let clearance: serde_json::Value = http
-            .post(format!("{}/zkcredit/close-clearance", gw.url))
-            .json(&serde_json::json!({
-                "close_nullifier": zkcredits_protocol::field::to_hex(&nc),
-                "nullifier": zkcredits_protocol::field::to_hex(&nj),
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let signature: [u8; 65] = hex::decode(
-            clearance["signature"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("0x"),
-        )
-        .unwrap()
-        .try_into()
-        .unwrap();
+        let signature = clearance(&gw, nc, nj).await;
         let close = prove_close(&fx, &user, j, &state, m).await;
         user.close_cooperative(&close, &signature).await.unwrap();
         if m {
@@ -463,4 +458,158 @@ async fn a_reorg_of_a_deposit_block_under_the_gateway_is_survived() {
         "the root of the dropped deposit is no longer accepted"
     );
     gw.stop().await;
+}
+
+/// `POST /zkcredit/close-clearance` for `(nc, nj)`: the signature.
+async fn clearance(
+    gw: &TestGateway,
+    nc: zkcredits_protocol::Fr,
+    nj: zkcredits_protocol::Fr,
+) -> [u8; 65] {
+    let reply: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/zkcredit/close-clearance", gw.url))
+        .json(&serde_json::json!({
+            "close_nullifier": zkcredits_protocol::field::to_hex(&nc),
+            "nullifier": zkcredits_protocol::field::to_hex(&nj),
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    hex::decode(
+        reply["signature"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap()
+}
+
+/// `POST /zkcredit/close-relay` with `body`: the status and the answer.
+async fn relay(gw: &TestGateway, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/zkcredit/close-relay", gw.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+fn calldata(close: &PreparedClose, clearance: &[u8; 65]) -> serde_json::Value {
+    serde_json::json!({
+        "calldata": format!("0x{}", hex::encode(RelayedClose::encode(close, clearance))),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_sends_only_closes_that_pay_its_fee_and_never_twice() {
+    let (mut fx, _store, _dir, gw) = world(1).await;
+    let tree = fx.tree().await;
+    pay(&mut fx, &gw, &tree, 0, "a").await;
+    let relayer = fx.chain.address(PROVIDER);
+
+    // What the relay publishes.
+    let discovery: serde_json::Value = reqwest::get(format!("{}/.well-known/zkcredits", gw.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["relay"]["fee"], RELAY_FEE);
+    assert_eq!(
+        discovery["relay"]["relayer"]
+            .as_str()
+            .unwrap()
+            .to_lowercase(),
+        relayer.to_string().to_lowercase()
+    );
+
+    let state = fx.notes[0].state;
+    let (nc, nj) = close_ticket(&fx.notes[0].secret, &state, false);
+    let signature = clearance(&gw, nc, nj).await;
+    let payout = zkcredits_chain::alloy::primitives::Address::repeat_byte(0x9e);
+
+    // Bodies that are not a close.
+    for (body, code) in [
+        (serde_json::json!({ "calldata": "0x1234" }), "invalid_body"),
+        (serde_json::json!({ "calldata": "not hex" }), "invalid_body"),
+        (serde_json::json!({ "close": "0x" }), "invalid_body"),
+    ] {
+        let (status, answer) = relay(&gw, body).await;
+        assert_eq!((status, code_of(&answer)), (400, code), "{answer}");
+    }
+    // A close that pays the relay less, or pays someone else, is not sent.
+    for to in [
+        ClosePayout::relayed(payout, relayer, RELAY_FEE - 1),
+        ClosePayout::relayed(payout, fx.chain.address(3), RELAY_FEE),
+        ClosePayout::direct(payout),
+    ] {
+        let close = prove_close_to(&fx, 0, &state, false, to).await;
+        let (status, answer) = relay(&gw, calldata(&close, &signature)).await;
+        assert_eq!(
+            (status, code_of(&answer)),
+            (400, "relay_fee_mismatch"),
+            "{answer}"
+        );
+    }
+    // A close the pool refuses (a broken proof) is answered with the pool's error.
+    let to = ClosePayout::relayed(payout, relayer, RELAY_FEE);
+    let honest = prove_close_to(&fx, 0, &state, false, to).await;
+    let mut broken = honest.clone();
+    broken.proof.c = (broken.proof.c + broken.proof.c).into();
+    let (status, answer) = relay(&gw, calldata(&broken, &signature)).await;
+    assert_eq!(
+        (status, code_of(&answer)),
+        (422, "close_refused"),
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("InvalidProof"),
+        "{answer}"
+    );
+
+    // The honest close: sent by the relay, paid as proven.
+    let (status, answer) = relay(&gw, calldata(&honest, &signature)).await;
+    assert_eq!(status, 200, "{answer}");
+    let unit = fx.deployment().constants.unit;
+    let user = fx.chain.client(2).await.unwrap();
+    assert_eq!(
+        user.token_balance(payout).await.unwrap(),
+        zkcredits_chain::alloy::primitives::U256::from(honest.public.payout - RELAY_FEE) * unit
+    );
+    let hash = answer["tx_hash"].as_str().unwrap().parse().unwrap();
+    let tx = user
+        .provider()
+        .get_transaction_by_hash(hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tx.inner.signer(), relayer);
+    // Sent again: refused by the pool, nothing paid twice.
+    let (status, answer) = relay(&gw, calldata(&honest, &signature)).await;
+    assert_eq!(
+        (status, code_of(&answer)),
+        (422, "close_refused"),
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("NoteAlreadySettled"),
+        "{answer}"
+    );
+    gw.stop().await;
+}
+
+fn code_of(answer: &serde_json::Value) -> &str {
+    answer["error"]["code"].as_str().unwrap_or_default()
 }

@@ -273,6 +273,21 @@ async fn each_refusal_before_admission_has_its_status_and_code_and_spends_nothin
         413,
         "body_too_large",
     );
+    // The same without a Content-Length (chunked): the limit stops the read itself.
+    let chunks = futures::stream::iter(
+        (0..8).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 512]))),
+    );
+    let chunked = http
+        .post(format!("{}{ROUTE}", gw.url))
+        .header("authorization", good.authorization.clone())
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chunked.status().as_u16(), 413);
+    let json: serde_json::Value = chunked.json().await.unwrap();
+    assert_eq!(code(&json), "body_too_large");
     // Another body: the gateway's x differs from the proven one.
     expect(
         post(ROUTE, auth.clone(), body("other")).await,

@@ -33,6 +33,8 @@ pub const KEY_ID: u32 = 1;
 pub const PRICE: u64 = 123;
 /// The flat test route.
 pub const ROUTE: &str = "/api";
+/// What the test gateway's close relay charges, credit units.
+pub const RELAY_FEE: u64 = 7;
 
 /// Development keys in a per-user temp directory, made once per machine, and made again
 /// when missing or made for another version of the circuit.
@@ -312,7 +314,8 @@ impl TestGateway {
                 .roots(RootsSource::Chain(IndexerConfig::default()))
                 .provider_signer(zkcredits_chain::anvil::dev_signer(PROVIDER))
                 .accept_server_key(true)
-                .require_accepted_key(true);
+                .require_accepted_key(true)
+                .relay(RELAY_FEE);
         if duties {
             builder = builder.duties(fast_duties());
         }
