@@ -24,3 +24,15 @@ pub const AUTH_SCHEME: &str = "ZkCredit";
 
 /// The discovery document's path.
 pub const DISCOVERY_PATH: &str = "/.well-known/zkcredits";
+
+/// Every path of the gateway's own endpoints starts with this: no paid route may.
+pub const ENDPOINT_PREFIX: &str = "/zkcredit/";
+
+/// `GET` + the nullifier (`0x` hex): the receipt issued for that ticket.
+pub const RECEIPTS_PATH: &str = "/zkcredit/receipts/";
+
+/// `POST`: the provider's clearance of a cooperative close.
+pub const CLOSE_CLEARANCE_PATH: &str = "/zkcredit/close-clearance";
+
+/// `POST`: the gateway sends a cooperative close for the user (the relay).
+pub const CLOSE_RELAY_PATH: &str = "/zkcredit/close-relay";

@@ -27,7 +27,9 @@ use zkcredits_protocol::{Fr, field};
 
 use crate::spender::{GatewayConstants, ServerKey};
 
-pub use zkcredits_api::{DISCOVERY_PATH, RECEIPT_HEADER};
+pub use zkcredits_api::{
+    CLOSE_CLEARANCE_PATH, CLOSE_RELAY_PATH, DISCOVERY_PATH, RECEIPT_HEADER, RECEIPTS_PATH,
+};
 
 /// Why talking to the gateway failed.
 #[derive(Debug, thiserror::Error)]
@@ -415,7 +417,7 @@ impl GatewayClient {
     pub async fn receipt(&self, nullifier_hex: &str) -> Result<Option<String>, GatewayError> {
         let response = self
             .http
-            .get(self.url(&format!("/zkcredit/receipts/{nullifier_hex}")))
+            .get(self.url(&format!("{RECEIPTS_PATH}{nullifier_hex}")))
             .timeout(self.short_timeout)
             .send()
             .await
@@ -449,8 +451,8 @@ impl GatewayClient {
         close_nullifier: Fr,
         nullifier: Fr,
     ) -> Result<ClearanceReply, GatewayError> {
-        let body = self
-            .exchange(self.http.post(self.url("/zkcredit/close-clearance")).json(
+        let body =
+            self.exchange(self.http.post(self.url(CLOSE_CLEARANCE_PATH)).json(
                 &serde_json::json!({
                     "close_nullifier": field::to_hex(&close_nullifier),
                     "nullifier": field::to_hex(&nullifier),
@@ -483,7 +485,7 @@ impl GatewayClient {
         let body = self
             .exchange_within(
                 self.http
-                    .post(self.url("/zkcredit/close-relay"))
+                    .post(self.url(CLOSE_RELAY_PATH))
                     .json(&serde_json::json!({
                         "calldata": format!("0x{}", hex::encode(calldata)),
                     })),

@@ -46,7 +46,7 @@ use crate::tree::TreeView;
 use crate::wallet::Wallet;
 
 /// The scheme of the `Authorization` header.
-pub const AUTH_SCHEME: &str = "ZkCredit";
+pub use zkcredits_api::AUTH_SCHEME;
 
 /// One of the gateway's receipt-signing keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -95,7 +95,7 @@ pub fn build_all(
         });
     }
     for p in &prefixes {
-        if p.starts_with("/zkcredit/") || p.starts_with("/.well-known/") {
+        if p.starts_with(zkcredits_api::ENDPOINT_PREFIX) || p.starts_with("/.well-known/") {
             errors.push(ConfigError::Invalid {
                 key: "flat",
                 message: format!("the prefix {p} is reserved for the gateway's own endpoints"),

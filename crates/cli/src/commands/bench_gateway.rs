@@ -243,7 +243,11 @@ fn proofs(prover: &RequestProver, requests: usize) -> anyhow::Result<(PathBuf, F
                 next_commitment: public.next_commitment,
                 proof: to_points(&proof),
             };
-            lines.push(format!("ZkCredit {}\t{body}", credential.to_base64url()));
+            lines.push(format!(
+                "{} {}\t{body}",
+                zkcredits_api::AUTH_SCHEME,
+                credential.to_base64url()
+            ));
             // The gateway's answer, simulated: a full refund keeps the note solvent.
             let k = secret.expose();
             let refund = LIMITS.c_max;

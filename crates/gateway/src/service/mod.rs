@@ -169,13 +169,16 @@ impl AppState {
 /// The router the binary serves and the tests call.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/.well-known/zkcredits", get(discovery::handler))
-        .route("/zkcredit/receipts/{nullifier}", get(endpoints::receipt))
+        .route(zkcredits_api::DISCOVERY_PATH, get(discovery::handler))
         .route(
-            "/zkcredit/close-clearance",
+            &format!("{}{{nullifier}}", zkcredits_api::RECEIPTS_PATH),
+            get(endpoints::receipt),
+        )
+        .route(
+            zkcredits_api::CLOSE_CLEARANCE_PATH,
             post(endpoints::close_clearance),
         )
-        .route("/zkcredit/close-relay", post(relay::close_relay))
+        .route(zkcredits_api::CLOSE_RELAY_PATH, post(relay::close_relay))
         .route("/metrics", get(endpoints::metrics))
         .route("/healthz", get(endpoints::health))
         .fallback(admission::handler)
