@@ -239,7 +239,7 @@ const SYNC_GAS_PER_NOTE: u64 = 200_000;
 const SYNC_IN_FLIGHT: usize = 8;
 
 /// What `zkcredits bench sync` measured. Serialises to
-/// `{"notes":N,"sync_s":F,"fetch_s":F,"decode_s":F,"build_s":F,"rpc_calls":N,
+/// `{"notes":N,"sync_s":F,"fetch_s":F,"decode_s":F,"build_s":F,"node_s":F,"log_bytes":N,"rpc_calls":N,
 /// "log_pages":N,"blocks":N,"commits":N,"setup_s":F}`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SyncFigures {
@@ -255,6 +255,11 @@ pub struct SyncFigures {
     pub decode_s: f64,
     /// Of which building the tree and checking every committed root (Poseidon).
     pub build_s: f64,
+    /// The same logs asked for again after the sync, in one `eth_getLogs` whose answer is
+    /// kept as raw JSON: the node's work and the transfer, without decoding into logs.
+    pub node_s: f64,
+    /// Size of that answer, bytes of JSON.
+    pub log_bytes: u64,
     /// JSON-RPC requests the sync made.
     pub rpc_calls: u64,
     /// `eth_getLogs` pages among them.
@@ -276,7 +281,7 @@ pub async fn bench_sync(notes: u64, batch: u64) -> Result<SyncFigures> {
     use alloy::primitives::U256;
     use alloy::providers::Provider;
     use alloy::rpc::types::TransactionRequest;
-    use alloy::sol_types::SolCall;
+    use alloy::sol_types::{SolCall, SolEvent};
     use std::time::Instant;
 
     use crate::bindings::{ZkCreditsPool, fr_to_u256};
@@ -357,19 +362,34 @@ pub async fn bench_sync(notes: u64, batch: u64) -> Result<SyncFigures> {
             zkcredits_protocol::field::to_hex(&pool_root),
         )));
     }
-    let blocks = match (report.from_block, report.to_block) {
-        (Some(from), Some(to)) => to + 1 - from,
-        _ => 0,
+    let (from, to) = match (report.from_block, report.to_block) {
+        (Some(from), Some(to)) => (from, to),
+        _ => return Err(Error::Anvil("the sync examined no blocks".into())),
     };
+    let filter = alloy::rpc::types::Filter::new()
+        .address(deployment.pool)
+        .event_signature(vec![
+            ZkCreditsPool::Deposited::SIGNATURE_HASH,
+            ZkCreditsPool::RootCommitted::SIGNATURE_HASH,
+        ])
+        .from_block(from)
+        .to_block(to);
+    let read = crate::rpc::read_provider(chain.url())?;
+    let node_start = Instant::now();
+    let raw: Box<serde_json::value::RawValue> =
+        read.raw_request("eth_getLogs".into(), (filter,)).await?;
+    let node_s = node_start.elapsed().as_secs_f64();
     let figures = SyncFigures {
         notes,
         sync_s,
         fetch_s: report.fetch_time.as_secs_f64(),
         decode_s: report.decode_time.as_secs_f64(),
         build_s: report.build_time.as_secs_f64(),
+        node_s,
+        log_bytes: raw.get().len() as u64,
         rpc_calls: report.rpc_calls,
         log_pages: report.pages,
-        blocks,
+        blocks: to + 1 - from,
         commits: report.commits,
         setup_s,
     };

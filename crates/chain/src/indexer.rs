@@ -3,10 +3,11 @@
 //!
 //! - Logs are fetched in pages of `page_blocks` blocks (halved when the node refuses a page,
 //!   e.g. for too many results), up to the head minus `confirmations`.
-//! - A page's leaves are appended in runs ([`LeanImt::extend`]: each new node hashed once,
-//!   large levels on several threads), cut only where a root is needed (a committed root
-//!   to check, the last `root_window` blocks' roots), so a fresh sync of a large pool
-//!   costs one hash per leaf, not one per level per leaf.
+//! - A page's leaves are appended at once ([`LeanImt::extend`]: each new node hashed once,
+//!   large levels on several threads), and the roots in between (committed roots to
+//!   check, the last `root_window` blocks' roots) read off the prefixes of the result, so
+//!   a fresh sync of a large pool costs about one hash per leaf, not one per level per
+//!   leaf.
 //! - Leaves must arrive with contiguous indices: a gap or a repeat is an error, never
 //!   silently skipped.
 //! - Every `RootCommitted(root, size)` is checked against the rebuilt tree (it follows, in
@@ -432,11 +433,12 @@ impl Indexer {
     /// the leaves are appended in place (no copy of the tree per page) and each committed
     /// root is compared with the rebuilt one; a mismatch there poisons the indexer.
     ///
-    /// Leaves are appended in runs ([`LeanImt::extend`], each node hashed once), cut only
-    /// where a root is needed: at every committed root, and at the end of each of the last
-    /// `root_window` blocks with deposits (the earlier blocks' roots would fall out of the
-    /// window within this page anyway). The roots kept are the ones appending leaf by
-    /// leaf gives.
+    /// A page's leaves are appended at once ([`LeanImt::extend`]: each node hashed once,
+    /// large levels on several threads); the roots in between (each committed root's, and
+    /// those at the end of the last `root_window` blocks with deposits: the earlier blocks'
+    /// roots would fall out of the window within this page anyway) are then read off the
+    /// prefixes of the new tree ([`LeanImt::root_at`]). They are the roots appending leaf
+    /// by leaf gives.
     fn apply_page(
         &mut self,
         from: u64,
@@ -540,56 +542,62 @@ fn apply_events(
     // Only the roots of the last `window` blocks with deposits can stay in the window.
     let first_kept = deposit_blocks.saturating_sub(window);
 
-    let mut pending: Vec<Fr> = Vec::new();
+    let base = state.tree.len();
+    let mut leaves: Vec<Fr> = Vec::new();
+    let mut commits: Vec<CommittedRoot> = Vec::new();
+    // The tree's size at the end of each kept block with deposits.
+    let mut block_ends: Vec<u64> = Vec::new();
     let mut open_block: Option<u64> = None;
     let mut closed = 0usize;
-    let close_block = |state: &mut State, pending: &mut Vec<Fr>, closed: &mut usize| {
-        if *closed >= first_kept {
-            state.tree.extend(pending)?;
-            pending.clear();
-            state.recent_roots.push_back(state.tree.root());
-            while state.recent_roots.len() > window {
-                state.recent_roots.pop_front();
-            }
+    let mut close_block = |size: u64| {
+        if closed >= first_kept {
+            block_ends.push(size);
         }
-        *closed += 1;
-        Ok::<_, Error>(())
+        closed += 1;
     };
     for (block, event) in events {
         if open_block.is_some_and(|b| b != block) {
-            close_block(state, &mut pending, &mut closed)?;
+            close_block(base + leaves.len() as u64);
             open_block = None;
         }
         match event {
             Event::Leaf(leaf) => {
-                pending.push(leaf);
+                leaves.push(leaf);
                 open_block = Some(block);
                 report.deposits += 1;
             }
-            Event::Commit(c) => {
-                state.tree.extend(&pending)?;
-                pending.clear();
-                let rebuilt = state.tree.root();
-                if c.root != rebuilt {
-                    return Err(Error::RootMismatch {
-                        size: c.size,
-                        tree_size: state.tree.len(),
-                        chain: field::to_hex(&c.root),
-                        rebuilt: field::to_hex(&rebuilt),
-                    });
-                }
-                state.committed.push_back(c);
-                while state.committed.len() > window {
-                    state.committed.pop_front();
-                }
-                report.commits += 1;
-            }
+            Event::Commit(c) => commits.push(c),
         }
     }
     if open_block.is_some() {
-        close_block(state, &mut pending, &mut closed)?;
+        close_block(base + leaves.len() as u64);
     }
-    state.tree.extend(&pending)?;
+
+    // All leaves at once, so that large levels are split across threads; the roots in
+    // between come from the prefixes of the result.
+    state.tree.extend(&leaves)?;
+    for c in commits {
+        let rebuilt = state.tree.root_at(c.size)?;
+        if c.root != rebuilt {
+            return Err(Error::RootMismatch {
+                size: c.size,
+                tree_size: c.size,
+                chain: field::to_hex(&c.root),
+                rebuilt: field::to_hex(&rebuilt),
+            });
+        }
+        state.committed.push_back(c);
+        while state.committed.len() > window {
+            state.committed.pop_front();
+        }
+        report.commits += 1;
+    }
+    for size in block_ends {
+        state.recent_roots.push_back(state.tree.root_at(size)?);
+        while state.recent_roots.len() > window {
+            state.recent_roots.pop_front();
+        }
+    }
     Ok(())
 }
 
@@ -772,7 +780,7 @@ mod tests {
         }
     }
 
-    /// How pages were applied before leaves were appended in runs: one push per leaf and
+    /// How pages were applied before leaves were appended a page at a time: one push per leaf and
     /// a root after every block with deposits.
     fn apply_leaf_by_leaf(state: &mut State, window: usize, events: &[(u64, Event)]) {
         let mut open_block = None;
@@ -812,7 +820,7 @@ mod tests {
         /// blocks with a commit only), over a tree that already has leaves: the state after
         /// each page is the one leaf-by-leaf appends give.
         #[test]
-        fn pages_applied_in_runs_keep_the_tree_and_roots_of_leaf_by_leaf_appends(
+        fn pages_applied_at_once_keep_the_tree_and_roots_of_leaf_by_leaf_appends(
             pages in proptest::collection::vec(
                 proptest::collection::vec((0usize..5, proptest::bool::ANY, proptest::bool::ANY), 0..20),
                 1..4,
@@ -861,7 +869,7 @@ mod tests {
     }
 
     #[test]
-    fn a_wrong_committed_root_in_a_run_is_an_error() {
+    fn a_wrong_committed_root_in_a_page_is_an_error() {
         let mut state = State::fresh(0);
         let events = vec![
             (1, Event::Leaf(Fr::from(1u64))),

@@ -114,6 +114,39 @@ impl LeanImt {
             .unwrap_or_default()
     }
 
+    /// The root the tree had when it held only its first `len` leaves (zero for none),
+    /// from the nodes kept: a node whose leaves all lie in that prefix is the same in both
+    /// trees, so only the prefix's right edge is recomputed, at most one hash per level.
+    pub fn root_at(&self, len: u64) -> Result<Fr, TreeError> {
+        let leaves = self.len();
+        if len > leaves {
+            return Err(TreeError::IndexOutOfRange {
+                index: len,
+                len: leaves,
+            });
+        }
+        if len == leaves {
+            return Ok(self.root());
+        }
+        if len == 0 {
+            return Ok(Fr::from(0u64));
+        }
+        // `count` nodes of the prefix tree at `level`; `node` is the last of them, the
+        // only one that may differ from the full tree's node at its position.
+        let mut count = len as usize;
+        let mut node = self.levels[0][count - 1];
+        let mut level = 0;
+        while count > 1 {
+            let last = count - 1;
+            if last & 1 == 1 {
+                node = hash_node(self.levels[level][last - 1], node);
+            }
+            count = count.div_ceil(2);
+            level += 1;
+        }
+        Ok(node)
+    }
+
     /// The leaf at `index`, if present.
     pub fn leaf(&self, index: u64) -> Option<Fr> {
         self.levels
@@ -516,6 +549,20 @@ mod tests {
             }
             let reloaded = LeanImt::from_bytes(&tree.to_bytes()).expect("reload");
             prop_assert_eq!(reloaded, tree);
+        }
+
+        #[test]
+        fn the_root_at_a_prefix_is_the_root_of_that_prefix_alone(n in 0usize..70) {
+            let leaves: Vec<Fr> = (0..n as u64).map(leaf).collect();
+            let mut tree = LeanImt::new();
+            tree.extend(&leaves).expect("extend");
+            for m in 0..=n {
+                prop_assert_eq!(tree.root_at(m as u64), Ok(naive_root(&leaves[..m])));
+            }
+            prop_assert_eq!(
+                tree.root_at(n as u64 + 1),
+                Err(TreeError::IndexOutOfRange { index: n as u64 + 1, len: n as u64 })
+            );
         }
 
         #[test]

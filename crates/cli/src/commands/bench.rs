@@ -357,6 +357,11 @@ fn sync(notes: u64, batch: u64) -> anyhow::Result<()> {
         "  {:.3} s in eth_getLogs ({} pages; the node's answer, transfer, JSON decoding)",
         f.fetch_s, f.log_pages
     );
+    println!(
+        "  (the same logs again as raw JSON: {:.3} s, {:.1} MB, the node and the transfer alone)",
+        f.node_s,
+        f.log_bytes as f64 / 1e6
+    );
     println!("  {:.3} s decoding and checking the logs", f.decode_s);
     println!("  {:.3} s building the tree (Poseidon)", f.build_s);
     println!(
@@ -370,6 +375,7 @@ fn sync(notes: u64, batch: u64) -> anyhow::Result<()> {
         &mut f.fetch_s,
         &mut f.decode_s,
         &mut f.build_s,
+        &mut f.node_s,
         &mut f.setup_s,
     ] {
         *x = round(*x);
