@@ -239,7 +239,7 @@ const SYNC_GAS_PER_NOTE: u64 = 200_000;
 const SYNC_IN_FLIGHT: usize = 8;
 
 /// What `zkcredits bench sync` measured. Serialises to
-/// `{"notes":N,"sync_s":F,"fetch_s":F,"decode_s":F,"build_s":F,"node_s":F,"log_bytes":N,"rpc_calls":N,
+/// `{"notes":N,"sync_s":F,"fetch_s":F,"decode_s":F,"build_s":F,"persist_s":F,"node_s":F,"log_bytes":N,"rpc_calls":N,
 /// "log_pages":N,"blocks":N,"commits":N,"setup_s":F}`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SyncFigures {
@@ -255,6 +255,8 @@ pub struct SyncFigures {
     pub decode_s: f64,
     /// Of which building the tree and checking every committed root (Poseidon).
     pub build_s: f64,
+    /// Of which writing the indexer's state file (as the client keeps it).
+    pub persist_s: f64,
     /// The same logs asked for again after the sync, in one `eth_getLogs` whose answer is
     /// kept as raw JSON: the node's work and the transfer, without decoding into logs.
     pub node_s: f64,
@@ -349,10 +351,23 @@ pub async fn bench_sync(notes: u64, batch: u64) -> Result<SyncFigures> {
     }
     let setup_s = setup_start.elapsed().as_secs_f64();
 
+    // As the client syncs: default pages, its state file written at the end.
+    let dir = std::env::temp_dir().join(format!("zkcredits-bench-sync-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let config = crate::IndexerConfig {
+        state_path: Some(dir.join("tree.bin")),
+        ..crate::IndexerConfig::default()
+    };
     let start = Instant::now();
-    let mut indexer = crate::Indexer::connect(&deployment, crate::IndexerConfig::default())?;
-    let report = indexer.sync().await?;
+    let synced = async {
+        let mut indexer = crate::Indexer::connect(&deployment, config)?;
+        let report = indexer.sync().await?;
+        Ok::<_, Error>((indexer, report))
+    }
+    .await;
     let sync_s = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (indexer, report) = synced?;
 
     if indexer.tree().len() != notes || indexer.root() != pool_root {
         return Err(Error::Anvil(format!(
@@ -385,6 +400,7 @@ pub async fn bench_sync(notes: u64, batch: u64) -> Result<SyncFigures> {
         fetch_s: report.fetch_time.as_secs_f64(),
         decode_s: report.decode_time.as_secs_f64(),
         build_s: report.build_time.as_secs_f64(),
+        persist_s: report.persist_time.as_secs_f64(),
         node_s,
         log_bytes: raw.get().len() as u64,
         rpc_calls: report.rpc_calls,

@@ -104,6 +104,8 @@ pub struct SyncReport {
     pub decode_time: Duration,
     /// Time spent building the tree and checking committed roots (the Poseidon hashing).
     pub build_time: Duration,
+    /// Time spent writing the state to `state_path`.
+    pub persist_time: Duration,
 }
 
 /// A block the indexer synced to: if the chain's block at that height gets another hash,
@@ -327,7 +329,9 @@ impl Indexer {
             if self.config.state_path.is_some()
                 && last_persist.elapsed() >= self.config.persist_every
             {
+                let persist_start = Instant::now();
                 self.persist()?;
+                report.persist_time += persist_start.elapsed();
                 last_persist = Instant::now();
             }
         }
@@ -358,7 +362,9 @@ impl Indexer {
                 }
             }
         }
+        let persist_start = Instant::now();
         self.persist()?;
+        report.persist_time += persist_start.elapsed();
         tracing::info!(
             from = start,
             to = target,
@@ -369,6 +375,7 @@ impl Indexer {
             fetch_ms = report.fetch_time.as_millis() as u64,
             decode_ms = report.decode_time.as_millis() as u64,
             build_ms = report.build_time.as_millis() as u64,
+            persist_ms = report.persist_time.as_millis() as u64,
             "indexer synced"
         );
         Ok(report)

@@ -364,6 +364,7 @@ fn sync(notes: u64, batch: u64) -> anyhow::Result<()> {
     );
     println!("  {:.3} s decoding and checking the logs", f.decode_s);
     println!("  {:.3} s building the tree (Poseidon)", f.build_s);
+    println!("  {:.3} s writing the state file", f.persist_s);
     println!(
         "  {} JSON-RPC requests in all, {} rayon threads",
         f.rpc_calls,
@@ -375,6 +376,7 @@ fn sync(notes: u64, batch: u64) -> anyhow::Result<()> {
         &mut f.fetch_s,
         &mut f.decode_s,
         &mut f.build_s,
+        &mut f.persist_s,
         &mut f.node_s,
         &mut f.setup_s,
     ] {
