@@ -1,4 +1,5 @@
-//! Gas figures from real receipts on a fresh anvil (`zkcredits bench chain`).
+//! Figures on a fresh anvil: gas from real receipts (`zkcredits bench chain`) and the
+//! time a new client takes to sync a large tree (`zkcredits bench sync`).
 
 use alloy::primitives::B256;
 use serde::{Deserialize, Serialize};
@@ -252,4 +253,193 @@ async fn bench_closes(
         finalize: finalize_gas,
         challenge: challenge_gas,
     })
+}
+
+// ---------------------------------------------------------------------- tree sync
+
+/// Notes in the pool that `zkcredits bench sync` makes a fresh client sync.
+pub const SYNC_NOTES: u64 = 100_000;
+/// Notes per `depositMany` while the pool is filled (about 120M gas each).
+pub const SYNC_BATCH: u64 = 1_000;
+
+/// Gas allowed per note of a `depositMany` while the pool is filled: a note costs about
+/// 120k (its leaf hash, its record, one frontier hash on average), a few of them more.
+const SYNC_GAS_PER_NOTE: u64 = 200_000;
+/// `depositMany` transactions sent before waiting for the first receipt: anvil executes
+/// them one after the other anyway; this only hides the round trips.
+const SYNC_IN_FLIGHT: usize = 8;
+
+/// What `zkcredits bench sync` measured. Serialises to
+/// `{"notes":N,"sync_s":F,"fetch_s":F,"decode_s":F,"build_s":F,"persist_s":F,"node_s":F,"log_bytes":N,"rpc_calls":N,
+/// "log_pages":N,"blocks":N,"commits":N,"setup_s":F}`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncFigures {
+    /// Leaves of the synced tree.
+    pub notes: u64,
+    /// Wall-clock seconds of the whole sync of a fresh indexer (connect, every request,
+    /// decoding, tree building, the root checks), in seconds.
+    pub sync_s: f64,
+    /// Of which waiting for `eth_getLogs` answers (the node's work, the transfer and
+    /// alloy's JSON decoding).
+    pub fetch_s: f64,
+    /// Of which decoding the logs' ABI data and checking their indices.
+    pub decode_s: f64,
+    /// Of which building the tree and checking every committed root (Poseidon).
+    pub build_s: f64,
+    /// Of which writing the indexer's state file (as the client keeps it).
+    pub persist_s: f64,
+    /// The same logs asked for again after the sync, in one `eth_getLogs` whose answer is
+    /// kept as raw JSON: the node's work and the transfer, without decoding into logs.
+    pub node_s: f64,
+    /// Size of that answer, bytes of JSON.
+    pub log_bytes: u64,
+    /// JSON-RPC requests the sync made.
+    pub rpc_calls: u64,
+    /// `eth_getLogs` pages among them.
+    pub log_pages: u64,
+    /// Blocks the sync examined.
+    pub blocks: u64,
+    /// `RootCommitted` events checked against the rebuilt tree.
+    pub commits: u64,
+    /// Seconds spent filling the pool (not part of the sync).
+    pub setup_s: f64,
+}
+
+/// Starts anvil (block gas limit raised for large batches), deploys a dev pool, fills it
+/// with `notes` notes by `depositMany` of `batch` notes (untimed), then times a fresh
+/// [`Indexer`](crate::Indexer) (empty state, as a new user's) syncing the whole tree from
+/// the node, and checks that its root is the pool's `root()`.
+pub async fn bench_sync(notes: u64, batch: u64) -> Result<SyncFigures> {
+    use alloy::network::TransactionBuilder;
+    use alloy::primitives::U256;
+    use alloy::providers::Provider;
+    use alloy::rpc::types::TransactionRequest;
+    use alloy::sol_types::{SolCall, SolEvent};
+    use std::time::Instant;
+
+    use crate::bindings::{ZkCreditsPool, fr_to_u256};
+
+    let batch = batch.clamp(1, notes.max(1));
+    let tx_gas = batch * SYNC_GAS_PER_NOTE + 1_000_000;
+    // Blocks four times the largest transaction: one transaction per block (anvil mines
+    // each on arrival) stays under the base fee's target, so the fee never climbs.
+    let gas_limit = (4 * tx_gas).to_string();
+    let setup_start = Instant::now();
+    let chain = TestChain::with_anvil_args(&["--gas-limit", &gas_limit], |_| {}).await?;
+    let deployment = chain.deployment().clone();
+    let user = chain.client(2).await?;
+    user.approve(U256::MAX).await?;
+
+    // Transactions built by hand (nonce, gas and fees set), so none is estimated first:
+    // anvil's estimate executes a 120M-gas batch several times over.
+    let sender = chain.address(2);
+    let provider = crate::rpc::wallet_provider(chain.url(), chain.signer(2))?;
+    let mut nonce = provider.get_transaction_count(sender).await?;
+    let max_fee = provider
+        .get_gas_price()
+        .await?
+        .saturating_mul(4)
+        .max(1_000_000_000);
+    let amount = U256::from(1_000u64) * deployment.constants.unit;
+    let mut pending = std::collections::VecDeque::new();
+    let mut sent = 0u64;
+    while sent < notes {
+        let n = batch.min(notes - sent);
+        // Distinct ids below the field modulus; the pool hashes them into leaves.
+        let ids: Vec<U256> = (sent..sent + n)
+            .map(|i| fr_to_u256(&secret(1_000_000_000 + i)))
+            .collect();
+        let amounts = vec![amount; ids.len()];
+        let input = ZkCreditsPool::depositManyCall { ids, amounts }.abi_encode();
+        let tx = TransactionRequest::default()
+            .with_from(sender)
+            .with_to(deployment.pool)
+            .with_input(input)
+            .with_nonce(nonce)
+            .with_gas_limit(n * SYNC_GAS_PER_NOTE + 1_000_000)
+            .with_max_fee_per_gas(max_fee)
+            .with_max_priority_fee_per_gas(1);
+        let hash = *provider.send_transaction(tx).await?.tx_hash();
+        pending.push_back(hash);
+        nonce += 1;
+        sent += n;
+        if pending.len() >= SYNC_IN_FLIGHT
+            && let Some(h) = pending.pop_front()
+        {
+            crate::rpc::wait_receipt(&provider, h).await?;
+            tracing::info!(notes = sent, "filling the pool");
+        }
+    }
+    while let Some(h) = pending.pop_front() {
+        crate::rpc::wait_receipt(&provider, h).await?;
+    }
+    let pool_root = user.root().await?;
+    let size = user.tree_size().await?;
+    if size != notes || user.committed_size().await? != notes {
+        return Err(Error::Anvil(format!(
+            "the pool holds {size} leaves after depositing {notes}"
+        )));
+    }
+    let setup_s = setup_start.elapsed().as_secs_f64();
+
+    // As the client syncs: default pages, its state file written at the end.
+    let dir = std::env::temp_dir().join(format!("zkcredits-bench-sync-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let config = crate::IndexerConfig {
+        state_path: Some(dir.join("tree.bin")),
+        ..crate::IndexerConfig::default()
+    };
+    let start = Instant::now();
+    let synced = async {
+        let mut indexer = crate::Indexer::connect(&deployment, config)?;
+        let report = indexer.sync().await?;
+        Ok::<_, Error>((indexer, report))
+    }
+    .await;
+    let sync_s = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (indexer, report) = synced?;
+
+    if indexer.tree().len() != notes || indexer.root() != pool_root {
+        return Err(Error::Anvil(format!(
+            "the synced tree ({} leaves, root {}) is not the pool's ({notes} leaves, root {})",
+            indexer.tree().len(),
+            zkcredits_protocol::field::to_hex(&indexer.root()),
+            zkcredits_protocol::field::to_hex(&pool_root),
+        )));
+    }
+    let (from, to) = match (report.from_block, report.to_block) {
+        (Some(from), Some(to)) => (from, to),
+        _ => return Err(Error::Anvil("the sync examined no blocks".into())),
+    };
+    let filter = alloy::rpc::types::Filter::new()
+        .address(deployment.pool)
+        .event_signature(vec![
+            ZkCreditsPool::Deposited::SIGNATURE_HASH,
+            ZkCreditsPool::RootCommitted::SIGNATURE_HASH,
+        ])
+        .from_block(from)
+        .to_block(to);
+    let read = crate::rpc::read_provider(chain.url())?;
+    let node_start = Instant::now();
+    let raw: Box<serde_json::value::RawValue> =
+        read.raw_request("eth_getLogs".into(), (filter,)).await?;
+    let node_s = node_start.elapsed().as_secs_f64();
+    let figures = SyncFigures {
+        notes,
+        sync_s,
+        fetch_s: report.fetch_time.as_secs_f64(),
+        decode_s: report.decode_time.as_secs_f64(),
+        build_s: report.build_time.as_secs_f64(),
+        persist_s: report.persist_time.as_secs_f64(),
+        node_s,
+        log_bytes: raw.get().len() as u64,
+        rpc_calls: report.rpc_calls,
+        log_pages: report.pages,
+        blocks: to + 1 - from,
+        commits: report.commits,
+        setup_s,
+    };
+    tracing::info!(?figures, "tree sync measured");
+    Ok(figures)
 }

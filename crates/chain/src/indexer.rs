@@ -3,6 +3,11 @@
 //!
 //! - Logs are fetched in pages of `page_blocks` blocks (halved when the node refuses a page,
 //!   e.g. for too many results), up to the head minus `confirmations`.
+//! - A page's leaves are appended at once ([`LeanImt::extend`]: each new node hashed once,
+//!   large levels on several threads), and the roots in between (committed roots to
+//!   check, the last `root_window` blocks' roots) read off the prefixes of the result, so
+//!   a fresh sync of a large pool costs about one hash per leaf, not one per level per
+//!   leaf.
 //! - Leaves must arrive with contiguous indices: a gap or a repeat is an error, never
 //!   silently skipped.
 //! - Every `RootCommitted(root, size)` is checked against the rebuilt tree (it follows, in
@@ -91,6 +96,16 @@ pub struct SyncReport {
     pub pages: u64,
     /// Reorgs detected and rewound before or during this sync.
     pub reorgs: u64,
+    /// JSON-RPC requests made (the pages, the head, the block hashes compared).
+    pub rpc_calls: u64,
+    /// Time spent in `eth_getLogs` (the node's answer, its transfer and JSON decoding).
+    pub fetch_time: Duration,
+    /// Time spent decoding the logs' ABI data and checking indices.
+    pub decode_time: Duration,
+    /// Time spent building the tree and checking committed roots (the Poseidon hashing).
+    pub build_time: Duration,
+    /// Time spent writing the state to `state_path`.
+    pub persist_time: Duration,
 }
 
 /// A block the indexer synced to: if the chain's block at that height gets another hash,
@@ -150,6 +165,7 @@ impl State {
 }
 
 /// One decoded, checked log of a page.
+#[derive(Clone, Copy, Debug)]
 enum Event {
     Leaf(Fr),
     Commit(CommittedRoot),
@@ -247,10 +263,12 @@ impl Indexer {
     /// Syncs up to the head minus the confirmation depth.
     pub async fn sync(&mut self) -> Result<SyncReport> {
         let head = self.provider.get_block_number().await?;
-        match head.checked_sub(self.config.confirmations) {
-            Some(target) => self.sync_to(target).await,
-            None => Ok(SyncReport::default()),
-        }
+        let mut report = match head.checked_sub(self.config.confirmations) {
+            Some(target) => self.sync_to(target).await?,
+            None => SyncReport::default(),
+        };
+        report.rpc_calls += 1;
+        Ok(report)
     }
 
     /// Syncs up to block `target` (inclusive), then persists.
@@ -262,7 +280,7 @@ impl Indexer {
         if target < start {
             return Ok(report);
         }
-        let target_hash = self.block_hash(target).await?;
+        let target_hash = self.block_hash(target, &mut report).await?;
         report.from_block = Some(start);
         let bar = self.config.progress.then(|| {
             let bar = indicatif::ProgressBar::new(target - start + 1);
@@ -289,7 +307,11 @@ impl Indexer {
                 ])
                 .from_block(from)
                 .to_block(to);
-            let logs = match self.provider.get_logs(&filter).await {
+            let fetch_start = Instant::now();
+            let fetched = self.provider.get_logs(&filter).await;
+            report.fetch_time += fetch_start.elapsed();
+            report.rpc_calls += 1;
+            let logs = match fetched {
                 Ok(logs) => logs,
                 Err(e) if span > 1 => {
                     span = (span / 2).max(1);
@@ -307,7 +329,9 @@ impl Indexer {
             if self.config.state_path.is_some()
                 && last_persist.elapsed() >= self.config.persist_every
             {
+                let persist_start = Instant::now();
                 self.persist()?;
+                report.persist_time += persist_start.elapsed();
                 last_persist = Instant::now();
             }
         }
@@ -317,7 +341,7 @@ impl Indexer {
         report.to_block = Some(target);
         // The logs must come from the chain whose block `target` has this hash: if it
         // changed while the pages were read, undo this sync and let the next one redo it.
-        match (target_hash, self.block_hash(target).await?) {
+        match (target_hash, self.block_hash(target, &mut report).await?) {
             (Some(before), Some(after)) if before == after => {
                 self.state.checkpoints.push_back(Checkpoint {
                     block: target,
@@ -338,20 +362,28 @@ impl Indexer {
                 }
             }
         }
+        let persist_start = Instant::now();
         self.persist()?;
+        report.persist_time += persist_start.elapsed();
         tracing::info!(
             from = start,
             to = target,
             deposits = report.deposits,
             commits = report.commits,
             leaves = self.state.tree.len(),
+            rpc_calls = report.rpc_calls,
+            fetch_ms = report.fetch_time.as_millis() as u64,
+            decode_ms = report.decode_time.as_millis() as u64,
+            build_ms = report.build_time.as_millis() as u64,
+            persist_ms = report.persist_time.as_millis() as u64,
             "indexer synced"
         );
         Ok(report)
     }
 
     /// The hash of block `number` on the node's current chain (`None` beyond its head).
-    async fn block_hash(&self, number: u64) -> Result<Option<B256>> {
+    async fn block_hash(&self, number: u64, report: &mut SyncReport) -> Result<Option<B256>> {
+        report.rpc_calls += 1;
         Ok(self
             .provider
             .get_block_by_number(number.into())
@@ -365,7 +397,7 @@ impl Indexer {
         let Some(newest) = self.state.checkpoints.back().copied() else {
             return Ok(());
         };
-        if self.block_hash(newest.block).await? == Some(newest.hash) {
+        if self.block_hash(newest.block, report).await? == Some(newest.hash) {
             if self.state.next_block != newest.block + 1 {
                 // A sync that did not finish (or was undone): redo it from the checkpoint.
                 self.state.rewind_to(newest);
@@ -375,7 +407,7 @@ impl Indexer {
         report.reorgs += 1;
         let mut kept = None;
         for c in self.state.checkpoints.iter().rev().skip(1) {
-            if self.block_hash(c.block).await? == Some(c.hash) {
+            if self.block_hash(c.block, report).await? == Some(c.hash) {
                 kept = Some(*c);
                 break;
             }
@@ -407,6 +439,13 @@ impl Indexer {
     /// against the tree without touching it, so a gap leaves the indexer as it was. Then
     /// the leaves are appended in place (no copy of the tree per page) and each committed
     /// root is compared with the rebuilt one; a mismatch there poisons the indexer.
+    ///
+    /// A page's leaves are appended at once ([`LeanImt::extend`]: each node hashed once,
+    /// large levels on several threads); the roots in between (each committed root's, and
+    /// those at the end of the last `root_window` blocks with deposits: the earlier blocks'
+    /// roots would fall out of the window within this page anyway) are then read off the
+    /// prefixes of the new tree ([`LeanImt::root_at`]). They are the roots appending leaf
+    /// by leaf gives.
     fn apply_page(
         &mut self,
         from: u64,
@@ -414,6 +453,7 @@ impl Indexer {
         mut logs: Vec<Log>,
         report: &mut SyncReport,
     ) -> Result<()> {
+        let decode_start = Instant::now();
         logs.retain(|l| !l.removed && l.address() == self.pool);
         logs.sort_by_key(|l| (l.block_number, l.log_index));
         let mut events = Vec::with_capacity(logs.len());
@@ -448,55 +488,28 @@ impl Indexer {
                 events.push((block, Event::Commit(c)));
             }
         }
+        drop(logs);
+        report.decode_time += decode_start.elapsed();
 
-        let window = self.config.root_window.max(1);
-        let state = &mut self.state;
-        let mut open_block: Option<u64> = None;
-        let close_block = |state: &mut State| {
-            state.recent_roots.push_back(state.tree.root());
-            while state.recent_roots.len() > window {
-                state.recent_roots.pop_front();
-            }
-        };
-        for (block, event) in events {
-            if open_block.is_some_and(|b| b != block) {
-                close_block(state);
-                open_block = None;
-            }
-            match event {
-                Event::Leaf(leaf) => {
-                    if let Err(e) = state.tree.push(leaf) {
-                        self.poisoned = true;
-                        return Err(e.into());
-                    }
-                    open_block = Some(block);
-                    report.deposits += 1;
-                }
-                Event::Commit(c) => {
-                    let rebuilt = state.tree.root();
-                    if c.root != rebuilt {
-                        self.poisoned = true;
-                        return Err(Error::RootMismatch {
-                            size: c.size,
-                            tree_size: state.tree.len(),
-                            chain: field::to_hex(&c.root),
-                            rebuilt: field::to_hex(&rebuilt),
-                        });
-                    }
-                    state.committed.push_back(c);
-                    while state.committed.len() > window {
-                        state.committed.pop_front();
-                    }
-                    report.commits += 1;
-                }
-            }
-        }
-        if open_block.is_some() {
-            close_block(state);
-        }
+        let build_start = Instant::now();
+        let result = self.apply_events(events, report);
+        report.build_time += build_start.elapsed();
+        result?;
         debug_assert!(from <= to);
-        state.next_block = to + 1;
+        self.state.next_block = to + 1;
         Ok(())
+    }
+
+    /// The second half of [`Indexer::apply_page`]; any error here (a leaf the tree
+    /// refuses, a committed root that disagrees) comes after part of the page was applied,
+    /// so it poisons the indexer.
+    fn apply_events(&mut self, events: Vec<(u64, Event)>, report: &mut SyncReport) -> Result<()> {
+        let window = self.config.root_window.max(1);
+        let result = apply_events(&mut self.state, window, events, report);
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
     }
 
     fn check_usable(&self) -> Result<()> {
@@ -515,6 +528,84 @@ impl Indexer {
         let bytes = encode_state(&self.state, self.chain_id, self.pool);
         fsutil::write_atomic(path, &bytes)
     }
+}
+
+/// Applies decoded, checked `events` (in log order) to `state`; see [`Indexer::apply_page`].
+fn apply_events(
+    state: &mut State,
+    window: usize,
+    events: Vec<(u64, Event)>,
+    report: &mut SyncReport,
+) -> Result<()> {
+    // Events come sorted by block, so each block's leaves are contiguous.
+    let mut deposit_blocks = 0usize;
+    let mut last = None;
+    for (block, event) in &events {
+        if matches!(event, Event::Leaf(_)) && last != Some(*block) {
+            deposit_blocks += 1;
+            last = Some(*block);
+        }
+    }
+    // Only the roots of the last `window` blocks with deposits can stay in the window.
+    let first_kept = deposit_blocks.saturating_sub(window);
+
+    let base = state.tree.len();
+    let mut leaves: Vec<Fr> = Vec::new();
+    let mut commits: Vec<CommittedRoot> = Vec::new();
+    // The tree's size at the end of each kept block with deposits.
+    let mut block_ends: Vec<u64> = Vec::new();
+    let mut open_block: Option<u64> = None;
+    let mut closed = 0usize;
+    let mut close_block = |size: u64| {
+        if closed >= first_kept {
+            block_ends.push(size);
+        }
+        closed += 1;
+    };
+    for (block, event) in events {
+        if open_block.is_some_and(|b| b != block) {
+            close_block(base + leaves.len() as u64);
+            open_block = None;
+        }
+        match event {
+            Event::Leaf(leaf) => {
+                leaves.push(leaf);
+                open_block = Some(block);
+                report.deposits += 1;
+            }
+            Event::Commit(c) => commits.push(c),
+        }
+    }
+    if open_block.is_some() {
+        close_block(base + leaves.len() as u64);
+    }
+
+    // All leaves at once, so that large levels are split across threads; the roots in
+    // between come from the prefixes of the result.
+    state.tree.extend(&leaves)?;
+    for c in commits {
+        let rebuilt = state.tree.root_at(c.size)?;
+        if c.root != rebuilt {
+            return Err(Error::RootMismatch {
+                size: c.size,
+                tree_size: c.size,
+                chain: field::to_hex(&c.root),
+                rebuilt: field::to_hex(&rebuilt),
+            });
+        }
+        state.committed.push_back(c);
+        while state.committed.len() > window {
+            state.committed.pop_front();
+        }
+        report.commits += 1;
+    }
+    for size in block_ends {
+        state.recent_roots.push_back(state.tree.root_at(size)?);
+        while state.recent_roots.len() > window {
+            state.recent_roots.pop_front();
+        }
+    }
+    Ok(())
 }
 
 fn encode_state(s: &State, chain_id: u64, pool: Address) -> Vec<u8> {
@@ -694,6 +785,115 @@ mod tests {
             .collect(),
             tree,
         }
+    }
+
+    /// How pages were applied before leaves were appended a page at a time: one push per leaf and
+    /// a root after every block with deposits.
+    fn apply_leaf_by_leaf(state: &mut State, window: usize, events: &[(u64, Event)]) {
+        let mut open_block = None;
+        let close_block = |state: &mut State| {
+            state.recent_roots.push_back(state.tree.root());
+            while state.recent_roots.len() > window {
+                state.recent_roots.pop_front();
+            }
+        };
+        for (block, event) in events {
+            if open_block.is_some_and(|b| b != *block) {
+                close_block(state);
+                open_block = None;
+            }
+            match event {
+                Event::Leaf(leaf) => {
+                    state.tree.push(*leaf).expect("push");
+                    open_block = Some(*block);
+                }
+                Event::Commit(c) => {
+                    assert_eq!(c.root, state.tree.root());
+                    state.committed.push_back(*c);
+                    while state.committed.len() > window {
+                        state.committed.pop_front();
+                    }
+                }
+            }
+        }
+        if open_block.is_some() {
+            close_block(state);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Pages of blocks, each with some leaves and commits before or after them (and
+        /// blocks with a commit only), over a tree that already has leaves: the state after
+        /// each page is the one leaf-by-leaf appends give.
+        #[test]
+        fn pages_applied_at_once_keep_the_tree_and_roots_of_leaf_by_leaf_appends(
+            pages in proptest::collection::vec(
+                proptest::collection::vec((0usize..5, proptest::bool::ANY, proptest::bool::ANY), 0..20),
+                1..4,
+            ),
+            window in 1usize..6,
+            prefill in 0u64..6,
+        ) {
+            let mut reference = State::fresh(0);
+            for i in 0..prefill {
+                reference.tree.push(Fr::from(900 + i)).expect("push");
+            }
+            let mut batched = reference.clone();
+            let mut model = reference.tree.clone();
+            let mut block = 0u64;
+            let mut next_leaf = 1u64;
+            for page in pages {
+                let mut events = Vec::new();
+                let mut leaves = 0;
+                for (n, commit_before, commit_after) in page {
+                    block += 1;
+                    let commit = |model: &LeanImt| Event::Commit(CommittedRoot {
+                        root: model.root(),
+                        size: model.len(),
+                    });
+                    if commit_before {
+                        events.push((block, commit(&model)));
+                    }
+                    for _ in 0..n {
+                        let leaf = Fr::from(next_leaf);
+                        next_leaf += 1;
+                        model.push(leaf).expect("push");
+                        events.push((block, Event::Leaf(leaf)));
+                    }
+                    if commit_after {
+                        events.push((block, commit(&model)));
+                    }
+                    leaves += n as u64;
+                }
+                apply_leaf_by_leaf(&mut reference, window, &events);
+                let mut report = SyncReport::default();
+                apply_events(&mut batched, window, events, &mut report).expect("apply");
+                proptest::prop_assert_eq!(&batched, &reference);
+                proptest::prop_assert_eq!(report.deposits, leaves);
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_committed_root_in_a_page_is_an_error() {
+        let mut state = State::fresh(0);
+        let events = vec![
+            (1, Event::Leaf(Fr::from(1u64))),
+            (1, Event::Leaf(Fr::from(2u64))),
+            (
+                1,
+                Event::Commit(CommittedRoot {
+                    root: Fr::from(3u64),
+                    size: 2,
+                }),
+            ),
+        ];
+        let mut report = SyncReport::default();
+        assert!(matches!(
+            apply_events(&mut state, 4, events, &mut report),
+            Err(Error::RootMismatch { size: 2, .. })
+        ));
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! - [`settlement`]: the `CloseRequested`, `Closed` and `Slashed` logs a gateway watches;
 //! - [`anvil`] and [`testing`]: a local anvil (from `contracts/node_modules`) and the
 //!   [`TestChain`](testing::TestChain) harness;
-//! - [`bench_gas`] and [`devnet`]: what `zkcredits bench chain` and `zkcredits devnet` run.
+//! - [`bench_gas`], [`bench_sync`] and [`devnet`]: what `zkcredits bench chain`, `bench sync`
+//!   and `zkcredits devnet` run.
 //!
 //! The pool is described in `contracts/README.md` and `docs/PROTOCOL.md §3, §6`.
 
@@ -35,7 +36,7 @@ pub mod rpc;
 pub mod settlement;
 pub mod testing;
 
-pub use bench::{GasReport, bench_gas};
+pub use bench::{GasReport, SyncFigures, bench_gas, bench_sync};
 pub use clearance::{
     Clearance, ClearanceError, clearance_digest, sign_clearance, verify_clearance,
 };

@@ -44,7 +44,16 @@ impl TestChain {
 
     /// Starts anvil and deploys a pool with the dev config changed by `edit`.
     pub async fn with_config(edit: impl FnOnce(&mut PoolConfig)) -> Result<Self> {
-        let anvil = AnvilProcess::start_free().await?;
+        Self::with_anvil_args(&[], edit).await
+    }
+
+    /// Like [`TestChain::with_config`], with `anvil_args` passed to anvil (e.g. a larger
+    /// block gas limit).
+    pub async fn with_anvil_args(
+        anvil_args: &[&str],
+        edit: impl FnOnce(&mut PoolConfig),
+    ) -> Result<Self> {
+        let anvil = AnvilProcess::start(0, anvil_args).await?;
         let mut config = PoolConfig::dev(dev_address(PROVIDER));
         edit(&mut config);
         let deployment = deploy(anvil.url(), dev_signer(DEPLOYER), &config).await?;

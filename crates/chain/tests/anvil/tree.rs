@@ -339,3 +339,20 @@ async fn a_reorg_of_deposit_blocks_is_rewound_and_the_tree_follows_the_new_chain
     assert_eq!(indexer.tree(), &expected);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_sync_benchmark_fills_a_pool_and_a_fresh_indexer_reaches_its_root()
+-> zkcredits_chain::Result<()> {
+    // What `zkcredits bench sync` runs, small: bench_sync itself refuses a synced tree
+    // whose size or root differs from the pool's.
+    let f = zkcredits_chain::bench_sync(1_500, 400).await?;
+    assert_eq!(f.notes, 1_500);
+    assert_eq!(f.commits, 4, "one committed root per depositMany");
+    assert!(f.log_pages >= 1);
+    assert_eq!(
+        f.rpc_calls,
+        f.log_pages + 3,
+        "the head, the target's hash before and after, and the pages"
+    );
+    Ok(())
+}

@@ -37,6 +37,16 @@ enum BenchTarget {
     /// Gas of deposit, deposit of 10, slash, recordViolations of 10 and commitRoot, from
     /// real receipts on a fresh anvil chain.
     Chain,
+    /// A fresh client syncing the whole note tree of a pool of 100,000 notes from anvil
+    /// (the deposits, by `depositMany`, are made first and not timed).
+    Sync {
+        /// Notes in the pool.
+        #[arg(long, default_value_t = zkcredits_chain::bench::SYNC_NOTES)]
+        notes: u64,
+        /// Notes per `depositMany` while filling the pool.
+        #[arg(long, default_value_t = zkcredits_chain::bench::SYNC_BATCH)]
+        batch: u64,
+    },
     /// Paid requests per second and latency of the gateway (SQLite, then PostgreSQL),
     /// trivial loopback upstream, load from a separate process.
     Gateway {
@@ -85,6 +95,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
             proofs.max(3),
         ),
         BenchTarget::Chain => chain(),
+        BenchTarget::Sync { notes, batch } => sync(notes.max(1), batch.max(1)),
         BenchTarget::Gateway {
             keys,
             requests,
@@ -331,6 +342,55 @@ fn chain() -> anyhow::Result<()> {
         report.close_unilateral_gas, report.finalize_gas, report.challenge_gas
     );
     println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn sync(notes: u64, batch: u64) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "note: this is a debug build; run `cargo run --release -- bench sync` for real figures"
+        );
+    }
+    println!("filling a pool with {notes} notes by depositMany of {batch} on anvil (not timed)...");
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut f = runtime
+        .block_on(zkcredits_chain::bench_sync(notes, batch))
+        .context("the tree sync benchmark on anvil (is `npm ci` done in contracts/?)")?;
+    println!("pool filled in {:.1} s", f.setup_s);
+    println!(
+        "fresh sync: {} leaves, {} blocks, {} committed roots checked, root = the pool's root()",
+        f.notes, f.blocks, f.commits
+    );
+    println!(
+        "  {:.3} s in eth_getLogs ({} pages; the node's answer, transfer, JSON decoding)",
+        f.fetch_s, f.log_pages
+    );
+    println!(
+        "  (the same logs again as raw JSON: {:.3} s, {:.1} MB, the node and the transfer alone)",
+        f.node_s,
+        f.log_bytes as f64 / 1e6
+    );
+    println!("  {:.3} s decoding and checking the logs", f.decode_s);
+    println!("  {:.3} s building the tree (Poseidon)", f.build_s);
+    println!("  {:.3} s writing the state file", f.persist_s);
+    println!(
+        "  {} JSON-RPC requests in all, {} rayon threads",
+        f.rpc_calls,
+        rayon_threads()
+    );
+    println!("sync: {:.3} s (bar: 3 s)", f.sync_s);
+    for x in [
+        &mut f.sync_s,
+        &mut f.fetch_s,
+        &mut f.decode_s,
+        &mut f.build_s,
+        &mut f.persist_s,
+        &mut f.node_s,
+        &mut f.setup_s,
+    ] {
+        *x = round(*x);
+    }
+    println!("{}", serde_json::to_string(&f)?);
     Ok(())
 }
 
