@@ -300,10 +300,6 @@ pub struct Spender {
     tickets: Arc<TicketCache>,
     /// Fills `tickets` in the background.
     maker: TicketMaker,
-    /// Whether receipts start the next ticket's precomputation: on once
-    /// [`Spender::prepare_tickets`] was called (the proxy), off for a one-shot `call`,
-    /// whose process would exit before the ticket is used.
-    pipelining: std::sync::atomic::AtomicBool,
     /// Proofs finished from a precomputed ticket so far.
     finished: Arc<std::sync::atomic::AtomicU64>,
     live: Mutex<HashSet<i64>>,
@@ -374,7 +370,7 @@ impl Spender {
             p_max: config.deployment.constants.p_max,
         };
         let blinding = wallet.storage_key(StoragePurpose::TicketBlinding);
-        let maker = TicketMaker::start(MakerParts {
+        let maker = TicketMaker::new(MakerParts {
             prover: config.prover.clone(),
             notes: cache.clone(),
             tickets: tickets.clone(),
@@ -396,7 +392,6 @@ impl Spender {
             cache,
             tickets,
             maker,
-            pipelining: std::sync::atomic::AtomicBool::new(false),
             finished: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             live: Mutex::new(HashSet::new()),
             deployment: config.deployment,
@@ -476,8 +471,8 @@ impl Spender {
     /// them), deletes the ticket files of anything else, and from now on every receipt
     /// asks for its note's next ticket. The proxy calls it at start.
     pub async fn prepare_tickets(&self) -> Result<(), ClientError> {
-        self.pipelining
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Off until now: a one-shot `call` would exit before its next ticket is used.
+        self.maker.start();
         let notes = self.db(|j| j.notes()).await?;
         let root = self.tree.root();
         let free: Vec<_> = notes
@@ -502,11 +497,9 @@ impl Spender {
         Ok(())
     }
 
-    /// Asks the background maker for note `j`'s next ticket, when pipelining is on.
+    /// Asks the background maker for note `j`'s next ticket, when the pipeline is on.
     fn pipeline(&self, j: u64) {
-        if self.pipelining.load(std::sync::atomic::Ordering::SeqCst) {
-            self.maker.request(j);
-        }
+        self.maker.request(j);
     }
 
     /// How many proofs this spender finished from a precomputed ticket (the others were
@@ -1337,7 +1330,7 @@ impl Spender {
                 .await
                 .map_err(blocking_error)?;
             // Every ticket precomputation was for the old root.
-            if self.pipelining.load(std::sync::atomic::Ordering::SeqCst) {
+            if self.maker.is_running() {
                 self.prepare_tickets().await?;
             }
         }

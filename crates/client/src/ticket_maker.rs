@@ -43,55 +43,93 @@ pub(crate) struct MakerParts {
     pub(crate) limits: Limits,
 }
 
-/// The handle of the maker's thread: ask it for notes; dropping it stops the thread
-/// (after the note in hand, whose result is then discarded).
+/// The maker: started by [`TicketMaker::start`] (the proxy turns the pipeline on),
+/// then asked for notes. Dropping it stops its thread after the note in hand and waits
+/// for it, so the journal it shares with the spender is closed when the spender is
+/// gone (a test or a user may put another journal file in its place next).
 pub(crate) struct TicketMaker {
-    queue: Option<Sender<u64>>,
+    /// What the thread will need, until it is started.
+    parts: Mutex<Option<MakerParts>>,
+    running: Mutex<Option<Running>>,
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Running {
+    queue: Sender<u64>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for TicketMaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TicketMaker").finish_non_exhaustive()
+        f.debug_struct("TicketMaker")
+            .field("running", &self.is_running())
+            .finish_non_exhaustive()
     }
 }
 
 impl TicketMaker {
-    /// Starts the maker's thread.
-    pub(crate) fn start(parts: MakerParts) -> Self {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("zkcredits-ticket-maker".into())
-            .spawn(move || run(parts, rx, &stopping))
-            .map_err(|e| tracing::warn!(error = %e, "cannot start the ticket maker; every request proves"))
-            .ok();
+    /// A maker that does nothing until [`TicketMaker::start`].
+    pub(crate) fn new(parts: MakerParts) -> Self {
         Self {
-            queue: thread.is_some().then_some(tx),
-            stop,
-            thread,
+            parts: Mutex::new(Some(parts)),
+            running: Mutex::new(None),
+            stop: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// Asks for note `j`'s next ticket (nothing happens for a note that is busy, cannot
-    /// pay, or whose ticket is ready).
+    fn running(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts the maker's thread (once; later calls do nothing).
+    pub(crate) fn start(&self) {
+        let Some(parts) = self
+            .parts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stopping = self.stop.clone();
+        match std::thread::Builder::new()
+            .name("zkcredits-ticket-maker".into())
+            .spawn(move || run(parts, rx, &stopping))
+        {
+            Ok(thread) => {
+                *self.running() = Some(Running { queue: tx, thread });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the ticket maker; every request proves");
+            }
+        }
+    }
+
+    /// Whether the thread runs.
+    pub(crate) fn is_running(&self) -> bool {
+        self.running().is_some()
+    }
+
+    /// Asks for note `j`'s next ticket (nothing happens before [`TicketMaker::start`],
+    /// nor for a note that is busy, cannot pay, or whose ticket is ready).
     pub(crate) fn request(&self, j: u64) {
-        if let Some(q) = &self.queue {
-            let _ = q.send(j);
+        if let Some(r) = &*self.running() {
+            let _ = r.queue.send(j);
         }
     }
 }
 
 impl Drop for TicketMaker {
     fn drop(&mut self) {
-        // Not joined: a short-lived process (`zkcredits call`) should not wait for a
-        // precomputation nobody will use. The thread stops after the note in hand and
-        // puts nothing in the cache once stopped.
         self.stop.store(true, Ordering::SeqCst);
-        self.queue = None;
-        drop(self.thread.take());
+        if let Some(Running { queue, thread }) = self.running().take() {
+            drop(queue);
+            // At most the precomputation in hand (its result is discarded).
+            let _ = thread.join();
+        }
     }
 }
 
@@ -118,8 +156,8 @@ fn run(parts: MakerParts, queue: Receiver<u64>, stop: &AtomicBool) {
                 return;
             }
             match pool.install(|| make(&parts, j, stop)) {
-                Ok(Made::Ready) | Ok(Made::Skipped) => {}
-                Ok(Made::Made) => tracing::debug!(note = j, "next ticket precomputed"),
+                Ok(Outcome::Ready) | Ok(Outcome::Skipped) => {}
+                Ok(Outcome::New) => tracing::debug!(note = j, "next ticket precomputed"),
                 Err(e) => {
                     tracing::warn!(note = j, error = %e, "cannot precompute the next ticket; its request will prove")
                 }
@@ -129,11 +167,11 @@ fn run(parts: MakerParts, queue: Receiver<u64>, stop: &AtomicBool) {
 }
 
 /// What [`make`] did.
-enum Made {
+enum Outcome {
     /// The ticket was ready already (in memory, or loaded from disk).
     Ready,
     /// A new precomputation is ready.
-    Made,
+    New,
     /// Nothing to do: the note is busy, cannot pay, is not in the tree yet, or the
     /// journal took its ticket meanwhile.
     Skipped,
@@ -145,14 +183,14 @@ fn lock(journal: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn make(parts: &MakerParts, j: u64, stop: &AtomicBool) -> Result<Made, ClientError> {
+fn make(parts: &MakerParts, j: u64, stop: &AtomicBool) -> Result<Outcome, ClientError> {
     let proving = |e: CircuitError| ClientError::Proving(e.to_string());
     let note = lock(&parts.journal).note(j)?;
     let Some(info) = note.deposit else {
-        return Ok(Made::Skipped);
+        return Ok(Outcome::Skipped);
     };
     if note.status != NoteStatus::Free || !note.state.can_pay(info.deposit, parts.limits) {
-        return Ok(Made::Skipped);
+        return Ok(Outcome::Skipped);
     }
     let tree = parts.tree.snapshot();
     let root = tree.root();
@@ -167,14 +205,14 @@ fn make(parts: &MakerParts, j: u64, stop: &AtomicBool) -> Result<Made, ClientErr
         let journal = lock(&parts.journal);
         if journal.ticket_recorded(j, slot.index)? {
             parts.tickets.discard(slot);
-            return Ok(Made::Skipped);
+            return Ok(Outcome::Skipped);
         }
         if parts.tickets.warm(slot) {
-            return Ok(Made::Ready);
+            return Ok(Outcome::Ready);
         }
     }
     if tree.leaf(info.leaf_index) != Some(note::leaf(info.id, info.deposit, info.expiry_epoch)) {
-        return Ok(Made::Skipped);
+        return Ok(Outcome::Skipped);
     }
     let key_id = if note.state.index == 0 {
         parts.gateway.current_key.id
@@ -182,7 +220,7 @@ fn make(parts: &MakerParts, j: u64, stop: &AtomicBool) -> Result<Made, ClientErr
         note.last_key_id.unwrap_or(parts.gateway.current_key.id)
     };
     let Some(server_key) = parts.gateway.key(key_id) else {
-        return Ok(Made::Skipped);
+        return Ok(Outcome::Skipped);
     };
     let path = tree
         .path(info.leaf_index)
@@ -230,16 +268,16 @@ fn make(parts: &MakerParts, j: u64, stop: &AtomicBool) -> Result<Made, ClientErr
         return Err(proving(CircuitError::StalePrecomputation));
     };
     if stop.load(Ordering::SeqCst) {
-        return Ok(Made::Skipped);
+        return Ok(Outcome::Skipped);
     }
     // Under the journal's lock, so that no request journals this ticket between the
     // check and the insert: a request that came first proved without it, and this
     // precomputation is dropped (wiped); one that comes after finds it.
     let journal = lock(&parts.journal);
     if journal.ticket_recorded(j, slot.index)? {
-        return Ok(Made::Skipped);
+        return Ok(Outcome::Skipped);
     }
     parts.tickets.insert(slot, pre);
     drop(journal);
-    Ok(Made::Made)
+    Ok(Outcome::New)
 }
