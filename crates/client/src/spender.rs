@@ -55,6 +55,10 @@ use crate::ticket_maker::{MakerParts, TicketMaker};
 use crate::tree::TreeView;
 use crate::wallet::Wallet;
 
+/// How long a request that finds no ticket ready waits for the one the background is
+/// making (about a precomputation at most) before it proves by itself.
+const MAKER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The scheme of the `Authorization` header.
 pub const AUTH_SCHEME: &str = "ZkCredit";
 
@@ -299,7 +303,7 @@ pub struct Spender {
     /// Each free note's next ticket, precomputed up to `x`.
     tickets: Arc<TicketCache>,
     /// Fills `tickets` in the background.
-    maker: TicketMaker,
+    maker: Arc<TicketMaker>,
     /// Proofs finished from a precomputed ticket so far.
     finished: Arc<std::sync::atomic::AtomicU64>,
     live: Mutex<HashSet<i64>>,
@@ -370,7 +374,7 @@ impl Spender {
             p_max: config.deployment.constants.p_max,
         };
         let blinding = wallet.storage_key(StoragePurpose::TicketBlinding);
-        let maker = TicketMaker::new(MakerParts {
+        let maker = Arc::new(TicketMaker::new(MakerParts {
             prover: config.prover.clone(),
             notes: cache.clone(),
             tickets: tickets.clone(),
@@ -380,7 +384,7 @@ impl Spender {
             blinding: blinding.clone(),
             gateway: config.gateway.clone(),
             limits,
-        });
+        }));
         Ok(Self {
             seed: wallet.seed(),
             journal,
@@ -561,13 +565,24 @@ impl Spender {
         let blinding = self.blinding.clone();
         // Notes whose next ticket is ready first: their proof is finished, not made.
         let root = self.tree.root();
-        let ready: HashSet<(u64, u64)> = self
-            .tickets
-            .ready()
-            .into_iter()
-            .filter(|s| s.root == root)
-            .map(|s| (s.note, s.index))
-            .collect();
+        let ready_now = || -> HashSet<(u64, u64)> {
+            self.tickets
+                .ready()
+                .into_iter()
+                .filter(|s| s.root == root)
+                .map(|s| (s.note, s.index))
+                .collect()
+        };
+        let mut ready = ready_now();
+        if ready.is_empty() && self.maker.is_running() {
+            let maker = self.maker.clone();
+            let waited = tokio::task::spawn_blocking(move || maker.wait_for_ticket(MAKER_WAIT))
+                .await
+                .map_err(blocking_error)?;
+            if waited {
+                ready = ready_now();
+            }
+        }
         let acquired = self
             .db(move |j| {
                 j.acquire(

@@ -52,6 +52,29 @@ pub(crate) struct TicketMaker {
     parts: Mutex<Option<MakerParts>>,
     running: Mutex<Option<Running>>,
     stop: Arc<AtomicBool>,
+    busy: Arc<Busy>,
+}
+
+/// The note the thread is making a ticket for, and a signal when it is done.
+#[derive(Default)]
+struct Busy {
+    note: Mutex<Option<u64>>,
+    done: std::sync::Condvar,
+}
+
+impl Busy {
+    fn note(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
+        self.note
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set(&self, note: Option<u64>) {
+        *self.note() = note;
+        if note.is_none() {
+            self.done.notify_all();
+        }
+    }
 }
 
 struct Running {
@@ -74,6 +97,7 @@ impl TicketMaker {
             parts: Mutex::new(Some(parts)),
             running: Mutex::new(None),
             stop: Arc::new(AtomicBool::new(false)),
+            busy: Arc::default(),
         }
     }
 
@@ -95,9 +119,10 @@ impl TicketMaker {
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let stopping = self.stop.clone();
+        let busy = self.busy.clone();
         match std::thread::Builder::new()
             .name("zkcredits-ticket-maker".into())
-            .spawn(move || run(parts, rx, &stopping))
+            .spawn(move || run(parts, rx, &stopping, &busy))
         {
             Ok(thread) => {
                 *self.running() = Some(Running { queue: tx, thread });
@@ -111,6 +136,22 @@ impl TicketMaker {
     /// Whether the thread runs.
     pub(crate) fn is_running(&self) -> bool {
         self.running().is_some()
+    }
+
+    /// Waits, at most `limit`, while the thread is making a ticket; true when it was
+    /// making one. A request that finds no ticket ready waits for the one in the making
+    /// rather than proving beside it: the rest of a precomputation costs less than a
+    /// proof, and the two would share the cores.
+    pub(crate) fn wait_for_ticket(&self, limit: std::time::Duration) -> bool {
+        let guard = self.busy.note();
+        if guard.is_none() {
+            return false;
+        }
+        let _ = self
+            .busy
+            .done
+            .wait_timeout_while(guard, limit, |note| note.is_some());
+        true
     }
 
     /// Asks for note `j`'s next ticket (nothing happens before [`TicketMaker::start`],
@@ -133,7 +174,7 @@ impl Drop for TicketMaker {
     }
 }
 
-fn run(parts: MakerParts, queue: Receiver<u64>, stop: &AtomicBool) {
+fn run(parts: MakerParts, queue: Receiver<u64>, stop: &AtomicBool, busy: &Busy) {
     let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     let pool = match rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -155,7 +196,10 @@ fn run(parts: MakerParts, queue: Receiver<u64>, stop: &AtomicBool) {
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            match pool.install(|| make(&parts, j, stop)) {
+            busy.set(Some(j));
+            let made = pool.install(|| make(&parts, j, stop));
+            busy.set(None);
+            match made {
                 Ok(Outcome::Ready) | Ok(Outcome::Skipped) => {}
                 Ok(Outcome::New) => tracing::debug!(note = j, "next ticket precomputed"),
                 Err(e) => {
