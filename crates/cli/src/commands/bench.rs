@@ -79,6 +79,17 @@ enum BenchTarget {
         /// Each application sends one request per this many milliseconds.
         #[arg(long, default_value_t = 1000)]
         think_ms: u64,
+        /// Keep the run's directory (every service's log) and say where it is.
+        #[arg(long)]
+        keep_logs: bool,
+        /// The proxy's log filter (the count of proofs finished from a ticket needs
+        /// `zkcredits_client::spender=debug`).
+        #[arg(
+            long,
+            default_value = "warn,zkcredits_client::spender=debug",
+            hide = true
+        )]
+        proxy_log: String,
     },
     /// The plain forwarder of `bench proxy` (run by it).
     #[command(hide = true)]
@@ -140,12 +151,16 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
             requests,
             warmup,
             think_ms,
-        } => super::bench_proxy::run(
-            notes.max(1),
-            requests.max(1),
+            keep_logs,
+            proxy_log,
+        } => super::bench_proxy::run(super::bench_proxy::ProxyBench {
+            notes: notes.max(1),
+            requests: requests.max(1),
             warmup,
-            std::time::Duration::from_millis(think_ms),
-        ),
+            think: std::time::Duration::from_millis(think_ms),
+            keep_logs,
+            proxy_log,
+        }),
         BenchTarget::PassThrough { listen, upstream } => {
             super::bench_proxy::pass_through(listen, upstream)
         }

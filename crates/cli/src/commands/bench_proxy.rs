@@ -56,24 +56,43 @@ struct ProxyFigures {
     zkcredits_requests_total: usize,
 }
 
-/// Runs the benchmark: `notes` notes, `requests` measured requests per path, each note
-/// (and each pass-through client) at one request per `think`.
-pub(crate) fn run(
-    notes: u64,
-    requests: usize,
-    warmup: usize,
-    think: Duration,
-) -> anyhow::Result<()> {
+/// What `bench proxy` runs.
+#[derive(Debug)]
+pub(crate) struct ProxyBench {
+    /// Notes, and applications (one per note).
+    pub(crate) notes: u64,
+    /// Measured requests per path.
+    pub(crate) requests: usize,
+    /// Requests per application before measuring.
+    pub(crate) warmup: usize,
+    /// Each application sends one request per `think`.
+    pub(crate) think: Duration,
+    /// Keep the run's directory with its logs.
+    pub(crate) keep_logs: bool,
+    /// The proxy's log filter.
+    pub(crate) proxy_log: String,
+}
+
+/// Runs the benchmark.
+pub(crate) fn run(args: ProxyBench) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!(
             "note: this is a debug build; run `cargo run --release -- bench proxy` for real figures"
         );
     }
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(bench(notes, requests, warmup, think))
+    runtime.block_on(bench(args))
 }
 
-async fn bench(notes: u64, requests: usize, warmup: usize, think: Duration) -> anyhow::Result<()> {
+async fn bench(args: ProxyBench) -> anyhow::Result<()> {
+    let ProxyBench {
+        notes,
+        requests,
+        warmup,
+        think,
+        keep_logs,
+        proxy_log,
+    } = args;
     let dir = tempfile::tempdir()?;
     let home = ClientHome::new(dir.path().to_path_buf());
     std::fs::create_dir_all(dir.path().join("logs"))?;
@@ -149,7 +168,7 @@ async fn bench(notes: u64, requests: usize, warmup: usize, think: Duration) -> a
         ],
         &[
             ("ZKCREDITS_HOME", home_dir.as_str()),
-            ("ZKCREDITS_LOG", "warn,zkcredits_client::spender=debug"),
+            ("ZKCREDITS_LOG", proxy_log.as_str()),
         ],
     )?;
     demo::wait_for_port(proxy, Duration::from_secs(60))?;
@@ -212,6 +231,9 @@ async fn bench(notes: u64, requests: usize, warmup: usize, think: Duration) -> a
         finished_from_ticket: finished,
         zkcredits_requests_total: total,
     };
+    if keep_logs {
+        println!("logs kept in {}", dir.keep().join("logs").display());
+    }
     println!("{}", serde_json::to_string(&figures)?);
     Ok(())
 }
