@@ -8,9 +8,13 @@
 //! same ticket spent twice (the gateway recovers `k` and the note is slashed). So:
 //!
 //! - [`TicketCache::take`] is the only way out. It removes the entry from memory and
-//!   deletes its file (and syncs the directory) under the cache's lock, before the
-//!   caller finishes the proof; a file that cannot be deleted is not used. Two
-//!   concurrent takes cannot both get it, and a restart cannot find it again.
+//!   deletes its file under the cache's lock, before the caller finishes the proof; a
+//!   file that cannot be deleted is not used. Two concurrent takes cannot both get it,
+//!   and a process that dies after the request left cannot find it again. The
+//!   directory is not synced on the request path (it cost milliseconds on a busy
+//!   disk): a power loss could bring the file back, but the journal recorded the
+//!   ticket durably before the take, and nothing loads a file for a ticket the journal
+//!   holds (next rule).
 //! - The spender takes a ticket only right after journaling it for a request
 //!   ([`crate::journal::Journal::acquire`], whose `UNIQUE (note, index)` means no
 //!   earlier request on that index ever left), so the file is gone before the request
@@ -30,7 +34,7 @@
 //! verifies every proof before it leaves.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use zeroize::Zeroizing;
@@ -161,8 +165,8 @@ impl TicketCache {
     }
 
     /// Takes `slot`'s precomputation out for one proof: from memory, else from disk.
-    /// Its file is deleted (and the directory synced) before it is returned; when the
-    /// file cannot be deleted, `None`. A precomputation of the note for another index
+    /// Its file is deleted before it is returned; when the file cannot be deleted,
+    /// `None`. A precomputation of the note for another index
     /// or root is dropped on the way. Call it only for a ticket just journaled for the
     /// request the proof is for.
     pub fn take(&self, slot: TicketSlot) -> Option<TicketPrecomputation> {
@@ -204,16 +208,13 @@ impl TicketCache {
         pre
     }
 
-    /// Deletes `slot`'s file and syncs the directory. True when the file is gone.
+    /// Deletes `slot`'s file. True when the file is gone.
     fn delete_file(&self, slot: TicketSlot) -> bool {
         let Some(path) = self.path(slot) else {
             return true;
         };
         match std::fs::remove_file(&path) {
-            Ok(()) => {
-                sync_dir(&path);
-                true
-            }
+            Ok(()) => true,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot delete a ticket precomputation file");
@@ -342,15 +343,5 @@ impl TicketCache {
             }
         }
         drop(entries);
-    }
-}
-
-/// Syncs the directory holding `path`, so a deletion survives a crash (best effort
-/// where directories cannot be synced).
-fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
     }
 }
