@@ -607,10 +607,12 @@ impl Journal {
             .collect()
     }
 
-    /// Atomically picks the lowest-numbered free note that can pay under `limits`,
-    /// journals its ticket for the request bound to `x` (with `rho_next_for(note, index)`
-    /// and the ticket's nullifier, for the receipt named by `key_id`) and marks the note
-    /// in flight.
+    /// Atomically picks a free note that can pay under `limits`, journals its ticket for
+    /// the request bound to `x` (with `rho_next_for(note, index)` and the ticket's
+    /// nullifier, for the receipt named by `key_id`) and marks the note in flight. The
+    /// note is the lowest-numbered one for which `prefer(note, index)` holds (the
+    /// spender prefers notes whose next ticket is precomputed), else the lowest-numbered
+    /// one.
     ///
     /// Fails with [`JournalError::AllNotesBusy`] when no free note can pay but a note in
     /// flight might, and [`JournalError::NoSolventNote`] when no note can pay at all.
@@ -621,6 +623,7 @@ impl Journal {
         x: Fr,
         rho_next_for: impl Fn(u64, u64) -> Fr,
         key_id_for: impl Fn(&JournalNote) -> u32,
+        prefer: impl Fn(u64, u64) -> bool,
     ) -> Result<Acquired> {
         let tx = self
             .conn
@@ -643,8 +646,12 @@ impl Journal {
                 last: None,
             };
             if state.can_pay(to_u64(deposit)?, limits) {
-                chosen = Some(to_u64(j)?);
-                break;
+                let j = to_u64(j)?;
+                if prefer(j, state.index) {
+                    chosen = Some(j);
+                    break;
+                }
+                chosen.get_or_insert(j);
             }
         }
         let Some(j) = chosen else {
@@ -739,6 +746,18 @@ impl Journal {
             return Err(JournalError::TicketNotInFlight(id));
         }
         Ok(record)
+    }
+
+    /// Whether the journal holds a ticket of note `j` at `index`, in any state (in
+    /// flight, abandoned, lost or completed): such a ticket is used, and a ticket
+    /// precomputation for it must never be finished.
+    pub fn ticket_recorded(&self, j: u64, index: u64) -> Result<bool> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM tickets WHERE j = ?1 AND ticket_index = ?2",
+            params![to_i64(j, "note number")?, to_i64(index, "index")?],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
     }
 
     /// Every ticket still in flight (sent, or possibly sent, without a receipt).

@@ -6,6 +6,8 @@
 //! - [`journal`]: the notes and a write-ahead record of every ticket (SQLite), so a
 //!   ticket index is never used twice;
 //! - [`precompute_cache`]: per-note proving precomputations, encrypted on disk;
+//! - [`ticket_cache`]: each free note's next ticket precomputed up to the request,
+//!   encrypted on disk, taken out once; `ticket_maker` fills it in the background;
 //! - [`spender`]: [`Spender`], what the local proxy calls around each paid request;
 //! - [`gateway_client`]: discovery, paid requests, receipts and close clearances over
 //!   HTTP (optionally through SOCKS5 / Tor);
@@ -30,6 +32,8 @@ pub mod proxy;
 pub mod seal;
 pub mod spender;
 pub mod sse;
+pub mod ticket_cache;
+mod ticket_maker;
 pub mod tree;
 pub mod wallet;
 

@@ -73,6 +73,44 @@ enum BenchTarget {
         #[arg(long)]
         verify_batch_wait_us: Option<u64>,
     },
+    /// What the local proxy and the gateway add to a request: SDK-to-upstream latency
+    /// through proxy, gateway and dev-llm against the same hops as plain
+    /// pass-throughs, on a devnet, one request per note per second.
+    Proxy {
+        /// Notes in the wallet (one application per note).
+        #[arg(long, default_value_t = 2)]
+        notes: u64,
+        /// Measured requests per path.
+        #[arg(long, default_value_t = 100)]
+        requests: usize,
+        /// Requests per application before measuring (not counted).
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Each application sends one request per this many milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        think_ms: u64,
+        /// Keep the run's directory (every service's log) and say where it is.
+        #[arg(long)]
+        keep_logs: bool,
+        /// The proxy's log filter (the count of proofs finished from a ticket needs
+        /// `zkcredits_client::spender=debug`).
+        #[arg(
+            long,
+            default_value = "warn,zkcredits_client::spender=debug",
+            hide = true
+        )]
+        proxy_log: String,
+    },
+    /// The plain forwarder of `bench proxy` (run by it).
+    #[command(hide = true)]
+    PassThrough {
+        /// Where to listen.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Where to forward, e.g. `http://127.0.0.1:8000`.
+        #[arg(long)]
+        upstream: String,
+    },
     /// The load process of `bench gateway` (run by it).
     #[command(hide = true)]
     GatewayLoad {
@@ -118,6 +156,24 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
                 postgres,
                 settings,
             )
+        }
+        BenchTarget::Proxy {
+            notes,
+            requests,
+            warmup,
+            think_ms,
+            keep_logs,
+            proxy_log,
+        } => super::bench_proxy::run(super::bench_proxy::ProxyBench {
+            notes: notes.max(1),
+            requests: requests.max(1),
+            warmup,
+            think: std::time::Duration::from_millis(think_ms),
+            keep_logs,
+            proxy_log,
+        }),
+        BenchTarget::PassThrough { listen, upstream } => {
+            super::bench_proxy::pass_through(listen, upstream)
         }
         BenchTarget::GatewayLoad {
             url,

@@ -44,10 +44,10 @@ pub(crate) struct DemoArgs {
 }
 
 /// Anvil dev accounts used by the demo's people (the provider is [`DEVNET_PROVIDER`]).
-const USER_ACCOUNT: usize = 1;
+pub(crate) const USER_ACCOUNT: usize = 1;
 const CHEATER_ACCOUNT: usize = 2;
 /// The passphrase of the demo's throwaway wallets.
-const DEMO_PASSPHRASE: &str = "zkcredits demo wallet, not a secret";
+pub(crate) const DEMO_PASSPHRASE: &str = "zkcredits demo wallet, not a secret";
 /// What the gateway's relay charges per close, credit units: a tenth of one request's
 /// `C_max` (1,000 on the devnet).
 const DEMO_RELAY_FEE: u64 = 100;
@@ -355,7 +355,7 @@ fn as_u128(v: U256) -> anyhow::Result<u128> {
     u128::try_from(v).context("amount above 2^128")
 }
 
-fn write_gateway_config(
+pub(crate) fn write_gateway_config(
     dir: &Path,
     listen: SocketAddr,
     llm: SocketAddr,
@@ -431,7 +431,7 @@ fn keys_dir() -> PathBuf {
     crate::paths::default_keys()
 }
 
-fn hex_key(signer: &PrivateKeySigner) -> String {
+pub(crate) fn hex_key(signer: &PrivateKeySigner) -> String {
     hex::encode(signer.to_bytes())
 }
 
@@ -440,7 +440,7 @@ fn section(title: &str) {
 }
 
 /// Runs one `zkcredits` command to completion, its output shown.
-fn run_step(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
+pub(crate) fn run_step(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     println!("$ zkcredits --dev {}", args.join(" "));
     let status = Command::new(exe)
         .arg("--dev")
@@ -460,10 +460,23 @@ fn run_step(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<(
 
 /// Background services, stopped (SIGKILL) when dropped.
 #[derive(Default)]
-struct Services(Vec<(String, Child)>);
+pub(crate) struct Services(Vec<(String, Child)>);
 
 impl Services {
     fn start(&mut self, exe: &Path, dir: &Path, name: &str, args: &[&str]) -> anyhow::Result<()> {
+        self.start_with(exe, dir, name, args, &[])
+    }
+
+    /// Starts `zkcredits --dev ARGS` with `env` on top of the demo's environment, its
+    /// output in `DIR/logs/NAME.log`.
+    pub(crate) fn start_with(
+        &mut self,
+        exe: &Path,
+        dir: &Path,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
         let log = std::fs::File::create(dir.join("logs").join(format!("{name}.log")))?;
         println!(
             "$ zkcredits --dev {} &   (log: logs/{name}.log)",
@@ -475,6 +488,7 @@ impl Services {
             .env("ZKCREDITS_PASSPHRASE", DEMO_PASSPHRASE)
             .env("ZKCREDITS_KEYS", keys_dir())
             .env("ZKCREDITS_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
@@ -491,7 +505,7 @@ impl Services {
         }
     }
 
-    fn stop_all(&mut self) {
+    pub(crate) fn stop_all(&mut self) {
         while let Some((name, _)) = self.0.last() {
             let name = name.clone();
             self.stop(&name);
@@ -506,11 +520,11 @@ impl Drop for Services {
 }
 
 /// A loopback port nobody listens on right now.
-fn free_port() -> anyhow::Result<SocketAddr> {
+pub(crate) fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
-fn wait_for_port(addr: SocketAddr, limit: Duration) -> anyhow::Result<()> {
+pub(crate) fn wait_for_port(addr: SocketAddr, limit: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
         if Instant::now() > deadline {
@@ -521,7 +535,7 @@ fn wait_for_port(addr: SocketAddr, limit: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_http(url: &str, limit: Duration) -> anyhow::Result<()> {
+pub(crate) async fn wait_for_http(url: &str, limit: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     loop {
         if let Ok(r) = reqwest::get(url).await

@@ -2,6 +2,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod bench_gateway;
+pub(crate) mod bench_proxy;
 pub(crate) mod call;
 pub(crate) mod close;
 pub(crate) mod demo;

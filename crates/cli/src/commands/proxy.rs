@@ -83,7 +83,15 @@ pub(crate) fn run(args: ProxyArgs) -> anyhow::Result<()> {
                 "recovering the receipts of {recovering} ticket(s) left in flight in the background; their notes are busy until then"
             );
         }
-        let positions = session::check_positions(&session.payer);
+        // Then every free note's next ticket is precomputed in the background, so the
+        // first requests find their proofs ready.
+        let positions = async {
+            let checked = session::check_positions(&session.payer).await;
+            if let Err(e) = session.payer.spender().prepare_tickets().await {
+                eprintln!("cannot precompute the notes' next tickets ({e}); requests prove");
+            }
+            checked
+        };
         let served = serve_proxy(listener, config, session.payer.clone(), shutdown_signal());
         let (checked, served) = tokio::join!(positions, served);
         if let Err(e) = checked {
