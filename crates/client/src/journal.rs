@@ -33,6 +33,12 @@ use zkcredits_protocol::{Fr, field};
 use crate::seal::StorageKey;
 
 const SCHEMA_VERSION: i64 = 1;
+
+/// One step of [`Journal::migrate`]: `MIGRATIONS[v - 1]` takes a journal from schema
+/// version `v` to `v + 1` inside the transaction it is given. Version 1 is the first:
+/// nothing to migrate yet.
+type Migration = fn(&rusqlite::Transaction<'_>) -> Result<()>;
+const MIGRATIONS: [Migration; (SCHEMA_VERSION - 1) as usize] = [];
 const CHECK_AAD: &[u8] = b"zkcredits/journal/check/v1";
 const CHECK_PLAINTEXT: &[u8] = b"zkcredits journal key check";
 
@@ -68,6 +74,17 @@ pub enum JournalError {
     /// A value does not fit SQLite's signed 64-bit integers.
     #[error("{0} is too large for the journal")]
     TooLarge(&'static str),
+    /// The journal was written by a newer zkcredits, whose records this one would
+    /// misread.
+    #[error(
+        "the note journal has schema version {found}, newer than this zkcredits reads ({supported}); upgrade zkcredits (never replace the journal with an older copy)"
+    )]
+    NewerSchema {
+        /// The journal's version.
+        found: i64,
+        /// The newest this build reads.
+        supported: i64,
+    },
 }
 
 type Result<T> = std::result::Result<T, JournalError>;
@@ -423,9 +440,59 @@ impl Journal {
                  UNIQUE (j, ticket_index)
              );",
         )?;
-        let journal = Self { conn, key };
+        let mut journal = Self { conn, key };
         journal.check_key()?;
+        journal.migrate()?;
         Ok(journal)
+    }
+
+    /// Brings the journal's schema to [`SCHEMA_VERSION`], one step per version (each in
+    /// its own transaction with the version it reaches, so a crash leaves a journal at
+    /// a version it names), and refuses a journal newer than this build.
+    fn migrate(&mut self) -> Result<()> {
+        let found = self.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(JournalError::NewerSchema {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for from in found..SCHEMA_VERSION {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let step = MIGRATIONS
+                .get(usize::try_from(from - 1).unwrap_or(usize::MAX))
+                .ok_or_else(|| {
+                    JournalError::Corrupt(format!("no migration from schema version {from}"))
+                })?;
+            step(&tx)?;
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'schema'",
+                params![(from + 1).to_be_bytes().to_vec()],
+            )?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The schema version the journal records (written with the key check at creation).
+    fn schema_version(&self) -> Result<i64> {
+        let stored: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let bytes: [u8; 8] = stored
+            .ok_or_else(|| JournalError::Corrupt("no schema version".into()))?
+            .try_into()
+            .map_err(|_| JournalError::Corrupt("the schema version is not 8 bytes".into()))?;
+        let version = i64::from_be_bytes(bytes);
+        if version < 1 {
+            return Err(JournalError::Corrupt(format!("schema version {version}")));
+        }
+        Ok(version)
     }
 
     fn check_key(&self) -> Result<()> {

@@ -262,3 +262,38 @@ async fn a_spent_ticket_whose_receipt_cannot_be_opened_retires_the_note() {
     assert_eq!(report.unreachable, 1);
     assert!(!s.is_located(0));
 }
+
+/// The journal knows its schema version: a journal written by a newer zkcredits (which
+/// this build would misread, and so reuse a ticket index) is refused with what to do, a
+/// damaged version is refused as damage, and the notes are untouched either way.
+#[test]
+fn a_journal_of_a_newer_or_unknown_schema_is_refused_and_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    deposit_offline(dir.path(), 2);
+    let path = dir.path().join("notes.sqlite");
+    let set_schema = |value: Vec<u8>| {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'schema'",
+            rusqlite::params![value],
+        )
+        .unwrap();
+    };
+    let open = || Journal::open(&path, common::wallet().storage_key(StoragePurpose::Journal));
+    assert_eq!(open().unwrap().notes().unwrap().len(), 2);
+
+    set_schema(2i64.to_be_bytes().to_vec());
+    match open() {
+        Err(JournalError::NewerSchema { found, supported }) => {
+            assert_eq!((found, supported), (2, 1));
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    for damaged in [vec![0, 1], 0i64.to_be_bytes().to_vec()] {
+        set_schema(damaged);
+        assert!(matches!(open(), Err(JournalError::Corrupt(_))));
+    }
+    // Nothing was changed by the refusals: back at version 1 the notes are all there.
+    set_schema(1i64.to_be_bytes().to_vec());
+    assert_eq!(open().unwrap().notes().unwrap().len(), 2);
+}
