@@ -114,7 +114,6 @@ pub(crate) fn run(args: CloseArgs) -> anyhow::Result<()> {
         let seed = w.seed();
         if args.finalize {
             let reports = finalize_pending(&seed, &mut journal, &pool).await?;
-            debug_assert!(Some(pool.sender()) != deposit_account);
             if reports.is_empty() {
                 println!("no unilateral close is pending");
             }
