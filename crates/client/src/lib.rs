@@ -7,7 +7,8 @@
 //!   ticket index is never used twice;
 //! - [`precompute_cache`]: per-note proving precomputations, encrypted on disk;
 //! - [`ticket_cache`]: each free note's next ticket precomputed up to the request,
-//!   encrypted on disk, taken out once; `ticket_maker` fills it in the background;
+//!   encrypted on disk, taken out once; `ticket_maker` fills it in the background at the
+//!   pace `ticket_pace` sets, so that the requests that prove go first;
 //! - [`spender`]: [`Spender`], what the local proxy calls around each paid request;
 //! - [`gateway_client`]: discovery, paid requests, receipts and close clearances over
 //!   HTTP (optionally through SOCKS5 / Tor);
@@ -34,6 +35,7 @@ pub mod spender;
 pub mod sse;
 pub mod ticket_cache;
 mod ticket_maker;
+mod ticket_pace;
 pub mod tree;
 pub mod wallet;
 

@@ -55,13 +55,6 @@ use crate::ticket_maker::{MakerParts, TicketMaker};
 use crate::tree::TreeView;
 use crate::wallet::Wallet;
 
-/// How long a request that finds no ticket ready waits for the one the background is
-/// making before it proves by itself: about one proof with the note precomputed
-/// (250 to 400 ms on 2 cores), beyond which proving would have been as quick. When
-/// the maker cannot keep up (more requests per second than it makes tickets), this
-/// bounds what the wait adds.
-const MAKER_WAIT: std::time::Duration = std::time::Duration::from_millis(400);
-
 /// The scheme of the `Authorization` header.
 pub use zkcredits_api::AUTH_SCHEME;
 
@@ -578,14 +571,29 @@ impl Spender {
         };
         let mut ready = ready_now();
         if ready.is_empty() && self.maker.is_running() {
+            // Join the ticket in the making when that is quicker than a proof; never
+            // wait behind a maker that fell behind (`crate::ticket_pace`).
             let maker = self.maker.clone();
-            let waited = tokio::task::spawn_blocking(move || maker.wait_for_ticket(MAKER_WAIT))
-                .await
-                .map_err(blocking_error)?;
+            let waited =
+                tokio::task::spawn_blocking(move || maker.pace().claim().is_some_and(|c| c.wait()))
+                    .await
+                    .map_err(blocking_error)?;
             if waited {
                 ready = ready_now();
             }
         }
+        // A note whose ticket is ready first; one whose ticket is in the making last, so
+        // that a request that proves does not waste the maker's work.
+        let making = self.maker.pace().in_the_making();
+        let rank = move |j: u64, i: u64| -> u8 {
+            if ready.contains(&(j, i)) {
+                0
+            } else if making == Some(j) {
+                2
+            } else {
+                1
+            }
+        };
         let acquired = self
             .db(move |j| {
                 j.acquire(
@@ -600,7 +608,7 @@ impl Spender {
                             note.last_key_id.unwrap_or(current)
                         }
                     },
-                    |j, i| ready.contains(&(j, i)),
+                    rank,
                 )
             })
             .await?;
@@ -699,6 +707,7 @@ impl Spender {
         let cache = self.cache.clone();
         let tickets = self.tickets.clone();
         let finished_count = self.finished.clone();
+        let maker = self.maker.clone();
         let limits = self.limits;
         let key_id = ticket.key_id;
         let note_number = note.j;
@@ -777,6 +786,8 @@ impl Spender {
                 }
             }
             let inputs = field_inputs;
+            // The maker starts no new ticket while this request proves.
+            let proving = maker.pace().proving();
             let mut rng = rand::rngs::OsRng;
             // The precomputed path: the cached precomputation, else a fresh one; one
             // that is refused (another note, root or key) or whose proof does not verify
@@ -824,6 +835,7 @@ impl Spender {
                     p
                 }
             };
+            proving.done();
             Ok(credential(proof))
         })
         .await

@@ -8,7 +8,9 @@
 //! and the receipt key. The maker works one note at a time on a small rayon pool of
 //! its own, so that a request's own work (a fallback proof, verification) never queues
 //! behind it in the global pool; a request that finds its note's ticket not ready
-//! simply proves as before.
+//! simply proves as before. While a request proves by itself the maker starts no new
+//! ticket, and a request waits for the ticket in hand only when that is quicker than a
+//! proof (`crate::ticket_pace`): a maker that falls behind costs nothing.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +30,7 @@ use crate::precompute_cache::PrecomputeCache;
 use crate::seal::StorageKey;
 use crate::spender::GatewayConstants;
 use crate::ticket_cache::{TicketCache, TicketSlot};
+use crate::ticket_pace::Pace;
 use crate::tree::TreeView;
 
 /// What the maker needs: the spender's prover, caches, journal and tree.
@@ -52,29 +55,7 @@ pub(crate) struct TicketMaker {
     parts: Mutex<Option<MakerParts>>,
     running: Mutex<Option<Running>>,
     stop: Arc<AtomicBool>,
-    busy: Arc<Busy>,
-}
-
-/// The note the thread is making a ticket for, and a signal when it is done.
-#[derive(Default)]
-struct Busy {
-    note: Mutex<Option<u64>>,
-    done: std::sync::Condvar,
-}
-
-impl Busy {
-    fn note(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
-        self.note
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn set(&self, note: Option<u64>) {
-        *self.note() = note;
-        if note.is_none() {
-            self.done.notify_all();
-        }
-    }
+    pace: Arc<Pace>,
 }
 
 struct Running {
@@ -97,7 +78,7 @@ impl TicketMaker {
             parts: Mutex::new(Some(parts)),
             running: Mutex::new(None),
             stop: Arc::new(AtomicBool::new(false)),
-            busy: Arc::default(),
+            pace: Arc::default(),
         }
     }
 
@@ -119,10 +100,10 @@ impl TicketMaker {
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let stopping = self.stop.clone();
-        let busy = self.busy.clone();
+        let pace = self.pace.clone();
         match std::thread::Builder::new()
             .name("zkcredits-ticket-maker".into())
-            .spawn(move || run(parts, rx, &stopping, &busy))
+            .spawn(move || run(parts, rx, &stopping, &pace))
         {
             Ok(thread) => {
                 *self.running() = Some(Running { queue: tx, thread });
@@ -138,20 +119,9 @@ impl TicketMaker {
         self.running().is_some()
     }
 
-    /// Waits, at most `limit`, while the thread is making a ticket; true when it was
-    /// making one. A request that finds no ticket ready waits for the one in the making
-    /// rather than proving beside it: the rest of a precomputation costs less than a
-    /// proof, and the two would share the cores.
-    pub(crate) fn wait_for_ticket(&self, limit: std::time::Duration) -> bool {
-        let guard = self.busy.note();
-        if guard.is_none() {
-            return false;
-        }
-        let _ = self
-            .busy
-            .done
-            .wait_timeout_while(guard, limit, |note| note.is_some());
-        true
+    /// The pace it shares with the requests (`crate::ticket_pace`).
+    pub(crate) fn pace(&self) -> &Pace {
+        &self.pace
     }
 
     /// Asks for note `j`'s next ticket (nothing happens before [`TicketMaker::start`],
@@ -174,7 +144,7 @@ impl Drop for TicketMaker {
     }
 }
 
-fn run(parts: MakerParts, queue: Receiver<u64>, stop: &AtomicBool, busy: &Busy) {
+fn run(parts: MakerParts, queue: Receiver<u64>, stop: &AtomicBool, pace: &Pace) {
     let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     let pool = match rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -193,15 +163,23 @@ fn run(parts: MakerParts, queue: Receiver<u64>, stop: &AtomicBool, busy: &Busy) 
             notes.insert(more);
         }
         for j in notes {
-            if stop.load(Ordering::SeqCst) {
+            // Held back while a request proves by itself: that request goes first.
+            if !pace.start_job(j, stop) {
                 return;
             }
-            busy.set(Some(j));
             let made = pool.install(|| make(&parts, j, stop));
-            busy.set(None);
+            pace.end_job(matches!(made, Ok(Outcome::New)));
             match made {
                 Ok(Outcome::Ready) | Ok(Outcome::Skipped) => {}
-                Ok(Outcome::New) => tracing::debug!(note = j, "next ticket precomputed"),
+                Ok(Outcome::New) => {
+                    let (ticket, proof) = pace.estimates();
+                    tracing::debug!(
+                        note = j,
+                        ticket_ms = ticket.as_millis(),
+                        proof_ms = proof.as_millis(),
+                        "next ticket precomputed (running estimates)"
+                    );
+                }
                 Err(e) => {
                     tracing::warn!(note = j, error = %e, "cannot precompute the next ticket; its request will prove")
                 }

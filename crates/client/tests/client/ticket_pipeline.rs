@@ -427,3 +427,42 @@ fn a_ticket_file_is_encrypted_and_opens_only_for_its_note_index_root_key_and_wal
     assert!(path.exists());
     assert!(!c.path(other).unwrap().exists());
 }
+
+#[test]
+fn the_journal_picks_a_ready_note_first_and_the_note_in_the_making_last() {
+    // `Spender::begin` ranks notes 0 (ticket ready), 1 (idle), 2 (ticket in the
+    // making): a request that proves must not take the note the maker is working on,
+    // or the maker's ticket is wasted.
+    let dir = tempfile::tempdir().unwrap();
+    let wallet = common::wallet();
+    deposit(dir.path(), &wallet, 3);
+    let mut journal = Journal::open(
+        &dir.path().join("notes.sqlite"),
+        wallet.storage_key(StoragePurpose::Journal),
+    )
+    .unwrap();
+    let limits = zkcredits_protocol::state::Limits {
+        c_max: 1000,
+        p_max: 5000,
+    };
+    let mut acquire = |rank: &dyn Fn(u64, u64) -> u8| {
+        journal
+            .acquire(
+                &wallet.seed(),
+                limits,
+                Fr::from(1u64),
+                |_, _| Fr::from(2u64),
+                |_| 0,
+                rank,
+            )
+            .unwrap()
+            .note
+            .j
+    };
+    // Note 0 in the making, none ready: the lowest idle note.
+    assert_eq!(acquire(&|j, _| if j == 0 { 2 } else { 1 }), 1);
+    // Note 2 ready (note 1 is in flight now): note 2 before note 0.
+    assert_eq!(acquire(&|j, _| if j == 2 { 0 } else { 2 }), 2);
+    // Only the note in the making is left: it is still used.
+    assert_eq!(acquire(&|_, _| 2), 0);
+}

@@ -23,14 +23,15 @@
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use zkcredits_protocol::eddsa::Signature;
+use zkcredits_protocol::Fr;
 use zkcredits_protocol::note::WalletSeed;
 use zkcredits_protocol::rln::Ticket;
-use zkcredits_protocol::state::{Limits, NoteState, Receipt, SignedState};
-use zkcredits_protocol::wire::WireFormat;
-use zkcredits_protocol::{Fr, field};
+use zkcredits_protocol::state::{Limits, NoteState, Receipt};
 
 use crate::seal::StorageKey;
+
+mod record;
+use record::{NoteRecord, TicketSecrets};
 
 const SCHEMA_VERSION: i64 = 1;
 
@@ -230,36 +231,6 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn fr_at(bytes: &[u8], at: usize) -> Result<Fr> {
-    let mut b = [0u8; 32];
-    b.copy_from_slice(
-        bytes
-            .get(at..at + 32)
-            .ok_or_else(|| JournalError::Corrupt("short record".into()))?,
-    );
-    field::from_be_bytes_canonical(&b).ok_or_else(|| JournalError::Corrupt("bad field".into()))
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> Result<u64> {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(
-        bytes
-            .get(at..at + 8)
-            .ok_or_else(|| JournalError::Corrupt("short record".into()))?,
-    );
-    Ok(u64::from_be_bytes(b))
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> Result<u32> {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(
-        bytes
-            .get(at..at + 4)
-            .ok_or_else(|| JournalError::Corrupt("short record".into()))?,
-    );
-    Ok(u32::from_be_bytes(b))
-}
-
 /// The plain numbers of a note row, bound into its sealed record.
 struct Plain {
     j: u64,
@@ -294,25 +265,27 @@ fn ticket_aad(j: u64, index: u64) -> Vec<u8> {
     a
 }
 
-/// Sealed note record: `ID | leaf index | tx | has_last | (T | rho | r | p | sigma | key id)`.
-fn encode_note_secret(info: &DepositInfo, state: &NoteState, key_id: Option<u32>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + 8 + 32 + 1 + 32 + 32 + 8 + 8 + 64 + 4);
-    out.extend_from_slice(&field::to_be_bytes(&info.id));
-    out.extend_from_slice(&info.leaf_index.to_be_bytes());
-    out.extend_from_slice(&info.tx_hash);
-    match &state.last {
-        Some(last) => {
-            out.push(1);
-            out.extend_from_slice(&field::to_be_bytes(&last.commitment));
-            out.extend_from_slice(&field::to_be_bytes(&last.rho));
-            out.extend_from_slice(&last.receipt.refund.to_be_bytes());
-            out.extend_from_slice(&last.receipt.penalty.to_be_bytes());
-            out.extend_from_slice(&last.receipt.signature.to_bytes());
-            out.extend_from_slice(&key_id.unwrap_or_default().to_be_bytes());
-        }
-        None => out.push(0),
+/// The sealed record of a note with `info` in `state` (`key_id` signed its receipt).
+fn sealed_note(info: &DepositInfo, state: &NoteState, key_id: Option<u32>) -> Vec<u8> {
+    NoteRecord {
+        id: info.id,
+        leaf_index: info.leaf_index,
+        tx_hash: info.tx_hash,
+        last: state.last.map(|s| (s, key_id.unwrap_or_default())),
     }
-    out
+    .encode()
+}
+
+/// The sealed record of ticket `t`, with its receipt once it came.
+fn sealed_ticket(t: &TicketRecord, receipt: Option<&Receipt>) -> Vec<u8> {
+    TicketSecrets {
+        x: t.x,
+        rho_next: t.rho_next,
+        nullifier: t.nullifier,
+        key_id: t.key_id,
+        receipt: receipt.copied(),
+    }
+    .encode()
 }
 
 /// A `notes` row: `j, status, close_m, deposit, expiry, state_index, refunds, penalties,
@@ -331,58 +304,6 @@ fn note_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NoteRow> {
         r.get(7)?,
         r.get(8)?,
     ))
-}
-
-type NoteSecretParts = (Fr, u64, [u8; 32], Option<(SignedState, u32)>);
-
-fn decode_note_secret(b: &[u8]) -> Result<NoteSecretParts> {
-    let id = fr_at(b, 0)?;
-    let leaf_index = u64_at(b, 32)?;
-    let mut tx = [0u8; 32];
-    tx.copy_from_slice(
-        b.get(40..72)
-            .ok_or_else(|| JournalError::Corrupt("short record".into()))?,
-    );
-    let last = match b.get(72) {
-        Some(0) if b.len() == 73 => None,
-        Some(1) if b.len() == 73 + 32 + 32 + 16 + 64 + 4 => {
-            let mut sig = [0u8; 64];
-            sig.copy_from_slice(&b[73 + 80..73 + 144]);
-            let signature = Signature::from_bytes(&sig)
-                .map_err(|e| JournalError::Corrupt(format!("stored signature: {e}")))?;
-            Some((
-                SignedState {
-                    commitment: fr_at(b, 73)?,
-                    rho: fr_at(b, 105)?,
-                    receipt: Receipt {
-                        refund: u64_at(b, 137)?,
-                        penalty: u64_at(b, 145)?,
-                        signature,
-                    },
-                },
-                u32_at(b, 73 + 144)?,
-            ))
-        }
-        _ => return Err(JournalError::Corrupt("bad note record".into())),
-    };
-    Ok((id, leaf_index, tx, last))
-}
-
-/// Sealed ticket record: `x | rho_next | N | key id | has_receipt | receipt`.
-fn encode_ticket_secret(t: &TicketRecord, receipt: Option<&Receipt>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(96 + 4 + 1 + Receipt::LEN);
-    out.extend_from_slice(&field::to_be_bytes(&t.x));
-    out.extend_from_slice(&field::to_be_bytes(&t.rho_next));
-    out.extend_from_slice(&field::to_be_bytes(&t.nullifier));
-    out.extend_from_slice(&t.key_id.to_be_bytes());
-    match receipt {
-        Some(r) => {
-            out.push(1);
-            out.extend_from_slice(&r.encode());
-        }
-        None => out.push(0),
-    }
-    out
 }
 
 impl Journal {
@@ -563,7 +484,7 @@ impl Journal {
         };
         let sealed = self
             .key
-            .seal(&plain.aad(), &encode_note_secret(info, &state, None));
+            .seal(&plain.aad(), &sealed_note(info, &state, None));
         let t = now();
         self.conn.execute(
             "INSERT INTO notes (j, status, deposit, expiry, state_index, refunds, penalties, sealed, created_at, updated_at)
@@ -612,15 +533,15 @@ impl Journal {
                 let opened = key.open(&plain.aad(), &sealed).map_err(|_| {
                     JournalError::Corrupt(format!("note {} does not open", plain.j))
                 })?;
-                let (id, leaf_index, tx_hash, last) = decode_note_secret(&opened)?;
+                let record = NoteRecord::decode(&opened)?;
                 let info = DepositInfo {
-                    id,
+                    id: record.id,
                     deposit: plain.deposit,
                     expiry_epoch: plain.expiry,
-                    leaf_index,
-                    tx_hash,
+                    leaf_index: record.leaf_index,
+                    tx_hash: record.tx_hash,
                 };
-                match last {
+                match record.last {
                     Some((s, k)) => (Some(info), Some(s), Some(k)),
                     None => (Some(info), None, None),
                 }
@@ -677,9 +598,9 @@ impl Journal {
     /// Atomically picks a free note that can pay under `limits`, journals its ticket for
     /// the request bound to `x` (with `rho_next_for(note, index)` and the ticket's
     /// nullifier, for the receipt named by `key_id`) and marks the note in flight. The
-    /// note is the lowest-numbered one for which `prefer(note, index)` holds (the
-    /// spender prefers notes whose next ticket is precomputed), else the lowest-numbered
-    /// one.
+    /// note is the one of lowest `rank(note, index)`, the lowest-numbered among equals
+    /// (the spender ranks first the notes whose next ticket is precomputed, last the one
+    /// whose ticket is in the making).
     ///
     /// Fails with [`JournalError::AllNotesBusy`] when no free note can pay but a note in
     /// flight might, and [`JournalError::NoSolventNote`] when no note can pay at all.
@@ -690,7 +611,7 @@ impl Journal {
         x: Fr,
         rho_next_for: impl Fn(u64, u64) -> Fr,
         key_id_for: impl Fn(&JournalNote) -> u32,
-        prefer: impl Fn(u64, u64) -> bool,
+        rank: impl Fn(u64, u64) -> u8,
     ) -> Result<Acquired> {
         let tx = self
             .conn
@@ -704,7 +625,8 @@ impl Journal {
             })?
             .collect::<std::result::Result<_, _>>()?
         };
-        let mut chosen = None;
+        // The solvent note of lowest rank, the lowest number among equals.
+        let mut chosen: Option<(u8, u64)> = None;
         for (j, deposit, index, refunds, penalties) in candidates {
             let state = NoteState {
                 index: to_u64(index)?,
@@ -714,14 +636,16 @@ impl Journal {
             };
             if state.can_pay(to_u64(deposit)?, limits) {
                 let j = to_u64(j)?;
-                if prefer(j, state.index) {
-                    chosen = Some(j);
+                let rank = rank(j, state.index);
+                if chosen.is_none_or(|(best, _)| rank < best) {
+                    chosen = Some((rank, j));
+                }
+                if rank == 0 {
                     break;
                 }
-                chosen.get_or_insert(j);
             }
         }
-        let Some(j) = chosen else {
+        let Some((_, j)) = chosen else {
             let busy: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM notes WHERE status = 'in_flight'",
                 [],
@@ -746,10 +670,9 @@ impl Journal {
             key_id: key_id_for(&note),
             abandoned: false,
         };
-        let sealed = self.key.seal(
-            &ticket_aad(j, record.index),
-            &encode_ticket_secret(&record, None),
-        );
+        let sealed = self
+            .key
+            .seal(&ticket_aad(j, record.index), &sealed_ticket(&record, None));
         let t = now();
         tx.execute(
             "INSERT INTO tickets (j, ticket_index, status, sealed, created_at, updated_at) VALUES (?1, ?2, 'in_flight', ?3, ?4, ?4)",
@@ -793,14 +716,15 @@ impl Journal {
         let b = key
             .open(&ticket_aad(j, index), sealed)
             .map_err(|_| JournalError::Corrupt(format!("ticket {id} does not open")))?;
+        let secrets = TicketSecrets::decode(&b)?;
         Ok(TicketRecord {
             id,
             j,
             index,
-            x: fr_at(&b, 0)?,
-            rho_next: fr_at(&b, 32)?,
-            nullifier: fr_at(&b, 64)?,
-            key_id: u32_at(&b, 96)?,
+            x: secrets.x,
+            rho_next: secrets.rho_next,
+            nullifier: secrets.nullifier,
+            key_id: secrets.key_id,
             abandoned: status == "abandoned",
         })
     }
@@ -869,7 +793,7 @@ impl Journal {
         }
         let sealed_ticket = self.key.seal(
             &ticket_aad(record.j, record.index),
-            &encode_ticket_secret(&record, Some(receipt)),
+            &sealed_ticket(&record, Some(receipt)),
         );
         let t = now();
         Self::advance_in(&tx, &self.key, note.j, &info, next, key_id, t)?;
@@ -901,7 +825,7 @@ impl Journal {
             refunds: next.refunds,
             penalties: next.penalties,
         };
-        let sealed = key.seal(&plain.aad(), &encode_note_secret(info, next, Some(key_id)));
+        let sealed = key.seal(&plain.aad(), &sealed_note(info, next, Some(key_id)));
         tx.execute(
             "UPDATE notes SET status = 'free', close_m = 0, state_index = ?2, refunds = ?3, penalties = ?4, sealed = ?5, updated_at = ?6 WHERE j = ?1",
             params![
@@ -1042,7 +966,7 @@ impl Journal {
         };
         let sealed_ticket = self.key.seal(
             &ticket_aad(j, index),
-            &encode_ticket_secret(&record, Some(receipt)),
+            &sealed_ticket(&record, Some(receipt)),
         );
         let t = now();
         tx.execute(
