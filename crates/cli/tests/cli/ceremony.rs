@@ -5,8 +5,7 @@
 //! verifier accepts, that `snarkjs groth16 verify` accepts with the verifying key it
 //! exports, and that the regenerated `CloseVerifier.sol` accepts on anvil.
 
-mod common;
-#[path = "ceremony/ptau.rs"]
+use crate::common;
 mod ptau;
 
 use std::path::{Path, PathBuf};
@@ -133,8 +132,14 @@ fn snarkjs_verifies(dir: &Path, name: &str, proof: &Proof<Bn254>, inputs: &[Fr])
     out.status.success() && text.contains("OK")
 }
 
-/// snarkjs' phase 2 of one circuit: setup, two contributions, the transcript verified,
-/// the verifying key exported. Returns the contribution hashes `zkey verify` printed.
+/// snarkjs' phase 2 of one circuit: setup, two contributions, the verifying key
+/// exported. Returns the contribution hashes each `zkey contribute` printed (what a
+/// contributor publishes).
+///
+/// `zkey verify` is not run here: it re-checks snarkjs' own transcript (about 70 s of
+/// CPU per circuit on 2 cores), which the coordinator runs (docs/CEREMONY.md); what
+/// this test is about is that our export is what snarkjs set up and that its keys,
+/// imported, prove and verify here, in snarkjs and on chain.
 fn phase2(dir: &Path, name: &str, ptau_file: &Path) -> Vec<String> {
     let r1cs = dir.join(format!("{name}.r1cs"));
     let zkey = |i: u32| dir.join(format!("{name}_{i:04}.zkey"));
@@ -145,7 +150,7 @@ fn phase2(dir: &Path, name: &str, ptau_file: &Path) -> Vec<String> {
         path(ptau_file),
         path(&zkey(0)),
     ]);
-    snarkjs(&[
+    let alice = snarkjs(&[
         "zkey",
         "contribute",
         path(&zkey(0)),
@@ -153,7 +158,7 @@ fn phase2(dir: &Path, name: &str, ptau_file: &Path) -> Vec<String> {
         "--name=alice",
         "-e=alice's keyboard mashing",
     ]);
-    snarkjs(&[
+    let bob = snarkjs(&[
         "zkey",
         "contribute",
         path(&zkey(1)),
@@ -161,15 +166,6 @@ fn phase2(dir: &Path, name: &str, ptau_file: &Path) -> Vec<String> {
         "--name=bob",
         "-e=bob's dice rolls",
     ]);
-    let verified = snarkjs(&[
-        "zkey",
-        "verify",
-        path(&r1cs),
-        path(ptau_file),
-        path(&zkey(2)),
-    ]);
-    assert!(verified.contains("ZKey Ok!"), "{verified}");
-    let hashes = printed_contribution_hashes(&verified);
     snarkjs(&[
         "zkey",
         "export",
@@ -177,12 +173,15 @@ fn phase2(dir: &Path, name: &str, ptau_file: &Path) -> Vec<String> {
         path(&zkey(2)),
         path(&dir.join(format!("{name}_vk.json"))),
     ]);
-    hashes
+    [alice, bob]
+        .iter()
+        .map(|out| printed_hash(out, "Contribution Hash:"))
+        .collect()
 }
 
-/// The hashes `snarkjs zkey verify` prints under each `contribution #N NAME:` line, as
-/// four lines of four 8-digit hex groups.
-fn printed_contribution_hashes(output: &str) -> Vec<String> {
+/// The hash snarkjs prints under the line `title`, as four lines of four 8-digit hex
+/// groups, joined.
+fn printed_hash(output: &str, title: &str) -> String {
     let plain: String = {
         // Drop the terminal colour codes.
         let mut out = String::new();
@@ -201,26 +200,16 @@ fn printed_contribution_hashes(output: &str) -> Vec<String> {
         out
     };
     let lines: Vec<&str> = plain.lines().collect();
-    // snarkjs lists the last contribution first.
-    let mut numbered: Vec<(u32, String)> = lines
+    let at = lines
         .iter()
-        .enumerate()
-        .filter_map(|(i, l)| {
-            let n = l
-                .split("contribution #")
-                .nth(1)?
-                .split_whitespace()
-                .next()?;
-            let n: u32 = n.trim_end_matches(':').parse().ok()?;
-            let hash = lines[i + 1..i + 5]
-                .iter()
-                .flat_map(|l| l.split_whitespace())
-                .collect::<String>();
-            Some((n, hash))
-        })
+        .position(|l| l.contains(title))
+        .unwrap_or_else(|| panic!("snarkjs printed no {title:?}:\n{plain}"));
+    let hash: String = lines[at + 1..at + 5]
+        .iter()
+        .flat_map(|l| l.split_whitespace())
         .collect();
-    numbered.sort();
-    numbered.into_iter().map(|(_, h)| h).collect()
+    assert_eq!(hash.len(), 128, "a 64-byte hash: {hash}");
+    hash
 }
 
 #[test]
