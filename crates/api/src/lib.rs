@@ -5,16 +5,20 @@
 //! - [`prices`]: the price tables published per route prefix, and route matching;
 //! - [`check`]: the checks a request must pass before a ticket is spent, run by the
 //!   gateway's adapters and by the client before it proves;
-//! - [`meter`]: token estimates and prices of OpenAI-compatible requests.
+//! - [`meter`]: token estimates and prices of OpenAI-compatible requests;
+//! - [`discovery`]: the discovery document ([`Discovery`]) the gateway serves at
+//!   [`DISCOVERY_PATH`] and the client parses.
 //!
 //! No I/O: both sides bring their own HTTP stack.
 
 pub mod check;
 pub mod code;
+pub mod discovery;
 pub mod meter;
 pub mod prices;
 
 pub use code::{Code, Refusal, TicketFate};
+pub use discovery::{Discovery, DiscoveryKey, RelayOffer};
 
 /// The header that carries a receipt.
 pub const RECEIPT_HEADER: &str = "zkcredit-receipt";
@@ -22,7 +26,7 @@ pub const RECEIPT_HEADER: &str = "zkcredit-receipt";
 /// The `Authorization` scheme of a credential.
 pub const AUTH_SCHEME: &str = "ZkCredit";
 
-/// The discovery document's path.
+/// The discovery document's path ([`Discovery`]).
 pub const DISCOVERY_PATH: &str = "/.well-known/zkcredits";
 
 /// Every path of the gateway's own endpoints starts with this: no paid route may.

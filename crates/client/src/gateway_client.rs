@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures::Stream;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use zkcredits_api::prices::RoutePrices;
 use zkcredits_chain::alloy::primitives::Address;
 use zkcredits_protocol::eddsa::PublicKey;
@@ -28,7 +28,8 @@ use zkcredits_protocol::{Fr, field};
 use crate::spender::{GatewayConstants, ServerKey};
 
 pub use zkcredits_api::{
-    CLOSE_CLEARANCE_PATH, CLOSE_RELAY_PATH, DISCOVERY_PATH, RECEIPT_HEADER, RECEIPTS_PATH,
+    CLOSE_CLEARANCE_PATH, CLOSE_RELAY_PATH, DISCOVERY_PATH, DiscoveryKey, RECEIPT_HEADER,
+    RECEIPTS_PATH, RelayOffer,
 };
 
 /// Why talking to the gateway failed.
@@ -533,37 +534,32 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
     hex::decode(s.strip_prefix("0x").unwrap_or(s)).ok()
 }
 
-/// The discovery document (`GET /.well-known/zkcredits`), as far as the client uses
-/// it: the constants it checks, the server keys, and the rest kept as published.
+/// The discovery document (`GET /.well-known/zkcredits`) as the client uses it: the
+/// constants it checks, the server keys decoded, and the rest kept as published. Parsed
+/// from the one wire type, [`zkcredits_api::Discovery`], which the gateway serves.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Discovery {
     /// What the spender checks and uses.
     pub constants: GatewayConstants,
-    /// The roots the gateway accepts, when published.
+    /// The roots the gateway accepts.
     pub accepted_roots: Vec<Fr>,
     /// What the gateway checks a request against before it spends a ticket: the client
     /// checks the same before it proves.
     pub rules: RequestRules,
-    /// The protocol version, when published.
-    pub version: Option<String>,
+    /// The credential and receipt format version.
+    pub protocol_version: u8,
     /// `unit`, token base units per credit unit, as published (decimal).
-    pub unit: Option<String>,
+    pub unit: String,
     /// The pool's deployment as the gateway publishes it (no RPC URL): what
-    /// `zkcredits join` checks against the chain and saves. `None` from older gateways.
-    pub deployment: Option<zkcredits_chain::Deployment>,
+    /// `zkcredits join` checks against the chain and saves.
+    pub deployment: zkcredits_chain::Deployment,
     /// The gateway's close relay, when it runs one: who a relayed close pays, and how
     /// much (credit units out of the payout).
     pub relay: Option<RelayOffer>,
 }
 
-/// A gateway's close relay, as its discovery document publishes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RelayOffer {
-    /// The account that sends relayed closes and receives their fee.
-    pub relayer: Address,
-    /// Credit units a relayed close pays it, out of `U`.
-    pub fee: u64,
-}
+/// The discovery document on the wire: the type the gateway serves.
+pub type WireDiscovery = zkcredits_api::Discovery<zkcredits_chain::Deployment>;
 
 /// What the relay answered: the close, paid (token base units, as the `Closed` event).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -636,104 +632,38 @@ impl RequestRules {
     }
 }
 
-#[derive(Deserialize)]
-struct RawKey {
-    id: serde_json::Value,
-    #[serde(default, alias = "public_key", alias = "pubkey")]
-    key: Option<String>,
-    #[serde(default)]
-    x: Option<String>,
-    #[serde(default)]
-    y: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawDiscovery {
-    chain_id: serde_json::Value,
-    #[serde(alias = "pool_address")]
-    pool: String,
-    c_max: serde_json::Value,
-    p_max: serde_json::Value,
-    #[serde(default)]
-    unit: Option<serde_json::Value>,
-    #[serde(default)]
-    refund_granularity: Option<serde_json::Value>,
-    #[serde(default, alias = "vk_hash", alias = "verifying_key_sha256")]
-    verifying_key_hash: Option<String>,
-    #[serde(alias = "current_key", alias = "receipt_key")]
-    server_key: RawKey,
-    #[serde(default, alias = "accepted_server_keys", alias = "previous_keys")]
-    accepted_keys: Vec<RawKey>,
-    #[serde(default)]
-    accepted_roots: Vec<String>,
-    prices: BTreeMap<String, RoutePrices>,
-    #[serde(default)]
-    body_limit: Option<usize>,
-    #[serde(default, alias = "protocol_version")]
-    version: Option<serde_json::Value>,
-    #[serde(default)]
-    deployment: Option<zkcredits_chain::Deployment>,
-    #[serde(default)]
-    relay: Option<RelayOffer>,
-}
-
-fn number(v: &serde_json::Value, what: &str) -> Result<u64, GatewayError> {
-    let bad = || GatewayError::Unexpected(format!("discovery: {what} is not a u64"));
-    match v {
-        serde_json::Value::Number(n) => n.as_u64().ok_or_else(bad),
-        serde_json::Value::String(s) => {
-            let s = s.trim();
-            match s.strip_prefix("0x") {
-                Some(h) => u64::from_str_radix(h, 16).map_err(|_| bad()),
-                None => s.parse().map_err(|_| bad()),
-            }
-        }
-        _ => Err(bad()),
-    }
-}
-
-fn text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+fn unexpected(what: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Unexpected(format!("discovery: {what}"))
 }
 
 fn fr(s: &str, what: &str) -> Result<Fr, GatewayError> {
-    field::from_hex(s.trim()).ok_or_else(|| {
-        GatewayError::Unexpected(format!("discovery: {what} is not a field element"))
-    })
+    field::from_hex(s).ok_or_else(|| unexpected(format_args!("{what} is not a field element")))
 }
 
-impl RawKey {
-    fn parse(&self) -> Result<ServerKey, GatewayError> {
-        let id = u32::try_from(number(&self.id, "server key id")?)
-            .map_err(|_| GatewayError::Unexpected("discovery: server key id exceeds u32".into()))?;
-        let key = match (&self.key, &self.x, &self.y) {
-            (_, Some(x), Some(y)) => {
-                PublicKey::from_coordinates(fr(x, "server key x")?, fr(y, "server key y")?)
-                    .map_err(|e| GatewayError::Unexpected(format!("discovery: server key: {e}")))?
-            }
-            (Some(k), _, _) => {
-                let bytes: [u8; 32] =
-                    decode_hex(k)
-                        .and_then(|b| b.try_into().ok())
-                        .ok_or_else(|| {
-                            GatewayError::Unexpected(
-                                "discovery: a server key is 32 bytes of hex".into(),
-                            )
-                        })?;
-                PublicKey::from_bytes(&bytes)
-                    .map_err(|e| GatewayError::Unexpected(format!("discovery: server key: {e}")))?
-            }
-            _ => {
-                return Err(GatewayError::Unexpected(
-                    "discovery: a server key needs `key` or `x` and `y`".into(),
-                ));
-            }
-        };
-        Ok(ServerKey { id, key })
+/// Decodes a published key: its compressed point, which must be the point `x` and `y`
+/// name too.
+fn server_key(published: &DiscoveryKey) -> Result<ServerKey, GatewayError> {
+    let id = published.id;
+    let bytes: [u8; 32] = decode_hex(&published.public_key)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            unexpected(format_args!(
+                "server key {id}: public_key is not 32 bytes of hex"
+            ))
+        })?;
+    let key = PublicKey::from_bytes(&bytes)
+        .map_err(|e| unexpected(format_args!("server key {id}: {e}")))?;
+    let point = key.point();
+    let (x, y) = (
+        fr(&published.x, &format!("server key {id}'s x"))?,
+        fr(&published.y, &format!("server key {id}'s y"))?,
+    );
+    if (x, y) != (point.x, point.y) {
+        return Err(unexpected(format_args!(
+            "server key {id}: x and y are not the point public_key encodes"
+        )));
     }
+    Ok(ServerKey { id, key })
 }
 
 impl Discovery {
@@ -748,63 +678,58 @@ impl Discovery {
         Self::parse(&body)
     }
 
-    /// Parses the JSON document. Numbers may be JSON numbers or decimal strings; a
-    /// server key is `{"id", "key": compressed hex}` or `{"id", "x", "y"}`.
+    /// Parses the JSON document ([`WireDiscovery`]) and checks what the client relies on:
+    /// the pool address, the verifying key hash, each server key (a point whose two
+    /// encodings agree), the roots, and that the current key is not repeated among the
+    /// accepted ones.
     pub fn parse(body: &[u8]) -> Result<Self, GatewayError> {
-        let raw: RawDiscovery = serde_json::from_slice(body)
+        let wire: WireDiscovery = serde_json::from_slice(body)
             .map_err(|e| GatewayError::Unexpected(format!("discovery document: {e}")))?;
-        let pool = raw
-            .pool
-            .trim()
-            .parse::<Address>()
-            .map_err(|e| GatewayError::Unexpected(format!("discovery: pool: {e}")))?;
-        let verifying_key_hash =
-            match raw.verifying_key_hash.as_deref() {
-                None | Some("") => None,
-                Some(h) => Some(decode_hex(h).and_then(|b| b.try_into().ok()).ok_or_else(
-                    || {
-                        GatewayError::Unexpected(
-                            "discovery: verifying_key_hash is 32 bytes of hex".into(),
-                        )
-                    },
-                )?),
-            };
-        let current_key = raw.server_key.parse()?;
-        let accepted_keys = raw
+        Self::from_wire(wire)
+    }
+
+    /// The client's view of a document already deserialized.
+    pub fn from_wire(wire: WireDiscovery) -> Result<Self, GatewayError> {
+        let verifying_key_hash: [u8; 32] = decode_hex(&wire.verifying_key_hash)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| unexpected("verifying_key_hash is not 32 bytes of hex"))?;
+        let current_key = server_key(&wire.current_key)?;
+        let accepted_keys = wire
             .accepted_keys
             .iter()
-            .map(RawKey::parse)
-            .filter(|k| !matches!(k, Ok(k) if k.id == current_key.id))
+            .map(server_key)
             .collect::<Result<Vec<_>, _>>()?;
-        let accepted_roots = raw
+        if accepted_keys.iter().any(|k| k.id == current_key.id) {
+            return Err(unexpected(format_args!(
+                "the current key {} is repeated in accepted_keys",
+                current_key.id
+            )));
+        }
+        let accepted_roots = wire
             .accepted_roots
             .iter()
-            .map(|r| fr(r, "accepted root"))
+            .map(|r| fr(r, "an accepted root"))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             constants: GatewayConstants {
-                chain_id: number(&raw.chain_id, "chain_id")?,
-                pool,
-                c_max: number(&raw.c_max, "c_max")?,
-                p_max: number(&raw.p_max, "p_max")?,
-                verifying_key_hash,
+                chain_id: wire.chain_id,
+                pool: wire.pool,
+                c_max: wire.c_max,
+                p_max: wire.p_max,
+                verifying_key_hash: Some(verifying_key_hash),
                 current_key,
                 accepted_keys,
-                refund_granularity: raw
-                    .refund_granularity
-                    .as_ref()
-                    .map(|g| number(g, "refund_granularity"))
-                    .transpose()?,
+                refund_granularity: Some(wire.refund_granularity),
             },
             accepted_roots,
             rules: RequestRules {
-                prices: raw.prices,
-                body_limit: raw.body_limit,
+                prices: wire.prices,
+                body_limit: Some(wire.body_limit),
             },
-            version: raw.version.as_ref().map(text),
-            unit: raw.unit.as_ref().map(text),
-            deployment: raw.deployment,
-            relay: raw.relay,
+            protocol_version: wire.protocol_version,
+            unit: wire.unit,
+            deployment: wire.deployment,
+            relay: wire.relay,
         })
     }
 }
@@ -816,40 +741,101 @@ mod tests {
     use super::*;
     use zkcredits_protocol::eddsa::PrivateKey;
 
+    fn deployment() -> zkcredits_chain::Deployment {
+        use zkcredits_chain::alloy::primitives::U256;
+        use zkcredits_chain::{Libraries, PoolConstants};
+        zkcredits_chain::Deployment {
+            chain_id: 31337,
+            rpc_url: String::new(),
+            pool: Address::repeat_byte(0x11),
+            token: Address::repeat_byte(0x22),
+            provider: Address::repeat_byte(0x33),
+            constants: PoolConstants {
+                unit: U256::from(1_000_000_000_000u64),
+                c_max: 1000,
+                p_max: 5000,
+                epoch_len: 86_400,
+                note_lifetime: 30,
+                grace: 86_400,
+                challenge_window: 3600,
+                bounty_bps: 0,
+                tree_depth: 20,
+                root_history_size: 64,
+                genesis_time: 0,
+                denominations: Vec::new(),
+            },
+            deploy_block: 7,
+            libraries: Libraries {
+                poseidon_t3: Address::repeat_byte(0x44),
+                poseidon_t5: Address::repeat_byte(0x55),
+            },
+            close_verifier: Address::repeat_byte(0x66),
+        }
+    }
+
+    /// A document as the gateway builds it (its type, its key publishing), with keys
+    /// `current` (id 2) and `old` (id 1).
+    fn served(current: &PublicKey, old: &PublicKey) -> zkcredits_gateway::Discovery {
+        use zkcredits_gateway::service::publish_key;
+        zkcredits_gateway::Discovery {
+            protocol_version: zkcredits_gateway::service::discovery::PROTOCOL_VERSION,
+            chain_id: 31337,
+            pool: Address::repeat_byte(0x11),
+            token: Address::repeat_byte(0x22),
+            c_max: 1000,
+            p_max: 5000,
+            unit: "1000000000000".into(),
+            refund_granularity: 10,
+            verifying_key_hash: format!("0x{}", hex::encode([9u8; 32])),
+            current_key: publish_key(2, current),
+            accepted_keys: vec![publish_key(1, old)],
+            accepted_roots: vec![field::to_hex(&Fr::from(5u64))],
+            prices: BTreeMap::from([(
+                "/api".to_owned(),
+                RoutePrices::Flat(zkcredits_api::prices::FlatPrices { per_request: 5 }),
+            )]),
+            body_limit: 1024,
+            deployment: deployment(),
+            relay: Some(RelayOffer {
+                relayer: Address::repeat_byte(0x77),
+                fee: 3,
+            }),
+        }
+    }
+
+    /// What the gateway serves is what the client parses: serialized by the gateway's
+    /// type, parsed by the client, every field arrives.
     #[test]
-    fn a_discovery_document_parses_with_either_key_form() {
+    fn a_document_the_gateway_serves_round_trips_through_the_client() {
         let key = PrivateKey::from_bytes([3u8; 32]).public_key();
         let old = PrivateKey::from_bytes([4u8; 32]).public_key();
-        let p = key.point();
-        let doc = serde_json::json!({
-            "version": "1",
-            "chain_id": 31337,
-            "pool": "0x1111111111111111111111111111111111111111",
-            "c_max": "1000",
-            "p_max": 5000,
-            "unit": "1000000000000",
-            "refund_granularity": 10,
-            "verifying_key_hash": format!("0x{}", hex::encode([9u8; 32])),
-            "server_key": {"id": 2, "x": field::to_hex(&p.x), "y": field::to_hex(&p.y)},
-            "accepted_keys": [{"id": 1, "key": hex::encode(old.to_bytes())}],
-            "accepted_roots": [field::to_hex(&Fr::from(5u64))],
-            "prices": {"/api": {"kind": "flat", "per_request": 5}},
-            "body_limit": 1024,
-        });
-        let d = Discovery::parse(doc.to_string().as_bytes()).unwrap();
-        assert_eq!(d.constants.chain_id, 31337);
-        assert_eq!(d.constants.c_max, 1000);
-        assert_eq!(d.constants.p_max, 5000);
-        assert_eq!(d.constants.verifying_key_hash, Some([9u8; 32]));
-        assert_eq!(d.constants.current_key, ServerKey { id: 2, key });
+        let sent = served(&key, &old);
+        let d = Discovery::parse(&serde_json::to_vec(&sent).unwrap()).unwrap();
         assert_eq!(
-            d.constants.accepted_keys,
-            vec![ServerKey { id: 1, key: old }]
+            d.constants,
+            GatewayConstants {
+                chain_id: sent.chain_id,
+                pool: sent.pool,
+                c_max: sent.c_max,
+                p_max: sent.p_max,
+                verifying_key_hash: Some([9u8; 32]),
+                current_key: ServerKey { id: 2, key },
+                accepted_keys: vec![ServerKey { id: 1, key: old }],
+                refund_granularity: Some(sent.refund_granularity),
+            }
         );
         assert_eq!(d.accepted_roots, vec![Fr::from(5u64)]);
-        assert_eq!(d.unit.as_deref(), Some("1000000000000"));
-        assert_eq!(d.constants.refund_granularity, Some(10));
-        assert_eq!(d.rules.body_limit, Some(1024));
+        assert_eq!(
+            d.rules,
+            RequestRules {
+                prices: sent.prices.clone(),
+                body_limit: Some(sent.body_limit),
+            }
+        );
+        assert_eq!(d.protocol_version, sent.protocol_version);
+        assert_eq!(d.unit, sent.unit);
+        assert_eq!(d.deployment, sent.deployment);
+        assert_eq!(d.relay, sent.relay);
         assert!(d.rules.check(&Method::POST, "/api/x", b"", 5).is_ok());
         assert_eq!(
             d.rules
@@ -858,12 +844,66 @@ mod tests {
             Err(zkcredits_api::Code::UnknownRoute)
         );
 
-        let mut bad = doc.clone();
-        bad["server_key"] = serde_json::json!({"id": 2, "key": "0x1234"});
-        assert!(Discovery::parse(bad.to_string().as_bytes()).is_err());
-        let mut bad = doc;
-        bad["c_max"] = serde_json::json!(-1);
-        assert!(Discovery::parse(bad.to_string().as_bytes()).is_err());
+        let mut without = sent;
+        without.relay = None;
+        let d = Discovery::parse(&serde_json::to_vec(&without).unwrap()).unwrap();
+        assert_eq!(d.relay, None);
+    }
+
+    #[test]
+    fn a_document_with_a_bad_key_root_or_number_is_refused() {
+        let key = PrivateKey::from_bytes([3u8; 32]).public_key();
+        let old = PrivateKey::from_bytes([4u8; 32]).public_key();
+        let doc = serde_json::to_value(served(&key, &old)).unwrap();
+        let current = doc["current_key"].clone();
+        let refused = |edit: &dyn Fn(&mut serde_json::Value), why: &str| {
+            let mut bad = doc.clone();
+            edit(&mut bad);
+            match Discovery::parse(bad.to_string().as_bytes()) {
+                Err(GatewayError::Unexpected(e)) => assert!(e.contains(why), "{e}"),
+                other => panic!("expected a refusal with {why:?}, got {other:?}"),
+            }
+        };
+        refused(
+            &|d| d["current_key"]["public_key"] = "0x1234".into(),
+            "public_key is not 32 bytes of hex",
+        );
+        refused(
+            &|d| d["current_key"]["x"] = d["accepted_keys"][0]["x"].clone(),
+            "x and y are not the point",
+        );
+        refused(
+            &|d| d["accepted_keys"][0] = current.clone(),
+            "the current key 2 is repeated",
+        );
+        refused(
+            &|d| d["accepted_roots"][0] = "0xzz".into(),
+            "an accepted root is not a field element",
+        );
+        refused(
+            &|d| d["verifying_key_hash"] = "0x12".into(),
+            "verifying_key_hash",
+        );
+        // One form only: no aliases, no numbers as text, no key without its coordinates.
+        refused(&|d| d["c_max"] = (-1).into(), "expected u64");
+        refused(
+            &|d| d["c_max"] = "1000".into(),
+            "invalid type: string \"1000\"",
+        );
+        refused(
+            &|d| {
+                let k = d["current_key"].clone();
+                d.as_object_mut().unwrap().remove("current_key");
+                d["server_key"] = k;
+            },
+            "missing field `current_key`",
+        );
+        refused(
+            &|d| {
+                d["current_key"].as_object_mut().unwrap().remove("x");
+            },
+            "missing field `x`",
+        );
     }
 
     #[test]

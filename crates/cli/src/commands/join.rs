@@ -41,12 +41,7 @@ async fn join(home: &ClientHome, args: &JoinArgs) -> anyhow::Result<()> {
         .discover()
         .await
         .with_context(|| format!("reading the discovery document of {}", args.gateway.gateway))?;
-    let Some(published) = discovery.deployment.clone() else {
-        bail!(
-            "{} does not publish its deployment (an older gateway): ask the provider for the deployment file and pass --deployment",
-            args.gateway.gateway
-        );
-    };
+    let published = discovery.deployment.clone();
     let constants = &discovery.constants;
     ensure!(
         published.pool == constants.pool && published.chain_id == constants.chain_id,

@@ -752,3 +752,78 @@ async fn paid_requests_receipts_and_discovery_go_through_socks5() {
         Err(GatewayError::Connect { .. })
     ));
 }
+
+/// The document a running gateway serves, read as the gateway's type and parsed by the
+/// client from the same bytes: every field arrives where the client keeps it, so a field
+/// one side renames fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_the_gateway_serves_is_the_one_the_client_parses() {
+    use zkcredits_client::gateway_client::DISCOVERY_PATH;
+    use zkcredits_client::{GatewayConstants, ServerKey};
+    use zkcredits_protocol::field;
+
+    let stack = stack(
+        1,
+        Settings {
+            refund_granularity: 10,
+            body_limit: 4096,
+            ..Settings::default()
+        },
+    )
+    .await;
+    let body = reqwest::get(format!("http://{}{DISCOVERY_PATH}", stack.gateway))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let served: zkcredits_gateway::Discovery = serde_json::from_slice(&body).unwrap();
+    let parsed = Discovery::parse(&body).unwrap();
+
+    let key = |k: &zkcredits_gateway::DiscoveryKey| ServerKey {
+        id: k.id,
+        key: zkcredits_gateway::service::decode_key(k).unwrap(),
+    };
+    let vk_hash: [u8; 32] = hex::decode(served.verifying_key_hash.trim_start_matches("0x"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert_eq!(
+        parsed.constants,
+        GatewayConstants {
+            chain_id: served.chain_id,
+            pool: served.pool,
+            c_max: served.c_max,
+            p_max: served.p_max,
+            verifying_key_hash: Some(vk_hash),
+            current_key: key(&served.current_key),
+            accepted_keys: served.accepted_keys.iter().map(key).collect(),
+            refund_granularity: Some(served.refund_granularity),
+        }
+    );
+    assert_eq!(
+        parsed.accepted_roots,
+        served
+            .accepted_roots
+            .iter()
+            .map(|r| field::from_hex(r).unwrap())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(parsed.rules.prices, served.prices);
+    assert_eq!(parsed.rules.body_limit, Some(served.body_limit));
+    assert_eq!(parsed.protocol_version, served.protocol_version);
+    assert_eq!(parsed.unit, served.unit);
+    assert_eq!(parsed.deployment, served.deployment);
+    assert_eq!(parsed.relay, served.relay);
+
+    // And what was served is this gateway's: its settings, its key, its pool.
+    assert_eq!((served.refund_granularity, served.body_limit), (10, 4096));
+    assert_eq!(parsed.constants.current_key.id, 1);
+    assert_eq!(
+        parsed.constants.current_key.key,
+        test_server_key().public_key()
+    );
+    assert_eq!(parsed.constants.pool, parsed.deployment.pool);
+    assert!(parsed.deployment.rpc_url.is_empty());
+    assert!(!parsed.accepted_roots.is_empty());
+}

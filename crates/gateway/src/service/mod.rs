@@ -26,10 +26,10 @@ use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
 use zkcredits_chain::{Deployment, PoolConstants};
 use zkcredits_protocol::state::Limits;
 
-pub use discovery::{Discovery, DiscoveryKey};
-pub use relay::RelayOffer;
+pub use discovery::{Discovery, decode_key, publish_key};
 pub use roots::RootsWindow;
 pub(crate) use verify::BatchVerifier;
+pub use zkcredits_api::{DiscoveryKey, RelayOffer};
 
 use crate::keys::ServerKeys;
 use crate::policy::Policy;

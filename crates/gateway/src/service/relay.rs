@@ -17,8 +17,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use zkcredits_chain::alloy::primitives::Address;
+use serde::Deserialize;
+use zkcredits_api::RelayOffer;
 use zkcredits_chain::{ContractError, PoolClient, RelayedClose};
 
 use super::AppState;
@@ -31,15 +31,6 @@ pub(crate) struct Relay {
     pub(crate) pool: PoolClient,
     pub(crate) lock: TxLock,
     pub(crate) fee: u64,
-}
-
-/// What the discovery document publishes about the relay.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RelayOffer {
-    /// Who the close must pay the fee to: the account that sends relayed closes.
-    pub relayer: Address,
-    /// The fee, credit units out of the close's payout `U`.
-    pub fee: u64,
 }
 
 impl Relay {
