@@ -3,31 +3,58 @@
 # (npm packages: solc, anvil, circomlibjs, snarkjs; the openai Python SDK in .demo/venv), checks
 # that committed generated files are fresh, then runs the Rust test suite.
 # Usage: scripts/test.sh [cargo test args...]
+#
+# The JavaScript part (installs, contract tests, vectors) and the Python venv run in the
+# background while cargo builds the tests: they wait on the network and the disk more
+# than on the cores, and a cold build is most of the time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "npm packages (contracts: solc, anvil, Poseidon, LeanIMT; vectors: circomlibjs; ceremony: snarkjs)"
-(cd contracts && npm ci --no-audit --no-fund --loglevel=error)
-(cd vectors && npm ci --no-audit --no-fund --loglevel=error)
-(cd ceremony && npm ci --no-audit --no-fund --loglevel=error)
+outside_tools() {
+    step "npm packages (contracts: solc, anvil, Poseidon, LeanIMT; vectors: circomlibjs; ceremony: snarkjs)"
+    (cd contracts && npm ci --no-audit --no-fund --loglevel=error)
+    (cd vectors && npm ci --no-audit --no-fund --loglevel=error)
+    (cd ceremony && npm ci --no-audit --no-fund --loglevel=error)
 
-step "contract artifacts are fresh (recompiled with the pinned solc)"
-(cd contracts && npm run --silent check)
+    step "contract artifacts are fresh (recompiled with the pinned solc)"
+    (cd contracts && npm run --silent check)
 
-step "contract tests on anvil (node test runner)"
-(cd contracts && npm test --silent)
+    step "contract tests on anvil (node test runner)"
+    (cd contracts && npm test --silent)
 
-step "outside test vectors are fresh (regenerated with circomlibjs and @zk-kit/eddsa-poseidon)"
-(cd vectors && npm run --silent check)
+    step "outside test vectors are fresh (regenerated with circomlibjs and @zk-kit/eddsa-poseidon)"
+    (cd vectors && npm run --silent check)
 
-step "Python virtual environment with the openai SDK (the request-path tests run it)"
-mkdir -p .demo
-if [ ! -x .demo/venv/bin/python ]; then
-    python3 -m venv .demo/venv
+    step "Python virtual environment with the openai SDK (the request-path tests run it)"
+    mkdir -p .demo
+    if [ ! -x .demo/venv/bin/python ]; then
+        python3 -m venv .demo/venv
+    fi
+    .demo/venv/bin/pip install --quiet --disable-pip-version-check 'openai==3.57.0'
+}
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+step "npm packages, contract tests, test vectors and the Python venv (in the background; output below)"
+outside_tools > "$log" 2>&1 &
+tools=$!
+
+step "Rust test build"
+build_status=0
+cargo test --workspace --locked --no-run || build_status=$?
+
+tools_status=0
+wait "$tools" || tools_status=$?
+cat "$log"
+if [ "$tools_status" -ne 0 ]; then
+    echo "the npm, contract, vector or venv step above failed (exit $tools_status)" >&2
+    exit "$tools_status"
 fi
-.demo/venv/bin/pip install --quiet --disable-pip-version-check 'openai==3.57.0'
+if [ "$build_status" -ne 0 ]; then
+    exit "$build_status"
+fi
 
 step "Rust tests (real proofs, real anvil chains)"
 cargo test --workspace --locked "$@"
