@@ -167,9 +167,9 @@ impl CloseContext<'_> {
         self.indexer.sync().await.map_err(chain)?;
         let root = self.indexer.root();
         if !self.pool.is_known_root(root).await.map_err(chain)? {
-            return Err(ClientError::TreeSync(
-                "the pool does not know the synced root even after a commit; retry".into(),
-            ));
+            return Err(ClientError::RootNotCommitted {
+                root: zkcredits_protocol::field::to_hex(&root),
+            });
         }
         Ok(root)
     }
@@ -316,7 +316,8 @@ impl CloseContext<'_> {
                 zkcredits_chain::Error::RelayFeeTooHigh { .. } => {
                     ClientError::RelayUnusable(e.to_string())
                 }
-                other => ClientError::Proving(other.to_string()),
+                zkcredits_chain::Error::Circuit(e) => ClientError::Proving(e),
+                other => chain(other),
             })
         };
         let Some(gateway) = gateway else {

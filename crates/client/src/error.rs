@@ -81,7 +81,15 @@ pub enum ClientError {
     },
     /// Syncing the note tree from the chain failed.
     #[error("syncing the note tree failed: {0}; check the RPC URL and retry")]
-    TreeSync(String),
+    TreeSync(#[source] zkcredits_chain::Error),
+    /// The pool does not know the root the client synced, even after committing it.
+    #[error(
+        "the pool does not know the synced root {root} even after a commit; sync again and retry"
+    )]
+    RootNotCommitted {
+        /// The root, `0x` hex.
+        root: String,
+    },
     /// A chain call failed (deposit, views).
     #[error("chain: {0}")]
     Chain(String),
@@ -104,7 +112,16 @@ pub enum ClientError {
     RelayFailed(String),
     /// Proving failed (a bug or damaged keys).
     #[error("proving failed: {0}; check the keys with `zkcredits setup`")]
-    Proving(String),
+    Proving(#[source] zkcredits_circuits::CircuitError),
+    /// A proof made here does not verify under the local verifying key: the keys do
+    /// not belong together (damaged, or from two setups). Nothing was sent.
+    #[error(
+        "the proof does not verify under the local verifying key; nothing was sent: check the keys with `zkcredits setup`"
+    )]
+    ProofDoesNotVerify,
+    /// Asking the gateway for a receipt failed.
+    #[error("asking the gateway for a receipt failed: {0}")]
+    ReceiptFetch(#[source] crate::gateway_client::GatewayError),
     /// The wallet file could not be opened.
     #[error(transparent)]
     Wallet(#[from] WalletError),
@@ -112,8 +129,8 @@ pub enum ClientError {
     #[error(transparent)]
     Journal(JournalError),
     /// A blocking task panicked or was cancelled.
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error: a blocking task failed: {0}")]
+    Blocking(#[from] tokio::task::JoinError),
 }
 
 impl ClientError {
@@ -129,15 +146,16 @@ impl ClientError {
             Self::GatewayConstantsMismatch { .. } => "gateway_constants_mismatch",
             Self::ServerKeyRetired { .. } => "server_key_retired",
             Self::NoteNotInTree { .. } => "note_not_in_tree",
-            Self::TreeSync(_) => "tree_sync_failed",
-            Self::Proving(_) => "proving_failed",
+            Self::TreeSync(_) | Self::RootNotCommitted { .. } => "tree_sync_failed",
+            Self::Proving(_) | Self::ProofDoesNotVerify => "proving_failed",
+            Self::ReceiptFetch(_) => "receipt_fetch_failed",
             Self::DepositAccountSends { .. } => "close_from_deposit_account",
             Self::RelayUnusable(_) => "relay_unusable",
             Self::RelayFailed(_) => "relay_failed",
             Self::Chain(_) => "chain_error",
             Self::Wallet(e) => e.code(),
             Self::Journal(_) => "journal_error",
-            Self::Internal(_) => "internal_error",
+            Self::Blocking(_) => "internal_error",
         }
     }
 
@@ -151,7 +169,11 @@ impl ClientError {
             | Self::ServerKeyNotOnChain { .. }
             | Self::GatewayConstantsMismatch { .. } => 502,
             Self::ServerKeyRetired { .. } => 402,
-            Self::NoteNotInTree { .. } | Self::TreeSync(_) | Self::Chain(_) => 503,
+            Self::NoteNotInTree { .. }
+            | Self::TreeSync(_)
+            | Self::RootNotCommitted { .. }
+            | Self::Chain(_)
+            | Self::ReceiptFetch(_) => 503,
             Self::StaleState(_) => 409,
             _ => 500,
         }

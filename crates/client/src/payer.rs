@@ -315,12 +315,7 @@ impl Payer {
         self.spender
             .locate(move |n| {
                 let gateway = gateway.clone();
-                async move {
-                    gateway
-                        .receipt(&n)
-                        .await
-                        .map_err(|e| ClientError::Internal(e.to_string()))
-                }
+                async move { gateway.receipt(&n).await.map_err(ClientError::ReceiptFetch) }
             })
             .await
     }
@@ -812,7 +807,7 @@ async fn fetch_waiting(
         match gateway.receipt(n).await {
             Ok(Some(r)) => return Ok(Some(r)),
             Ok(None) => {}
-            Err(e) => return Err(ClientError::Internal(e.to_string())),
+            Err(e) => return Err(ClientError::ReceiptFetch(e)),
         }
         match waits.get(attempt) {
             Some(w) => tokio::time::sleep(*w).await,

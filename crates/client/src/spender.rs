@@ -329,7 +329,7 @@ impl std::fmt::Debug for Spender {
 }
 
 fn blocking_error(e: tokio::task::JoinError) -> ClientError {
-    ClientError::Internal(format!("blocking task failed: {e}"))
+    ClientError::Blocking(e)
 }
 
 impl Spender {
@@ -417,7 +417,7 @@ impl Spender {
         let prover = tokio::task::spawn_blocking(move || {
             zkcredits_circuits::keys::load_proving_key(&keys_dir)
                 .and_then(RequestProver::new)
-                .map_err(|e| ClientError::Proving(e.to_string()))
+                .map_err(ClientError::Proving)
         })
         .await
         .map_err(blocking_error)??;
@@ -428,7 +428,7 @@ impl Spender {
                 ..Default::default()
             },
         )
-        .map_err(|e| ClientError::TreeSync(e.to_string()))?;
+        .map_err(ClientError::TreeSync)?;
         let spender = Self::new(
             wallet,
             SpenderConfig {
@@ -745,7 +745,7 @@ impl Spender {
             let circuit = RequestCircuit::new(inputs)
             .map_err(|e| match e {
                 CircuitError::Insolvent => ClientError::NoSolventNote,
-                other => ClientError::Proving(other.to_string()),
+                other => ClientError::Proving(other),
             })?;
             if circuit.public.nullifier != ticket.nullifier {
                 return Err(ClientError::StaleState(
@@ -818,7 +818,7 @@ impl Spender {
                         tracing::warn!(note = note.j, "the cached precomputation is for another note, root or key; dropping it");
                         cache.remove(note.j);
                     }
-                    Err(e) => return Err(ClientError::Proving(e.to_string())),
+                    Err(e) => return Err(ClientError::Proving(e)),
                 }
             }
             let proof = match proof {
@@ -826,11 +826,9 @@ impl Spender {
                 None => {
                     let p = prover
                         .prove(circuit, &mut rng)
-                        .map_err(|e| ClientError::Proving(e.to_string()))?;
+                        .map_err(ClientError::Proving)?;
                     if !verifier.verify(&p, &inputs) {
-                        return Err(ClientError::Proving(
-                            "the proof does not verify under the local verifying key".into(),
-                        ));
+                        return Err(ClientError::ProofDoesNotVerify);
                     }
                     p
                 }

@@ -206,7 +206,7 @@ fn lock(journal: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
 }
 
 fn make(parts: &MakerParts, j: u64, stop: &AtomicBool) -> Result<Outcome, ClientError> {
-    let proving = |e: CircuitError| ClientError::Proving(e.to_string());
+    let proving = ClientError::Proving;
     let note = lock(&parts.journal).note(j)?;
     let Some(info) = note.deposit else {
         return Ok(Outcome::Skipped);
@@ -246,7 +246,10 @@ fn make(parts: &MakerParts, j: u64, stop: &AtomicBool) -> Result<Outcome, Client
     };
     let path = tree
         .path(info.leaf_index)
-        .map_err(|e| ClientError::Proving(e.to_string()))?;
+        .map_err(|e| ClientError::NoteNotInTree {
+            note: j,
+            detail: e.to_string(),
+        })?;
     let secret = parts.seed.note_secret(j);
     // The x the circuit is built with does not matter: the precomputation is for
     // every x.

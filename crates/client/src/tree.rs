@@ -54,10 +54,7 @@ impl TreeView {
         let Some(indexer) = guard.as_mut() else {
             return Ok(None);
         };
-        let report = indexer
-            .sync()
-            .await
-            .map_err(|e| ClientError::TreeSync(e.to_string()))?;
+        let report = indexer.sync().await.map_err(ClientError::TreeSync)?;
         if report.deposits > 0 || self.snapshot().len() != indexer.tree().len() {
             let fresh = Arc::new(indexer.tree().clone());
             match self.snapshot.write() {

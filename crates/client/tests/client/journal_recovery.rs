@@ -256,7 +256,11 @@ async fn a_spent_ticket_whose_receipt_cannot_be_opened_retires_the_note() {
     let tree = deposit_offline(dir.path(), 1);
     let s = spender(dir.path(), &tree).await;
     let report = s
-        .locate(|_| async { Err(ClientError::Internal("down".into())) })
+        .locate(|_| async {
+            Err(ClientError::ReceiptFetch(
+                zkcredits_client::gateway_client::GatewayError::Unexpected("down".into()),
+            ))
+        })
         .await
         .unwrap();
     assert_eq!(report.unreachable, 1);

@@ -306,8 +306,8 @@ async fn a_gateway_that_never_answers_keeps_the_ticket_and_busy_notes_get_429() 
     );
     let report = s
         .recover(|_| async {
-            Err(zkcredits_client::ClientError::Internal(
-                "unreachable".into(),
+            Err(zkcredits_client::ClientError::ReceiptFetch(
+                zkcredits_client::gateway_client::GatewayError::Unexpected("unreachable".into()),
             ))
         })
         .await
