@@ -11,6 +11,14 @@ use clap::{Parser, Subcommand};
 /// Anonymous prepaid API credits: deposit once, make unlinkable paid requests.
 #[derive(Debug, Parser)]
 #[command(name = "zkcredits", version, about)]
+// Without `dev`, the default `about` (the package description) would name commands this
+// build leaves out.
+#[cfg_attr(
+    not(feature = "dev"),
+    command(
+        about = "The zkcredits command: keys (development, or a snarkjs ceremony's), deploy, the gateway and the client (join, wallet, deposit, proxy, call, close)."
+    )
+)]
 struct Cli {
     /// Accept development keys from a public seed: anyone can forge proofs with them.
     /// For local devnets, the demo and tests only; never with real money.
