@@ -11,20 +11,23 @@
 //! - [`indexer`]: [`Indexer`], the tree and recent roots from `Deposited` / `RootCommitted`
 //!   logs, persisted so a restart resumes;
 //! - [`settlement`]: the `CloseRequested`, `Closed` and `Slashed` logs a gateway watches;
-//! - [`anvil`] and [`testing`]: a local anvil (from `contracts/node_modules`) and the
-//!   [`TestChain`](testing::TestChain) harness;
-//! - [`bench_gas`], [`bench_sync`] and [`devnet`]: what `zkcredits bench chain`, `bench sync`
-//!   and `zkcredits devnet` run.
+//! - with the `test-util` feature only (tests, benchmarks, the devnet: never in a
+//!   production build): `anvil` and `testing`, a local anvil (from
+//!   `contracts/node_modules`) and the `TestChain` harness; `bench_gas`, `bench_sync` and
+//!   `devnet`, what `zkcredits bench chain`, `bench sync` and `zkcredits devnet` run.
 //!
 //! The pool is described in `contracts/README.md` and `docs/PROTOCOL.md §3, §6`.
 
+#[cfg(any(test, feature = "test-util"))]
 pub mod anvil;
+#[cfg(any(test, feature = "test-util"))]
 pub mod bench;
 pub mod bindings;
 pub mod clearance;
 pub mod client;
 pub mod close;
 pub mod deploy;
+#[cfg(any(test, feature = "test-util"))]
 pub mod devnet;
 mod error;
 mod fsutil;
@@ -34,8 +37,10 @@ pub mod ledger;
 pub mod relay;
 pub mod rpc;
 pub mod settlement;
+#[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
+#[cfg(any(test, feature = "test-util"))]
 pub use bench::{GasReport, SyncFigures, bench_gas, bench_sync};
 pub use clearance::{
     Clearance, ClearanceError, clearance_digest, sign_clearance, verify_clearance,
@@ -52,6 +57,7 @@ pub use deploy::{
     DeployError, DeployPlan, Deployment, Libraries, PoolConfig, PoolConstants, VerifierArtifact,
     deploy,
 };
+#[cfg(any(test, feature = "test-util"))]
 pub use devnet::devnet;
 pub use error::{ContractError, Error, Result};
 pub use indexer::{Indexer, IndexerConfig, SyncReport};

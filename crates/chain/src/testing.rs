@@ -156,25 +156,23 @@ impl TestChain {
 
 /// The development close prover: keys from the public development seed
 /// (`zkcredits_circuits::keys::DEV_SEED`), the ones `contracts/src/CloseVerifier.sol` was
-/// generated from. Made once per process in a temporary directory (a few seconds).
+/// generated from, in the shared development key directory
+/// ([`zkcredits_circuits::testing::dev_keys_dir`]: made once per machine).
 pub fn dev_close_prover() -> Result<&'static zkcredits_circuits::prover::CloseProver> {
     use std::sync::OnceLock;
-    use zkcredits_circuits::close::CloseCircuit;
     use zkcredits_circuits::keys;
     static PROVER: OnceLock<zkcredits_circuits::prover::CloseProver> = OnceLock::new();
     static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     if let Some(p) = PROVER.get() {
         return Ok(p);
     }
-    // One setup at a time (tests run in parallel); the others then find its result.
+    // One load at a time (tests run in parallel); the others then find its result.
     let _guard = MAKING.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(p) = PROVER.get() {
         return Ok(p);
     }
-    let dir = std::env::temp_dir().join(format!("zkcredits-dev-close-keys-{}", std::process::id()));
-    keys::setup_circuit::<CloseCircuit>(&dir, keys::close_seed(keys::DEV_SEED), |_| {})?;
-    let prover = zkcredits_circuits::prover::CloseProver::new(keys::load_close_proving_key(&dir)?)?;
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = zkcredits_circuits::testing::try_dev_keys_dir()?;
+    let prover = zkcredits_circuits::prover::CloseProver::new(keys::load_close_proving_key(dir)?)?;
     Ok(PROVER.get_or_init(|| prover))
 }
 

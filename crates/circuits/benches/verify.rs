@@ -30,9 +30,8 @@ const PROOFS: usize = 8;
 type Statement = (Proof<Bn254>, Vec<Fr>);
 
 fn proofs() -> (Verifier, Vec<Statement>) {
-    let dir = std::env::temp_dir().join(format!("zkcredits-bench-keys-{}", std::process::id()));
-    keys::setup_dev(&dir, keys::DEV_SEED, |_| {}).expect("setup");
-    let keys = keys::load_proving_key(&dir).expect("load");
+    let dir = zkcredits_circuits::testing::dev_keys_dir();
+    let keys = keys::load_proving_key(dir).expect("load");
     let verifier = Verifier::new(keys.verifying_key());
     let prover = RequestProver::new(keys).expect("prover");
     let mut rng = ChaCha20Rng::from_seed([7; 32]);
@@ -45,7 +44,6 @@ fn proofs() -> (Verifier, Vec<Statement>) {
             (prover.prove(circuit, &mut rng).expect("prove"), public)
         })
         .collect();
-    let _ = std::fs::remove_dir_all(&dir);
     (verifier, proofs)
 }
 

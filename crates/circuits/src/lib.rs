@@ -13,6 +13,9 @@ pub mod qap;
 pub mod request;
 pub mod sample;
 pub mod solidity;
+// Fixtures for tests only, so that a production build carries none of them.
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 pub mod ticket;
 pub mod verifier;
 

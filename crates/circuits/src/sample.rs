@@ -1,6 +1,11 @@
 //! A sample note in a sample tree, with receipts from a sample gateway key: the
 //! statement that benchmarks prove and that tests tamper with. Real values, computed by
 //! the protocol code exactly as a client would.
+//!
+//! Not test-only: `zkcredits setup import-zkey` proves this statement once with each
+//! imported ceremony key before installing it, so the module is in every build. The
+//! constructors that skip the amount checks only serve soundness tests and are behind the
+//! `test-util` feature.
 
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::eddsa::PrivateKey;
@@ -114,6 +119,7 @@ impl SampleNote {
     }
 
     /// The circuit of the next request, without the solvency check.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn circuit_unchecked(&self) -> Result<RequestCircuit, CircuitError> {
         let path = self.path();
         RequestCircuit::new_unchecked(self.inputs(&path))
@@ -153,6 +159,7 @@ impl SampleNote {
     }
 
     /// The close circuit without the amount checks.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn close_circuit_unchecked(
         &self,
         lost_last_receipt: bool,

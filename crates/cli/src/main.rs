@@ -11,6 +11,14 @@ use clap::{Parser, Subcommand};
 /// Anonymous prepaid API credits: deposit once, make unlinkable paid requests.
 #[derive(Debug, Parser)]
 #[command(name = "zkcredits", version, about)]
+// Without `dev`, the default `about` (the package description) would name commands this
+// build leaves out.
+#[cfg_attr(
+    not(feature = "dev"),
+    command(
+        about = "The zkcredits command: keys (development, or a snarkjs ceremony's), deploy, the gateway and the client (join, wallet, deposit, proxy, call, close)."
+    )
+)]
 struct Cli {
     /// Accept development keys from a public seed: anyone can forge proofs with them.
     /// For local devnets, the demo and tests only; never with real money.
@@ -25,13 +33,16 @@ enum Command {
     /// The proving and verifying keys: development keys, or a snarkjs ceremony's
     /// (export the circuits, import the final keys; docs/CEREMONY.md).
     Setup(commands::setup::SetupArgs),
+    #[cfg(feature = "dev")]
     /// Measure performance on this machine; prints a JSON object as the last line.
     Bench(commands::bench::BenchArgs),
+    #[cfg(feature = "dev")]
     /// Start a local chain (anvil) with the pool and a test token deployed.
     Devnet(commands::devnet::DevnetArgs),
     /// Deploy the pool to any EVM chain, signing with an encrypted keystore: prints the
     /// addresses and gas first (--dry-run stops there), verifies the code after.
     Deploy(Box<commands::deploy::DeployArgs>),
+    #[cfg(feature = "dev")]
     /// Serve a deterministic OpenAI-compatible test LLM (for the demo and tests).
     DevLlm(commands::dev_llm::DevLlmArgs),
     /// Join a pool with its gateway's URL: the deployment it publishes is checked against
@@ -54,6 +65,7 @@ enum Command {
     Close(commands::close::CloseArgs),
     /// Run the provider's gateway (`gateway init-config` prints an example config).
     Gateway(commands::gateway::GatewayArgs),
+    #[cfg(feature = "dev")]
     /// The whole product on one machine: chain, gateway, wallet, proxy, 200+ paid requests
     /// from the OpenAI SDK and JSON-RPC, a double spend slashed, closes, and where the
     /// money went. Run it through scripts/demo.sh, which installs what it needs.
@@ -86,9 +98,12 @@ fn main() -> anyhow::Result<()> {
     dev::set(cli.dev);
     match cli.command {
         Command::Setup(args) => commands::setup::run(args),
+        #[cfg(feature = "dev")]
         Command::Bench(args) => commands::bench::run(args),
+        #[cfg(feature = "dev")]
         Command::Devnet(args) => commands::devnet::run(args),
         Command::Deploy(args) => commands::deploy::run(*args),
+        #[cfg(feature = "dev")]
         Command::DevLlm(args) => commands::dev_llm::run(args),
         Command::Join(args) => commands::join::run(args),
         Command::Wallet(args) => commands::wallet::run(args),
@@ -99,6 +114,7 @@ fn main() -> anyhow::Result<()> {
         Command::Call(args) => commands::call::run(args),
         Command::Close(args) => commands::close::run(args),
         Command::Gateway(args) => commands::gateway::run(args),
+        #[cfg(feature = "dev")]
         Command::Demo(args) => commands::demo::run(args),
     }
 }

@@ -9,6 +9,8 @@
 pub mod api_error;
 pub mod check;
 pub mod config;
+// The test suite's and the demo's deterministic LLM: not part of a production gateway.
+#[cfg(any(test, feature = "test-util"))]
 pub mod dev_llm;
 pub mod duties;
 pub mod keys;

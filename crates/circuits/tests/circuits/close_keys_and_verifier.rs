@@ -7,8 +7,7 @@
 //! generator: `ZKCREDITS_WRITE_VERIFIER=1 cargo test -p zkcredits-circuits --test
 //! circuits close_keys_and_verifier`, then `npm run build` in contracts/.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
 use crate::common::Fixture;
 use ark_std::rand::SeedableRng;
@@ -21,12 +20,7 @@ use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
 
 fn key_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("zkcredits-close-keys-{}", std::process::id()));
-        keys::setup_dev(&dir, keys::DEV_SEED, |_| {}).expect("setup");
-        dir
-    })
+    zkcredits_circuits::testing::dev_keys_dir()
 }
 
 #[test]

@@ -16,12 +16,7 @@ use zkcredits_protocol::Fr;
 use zkcredits_protocol::wire::{Credential, WireFormat};
 
 fn key_dir() -> &'static std::path::Path {
-    static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("zkcredits-keys-test-{}", std::process::id()));
-        keys::setup_dev(&dir, keys::DEV_SEED, |_| {}).expect("setup");
-        dir
-    })
+    zkcredits_circuits::testing::dev_keys_dir()
 }
 
 fn prover() -> &'static RequestProver {

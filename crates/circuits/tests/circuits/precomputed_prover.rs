@@ -26,7 +26,10 @@ fn prover_for(seed: [u8; 32], name: &str) -> RequestProver {
 
 fn prover() -> &'static RequestProver {
     static PROVER: OnceLock<RequestProver> = OnceLock::new();
-    PROVER.get_or_init(|| prover_for(keys::DEV_SEED, "precompute-keys"))
+    PROVER.get_or_init(|| {
+        let dir = zkcredits_circuits::testing::dev_keys_dir();
+        RequestProver::new(keys::load_proving_key(dir).expect("load")).expect("prover")
+    })
 }
 
 fn verifier() -> Verifier {

@@ -8,31 +8,10 @@ use std::process::{Command, Output};
 
 use zkcredits_chain::testing::{PROVIDER, TestChain, test_server_key};
 
-/// The development keys (request and close) the client tests use, made once per
-/// machine, and made again when missing or made for another version of a circuit.
+/// The development keys (request and close), made once per machine
+/// ([`zkcredits_circuits::testing::dev_keys_dir`]).
 pub fn keys_dir() -> PathBuf {
-    use zkcredits_circuits::keys;
-    use zkcredits_circuits::prover::{CloseProver, RequestProver};
-    let dir = std::env::temp_dir().join("zkcredits-client-test-keys");
-    let current = keys::load_proving_key(&dir)
-        .ok()
-        .and_then(|k| RequestProver::new(k).ok())
-        .is_some()
-        && keys::load_close_proving_key(&dir)
-            .ok()
-            .and_then(|k| CloseProver::new(k).ok())
-            .is_some();
-    if !current {
-        let tmp =
-            std::env::temp_dir().join(format!("zkcredits-cli-keys.tmp-{}", std::process::id()));
-        zkcredits_circuits::keys::setup_dev(&tmp, zkcredits_circuits::keys::DEV_SEED, |_| {})
-            .expect("development key setup");
-        let _ = std::fs::remove_dir_all(&dir);
-        if std::fs::rename(&tmp, &dir).is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-    }
-    dir
+    zkcredits_circuits::testing::dev_keys_dir().to_path_buf()
 }
 
 /// The provider makes the pool accept the test receipt key, as a gateway started with

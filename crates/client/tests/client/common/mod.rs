@@ -5,7 +5,6 @@
 
 pub mod net;
 
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use zkcredits_chain::Deployment;
@@ -18,29 +17,15 @@ use zkcredits_protocol::eddsa::PrivateKey;
 pub const MNEMONIC: &str =
     "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
 
-/// The development keys in a per-user temp directory; regenerated when missing or
-/// made for another circuit version.
+/// The request prover on the development keys, made once per machine
+/// ([`zkcredits_circuits::testing::dev_keys_dir`]).
 pub fn prover() -> Arc<RequestProver> {
     static PROVER: OnceLock<Arc<RequestProver>> = OnceLock::new();
     PROVER
         .get_or_init(|| {
-            let dir = std::env::temp_dir().join("zkcredits-client-test-keys");
-            let load = |dir: &PathBuf| {
-                keys::load_proving_key(dir)
-                    .ok()
-                    .and_then(|k| RequestProver::new(k).ok())
-            };
-            if let Some(p) = load(&dir) {
-                return Arc::new(p);
-            }
-            let tmp = std::env::temp_dir().join(format!(
-                "zkcredits-client-test-keys.tmp-{}",
-                std::process::id()
-            ));
-            keys::setup_dev(&tmp, keys::DEV_SEED, |_| {}).expect("setup");
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::rename(&tmp, &dir).expect("install keys");
-            Arc::new(load(&dir).expect("fresh keys load"))
+            let dir = zkcredits_circuits::testing::dev_keys_dir();
+            let keys = keys::load_proving_key(dir).expect("development keys load");
+            Arc::new(RequestProver::new(keys).expect("development keys fit the circuit"))
         })
         .clone()
 }

@@ -36,32 +36,10 @@ pub const ROUTE: &str = "/api";
 /// What the test gateway's close relay charges, credit units.
 pub const RELAY_FEE: u64 = 7;
 
-/// Development keys in a per-user temp directory, made once per machine, and made again
-/// when missing or made for another version of the circuit.
+/// The development keys, made once per machine
+/// ([`zkcredits_circuits::testing::dev_keys_dir`]).
 pub fn keys_dir() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join("zkcredits-gateway-test-keys");
-        let current = keys::load_proving_key(&dir)
-            .ok()
-            .and_then(|k| RequestProver::new(k).ok())
-            .is_some();
-        if current && keys::load_verifying_key(&dir).is_ok() {
-            return dir;
-        }
-        let tmp = std::env::temp_dir().join(format!(
-            "zkcredits-gateway-test-keys.tmp-{}",
-            std::process::id()
-        ));
-        keys::setup_dev(&tmp, keys::DEV_SEED, |_| {}).expect("setup");
-        let _ = std::fs::remove_dir_all(&dir);
-        if std::fs::rename(&tmp, &dir).is_err() {
-            // Another test process installed them meanwhile.
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        dir
-    })
-    .clone()
+    zkcredits_circuits::testing::dev_keys_dir().to_path_buf()
 }
 
 pub fn prover() -> &'static RequestProver {
