@@ -26,6 +26,42 @@ pub const DEPLOYER: usize = 0;
 /// Dev account that is the provider.
 pub const PROVIDER: usize = 1;
 
+/// A deployment that exists only on paper, for tests that need its values and no chain:
+/// chain 31337, addresses `0x11..` (pool), `0x22..` (token), `0x33..` (provider),
+/// `0x44..`/`0x55..` (libraries), `0x66..` (close verifier); `C_max` 1000, `P_max`
+/// 5000, one token base unit per credit unit, deploy block 7, and an RPC URL nothing
+/// listens on (a test that reaches for the chain fails at once).
+pub fn offline_deployment() -> Deployment {
+    use crate::deploy::{Libraries, PoolConstants};
+    Deployment {
+        chain_id: 31337,
+        rpc_url: "http://127.0.0.1:1".into(),
+        pool: Address::repeat_byte(0x11),
+        token: Address::repeat_byte(0x22),
+        provider: Address::repeat_byte(0x33),
+        constants: PoolConstants {
+            unit: U256::from(1u64),
+            c_max: 1000,
+            p_max: 5000,
+            epoch_len: 86_400,
+            note_lifetime: 30,
+            grace: 86_400,
+            challenge_window: 3600,
+            bounty_bps: 0,
+            tree_depth: 20,
+            root_history_size: 64,
+            genesis_time: 0,
+            denominations: Vec::new(),
+        },
+        deploy_block: 7,
+        libraries: Libraries {
+            poseidon_t3: Address::repeat_byte(0x44),
+            poseidon_t5: Address::repeat_byte(0x55),
+        },
+        close_verifier: Address::repeat_byte(0x66),
+    }
+}
+
 /// A local chain with a deployed pool, stopped when dropped.
 #[derive(Debug)]
 pub struct TestChain {

@@ -741,38 +741,6 @@ mod tests {
     use super::*;
     use zkcredits_protocol::eddsa::PrivateKey;
 
-    fn deployment() -> zkcredits_chain::Deployment {
-        use zkcredits_chain::alloy::primitives::U256;
-        use zkcredits_chain::{Libraries, PoolConstants};
-        zkcredits_chain::Deployment {
-            chain_id: 31337,
-            rpc_url: String::new(),
-            pool: Address::repeat_byte(0x11),
-            token: Address::repeat_byte(0x22),
-            provider: Address::repeat_byte(0x33),
-            constants: PoolConstants {
-                unit: U256::from(1_000_000_000_000u64),
-                c_max: 1000,
-                p_max: 5000,
-                epoch_len: 86_400,
-                note_lifetime: 30,
-                grace: 86_400,
-                challenge_window: 3600,
-                bounty_bps: 0,
-                tree_depth: 20,
-                root_history_size: 64,
-                genesis_time: 0,
-                denominations: Vec::new(),
-            },
-            deploy_block: 7,
-            libraries: Libraries {
-                poseidon_t3: Address::repeat_byte(0x44),
-                poseidon_t5: Address::repeat_byte(0x55),
-            },
-            close_verifier: Address::repeat_byte(0x66),
-        }
-    }
-
     /// A document as the gateway builds it (its type, its key publishing), with keys
     /// `current` (id 2) and `old` (id 1).
     fn served(current: &PublicKey, old: &PublicKey) -> zkcredits_gateway::Discovery {
@@ -795,7 +763,7 @@ mod tests {
                 RoutePrices::Flat(zkcredits_api::prices::FlatPrices { per_request: 5 }),
             )]),
             body_limit: 1024,
-            deployment: deployment(),
+            deployment: zkcredits_chain::testing::offline_deployment(),
             relay: Some(RelayOffer {
                 relayer: Address::repeat_byte(0x77),
                 fee: 3,

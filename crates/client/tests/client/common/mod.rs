@@ -69,35 +69,7 @@ pub fn gateway_constants(deployment: &Deployment) -> GatewayConstants {
 
 /// A deployment that exists only on paper, for tests with a fixed tree.
 pub fn offline_deployment() -> Deployment {
-    use zkcredits_chain::alloy::primitives::{Address, U256};
-    use zkcredits_chain::{Libraries, PoolConstants};
-    Deployment {
-        chain_id: 31337,
-        rpc_url: "http://127.0.0.1:1".into(),
-        pool: Address::repeat_byte(0x11),
-        close_verifier: Address::repeat_byte(0x44),
-        token: Address::repeat_byte(0x22),
-        provider: Address::repeat_byte(0x33),
-        constants: PoolConstants {
-            unit: U256::from(1u64),
-            c_max: 1000,
-            p_max: 5000,
-            epoch_len: 86_400,
-            note_lifetime: 30,
-            grace: 86_400,
-            challenge_window: 3600,
-            bounty_bps: 0,
-            tree_depth: 20,
-            root_history_size: 64,
-            genesis_time: 0,
-            denominations: Vec::new(),
-        },
-        deploy_block: 0,
-        libraries: Libraries {
-            poseidon_t3: Address::ZERO,
-            poseidon_t5: Address::ZERO,
-        },
-    }
+    zkcredits_chain::testing::offline_deployment()
 }
 
 /// The receipt a gateway signing with [`gateway_key`] returns for a credential with
