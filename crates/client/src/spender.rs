@@ -328,10 +328,6 @@ impl std::fmt::Debug for Spender {
     }
 }
 
-fn blocking_error(e: tokio::task::JoinError) -> ClientError {
-    ClientError::Blocking(e)
-}
-
 impl Spender {
     /// Opens the journal and checks the gateway's constants against the deployment and
     /// the prover's verifying key.
@@ -343,12 +339,12 @@ impl Spender {
         let journal =
             tokio::task::spawn_blocking(move || Journal::open(&journal_path, journal_key))
                 .await
-                .map_err(blocking_error)??;
+                .map_err(ClientError::Blocking)??;
         let prover = config.prover.clone();
         let verifier =
             tokio::task::spawn_blocking(move || Verifier::new(prover.keys().verifying_key()))
                 .await
-                .map_err(blocking_error)?;
+                .map_err(ClientError::Blocking)?;
         let cache = Arc::new(PrecomputeCache::new(
             config.precompute_dir.clone(),
             wallet.storage_key(StoragePurpose::PrecomputeCache),
@@ -420,7 +416,7 @@ impl Spender {
                 .map_err(ClientError::Proving)
         })
         .await
-        .map_err(blocking_error)??;
+        .map_err(ClientError::Blocking)??;
         let indexer = zkcredits_chain::Indexer::connect(
             &deployment,
             zkcredits_chain::IndexerConfig {
@@ -490,7 +486,7 @@ impl Spender {
         let tickets = self.tickets.clone();
         tokio::task::spawn_blocking(move || tickets.retain(&keep))
             .await
-            .map_err(blocking_error)?;
+            .map_err(ClientError::Blocking)?;
         for n in free {
             self.pipeline(n.j);
         }
@@ -529,7 +525,7 @@ impl Spender {
             f(&mut guard)
         })
         .await
-        .map_err(blocking_error)?
+        .map_err(ClientError::Blocking)?
         .map_err(ClientError::from)
     }
 
@@ -577,7 +573,7 @@ impl Spender {
             let waited =
                 tokio::task::spawn_blocking(move || maker.pace().claim().is_some_and(|c| c.wait()))
                     .await
-                    .map_err(blocking_error)?;
+                    .map_err(ClientError::Blocking)?;
             if waited {
                 ready = ready_now();
             }
@@ -837,7 +833,7 @@ impl Spender {
             Ok(credential(proof))
         })
         .await
-        .map_err(blocking_error)??;
+        .map_err(ClientError::Blocking)??;
         Ok(PaidTicket {
             authorization: format!("{AUTH_SCHEME} {}", credential.to_base64url()),
             nullifier_hex: field::to_hex(&ticket.nullifier),
@@ -1356,7 +1352,7 @@ impl Spender {
             let cache = self.cache.clone();
             tokio::task::spawn_blocking(move || cache.retain_root(root, &notes))
                 .await
-                .map_err(blocking_error)?;
+                .map_err(ClientError::Blocking)?;
             // Every ticket precomputation was for the old root.
             if self.maker.is_running() {
                 self.prepare_tickets().await?;

@@ -146,6 +146,7 @@ impl Pace {
         state.claimed = true;
         Some(Claim {
             pace: self,
+            job: job.started,
             limit: proof,
         })
     }
@@ -173,6 +174,8 @@ impl Pace {
 #[derive(Debug)]
 pub(crate) struct Claim<'a> {
     pace: &'a Pace,
+    /// The start of the job claimed: the claim is its, and no later job's.
+    job: Instant,
     limit: Duration,
 }
 
@@ -197,7 +200,12 @@ impl Claim<'_> {
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        self.pace.state().claimed = false;
+        // The job's end already freed its claim; a later job may have a waiter of its
+        // own by now, whose claim this one must not free.
+        let mut state = self.pace.state();
+        if state.job.is_some_and(|j| j.started == self.job) {
+            state.claimed = false;
+        }
     }
 }
 
@@ -264,6 +272,24 @@ mod tests {
         assert!(pace.claim().is_none(), "the ticket has a taker already");
         drop(first);
         assert!(pace.claim().is_some(), "a claim given up is free again");
+    }
+
+    #[test]
+    fn a_claim_dropped_after_its_job_ended_leaves_the_next_jobs_waiter_alone() {
+        let pace = Pace::default();
+        let stop = AtomicBool::new(false);
+        assert!(pace.start_job(1, &stop));
+        let first = pace.claim().expect("first job's waiter");
+        pace.end_job(true);
+        assert!(pace.start_job(2, &stop));
+        let second = pace.claim().expect("second job's waiter");
+        drop(first);
+        assert!(
+            pace.claim().is_none(),
+            "the second job still has its one waiter"
+        );
+        drop(second);
+        assert!(pace.claim().is_some());
     }
 
     #[test]
