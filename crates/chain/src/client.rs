@@ -166,10 +166,11 @@ impl PoolClient {
         let provider = rpc::wallet_provider_with(url, signer, http)?;
         let chain_id = provider.get_chain_id().await?;
         if chain_id != deployment.chain_id {
-            return Err(Error::Rpc(format!(
-                "{url} serves chain {chain_id}, the deployment is on chain {}",
-                deployment.chain_id
-            )));
+            return Err(Error::WrongChain {
+                url: url.to_owned(),
+                served: chain_id,
+                expected: deployment.chain_id,
+            });
         }
         let gas_cap = match provider
             .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
@@ -479,7 +480,7 @@ impl PoolClient {
             .provider
             .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
             .await?
-            .ok_or_else(|| Error::Rpc("the node has no latest block".into()))?;
+            .ok_or_else(|| Error::NotOnNode("the latest block".into()))?;
         Ok(block.header.timestamp)
     }
 

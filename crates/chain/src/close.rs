@@ -421,7 +421,7 @@ impl PoolClient {
             .provider()
             .get_transaction_receipt(hash)
             .await?
-            .ok_or_else(|| crate::Error::Rpc(format!("no receipt for transaction {hash}")))?;
+            .ok_or_else(|| crate::Error::NotOnNode(format!("the receipt of transaction {hash}")))?;
         if !receipt.status() {
             return Err(crate::Error::TxFailed(hash));
         }

@@ -613,12 +613,13 @@ pub enum DeployError {
         got: String,
     },
     /// Gas estimation of a creation failed.
-    #[error("estimating the gas of {name}: {reason}")]
+    #[error("estimating the gas of {name}: {source}")]
     Estimate {
         /// The contract.
         name: String,
         /// What the node said.
-        reason: String,
+        #[source]
+        source: alloy::transports::TransportError,
     },
     /// A `--verifier-artifact` file is unusable.
     #[error("verifier artifact {path:?}: {reason}")]
@@ -932,9 +933,9 @@ impl DeployPlan {
                 provider.estimate_gas(tx.clone()).await
             };
             c.gas = estimate.map_err(|e| match Error::from(e) {
-                Error::Rpc(reason) => DeployError::Estimate {
+                Error::Transport(source) => DeployError::Estimate {
                     name: c.name.clone(),
-                    reason,
+                    source,
                 }
                 .into(),
                 other => other,
@@ -1080,13 +1081,13 @@ impl DeployPlan {
             .find(|d| d.address == pool)
             .and_then(|d| d.tx)
             .map(|t| t.block_number)
-            .ok_or_else(|| Error::Rpc("the pool's deployment transaction is unknown".into()))?;
+            .ok_or_else(|| Error::NotOnNode("the pool's deployment transaction".into()))?;
         let deployment = Deployment::from_chain(&self.rpc_url, pool, block).await?;
         let genesis = if self.config.genesis_time == 0 {
             provider
                 .get_block_by_number(block.into())
                 .await?
-                .ok_or_else(|| Error::Rpc(format!("block {block} is unknown")))?
+                .ok_or_else(|| Error::NotOnNode(format!("block {block}")))?
                 .header
                 .timestamp
         } else {
@@ -1152,9 +1153,9 @@ pub async fn deploy_test_token(
         .into_transaction_request()
         .with_from(from);
     let receipt = rpc::send(provider, tx).await?;
-    receipt.contract_address.ok_or(Error::Rpc(
-        "token deployment receipt has no contract address".into(),
-    ))
+    receipt
+        .contract_address
+        .ok_or(Error::NotCreated("the token"))
 }
 
 /// Deploys the close verifier generated from the development keys
@@ -1164,9 +1165,9 @@ pub async fn deploy_close_verifier(provider: &DynProvider, from: Address) -> Res
         .into_transaction_request()
         .with_from(from);
     let receipt = rpc::send(provider, tx).await?;
-    receipt.contract_address.ok_or(Error::Rpc(
-        "verifier deployment receipt has no contract address".into(),
-    ))
+    receipt
+        .contract_address
+        .ok_or(Error::NotCreated("the close verifier"))
 }
 
 /// Deploys the libraries (if absent), the token (if `config.token` is `None`), the

@@ -258,9 +258,48 @@ pub enum Error {
     /// No receipt arrived in time.
     #[error("no receipt for transaction {0} within {1:?}")]
     ReceiptTimeout(B256, std::time::Duration),
-    /// The JSON-RPC endpoint failed or refused (transport, node error, bad response).
+    /// The JSON-RPC endpoint failed or refused: the connection, an HTTP status, the node's
+    /// error response or an answer that does not parse. [`Error::is_transient`] says
+    /// whether trying again may help.
     #[error("JSON-RPC: {0}")]
-    Rpc(String),
+    Transport(#[source] alloy::transports::TransportError),
+    /// A contract call failed without reaching the node or without a revert (an ABI
+    /// mismatch, no data where the function returns some).
+    #[error("contract call: {0}")]
+    Call(#[source] alloy::contract::Error),
+    /// Watching a sent transaction failed.
+    #[error("pending transaction: {0}")]
+    PendingTx(#[source] alloy::providers::PendingTransactionError),
+    /// The node does not know something it must know: a block, a transaction, the
+    /// receipt of a mined transaction. Usually a node behind the one that answered before
+    /// (a load balancer); retry.
+    #[error("the node does not know {0}")]
+    NotOnNode(String),
+    /// The RPC URL serves another chain than the deployment's.
+    #[error("{url} serves chain {served}, the deployment is on chain {expected}")]
+    WrongChain {
+        /// The RPC URL.
+        url: String,
+        /// Its chain id.
+        served: u64,
+        /// The deployment's chain id.
+        expected: u64,
+    },
+    /// A creation's receipt has no contract address.
+    #[error("the deployment receipt of {0} has no contract address")]
+    NotCreated(&'static str),
+    /// A log of the pool does not decode as the event its topic names.
+    #[error("undecodable {event} log: {source}")]
+    UndecodableLog {
+        /// The event.
+        event: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: alloy::sol_types::Error,
+    },
+    /// A log of the pool carries a topic this crate does not read.
+    #[error("unexpected log topic {0}")]
+    UnexpectedLog(B256),
     /// The RPC URL does not parse.
     #[error("invalid RPC URL {0:?}")]
     BadUrl(String),
@@ -389,6 +428,21 @@ impl Error {
         }
     }
 
+    /// Whether the same call may succeed if tried again: a transport failure, a rate limit
+    /// or a server error (alloy's own retry rule), or a node behind its peers. A refusal
+    /// (a revert, a wrong chain, a bad state file) is not.
+    pub fn is_transient(&self) -> bool {
+        use alloy::transports::layers::{RateLimitRetryPolicy, RetryPolicy};
+        let transport = |e: &alloy::transports::TransportError| {
+            e.is_transport_error() || RateLimitRetryPolicy::default().should_retry(e)
+        };
+        match self {
+            Self::Transport(e) => transport(e),
+            Self::ReceiptTimeout(..) | Self::NotOnNode(_) => true,
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
@@ -411,7 +465,11 @@ impl From<alloy::contract::Error> for Error {
     fn from(e: alloy::contract::Error) -> Self {
         match e.as_revert_data() {
             Some(data) => Self::from_revert(data),
-            None => Self::Rpc(e.to_string()),
+            None => match e {
+                alloy::contract::Error::TransportError(e) => Self::Transport(e),
+                alloy::contract::Error::PendingTransactionError(e) => e.into(),
+                other => Self::Call(other),
+            },
         }
     }
 }
@@ -420,14 +478,17 @@ impl From<alloy::transports::TransportError> for Error {
     fn from(e: alloy::transports::TransportError) -> Self {
         match e.as_error_resp().and_then(|p| p.as_revert_data()) {
             Some(data) => Self::from_revert(data),
-            None => Self::Rpc(e.to_string()),
+            None => Self::Transport(e),
         }
     }
 }
 
 impl From<alloy::providers::PendingTransactionError> for Error {
     fn from(e: alloy::providers::PendingTransactionError) -> Self {
-        Self::Rpc(e.to_string())
+        match e {
+            alloy::providers::PendingTransactionError::TransportError(e) => e.into(),
+            other => Self::PendingTx(other),
+        }
     }
 }
 

@@ -462,8 +462,13 @@ impl Indexer {
             let block = log.block_number.unwrap_or_default();
             let topic = log.topic0().copied().unwrap_or_default();
             if topic == ZkCreditsPool::Deposited::SIGNATURE_HASH {
-                let e = ZkCreditsPool::Deposited::decode_log_data(log.data())
-                    .map_err(|e| Error::Rpc(format!("undecodable Deposited log: {e}")))?;
+                let e =
+                    ZkCreditsPool::Deposited::decode_log_data(log.data()).map_err(|source| {
+                        Error::UndecodableLog {
+                            event: "Deposited",
+                            source,
+                        }
+                    })?;
                 let note = deposited_note(&e)?;
                 if note.leaf_index != expected {
                     return Err(Error::LeafIndexGap {
@@ -474,8 +479,12 @@ impl Indexer {
                 expected += 1;
                 events.push((block, Event::Leaf(note.leaf)));
             } else if topic == ZkCreditsPool::RootCommitted::SIGNATURE_HASH {
-                let e = ZkCreditsPool::RootCommitted::decode_log_data(log.data())
-                    .map_err(|e| Error::Rpc(format!("undecodable RootCommitted log: {e}")))?;
+                let e = ZkCreditsPool::RootCommitted::decode_log_data(log.data()).map_err(
+                    |source| Error::UndecodableLog {
+                        event: "RootCommitted",
+                        source,
+                    },
+                )?;
                 let c = committed_root(&e)?;
                 if c.size != expected {
                     return Err(Error::RootMismatch {

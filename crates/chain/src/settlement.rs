@@ -101,8 +101,8 @@ pub async fn settlement_events(
     logs.iter().map(decode).collect()
 }
 
-fn undecodable(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Rpc(format!("undecodable {what} log: {e}"))
+fn undecodable(event: &'static str, source: alloy::sol_types::Error) -> Error {
+    Error::UndecodableLog { event, source }
 }
 
 fn decode(log: &Log) -> Result<LoggedEvent> {
@@ -137,7 +137,7 @@ fn decode(log: &Log) -> Result<LoggedEvent> {
             k: u256_to_fr(e.k)?,
         }
     } else {
-        return Err(Error::Rpc(format!("unexpected log topic {topic}")));
+        return Err(Error::UnexpectedLog(topic));
     };
     Ok(LoggedEvent { block, event })
 }

@@ -178,7 +178,7 @@ impl TestChain {
             .provider()?
             .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
             .await?
-            .ok_or_else(|| Error::Rpc("no latest block".into()))?;
+            .ok_or_else(|| Error::NotOnNode("the latest block".into()))?;
         Ok(block.header.timestamp)
     }
 

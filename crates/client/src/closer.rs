@@ -32,7 +32,7 @@ use zkcredits_protocol::field;
 use zkcredits_protocol::note::WalletSeed;
 
 use crate::error::ClientError;
-use crate::gateway_client::{GatewayClient, GatewayError};
+use crate::gateway_client::GatewayClient;
 use crate::journal::{Journal, NoteStatus};
 use crate::spender::GatewayConstants;
 
@@ -133,14 +133,8 @@ pub enum FinalizeReport {
     },
 }
 
-fn chain(e: impl std::fmt::Display) -> ClientError {
-    ClientError::Chain(e.to_string())
-}
-
-fn clearance_refused(e: &GatewayError) -> ClientError {
-    ClientError::Chain(format!(
-        "the gateway refused the close clearance ({e}); `--unilateral` closes without it"
-    ))
+fn chain(e: impl Into<zkcredits_chain::Error>) -> ClientError {
+    ClientError::Chain(e.into())
 }
 
 impl CloseContext<'_> {
@@ -219,9 +213,7 @@ impl CloseContext<'_> {
             (true, _) => None,
             (false, Some(g)) => Some(g),
             (false, None) => {
-                return Err(ClientError::Chain(
-                    "the gateway cannot be reached for a cooperative close; `--unilateral` closes without it".into(),
-                ));
+                return Err(ClientError::NoGatewayForClose);
             }
         };
         let info = note
@@ -332,7 +324,7 @@ impl CloseContext<'_> {
         let reply = gateway
             .close_clearance(nc, nj)
             .await
-            .map_err(|e| clearance_refused(&e))?;
+            .map_err(ClientError::ClearanceRefused)?;
         verify_clearance(
             &reply.signature,
             reply.signer,
@@ -341,7 +333,7 @@ impl CloseContext<'_> {
             nc,
             nj,
         )
-        .map_err(|e| ClientError::Chain(format!("the clearance is invalid: {e}")))?;
+        .map_err(ClientError::ClearanceInvalid)?;
         let prepared = prove()?;
         let outcome = if let CloseMode::Relayed { .. } = mode {
             let calldata = RelayedClose::encode(&prepared, &reply.signature);
@@ -394,17 +386,6 @@ impl CloseContext<'_> {
     }
 }
 
-/// The chain's latest block timestamp: the clock the pool judges deadlines by.
-async fn chain_time(pool: &PoolClient) -> Result<u64, ClientError> {
-    let block = pool
-        .provider()
-        .get_block_by_number(zkcredits_chain::alloy::eips::BlockNumberOrTag::Latest)
-        .await
-        .map_err(chain)?
-        .ok_or_else(|| ClientError::Chain("the chain has no latest block".into()))?;
-    Ok(block.header.timestamp)
-}
-
 /// Finalizes every pending unilateral close of the journal's notes whose challenge
 /// window has passed by the chain's clock (the pool compares the deadline with the
 /// block's timestamp, which may run ahead of or behind this machine's). Needs no
@@ -414,7 +395,7 @@ pub async fn finalize_pending(
     journal: &mut Journal,
     pool: &PoolClient,
 ) -> Result<Vec<FinalizeReport>, ClientError> {
-    let now = chain_time(pool).await?;
+    let now = pool.chain_time().await.map_err(chain)?;
     let mut out = Vec::new();
     for note in journal.notes()? {
         if !matches!(note.status, NoteStatus::NeedsClose { .. }) {

@@ -22,10 +22,6 @@ pub struct DepositReport {
     pub notes: Vec<(u64, DepositInfo)>,
 }
 
-fn chain_error(e: zkcredits_chain::Error) -> ClientError {
-    ClientError::Chain(e.to_string())
-}
-
 /// Deposits `count` notes of `credits` credit units each in one transaction (approving
 /// the token first when needed) and records them in the journal.
 ///
@@ -44,19 +40,17 @@ pub async fn deposit_notes(
         .iter()
         .map(|j| (seed.note_secret(*j).id(), credits))
         .collect();
-    let outcome = pool.deposit_many(&ids).await.map_err(chain_error)?;
+    let outcome = pool.deposit_many(&ids).await.map_err(ClientError::Chain)?;
     if outcome.notes.len() != reserved.len() {
-        return Err(ClientError::Chain(format!(
-            "the deposit emitted {} notes, {} were sent",
-            outcome.notes.len(),
-            reserved.len()
-        )));
+        return Err(ClientError::DepositMismatch(
+            "the deposit emitted another number of notes than were sent",
+        ));
     }
     let mut notes = Vec::with_capacity(reserved.len());
     for (j, (event, (id, _))) in reserved.iter().zip(outcome.notes.iter().zip(&ids)) {
         if event.id != *id {
-            return Err(ClientError::Chain(
-                "the pool reported the notes in another order than sent".into(),
+            return Err(ClientError::DepositMismatch(
+                "the pool reported the notes in another order than sent",
             ));
         }
         let info = DepositInfo {
@@ -93,7 +87,7 @@ pub async fn resolve_pending(
     let mut resolved = Vec::new();
     for j in pending {
         let id = seed.note_secret(j).id();
-        if let Some(record) = pool.deposit_of(id).await.map_err(chain_error)? {
+        if let Some(record) = pool.deposit_of(id).await.map_err(ClientError::Chain)? {
             journal.record_deposit(
                 j,
                 &DepositInfo {

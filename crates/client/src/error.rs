@@ -90,9 +90,23 @@ pub enum ClientError {
         /// The root, `0x` hex.
         root: String,
     },
-    /// A chain call failed (deposit, views).
+    /// A chain call failed (deposit, views, a close).
     #[error("chain: {0}")]
-    Chain(String),
+    Chain(#[source] zkcredits_chain::Error),
+    /// The pool's answer to a deposit does not match what was sent.
+    #[error("the deposit's receipt does not match what was sent: {0}")]
+    DepositMismatch(&'static str),
+    /// No gateway is configured or reachable for a cooperative close.
+    #[error(
+        "the gateway cannot be reached for a cooperative close; `--unilateral` closes without it"
+    )]
+    NoGatewayForClose,
+    /// The gateway refused the close clearance.
+    #[error("the gateway refused the close clearance ({0}); `--unilateral` closes without it")]
+    ClearanceRefused(#[source] crate::gateway_client::GatewayError),
+    /// The gateway's clearance does not verify for this note and pool.
+    #[error("the clearance is invalid: {0}; `--unilateral` closes without it")]
+    ClearanceInvalid(#[source] zkcredits_chain::clearance::ClearanceError),
     /// A close would be sent from the account that deposited: the chain would link the
     /// deposit to the note's payout and total spend.
     #[error(
@@ -152,7 +166,11 @@ impl ClientError {
             Self::DepositAccountSends { .. } => "close_from_deposit_account",
             Self::RelayUnusable(_) => "relay_unusable",
             Self::RelayFailed(_) => "relay_failed",
-            Self::Chain(_) => "chain_error",
+            Self::Chain(_)
+            | Self::DepositMismatch(_)
+            | Self::NoGatewayForClose
+            | Self::ClearanceRefused(_)
+            | Self::ClearanceInvalid(_) => "chain_error",
             Self::Wallet(e) => e.code(),
             Self::Journal(_) => "journal_error",
             Self::Blocking(_) => "internal_error",
@@ -173,6 +191,10 @@ impl ClientError {
             | Self::TreeSync(_)
             | Self::RootNotCommitted { .. }
             | Self::Chain(_)
+            | Self::DepositMismatch(_)
+            | Self::NoGatewayForClose
+            | Self::ClearanceRefused(_)
+            | Self::ClearanceInvalid(_)
             | Self::ReceiptFetch(_) => 503,
             Self::StaleState(_) => 409,
             _ => 500,

@@ -1006,11 +1006,10 @@ impl Spender {
             return Ok(());
         }
         let pool = self.pool().await?;
-        let accepted = pool.server_key_accepted(key).await.map_err(|e| {
-            ClientError::Chain(format!(
-                "asking the pool whether it accepts server key {key_id}: {e}"
-            ))
-        })?;
+        let accepted = pool
+            .server_key_accepted(key)
+            .await
+            .map_err(ClientError::Chain)?;
         if !accepted {
             tracing::warn!(
                 key_id,
@@ -1040,7 +1039,7 @@ impl Spender {
                 // Only views are called: a throwaway signer that never sends anything.
                 PoolClient::connect(&self.deployment, PrivateKeySigner::random())
                     .await
-                    .map_err(|e| ClientError::Chain(format!("connecting to the pool: {e}")))
+                    .map_err(ClientError::Chain)
             })
             .await
     }

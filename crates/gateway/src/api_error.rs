@@ -22,6 +22,11 @@ pub struct ApiError {
     pub receipt: Option<String>,
     /// Extra headers (`WWW-Authenticate` on a 402).
     pub www_authenticate: Option<String>,
+    /// The refusal came before the request body was read to its end, so the server
+    /// closes the connection after answering (hyper cannot reuse it). The answer then says
+    /// `Connection: close` (RFC 9112 §9.6); without it a client pools the connection and
+    /// its next request races the close and fails with no answer at all.
+    pub close_connection: bool,
 }
 
 impl ApiError {
@@ -32,7 +37,15 @@ impl ApiError {
             message: message.into(),
             receipt: None,
             www_authenticate: None,
+            close_connection: false,
         }
+    }
+
+    /// Marks a refusal given before the request body was read: see
+    /// [`ApiError::close_connection`].
+    pub fn before_body_read(mut self) -> Self {
+        self.close_connection = true;
+        self
     }
 
     /// The HTTP status.
@@ -72,6 +85,9 @@ impl IntoResponse for ApiError {
             && let Ok(v) = HeaderValue::from_str(challenge)
         {
             headers.insert(header::WWW_AUTHENTICATE, v);
+        }
+        if self.close_connection {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -47,6 +47,9 @@ pub enum ConfigError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// No upstream section (`[[flat]]`, `[openai]`, `[jsonrpc]`) is configured.
+    #[error("no paid route is configured; add a [[flat]] (or adapter) section")]
+    NoRoute,
     /// A setting of an adapter or policy section cannot work; names its line.
     #[error("{file}{}: `{key}`: {message}", .line.map(|l| format!(" line {l}")).unwrap_or_default())]
     Setting {
@@ -83,7 +86,9 @@ impl ConfigError {
         match self {
             ConfigError::Unreadable { .. } => "config_unreadable",
             ConfigError::Syntax { .. } => "config_syntax",
-            ConfigError::Invalid { .. } | ConfigError::Setting { .. } => "config_invalid",
+            ConfigError::Invalid { .. } | ConfigError::Setting { .. } | ConfigError::NoRoute => {
+                "config_invalid"
+            }
             ConfigError::Key { .. } => "config_key",
             ConfigError::Deployment { .. } => "config_deployment",
         }

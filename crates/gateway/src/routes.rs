@@ -14,7 +14,7 @@ use crate::policy::config::PolicyConfig;
 use crate::tls::Tls;
 use crate::upstream::Upstream;
 use crate::upstream::config_error::ConfigError as UpstreamConfigError;
-use crate::upstream::flat::{FlatConfigError, FlatUpstream};
+use crate::upstream::flat::FlatUpstream;
 use crate::upstream::jsonrpc::{JsonRpcConfig, JsonRpcUpstream};
 use crate::upstream::openai::{OpenAiConfig, OpenAiUpstream};
 
@@ -52,13 +52,7 @@ pub fn build_all(
         match FlatUpstream::with_tls(flat, c_max, timeout, tls) {
             Ok(upstream) => routes.push((flat.prefix.clone(), Arc::new(upstream))),
             Err(e) => {
-                let key = match &e {
-                    FlatConfigError::PriceAboveCMax { .. } => "price",
-                    FlatConfigError::Invalid { message, .. } if message.contains("prefix") => {
-                        "prefix"
-                    }
-                    FlatConfigError::Invalid { .. } => "base_url",
-                };
+                let key = e.setting();
                 errors.push(config.source.setting_error(&UpstreamConfigError::at(
                     &["flat", &index, key],
                     e.to_string(),
@@ -103,10 +97,7 @@ pub fn build_all(
         }
     }
     if routes.is_empty() && errors.is_empty() {
-        errors.push(ConfigError::Invalid {
-            key: "flat",
-            message: "no paid route is configured; add a [[flat]] (or adapter) section".into(),
-        });
+        errors.push(ConfigError::NoRoute);
     }
     (routes, errors)
 }

@@ -42,10 +42,16 @@ pub enum GatewayError {
     Store(#[from] StoreError),
     /// The verifying key could not be loaded.
     #[error("cannot load the verifying key: {0}; run `zkcredits setup` or fix keys_dir")]
-    Keys(String),
+    Keys(#[source] zkcredits_circuits::CircuitError),
     /// The chain could not be read at startup.
     #[error("cannot read the pool's chain: {0}; check the deployment's rpc_url")]
-    Chain(String),
+    Chain(#[source] zkcredits_chain::Error),
+    /// The RPC client could not be built with the `[tls]` roots.
+    #[error("cannot build the RPC client with the [tls] roots: {0}")]
+    RpcClient(#[source] reqwest::Error),
+    /// A task of the gateway's own panicked (a bug).
+    #[error("a gateway task failed: {0}")]
+    Blocking(#[source] tokio::task::JoinError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -66,7 +72,8 @@ impl GatewayError {
             GatewayError::Config(e) => e.code(),
             GatewayError::Store(_) => "store_unavailable",
             GatewayError::Keys(_) => "verifying_key_unavailable",
-            GatewayError::Chain(_) => "chain_unavailable",
+            GatewayError::Chain(_) | GatewayError::RpcClient(_) => "chain_unavailable",
+            GatewayError::Blocking(_) => "internal_error",
             GatewayError::Bind { .. } => "listen_failed",
             GatewayError::Serve(_) => "serve_failed",
         }
@@ -210,7 +217,7 @@ impl GatewayBuilder {
             )
         })
         .await
-        .map_err(|e| GatewayError::Keys(e.to_string()))?;
+        .map_err(GatewayError::Blocking)?;
         let s = &self.settings;
         let batch = BatchVerifier::start(
             Arc::new(verifier),
@@ -231,14 +238,14 @@ impl GatewayBuilder {
                     .and_then(|p| zkcredits_chain::Indexer::new(p, &self.deployment, config)),
                     None => zkcredits_chain::Indexer::connect(&self.deployment, config),
                 }
-                .map_err(|e| GatewayError::Chain(e.to_string()))?;
+                .map_err(GatewayError::Chain)?;
                 let (window, task) = service::roots::start_poller(
                     indexer,
                     self.settings.roots_poll,
                     shutdown.clone(),
                 )
                 .await
-                .map_err(|e| GatewayError::Chain(e.to_string()))?;
+                .map_err(GatewayError::Chain)?;
                 tasks.push(task);
                 window
             }
@@ -260,7 +267,7 @@ impl GatewayBuilder {
                 self.rpc_client.clone(),
             )
             .await
-            .map_err(|e| GatewayError::Chain(e.to_string()))?;
+            .map_err(GatewayError::Chain)?;
             match pool.provider_address().await {
                 Ok(p) if p != signer.address() => tracing::warn!(
                     provider = %p,
@@ -284,7 +291,7 @@ impl GatewayBuilder {
                         self.rpc_client.clone(),
                     )
                     .await
-                    .map_err(|e| GatewayError::Chain(e.to_string()))?,
+                    .map_err(GatewayError::Chain)?,
                     false,
                 ),
             };
@@ -371,9 +378,7 @@ impl RunningGateway {
     /// Waits until the gateway has stopped (after its shutdown token is cancelled) and
     /// every background task with it.
     pub async fn wait(self) -> Result<(), GatewayError> {
-        self.task
-            .await
-            .map_err(|e| GatewayError::Serve(std::io::Error::other(e.to_string())))?
+        self.task.await.map_err(GatewayError::Blocking)?
     }
 }
 
@@ -498,18 +503,14 @@ pub async fn start(
         zkcredits_circuits::keys::load_verifying_key(&keys_dir)
     })
     .await
-    .map_err(|e| GatewayError::Keys(e.to_string()))?
-    .map_err(|e| GatewayError::Keys(e.to_string()))?;
+    .map_err(GatewayError::Blocking)?
+    .map_err(GatewayError::Keys)?;
     let keys = config.server_keys()?;
     let signer = config.provider_signer()?;
     let tls = config.tls()?;
     let routes = crate::routes::build_routes(&config, deployment.constants.c_max, &tls)?;
     let policy = crate::routes::build_policy(&config, &tls)?;
-    let rpc_client = tls.rpc_client().map_err(|e| {
-        GatewayError::Chain(format!(
-            "cannot build the RPC client with the [tls] roots: {e}"
-        ))
-    })?;
+    let rpc_client = tls.rpc_client().map_err(GatewayError::RpcClient)?;
     let store = crate::store::open_from_url(&config.store).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -10,6 +10,8 @@
 //!
 //! Each step is a type holding only what it earned, consumed by the next. From
 //! `Admitted` on the ticket is spent, so every answer carries a receipt, stored first.
+//! A refusal given before the body is read to its end closes the connection
+//! (`Connection: close`): the unread rest of the body makes it unusable.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -86,7 +88,8 @@ async fn serve(
             Code::ServerKeyNotAccepted,
             "the pool does not accept this gateway's receipt key yet, so its receipts could \
              not be used in a close; nothing was charged, retry later",
-        ));
+        )
+        .before_body_read());
     }
     let parsed = parse(&state, request).await?;
     let verified = verify(&state, parsed).await?;
@@ -117,8 +120,69 @@ fn payment_required(state: &AppState, message: &str) -> ApiError {
     e
 }
 
+/// The paid route and the credential, read from the request head alone.
+struct Head {
+    route: Route,
+    credential: Credential,
+    parts: axum::http::request::Parts,
+    path: String,
+}
+
 /// Route, credential, body, root, key id, adapter check.
 async fn parse(state: &AppState, request: Request) -> Result<Parsed, ApiError> {
+    let (head, body) = read_head(state, request).map_err(ApiError::before_body_read)?;
+    let body = read_body(state, &head.parts, body)
+        .await
+        .map_err(ApiError::before_body_read)?;
+    let Head {
+        route,
+        credential,
+        parts,
+        path,
+    } = head;
+
+    if !state.roots.accepts(&credential.root).await {
+        return Err(ApiError::new(
+            Code::StaleRoot,
+            "the credential's root is not among the pool's recent roots; resync the note tree \
+             and prove again (same ticket)",
+        ));
+    }
+    if state.keys.by_id(credential.key_id).is_none() {
+        return Err(ApiError::new(
+            Code::UnknownServerKey,
+            format!(
+                "server key id {} is not accepted by this gateway; fetch \
+                 /.well-known/zkcredits (a note whose last receipt used a retired key must be \
+                 closed)",
+                credential.key_id
+            ),
+        ));
+    }
+
+    let mut headers = parts.headers;
+    strip_request_headers(&mut headers);
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or(path, |p| p.as_str().to_owned());
+    let request = PaidRequest {
+        method: parts.method,
+        path_and_query,
+        headers,
+        body,
+        c_max: state.limits.c_max,
+    };
+    route.upstream.prepare(&request).map_err(ApiError::from)?;
+    Ok(Parsed {
+        credential,
+        request,
+        route,
+    })
+}
+
+/// The route and the credential; the body is left unread.
+fn read_head(state: &AppState, request: Request) -> Result<(Head, Body), ApiError> {
     let path = request.uri().path().to_owned();
     let route = state.route(&path).cloned().ok_or_else(|| {
         ApiError::new(
@@ -159,7 +223,21 @@ async fn parse(state: &AppState, request: Request) -> Result<Parsed, ApiError> {
             format!("the credential does not decode ({e}); update the client"),
         )
     })?;
+    let head = Head {
+        route,
+        credential,
+        parts,
+        path,
+    };
+    Ok((head, body))
+}
 
+/// The whole body, refused past the size limit, whether it declares its length or not.
+async fn read_body(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Result<Bytes, ApiError> {
     let limit = state.settings.body_limit;
     let too_large = || {
         ApiError::new(
@@ -176,7 +254,7 @@ async fn parse(state: &AppState, request: Request) -> Result<Parsed, ApiError> {
     {
         return Err(too_large());
     }
-    let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
         if is_length_limit(&e) {
             too_large()
         } else {
@@ -185,45 +263,6 @@ async fn parse(state: &AppState, request: Request) -> Result<Parsed, ApiError> {
                 format!("the request body could not be read ({e}); send it again"),
             )
         }
-    })?;
-
-    if !state.roots.accepts(&credential.root).await {
-        return Err(ApiError::new(
-            Code::StaleRoot,
-            "the credential's root is not among the pool's recent roots; resync the note tree \
-             and prove again (same ticket)",
-        ));
-    }
-    if state.keys.by_id(credential.key_id).is_none() {
-        return Err(ApiError::new(
-            Code::UnknownServerKey,
-            format!(
-                "server key id {} is not accepted by this gateway; fetch \
-                 /.well-known/zkcredits (a note whose last receipt used a retired key must be \
-                 closed)",
-                credential.key_id
-            ),
-        ));
-    }
-
-    let mut headers = parts.headers;
-    strip_request_headers(&mut headers);
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or(path, |p| p.as_str().to_owned());
-    let request = PaidRequest {
-        method: parts.method,
-        path_and_query,
-        headers,
-        body,
-        c_max: state.limits.c_max,
-    };
-    route.upstream.prepare(&request).map_err(ApiError::from)?;
-    Ok(Parsed {
-        credential,
-        request,
-        route,
     })
 }
 

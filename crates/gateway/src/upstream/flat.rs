@@ -46,14 +46,51 @@ pub enum FlatConfigError {
         /// The deployment's `C_max`.
         c_max: u64,
     },
-    /// The base URL or prefix is unusable.
-    #[error("flat route {prefix}: {message}")]
-    Invalid {
+    /// The prefix is not an absolute path.
+    #[error("flat route {prefix}: the prefix must start with '/'")]
+    RelativePrefix {
         /// The route.
         prefix: String,
-        /// What is wrong.
-        message: String,
     },
+    /// The base URL does not parse.
+    #[error("flat route {prefix}: base_url is not a URL: {source}")]
+    BadBaseUrl {
+        /// The route.
+        prefix: String,
+        /// Why it does not parse.
+        #[source]
+        source: url::ParseError,
+    },
+    /// The base URL is neither `http://` nor `https://`.
+    #[error("flat route {prefix}: base_url must be http:// or https://, not {scheme}://")]
+    UnsupportedScheme {
+        /// The route.
+        prefix: String,
+        /// The scheme given.
+        scheme: String,
+    },
+    /// The HTTP client could not be built (the TLS settings).
+    #[error("flat route {prefix}: cannot build the HTTP client: {source}")]
+    Client {
+        /// The route.
+        prefix: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+impl FlatConfigError {
+    /// The setting of the route's `[[flat]]` table that is wrong.
+    pub fn setting(&self) -> &'static str {
+        match self {
+            Self::PriceAboveCMax { .. } => "price",
+            Self::RelativePrefix { .. } => "prefix",
+            Self::BadBaseUrl { .. } | Self::UnsupportedScheme { .. } | Self::Client { .. } => {
+                "base_url"
+            }
+        }
+    }
 }
 
 /// Forwards to one HTTP base URL at a flat price.
@@ -91,17 +128,21 @@ impl FlatUpstream {
                 c_max,
             });
         }
-        let invalid = |message: &str| FlatConfigError::Invalid {
-            prefix: config.prefix.clone(),
-            message: message.into(),
-        };
+        let prefix = || config.prefix.clone();
         if !config.prefix.starts_with('/') {
-            return Err(invalid("the prefix must start with '/'"));
+            return Err(FlatConfigError::RelativePrefix { prefix: prefix() });
         }
-        let base = reqwest::Url::parse(&config.base_url)
-            .map_err(|e| invalid(&format!("base_url is not a URL: {e}")))?;
+        let base = reqwest::Url::parse(&config.base_url).map_err(|source| {
+            FlatConfigError::BadBaseUrl {
+                prefix: prefix(),
+                source,
+            }
+        })?;
         if !matches!(base.scheme(), "http" | "https") {
-            return Err(invalid("base_url must be http:// or https://"));
+            return Err(FlatConfigError::UnsupportedScheme {
+                prefix: prefix(),
+                scheme: base.scheme().to_owned(),
+            });
         }
         let timeout = config
             .timeout_secs
@@ -111,7 +152,10 @@ impl FlatUpstream {
             .timeout(timeout)
             .pool_max_idle_per_host(256)
             .build()
-            .map_err(|e| invalid(&format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|source| FlatConfigError::Client {
+                prefix: prefix(),
+                source,
+            })?;
         Ok(Self {
             prefix: config.prefix.trim_end_matches('/').to_owned(),
             base_url: config.base_url.trim_end_matches('/').to_owned(),

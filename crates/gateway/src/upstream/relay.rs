@@ -85,13 +85,34 @@ pub(crate) fn describe(e: reqwest::Error) -> String {
         }
         source = cause.source();
     }
-    if text.contains("certificate") {
+    if certificate_refused(&top) {
         text.push_str(
             " (TLS: the server's certificate is not trusted; if it is issued by a private CA, \
              set [tls] ca_file to that CA's PEM)",
         );
     }
     text
+}
+
+/// Whether rustls refused the peer's certificate somewhere in `e`'s chain of causes. An
+/// `io::Error` hides the error it wraps from `source()` (it answers with that error's own
+/// source), so it is opened with `get_ref`.
+fn certificate_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return matches!(tls, rustls::Error::InvalidCertificate(_));
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            && certificate_refused(inner)
+        {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// Response headers worth passing on: everything except hop-by-hop and framing headers

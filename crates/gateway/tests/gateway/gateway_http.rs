@@ -251,6 +251,17 @@ async fn each_refusal_before_admission_has_its_status_and_code_and_spends_nothin
         402,
         "payment_required",
     );
+    let unpaid = http
+        .post(format!("{}{ROUTE}", gw.url))
+        .body(good.body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unpaid.status().as_u16(), 402);
+    assert_eq!(
+        unpaid.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
     expect(
         post(ROUTE, Some("ZkCredit AAAA".into()), good.body.clone()).await,
         400,
@@ -289,6 +300,12 @@ async fn each_refusal_before_admission_has_its_status_and_code_and_spends_nothin
         .await
         .unwrap();
     assert_eq!(chunked.status().as_u16(), 413);
+    // Refused before its body was read, the connection cannot be reused: the answer says
+    // so, or the client would pool it and its next request would race the close.
+    assert_eq!(
+        chunked.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
     let json: serde_json::Value = chunked.json().await.unwrap();
     assert_eq!(code(&json), "body_too_large");
     // Another body: the gateway's x differs from the proven one.
