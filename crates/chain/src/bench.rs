@@ -100,7 +100,7 @@ pub async fn bench_gas() -> Result<GasReport> {
     let closes = bench_closes(&chain, &user, &provider, &mut tree).await?;
     let violations: Vec<Violation> = (0..10u64)
         .map(|i| Violation {
-            nullifier: Fr::from(77_000 + i),
+            nullifier: zkcredits_protocol::rln::Nullifier::from_field(Fr::from(77_000 + i)),
             evidence_hash: B256::repeat_byte(i as u8 + 1),
             penalty: 10 * i,
         })

@@ -13,6 +13,7 @@ use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolStruct, eip712_domain};
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::rln::Nullifier;
 
 use crate::bindings::fr_to_u256;
 
@@ -50,7 +51,7 @@ pub enum ClearanceError {
 
 /// The digest a clearance signs: EIP-712 of `CloseClearance(nc, nullifier)` for `pool` on
 /// chain `chain_id` (equal to the pool's `clearanceDigest`).
-pub fn clearance_digest(chain_id: u64, pool: Address, nc: Fr, nullifier: Fr) -> B256 {
+pub fn clearance_digest(chain_id: u64, pool: Address, nc: Fr, nullifier: Nullifier) -> B256 {
     let domain = eip712_domain! {
         name: "zkcredits",
         version: "1",
@@ -59,7 +60,7 @@ pub fn clearance_digest(chain_id: u64, pool: Address, nc: Fr, nullifier: Fr) -> 
     };
     CloseClearance {
         nc: fr_to_u256(&nc),
-        nullifier: fr_to_u256(&nullifier),
+        nullifier: fr_to_u256(&nullifier.field()),
     }
     .eip712_signing_hash(&domain)
 }
@@ -71,7 +72,7 @@ pub fn sign_clearance(
     chain_id: u64,
     pool: Address,
     nc: Fr,
-    nullifier: Fr,
+    nullifier: Nullifier,
 ) -> Result<Clearance, ClearanceError> {
     let digest = clearance_digest(chain_id, pool, nc, nullifier);
     let sig = provider_key
@@ -89,7 +90,7 @@ pub fn verify_clearance(
     chain_id: u64,
     pool: Address,
     nc: Fr,
-    nullifier: Fr,
+    nullifier: Nullifier,
 ) -> Result<(), ClearanceError> {
     if !matches!(clearance[64], 27 | 28) {
         return Err(ClearanceError::Malformed);
@@ -116,14 +117,15 @@ mod tests {
     fn a_clearance_verifies_only_for_its_close_pool_and_chain() {
         let key = PrivateKeySigner::from_bytes(&B256::repeat_byte(7)).expect("key");
         let pool = Address::repeat_byte(9);
-        let (nc, nj) = (Fr::from(11u64), Fr::from(12u64));
+        let (nc, nj) = (Fr::from(11u64), Nullifier::from_field(Fr::from(12u64)));
+        let nc_as_nj = Nullifier::from_field(nc);
         let c = sign_clearance(&key, 31337, pool, nc, nj).expect("sign");
         verify_clearance(&c, key.address(), 31337, pool, nc, nj).expect("valid");
         for (chain, p, n1, n2) in [
             (1, pool, nc, nj),
             (31337, Address::repeat_byte(8), nc, nj),
-            (31337, pool, nj, nj),
-            (31337, pool, nc, nc),
+            (31337, pool, nj.field(), nj),
+            (31337, pool, nc, nc_as_nj),
         ] {
             assert!(matches!(
                 verify_clearance(&c, key.address(), chain, p, n1, n2),

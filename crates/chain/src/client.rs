@@ -10,6 +10,7 @@ use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::rln::Nullifier;
 
 use crate::bindings::{TestToken, ZkCreditsPool, fr_to_u256, u256_to_fr};
 use crate::deploy::Deployment;
@@ -89,7 +90,7 @@ pub struct SlashOutcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Violation {
     /// The request's nullifier `N`.
-    pub nullifier: Fr,
+    pub nullifier: Nullifier,
     /// A hash of the evidence the provider keeps.
     pub evidence_hash: B256,
     /// The penalty in credit units (at most `P_max`).
@@ -421,7 +422,7 @@ impl PoolClient {
     pub async fn record_violations(&self, violations: &[Violation]) -> Result<ViolationsOutcome> {
         let nullifiers = violations
             .iter()
-            .map(|v| fr_to_u256(&v.nullifier))
+            .map(|v| fr_to_u256(&v.nullifier.field()))
             .collect();
         let evidence = violations.iter().map(|v| v.evidence_hash).collect();
         let penalties = violations.iter().map(|v| v.penalty).collect();
@@ -434,7 +435,7 @@ impl PoolClient {
         for log in self.pool_logs(&receipt) {
             if let Ok(e) = ZkCreditsPool::ViolationRecorded::decode_log_data(log.data()) {
                 recorded.push(Violation {
-                    nullifier: u256_to_fr(e.nullifier)?,
+                    nullifier: Nullifier::from_field(u256_to_fr(e.nullifier)?),
                     evidence_hash: e.evidenceHash,
                     penalty: e.penalty,
                 });

@@ -19,7 +19,7 @@ use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::merkle::MerklePath;
 use zkcredits_protocol::note::NoteSecret;
 use zkcredits_protocol::request::{Withdrawal, withdrawal_x};
-use zkcredits_protocol::rln::Ticket;
+use zkcredits_protocol::rln::{Nullifier, Ticket};
 use zkcredits_protocol::state::{Limits, NoteState};
 
 use crate::Result;
@@ -51,7 +51,11 @@ pub struct NoteToClose<'a> {
 
 /// `(NC, N_j)` of a close from `state` with the flag `lost_last_receipt` (`m`): what the
 /// gateway clears, computed without proving.
-pub fn close_ticket(secret: &NoteSecret, state: &NoteState, lost_last_receipt: bool) -> (Fr, Fr) {
+pub fn close_ticket(
+    secret: &NoteSecret,
+    state: &NoteState,
+    lost_last_receipt: bool,
+) -> (Fr, Nullifier) {
     let j = state.index + u64::from(lost_last_receipt);
     (
         secret.close_nullifier(),
@@ -119,7 +123,7 @@ impl PreparedClose {
     }
 
     /// `N_j`.
-    pub fn nullifier(&self) -> Fr {
+    pub fn nullifier(&self) -> Nullifier {
         self.public.nullifier
     }
 
@@ -129,7 +133,7 @@ impl PreparedClose {
         ZkCreditsPool::CloseArgs {
             root: fr_to_u256(&p.root),
             nc: fr_to_u256(&p.close_nullifier),
-            nullifier: fr_to_u256(&p.nullifier),
+            nullifier: fr_to_u256(&p.nullifier.field()),
             yw: fr_to_u256(&p.y_w),
             deposit: p.deposit,
             expiryEpoch: p.expiry_epoch,
@@ -201,7 +205,7 @@ pub struct CloseOutcome {
     /// `NC`.
     pub nc: Fr,
     /// `N_j`.
-    pub nullifier: Fr,
+    pub nullifier: Nullifier,
     /// The payout address.
     pub payout: Address,
     /// Paid to the payout address (`U` less the relay fee).
@@ -224,7 +228,7 @@ pub struct CloseRequestOutcome {
     /// `NC`.
     pub nc: Fr,
     /// `N_j`: a gateway holding another share of this ticket challenges.
-    pub nullifier: Fr,
+    pub nullifier: Nullifier,
     /// `x_w`.
     pub x_w: Fr,
     /// `y_w`.
@@ -245,7 +249,7 @@ pub struct PendingClose {
     /// `E`.
     pub expiry_epoch: u64,
     /// `N_j`.
-    pub nullifier: Fr,
+    pub nullifier: Nullifier,
     /// `y_w`.
     pub y_w: Fr,
 }
@@ -276,7 +280,7 @@ impl PoolClient {
         Ok(CloseRequestOutcome {
             tx: TxInfo::of(&receipt),
             nc: u256_to_fr(e.nc)?,
-            nullifier: u256_to_fr(e.nullifier)?,
+            nullifier: Nullifier::from_field(u256_to_fr(e.nullifier)?),
             x_w: u256_to_fr(e.xw)?,
             y_w: u256_to_fr(e.yw)?,
             deadline: e.deadline,
@@ -384,16 +388,20 @@ impl PoolClient {
             deadline: p.deadline,
             amounts: (p.payoutAmount, p.burn, p.deposit),
             expiry_epoch: p.expiryEpoch,
-            nullifier: u256_to_fr(p.nullifier)?,
+            nullifier: Nullifier::from_field(u256_to_fr(p.nullifier)?),
             y_w: u256_to_fr(p.yw)?,
         }))
     }
 
     /// The pool's own clearance digest for `(nc, nullifier)`.
-    pub async fn clearance_digest(&self, nc: Fr, nullifier: Fr) -> Result<alloy::primitives::B256> {
+    pub async fn clearance_digest(
+        &self,
+        nc: Fr,
+        nullifier: Nullifier,
+    ) -> Result<alloy::primitives::B256> {
         Ok(self
             .pool_contract()
-            .clearanceDigest(fr_to_u256(&nc), fr_to_u256(&nullifier))
+            .clearanceDigest(fr_to_u256(&nc), fr_to_u256(&nullifier.field()))
             .call()
             .await?)
     }
@@ -443,7 +451,7 @@ impl PoolClient {
         Ok(CloseOutcome {
             tx: TxInfo::of(receipt),
             nc: u256_to_fr(e.nc)?,
-            nullifier: u256_to_fr(e.nullifier)?,
+            nullifier: Nullifier::from_field(u256_to_fr(e.nullifier)?),
             payout: e.payout,
             to_payout: e.toPayout,
             relayer: e.relayer,

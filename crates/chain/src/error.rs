@@ -266,10 +266,10 @@ pub enum Error {
     /// A contract call failed without reaching the node or without a revert (an ABI
     /// mismatch, no data where the function returns some).
     #[error("contract call: {0}")]
-    Call(#[source] alloy::contract::Error),
+    Call(#[source] Box<alloy::contract::Error>),
     /// Watching a sent transaction failed.
     #[error("pending transaction: {0}")]
-    PendingTx(#[source] alloy::providers::PendingTransactionError),
+    PendingTx(#[source] Box<alloy::providers::PendingTransactionError>),
     /// The node does not know something it must know: a block, a transaction, the
     /// receipt of a mined transaction. Usually a node behind the one that answered before
     /// (a load balancer); retry.
@@ -293,9 +293,9 @@ pub enum Error {
     UndecodableLog {
         /// The event.
         event: &'static str,
-        /// The decoder's error.
+        /// The decoder's error (boxed: it is larger than every other variant).
         #[source]
-        source: alloy::sol_types::Error,
+        source: Box<alloy::sol_types::Error>,
     },
     /// A log of the pool carries a topic this crate does not read.
     #[error("unexpected log topic {0}")]
@@ -412,8 +412,9 @@ pub enum Error {
     #[error("anvil: {0}")]
     Anvil(String),
     /// A deployment was refused or failed (`deploy`).
+    /// (Boxed: its larger variants would make every chain error that large.)
     #[error(transparent)]
-    Deploy(#[from] crate::deploy::DeployError),
+    Deploy(Box<crate::deploy::DeployError>),
     /// An encrypted keystore could not be opened.
     #[error(transparent)]
     Keystore(#[from] crate::keystore::KeystoreError),
@@ -443,6 +444,13 @@ impl Error {
         }
     }
 
+    pub(crate) fn undecodable_log(event: &'static str, source: alloy::sol_types::Error) -> Self {
+        Self::UndecodableLog {
+            event,
+            source: Box::new(source),
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
@@ -468,7 +476,7 @@ impl From<alloy::contract::Error> for Error {
             None => match e {
                 alloy::contract::Error::TransportError(e) => Self::Transport(e),
                 alloy::contract::Error::PendingTransactionError(e) => e.into(),
-                other => Self::Call(other),
+                other => Self::Call(Box::new(other)),
             },
         }
     }
@@ -483,11 +491,17 @@ impl From<alloy::transports::TransportError> for Error {
     }
 }
 
+impl From<crate::deploy::DeployError> for Error {
+    fn from(e: crate::deploy::DeployError) -> Self {
+        Self::Deploy(Box::new(e))
+    }
+}
+
 impl From<alloy::providers::PendingTransactionError> for Error {
     fn from(e: alloy::providers::PendingTransactionError) -> Self {
         match e {
             alloy::providers::PendingTransactionError::TransportError(e) => e.into(),
-            other => Self::PendingTx(other),
+            other => Self::PendingTx(Box::new(other)),
         }
     }
 }

@@ -462,13 +462,8 @@ impl Indexer {
             let block = log.block_number.unwrap_or_default();
             let topic = log.topic0().copied().unwrap_or_default();
             if topic == ZkCreditsPool::Deposited::SIGNATURE_HASH {
-                let e =
-                    ZkCreditsPool::Deposited::decode_log_data(log.data()).map_err(|source| {
-                        Error::UndecodableLog {
-                            event: "Deposited",
-                            source,
-                        }
-                    })?;
+                let e = ZkCreditsPool::Deposited::decode_log_data(log.data())
+                    .map_err(|e| Error::undecodable_log("Deposited", e))?;
                 let note = deposited_note(&e)?;
                 if note.leaf_index != expected {
                     return Err(Error::LeafIndexGap {
@@ -479,12 +474,8 @@ impl Indexer {
                 expected += 1;
                 events.push((block, Event::Leaf(note.leaf)));
             } else if topic == ZkCreditsPool::RootCommitted::SIGNATURE_HASH {
-                let e = ZkCreditsPool::RootCommitted::decode_log_data(log.data()).map_err(
-                    |source| Error::UndecodableLog {
-                        event: "RootCommitted",
-                        source,
-                    },
-                )?;
+                let e = ZkCreditsPool::RootCommitted::decode_log_data(log.data())
+                    .map_err(|e| Error::undecodable_log("RootCommitted", e))?;
                 let c = committed_root(&e)?;
                 if c.size != expected {
                     return Err(Error::RootMismatch {

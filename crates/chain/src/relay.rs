@@ -14,6 +14,7 @@
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::sol_types::SolCall;
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::rln::Nullifier;
 
 use crate::Result;
 use crate::bindings::{CloseVerifier, ZkCreditsPool, u256_to_fr};
@@ -27,7 +28,7 @@ pub struct RelayedClose {
     call: ZkCreditsPool::closeCooperativeCall,
     root: Fr,
     nc: Fr,
-    nullifier: Fr,
+    nullifier: Nullifier,
 }
 
 /// Why calldata is not a relayable close.
@@ -72,7 +73,7 @@ impl RelayedClose {
         Ok(Self {
             root: field("root", call.c.root)?,
             nc: field("nc", call.c.nc)?,
-            nullifier: field("nullifier", call.c.nullifier)?,
+            nullifier: Nullifier::from_field(field("nullifier", call.c.nullifier)?),
             call,
         })
     }
@@ -83,7 +84,7 @@ impl RelayedClose {
     }
 
     /// `N_j`.
-    pub fn nullifier(&self) -> Fr {
+    pub fn nullifier(&self) -> Nullifier {
         self.nullifier
     }
 

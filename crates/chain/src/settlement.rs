@@ -12,6 +12,7 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolEvent;
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::rln::Nullifier;
 
 use crate::bindings::{ZkCreditsPool, u256_to_fr};
 use crate::{Error, Result};
@@ -25,7 +26,7 @@ pub enum SettlementEvent {
         /// `NC`.
         nc: Fr,
         /// `N_j`, the ticket the close spends.
-        nullifier: Fr,
+        nullifier: Nullifier,
         /// `x_w`, the binding of the payout address.
         x_w: Fr,
         /// `y_w = k + a x_w`.
@@ -38,7 +39,7 @@ pub enum SettlementEvent {
         /// `NC`.
         nc: Fr,
         /// `N_j`.
-        nullifier: Fr,
+        nullifier: Nullifier,
         /// Where `U` less the relay fee went.
         payout: Address,
         /// Who got the relay fee (the zero address when there was none).
@@ -101,36 +102,32 @@ pub async fn settlement_events(
     logs.iter().map(decode).collect()
 }
 
-fn undecodable(event: &'static str, source: alloy::sol_types::Error) -> Error {
-    Error::UndecodableLog { event, source }
-}
-
 fn decode(log: &Log) -> Result<LoggedEvent> {
     let block = log.block_number.unwrap_or_default();
     let topic = log.topic0().copied().unwrap_or_default();
     let event = if topic == ZkCreditsPool::CloseRequested::SIGNATURE_HASH {
         let e = ZkCreditsPool::CloseRequested::decode_log_data(log.data())
-            .map_err(|e| undecodable("CloseRequested", e))?;
+            .map_err(|e| Error::undecodable_log("CloseRequested", e))?;
         SettlementEvent::CloseRequested {
             nc: u256_to_fr(e.nc)?,
-            nullifier: u256_to_fr(e.nullifier)?,
+            nullifier: Nullifier::from_field(u256_to_fr(e.nullifier)?),
             x_w: u256_to_fr(e.xw)?,
             y_w: u256_to_fr(e.yw)?,
             deadline: e.deadline,
         }
     } else if topic == ZkCreditsPool::Closed::SIGNATURE_HASH {
         let e = ZkCreditsPool::Closed::decode_log_data(log.data())
-            .map_err(|e| undecodable("Closed", e))?;
+            .map_err(|e| Error::undecodable_log("Closed", e))?;
         SettlementEvent::Closed {
             nc: u256_to_fr(e.nc)?,
-            nullifier: u256_to_fr(e.nullifier)?,
+            nullifier: Nullifier::from_field(u256_to_fr(e.nullifier)?),
             payout: e.payout,
             relayer: e.relayer,
             to_relayer: e.toRelayer,
         }
     } else if topic == ZkCreditsPool::Slashed::SIGNATURE_HASH {
         let e = ZkCreditsPool::Slashed::decode_log_data(log.data())
-            .map_err(|e| undecodable("Slashed", e))?;
+            .map_err(|e| Error::undecodable_log("Slashed", e))?;
         SettlementEvent::Slashed {
             id: u256_to_fr(e.id)?,
             nc: u256_to_fr(e.nc)?,

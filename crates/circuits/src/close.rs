@@ -31,6 +31,7 @@ use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::merkle::MerklePath;
 use zkcredits_protocol::note::NoteSecret;
 use zkcredits_protocol::poseidon::Tag;
+use zkcredits_protocol::rln::Nullifier;
 use zkcredits_protocol::state::{Limits, NoteState};
 
 use crate::error::CircuitError;
@@ -48,7 +49,7 @@ pub struct ClosePublicInputs {
     /// `NC = H(CLOSE, k)`: one close per note.
     pub close_nullifier: Fr,
     /// `N_j`, the nullifier of the ticket the close spends.
-    pub nullifier: Fr,
+    pub nullifier: Nullifier,
     /// `x_w`, binding the payout address, the chain and the pool.
     pub x_w: Fr,
     /// `y_w = k + a x_w`.
@@ -83,7 +84,7 @@ impl ClosePublicInputs {
         vec![
             self.root,
             self.close_nullifier,
-            self.nullifier,
+            self.nullifier.field(),
             self.x_w,
             self.y_w,
             Fr::from(self.deposit),
@@ -252,7 +253,7 @@ impl CloseCircuit {
             public: ClosePublicInputs {
                 root: zero,
                 close_nullifier: zero,
-                nullifier: zero,
+                nullifier: Nullifier::from_field(zero),
                 x_w: zero,
                 y_w: zero,
                 deposit: 0,
@@ -290,7 +291,7 @@ impl CloseCircuit {
         let input = |v: Fr| FpVar::new_input(cs.clone(), || Ok(v));
         let root = input(p.root)?;
         let close_nullifier = input(p.close_nullifier)?;
-        let nullifier = input(p.nullifier)?;
+        let nullifier = input(p.nullifier.field())?;
         let x_w = input(p.x_w)?;
         let y_w = input(p.y_w)?;
         let deposit = input(Fr::from(p.deposit))?;

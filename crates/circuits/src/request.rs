@@ -17,7 +17,7 @@ use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::merkle::MerklePath;
 use zkcredits_protocol::note::NoteSecret;
 use zkcredits_protocol::poseidon::Tag;
-use zkcredits_protocol::rln::Ticket;
+use zkcredits_protocol::rln::{Nullifier, Ticket};
 use zkcredits_protocol::state::{Limits, NoteState};
 
 use crate::error::CircuitError;
@@ -39,7 +39,7 @@ pub struct RequestPublicInputs {
     /// The share `y = k + a x`.
     pub y: Fr,
     /// The ticket's nullifier `N`.
-    pub nullifier: Fr,
+    pub nullifier: Nullifier,
     /// `T_next`, the commitment to the next state.
     pub next_commitment: Fr,
     /// The deployment's `C_max`.
@@ -57,7 +57,7 @@ impl RequestPublicInputs {
             self.root,
             self.x,
             self.y,
-            self.nullifier,
+            self.nullifier.field(),
             self.next_commitment,
             Fr::from(self.c_max),
             Fr::from(self.p_max),
@@ -245,7 +245,7 @@ impl RequestCircuit {
                 root: Fr::from(0u64),
                 x: Fr::from(0u64),
                 y: Fr::from(0u64),
-                nullifier: Fr::from(0u64),
+                nullifier: Nullifier::from_field(Fr::from(0u64)),
                 next_commitment: Fr::from(0u64),
                 c_max: 0,
                 p_max: 0,
@@ -291,7 +291,7 @@ impl RequestCircuit {
         let root = input(p.root)?;
         let x = input(p.x)?;
         let y = input(p.y)?;
-        let nullifier = input(p.nullifier)?;
+        let nullifier = input(p.nullifier.field())?;
         let next_commitment = input(p.next_commitment)?;
         let c_max = input(Fr::from(p.c_max))?;
         let p_max = input(Fr::from(p.p_max))?;

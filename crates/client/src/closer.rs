@@ -28,7 +28,6 @@ use zkcredits_chain::{
     RelayedClose, close_ticket, prepare_close, verify_clearance,
 };
 use zkcredits_circuits::prover::CloseProver;
-use zkcredits_protocol::field;
 use zkcredits_protocol::note::WalletSeed;
 
 use crate::error::ClientError;
@@ -254,7 +253,7 @@ impl CloseContext<'_> {
         // slashed: refuse while the gateway can still say so. (A cooperative close needs
         // no such check: the gateway refuses to clear a spent ticket.)
         if unilateral && let Some(gateway) = self.gateway {
-            match gateway.receipt(&field::to_hex(&nj)).await {
+            match gateway.receipt(nj).await {
                 Ok(Some(_)) => {
                     return Err(ClientError::StaleState(format!(
                         "the gateway holds a receipt for ticket {} of note {j}, which this journal never recorded (an old copy of the journal?); a unilateral close would be challenged and the note slashed: run `zkcredits call` or `zkcredits proxy` once to move the note forward, then close",

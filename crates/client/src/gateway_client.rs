@@ -23,6 +23,7 @@ use serde::Deserialize;
 use zkcredits_api::prices::RoutePrices;
 use zkcredits_chain::alloy::primitives::Address;
 use zkcredits_protocol::eddsa::PublicKey;
+use zkcredits_protocol::rln::Nullifier;
 use zkcredits_protocol::{Fr, field};
 
 use crate::spender::{GatewayConstants, ServerKey};
@@ -415,10 +416,10 @@ impl GatewayClient {
     }
 
     /// `GET /zkcredit/receipts/{N}`: `Ok(None)` while the gateway has none.
-    pub async fn receipt(&self, nullifier_hex: &str) -> Result<Option<String>, GatewayError> {
+    pub async fn receipt(&self, nullifier: Nullifier) -> Result<Option<String>, GatewayError> {
         let response = self
             .http
-            .get(self.url(&format!("{RECEIPTS_PATH}{nullifier_hex}")))
+            .get(self.url(&format!("{RECEIPTS_PATH}{nullifier}")))
             .timeout(self.short_timeout)
             .send()
             .await
@@ -450,13 +451,13 @@ impl GatewayClient {
     pub async fn close_clearance(
         &self,
         close_nullifier: Fr,
-        nullifier: Fr,
+        nullifier: Nullifier,
     ) -> Result<ClearanceReply, GatewayError> {
         let body =
             self.exchange(self.http.post(self.url(CLOSE_CLEARANCE_PATH)).json(
                 &serde_json::json!({
                     "close_nullifier": field::to_hex(&close_nullifier),
-                    "nullifier": field::to_hex(&nullifier),
+                    "nullifier": nullifier.to_string(),
                 }),
             ))
             .await?;

@@ -32,6 +32,7 @@ use futures::stream::BoxStream;
 use reqwest::header::{self, HeaderMap, HeaderName};
 use reqwest::{Method, StatusCode};
 use zkcredits_api::{Code, Refusal, TicketFate};
+use zkcredits_protocol::rln::Nullifier;
 
 use crate::error::ClientError;
 use crate::gateway_client::{
@@ -315,7 +316,7 @@ impl Payer {
         self.spender
             .locate(move |n| {
                 let gateway = gateway.clone();
-                async move { gateway.receipt(&n).await.map_err(ClientError::ReceiptFetch) }
+                async move { gateway.receipt(n).await.map_err(ClientError::ReceiptFetch) }
             })
             .await
     }
@@ -516,7 +517,7 @@ impl Payer {
         loop {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(self.config.owed_max_delay);
-            match self.gateway.receipt(&ticket.nullifier_hex).await {
+            match self.gateway.receipt(ticket.nullifier).await {
                 Ok(Some(receipt)) => return self.finish(ticket, &receipt).await,
                 Ok(None) => {
                     missing_since.get_or_insert_with(Instant::now);
@@ -730,7 +731,7 @@ impl Payer {
             .recover(move |n| {
                 let gateway = gateway.clone();
                 let waits = waits.clone();
-                async move { fetch_waiting(&gateway, &n, &waits).await }
+                async move { fetch_waiting(&gateway, n, &waits).await }
             })
             .await
     }
@@ -749,7 +750,7 @@ impl Payer {
             tokio::spawn(async move {
                 let mut delay = payer.config.owed_first_delay;
                 loop {
-                    match fetch_waiting(&payer.gateway, &ticket.nullifier_hex, &waits).await {
+                    match fetch_waiting(&payer.gateway, ticket.nullifier, &waits).await {
                         Ok(Some(receipt)) => {
                             let note = ticket.note;
                             match payer.spender.settle_pending(ticket, &receipt).await {
@@ -799,7 +800,7 @@ enum Resent {
 /// The receipt of `n`, asking again after each of `waits` while the gateway has none.
 async fn fetch_waiting(
     gateway: &GatewayClient,
-    n: &str,
+    n: Nullifier,
     waits: &[Duration],
 ) -> Result<Option<String>, ClientError> {
     let mut attempt = 0;

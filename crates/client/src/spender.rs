@@ -41,7 +41,7 @@ use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::note::{self, WalletSeed};
 use zkcredits_protocol::request::request_x;
-use zkcredits_protocol::rln::Ticket;
+use zkcredits_protocol::rln::{Nullifier, Ticket};
 use zkcredits_protocol::state::{Limits, NoteState, Receipt, receipt_message};
 use zkcredits_protocol::wire::{Credential, WireFormat};
 use zkcredits_protocol::{Fr, field};
@@ -177,8 +177,8 @@ pub struct SpenderConfig {
 pub struct PaidTicket {
     /// `ZkCredit <base64url credential>`.
     pub authorization: String,
-    /// The ticket's nullifier `N` as `0x` hex: the key for `GET /zkcredit/receipts/{N}`.
-    pub nullifier_hex: String,
+    /// The ticket's nullifier `N`: the key for `GET /zkcredit/receipts/{N}`.
+    pub nullifier: Nullifier,
     /// The note number.
     pub note: u64,
     /// The ticket index.
@@ -241,8 +241,8 @@ pub struct PendingTicket {
     pub note: u64,
     /// The ticket index.
     pub index: u64,
-    /// `N` as `0x` hex: the key for `GET /zkcredit/receipts/{N}`.
-    pub nullifier_hex: String,
+    /// `N`: the key for `GET /zkcredit/receipts/{N}`.
+    pub nullifier: Nullifier,
 }
 
 /// What [`Spender::recover`] did.
@@ -836,7 +836,7 @@ impl Spender {
         .map_err(ClientError::Blocking)??;
         Ok(PaidTicket {
             authorization: format!("{AUTH_SCHEME} {}", credential.to_base64url()),
-            nullifier_hex: field::to_hex(&ticket.nullifier),
+            nullifier: ticket.nullifier,
             note: note_number,
             index: ticket.index,
             root_hex: field::to_hex(&credential.root),
@@ -1098,13 +1098,13 @@ impl Spender {
     }
 
     /// Recovery: for each ticket in flight (not held by this spender right now),
-    /// `fetch(nullifier_hex)` returns the receipt (`Ok(Some(base64url))`), which advances
+    /// `fetch(nullifier)` returns the receipt (`Ok(Some(base64url))`), which advances
     /// the note, or `Ok(None)` (the gateway has none), which marks the note
     /// `needs_close(m = 1)`. A fetch that fails (`Err`: gateway unreachable) leaves the
     /// ticket pending for a later recovery.
     pub async fn recover<F, Fut>(&self, fetch: F) -> Result<RecoveryReport, ClientError>
     where
-        F: Fn(String) -> Fut,
+        F: Fn(Nullifier) -> Fut,
         Fut: Future<Output = Result<Option<String>, ClientError>>,
     {
         let (pending, skipped_live) = self.take_pending().await?;
@@ -1113,7 +1113,7 @@ impl Spender {
             ..RecoveryReport::default()
         };
         for ticket in pending {
-            let fetched = match fetch(ticket.nullifier_hex.clone()).await {
+            let fetched = match fetch(ticket.nullifier).await {
                 Ok(f) => f,
                 Err(e) => {
                     tracing::warn!(note = ticket.note, error = %e, "cannot fetch a receipt; the ticket stays pending");
@@ -1158,7 +1158,7 @@ impl Spender {
                 id: t.id,
                 note: t.j,
                 index: t.index,
-                nullifier_hex: field::to_hex(&t.nullifier),
+                nullifier: t.nullifier,
             });
         }
         Ok((taken, skipped))
@@ -1213,7 +1213,7 @@ impl Spender {
             id: ticket.ticket_id,
             note: ticket.note,
             index: ticket.index,
-            nullifier_hex: ticket.nullifier_hex,
+            nullifier: ticket.nullifier,
         })
         .await
     }
@@ -1235,7 +1235,7 @@ impl Spender {
     /// fails leaves the note unchecked (counted in `unreachable`).
     pub async fn locate<F, Fut>(&self, fetch: F) -> Result<LocateReport, ClientError>
     where
-        F: Fn(String) -> Fut,
+        F: Fn(Nullifier) -> Fut,
         Fut: Future<Output = Result<Option<String>, ClientError>>,
     {
         let _one_at_a_time = self.locating.lock().await;
@@ -1267,7 +1267,7 @@ impl Spender {
         fetch: &F,
     ) -> Result<Located, ClientError>
     where
-        F: Fn(String) -> Fut,
+        F: Fn(Nullifier) -> Fut,
         Fut: Future<Output = Result<Option<String>, ClientError>>,
     {
         let j = note.j;
@@ -1278,7 +1278,7 @@ impl Spender {
         loop {
             let index = state.index;
             let nullifier = Ticket::new(k, index).nullifier;
-            let text = match fetch(field::to_hex(&nullifier)).await {
+            let text = match fetch(nullifier).await {
                 Ok(None) => return Ok(Located::Here(moved)),
                 Ok(Some(text)) => text,
                 Err(e) => {
@@ -1323,7 +1323,7 @@ impl Spender {
                         "ticket {index} was spent by a request this journal has no record of, and its receipt cannot be used ({why})"
                     );
                     let after = Ticket::new(k, index + 1).nullifier;
-                    if let Ok(Some(_)) = fetch(field::to_hex(&after)).await {
+                    if let Ok(Some(_)) = fetch(after).await {
                         why.push_str(&format!(
                             "; ticket {} is spent too, so a close from this journal would be refused or challenged: do not close it unilaterally",
                             index + 1

@@ -24,7 +24,7 @@ fn credential() -> Credential {
     Credential {
         key_id: 1,
         root: Fr::from(11u64),
-        nullifier: Fr::from(12u64),
+        nullifier: zkcredits_protocol::rln::Nullifier::from_field(Fr::from(12u64)),
         y: Fr::from(13u64),
         next_commitment: Fr::from(14u64),
         proof: ProofPoints {

@@ -10,7 +10,7 @@
 //! - `D - U - B = j C_max - R` to the provider.
 
 use crate::Fr;
-use crate::rln::Ticket;
+use crate::rln::{Nullifier, Ticket};
 use crate::state::{Limits, NoteState};
 
 /// Why a close cannot be made from a state.
@@ -82,7 +82,7 @@ impl CloseSplit {
 }
 
 /// The public values a close reveals about the note's ticket: `N_j` and `y_w`.
-pub fn close_share(k: Fr, ticket: u64, x_w: Fr) -> (Fr, Fr) {
+pub fn close_share(k: Fr, ticket: u64, x_w: Fr) -> (Nullifier, Fr) {
     let t = Ticket::new(k, ticket);
     (t.nullifier, t.share(k, x_w).y)
 }

@@ -5,10 +5,13 @@
 //! a point on the line `k + a * X`. One share says nothing about `k` (a is uniform and
 //! unknown); two shares of one ticket at different `x` give the line, hence `k`.
 
+use std::fmt;
+use std::str::FromStr;
+
 use ark_ff::Field;
 
-use crate::Fr;
 use crate::poseidon::{Tag, hash};
+use crate::{Fr, field};
 
 /// Errors from key recovery.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -20,13 +23,71 @@ pub enum RlnError {
     SameRequest,
 }
 
+/// A ticket's public nullifier `N = H(NULLIFIER, a)`: the name under which a gateway
+/// stores the spent ticket and its receipt, a client fetches that receipt, and a close
+/// names the note's last ticket. It crosses every crate and the wire, so it has a type of
+/// its own rather than travelling as an `Fr`, 32 bytes or a hex string by turns.
+///
+/// Its text form is `0x` followed by 64 lowercase hex digits ([`fmt::Display`]), and that
+/// is the only form [`FromStr`] accepts (either case): a URL path names one ticket one way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Nullifier(Fr);
+
+impl Nullifier {
+    /// The nullifier whose field element is `n` (read from a proof's public inputs or a
+    /// pool event).
+    pub const fn from_field(n: Fr) -> Self {
+        Self(n)
+    }
+
+    /// The field element, as the circuits and the contract take it.
+    pub const fn field(&self) -> Fr {
+        self.0
+    }
+
+    /// Big-endian bytes, as stored and as on the wire.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        field::to_be_bytes(&self.0)
+    }
+
+    /// The nullifier with these big-endian bytes, if they are a canonical field element.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Option<Self> {
+        field::from_be_bytes_canonical(bytes).map(Self)
+    }
+}
+
+impl fmt::Display for Nullifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&field::to_hex(&self.0))
+    }
+}
+
+/// A text that is not a nullifier's.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a nullifier is 0x followed by 64 hex digits of a field element")]
+pub struct NullifierSyntaxError;
+
+impl FromStr for Nullifier {
+    type Err = NullifierSyntaxError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let digits = text.strip_prefix("0x").ok_or(NullifierSyntaxError)?;
+        if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(NullifierSyntaxError);
+        }
+        field::from_hex(digits)
+            .map(Self)
+            .ok_or(NullifierSyntaxError)
+    }
+}
+
 /// One ticket of a note: its slope and public nullifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ticket {
     /// `a = H(SLOPE, k, i)`; secret: with a share it reveals `k`.
     pub slope: Fr,
     /// `N = H(NULLIFIER, a)`; public, the gateway's key for the ticket.
-    pub nullifier: Fr,
+    pub nullifier: Nullifier,
 }
 
 impl Ticket {
@@ -35,7 +96,7 @@ impl Ticket {
         let slope = slope(k, i);
         Self {
             slope,
-            nullifier: nullifier(slope),
+            nullifier: Nullifier(nullifier(slope)),
         }
     }
 
@@ -109,7 +170,17 @@ mod tests {
             let got = recover(ticket.share(k, x1), ticket.share(k, x2)).expect("distinct x");
             prop_assert_eq!(got.k, k);
             prop_assert_eq!(got.slope, ticket.slope);
-            prop_assert_eq!(nullifier(got.slope), ticket.nullifier);
+            prop_assert_eq!(nullifier(got.slope), ticket.nullifier.field());
+        }
+
+        #[test]
+        fn a_nullifier_round_trips_through_its_text_and_its_bytes(n in any::<[u8; 32]>()) {
+            let n = Nullifier::from_field(fe(n));
+            let text = n.to_string();
+            prop_assert_eq!(text.len(), 66);
+            prop_assert_eq!(text.parse::<Nullifier>(), Ok(n));
+            prop_assert_eq!(text.to_uppercase().replacen("0X", "0x", 1).parse::<Nullifier>(), Ok(n));
+            prop_assert_eq!(Nullifier::from_bytes(&n.to_bytes()), Some(n));
         }
 
         #[test]
@@ -124,6 +195,31 @@ mod tests {
             let explaining_slope = (share.y - other) * x.inverse().expect("non-zero");
             prop_assert_eq!(other + explaining_slope * x, share.y);
         }
+    }
+
+    #[test]
+    fn only_the_one_text_form_of_a_nullifier_parses() {
+        let n = Ticket::new(Fr::from(3u64), 1).nullifier.to_string();
+        let digits = &n[2..];
+        let modulus = "30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001";
+        for bad in [
+            digits.to_owned(),               // no 0x
+            format!("0x{}", &digits[1..]),   // 63 digits
+            format!("0x0{digits}"),          // 65 digits
+            format!("0x{}g", &digits[..63]), // not hex
+            format!("0x{modulus}"),          // not canonical
+            format!(" {n}"),                 // whitespace
+            String::new(),
+        ] {
+            assert_eq!(
+                bad.parse::<Nullifier>(),
+                Err(NullifierSyntaxError),
+                "{bad:?}"
+            );
+        }
+        let mut above = [0xffu8; 32];
+        above[0] = 0x31;
+        assert_eq!(Nullifier::from_bytes(&above), None);
     }
 
     #[test]

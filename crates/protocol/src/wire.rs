@@ -15,6 +15,7 @@ use crate::Fr;
 use crate::eddsa::{Signature, SignatureError};
 use crate::field;
 use crate::g2_subgroup;
+use crate::rln::Nullifier;
 use crate::state::Receipt;
 
 /// The credential and receipt format version this code speaks.
@@ -192,7 +193,7 @@ pub struct Credential {
     /// The tree root the membership proof is against.
     pub root: Fr,
     /// `N`, the ticket's nullifier.
-    pub nullifier: Fr,
+    pub nullifier: Nullifier,
     /// `y = k + a * x`, the share.
     pub y: Fr,
     /// `T_next`, the commitment to the state after this request.
@@ -208,7 +209,12 @@ impl WireFormat for Credential {
     fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(VERSION);
         out.extend_from_slice(&self.key_id.to_be_bytes());
-        for x in [self.root, self.nullifier, self.y, self.next_commitment] {
+        for x in [
+            self.root,
+            self.nullifier.field(),
+            self.y,
+            self.next_commitment,
+        ] {
             out.extend_from_slice(&field::to_be_bytes(&x));
         }
         self.proof.encode_into(out);
@@ -226,7 +232,7 @@ impl WireFormat for Credential {
         Ok(Self {
             key_id,
             root: read(0, "root")?,
-            nullifier: read(1, "nullifier")?,
+            nullifier: Nullifier::from_field(read(1, "nullifier")?),
             y: read(2, "y")?,
             next_commitment: read(3, "next_commitment")?,
             proof: ProofPoints::decode(&bytes[5 + 128..])?,
@@ -284,7 +290,7 @@ mod tests {
         Credential {
             key_id: 7,
             root: Fr::from(1u64),
-            nullifier: Fr::from(2u64),
+            nullifier: Nullifier::from_field(Fr::from(2u64)),
             y: -Fr::from(3u64),
             next_commitment: Fr::from(4u64),
             proof: ProofPoints {

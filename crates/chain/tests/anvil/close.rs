@@ -23,7 +23,7 @@ use zkcredits_protocol::Fr;
 use zkcredits_protocol::close::CloseSplit;
 use zkcredits_protocol::merkle::LeanImt;
 use zkcredits_protocol::note::NoteSecret;
-use zkcredits_protocol::rln;
+use zkcredits_protocol::rln::{self, Nullifier};
 use zkcredits_protocol::state::{Limits, NoteState};
 
 use crate::{assert_refused, random_fr};
@@ -140,7 +140,7 @@ impl World {
         .expect("prove")
     }
 
-    fn clearance(&self, nc: Fr, nullifier: Fr) -> [u8; 65] {
+    fn clearance(&self, nc: Fr, nullifier: Nullifier) -> [u8; 65] {
         let d = self.chain.deployment();
         sign_clearance(
             &self.chain.signer(PROVIDER),
@@ -429,7 +429,7 @@ async fn a_cooperative_close_needs_the_providers_clearance_of_its_nc_and_nullifi
     );
     for bad in [
         w.clearance(nc + Fr::from(1u64), nj),
-        w.clearance(nc, nj + Fr::from(1u64)),
+        w.clearance(nc, Nullifier::from_field(nj.field() + Fr::from(1u64))),
         sign_clearance(&w.chain.signer(2), d.chain_id, d.pool, nc, nj).expect("sign"),
         sign_clearance(&w.chain.signer(PROVIDER), d.chain_id + 1, d.pool, nc, nj).expect("sign"),
     ] {

@@ -41,7 +41,7 @@ async fn a_double_spend_reveals_k_and_slash_pays_bounty_and_provider_to_the_unit
     let (x1, x2) = (random_fr(&mut rng), random_fr(&mut rng));
     let recovered = rln::recover(ticket.share(k, x1), ticket.share(k, x2)).expect("distinct x");
     assert_eq!(recovered.k, k);
-    assert_eq!(rln::nullifier(recovered.slope), ticket.nullifier);
+    assert_eq!(rln::nullifier(recovered.slope), ticket.nullifier.field());
 
     let pool = user.pool_address();
     let before = (
@@ -103,7 +103,7 @@ async fn only_the_provider_records_violations_and_the_events_carry_what_was_sent
     let mut rng = ChaCha8Rng::seed_from_u64(12);
     let violations: Vec<Violation> = (0..10)
         .map(|i| Violation {
-            nullifier: random_fr(&mut rng),
+            nullifier: zkcredits_protocol::rln::Nullifier::from_field(random_fr(&mut rng)),
             evidence_hash: B256::from(rng.r#gen::<[u8; 32]>()),
             penalty: if i == 9 {
                 p_max

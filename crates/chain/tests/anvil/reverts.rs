@@ -110,7 +110,7 @@ async fn every_revert_the_client_can_reach_is_named() -> zkcredits_chain::Result
 
     // Provider role.
     let v = [Violation {
-        nullifier: random_fr(&mut rng),
+        nullifier: zkcredits_protocol::rln::Nullifier::from_field(random_fr(&mut rng)),
         evidence_hash: Default::default(),
         penalty: 1,
     }];

@@ -7,6 +7,7 @@ use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
 use zkcredits_circuits::request::RequestCircuit;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::eddsa::PrivateKey;
+use zkcredits_protocol::rln::Nullifier;
 use zkcredits_protocol::state::receipt_message;
 
 fn fresh() -> Fixture {
@@ -80,7 +81,7 @@ fn a_note_without_the_p_max_reserve_is_refused() {
 #[test]
 fn a_wrong_nullifier_is_refused() {
     let mut c = used().circuit();
-    c.public.nullifier += Fr::from(1u64);
+    c.public.nullifier = Nullifier::from_field(c.public.nullifier.field() + Fr::from(1u64));
     assert_breaks(c, "nullifier");
 }
 

@@ -25,7 +25,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::note::WalletSeed;
-use zkcredits_protocol::rln::Ticket;
+use zkcredits_protocol::rln::{Nullifier, Ticket};
 use zkcredits_protocol::state::{Limits, NoteState, Receipt};
 
 use crate::seal::StorageKey;
@@ -194,7 +194,7 @@ pub struct TicketRecord {
     /// `rho_next`, the blinding of `T_next`. Secret.
     pub rho_next: Fr,
     /// `N`.
-    pub nullifier: Fr,
+    pub nullifier: Nullifier,
     /// The server key id named in the credential.
     pub key_id: u32,
     /// Whether the request is known not to have reached the gateway.
@@ -937,7 +937,7 @@ impl Journal {
         j: u64,
         index: u64,
         rho_next: Fr,
-        nullifier: Fr,
+        nullifier: Nullifier,
         key_id: u32,
         receipt: &Receipt,
         next: &NoteState,

@@ -14,6 +14,7 @@
 //!   encoding of `zkcredits_protocol::state::Receipt`).
 
 use zkcredits_protocol::eddsa::Signature;
+use zkcredits_protocol::rln::Nullifier;
 use zkcredits_protocol::state::{Receipt, SignedState};
 use zkcredits_protocol::wire::WireFormat;
 use zkcredits_protocol::{Fr, field};
@@ -41,7 +42,7 @@ pub(super) struct TicketSecrets {
     /// The blinding of the next state commitment.
     pub(super) rho_next: Fr,
     /// The ticket's nullifier.
-    pub(super) nullifier: Fr,
+    pub(super) nullifier: Nullifier,
     /// The receipt key the ticket is proven for.
     pub(super) key_id: u32,
     /// The receipt, once it came.
@@ -109,7 +110,7 @@ impl TicketSecrets {
         let mut w = Writer::default();
         w.fr(&self.x)
             .fr(&self.rho_next)
-            .fr(&self.nullifier)
+            .fr(&self.nullifier.field())
             .u32(self.key_id);
         match &self.receipt {
             None => w.flag(false),
@@ -122,7 +123,7 @@ impl TicketSecrets {
         let mut r = Reader::new(bytes, "ticket");
         let x = r.fr()?;
         let rho_next = r.fr()?;
-        let nullifier = r.fr()?;
+        let nullifier = Nullifier::from_field(r.fr()?);
         let key_id = r.u32()?;
         let receipt = if r.flag()? {
             let bytes = r.take(Receipt::LEN)?;
@@ -287,7 +288,7 @@ mod tests {
             let record = TicketSecrets {
                 x: fr(x),
                 rho_next: fr(rho),
-                nullifier: fr(n),
+                nullifier: Nullifier::from_field(fr(n)),
                 key_id,
                 receipt: receipt_parts.map(|(r, p, seed)| receipt(r, p, seed)),
             };
@@ -329,7 +330,7 @@ mod tests {
         let ticket = TicketSecrets {
             x: fr(1),
             rho_next: fr(2),
-            nullifier: fr(3),
+            nullifier: Nullifier::from_field(fr(3)),
             key_id: 4,
             receipt: Some(receipt(5, 6, 7)),
         };

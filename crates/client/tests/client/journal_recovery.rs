@@ -96,7 +96,7 @@ async fn a_crash_with_a_ticket_in_flight_never_reuses_its_index() {
     let s = spender(dir.path(), &tree).await;
     let report = s
         .recover(|n| async move {
-            assert!(n.starts_with("0x"));
+            assert!(n.to_string().starts_with("0x"));
             Ok(None)
         })
         .await
@@ -151,10 +151,7 @@ async fn a_crash_then_a_fetched_receipt_advances_the_note() {
         let t = s.begin("GET", "/v1/models", b"").await.unwrap();
         let c = common::credential(&t.authorization);
         // The gateway answered and stored the receipt; the answer was lost in the crash.
-        (
-            t.nullifier_hex.clone(),
-            common::receipt_for(c.next_commitment, 600, 7),
-        )
+        (t.nullifier, common::receipt_for(c.next_commitment, 600, 7))
     };
     let s = spender(dir.path(), &tree).await;
     assert!(matches!(
@@ -231,8 +228,7 @@ async fn a_spent_ticket_whose_receipt_cannot_be_opened_retires_the_note() {
     let tree = deposit_offline(dir.path(), 2);
     let s = spender(dir.path(), &tree).await;
     let k = common::wallet().seed().note_secret(0).expose();
-    let spent =
-        zkcredits_protocol::field::to_hex(&zkcredits_protocol::rln::Ticket::new(k, 0).nullifier);
+    let spent = zkcredits_protocol::rln::Ticket::new(k, 0).nullifier;
     let unopenable = common::receipt_for(Fr::from(12345u64), 900, 0);
     let report = s
         .locate(|n| {

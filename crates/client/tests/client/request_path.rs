@@ -736,8 +736,9 @@ async fn paid_requests_receipts_and_discovery_go_through_socks5() {
     // A receipt fetched by nullifier goes through it too.
     let n = stack.notes().await[0].clone();
     assert_eq!(n.next_index, 2);
-    let missing = format!("0x{}", "00".repeat(31) + "01");
-    assert_eq!(client.receipt(&missing).await.unwrap(), None);
+    let missing =
+        zkcredits_protocol::rln::Nullifier::from_field(zkcredits_protocol::Fr::from(1u64));
+    assert_eq!(client.receipt(missing).await.unwrap(), None);
     assert!(socks.relayed.load(Ordering::SeqCst) > before);
 
     // Without the SOCKS5 server the name does not resolve: nothing went direct.

@@ -93,10 +93,7 @@ async fn paid_requests_on_a_real_chain() {
         &deployment
     ));
     let c = common::credential(&t.authorization);
-    assert_eq!(
-        t.nullifier_hex,
-        zkcredits_protocol::field::to_hex(&c.nullifier)
-    );
+    assert_eq!(t.nullifier, c.nullifier);
     assert!(pool.is_known_root(c.root).await.unwrap());
     let summary = spender
         .finish(t, &common::receipt_for(c.next_commitment, 400, 0))
@@ -169,10 +166,7 @@ async fn paid_requests_on_a_real_chain() {
     // Recovery fetches the genuine receipts and both notes move on.
     let genuine_a = common::receipt_for(ca.next_commitment, 1000, 0);
     let genuine_b = common::receipt_for(cb.next_commitment, 0, 0);
-    let (na, nb) = (
-        zkcredits_protocol::field::to_hex(&ca.nullifier),
-        zkcredits_protocol::field::to_hex(&cb.nullifier),
-    );
+    let (na, nb) = (ca.nullifier, cb.nullifier);
     let report = spender
         .recover(|n| {
             let r = if n == na {

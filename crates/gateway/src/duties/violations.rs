@@ -13,7 +13,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use zkcredits_chain::alloy::primitives::B256;
 use zkcredits_chain::{ContractError, PoolClient, Violation as ChainViolation};
-use zkcredits_protocol::field;
+use zkcredits_protocol::rln::Nullifier;
 
 use super::{DutiesConfig, NO_TX, TxLock, short};
 use crate::store::{Store, StoreError, Violation};
@@ -83,7 +83,7 @@ async fn submit(
     let mut batch = Vec::with_capacity(pending.len());
     let mut unsendable = Vec::new();
     for v in pending {
-        match field::from_be_bytes_canonical(&v.nullifier) {
+        match Nullifier::from_bytes(&v.nullifier) {
             Some(nullifier) => {
                 ids.push(v.id);
                 batch.push(ChainViolation {
@@ -117,7 +117,7 @@ async fn submit(
                 if let Some(i) = usize::try_from(*index).ok().filter(|&i| i < ids.len()) {
                     tracing::error!(
                         id = ids[i],
-                        nullifier = %short(&field::to_be_bytes(&batch[i].nullifier)),
+                        nullifier = %short(&batch[i].nullifier.to_bytes()),
                         penalty,
                         "penalty above P_max; dropped"
                     );

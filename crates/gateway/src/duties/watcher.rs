@@ -30,7 +30,7 @@ use zkcredits_chain::alloy::providers::Provider;
 use zkcredits_chain::{
     ClosePayout, ContractError, LoggedEvent, PoolClient, SettlementEvent, settlement_events,
 };
-use zkcredits_protocol::rln::{Share, Ticket};
+use zkcredits_protocol::rln::{Nullifier, Share, Ticket};
 use zkcredits_protocol::{Fr, field};
 
 use super::{DutiesConfig, TxLock, short};
@@ -177,11 +177,11 @@ impl Watcher<'_> {
     async fn close_requested(
         &self,
         nc: Fr,
-        nullifier: Fr,
+        nullifier: Nullifier,
         share: Share,
         deadline: u64,
     ) -> Result<&'static str, RoundError> {
-        let n = field::to_be_bytes(&nullifier);
+        let n = nullifier.to_bytes();
         let offered = StoredShare {
             x: field::to_be_bytes(&share.x),
             y: field::to_be_bytes(&share.y),
@@ -199,7 +199,7 @@ impl Watcher<'_> {
             // close unilaterally instead. Nothing was spent twice.
             return Ok("cleared");
         }
-        let recovered = match first.recover_with(share, nullifier) {
+        let recovered = match first.recover_with(share, nullifier.field()) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot recover the key of a stale close; not challenging");
@@ -250,8 +250,12 @@ impl Watcher<'_> {
     }
 
     /// Makes sure a paid close's ticket is spent in the store.
-    async fn closed(&self, nullifier: Fr, to: ClosePayout) -> Result<&'static str, RoundError> {
-        let n = field::to_be_bytes(&nullifier);
+    async fn closed(
+        &self,
+        nullifier: Nullifier,
+        to: ClosePayout,
+    ) -> Result<&'static str, RoundError> {
+        let n = nullifier.to_bytes();
         let reserve = StoredShare {
             x: CLEARANCE_X,
             y: [0; 32],
@@ -298,7 +302,7 @@ impl Watcher<'_> {
             };
             match self
                 .store
-                .admit(field::to_be_bytes(&ticket.nullifier), offered, None)
+                .admit(ticket.nullifier.to_bytes(), offered, None)
                 .await?
             {
                 Admission::DoubleSpend { .. } => continue,

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use zkcredits_circuits::prover::from_points;
 use zkcredits_circuits::request::RequestPublicInputs;
-use zkcredits_protocol::rln::Share;
+use zkcredits_protocol::rln::{Nullifier, Share};
 use zkcredits_protocol::wire::{Credential, WireFormat};
 use zkcredits_protocol::{Fr, field};
 
@@ -55,7 +55,7 @@ struct Verified {
 /// A ticket durably recorded as spent on this request: from here on, the answer
 /// carries a receipt.
 struct Admitted {
-    nullifier: Fr,
+    nullifier: Nullifier,
     next_commitment: Fr,
     request: PaidRequest,
     route: Route,
@@ -358,7 +358,7 @@ async fn admit(state: &AppState, verified: Verified) -> Result<Admitted, ApiErro
         route,
         x,
     } = verified;
-    let n = field::to_be_bytes(&credential.nullifier);
+    let n = credential.nullifier.to_bytes();
     let share = StoredShare {
         x: field::to_be_bytes(&x),
         y: field::to_be_bytes(&credential.y),
@@ -422,8 +422,8 @@ async fn admit(state: &AppState, verified: Verified) -> Result<Admitted, ApiErro
 }
 
 /// Recovers `k` from two shares of one ticket and queues `slash(k)`.
-async fn punish(state: &AppState, nullifier: Fr, first: StoredShare, second: Share) {
-    let recovered = match first.recover_with(second, nullifier) {
+async fn punish(state: &AppState, nullifier: Nullifier, first: StoredShare, second: Share) {
+    let recovered = match first.recover_with(second, nullifier.field()) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot recover the key of a double spend; not slashing");
@@ -454,7 +454,7 @@ fn encode_stored(bytes: &[u8]) -> Option<String> {
 /// Signs `(T_next, r, p)`, stores the receipt under `N` and returns its text.
 pub(crate) async fn issue_receipt(
     state: &AppState,
-    nullifier: Fr,
+    nullifier: Nullifier,
     next_commitment: Fr,
     refund: u64,
     penalty: u64,
@@ -463,7 +463,7 @@ pub(crate) async fn issue_receipt(
     let text = receipt.to_base64url();
     match state
         .store
-        .put_receipt(field::to_be_bytes(&nullifier), &receipt.encode())
+        .put_receipt(nullifier.to_bytes(), &receipt.encode())
         .await
     {
         Ok(()) => Ok(text),
@@ -509,7 +509,7 @@ async fn settle(state: &AppState, admitted: Admitted) -> Result<Response, ApiErr
                 let p = penalty.min(state.limits.p_max);
                 if let Err(e) = state
                     .store
-                    .record_violation(field::to_be_bytes(&nullifier), evidence_hash, p)
+                    .record_violation(nullifier.to_bytes(), evidence_hash, p)
                     .await
                 {
                     tracing::error!(error = %e, "cannot record a violation");
@@ -614,7 +614,7 @@ fn insert_receipt(headers: &mut HeaderMap, text: &str) {
 /// received rather than for the whole answer (`docs/METERING.md`).
 fn stream_response(
     state: &AppState,
-    nullifier: Fr,
+    nullifier: Nullifier,
     next_commitment: Fr,
     status: StatusCode,
     headers: &HeaderMap,
@@ -638,7 +638,7 @@ fn stream_response(
         let spent = cost.await.unwrap_or(0);
         let receipt = keys.sign_receipt(next_commitment, refund(c_max, spent, granularity), 0);
         if let Err(e) = store
-            .put_receipt(field::to_be_bytes(&nullifier), &receipt.encode())
+            .put_receipt(nullifier.to_bytes(), &receipt.encode())
             .await
         {
             tracing::error!(error = %e, "cannot store a streamed request's receipt");

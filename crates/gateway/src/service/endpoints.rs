@@ -9,20 +9,18 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use zkcredits_protocol::rln::Nullifier;
 use zkcredits_protocol::state::Receipt;
 use zkcredits_protocol::wire::WireFormat;
-use zkcredits_protocol::{Fr, field};
 
 use super::AppState;
 use crate::api_error::{ApiError, Code, RECEIPT_HEADER};
 use crate::store::{Admission, CLEARANCE_X, StoredShare};
 
-/// A nullifier as `0x` + 64 hex digits, canonical.
-fn parse_nullifier(text: &str, what: &str) -> Result<Fr, ApiError> {
-    let ok = text.len() == 66
-        && text.starts_with("0x")
-        && text[2..].bytes().all(|b| b.is_ascii_hexdigit());
-    ok.then(|| field::from_hex(text)).flatten().ok_or_else(|| {
+/// A nullifier in its one text form, `0x` + 64 hex digits of a canonical field element
+/// (a close nullifier `NC` is written the same way).
+fn parse_nullifier(text: &str, what: &str) -> Result<Nullifier, ApiError> {
+    text.parse().map_err(|_| {
         ApiError::new(
             Code::MalformedNullifier,
             format!("{what} must be 0x followed by 64 hex digits of a field element"),
@@ -36,17 +34,13 @@ pub(crate) async fn receipt(
     Path(text): Path<String>,
 ) -> Result<Response, ApiError> {
     let n = parse_nullifier(&text, "the nullifier")?;
-    let stored = state
-        .store
-        .receipt(field::to_be_bytes(&n))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "receipt lookup failed");
-            ApiError::new(
-                Code::StoreUnavailable,
-                "the receipt store is unavailable; retry later",
-            )
-        })?;
+    let stored = state.store.receipt(n.to_bytes()).await.map_err(|e| {
+        tracing::error!(error = %e, "receipt lookup failed");
+        ApiError::new(
+            Code::StoreUnavailable,
+            "the receipt store is unavailable; retry later",
+        )
+    })?;
     let receipt = stored
         .as_deref()
         .and_then(|b| Receipt::decode(b).ok())
@@ -60,7 +54,7 @@ pub(crate) async fn receipt(
         })?;
     let b64 = receipt.to_base64url();
     let mut response = Json(serde_json::json!({
-        "nullifier": field::to_hex(&n),
+        "nullifier": n.to_string(),
         "receipt": b64,
         "refund": receipt.refund,
         "penalty": receipt.penalty,
@@ -95,7 +89,7 @@ pub(crate) async fn close_clearance(
             ),
         )
     })?;
-    let nc = parse_nullifier(&body.close_nullifier, "close_nullifier")?;
+    let nc = parse_nullifier(&body.close_nullifier, "close_nullifier")?.field();
     let nj = parse_nullifier(&body.nullifier, "nullifier")?;
     let signer = state.provider_signer.as_ref().ok_or_else(|| {
         ApiError::new(
@@ -109,7 +103,7 @@ pub(crate) async fn close_clearance(
     };
     let admission = state
         .store
-        .admit(field::to_be_bytes(&nj), share, None)
+        .admit(nj.to_bytes(), share, None)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "nullifier store failed");

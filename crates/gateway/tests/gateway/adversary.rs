@@ -464,13 +464,13 @@ async fn a_reorg_of_a_deposit_block_under_the_gateway_is_survived() {
 async fn clearance(
     gw: &TestGateway,
     nc: zkcredits_protocol::Fr,
-    nj: zkcredits_protocol::Fr,
+    nj: zkcredits_protocol::rln::Nullifier,
 ) -> [u8; 65] {
     let reply: serde_json::Value = reqwest::Client::new()
         .post(format!("{}/zkcredit/close-clearance", gw.url))
         .json(&serde_json::json!({
             "close_nullifier": zkcredits_protocol::field::to_hex(&nc),
-            "nullifier": zkcredits_protocol::field::to_hex(&nj),
+            "nullifier": nj.to_string(),
         }))
         .send()
         .await

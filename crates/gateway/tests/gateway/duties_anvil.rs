@@ -78,7 +78,7 @@ async fn a_double_spend_found_by_the_store_is_slashed_on_chain_once() {
     // What the gateway does on the request path: admit, detect, recover, enqueue.
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("g.db")).unwrap());
-    let n = field::to_be_bytes(&ticket.nullifier);
+    let n = ticket.nullifier.to_bytes();
     assert_eq!(
         store.admit(n, share(x1), None).await.unwrap(),
         Admission::Fresh

@@ -13,7 +13,7 @@ use crate::common::*;
 use zkcredits_chain::testing::{PROVIDER, test_server_key};
 use zkcredits_gateway::store::{SqliteStore, Store};
 use zkcredits_gateway::{Discovery, Settings};
-use zkcredits_protocol::rln::Ticket;
+use zkcredits_protocol::rln::{Nullifier, Ticket};
 use zkcredits_protocol::state::Limits;
 use zkcredits_protocol::wire::{Credential, WireFormat};
 use zkcredits_protocol::{Fr, field};
@@ -417,14 +417,14 @@ async fn a_close_clearance_reserves_its_ticket_and_a_spent_ticket_gets_none() {
     let tree = fx.tree().await;
     let server = test_server_key();
     let d = fx.deployment();
-    let clear = |nc: Fr, n: Fr| {
+    let clear = |nc: Fr, n: Nullifier| {
         let (http, url) = (http.clone(), gw.url.clone());
         async move {
             let r = http
                 .post(format!("{url}/zkcredit/close-clearance"))
                 .json(&serde_json::json!({
                     "close_nullifier": field::to_hex(&nc),
-                    "nullifier": field::to_hex(&n),
+                    "nullifier": n.to_string(),
                 }))
                 .send()
                 .await

@@ -655,12 +655,12 @@ async fn the_jsonrpc_route_charges_its_price_table_and_policy_violations_reach_t
     // ticket's nullifier, the SHA-256 of the body as evidence and the receipt's penalty.
     let expected: Vec<(Fr, [u8; 32], u64)> = vec![
         (
-            word.credential.nullifier,
+            word.credential.nullifier.field(),
             Sha256::digest(&word.body).into(),
             WORD_RULE.1,
         ),
         (
-            key.credential.nullifier,
+            key.credential.nullifier.field(),
             Sha256::digest(&key.body).into(),
             limits.p_max,
         ),

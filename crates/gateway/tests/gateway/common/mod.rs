@@ -20,12 +20,12 @@ use zkcredits_gateway::keys::ServerKeys;
 use zkcredits_gateway::store::Store;
 use zkcredits_gateway::upstream::flat::{FlatConfig, FlatUpstream};
 use zkcredits_gateway::{GatewayBuilder, RootsSource, RunningGateway, Settings};
+use zkcredits_protocol::Fr;
 use zkcredits_protocol::eddsa::PrivateKey;
 use zkcredits_protocol::merkle::LeanImt;
 use zkcredits_protocol::note::{NoteSecret, WalletSeed};
 use zkcredits_protocol::state::{Limits, NoteState, Receipt};
 use zkcredits_protocol::wire::{Credential, WireFormat};
-use zkcredits_protocol::{Fr, field};
 
 /// The receipt key id the test gateways use.
 pub const KEY_ID: u32 = 1;
@@ -83,7 +83,7 @@ pub struct Paid {
 
 impl Paid {
     pub fn nullifier_hex(&self) -> String {
-        field::to_hex(&self.credential.nullifier)
+        self.credential.nullifier.to_string()
     }
 }
 
