@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use zkcredits_protocol::field;
 
 use super::AppState;
-use crate::store::{StoreError, Unanswered};
+use crate::store::{Corruption, StoreError, Unanswered};
 
 /// Refunds issued for abandoned tickets.
 pub const REFUNDED: &str = "zkcredits_unanswered_refunds_total";
@@ -50,9 +50,7 @@ pub(crate) async fn refund_abandoned(
 /// Signs and stores the full refund of one ticket; false when a receipt got there first.
 async fn refund(state: &AppState, ticket: Unanswered) -> Result<bool, StoreError> {
     let Some(next) = field::from_be_bytes_canonical(&ticket.next_commitment) else {
-        return Err(StoreError::Corrupt(
-            "a stored T_next is not a field element; restore the store from a backup".into(),
-        ));
+        return Err(Corruption::NotInField("T_next").into());
     };
     let receipt = state.keys.sign_receipt(next, state.limits.c_max, 0);
     let encoded = zkcredits_protocol::wire::WireFormat::encode(&receipt);

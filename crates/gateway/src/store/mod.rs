@@ -125,19 +125,259 @@ pub struct PendingSlash {
 }
 
 /// Why a store operation failed. The gateway answers 503 `store_unavailable` and the
-/// request is not charged.
+/// request is not charged, whatever the variant; [`StoreError::is_transient`] tells a
+/// failure worth retrying from one that needs an operator.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database could not be reached or refused the operation.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    /// SQLite failed or refused the operation (busy, locked, I/O, a full disk).
+    #[error("store unavailable: SQLite: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+    /// The SQLite batch holding this write did not commit. Every write of the batch gets
+    /// the same error, hence the `Arc`.
+    #[error("store unavailable: the batch holding this write did not commit: {0}")]
+    BatchCommit(#[source] Arc<rusqlite::Error>),
+    /// The SQLite writer thread has stopped (the store is closing, or the thread died):
+    /// the write was not queued, nothing was written.
+    #[error("store unavailable: the store's writer has stopped")]
+    WriterStopped,
+    /// The SQLite writer thread stopped with this write in its batch, without answering.
+    #[error("store unavailable: the store's writer stopped mid-batch")]
+    WriterStoppedMidBatch,
+    /// The SQLite writer committed a batch without running this write.
+    #[error("store unavailable: the store's writer skipped this write")]
+    WriteSkipped,
+    /// The SQLite writer thread could not be started.
+    #[error("store unavailable: cannot start the writer: {0}")]
+    WriterSpawn(#[source] std::io::Error),
+    /// A task holding the SQLite read connection panicked: it is unusable until restart.
+    #[error("store unavailable: the read connection is poisoned; restart the gateway")]
+    ReaderPoisoned,
+    /// A blocking task of the store (opening SQLite, a read) panicked or was cancelled.
+    #[error("store unavailable: {what} failed: {source}")]
+    Task {
+        /// What the task was doing.
+        what: &'static str,
+        /// Why it ended.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// The SQLite file could not be opened or created.
+    #[error(
+        "store unavailable: cannot open or create {}: {source}; check the directory exists \
+         and is writable",
+        path.display()
+    )]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SQLite file's file system does not support WAL mode.
+    #[error(
+        "store unavailable: {} refused WAL mode (got {mode}); put it on a local file system",
+        path.display()
+    )]
+    NoWal {
+        /// The file.
+        path: PathBuf,
+        /// The journal mode SQLite fell back to.
+        mode: String,
+    },
+    /// A `sqlite://` URL without a path.
+    #[error(
+        "store unavailable: sqlite:// needs a file path, e.g. \
+         sqlite:///var/lib/zkcredits/gateway.db"
+    )]
+    NoSqlitePath,
+    /// The directory of the SQLite file does not exist.
+    #[error(
+        "store unavailable: the SQLite file's directory {} does not exist",
+        .0.display()
+    )]
+    NoSqliteDirectory(PathBuf),
+    /// A store URL of a scheme no store reads.
+    #[error(
+        "store unavailable: unsupported store URL {scheme:?}: use sqlite:///path/to/gateway.db \
+         or postgres://user@host:port/database[?schema=name]"
+    )]
+    UnsupportedUrl {
+        /// The URL's scheme (the whole URL when it has none).
+        scheme: String,
+    },
+    /// A `postgres://` URL the driver does not accept.
+    #[error(
+        "store unavailable: invalid PostgreSQL URL: {0}; use \
+         postgres://user@host:port/database[?schema=name]"
+    )]
+    PostgresUrl(#[source] tokio_postgres::Error),
+    /// The `schema=` parameter is not a plain identifier.
+    #[error(
+        "store unavailable: schema name {0:?} is not a plain identifier; use lowercase \
+         letters, digits and _ (at most 63, not starting with a digit)"
+    )]
+    BadSchemaName(String),
+    /// The PostgreSQL connection pool could not be built.
+    #[error("store unavailable: connection pool: {0}")]
+    PoolBuild(#[source] deadpool_postgres::BuildError),
+    /// No PostgreSQL connection could be had (the server is down or unreachable, the pool
+    /// timed out or is closed).
+    #[error("store unavailable: cannot get a PostgreSQL connection: {0}; check the server is up")]
+    Pool(#[source] deadpool_postgres::PoolError),
+    /// PostgreSQL failed or refused the operation: the server's SQLSTATE and message when
+    /// it answered, the driver's error otherwise (a lost connection).
+    #[error("store unavailable: {}", postgres::describe(.0))]
+    Postgres(#[source] tokio_postgres::Error),
+    /// A ticket insert lost its connection before its answer, and reading the ticket back
+    /// failed too: whether it was recorded is unknown.
+    #[error(
+        "store unavailable: a ticket insert was interrupted and could not be read back \
+         ({0}); whether it was recorded is unknown: retry with the same credential (a \
+         recorded ticket answers as a replay)"
+    )]
+    InsertInterrupted(#[source] Box<StoreError>),
+    /// A receipt update matched no ticket, yet the ticket then showed no receipt: it raced
+    /// with another writer (the ticket's admission committed in between).
+    #[error("store unavailable: the receipt update raced with another writer; retry")]
+    ReceiptRaced,
+    /// A value does not fit the store's integer columns (a signed 64-bit integer).
+    #[error("store unavailable: {what} {value} does not fit the store")]
+    TooLarge {
+        /// What the value is.
+        what: &'static str,
+        /// The value.
+        value: u64,
+    },
     /// The stored data is not what this version of the gateway wrote.
     #[error("store corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(#[from] Corruption),
     /// A receipt was offered for a nullifier the store never admitted, or a second,
     /// different receipt for one that already has one.
     #[error("receipt conflict: {0}")]
     ReceiptConflict(&'static str),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed if tried again, with nothing changed by an
+    /// operator:
+    ///
+    /// - transient: SQLite busy or locked (`ErrorCode::DatabaseBusy`/`DatabaseLocked`,
+    ///   also as a batch's commit error), the SQLite writer stopped or skipping a write, a
+    ///   blocking task cancelled (the runtime shutting down), no PostgreSQL connection
+    ///   from the pool, a PostgreSQL transport failure (a closed connection or an I/O
+    ///   error: no answer from the server) or a refusal whose SQLSTATE says the server is
+    ///   overloaded, shutting down or starting, or that the transaction lost a race
+    ///   (classes 08, 40, 53, `55P03`, `57P01`–`57P03`), an interrupted ticket insert, a
+    ///   raced receipt update;
+    /// - permanent: every other SQLite or PostgreSQL error (a constraint, a full disk, a
+    ///   refused login), a bad URL, schema name or path, a file that cannot be opened, a
+    ///   panicked task, a poisoned read connection, a value too large, corruption and
+    ///   receipt conflicts.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Sqlite(e) => sqlite::is_busy(e),
+            Self::BatchCommit(e) => sqlite::is_busy(e),
+            Self::Postgres(e) => postgres::is_transient(e),
+            Self::Pool(e) => !matches!(e, deadpool_postgres::PoolError::NoRuntimeSpecified),
+            Self::Task { source, .. } => source.is_cancelled(),
+            Self::WriterStopped
+            | Self::WriterStoppedMidBatch
+            | Self::WriteSkipped
+            | Self::InsertInterrupted(_)
+            | Self::ReceiptRaced => true,
+            Self::WriterSpawn(_)
+            | Self::ReaderPoisoned
+            | Self::Open { .. }
+            | Self::NoWal { .. }
+            | Self::NoSqlitePath
+            | Self::NoSqliteDirectory(_)
+            | Self::UnsupportedUrl { .. }
+            | Self::PostgresUrl(_)
+            | Self::BadSchemaName(_)
+            | Self::PoolBuild(_)
+            | Self::TooLarge { .. }
+            | Self::Corrupt(_)
+            | Self::ReceiptConflict(_) => false,
+        }
+    }
+}
+
+/// What is wrong with the stored data. Every case needs an operator: the advice says what
+/// to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Corruption {
+    /// SQLite reports damage (`SQLITE_CORRUPT`, `SQLITE_NOTADB`).
+    #[error("{0}; restore the store from a backup (the chain still holds every slash and close)")]
+    Sqlite(#[source] rusqlite::Error),
+    /// The store was written by a newer gateway.
+    #[error(
+        "{place} has schema version {version}, newer than version {} that this gateway \
+         writes; run the gateway release that created it (or a newer one)",
+        schema::VERSION
+    )]
+    NewerSchema {
+        /// The SQLite file or PostgreSQL schema.
+        place: String,
+        /// The version it holds.
+        version: u32,
+    },
+    /// The store was written by a gateway too old to be upgraded in place.
+    #[error(
+        "{place} has schema version {version}, which this gateway (version {}) cannot \
+         read; run the gateway release that created it, or start with a fresh store once \
+         every issued receipt has been fetched",
+        schema::VERSION
+    )]
+    OlderSchema {
+        /// The SQLite file or PostgreSQL schema.
+        place: String,
+        /// The version it holds.
+        version: u32,
+    },
+    /// The stored schema version is not a number.
+    #[error("{place} has an unreadable schema version {stored:?}; restore it from a backup")]
+    UnreadableSchemaVersion {
+        /// The SQLite file or PostgreSQL schema.
+        place: String,
+        /// What is stored instead.
+        stored: String,
+    },
+    /// The meta table holds no schema version.
+    #[error("{place} has a meta table without a schema version; restore it from a backup")]
+    NoSchemaVersion {
+        /// The SQLite file or PostgreSQL schema.
+        place: String,
+    },
+    /// The SQLite file holds another program's tables.
+    #[error(
+        "{} holds tables but no zkcredits schema version; it is not a gateway store, point \
+         the gateway at another file",
+        .0.display()
+    )]
+    NotAGatewayStore(PathBuf),
+    /// A stored field is not 32 bytes long.
+    #[error("a stored {what} has {len} bytes instead of 32; restore the store from a backup")]
+    WrongLength {
+        /// What the field holds.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+    },
+    /// A stored count is negative.
+    #[error("a stored {what} is negative ({value}); restore the store from a backup")]
+    Negative {
+        /// What the count is.
+        what: &'static str,
+        /// The value.
+        value: i64,
+    },
+    /// A stored value is not a canonical field element.
+    #[error("a stored {0} is not a field element; restore the store from a backup")]
+    NotInField(&'static str),
+    /// A ticket refused as a duplicate was gone a moment later.
+    #[error("a ticket refused as a duplicate is gone; someone deletes tickets, stop them")]
+    TicketGone,
 }
 
 /// The nullifier, receipt and duty store shared by every request handler.
@@ -224,6 +464,7 @@ pub mod postgres;
 mod schema;
 pub mod sqlite;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use postgres::{PostgresOptions, PostgresStore};
@@ -256,37 +497,36 @@ fn classify(first: StoredShare, offered: StoredShare, receipt: Option<Vec<u8>>) 
 pub fn check_url(url: &str) -> Result<(), StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
-            return Err(StoreError::Unavailable(
-                "sqlite:// needs a file path, e.g. sqlite:///var/lib/zkcredits/gateway.db".into(),
-            ));
+            return Err(StoreError::NoSqlitePath);
         }
         let dir = std::path::Path::new(path)
             .parent()
             .filter(|d| !d.as_os_str().is_empty());
         if let Some(dir) = dir.filter(|d| !d.is_dir()) {
-            return Err(StoreError::Unavailable(format!(
-                "the SQLite file's directory {} does not exist",
-                dir.display()
-            )));
+            return Err(StoreError::NoSqliteDirectory(dir.to_path_buf()));
         }
         return Ok(());
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let (url, options) = PostgresOptions::from_url(url)?;
         <tokio_postgres::Config as std::str::FromStr>::from_str(&url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+            .map_err(StoreError::PostgresUrl)?;
         if let Some(name) = options.schema.filter(|n| !postgres::valid_identifier(n)) {
-            return Err(StoreError::Unavailable(format!(
-                "schema name {name:?} is not a plain identifier; use letters, digits and _"
-            )));
+            return Err(StoreError::BadSchemaName(name));
         }
         return Ok(());
     }
-    Err(StoreError::Unavailable(format!(
-        "unsupported store URL {:?}: use sqlite:///path/to/gateway.db or \
-         postgres://user@host:port/database[?schema=name]",
-        url.split_once("://").map_or(url, |(scheme, _)| scheme)
-    )))
+    Err(unsupported(url))
+}
+
+/// The error for a URL of no supported scheme.
+fn unsupported(url: &str) -> StoreError {
+    StoreError::UnsupportedUrl {
+        scheme: url
+            .split_once("://")
+            .map_or(url, |(scheme, _)| scheme)
+            .to_owned(),
+    }
 }
 
 /// Opens the store named by `url`:
@@ -297,27 +537,114 @@ pub fn check_url(url: &str) -> Result<(), StoreError> {
 ///   an optional `schema=NAME` query parameter keeps this gateway's tables in schema
 ///   `NAME` (created if missing), e.g. to run several deployments in one database.
 ///
-/// An unsupported scheme is `StoreError::Unavailable` naming the accepted forms.
+/// An unsupported scheme is [`StoreError::UnsupportedUrl`], whose message names the
+/// accepted forms.
 pub async fn open_from_url(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
-            return Err(StoreError::Unavailable(
-                "sqlite:// needs a file path, e.g. sqlite:///var/lib/zkcredits/gateway.db".into(),
-            ));
+            return Err(StoreError::NoSqlitePath);
         }
         let path = path.to_owned();
         let store = tokio::task::spawn_blocking(move || SqliteStore::open(path))
             .await
-            .map_err(|e| StoreError::Unavailable(format!("opening the store failed: {e}")))??;
+            .map_err(|source| StoreError::Task {
+                what: "opening the store",
+                source,
+            })??;
         return Ok(Arc::new(store));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let (url, options) = PostgresOptions::from_url(url)?;
         return Ok(Arc::new(PostgresStore::connect(&url, options).await?));
     }
-    Err(StoreError::Unavailable(format!(
-        "unsupported store URL {:?}: use sqlite:///path/to/gateway.db or \
-         postgres://user@host:port/database[?schema=name]",
-        url.split_once("://").map_or(url, |(scheme, _)| scheme)
-    )))
+    Err(unsupported(url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real `SQLITE_BUSY`: a second connection, with no busy timeout, wants the write
+    /// lock another connection holds.
+    #[test]
+    fn sqlite_busy_is_transient_and_other_sqlite_errors_are_not() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("busy.db");
+        let holder = rusqlite::Connection::open(&path).expect("open");
+        holder.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        let other = rusqlite::Connection::open(&path).expect("open");
+        other
+            .busy_timeout(std::time::Duration::ZERO)
+            .expect("busy timeout");
+        let busy = other
+            .execute_batch("BEGIN IMMEDIATE")
+            .expect_err("the write lock is held");
+        assert!(sqlite::is_busy(&busy), "{busy}");
+        let busy = sqlite::sql_error(busy);
+        assert!(matches!(busy, StoreError::Sqlite(_)), "{busy:?}");
+        assert!(busy.is_transient(), "{busy}");
+        let StoreError::Sqlite(cause) = busy else {
+            unreachable!()
+        };
+        assert!(StoreError::BatchCommit(Arc::new(cause)).is_transient());
+
+        let missing = other
+            .execute_batch("SELECT * FROM no_such_table")
+            .expect_err("no such table");
+        let missing = sqlite::sql_error(missing);
+        assert!(matches!(missing, StoreError::Sqlite(_)), "{missing:?}");
+        assert!(!missing.is_transient(), "{missing}");
+    }
+
+    #[test]
+    fn bad_urls_and_corruption_are_permanent() {
+        for (url, bad) in [
+            ("redis://127.0.0.1/0", check_url("redis://127.0.0.1/0")),
+            ("sqlite://", check_url("sqlite://")),
+            (
+                "schema=Bad-Name",
+                check_url("postgres://gateway@127.0.0.1:5432/db?schema=Bad-Name"),
+            ),
+        ] {
+            let e = bad.expect_err(url);
+            assert!(
+                matches!(
+                    e,
+                    StoreError::UnsupportedUrl { .. }
+                        | StoreError::NoSqlitePath
+                        | StoreError::BadSchemaName(_)
+                ),
+                "{url}: {e:?}"
+            );
+            assert!(!e.is_transient(), "{url}: {e}");
+        }
+        let newer = schema::check_version(Some("99"), "test").expect_err("newer schema");
+        assert!(
+            matches!(
+                newer,
+                StoreError::Corrupt(Corruption::NewerSchema { version: 99, .. })
+            ),
+            "{newer:?}"
+        );
+        assert!(!newer.is_transient());
+    }
+
+    /// A refused TCP connection is a transport failure: no answer from the server.
+    #[tokio::test]
+    async fn a_postgres_transport_failure_is_transient() {
+        let refused = tokio_postgres::connect(
+            "host=127.0.0.1 port=1 user=gateway dbname=test connect_timeout=5",
+            tokio_postgres::NoTls,
+        )
+        .await
+        .err()
+        .expect("nothing listens on port 1");
+        assert!(refused.as_db_error().is_none(), "{refused}");
+        let e = StoreError::Postgres(refused);
+        assert!(e.is_transient(), "{e}");
+        assert!(
+            e.to_string().starts_with("store unavailable: PostgreSQL: "),
+            "{e}"
+        );
+    }
 }

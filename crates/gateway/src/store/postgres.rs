@@ -20,7 +20,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 use super::{
-    Admission, FieldBytes, PendingSlash, Store, StoreError, StoredShare, Unanswered, Violation,
+    Admission, Corruption, FieldBytes, PendingSlash, Store, StoreError, StoredShare, Unanswered,
+    Violation,
 };
 
 /// How to connect, beyond the URL.
@@ -203,9 +204,7 @@ impl PostgresStore {
     /// parameters; see [`PostgresOptions::from_url`]), installs the schema if the database
     /// has none, and checks its version.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
-            StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}; see open_from_url"))
-        })?;
+        let mut config = tokio_postgres::Config::from_str(url).map_err(StoreError::PostgresUrl)?;
         // Durability must not depend on the server's default: every session asks for it.
         let session_options = {
             let given = config.get_options().unwrap_or_default();
@@ -216,11 +215,7 @@ impl PostgresStore {
         config.options(&session_options);
         let schema = match &options.schema {
             Some(name) if valid_identifier(name) => Some(name.as_str()),
-            Some(name) => {
-                return Err(StoreError::Unavailable(format!(
-                    "schema name {name:?} is not a plain identifier; use letters, digits and _"
-                )));
-            }
+            Some(name) => return Err(StoreError::BadSchemaName(name.clone())),
             None => None,
         };
         let prefix = schema.map_or(String::new(), |s| format!("\"{s}\"."));
@@ -234,7 +229,7 @@ impl PostgresStore {
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .build()
-            .map_err(|e| StoreError::Unavailable(format!("connection pool: {e}")))?;
+            .map_err(StoreError::PoolBuild)?;
         let store = Self {
             pool,
             sql: Sql::new(&prefix),
@@ -287,11 +282,7 @@ impl PostgresStore {
                 Err(e) => last = e,
             }
         }
-        Err(StoreError::Unavailable(format!(
-            "a ticket insert was interrupted and could not be read back ({last}); whether it \
-             was recorded is unknown: retry with the same credential (a recorded ticket \
-             answers as a replay)"
-        )))
+        Err(StoreError::InsertInterrupted(Box::new(last)))
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -299,9 +290,7 @@ impl PostgresStore {
             // The server answered: its own words say what is wrong (a role, a database, a
             // password), not "check the server is up".
             deadpool_postgres::PoolError::Backend(e) if e.as_db_error().is_some() => pg_error(e),
-            e => StoreError::Unavailable(format!(
-                "cannot get a PostgreSQL connection: {e}; check the server is up"
-            )),
+            e => StoreError::Pool(e),
         })
     }
 
@@ -364,23 +353,44 @@ pub(crate) fn valid_identifier(name: &str) -> bool {
 }
 
 fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Postgres(e)
+}
+
+/// The message of [`StoreError::Postgres`]: the SQLSTATE code and the server's own words
+/// when it answered, the driver's error otherwise.
+pub(super) fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
-        Some(db) => StoreError::Unavailable(format!(
+        Some(db) => format!(
             "PostgreSQL refused ({}): {}",
             db.code().code(),
             db.message()
-        )),
-        None => StoreError::Unavailable(format!("PostgreSQL: {e}")),
+        ),
+        None => format!("PostgreSQL: {e}"),
     }
 }
 
-fn blob32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32], StoreError> {
-    bytes.try_into().map_err(|b: Vec<u8>| {
-        StoreError::Corrupt(format!(
-            "a stored {what} has {} bytes instead of 32; restore the database from a backup",
-            b.len()
-        ))
-    })
+/// Whether a PostgreSQL error may pass on a retry: a transport failure (the connection
+/// closed, or an I/O error: the server did not answer), or a refusal whose SQLSTATE says
+/// the server is overloaded, shutting down or starting, or that the transaction lost a
+/// race: classes 08 (connection exception), 40 (serialization failure, deadlock) and 53
+/// (insufficient resources, e.g. too many connections), `55P03` (lock not available) and
+/// `57P01`–`57P03` (admin or crash shutdown, cannot connect now). Any other refusal, and
+/// a driver error that is not transport (a value that does not convert), is permanent.
+pub(super) fn is_transient(e: &tokio_postgres::Error) -> bool {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        return ["08", "40", "53"]
+            .iter()
+            .any(|class| code.starts_with(class))
+            || ["55P03", "57P01", "57P02", "57P03"].contains(&code);
+    }
+    e.is_closed() || std::error::Error::source(e).is_some_and(|cause| cause.is::<std::io::Error>())
+}
+
+fn blob32(bytes: Vec<u8>, what: &'static str) -> Result<[u8; 32], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| Corruption::WrongLength { what, len: b.len() }.into())
 }
 
 /// The share in columns 0 and 1 of a `tickets` row.
@@ -391,17 +401,12 @@ fn stored_share(row: &tokio_postgres::Row) -> Result<StoredShare, StoreError> {
     })
 }
 
-fn to_sql_int(value: u64, what: &str) -> Result<i64, StoreError> {
-    i64::try_from(value)
-        .map_err(|_| StoreError::Unavailable(format!("{what} {value} does not fit the store")))
+fn to_sql_int(value: u64, what: &'static str) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::TooLarge { what, value })
 }
 
-fn from_sql_int(value: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| {
-        StoreError::Corrupt(format!(
-            "a stored {what} is negative ({value}); restore the database from a backup"
-        ))
-    })
+fn from_sql_int(value: i64, what: &'static str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| Corruption::Negative { what, value }.into())
 }
 
 #[async_trait]
@@ -451,12 +456,7 @@ impl Store for PostgresStore {
             .query_opt(&select, &[&&nullifier[..]])
             .await
             .map_err(pg_error)?
-            .ok_or_else(|| {
-                StoreError::Corrupt(
-                    "a ticket refused as a duplicate is gone; someone deletes tickets, stop them"
-                        .into(),
-                )
-            })?;
+            .ok_or(Corruption::TicketGone)?;
         Ok(super::classify(stored_share(&row)?, share, row.get(2)))
     }
 
@@ -487,9 +487,7 @@ impl Store for PostgresStore {
             None => Err(StoreError::ReceiptConflict(super::NOT_ADMITTED)),
             Some(Some(existing)) if existing == receipt => Ok(()),
             Some(Some(_)) => Err(StoreError::ReceiptConflict(super::OTHER_RECEIPT)),
-            Some(None) => Err(StoreError::Unavailable(
-                "the receipt update raced with another writer; retry".into(),
-            )),
+            Some(None) => Err(StoreError::ReceiptRaced),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The schema version both stores write, and the check that refuses any other.
 
-use super::StoreError;
+use super::{Corruption, StoreError};
 
 /// The layout this version of the gateway writes (`meta.schema_version`).
 ///
@@ -16,22 +16,16 @@ pub(crate) const UPGRADES_FROM: u32 = 1;
 /// The stored version if this gateway can use it (`VERSION`, or an older one it
 /// upgrades); explains what to do otherwise.
 pub(crate) fn check_version(stored: Option<&str>, place: &str) -> Result<u32, StoreError> {
-    match stored.map(str::parse::<u32>) {
-        Some(Ok(v)) if (UPGRADES_FROM..=VERSION).contains(&v) => Ok(v),
-        Some(Ok(v)) if v > VERSION => Err(StoreError::Corrupt(format!(
-            "{place} has schema version {v}, newer than version {VERSION} that this gateway \
-             writes; run the gateway release that created it (or a newer one)"
-        ))),
-        Some(Ok(v)) => Err(StoreError::Corrupt(format!(
-            "{place} has schema version {v}, which this gateway (version {VERSION}) cannot \
-             read; run the gateway release that created it, or start with a fresh store once \
-             every issued receipt has been fetched"
-        ))),
-        Some(Err(_)) => Err(StoreError::Corrupt(format!(
-            "{place} has an unreadable schema version {stored:?}; restore it from a backup"
-        ))),
-        None => Err(StoreError::Corrupt(format!(
-            "{place} has a meta table without a schema version; restore it from a backup"
-        ))),
-    }
+    let place = place.to_owned();
+    let corrupt = match stored.map(str::parse::<u32>) {
+        Some(Ok(v)) if (UPGRADES_FROM..=VERSION).contains(&v) => return Ok(v),
+        Some(Ok(version)) if version > VERSION => Corruption::NewerSchema { place, version },
+        Some(Ok(version)) => Corruption::OlderSchema { place, version },
+        Some(Err(_)) => Corruption::UnreadableSchemaVersion {
+            place,
+            stored: stored.unwrap_or_default().to_owned(),
+        },
+        None => Corruption::NoSchemaVersion { place },
+    };
+    Err(corrupt.into())
 }

@@ -19,8 +19,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    Admission, FieldBytes, PendingSlash, Store, StoreError, StoredShare, Unanswered, Violation,
-    schema,
+    Admission, Corruption, FieldBytes, PendingSlash, Store, StoreError, StoredShare, Unanswered,
+    Violation, schema,
 };
 
 /// Most jobs committed in one transaction; a bound on how long one caller waits behind
@@ -74,7 +74,7 @@ trait Job: Send {
     /// Runs the write against the open transaction; `Err` rolls back this job only.
     fn run(&mut self, db: &Connection) -> bool;
     /// Answers the caller once the batch's fate is known.
-    fn answer(self: Box<Self>, commit: Result<(), String>);
+    fn answer(self: Box<Self>, commit: Result<(), Arc<rusqlite::Error>>);
 }
 
 struct TypedJob<T, F> {
@@ -98,17 +98,13 @@ where
         ok
     }
 
-    fn answer(self: Box<Self>, commit: Result<(), String>) {
+    fn answer(self: Box<Self>, commit: Result<(), Arc<rusqlite::Error>>) {
         let result = match (self.result, commit) {
             // A job that failed was rolled back on its own: its error stands.
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(v)), Ok(())) => Ok(v),
-            (_, Err(e)) => Err(StoreError::Unavailable(format!(
-                "the batch holding this write did not commit: {e}"
-            ))),
-            (None, Ok(())) => Err(StoreError::Unavailable(
-                "the store's writer skipped this write".into(),
-            )),
+            (_, Err(e)) => Err(StoreError::BatchCommit(e)),
+            (None, Ok(())) => Err(StoreError::WriteSkipped),
         };
         // The caller may have gone away (request cancelled); nothing to do then.
         let _ = self.reply.send(result);
@@ -147,11 +143,9 @@ impl SqliteStore {
             .truncate(false)
             .mode(0o600)
             .open(&path)
-            .map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "cannot open or create {}: {e}; check the directory exists and is writable",
-                    path.display()
-                ))
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
             })?;
 
         let mut writer = connect(&path)?;
@@ -162,7 +156,7 @@ impl SqliteStore {
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || write_loop(writer, queue))
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
+            .map_err(StoreError::WriterSpawn)?;
         tracing::info!(path = %path.display(), "sqlite store open");
         Ok(Self {
             path,
@@ -193,10 +187,10 @@ impl SqliteStore {
         self.jobs
             .as_ref()
             .and_then(|jobs| jobs.send(job).ok())
-            .ok_or_else(|| StoreError::Unavailable("the store's writer has stopped".into()))?;
+            .ok_or(StoreError::WriterStopped)?;
         answer
             .await
-            .map_err(|_| StoreError::Unavailable("the store's writer stopped mid-batch".into()))?
+            .map_err(|_| StoreError::WriterStoppedMidBatch)?
     }
 
     /// Runs `work` on the read connection in the blocking pool.
@@ -207,13 +201,14 @@ impl SqliteStore {
     {
         let reader = Arc::clone(&self.reader);
         tokio::task::spawn_blocking(move || {
-            let db = reader
-                .lock()
-                .map_err(|_| StoreError::Unavailable("the read connection is poisoned".into()))?;
+            let db = reader.lock().map_err(|_| StoreError::ReaderPoisoned)?;
             work(&db)
         })
         .await
-        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+        .map_err(|source| StoreError::Task {
+            what: "a read task",
+            source,
+        })?
     }
 }
 
@@ -228,22 +223,22 @@ impl Drop for SqliteStore {
 }
 
 fn connect(path: &Path) -> Result<Connection, StoreError> {
-    let db = Connection::open(path).map_err(|e| sql_error(&e))?;
+    let db = Connection::open(path).map_err(sql_error)?;
     db.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| sql_error(&e))?;
+        .map_err(sql_error)?;
     // WAL lets the reader work beside the writer; FULL syncs the WAL at every commit,
     // which is what makes an answered request survive a power cut.
     let mode: String = db
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(|e| sql_error(&e))?;
+        .map_err(sql_error)?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Unavailable(format!(
-            "{} refused WAL mode (got {mode}); put it on a local file system",
-            path.display()
-        )));
+        return Err(StoreError::NoWal {
+            path: path.to_path_buf(),
+            mode,
+        });
     }
     db.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-        .map_err(|e| sql_error(&e))?;
+        .map_err(sql_error)?;
     Ok(db)
 }
 
@@ -251,14 +246,14 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
 fn migrate(db: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let tx = db
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(|e| sql_error(&e))?;
+        .map_err(sql_error)?;
     let has_meta: bool = tx
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
             [],
             |r| r.get::<_, i64>(0),
         )
-        .map_err(|e| sql_error(&e))?
+        .map_err(sql_error)?
         > 0;
     if has_meta {
         let version: Option<String> = tx
@@ -268,10 +263,9 @@ fn migrate(db: &mut Connection, path: &Path) -> Result<(), StoreError> {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(|e| sql_error(&e))?;
+            .map_err(sql_error)?;
         if schema::check_version(version.as_deref(), &path.display().to_string())? == 1 {
-            tx.execute_batch(UPGRADE_1_TO_2)
-                .map_err(|e| sql_error(&e))?;
+            tx.execute_batch(UPGRADE_1_TO_2).map_err(sql_error)?;
             tracing::info!(path = %path.display(), "store upgraded to schema version 2");
         }
     } else {
@@ -281,24 +275,20 @@ fn migrate(db: &mut Connection, path: &Path) -> Result<(), StoreError> {
                 [],
                 |r| r.get(0),
             )
-            .map_err(|e| sql_error(&e))?;
+            .map_err(sql_error)?;
         if tables > 0 {
-            return Err(StoreError::Corrupt(format!(
-                "{} holds tables but no zkcredits schema version; it is not a gateway store, \
-                 point the gateway at another file",
-                path.display()
-            )));
+            return Err(Corruption::NotAGatewayStore(path.to_path_buf()).into());
         }
-        tx.execute_batch(SCHEMA).map_err(|e| sql_error(&e))?;
+        tx.execute_batch(SCHEMA).map_err(sql_error)?;
         tx.execute_batch("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);")
-            .map_err(|e| sql_error(&e))?;
+            .map_err(sql_error)?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
             params![schema::VERSION.to_string()],
         )
-        .map_err(|e| sql_error(&e))?;
+        .map_err(sql_error)?;
     }
-    tx.commit().map_err(|e| sql_error(&e))
+    tx.commit().map_err(sql_error)
 }
 
 fn write_loop(mut db: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
@@ -312,7 +302,7 @@ fn write_loop(mut db: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        let commit = run_batch(&mut db, &mut batch);
+        let commit = run_batch(&mut db, &mut batch).map_err(Arc::new);
         if let Err(e) = &commit {
             tracing::error!(error = %e, jobs = batch.len(), "store batch failed");
         }
@@ -323,57 +313,54 @@ fn write_loop(mut db: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
     tracing::debug!("store writer stopped");
 }
 
-fn run_batch(db: &mut Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
-    let tx = db
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(|e| e.to_string())?;
+fn run_batch(db: &mut Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     for job in batch.iter_mut() {
         // A savepoint per job: one failing write leaves the others of the batch intact.
-        tx.execute_batch("SAVEPOINT job")
-            .map_err(|e| e.to_string())?;
+        tx.execute_batch("SAVEPOINT job")?;
         let ok = job.run(&tx);
         let end = if ok {
             "RELEASE job"
         } else {
             "ROLLBACK TO job; RELEASE job"
         };
-        tx.execute_batch(end).map_err(|e| e.to_string())?;
+        tx.execute_batch(end)?;
     }
-    tx.commit().map_err(|e| e.to_string())
+    tx.commit()
 }
 
-/// Maps a SQLite error to the store's: damage is `Corrupt`, anything else
-/// `Unavailable`.
-fn sql_error(e: &rusqlite::Error) -> StoreError {
+/// Maps a SQLite error to the store's: damage is [`Corruption::Sqlite`], anything else
+/// [`StoreError::Sqlite`].
+pub(super) fn sql_error(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode;
     match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Corrupt(format!(
-            "{e}; restore the store from a backup (the chain still holds every slash and close)"
-        )),
-        _ => StoreError::Unavailable(e.to_string()),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => Corruption::Sqlite(e).into(),
+        _ => StoreError::Sqlite(e),
     }
 }
 
-fn blob32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32], StoreError> {
-    bytes.try_into().map_err(|b: Vec<u8>| {
-        StoreError::Corrupt(format!(
-            "a stored {what} has {} bytes instead of 32; restore the store from a backup",
-            b.len()
-        ))
-    })
+/// Whether SQLite refused for a lock another connection holds (busy or locked): the
+/// same statement may pass once that connection is done.
+pub(super) fn is_busy(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
 }
 
-fn to_sql_int(value: u64, what: &str) -> Result<i64, StoreError> {
-    i64::try_from(value)
-        .map_err(|_| StoreError::Unavailable(format!("{what} {value} does not fit the store")))
+fn blob32(bytes: Vec<u8>, what: &'static str) -> Result<[u8; 32], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| Corruption::WrongLength { what, len: b.len() }.into())
 }
 
-fn from_sql_int(value: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| {
-        StoreError::Corrupt(format!(
-            "a stored {what} is negative ({value}); restore the store from a backup"
-        ))
-    })
+fn to_sql_int(value: u64, what: &'static str) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::TooLarge { what, value })
+}
+
+fn from_sql_int(value: i64, what: &'static str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| Corruption::Negative { what, value }.into())
 }
 
 #[async_trait]
@@ -401,7 +388,7 @@ impl Store for SqliteStore {
                         admitted_at,
                     ])
                 })
-                .map_err(|e| sql_error(&e))?;
+                .map_err(sql_error)?;
             if inserted == 1 {
                 return Ok(Admission::Fresh);
             }
@@ -412,7 +399,7 @@ impl Store for SqliteStore {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                     })
                 })
-                .map_err(|e| sql_error(&e))?;
+                .map_err(sql_error)?;
             let first = StoredShare {
                 x: blob32(x, "share x")?,
                 y: blob32(y, "share y")?,
@@ -431,7 +418,7 @@ impl Store for SqliteStore {
                     s.query_row(params![&nullifier[..]], |r| r.get(0))
                         .optional()
                 })
-                .map_err(|e| sql_error(&e))?;
+                .map_err(sql_error)?;
             match stored {
                 None => Err(StoreError::ReceiptConflict(super::NOT_ADMITTED)),
                 Some(Some(existing)) if existing == receipt => Ok(()),
@@ -440,7 +427,7 @@ impl Store for SqliteStore {
                     .prepare_cached("UPDATE tickets SET receipt = ?2 WHERE nullifier = ?1")
                     .and_then(|mut s| s.execute(params![&nullifier[..], &receipt]))
                     .map(drop)
-                    .map_err(|e| sql_error(&e)),
+                    .map_err(sql_error),
             }
         })
         .await
@@ -454,7 +441,7 @@ impl Store for SqliteStore {
                         .optional()
                 })
                 .map(Option::flatten)
-                .map_err(|e| sql_error(&e))
+                .map_err(sql_error)
         })
         .await
     }
@@ -472,15 +459,15 @@ impl Store for SqliteStore {
                      WHERE receipt IS NULL AND next_commitment IS NOT NULL AND admitted_at < ?1
                      ORDER BY admitted_at LIMIT ?2",
                 )
-                .map_err(|e| sql_error(&e))?;
+                .map_err(sql_error)?;
             let rows = stmt
                 .query_map(params![admitted_before, limit], |r| {
                     Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
                 })
-                .map_err(|e| sql_error(&e))?;
+                .map_err(sql_error)?;
             let mut out = Vec::new();
             for row in rows {
-                let (n, t) = row.map_err(|e| sql_error(&e))?;
+                let (n, t) = row.map_err(sql_error)?;
                 out.push(Unanswered {
                     nullifier: blob32(n, "nullifier")?,
                     next_commitment: blob32(t, "next commitment")?,
@@ -500,7 +487,7 @@ impl Store for SqliteStore {
             db.prepare_cached("INSERT INTO slashes (k) VALUES (?1) ON CONFLICT (k) DO NOTHING")
                 .and_then(|mut s| s.execute(params![&k[..]]))
                 .map(drop)
-                .map_err(|e| sql_error(&e))
+                .map_err(sql_error)
         })
         .await
     }
@@ -512,14 +499,14 @@ impl Store for SqliteStore {
                 .prepare_cached(
                     "SELECT k, attempts FROM slashes WHERE tx IS NULL ORDER BY id LIMIT ?1",
                 )
-                .map_err(|e| sql_error(&e))?;
+                .map_err(sql_error)?;
             let rows = s
                 .query_map(params![limit], |r| {
                     Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
                 })
-                .map_err(|e| sql_error(&e))?;
+                .map_err(sql_error)?;
             rows.map(|row| {
-                let (k, attempts) = row.map_err(|e| sql_error(&e))?;
+                let (k, attempts) = row.map_err(sql_error)?;
                 Ok(PendingSlash {
                     k: blob32(k, "slash key")?,
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
@@ -542,7 +529,7 @@ impl Store for SqliteStore {
                     )
                     .and_then(|mut s| s.execute(params![&k[..]])),
             };
-            result.map(drop).map_err(|e| sql_error(&e))
+            result.map(drop).map_err(sql_error)
         })
         .await
     }
@@ -560,7 +547,7 @@ impl Store for SqliteStore {
             )
             .and_then(|mut s| s.execute(params![&nullifier[..], &evidence_hash[..], penalty]))
             .map(drop)
-            .map_err(|e| sql_error(&e))
+            .map_err(sql_error)
         })
         .await
     }
@@ -573,7 +560,7 @@ impl Store for SqliteStore {
                     "SELECT id, nullifier, evidence_hash, penalty FROM violations
                      WHERE tx IS NULL ORDER BY id LIMIT ?1",
                 )
-                .map_err(|e| sql_error(&e))?;
+                .map_err(sql_error)?;
             let rows = s
                 .query_map(params![limit], |r| {
                     Ok((
@@ -583,9 +570,9 @@ impl Store for SqliteStore {
                         r.get::<_, i64>(3)?,
                     ))
                 })
-                .map_err(|e| sql_error(&e))?;
+                .map_err(sql_error)?;
             rows.map(|row| {
-                let (id, nullifier, evidence, penalty) = row.map_err(|e| sql_error(&e))?;
+                let (id, nullifier, evidence, penalty) = row.map_err(sql_error)?;
                 Ok(Violation {
                     id,
                     nullifier: blob32(nullifier, "violation nullifier")?,
@@ -603,9 +590,9 @@ impl Store for SqliteStore {
         self.write(move |db| {
             let mut s = db
                 .prepare_cached("UPDATE violations SET tx = ?2 WHERE id = ?1 AND tx IS NULL")
-                .map_err(|e| sql_error(&e))?;
+                .map_err(sql_error)?;
             for id in ids {
-                s.execute(params![id, &tx[..]]).map_err(|e| sql_error(&e))?;
+                s.execute(params![id, &tx[..]]).map_err(sql_error)?;
             }
             Ok(())
         })
@@ -618,7 +605,7 @@ impl Store for SqliteStore {
             let value: Option<i64> = db
                 .prepare_cached("SELECT value FROM cursors WHERE name = ?1")
                 .and_then(|mut s| s.query_row(params![name], |r| r.get(0)).optional())
-                .map_err(|e| sql_error(&e))?;
+                .map_err(sql_error)?;
             value.map(|v| from_sql_int(v, "cursor")).transpose()
         })
         .await
@@ -634,7 +621,7 @@ impl Store for SqliteStore {
             )
             .and_then(|mut s| s.execute(params![name, value]))
             .map(drop)
-            .map_err(|e| sql_error(&e))
+            .map_err(sql_error)
         })
         .await
     }

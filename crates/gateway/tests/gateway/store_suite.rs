@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rand::Rng;
 use tempfile::TempDir;
 use zkcredits_gateway::store::{
-    Admission, FieldBytes, PostgresOptions, PostgresStore, SqliteStore, Store, StoreError,
-    StoredShare, Unanswered, open_from_url,
+    Admission, Corruption, FieldBytes, PostgresOptions, PostgresStore, SqliteStore, Store,
+    StoreError, StoredShare, Unanswered, open_from_url,
 };
 
 // ------------------------------------------------------------------ harness
@@ -440,25 +440,27 @@ fn a_sqlite_file_of_another_schema_version_or_another_program_is_refused() {
     .unwrap();
     drop(db);
     match SqliteStore::open(&path) {
-        Err(StoreError::Corrupt(why)) => assert!(why.contains("schema version 99"), "{why}"),
-        other => panic!("expected Corrupt, got {other:?}"),
+        Err(StoreError::Corrupt(Corruption::NewerSchema { version, .. })) => {
+            assert_eq!(version, 99)
+        }
+        other => panic!("expected a newer schema, got {other:?}"),
     }
 
     let other = dir.path().join("other.db");
     let db = rusqlite::Connection::open(&other).unwrap();
     db.execute_batch("CREATE TABLE notes (body TEXT)").unwrap();
     drop(db);
-    assert!(matches!(
-        SqliteStore::open(&other),
-        Err(StoreError::Corrupt(_))
-    ));
+    match SqliteStore::open(&other) {
+        Err(StoreError::Corrupt(Corruption::NotAGatewayStore(path))) => assert_eq!(path, other),
+        other => panic!("expected another program's file to be refused, got {other:?}"),
+    }
 }
 
 #[tokio::test]
 async fn an_unknown_store_url_is_refused_with_the_accepted_forms() {
     match open_from_url("redis://127.0.0.1/0").await {
-        Err(StoreError::Unavailable(why)) => assert!(why.contains("sqlite:///"), "{why}"),
-        Err(other) => panic!("expected Unavailable, got {other:?}"),
+        Err(StoreError::UnsupportedUrl { scheme }) => assert_eq!(scheme, "redis"),
+        Err(other) => panic!("expected UnsupportedUrl, got {other:?}"),
         Ok(_) => panic!("a redis URL opened a store"),
     }
 }
@@ -663,8 +665,10 @@ async fn a_postgres_schema_of_another_version_is_refused() {
     ))
     .await;
     match PostgresStore::connect(PG_URL, schema.options()).await {
-        Err(StoreError::Corrupt(why)) => assert!(why.contains("schema version 3"), "{why}"),
-        other => panic!("expected Corrupt, got {other:?}"),
+        Err(StoreError::Corrupt(Corruption::NewerSchema { version, .. })) => {
+            assert_eq!(version, 3)
+        }
+        other => panic!("expected a newer schema, got {other:?}"),
     }
     schema.drop_now().await;
 }
