@@ -111,32 +111,29 @@ pub enum NoteStatus {
 }
 
 impl NoteStatus {
-    fn as_str(self) -> &'static str {
+    /// What the `status` column holds for this status (`close_m` holds `m`).
+    fn stored(self) -> StoredNoteStatus {
         match self {
-            Self::PendingDeposit => "pending_deposit",
-            Self::Free => "free",
-            Self::InFlight => "in_flight",
-            Self::NeedsClose { .. } => "needs_close",
-            Self::Closed => "closed",
-            Self::Slashed => "slashed",
+            Self::PendingDeposit => StoredNoteStatus::PendingDeposit,
+            Self::Free => StoredNoteStatus::Free,
+            Self::InFlight => StoredNoteStatus::InFlight,
+            Self::NeedsClose { .. } => StoredNoteStatus::NeedsClose,
+            Self::Closed => StoredNoteStatus::Closed,
+            Self::Slashed => StoredNoteStatus::Slashed,
         }
     }
 
-    fn parse(s: &str, m: i64) -> Result<Self> {
-        Ok(match s {
-            "pending_deposit" => Self::PendingDeposit,
-            "free" => Self::Free,
-            "in_flight" => Self::InFlight,
-            "needs_close" => Self::NeedsClose {
+    /// The status of a row whose `status` column reads `stored` and `close_m` reads `m`.
+    fn from_columns(stored: &str, m: i64) -> Result<Self> {
+        Ok(match StoredNoteStatus::parse(stored)? {
+            StoredNoteStatus::PendingDeposit => Self::PendingDeposit,
+            StoredNoteStatus::Free => Self::Free,
+            StoredNoteStatus::InFlight => Self::InFlight,
+            StoredNoteStatus::NeedsClose => Self::NeedsClose {
                 m: u8::from(m != 0),
             },
-            "closed" => Self::Closed,
-            "slashed" => Self::Slashed,
-            other => {
-                return Err(JournalError::Corrupt(format!(
-                    "unknown note status {other}"
-                )));
-            }
+            StoredNoteStatus::Closed => Self::Closed,
+            StoredNoteStatus::Slashed => Self::Slashed,
         })
     }
 }
@@ -145,8 +142,100 @@ impl std::fmt::Display for NoteStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::NeedsClose { m } => write!(f, "needs_close(m={m})"),
-            other => f.write_str(other.as_str()),
+            other => f.write_str(other.stored().as_sql()),
         }
+    }
+}
+
+/// Declares the type of a `status` column from its one table of variants and stored
+/// texts: the enum, `as_sql` (the text bound in SQL), `parse` (a text read back; an
+/// unknown one is [`JournalError::Corrupt`], never a default) and `ToSql`, so statements
+/// bind statuses as parameters and a misspelt status does not compile. The texts are
+/// what journals on users' disks hold: changing one is a schema migration.
+macro_rules! stored_status {
+    (
+        $(#[$meta:meta])*
+        enum $name:ident ($what:literal) {
+            $($(#[$variant_meta:meta])* $variant:ident => $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        enum $name {
+            $($(#[$variant_meta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            #[cfg(test)]
+            const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The text the column holds.
+            fn as_sql(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+
+            /// The status whose text the column holds.
+            fn parse(stored: &str) -> Result<Self> {
+                match stored {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(JournalError::Corrupt(format!(
+                        concat!("unknown ", $what, " {:?}"),
+                        other
+                    ))),
+                }
+            }
+        }
+
+        impl rusqlite::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_sql().into())
+            }
+        }
+    };
+}
+
+stored_status! {
+    /// The `notes.status` column: [`NoteStatus`] without `m`, which `close_m` holds.
+    enum StoredNoteStatus ("note status") {
+        /// Reserved for a deposit whose outcome is not recorded yet.
+        PendingDeposit => "pending_deposit",
+        /// Deposited, no request in flight.
+        Free => "free",
+        /// One request in flight.
+        InFlight => "in_flight",
+        /// Makes no further request; `close_m` is the close's `m`.
+        NeedsClose => "needs_close",
+        /// Closed on chain (or a reservation whose deposit failed).
+        Closed => "closed",
+        /// Slashed on chain.
+        Slashed => "slashed",
+    }
+}
+
+stored_status! {
+    /// The `tickets.status` column.
+    enum TicketStatus ("ticket status") {
+        /// Journaled; its request is sent, or possibly sent, without a receipt yet.
+        InFlight => "in_flight",
+        /// Known not to have reached the gateway, still pending for recovery: its index
+        /// is never reused.
+        Abandoned => "abandoned",
+        /// Its receipt is stored and its note advanced past it.
+        Completed => "completed",
+        /// Its receipt is lost: the note needs a close with `m = 1`.
+        Lost => "lost",
+    }
+}
+
+impl TicketStatus {
+    /// The tickets [`Journal::pending`] lists and recovery may still complete or lose.
+    const PENDING: [Self; 2] = [Self::InFlight, Self::Abandoned];
+
+    fn is_pending(self) -> bool {
+        Self::PENDING.contains(&self)
     }
 }
 
@@ -461,8 +550,12 @@ impl Journal {
         let mut out = Vec::new();
         for j in next..next + count {
             tx.execute(
-                "INSERT INTO notes (j, status, created_at, updated_at) VALUES (?1, 'pending_deposit', ?2, ?2)",
-                params![to_i64(j, "note number")?, t],
+                "INSERT INTO notes (j, status, created_at, updated_at) VALUES (?1, ?3, ?2, ?2)",
+                params![
+                    to_i64(j, "note number")?,
+                    t,
+                    StoredNoteStatus::PendingDeposit
+                ],
             )?;
             out.push(j);
         }
@@ -488,16 +581,18 @@ impl Journal {
         let t = now();
         self.conn.execute(
             "INSERT INTO notes (j, status, deposit, expiry, state_index, refunds, penalties, sealed, created_at, updated_at)
-             VALUES (?1, 'free', ?2, ?3, 0, 0, 0, ?4, ?5, ?5)
-             ON CONFLICT (j) DO UPDATE SET status = 'free', deposit = ?2, expiry = ?3,
+             VALUES (?1, ?6, ?2, ?3, 0, 0, 0, ?4, ?5, ?5)
+             ON CONFLICT (j) DO UPDATE SET status = ?6, deposit = ?2, expiry = ?3,
                  state_index = 0, refunds = 0, penalties = 0, sealed = ?4, updated_at = ?5
-             WHERE notes.status = 'pending_deposit'",
+             WHERE notes.status = ?7",
             params![
                 to_i64(j, "note number")?,
                 to_i64(info.deposit, "deposit")?,
                 to_i64(info.expiry_epoch, "expiry")?,
                 sealed,
-                t
+                t,
+                StoredNoteStatus::Free,
+                StoredNoteStatus::PendingDeposit
             ],
         )?;
         Ok(())
@@ -509,8 +604,13 @@ impl Journal {
     pub fn cancel_reserved(&mut self, notes: &[u64]) -> Result<()> {
         for j in notes {
             self.conn.execute(
-                "UPDATE notes SET status = 'closed', updated_at = ?2 WHERE j = ?1 AND status = 'pending_deposit'",
-                params![to_i64(*j, "note number")?, now()],
+                "UPDATE notes SET status = ?3, updated_at = ?2 WHERE j = ?1 AND status = ?4",
+                params![
+                    to_i64(*j, "note number")?,
+                    now(),
+                    StoredNoteStatus::Closed,
+                    StoredNoteStatus::PendingDeposit
+                ],
             )?;
         }
         Ok(())
@@ -526,7 +626,7 @@ impl Journal {
             refunds: to_u64(refunds)?,
             penalties: to_u64(penalties)?,
         };
-        let status = NoteStatus::parse(&status, m)?;
+        let status = NoteStatus::from_columns(&status, m)?;
         let (deposit_info, last, key_id) = match sealed {
             None => (None, None, None),
             Some(sealed) => {
@@ -618,9 +718,9 @@ impl Journal {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let candidates: Vec<(i64, i64, i64, i64, i64)> = {
             let mut stmt = tx.prepare(
-                "SELECT j, deposit, state_index, refunds, penalties FROM notes WHERE status = 'free' ORDER BY j",
+                "SELECT j, deposit, state_index, refunds, penalties FROM notes WHERE status = ?1 ORDER BY j",
             )?;
-            stmt.query_map([], |r| {
+            stmt.query_map(params![StoredNoteStatus::Free], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?
             .collect::<std::result::Result<_, _>>()?
@@ -647,8 +747,8 @@ impl Journal {
         }
         let Some((_, j)) = chosen else {
             let busy: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM notes WHERE status = 'in_flight'",
-                [],
+                "SELECT COUNT(*) FROM notes WHERE status = ?1",
+                params![StoredNoteStatus::InFlight],
                 |r| r.get(0),
             )?;
             return Err(if busy > 0 {
@@ -675,13 +775,19 @@ impl Journal {
             .seal(&ticket_aad(j, record.index), &sealed_ticket(&record, None));
         let t = now();
         tx.execute(
-            "INSERT INTO tickets (j, ticket_index, status, sealed, created_at, updated_at) VALUES (?1, ?2, 'in_flight', ?3, ?4, ?4)",
-            params![to_i64(j, "note number")?, to_i64(record.index, "index")?, sealed, t],
+            "INSERT INTO tickets (j, ticket_index, status, sealed, created_at, updated_at) VALUES (?1, ?2, ?5, ?3, ?4, ?4)",
+            params![
+                to_i64(j, "note number")?,
+                to_i64(record.index, "index")?,
+                sealed,
+                t,
+                TicketStatus::InFlight
+            ],
         )?;
         record.id = tx.last_insert_rowid();
         tx.execute(
-            "UPDATE notes SET status = 'in_flight', updated_at = ?2 WHERE j = ?1",
-            params![to_i64(j, "note number")?, t],
+            "UPDATE notes SET status = ?3, updated_at = ?2 WHERE j = ?1",
+            params![to_i64(j, "note number")?, t, StoredNoteStatus::InFlight],
         )?;
         tx.commit()?;
         let mut note = note;
@@ -692,7 +798,11 @@ impl Journal {
         })
     }
 
-    fn ticket_in(tx: &Connection, key: &StorageKey, id: i64) -> Result<(TicketRecord, String)> {
+    fn ticket_in(
+        tx: &Connection,
+        key: &StorageKey,
+        id: i64,
+    ) -> Result<(TicketRecord, TicketStatus)> {
         let (j, index, status, sealed): (i64, i64, String, Vec<u8>) = tx
             .query_row(
                 "SELECT j, ticket_index, status, sealed FROM tickets WHERE id = ?1",
@@ -701,7 +811,8 @@ impl Journal {
             )
             .optional()?
             .ok_or(JournalError::TicketNotInFlight(id))?;
-        let record = Self::open_ticket(key, id, to_u64(j)?, to_u64(index)?, &status, &sealed)?;
+        let status = TicketStatus::parse(&status)?;
+        let record = Self::open_ticket(key, id, to_u64(j)?, to_u64(index)?, status, &sealed)?;
         Ok((record, status))
     }
 
@@ -710,7 +821,7 @@ impl Journal {
         id: i64,
         j: u64,
         index: u64,
-        status: &str,
+        status: TicketStatus,
         sealed: &[u8],
     ) -> Result<TicketRecord> {
         let b = key
@@ -725,7 +836,7 @@ impl Journal {
             rho_next: secrets.rho_next,
             nullifier: secrets.nullifier,
             key_id: secrets.key_id,
-            abandoned: status == "abandoned",
+            abandoned: status == TicketStatus::Abandoned,
         })
     }
 
@@ -733,7 +844,7 @@ impl Journal {
     pub fn ticket(&mut self, id: i64) -> Result<TicketRecord> {
         let tx = self.conn.transaction()?;
         let (record, status) = Self::ticket_in(&tx, &self.key, id)?;
-        if status != "in_flight" && status != "abandoned" {
+        if !status.is_pending() {
             return Err(JournalError::TicketNotInFlight(id));
         }
         Ok(record)
@@ -754,16 +865,17 @@ impl Journal {
     /// Every ticket still in flight (sent, or possibly sent, without a receipt).
     pub fn pending(&self) -> Result<Vec<TicketRecord>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, j, ticket_index, status, sealed FROM tickets WHERE status IN ('in_flight', 'abandoned') ORDER BY id",
+            "SELECT id, j, ticket_index, status, sealed FROM tickets WHERE status IN (?1, ?2) ORDER BY id",
         )?;
         let rows: Vec<(i64, i64, i64, String, Vec<u8>)> = stmt
-            .query_map([], |r| {
+            .query_map(rusqlite::params_from_iter(TicketStatus::PENDING), |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?
             .collect::<std::result::Result<_, _>>()?;
         rows.into_iter()
             .map(|(id, j, index, status, sealed)| {
-                Self::open_ticket(&self.key, id, to_u64(j)?, to_u64(index)?, &status, &sealed)
+                let status = TicketStatus::parse(&status)?;
+                Self::open_ticket(&self.key, id, to_u64(j)?, to_u64(index)?, status, &sealed)
             })
             .collect()
     }
@@ -781,7 +893,7 @@ impl Journal {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (record, status) = Self::ticket_in(&tx, &self.key, id)?;
-        if status != "in_flight" && status != "abandoned" {
+        if !status.is_pending() {
             return Err(JournalError::TicketNotInFlight(id));
         }
         let note = Self::note_in(&tx, &self.key, record.j)?;
@@ -798,8 +910,8 @@ impl Journal {
         let t = now();
         Self::advance_in(&tx, &self.key, note.j, &info, next, key_id, t)?;
         tx.execute(
-            "UPDATE tickets SET status = 'completed', sealed = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, sealed_ticket, t],
+            "UPDATE tickets SET status = ?4, sealed = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, sealed_ticket, t, TicketStatus::Completed],
         )?;
         tx.commit()?;
         self.note(record.j)
@@ -827,14 +939,15 @@ impl Journal {
         };
         let sealed = key.seal(&plain.aad(), &sealed_note(info, next, Some(key_id)));
         tx.execute(
-            "UPDATE notes SET status = 'free', close_m = 0, state_index = ?2, refunds = ?3, penalties = ?4, sealed = ?5, updated_at = ?6 WHERE j = ?1",
+            "UPDATE notes SET status = ?7, close_m = 0, state_index = ?2, refunds = ?3, penalties = ?4, sealed = ?5, updated_at = ?6 WHERE j = ?1",
             params![
                 to_i64(j, "note number")?,
                 to_i64(next.index, "index")?,
                 to_i64(next.refunds, "refunds")?,
                 to_i64(next.penalties, "penalties")?,
                 sealed,
-                t
+                t,
+                StoredNoteStatus::Free
             ],
         )?;
         Ok(())
@@ -844,8 +957,8 @@ impl Journal {
     /// recovery: its index is never reused.
     pub fn abandon(&mut self, id: i64) -> Result<()> {
         let n = self.conn.execute(
-            "UPDATE tickets SET status = 'abandoned', updated_at = ?2 WHERE id = ?1 AND status = 'in_flight'",
-            params![id, now()],
+            "UPDATE tickets SET status = ?3, updated_at = ?2 WHERE id = ?1 AND status = ?4",
+            params![id, now(), TicketStatus::Abandoned, TicketStatus::InFlight],
         )?;
         if n == 0 {
             return Err(JournalError::TicketNotInFlight(id));
@@ -860,17 +973,21 @@ impl Journal {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (record, status) = Self::ticket_in(&tx, &self.key, id)?;
-        if status != "in_flight" && status != "abandoned" {
+        if !status.is_pending() {
             return Err(JournalError::TicketNotInFlight(id));
         }
         let t = now();
         tx.execute(
-            "UPDATE tickets SET status = 'lost', updated_at = ?2 WHERE id = ?1",
-            params![id, t],
+            "UPDATE tickets SET status = ?3, updated_at = ?2 WHERE id = ?1",
+            params![id, t, TicketStatus::Lost],
         )?;
         tx.execute(
-            "UPDATE notes SET status = 'needs_close', close_m = 1, updated_at = ?2 WHERE j = ?1",
-            params![to_i64(record.j, "note number")?, t],
+            "UPDATE notes SET status = ?3, close_m = 1, updated_at = ?2 WHERE j = ?1",
+            params![
+                to_i64(record.j, "note number")?,
+                t,
+                StoredNoteStatus::NeedsClose
+            ],
         )?;
         tx.commit()?;
         Ok(())
@@ -883,13 +1000,18 @@ impl Journal {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (record, status) = Self::ticket_in(&tx, &self.key, id)?;
-        if status != "in_flight" {
+        if status != TicketStatus::InFlight {
             return Err(JournalError::TicketNotInFlight(id));
         }
         tx.execute("DELETE FROM tickets WHERE id = ?1", params![id])?;
         tx.execute(
-            "UPDATE notes SET status = 'free', updated_at = ?2 WHERE j = ?1 AND status = 'in_flight'",
-            params![to_i64(record.j, "note number")?, now()],
+            "UPDATE notes SET status = ?3, updated_at = ?2 WHERE j = ?1 AND status = ?4",
+            params![
+                to_i64(record.j, "note number")?,
+                now(),
+                StoredNoteStatus::Free,
+                StoredNoteStatus::InFlight
+            ],
         )?;
         tx.commit()?;
         Ok(())
@@ -902,13 +1024,17 @@ impl Journal {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (record, status) = Self::ticket_in(&tx, &self.key, id)?;
-        if status != "in_flight" {
+        if status != TicketStatus::InFlight {
             return Err(JournalError::TicketNotInFlight(id));
         }
         tx.execute("DELETE FROM tickets WHERE id = ?1", params![id])?;
         tx.execute(
-            "UPDATE notes SET status = 'needs_close', close_m = 0, updated_at = ?2 WHERE j = ?1",
-            params![to_i64(record.j, "note number")?, now()],
+            "UPDATE notes SET status = ?3, close_m = 0, updated_at = ?2 WHERE j = ?1",
+            params![
+                to_i64(record.j, "note number")?,
+                now(),
+                StoredNoteStatus::NeedsClose
+            ],
         )?;
         tx.commit()?;
         Ok(())
@@ -918,8 +1044,15 @@ impl Journal {
     /// share of ticket `i` has left without a receipt the note can use.
     pub fn mark_needs_close(&mut self, j: u64, m: u8) -> Result<()> {
         let n = self.conn.execute(
-            "UPDATE notes SET status = 'needs_close', close_m = ?2, updated_at = ?3 WHERE j = ?1 AND status IN ('free', 'in_flight', 'needs_close')",
-            params![to_i64(j, "note number")?, i64::from(m.min(1)), now()],
+            "UPDATE notes SET status = ?4, close_m = ?2, updated_at = ?3 WHERE j = ?1 AND status IN (?5, ?6, ?4)",
+            params![
+                to_i64(j, "note number")?,
+                i64::from(m.min(1)),
+                now(),
+                StoredNoteStatus::NeedsClose,
+                StoredNoteStatus::Free,
+                StoredNoteStatus::InFlight
+            ],
         )?;
         if n == 0 {
             return Err(JournalError::UnknownNote(j));
@@ -970,8 +1103,14 @@ impl Journal {
         );
         let t = now();
         tx.execute(
-            "INSERT INTO tickets (j, ticket_index, status, sealed, created_at, updated_at) VALUES (?1, ?2, 'completed', ?3, ?4, ?4)",
-            params![to_i64(j, "note number")?, to_i64(index, "index")?, sealed_ticket, t],
+            "INSERT INTO tickets (j, ticket_index, status, sealed, created_at, updated_at) VALUES (?1, ?2, ?5, ?3, ?4, ?4)",
+            params![
+                to_i64(j, "note number")?,
+                to_i64(index, "index")?,
+                sealed_ticket,
+                t,
+                TicketStatus::Completed
+            ],
         )?;
         Self::advance_in(&tx, &self.key, j, &info, next, key_id, t)?;
         tx.commit()?;
@@ -982,11 +1121,220 @@ impl Journal {
     pub fn set_final_status(&mut self, j: u64, status: NoteStatus) -> Result<()> {
         let n = self.conn.execute(
             "UPDATE notes SET status = ?2, updated_at = ?3 WHERE j = ?1",
-            params![to_i64(j, "note number")?, status.as_str(), now()],
+            params![to_i64(j, "note number")?, status.stored(), now()],
         )?;
         if n == 0 {
             return Err(JournalError::UnknownNote(j));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn fresh_journal() -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(
+            &dir.path().join("journal.db"),
+            StorageKey::from_bytes([7; 32]),
+        )
+        .unwrap();
+        (dir, journal)
+    }
+
+    /// Journals on users' disks hold exactly these texts: renaming a variant's text
+    /// would make every existing journal unreadable.
+    #[test]
+    fn the_stored_status_texts_are_the_ones_existing_journals_hold() {
+        let notes: Vec<_> = StoredNoteStatus::ALL.iter().map(|s| s.as_sql()).collect();
+        assert_eq!(
+            notes,
+            [
+                "pending_deposit",
+                "free",
+                "in_flight",
+                "needs_close",
+                "closed",
+                "slashed"
+            ]
+        );
+        let tickets: Vec<_> = TicketStatus::ALL.iter().map(|s| s.as_sql()).collect();
+        assert_eq!(tickets, ["in_flight", "abandoned", "completed", "lost"]);
+    }
+
+    #[test]
+    fn every_status_reads_back_from_its_stored_text() {
+        for &s in StoredNoteStatus::ALL {
+            assert_eq!(StoredNoteStatus::parse(s.as_sql()).unwrap(), s);
+        }
+        for &s in TicketStatus::ALL {
+            assert_eq!(TicketStatus::parse(s.as_sql()).unwrap(), s);
+        }
+        for status in [
+            NoteStatus::PendingDeposit,
+            NoteStatus::Free,
+            NoteStatus::InFlight,
+            NoteStatus::NeedsClose { m: 0 },
+            NoteStatus::NeedsClose { m: 1 },
+            NoteStatus::Closed,
+            NoteStatus::Slashed,
+        ] {
+            let close_m = match status {
+                NoteStatus::NeedsClose { m } => i64::from(m),
+                _ => 0,
+            };
+            let read = NoteStatus::from_columns(status.stored().as_sql(), close_m).unwrap();
+            assert_eq!(read, status);
+        }
+    }
+
+    #[test]
+    fn an_unknown_stored_status_is_corrupt() {
+        // A ticket's status in a note's column (and the reverse) is unknown too.
+        for text in [
+            "",
+            "Free",
+            "free ",
+            "in-flight",
+            "needs_close(m=1)",
+            "completed",
+        ] {
+            assert!(
+                matches!(StoredNoteStatus::parse(text), Err(JournalError::Corrupt(_))),
+                "{text:?}"
+            );
+        }
+        for text in ["", "In_flight", "abandonned", "free", "closed"] {
+            assert!(
+                matches!(TicketStatus::parse(text), Err(JournalError::Corrupt(_))),
+                "{text:?}"
+            );
+        }
+    }
+
+    /// Each note status bound as a parameter is stored as the same TEXT a literal was,
+    /// and the journal reads it back.
+    #[test]
+    fn the_journal_stores_and_reads_every_note_status() {
+        let (_dir, mut journal) = fresh_journal();
+        let notes = journal
+            .reserve_notes(StoredNoteStatus::ALL.len() as u64)
+            .unwrap();
+        for (&j, &stored) in notes.iter().zip(StoredNoteStatus::ALL) {
+            journal
+                .conn
+                .execute(
+                    "UPDATE notes SET status = ?2, close_m = 1 WHERE j = ?1",
+                    params![to_i64(j, "note number").unwrap(), stored],
+                )
+                .unwrap();
+        }
+        for (&j, &stored) in notes.iter().zip(StoredNoteStatus::ALL) {
+            assert_eq!(journal.note(j).unwrap().status.stored(), stored);
+            let (text, kind): (String, String) = journal
+                .conn
+                .query_row(
+                    "SELECT status, typeof(status) FROM notes WHERE j = ?1",
+                    params![to_i64(j, "note number").unwrap()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!((text.as_str(), kind.as_str()), (stored.as_sql(), "text"));
+        }
+    }
+
+    /// Each ticket status bound as a parameter is stored as TEXT, and [`Journal::pending`]
+    /// lists exactly the in-flight and abandoned ones.
+    #[test]
+    fn the_journal_stores_every_ticket_status_and_lists_the_pending_ones() {
+        let (_dir, mut journal) = fresh_journal();
+        let j = journal.reserve_notes(1).unwrap()[0];
+        let mut ids = Vec::new();
+        for (index, &status) in (0u64..).zip(TicketStatus::ALL) {
+            let record = TicketRecord {
+                id: 0,
+                j,
+                index,
+                x: Fr::from(index),
+                rho_next: Fr::from(index + 100),
+                nullifier: Fr::from(index + 200),
+                key_id: 1,
+                abandoned: false,
+            };
+            let sealed = journal
+                .key
+                .seal(&ticket_aad(j, index), &sealed_ticket(&record, None));
+            journal
+                .conn
+                .execute(
+                    "INSERT INTO tickets (j, ticket_index, status, sealed, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 0, 0)",
+                    params![
+                        to_i64(j, "note number").unwrap(),
+                        to_i64(index, "index").unwrap(),
+                        status,
+                        sealed
+                    ],
+                )
+                .unwrap();
+            ids.push((journal.conn.last_insert_rowid(), status));
+        }
+        for &(id, status) in &ids {
+            let (text, kind): (String, String) = journal
+                .conn
+                .query_row(
+                    "SELECT status, typeof(status) FROM tickets WHERE id = ?1",
+                    params![id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!((text.as_str(), kind.as_str()), (status.as_sql(), "text"));
+        }
+        let pending: Vec<_> = journal
+            .pending()
+            .unwrap()
+            .iter()
+            .map(|t| (t.id, t.abandoned))
+            .collect();
+        let expected: Vec<_> = ids
+            .iter()
+            .filter(|(_, status)| status.is_pending())
+            .map(|&(id, status)| (id, status == TicketStatus::Abandoned))
+            .collect();
+        assert_eq!(pending, expected);
+        assert_eq!(expected.len(), TicketStatus::PENDING.len());
+    }
+
+    /// A status no build wrote (a damaged file, or a newer build's status) is refused as
+    /// corruption, never read as some default.
+    #[test]
+    fn the_journal_refuses_a_row_with_an_unknown_status() {
+        let (_dir, mut journal) = fresh_journal();
+        let j = journal.reserve_notes(1).unwrap()[0];
+        journal
+            .conn
+            .execute(
+                "UPDATE notes SET status = 'freed' WHERE j = ?1",
+                params![to_i64(j, "note number").unwrap()],
+            )
+            .unwrap();
+        assert!(matches!(journal.note(j), Err(JournalError::Corrupt(_))));
+        assert!(matches!(journal.notes(), Err(JournalError::Corrupt(_))));
+
+        journal
+            .conn
+            .execute(
+                "INSERT INTO tickets (j, ticket_index, status, sealed, created_at, updated_at) VALUES (?1, 0, 'inflight', x'00', 0, 0)",
+                params![to_i64(j, "note number").unwrap()],
+            )
+            .unwrap();
+        let id = journal.conn.last_insert_rowid();
+        match journal.ticket(id) {
+            Err(JournalError::Corrupt(why)) => assert!(why.contains("ticket status"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 }
