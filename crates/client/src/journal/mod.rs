@@ -1261,7 +1261,7 @@ mod tests {
                 index,
                 x: Fr::from(index),
                 rho_next: Fr::from(index + 100),
-                nullifier: Fr::from(index + 200),
+                nullifier: Nullifier::from_field(Fr::from(index + 200)),
                 key_id: 1,
                 abandoned: false,
             };
