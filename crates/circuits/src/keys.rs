@@ -23,20 +23,20 @@ use sha2::{Digest, Sha256};
 use crate::ceremony::CeremonyRecord;
 use crate::close::CloseCircuit;
 use crate::error::CircuitError;
-use crate::prover::Statement;
 use crate::qap::SnarkjsReduction;
 use crate::request::RequestCircuit;
+use crate::statement::{CircuitShape, Statement};
 
 /// The circuit identifier written into the manifest; bump it whenever the statement
 /// changes, so old keys are refused instead of producing proofs that never verify.
-pub const REQUEST_CIRCUIT_ID: &str = "zkcredits/request/v1";
+pub const REQUEST_CIRCUIT_ID: &str = <RequestCircuit as Statement>::CIRCUIT_ID;
 /// The close circuit's identifier (`docs/PROTOCOL.md §6`).
-pub const CLOSE_CIRCUIT_ID: &str = "zkcredits/close/v1";
+pub const CLOSE_CIRCUIT_ID: &str = <CloseCircuit as Statement>::CIRCUIT_ID;
 
 /// The request keys' manifest file name inside a key directory.
-pub const MANIFEST: &str = "keys.json";
+pub const MANIFEST: &str = <RequestCircuit as Statement>::MANIFEST;
 /// The close keys' manifest file name inside the same directory.
-pub const CLOSE_MANIFEST: &str = "close-keys.json";
+pub const CLOSE_MANIFEST: &str = <CloseCircuit as Statement>::MANIFEST;
 
 /// The seed of the close circuit's development setup, derived from the setup seed so that
 /// one seed makes both key sets and the request keys stay what they were before the close
@@ -173,7 +173,7 @@ pub fn setup_circuit<C: Statement>(
 ) -> Result<KeyManifest, CircuitError> {
     progress(SetupStep::Synthesize);
     // Synthesising first reports a circuit that cannot be built before the long step.
-    crate::prover::CircuitShape::extract_for::<C>()?;
+    CircuitShape::extract_for::<C>()?;
     progress(SetupStep::Generate);
     let mut rng = ChaCha20Rng::from_seed(seed);
     let pk = Groth16::<Bn254, SnarkjsReduction>::generate_random_parameters_with_reduction(
@@ -212,7 +212,7 @@ pub fn write_keys<C: Statement>(
 ) -> Result<KeyManifest, CircuitError> {
     let (pk_file, vk_file, manifest_file) =
         (C::PROVING_KEY_FILE, C::VERIFYING_KEY_FILE, C::MANIFEST);
-    let shape = crate::prover::CircuitShape::extract_for::<C>()?;
+    let shape = CircuitShape::extract_for::<C>()?;
     progress(SetupStep::Write);
     std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
     let pk_bytes = serialize(pk, Compress::No);

@@ -13,6 +13,7 @@ pub mod qap;
 pub mod request;
 pub mod sample;
 pub mod solidity;
+pub mod statement;
 // Fixtures for tests only, so that a production build carries none of them.
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

@@ -24,9 +24,10 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 use crate::error::CircuitError;
-use crate::prover::{Prover, RequestProver, Statement};
+use crate::prover::{Prover, RequestProver};
 use crate::qap::SnarkjsReduction;
 use crate::request::RequestCircuit;
+use crate::statement::Statement;
 
 /// The fixed part of a note's proofs under one root and one key.
 #[derive(Clone, Debug, PartialEq, Eq)]

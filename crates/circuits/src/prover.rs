@@ -12,9 +12,7 @@
 use ark_bn254::{Bn254, Fr};
 use ark_ff::Zero;
 use ark_groth16::{Proof, ProvingKey};
-use ark_relations::gr1cs::{
-    ConstraintSystem, OptimizationGoal, R1CS_PREDICATE_LABEL, SynthesisMode,
-};
+use ark_relations::gr1cs::{ConstraintSystem, OptimizationGoal, SynthesisMode};
 use ark_relations::utils::matrix::Matrix;
 use ark_std::rand::{CryptoRng, RngCore};
 use zkcredits_protocol::wire::ProofPoints;
@@ -22,62 +20,8 @@ use zkcredits_protocol::wire::ProofPoints;
 use crate::close::CloseCircuit;
 use crate::error::CircuitError;
 use crate::keys::CircuitKeys;
-use crate::request::{RequestCircuit, WitnessLayout};
-use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
-use sha2::{Digest, Sha256};
-
-/// A statement the crate proves: its blank shape, its synthesis with the witness layout,
-/// and where its keys live.
-pub trait Statement: ConstraintSynthesizer<Fr> + Sized {
-    /// The circuit identifier written into the key manifest; bumped whenever the
-    /// statement changes.
-    const CIRCUIT_ID: &'static str;
-    /// The manifest file name inside a key directory.
-    const MANIFEST: &'static str;
-    /// The proving key file name.
-    const PROVING_KEY_FILE: &'static str;
-    /// The verifying key file name.
-    const VERIFYING_KEY_FILE: &'static str;
-    /// A circuit of the right shape with placeholder values.
-    fn blank() -> Self;
-    /// Synthesises the circuit and reports the witness layout.
-    fn synthesize_with_layout(
-        self,
-        cs: ConstraintSystemRef<Fr>,
-    ) -> Result<WitnessLayout, SynthesisError>;
-}
-
-impl Statement for RequestCircuit {
-    const CIRCUIT_ID: &'static str = crate::keys::REQUEST_CIRCUIT_ID;
-    const MANIFEST: &'static str = crate::keys::MANIFEST;
-    const PROVING_KEY_FILE: &'static str = "request.pk";
-    const VERIFYING_KEY_FILE: &'static str = "request.vk";
-    fn blank() -> Self {
-        RequestCircuit::blank()
-    }
-    fn synthesize_with_layout(
-        self,
-        cs: ConstraintSystemRef<Fr>,
-    ) -> Result<WitnessLayout, SynthesisError> {
-        self.synthesize(cs)
-    }
-}
-
-impl Statement for CloseCircuit {
-    const CIRCUIT_ID: &'static str = crate::keys::CLOSE_CIRCUIT_ID;
-    const MANIFEST: &'static str = crate::keys::CLOSE_MANIFEST;
-    const PROVING_KEY_FILE: &'static str = "close.pk";
-    const VERIFYING_KEY_FILE: &'static str = "close.vk";
-    fn blank() -> Self {
-        CloseCircuit::blank()
-    }
-    fn synthesize_with_layout(
-        self,
-        cs: ConstraintSystemRef<Fr>,
-    ) -> Result<WitnessLayout, SynthesisError> {
-        self.synthesize(cs)
-    }
-}
+use crate::request::RequestCircuit;
+use crate::statement::{CircuitShape, Statement};
 
 /// A request prover.
 pub type RequestProver = Prover<RequestCircuit>;
@@ -195,67 +139,6 @@ impl<C: Statement> Prover<C> {
     ) -> Result<Proof<Bn254>, CircuitError> {
         let assignment = self.assignment(circuit)?;
         Ok(self.prove_with_fixed_part(None, &assignment, rng)?)
-    }
-}
-
-/// A circuit's R1CS: matrices, sizes and witness layout.
-#[derive(Clone, Debug)]
-pub struct CircuitShape {
-    /// A, B and C.
-    pub matrices: Vec<Matrix<Fr>>,
-    /// Instance variables, including the constant 1.
-    pub num_instance: usize,
-    /// Constraints.
-    pub num_constraints: usize,
-    /// Witness variables (the assignment after the instance).
-    pub num_witness: usize,
-    /// Where the note-fixed witness sits.
-    pub layout: WitnessLayout,
-}
-
-impl CircuitShape {
-    /// Synthesises the blank request circuit in setup mode.
-    pub fn extract() -> Result<Self, CircuitError> {
-        Self::extract_for::<RequestCircuit>()
-    }
-
-    /// Synthesises the blank circuit of statement `C` in setup mode.
-    pub fn extract_for<C: Statement>() -> Result<Self, CircuitError> {
-        let cs = ConstraintSystem::<Fr>::new_ref();
-        cs.set_optimization_goal(OptimizationGoal::Constraints);
-        cs.set_mode(SynthesisMode::Setup);
-        let layout = C::blank().synthesize_with_layout(cs.clone())?;
-        cs.finalize();
-        let mut all = cs.to_matrices()?;
-        let matrices = all
-            .remove(R1CS_PREDICATE_LABEL)
-            .ok_or(CircuitError::Unsatisfied("no R1CS predicate".into()))?;
-        Ok(Self {
-            matrices,
-            num_instance: cs.num_instance_variables(),
-            num_constraints: cs.num_constraints(),
-            num_witness: cs.num_witness_variables(),
-            layout,
-        })
-    }
-
-    /// SHA-256 over the matrices and sizes, hex: any change to the statement, even one
-    /// that keeps the constraint count, changes it, so keys for an older circuit are
-    /// refused instead of producing proofs that never verify.
-    pub fn digest_hex(&self) -> String {
-        let mut hasher = Sha256::new_with_prefix(b"zkcredits/r1cs/v1");
-        hasher.update((self.num_instance as u64).to_be_bytes());
-        hasher.update((self.num_constraints as u64).to_be_bytes());
-        for matrix in &self.matrices {
-            for row in matrix {
-                hasher.update((row.len() as u64).to_be_bytes());
-                for (coeff, index) in row {
-                    hasher.update(zkcredits_protocol::field::to_be_bytes(coeff));
-                    hasher.update((*index as u64).to_be_bytes());
-                }
-            }
-        }
-        hex::encode(hasher.finalize())
     }
 }
 

@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 use crate::close::CloseCircuit;
 use crate::error::CircuitError;
 use crate::keys::{self, DEV_SEED};
-use crate::prover::{CircuitShape, Statement};
 use crate::request::RequestCircuit;
+use crate::statement::{CircuitShape, Statement};
 
 /// The directory holding the development request and close keys, made if missing or
 /// damaged (see [`try_dev_keys_dir`]).

@@ -392,7 +392,7 @@ impl RequestProver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prover::CircuitShape;
+    use crate::statement::CircuitShape;
 
     #[test]
     fn the_request_circuit_takes_x_once_and_any_other_shape_is_refused() {

@@ -256,7 +256,7 @@ impl ConfigSource {
     }
 
     /// An adapter's or policy's configuration error, with its line.
-    pub fn setting_error(&self, e: &crate::upstream::config_error::ConfigError) -> ConfigError {
+    pub fn setting_error(&self, e: &crate::upstream::setting_error::SettingError) -> ConfigError {
         ConfigError::Setting {
             file: self.file.clone(),
             line: self.line_of(&e.key),
@@ -620,7 +620,7 @@ impl GatewayConfig {
                 });
             }
         };
-        let bytes = decode_hex32(text.trim()).ok_or_else(|| ConfigError::Key {
+        let bytes = crate::keys::decode_hex32(text.trim()).ok_or_else(|| ConfigError::Key {
             what: what.clone(),
             message: "expected a secp256k1 private key as 64 hex digits".into(),
         })?;
@@ -638,16 +638,17 @@ impl GatewayConfig {
                 path: current.file.clone(),
                 source,
             })?;
-        let bytes = decode_hex32(text.trim()).ok_or_else(|| ConfigError::Key {
+        let bytes = crate::keys::decode_hex32(text.trim()).ok_or_else(|| ConfigError::Key {
             what: current.file.display().to_string(),
             message: "expected a receipt (EdDSA) secret as 64 hex digits".into(),
         })?;
         let mut accepted = Vec::new();
         for k in &self.server_keys.accepted {
-            let bytes = decode_hex32(&k.public_key).ok_or_else(|| ConfigError::Key {
-                what: format!("server_keys.accepted id {}", k.id),
-                message: "expected 0x + 64 hex digits (a compressed BabyJubJub point)".into(),
-            })?;
+            let bytes =
+                crate::keys::decode_hex32(&k.public_key).ok_or_else(|| ConfigError::Key {
+                    what: format!("server_keys.accepted id {}", k.id),
+                    message: "expected 0x + 64 hex digits (a compressed BabyJubJub point)".into(),
+                })?;
             let key = PublicKey::from_bytes(&bytes).map_err(|e| ConfigError::Key {
                 what: format!("server_keys.accepted id {}", k.id),
                 message: e.to_string(),
@@ -676,12 +677,6 @@ impl GatewayConfig {
             orphan_refund_after: Duration::from_secs(a.orphan_refund_after_secs.max(1)),
         }
     }
-}
-
-/// 32 bytes from hex with or without `0x`.
-pub(crate) fn decode_hex32(text: &str) -> Option<[u8; 32]> {
-    let text = text.strip_prefix("0x").unwrap_or(text);
-    hex::decode(text).ok()?.try_into().ok()
 }
 
 /// A commented example configuration (`zkcredits gateway init-config`): every section

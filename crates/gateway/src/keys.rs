@@ -79,3 +79,9 @@ impl ServerKeys {
         }
     }
 }
+
+/// 32 bytes from hex with or without `0x`.
+pub(crate) fn decode_hex32(text: &str) -> Option<[u8; 32]> {
+    let text = text.strip_prefix("0x").unwrap_or(text);
+    hex::decode(text).ok()?.try_into().ok()
+}

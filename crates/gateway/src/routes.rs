@@ -13,10 +13,10 @@ use crate::policy::Policy;
 use crate::policy::config::PolicyConfig;
 use crate::tls::Tls;
 use crate::upstream::Upstream;
-use crate::upstream::config_error::ConfigError as UpstreamConfigError;
 use crate::upstream::flat::FlatUpstream;
 use crate::upstream::jsonrpc::{JsonRpcConfig, JsonRpcUpstream};
 use crate::upstream::openai::{OpenAiConfig, OpenAiUpstream};
+use crate::upstream::setting_error::SettingError;
 
 /// A paid route: its path prefix and the upstream serving it.
 pub type PaidRoute = (String, Arc<dyn Upstream>);
@@ -53,10 +53,11 @@ pub fn build_all(
             Ok(upstream) => routes.push((flat.prefix.clone(), Arc::new(upstream))),
             Err(e) => {
                 let key = e.setting();
-                errors.push(config.source.setting_error(&UpstreamConfigError::at(
-                    &["flat", &index, key],
-                    e.to_string(),
-                )));
+                errors.push(
+                    config
+                        .source
+                        .setting_error(&SettingError::at(&["flat", &index, key], e.to_string())),
+                );
             }
         }
     }
@@ -138,9 +139,7 @@ fn section<T: serde::de::DeserializeOwned>(
                 .nth(1)
                 .and_then(|field| config.source.find_key(name, field))
                 .unwrap_or_else(|| vec![name.to_owned()]);
-            config
-                .source
-                .setting_error(&UpstreamConfigError { key, message })
+            config.source.setting_error(&SettingError { key, message })
         })
 }
 

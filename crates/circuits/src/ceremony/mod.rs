@@ -20,7 +20,7 @@ use ark_poly::{EvaluationDomain, GeneralEvaluationDomain};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::prover::{CircuitShape, Statement};
+use crate::statement::{CircuitShape, Statement};
 use zkey::{Zkey, ZkeyError};
 
 /// What the manifest records about the ceremony a key came from: enough for anyone to

@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use ark_bn254::Fr;
 use ark_ff::{BigInteger, PrimeField, Zero};
 
-use crate::prover::CircuitShape;
+use crate::statement::CircuitShape;
 
 /// The file's magic bytes.
 pub const MAGIC: &[u8; 4] = b"r1cs";

@@ -11,10 +11,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use zkcredits_circuits::ceremony::{self, r1cs};
 use zkcredits_circuits::close::CloseCircuit;
 use zkcredits_circuits::keys::{self, KeyOrigin, SetupStep};
-use zkcredits_circuits::prover::{CircuitShape, CloseProver, RequestProver, Statement};
+use zkcredits_circuits::prover::{CloseProver, RequestProver};
 use zkcredits_circuits::request::RequestCircuit;
 use zkcredits_circuits::sample::SampleNote;
 use zkcredits_circuits::solidity;
+use zkcredits_circuits::statement::{CircuitShape, Statement};
 use zkcredits_circuits::verifier::Verifier;
 
 /// Arguments of `zkcredits setup`.

@@ -223,8 +223,8 @@ fn a_two_contributor_snarkjs_ceremony_gives_keys_that_prove_verify_and_close_on_
     assert!(out.status.success());
     for name in ["request", "close"] {
         let shape = match name {
-            "request" => zkcredits_circuits::prover::CircuitShape::extract(),
-            _ => zkcredits_circuits::prover::CircuitShape::extract_for::<
+            "request" => zkcredits_circuits::statement::CircuitShape::extract(),
+            _ => zkcredits_circuits::statement::CircuitShape::extract_for::<
                 zkcredits_circuits::close::CloseCircuit,
             >(),
         }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Policy, PolicyError, Verdict};
 use crate::upstream::PaidRequest;
-use crate::upstream::config_error::ConfigError;
+use crate::upstream::setting_error::SettingError;
 
 /// One rule of the blocklist (`[[policy.blocklist]]`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -38,28 +38,28 @@ pub struct BlocklistPolicy {
 
 impl BlocklistPolicy {
     /// Compiles the rules; a bad pattern or a duplicate name is a configuration error.
-    pub fn new(rules: Vec<BlockRule>) -> Result<Self, ConfigError> {
+    pub fn new(rules: Vec<BlockRule>) -> Result<Self, SettingError> {
         for (i, rule) in rules.iter().enumerate() {
             let index = i.to_string();
             let section = ["policy", "blocklist", index.as_str()];
             if rule.name.trim().is_empty() {
-                return Err(ConfigError::at(&section, "every rule needs a name"));
+                return Err(SettingError::at(&section, "every rule needs a name"));
             }
             if rules[..i].iter().any(|r| r.name == rule.name) {
-                return Err(ConfigError::at(
+                return Err(SettingError::at(
                     &section,
                     format!("rule name {:?} is used twice", rule.name),
                 ));
             }
             Regex::new(&rule.pattern).map_err(|e| {
-                ConfigError::at(
+                SettingError::at(
                     &["policy", "blocklist", index.as_str(), "pattern"],
                     format!("pattern of {:?}: {e}", rule.name),
                 )
             })?;
         }
         let set = RegexSet::new(rules.iter().map(|r| &r.pattern))
-            .map_err(|e| ConfigError::new("policy.blocklist", e.to_string()))?;
+            .map_err(|e| SettingError::new("policy.blocklist", e.to_string()))?;
         Ok(Self { rules, set })
     }
 

@@ -12,7 +12,7 @@ use super::moderation::{ModerationConfig, ModerationPolicy};
 use super::{Policy, PolicyError, Verdict};
 use crate::tls::Tls;
 use crate::upstream::PaidRequest;
-use crate::upstream::config_error::ConfigError;
+use crate::upstream::setting_error::SettingError;
 
 /// `[policy]` in the gateway's TOML. Empty (the default) means no policy.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -29,12 +29,12 @@ pub struct PolicyConfig {
 impl PolicyConfig {
     /// Builds the configured policy (a moderation service over `https://` trusts the
     /// platform's roots).
-    pub fn build(&self) -> Result<Arc<dyn Policy>, ConfigError> {
+    pub fn build(&self) -> Result<Arc<dyn Policy>, SettingError> {
         self.build_with_tls(&Tls::default())
     }
 
     /// Builds the configured policy, trusting what `tls` says for the moderation service.
-    pub fn build_with_tls(&self, tls: &Tls) -> Result<Arc<dyn Policy>, ConfigError> {
+    pub fn build_with_tls(&self, tls: &Tls) -> Result<Arc<dyn Policy>, SettingError> {
         let blocklist = if self.blocklist.is_empty() {
             None
         } else {

@@ -15,7 +15,7 @@ use super::blocklist::{evidence_hash, request_text};
 use super::{Policy, PolicyError, Verdict};
 use crate::tls::Tls;
 use crate::upstream::PaidRequest;
-use crate::upstream::config_error::ConfigError;
+use crate::upstream::setting_error::SettingError;
 
 const SECTION: &str = "policy.moderation";
 
@@ -66,15 +66,15 @@ pub struct ModerationPolicy {
 
 impl ModerationPolicy {
     /// Checks the configuration and builds the policy.
-    pub fn new(config: ModerationConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: ModerationConfig) -> Result<Self, SettingError> {
         Self::with_tls(config, &Tls::default())
     }
 
     /// As [`ModerationPolicy::new`], trusting what `tls` says for an `https://` service.
-    pub fn with_tls(config: ModerationConfig, tls: &Tls) -> Result<Self, ConfigError> {
+    pub fn with_tls(config: ModerationConfig, tls: &Tls) -> Result<Self, SettingError> {
         let url = crate::upstream::relay::check_url(SECTION, &config.url)?;
         if config.timeout_ms == 0 {
-            return Err(ConfigError::new(SECTION, "timeout_ms must be above 0"));
+            return Err(SettingError::new(SECTION, "timeout_ms must be above 0"));
         }
         let auth = crate::upstream::relay::bearer(SECTION, config.api_key.as_deref())?;
         let timeout = Duration::from_millis(config.timeout_ms);

@@ -40,7 +40,7 @@ pub fn publish_key(id: u32, key: &PublicKey) -> DiscoveryKey {
 
 /// The key `published` names, decoded from its `public_key`.
 pub fn decode_key(published: &DiscoveryKey) -> Option<PublicKey> {
-    let bytes = crate::config::decode_hex32(&published.public_key)?;
+    let bytes = crate::keys::decode_hex32(&published.public_key)?;
     PublicKey::from_bytes(&bytes).ok()
 }
 

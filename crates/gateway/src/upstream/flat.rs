@@ -35,7 +35,7 @@ pub struct FlatConfig {
 
 /// Why a flat route cannot be built.
 #[derive(Debug, thiserror::Error)]
-pub enum FlatConfigError {
+pub enum FlatRouteError {
     /// The price exceeds `C_max`: a request could never be paid.
     #[error("flat route {prefix}: price {price} exceeds C_max {c_max}; lower the price")]
     PriceAboveCMax {
@@ -80,7 +80,7 @@ pub enum FlatConfigError {
     },
 }
 
-impl FlatConfigError {
+impl FlatRouteError {
     /// The setting of the route's `[[flat]]` table that is wrong.
     pub fn setting(&self) -> &'static str {
         match self {
@@ -110,7 +110,7 @@ impl FlatUpstream {
         config: &FlatConfig,
         c_max: u64,
         default_timeout: Duration,
-    ) -> Result<Self, FlatConfigError> {
+    ) -> Result<Self, FlatRouteError> {
         Self::with_tls(config, c_max, default_timeout, &Tls::default())
     }
 
@@ -120,9 +120,9 @@ impl FlatUpstream {
         c_max: u64,
         default_timeout: Duration,
         tls: &Tls,
-    ) -> Result<Self, FlatConfigError> {
+    ) -> Result<Self, FlatRouteError> {
         if config.price > c_max {
-            return Err(FlatConfigError::PriceAboveCMax {
+            return Err(FlatRouteError::PriceAboveCMax {
                 prefix: config.prefix.clone(),
                 price: config.price,
                 c_max,
@@ -130,16 +130,15 @@ impl FlatUpstream {
         }
         let prefix = || config.prefix.clone();
         if !config.prefix.starts_with('/') {
-            return Err(FlatConfigError::RelativePrefix { prefix: prefix() });
+            return Err(FlatRouteError::RelativePrefix { prefix: prefix() });
         }
-        let base = reqwest::Url::parse(&config.base_url).map_err(|source| {
-            FlatConfigError::BadBaseUrl {
+        let base =
+            reqwest::Url::parse(&config.base_url).map_err(|source| FlatRouteError::BadBaseUrl {
                 prefix: prefix(),
                 source,
-            }
-        })?;
+            })?;
         if !matches!(base.scheme(), "http" | "https") {
-            return Err(FlatConfigError::UnsupportedScheme {
+            return Err(FlatRouteError::UnsupportedScheme {
                 prefix: prefix(),
                 scheme: base.scheme().to_owned(),
             });
@@ -152,7 +151,7 @@ impl FlatUpstream {
             .timeout(timeout)
             .pool_max_idle_per_host(256)
             .build()
-            .map_err(|source| FlatConfigError::Client {
+            .map_err(|source| FlatRouteError::Client {
                 prefix: prefix(),
                 source,
             })?;
@@ -288,6 +287,6 @@ mod tests {
             Duration::from_secs(1),
         )
         .expect_err("too expensive");
-        assert!(matches!(e, FlatConfigError::PriceAboveCMax { .. }));
+        assert!(matches!(e, FlatRouteError::PriceAboveCMax { .. }));
     }
 }

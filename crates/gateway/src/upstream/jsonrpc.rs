@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zkcredits_api::prices::{JsonRpcPrices, RoutePrices};
 
-use super::config_error::ConfigError;
 use super::relay;
+use super::setting_error::SettingError;
 use super::{PaidRequest, Refusal, Upstream, UpstreamError, UpstreamReply};
 use crate::tls::Tls;
 
@@ -90,21 +90,21 @@ impl JsonRpcUpstream {
     /// Checks the configuration against the deployment's `c_max` and builds the adapter.
     /// A price above `C_max` could never be paid with one ticket: it is refused here,
     /// naming its key, rather than on every call.
-    pub fn new(config: JsonRpcConfig, c_max: u64) -> Result<Self, ConfigError> {
+    pub fn new(config: JsonRpcConfig, c_max: u64) -> Result<Self, SettingError> {
         Self::with_tls(config, c_max, &Tls::default())
     }
 
     /// As [`JsonRpcUpstream::new`], trusting what `tls` says for an `https://` node.
-    pub fn with_tls(config: JsonRpcConfig, c_max: u64, tls: &Tls) -> Result<Self, ConfigError> {
+    pub fn with_tls(config: JsonRpcConfig, c_max: u64, tls: &Tls) -> Result<Self, SettingError> {
         let url = relay::check_url(SECTION, &config.url)?;
         if config.timeout_ms == 0 {
-            return Err(ConfigError::new("jsonrpc.timeout_ms", "must be above 0"));
+            return Err(SettingError::new("jsonrpc.timeout_ms", "must be above 0"));
         }
         if config.max_batch == 0 {
-            return Err(ConfigError::new("jsonrpc.max_batch", "must be at least 1"));
+            return Err(SettingError::new("jsonrpc.max_batch", "must be at least 1"));
         }
         if config.prices.is_empty() && config.default_price.is_none() {
-            return Err(ConfigError::new(
+            return Err(SettingError::new(
                 SECTION,
                 "no method is priced: fill [jsonrpc.prices] or set default_price",
             ));
@@ -117,14 +117,14 @@ impl JsonRpcUpstream {
         };
         for (method, price) in &config.prices {
             if *price > c_max {
-                return Err(ConfigError::at(
+                return Err(SettingError::at(
                     &["jsonrpc", "prices", method],
                     over(*price),
                 ));
             }
         }
         if let Some(price) = config.default_price.filter(|p| *p > c_max) {
-            return Err(ConfigError::new("jsonrpc.default_price", over(price)));
+            return Err(SettingError::new("jsonrpc.default_price", over(price)));
         }
         let timeout = Duration::from_millis(config.timeout_ms);
         let client = relay::client(SECTION, timeout, tls)?;

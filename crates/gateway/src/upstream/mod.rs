@@ -15,11 +15,11 @@
 //! 2. admission (verify, nullifier store), policy;
 //! 3. [`Upstream::forward`], whose reply carries the metered cost `c <= C_max`.
 
-pub mod config_error;
 pub mod flat;
 pub mod jsonrpc;
 pub mod openai;
 pub(crate) mod relay;
+pub mod setting_error;
 
 use std::pin::Pin;
 

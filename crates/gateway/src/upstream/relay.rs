@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, header};
 
 use super::UpstreamError;
-use super::config_error::ConfigError;
+use super::setting_error::SettingError;
 use crate::tls::Tls;
 
 /// A client for one upstream, trusting what `tls` says. The request timeout is applied
@@ -19,12 +19,12 @@ pub(crate) fn client(
     section: &str,
     timeout: Duration,
     tls: &Tls,
-) -> Result<reqwest::Client, ConfigError> {
+) -> Result<reqwest::Client, SettingError> {
     tls.client_builder()
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| ConfigError::new(section, format!("cannot build the HTTP client: {e}")))
+        .map_err(|e| SettingError::new(section, format!("cannot build the HTTP client: {e}")))
 }
 
 /// The `Authorization: Bearer` value for an upstream's API key, marked sensitive so it
@@ -32,12 +32,12 @@ pub(crate) fn client(
 pub(crate) fn bearer(
     section: &str,
     api_key: Option<&str>,
-) -> Result<Option<http::HeaderValue>, ConfigError> {
+) -> Result<Option<http::HeaderValue>, SettingError> {
     let Some(key) = api_key else {
         return Ok(None);
     };
     let mut value = http::HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-        ConfigError::new(
+        SettingError::new(
             section,
             "api_key contains characters not allowed in a header",
         )
@@ -47,11 +47,11 @@ pub(crate) fn bearer(
 }
 
 /// Checks that `url` is an absolute http(s) URL.
-pub(crate) fn check_url(section: &str, url: &str) -> Result<reqwest::Url, ConfigError> {
+pub(crate) fn check_url(section: &str, url: &str) -> Result<reqwest::Url, SettingError> {
     let parsed = reqwest::Url::parse(url)
-        .map_err(|e| ConfigError::new(section, format!("url {url:?} is not a URL: {e}")))?;
+        .map_err(|e| SettingError::new(section, format!("url {url:?} is not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ConfigError::new(
+        return Err(SettingError::new(
             section,
             format!("url {url:?} must start with http:// or https://"),
         ));

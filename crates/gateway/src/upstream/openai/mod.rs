@@ -26,8 +26,8 @@ use zkcredits_api::check::OpenAiPlan as Plan;
 use zkcredits_api::prices::{OpenAiPrices, RoutePrices};
 
 use self::meter::{ModelPrice, Tokenizer};
-use super::config_error::ConfigError;
 use super::relay;
+use super::setting_error::SettingError;
 use super::{PaidRequest, Refusal, Upstream, UpstreamError, UpstreamReply};
 use crate::tls::Tls;
 
@@ -121,28 +121,28 @@ impl OpenAiUpstream {
     /// (and loads the tokenizer). A model with no price at all, or a price above
     /// `C_max`, is refused naming its key: it would be advertised and then refuse every
     /// request.
-    pub fn new(config: OpenAiConfig, c_max: u64) -> Result<Self, ConfigError> {
+    pub fn new(config: OpenAiConfig, c_max: u64) -> Result<Self, SettingError> {
         Self::with_tls(config, c_max, &Tls::default())
     }
 
     /// As [`OpenAiUpstream::new`], trusting what `tls` says for an `https://` upstream.
-    pub fn with_tls(config: OpenAiConfig, c_max: u64, tls: &Tls) -> Result<Self, ConfigError> {
+    pub fn with_tls(config: OpenAiConfig, c_max: u64, tls: &Tls) -> Result<Self, SettingError> {
         relay::check_url(SECTION, &config.base_url)?;
         if config.timeout_ms == 0 || config.stream_idle_timeout_ms == Some(0) {
-            return Err(ConfigError::new(SECTION, "timeouts must be above 0 ms"));
+            return Err(SettingError::new(SECTION, "timeouts must be above 0 ms"));
         }
         if config.endpoints.is_empty() {
-            return Err(ConfigError::new(SECTION, "enable at least one endpoint"));
+            return Err(SettingError::new(SECTION, "enable at least one endpoint"));
         }
         if config.models.is_empty() {
-            return Err(ConfigError::new(
+            return Err(SettingError::new(
                 SECTION,
                 "the price table is empty: add [openai.models.\"MODEL\"] entries",
             ));
         }
         for (model, price) in &config.models {
             if price.input_per_1k.is_none() && price.output_per_1k.is_none() {
-                return Err(ConfigError::at(
+                return Err(SettingError::at(
                     &["openai", "models", model],
                     "the model has no price: set input_per_1k (and output_per_1k for chat and \
                      completions), or remove it",
@@ -150,7 +150,7 @@ impl OpenAiUpstream {
             }
         }
         if config.models_price > c_max {
-            return Err(ConfigError::new(
+            return Err(SettingError::new(
                 "openai.models_price",
                 format!(
                     "{} credit units is above the deployment's C_max of {c_max}: no ticket could \

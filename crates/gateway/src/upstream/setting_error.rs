@@ -1,10 +1,12 @@
-//! The one error every adapter and policy constructor returns: a configuration the
-//! gateway cannot start with. Raised at startup, never per request.
+//! The one error every adapter and policy constructor returns: a setting of its own
+//! section that cannot work. Raised at startup, never per request. It knows the key but
+//! not the file: `config::ConfigSource::setting_error` turns it into the crate's one
+//! `ConfigError` (`Setting`), which names the line of `gateway.toml`.
 
-/// A configuration that cannot work, with what to change.
+/// A setting that cannot work, with what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration of {}: {message}", .key.join("."))]
-pub struct ConfigError {
+pub struct SettingError {
     /// The key at fault, as a path of TOML keys (`["jsonrpc", "prices", "eth_call"]`),
     /// or the section when no single key is (`["openai"]`). Kept as a path rather than
     /// dotted text because model names contain dots; the gateway turns it into the line
@@ -14,7 +16,7 @@ pub struct ConfigError {
     pub message: String,
 }
 
-impl ConfigError {
+impl SettingError {
     /// A configuration error in `section`, a dotted path of keys without dots inside
     /// them (`openai`, `jsonrpc.timeout_ms`).
     pub fn new(section: impl AsRef<str>, message: impl Into<String>) -> Self {
