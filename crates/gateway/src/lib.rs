@@ -23,5 +23,7 @@ pub mod telemetry;
 pub mod tls;
 pub mod upstream;
 
-pub use server::{GatewayBuilder, GatewayError, RootsSource, RunningGateway, serve, start};
+pub use server::{
+    BuiltGateway, GatewayBuilder, GatewayError, RootsSource, RunningGateway, serve, start,
+};
 pub use service::{Discovery, DiscoveryKey, Settings};

@@ -1,5 +1,6 @@
 //! Starting and stopping the gateway: [`serve`] for the binary (from a
-//! [`GatewayConfig`]), [`GatewayBuilder`] for tests and benchmarks (no config file).
+//! [`GatewayConfig`]), [`GatewayBuilder`] for tests and benchmarks (no config file);
+//! [`GatewayBuilder::build`] gives the router without a listener (in-process tests).
 //!
 //! Startup: prepare the verifying key, sync the note tree once, connect the provider's
 //! pool client, start the duties (slasher, violation logger, chain watcher) and make sure the pool
@@ -202,13 +203,28 @@ impl GatewayBuilder {
         self
     }
 
-    /// Starts serving on `listener` until `shutdown` is cancelled.
+    /// Starts serving on `listener` until `shutdown` is cancelled:
+    /// [`GatewayBuilder::build`], then the HTTP server on `listener`.
     pub async fn start(
         self,
         listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> Result<RunningGateway, GatewayError> {
         let addr = listener.local_addr().map_err(GatewayError::Serve)?;
+        Ok(self.build(shutdown).await?.serve(listener, addr))
+    }
+
+    /// Builds everything [`GatewayBuilder::start`] serves (verifier, accepted roots, key
+    /// acceptance, duties, relay, the refund of what a predecessor left unanswered) and
+    /// returns the router with its background tasks, without listening anywhere.
+    ///
+    /// Why: admission is a property of the router, not of a socket, so tests call the
+    /// router in process (`tower::ServiceExt::oneshot`) with fixed roots and no chain,
+    /// and keep real sockets for what needs them. Whatever needs the chain
+    /// ([`RootsSource::Chain`], the provider key's duties, key acceptance, the relay)
+    /// is started here exactly as for `start`; the background tasks run until `shutdown`
+    /// is cancelled ([`BuiltGateway::stop`] cancels it and waits for them).
+    pub async fn build(self, shutdown: CancellationToken) -> Result<BuiltGateway, GatewayError> {
         let vk = self.verifying_key;
         let (verifier, vk_hash) = tokio::task::spawn_blocking(move || {
             (
@@ -346,24 +362,69 @@ impl GatewayBuilder {
             Arc::clone(&state),
             shutdown.clone(),
         )));
-        let app = service::router(state);
+        Ok(BuiltGateway {
+            router: service::router(state),
+            tasks,
+            shutdown,
+        })
+    }
+}
+
+/// A built gateway that does not listen ([`GatewayBuilder::build`]): its router and the
+/// background tasks behind it.
+#[derive(Debug)]
+pub struct BuiltGateway {
+    router: axum::Router,
+    tasks: Vec<JoinHandle<()>>,
+    shutdown: CancellationToken,
+}
+
+impl BuiltGateway {
+    /// The gateway's HTTP service: discovery, receipts, clearances, relay, metrics and
+    /// the admission of paid requests. Every clone shares one state (store, roots,
+    /// verifier), as the connections of a listening gateway do.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// Cancels the shutdown token and waits for every background task, as a listening
+    /// gateway does once its server stopped. A task that panicked is logged, not returned,
+    /// as [`RunningGateway::wait`] does.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        join_background(self.tasks).await;
+    }
+
+    /// Serves the router on `listener` (bound at `addr`) until the shutdown token is
+    /// cancelled, then waits for the background tasks.
+    fn serve(self, listener: tokio::net::TcpListener, addr: SocketAddr) -> RunningGateway {
+        let Self {
+            router,
+            tasks,
+            shutdown,
+        } = self;
         tracing::info!(%addr, "gateway listening");
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
+            let served = axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown.clone().cancelled_owned())
                 .await;
             // Whatever ended the server ends the background tasks too.
             shutdown.cancel();
-            for t in tasks {
-                if let Err(e) = t.await {
-                    tracing::error!(error = %e, "a background task panicked");
-                }
-            }
-            tracing::info!("gateway stopped");
+            join_background(tasks).await;
             served.map_err(GatewayError::Serve)
         });
-        Ok(RunningGateway { addr, task })
+        RunningGateway { addr, task }
     }
+}
+
+/// Waits for the background tasks once their shutdown token is cancelled.
+async fn join_background(tasks: Vec<JoinHandle<()>>) {
+    for t in tasks {
+        if let Err(e) = t.await {
+            tracing::error!(error = %e, "a background task panicked");
+        }
+    }
+    tracing::info!("gateway stopped");
 }
 
 /// A started gateway.

@@ -1,6 +1,8 @@
-//! The gateway over real HTTP on loopback: real proofs of notes deposited on a real anvil
-//! (`TestChain`), real SQLite files and the real PostgreSQL at 127.0.0.1:5432.
-//! Needs `npm ci` in `contracts/` (anvil).
+//! The gateway over real HTTP on loopback, for what needs a socket or a chain: real
+//! proofs of notes deposited on a real anvil (`TestChain`), real SQLite files and the
+//! real PostgreSQL at 127.0.0.1:5432; one chainless gateway (fixed roots) for what hyper
+//! does with the connection of a refusal. Refusals that need neither are checked in
+//! process (`admission_inprocess.rs`). Needs `npm ci` in `contracts/` (anvil).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,21 +13,12 @@ use std::time::Duration;
 
 use crate::common::*;
 use zkcredits_chain::testing::{PROVIDER, test_server_key};
-use zkcredits_gateway::store::{SqliteStore, Store};
 use zkcredits_gateway::{Discovery, Settings};
 use zkcredits_protocol::rln::{Nullifier, Ticket};
-use zkcredits_protocol::state::Limits;
-use zkcredits_protocol::wire::{Credential, WireFormat};
 use zkcredits_protocol::{Fr, field};
 
 const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const CHILD_ENV: &str = "ZKC_GATEWAY_CHILD";
-
-fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("gateway.db")).unwrap();
-    (Arc::new(store), dir)
-}
 
 fn body(tag: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "q": tag })).unwrap()
@@ -34,7 +27,7 @@ fn body(tag: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paid_request_gets_a_receipt_that_verifies_refunds_exactly_and_can_be_fetched() {
     let mut fx = Fixture::start(1, 20_000).await;
-    let (store, _dir) = sqlite();
+    let (store, _dir) = sqlite_store();
     let upstream = start_upstream().await;
     let gw = TestGateway::start(
         fx.deployment(),
@@ -163,7 +156,7 @@ async fn a_paid_request_gets_a_receipt_that_verifies_refunds_exactly_and_can_be_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_two_concurrent_submissions_of_one_ticket_are_admitted_once() {
     let fx = Fixture::start(1, 20_000).await;
-    let (store, _dir) = sqlite();
+    let (store, _dir) = sqlite_store();
     let upstream = start_upstream().await;
     let gw = TestGateway::start(fx.deployment(), store, upstream, Settings::default()).await;
     let tree = fx.tree().await;
@@ -205,13 +198,20 @@ async fn race(gateways: &[String], paid: &Paid, n: usize) -> Vec<(u16, String, O
     out
 }
 
+/// Over a real socket and without a chain (fixed roots): a refusal given before the body
+/// is read says `connection: close`, and hyper really closes the connection, so the
+/// unread rest of the body is never taken for the next request. (The statuses and codes
+/// of every refusal are checked in process, `admission_inprocess.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_refusal_before_admission_has_its_status_and_code_and_spends_nothing() {
-    let fx = Fixture::start(1, 20_000).await;
-    let (store, _dir) = sqlite();
+async fn a_refusal_before_the_body_is_read_closes_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (notes, tree) = local_notes(1, 20_000);
+    let (store, _dir) = sqlite_store();
     let upstream = start_upstream().await;
-    let gw = TestGateway::start(
-        fx.deployment(),
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = chainless_builder(
+        &tree,
         store,
         upstream,
         Settings {
@@ -219,40 +219,21 @@ async fn each_refusal_before_admission_has_its_status_and_code_and_spends_nothin
             ..Settings::default()
         },
     )
-    .await;
+    .start(listener, shutdown.clone())
+    .await
+    .unwrap();
+    let url = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
-    let tree = fx.tree().await;
-    let server = test_server_key();
-    let good = fx.notes[0].prove(&tree, ROUTE, &body("good"), fx.limits(), &server);
-    let with = |edit: &dyn Fn(&mut Credential)| {
-        let mut c = good.credential;
-        edit(&mut c);
-        format!("ZkCredit {}", c.to_base64url())
-    };
-    let post = |path: &str, auth: Option<String>, body: Vec<u8>| {
-        let (http, url, path) = (http.clone(), gw.url.clone(), path.to_owned());
-        async move {
-            let (status, _, json) = send_raw(&http, &url, &path, auth.as_deref(), body).await;
-            (status, code(&json).to_owned())
-        }
-    };
-    let auth = Some(good.authorization.clone());
-    let expect = |got: (u16, String), status: u16, code: &str| {
-        assert_eq!((got.0, got.1.as_str()), (status, code));
-    };
+    let good = notes[0].prove(
+        &tree,
+        ROUTE,
+        &body("good"),
+        limits_of(&zkcredits_chain::testing::offline_deployment()),
+        &test_server_key(),
+    );
 
-    expect(
-        post("/nowhere", auth.clone(), good.body.clone()).await,
-        404,
-        "unknown_route",
-    );
-    expect(
-        post(ROUTE, None, good.body.clone()).await,
-        402,
-        "payment_required",
-    );
     let unpaid = http
-        .post(format!("{}{ROUTE}", gw.url))
+        .post(format!("{url}{ROUTE}"))
         .body(good.body.clone())
         .send()
         .await
@@ -262,37 +243,12 @@ async fn each_refusal_before_admission_has_its_status_and_code_and_spends_nothin
         unpaid.headers().get("connection").map(|v| v.as_bytes()),
         Some(&b"close"[..])
     );
-    expect(
-        post(ROUTE, Some("ZkCredit AAAA".into()), good.body.clone()).await,
-        400,
-        "malformed_credential",
-    );
-    expect(
-        post(
-            ROUTE,
-            Some(with(&|c| c.root = random_fr())),
-            good.body.clone(),
-        )
-        .await,
-        409,
-        "stale_root",
-    );
-    expect(
-        post(ROUTE, Some(with(&|c| c.key_id = 99)), good.body.clone()).await,
-        400,
-        "unknown_server_key",
-    );
-    expect(
-        post(ROUTE, auth.clone(), vec![b' '; 4096]).await,
-        413,
-        "body_too_large",
-    );
-    // The same without a Content-Length (chunked): the limit stops the read itself.
+    // A streamed body past the limit: refused while the client is still sending.
     let chunks = futures::stream::iter(
         (0..8).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 512]))),
     );
     let chunked = http
-        .post(format!("{}{ROUTE}", gw.url))
+        .post(format!("{url}{ROUTE}"))
         .header("authorization", good.authorization.clone())
         .header("content-type", "application/json")
         .body(reqwest::Body::wrap_stream(chunks))
@@ -300,80 +256,42 @@ async fn each_refusal_before_admission_has_its_status_and_code_and_spends_nothin
         .await
         .unwrap();
     assert_eq!(chunked.status().as_u16(), 413);
-    // Refused before its body was read, the connection cannot be reused: the answer says
-    // so, or the client would pool it and its next request would race the close.
     assert_eq!(
         chunked.headers().get("connection").map(|v| v.as_bytes()),
         Some(&b"close"[..])
     );
     let json: serde_json::Value = chunked.json().await.unwrap();
     assert_eq!(code(&json), "body_too_large");
-    // Another body: the gateway's x differs from the proven one.
-    expect(
-        post(ROUTE, auth.clone(), body("other")).await,
-        401,
-        "invalid_proof",
-    );
-    // Another T_next than proven.
-    expect(
-        post(
-            ROUTE,
-            Some(with(&|c| c.next_commitment = Fr::from(5u64))),
-            good.body.clone(),
+
+    // On the wire: a request that announces a body and never sends it is answered 402 and
+    // the gateway closes its end (end of stream), without waiting for the body.
+    let mut socket = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    socket
+        .write_all(
+            format!(
+                "POST {ROUTE} HTTP/1.1\r\nhost: {}\r\ncontent-length: 100000\r\n\r\n",
+                running.addr
+            )
+            .as_bytes(),
         )
-        .await,
-        401,
-        "invalid_proof",
-    );
-    // A proof for other deployment constants than the gateway's.
-    let wrong = fx.notes[0].prove(
-        &tree,
-        ROUTE,
-        &body("good"),
-        Limits {
-            c_max: 999,
-            p_max: 5000,
-        },
-        &server,
-    );
-    expect(
-        post(ROUTE, Some(wrong.authorization.clone()), wrong.body.clone()).await,
-        401,
-        "invalid_proof",
-    );
-
-    // Receipts by nullifier: malformed and unknown.
-    let get = |path: String| {
-        let (http, url) = (http.clone(), gw.url.clone());
-        async move {
-            let r = http.get(format!("{url}{path}")).send().await.unwrap();
-            let status = r.status().as_u16();
-            let json: serde_json::Value = r.json().await.unwrap();
-            (status, code(&json).to_owned())
-        }
-    };
-    expect(
-        get("/zkcredit/receipts/0x12".into()).await,
-        400,
-        "malformed_nullifier",
-    );
-    expect(
-        get(format!("/zkcredit/receipts/{}", good.nullifier_hex())).await,
-        404,
-        "receipt_not_found",
-    );
-
-    // None of the refusals spent the ticket.
-    let (status, receipt, _) = send(&http, &gw.url, &good).await;
-    assert_eq!(status, 200);
-    assert!(receipt.is_some());
-    gw.stop().await;
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer))
+        .await
+        .expect("the gateway closed the connection")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 402"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    shutdown.cancel();
+    running.wait().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_request_on_one_ticket_recovers_the_key_and_the_note_is_slashed_on_chain() {
     let fx = Fixture::start(1, 20_000).await;
-    let (store, _dir) = sqlite();
+    let (store, _dir) = sqlite_store();
     let upstream = start_upstream().await;
     let gw = TestGateway::start(fx.deployment(), store, upstream, Settings::default()).await;
     let http = reqwest::Client::new();
@@ -410,7 +328,7 @@ async fn a_second_request_on_one_ticket_recovers_the_key_and_the_note_is_slashed
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_clearance_reserves_its_ticket_and_a_spent_ticket_gets_none() {
     let fx = Fixture::start(2, 20_000).await;
-    let (store, _dir) = sqlite();
+    let (store, _dir) = sqlite_store();
     let upstream = start_upstream().await;
     let gw = TestGateway::start(fx.deployment(), store, upstream, Settings::default()).await;
     let http = reqwest::Client::new();

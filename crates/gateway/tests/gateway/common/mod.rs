@@ -1,5 +1,6 @@
 //! The gateway test harness: development keys (made once per machine), notes deposited on
-//! a real anvil (`TestChain`), real request proofs, a loopback upstream, a started gateway.
+//! a real anvil (`TestChain`) or only in a local tree, real request proofs, a loopback
+//! upstream, a started gateway, or one built without a listener and called in process.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,9 +18,9 @@ use zkcredits_circuits::prover::{RequestProver, to_points};
 use zkcredits_circuits::request::{RequestCircuit, RequestInputs};
 use zkcredits_gateway::duties::DutiesConfig;
 use zkcredits_gateway::keys::ServerKeys;
-use zkcredits_gateway::store::Store;
+use zkcredits_gateway::store::{SqliteStore, Store};
 use zkcredits_gateway::upstream::flat::{FlatConfig, FlatUpstream};
-use zkcredits_gateway::{GatewayBuilder, RootsSource, RunningGateway, Settings};
+use zkcredits_gateway::{BuiltGateway, GatewayBuilder, RootsSource, RunningGateway, Settings};
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::eddsa::PrivateKey;
 use zkcredits_protocol::merkle::LeanImt;
@@ -189,11 +190,7 @@ impl Fixture {
     }
 
     pub fn limits(&self) -> Limits {
-        let c = &self.deployment().constants;
-        Limits {
-            c_max: c.c_max,
-            p_max: c.p_max,
-        }
+        limits_of(self.deployment())
     }
 
     /// The note tree as a client syncs it.
@@ -202,6 +199,179 @@ impl Fixture {
         indexer.sync().await.unwrap();
         indexer.tree().clone()
     }
+}
+
+/// The limits a request for `deployment` is proven with.
+pub fn limits_of(deployment: &Deployment) -> Limits {
+    let c = &deployment.constants;
+    Limits {
+        c_max: c.c_max,
+        p_max: c.p_max,
+    }
+}
+
+/// The expiry epoch of [`local_notes`]: the gateway never reads it (only the pool does),
+/// it only has to be the one in the leaf.
+pub const LOCAL_EXPIRY_EPOCH: u64 = 9;
+
+/// `count` notes of `deposit` appended to a local tree as the pool appends deposits, for
+/// a gateway that accepts that tree's root ([`RootsSource::Fixed`]): no chain.
+pub fn local_notes(count: u64, deposit: u64) -> (Vec<TestNote>, LeanImt) {
+    let seed = WalletSeed::from_entropy(&random_fr().to_string().into_bytes());
+    let mut tree = LeanImt::new();
+    let notes = (0..count)
+        .map(|j| {
+            let secret = seed.note_secret(j);
+            let leaf = zkcredits_protocol::note::leaf(secret.id(), deposit, LOCAL_EXPIRY_EPOCH);
+            TestNote {
+                leaf_index: tree.push(leaf).unwrap(),
+                secret,
+                deposit,
+                expiry_epoch: LOCAL_EXPIRY_EPOCH,
+                state: NoteState::fresh(),
+            }
+        })
+        .collect();
+    (notes, tree)
+}
+
+/// A gateway without a chain: the offline deployment (`C_max` 1000, `P_max` 5000), the
+/// fixed root of `tree`, no provider key (no duties, no relay, no clearances), receipts
+/// admitted without asking the pool about the key, the flat route to `upstream`.
+pub fn chainless_builder(
+    tree: &LeanImt,
+    store: Arc<dyn Store>,
+    upstream: SocketAddr,
+    settings: Settings,
+) -> GatewayBuilder {
+    let deployment = zkcredits_chain::testing::offline_deployment();
+    let c_max = deployment.constants.c_max;
+    GatewayBuilder::new(deployment, verifying_key(), server_keys(), store)
+        .settings(settings)
+        .route(ROUTE, flat_route(upstream, c_max))
+        .roots(RootsSource::Fixed(vec![tree.root()]))
+        .require_accepted_key(false)
+}
+
+/// A SQLite store in a fresh temporary directory (kept as long as the directory is).
+pub fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("gateway.db")).unwrap();
+    (Arc::new(store), dir)
+}
+
+/// A chainless gateway ([`chainless_builder`]) built without a listener: requests go to
+/// its router in process (`tower::ServiceExt::oneshot`), with local notes and a SQLite
+/// store in a temporary directory.
+pub struct InProcessGateway {
+    pub gateway: BuiltGateway,
+    pub deployment: Deployment,
+    pub notes: Vec<TestNote>,
+    pub tree: LeanImt,
+    _dir: tempfile::TempDir,
+}
+
+impl InProcessGateway {
+    /// `count` local notes of `deposit`, a gateway accepting their tree's root.
+    pub async fn start(count: u64, deposit: u64, settings: Settings) -> Self {
+        let (notes, tree) = local_notes(count, deposit);
+        let (store, dir) = sqlite_store();
+        let upstream = start_upstream().await;
+        let gateway = chainless_builder(&tree, store, upstream, settings)
+            .build(CancellationToken::new())
+            .await
+            .unwrap();
+        Self {
+            gateway,
+            deployment: zkcredits_chain::testing::offline_deployment(),
+            notes,
+            tree,
+            _dir: dir,
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        limits_of(&self.deployment)
+    }
+
+    /// Proves `POST path` with `body` from note `j`'s current state.
+    pub fn prove(&self, j: usize, path: &str, body: &[u8]) -> Paid {
+        self.notes[j].prove(
+            &self.tree,
+            path,
+            body,
+            self.limits(),
+            &zkcredits_chain::testing::test_server_key(),
+        )
+    }
+
+    /// One request through the router, as hyper would hand it over.
+    pub async fn call(
+        &self,
+        request: http::Request<axum::body::Body>,
+    ) -> http::Response<axum::body::Body> {
+        use tower::ServiceExt;
+        match self.gateway.router().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+
+    /// A `POST path` with a fixed `body` (and its Content-Length, as a client sends it):
+    /// status, receipt header and JSON body.
+    pub async fn send_raw(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Option<String>, serde_json::Value) {
+        let mut request =
+            http::Request::post(path).header(http::header::CONTENT_LENGTH, body.len());
+        if let Some(a) = authorization {
+            request = request.header(http::header::AUTHORIZATION, a);
+        }
+        let response = self
+            .call(request.body(axum::body::Body::from(body)).unwrap())
+            .await;
+        let (status, receipt, _, json) = read_response(response).await;
+        (status, receipt, json)
+    }
+
+    /// Sends a paid request: status, receipt header and JSON body.
+    pub async fn send(&self, paid: &Paid) -> (u16, Option<String>, serde_json::Value) {
+        self.send_raw(&paid.path, Some(&paid.authorization), paid.body.clone())
+            .await
+    }
+
+    /// A `GET path`: status and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let request = http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let (status, _, _, json) = read_response(self.call(request).await).await;
+        (status, json)
+    }
+
+    /// Stops the background tasks.
+    pub async fn stop(self) {
+        self.gateway.stop().await;
+    }
+}
+
+/// A router's answer read whole: status, receipt header, headers and JSON body (`Null`
+/// when it is not JSON).
+pub async fn read_response(
+    response: http::Response<axum::body::Body>,
+) -> (u16, Option<String>, http::HeaderMap, serde_json::Value) {
+    use http_body_util::BodyExt;
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let receipt = parts
+        .headers
+        .get("zkcredit-receipt")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (parts.status.as_u16(), receipt, parts.headers, json)
 }
 
 /// A loopback upstream: answers `200` with `{"echo": <body length>}`, after
