@@ -78,7 +78,7 @@ impl NoteRecord {
             let refund = r.u64()?;
             let penalty = r.u64()?;
             let signature = Signature::from_bytes(&r.array::<64>()?)
-                .map_err(|e| JournalError::Corrupt(format!("stored signature: {e}")))?;
+                .map_err(JournalError::CorruptSignature)?;
             let key_id = r.u32()?;
             Some((
                 SignedState {
@@ -129,7 +129,7 @@ impl TicketSecrets {
             let bytes = r.take(Receipt::LEN)?;
             Some(
                 Receipt::decode(bytes)
-                    .map_err(|e| JournalError::Corrupt(format!("stored receipt: {e}")))?,
+                    .map_err(JournalError::CorruptReceipt)?,
             )
         } else {
             None
