@@ -429,11 +429,10 @@ impl Journal {
     /// journal written under another wallet.
     pub fn open(path: &Path, key: StorageKey) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::wallet::create_private_dir(dir)
-                .map_err(|source| JournalError::Create {
-                    path: dir.to_owned(),
-                    source,
-                })?;
+            crate::wallet::create_private_dir(dir).map_err(|source| JournalError::Create {
+                path: dir.to_owned(),
+                source,
+            })?;
         }
         if !path.exists() {
             // Create the file 0600 before SQLite opens it, so it is never world-readable.
@@ -444,12 +443,10 @@ impl Journal {
                 use std::os::unix::fs::OpenOptionsExt;
                 options.mode(0o600);
             }
-            options
-                .open(path)
-                .map_err(|source| JournalError::Create {
-                    path: path.to_owned(),
-                    source,
-                })?;
+            options.open(path).map_err(|source| JournalError::Create {
+                path: path.to_owned(),
+                source,
+            })?;
         }
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
