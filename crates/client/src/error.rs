@@ -408,3 +408,126 @@ impl From<JournalError> for ClientError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn gateway_error() -> GatewayError {
+        GatewayError::Unexpected("test".into())
+    }
+
+    /// The typed causes did not move any case to another code or status: the proxy's
+    /// error bodies and docs/CLIENT.md list these.
+    #[test]
+    fn each_typed_cause_keeps_its_code_and_status() {
+        let not_a_hash = "0xzz"
+            .parse::<zkcredits_chain::alloy::primitives::TxHash>()
+            .unwrap_err();
+        let stale = [
+            StaleState::CloseInFlight { note: 1 },
+            StaleState::NothingToClose {
+                note: 1,
+                status: NoteStatus::Closed,
+            },
+            StaleState::NoDeposit { note: 1 },
+            StaleState::UnrecordedReceipt { note: 1, index: 2 },
+            StaleState::NullifierMismatch { note: 1, index: 2 },
+            StaleState::NotInFlight(JournalError::TicketNotInFlight(3)),
+            StaleState::IndexMismatch {
+                note: 1,
+                note_index: 2,
+                ticket_index: 1,
+            },
+        ];
+        let bad = [
+            BadReceipt::Undecodable(WireError::Base64),
+            BadReceipt::NoNextState(StateError::IndicesExhausted),
+            BadReceipt::Unsigned,
+        ];
+        let breaches = [
+            LimitBreach::RefundAboveCMax {
+                refund: 2,
+                c_max: 1,
+            },
+            LimitBreach::PenaltyAbovePMax {
+                penalty: 2,
+                p_max: 1,
+            },
+            LimitBreach::OffGranularity {
+                refund: 5,
+                granularity: 10,
+            },
+            LimitBreach::State(StateError::Overflow),
+            LimitBreach::CannotClose { payout: -1 },
+            LimitBreach::RefundsAboveCharged {
+                refunds: 2,
+                charged: 1,
+            },
+            LimitBreach::KeyNotAccepted { key_id: 3 },
+        ];
+        let unusable = [
+            RelayUnusable::FeeAboveMax { fee: 2, max_fee: 1 },
+            RelayUnusable::FeeAbovePayout { fee: 2, payout: 1 },
+            RelayUnusable::NoGateway,
+            RelayUnusable::NotOffered,
+        ];
+        let failed = [
+            RelayFailure::Gateway(gateway_error()),
+            RelayFailure::NoTransaction {
+                tx_hash: "0xzz".into(),
+                source: not_a_hash,
+            },
+            RelayFailure::NotClosed(zkcredits_chain::Error::IndexerPoisoned),
+        ];
+
+        let mut cases: Vec<(ClientError, &str, u16)> = Vec::new();
+        cases.extend(stale.map(|e| (e.into(), "stale_state", 409)));
+        cases.extend(bad.map(|e| (e.into(), "bad_receipt", 502)));
+        cases.extend(breaches.map(|reason| {
+            (
+                ClientError::ReceiptOutsideLimits {
+                    note: 1,
+                    index: 2,
+                    reason,
+                },
+                "receipt_outside_limits",
+                502,
+            )
+        }));
+        cases.extend(unusable.map(|e| (e.into(), "relay_unusable", 500)));
+        cases.extend(failed.map(|e| (e.into(), "relay_failed", 500)));
+        for (e, code, status) in cases {
+            assert_eq!((e.code(), e.http_status()), (code, status), "{e}");
+        }
+    }
+
+    /// A variant with a typed cause hands it on through `source()`.
+    #[test]
+    fn the_cause_is_kept() {
+        let e = ClientError::from(BadReceipt::Undecodable(WireError::Base64));
+        let cause = std::error::Error::source(&e).unwrap();
+        assert!(cause.is::<BadReceipt>());
+        let inner = std::error::Error::source(cause).unwrap();
+        assert_eq!(inner.downcast_ref::<WireError>(), Some(&WireError::Base64));
+
+        let e = ClientError::from(RelayFailure::Gateway(gateway_error()));
+        let cause = std::error::Error::source(&e).unwrap();
+        assert!(
+            std::error::Error::source(cause)
+                .unwrap()
+                .is::<GatewayError>()
+        );
+
+        let e = ClientError::from(StaleState::NotInFlight(JournalError::TicketNotInFlight(7)));
+        let cause = std::error::Error::source(&e).unwrap();
+        assert!(matches!(
+            std::error::Error::source(cause)
+                .unwrap()
+                .downcast_ref::<JournalError>(),
+            Some(JournalError::TicketNotInFlight(7))
+        ));
+    }
+}

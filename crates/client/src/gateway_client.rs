@@ -975,6 +975,59 @@ mod tests {
         );
     }
 
+    /// The typed causes kept the codes the proxy reports.
+    #[test]
+    fn typed_causes_keep_their_codes() {
+        let not_json = || serde_json::from_slice::<u8>(b"x").unwrap_err();
+        let cases: Vec<(GatewayError, &str)> = vec![
+            (
+                GatewayError::UnexpectedJson {
+                    what: "relay answer",
+                    source: not_json(),
+                },
+                "gateway_unexpected_answer",
+            ),
+            (
+                GatewayError::ClearanceSigner("0xzz".parse::<Address>().unwrap_err()),
+                "gateway_unexpected_answer",
+            ),
+            (
+                DiscoveryProblem::VerifyingKeyHash.into(),
+                "gateway_unexpected_answer",
+            ),
+            (
+                DiscoveryProblem::Json(not_json()).into(),
+                "gateway_unexpected_answer",
+            ),
+            (
+                GatewayError::NoSavedDiscovery {
+                    path: "/nowhere".into(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                },
+                "gateway_unexpected_answer",
+            ),
+            (
+                ConfigError::Refused("no".into()).into(),
+                "bad_gateway_config",
+            ),
+            (
+                ConfigError::Url {
+                    url: "::".into(),
+                    source: "::".parse::<reqwest::Url>().unwrap_err(),
+                }
+                .into(),
+                "bad_gateway_config",
+            ),
+            (
+                ConfigError::AuthorizationHeader(HeaderValue::from_str("\n").unwrap_err()).into(),
+                "bad_gateway_config",
+            ),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.code(), code, "{e}");
+        }
+    }
+
     #[test]
     fn error_bodies_and_receipt_bodies_are_read() {
         let body =
