@@ -117,7 +117,10 @@ impl AnvilProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| Error::Anvil(format!("cannot start {}: {e}", bin.display())))?;
+            .map_err(|source| Error::AnvilSpawn {
+                bin: bin.clone(),
+                source,
+            })?;
         let (stdout, stderr) = match (child.stdout.take(), child.stderr.take()) {
             (Some(o), Some(e)) => (o, e),
             _ => return Err(Error::Anvil("no pipes to anvil".into())),
@@ -202,8 +205,11 @@ impl AnvilProcess {
         me.chain_id = loop {
             match provider.get_chain_id().await {
                 Ok(id) => break id,
-                Err(e) if Instant::now() > deadline => {
-                    return Err(Error::Anvil(format!("does not answer on {}: {e}", me.url)));
+                Err(source) if Instant::now() > deadline => {
+                    return Err(Error::AnvilUnreachable {
+                        url: me.url.clone(),
+                        source,
+                    });
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }

@@ -217,7 +217,10 @@ async fn bench_closes(
             y: pending.y_w,
         },
     )
-    .map_err(|e| Error::Anvil(format!("share recovery: {e}")))?;
+    .map_err(|e| Error::Bench {
+        what: "share recovery",
+        source: Box::new(e),
+    })?;
     let challenge_gas = provider
         .challenge(stale.nc(), recovered.k, recovered.slope)
         .await?
@@ -241,7 +244,10 @@ async fn bench_closes(
     let calldata = crate::RelayedClose::encode(&relayed, &clearance);
     let relayed_gas = provider
         .relay_close(
-            &crate::RelayedClose::decode(&calldata).map_err(|e| Error::Anvil(e.to_string()))?,
+            &crate::RelayedClose::decode(&calldata).map_err(|e| Error::Bench {
+                what: "decoding the relayed close",
+                source: Box::new(e),
+            })?,
         )
         .await?
         .tx

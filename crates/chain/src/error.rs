@@ -408,9 +408,38 @@ pub enum Error {
     /// A clearance could not be made or is not the provider's.
     #[error("clearance: {0}")]
     Clearance(#[from] crate::clearance::ClearanceError),
-    /// Starting or talking to the local anvil failed.
+    /// The local anvil could not be started (test-util only).
+    #[error("anvil: cannot start {}: {source}", bin.display())]
+    AnvilSpawn {
+        /// The anvil binary.
+        bin: PathBuf,
+        /// Why the process could not be spawned.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The local anvil printed its address but does not answer JSON-RPC there
+    /// (test-util only).
+    #[error("anvil: does not answer on {url}: {source}")]
+    AnvilUnreachable {
+        /// Where it said it listens.
+        url: String,
+        /// The last failure.
+        #[source]
+        source: alloy::transports::TransportError,
+    },
+    /// The local anvil misbehaved (no binary, exited or never listened, no snapshot,
+    /// unexpected dev accounts), or a benchmark's own check failed (test-util only).
     #[error("anvil: {0}")]
     Anvil(String),
+    /// A benchmark step failed on an error of another crate (test-util only).
+    #[error("bench: {what}: {source}")]
+    Bench {
+        /// The step.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A deployment was refused or failed (`deploy`).
     /// (Boxed: its larger variants would make every chain error that large.)
     #[error(transparent)]

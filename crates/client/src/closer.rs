@@ -30,7 +30,7 @@ use zkcredits_chain::{
 use zkcredits_circuits::prover::CloseProver;
 use zkcredits_protocol::note::WalletSeed;
 
-use crate::error::ClientError;
+use crate::error::{ClientError, RelayFailure, RelayUnusable, StaleState};
 use crate::gateway_client::GatewayClient;
 use crate::journal::{Journal, NoteStatus};
 use crate::spender::GatewayConstants;
@@ -180,10 +180,11 @@ impl CloseContext<'_> {
             CloseMode::Relayed { max_fee } => {
                 let offer = self.relay_offer()?;
                 if offer.fee > max_fee {
-                    return Err(ClientError::RelayUnusable(format!(
-                        "the gateway's relay asks {} credit units per close, more than the {max_fee} allowed (--max-relay-fee); allow more, or send the close from a fresh funded key (--keystore)",
-                        offer.fee
-                    )));
+                    return Err(RelayUnusable::FeeAboveMax {
+                        fee: offer.fee,
+                        max_fee,
+                    }
+                    .into());
                 }
                 ClosePayout::relayed(payout, offer.relayer, offer.fee)
             }
@@ -197,14 +198,14 @@ impl CloseContext<'_> {
             NoteStatus::Free => false,
             NoteStatus::NeedsClose { m } => m == 1,
             NoteStatus::InFlight => {
-                return Err(ClientError::StaleState(format!(
-                    "note {j} has a request in flight; start `zkcredits proxy` or `zkcredits call` once to recover it, then close"
-                )));
+                return Err(StaleState::CloseInFlight { note: j }.into());
             }
             other => {
-                return Err(ClientError::StaleState(format!(
-                    "note {j} is {other}: nothing to close"
-                )));
+                return Err(StaleState::NothingToClose {
+                    note: j,
+                    status: other,
+                }
+                .into());
             }
         };
         let m = u8::from(lost);
@@ -215,9 +216,7 @@ impl CloseContext<'_> {
                 return Err(ClientError::NoGatewayForClose);
             }
         };
-        let info = note
-            .deposit
-            .ok_or_else(|| ClientError::StaleState(format!("note {j} has no deposit")))?;
+        let info = note.deposit.ok_or(StaleState::NoDeposit { note: j })?;
         let key_id = if note.state.index == 0 {
             self.constants.current_key.id
         } else {
@@ -255,10 +254,11 @@ impl CloseContext<'_> {
         if unilateral && let Some(gateway) = self.gateway {
             match gateway.receipt(nj).await {
                 Ok(Some(_)) => {
-                    return Err(ClientError::StaleState(format!(
-                        "the gateway holds a receipt for ticket {} of note {j}, which this journal never recorded (an old copy of the journal?); a unilateral close would be challenged and the note slashed: run `zkcredits call` or `zkcredits proxy` once to move the note forward, then close",
-                        note.state.index + u64::from(lost)
-                    )));
+                    return Err(StaleState::UnrecordedReceipt {
+                        note: j,
+                        index: note.state.index + u64::from(lost),
+                    }
+                    .into());
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(
@@ -304,8 +304,8 @@ impl CloseContext<'_> {
                 &mut rand::rngs::OsRng,
             )
             .map_err(|e| match e {
-                zkcredits_chain::Error::RelayFeeTooHigh { .. } => {
-                    ClientError::RelayUnusable(e.to_string())
+                zkcredits_chain::Error::RelayFeeTooHigh { fee, payout } => {
+                    RelayUnusable::FeeAbovePayout { fee, payout }.into()
                 }
                 zkcredits_chain::Error::Circuit(e) => ClientError::Proving(e),
                 other => chain(other),
@@ -339,16 +339,20 @@ impl CloseContext<'_> {
             let relayed = gateway
                 .close_relay(&calldata)
                 .await
-                .map_err(|e| ClientError::RelayFailed(e.to_string()))?;
+                .map_err(RelayFailure::Gateway)?;
             // The relay's word is checked against the chain: the receipt of the
             // transaction it names must hold this note's `Closed` event.
-            let hash = relayed.tx_hash.parse().map_err(|e| {
-                ClientError::RelayFailed(format!("the relay named no transaction: {e}"))
-            })?;
+            let hash = relayed
+                .tx_hash
+                .parse()
+                .map_err(|source| RelayFailure::NoTransaction {
+                    tx_hash: relayed.tx_hash.clone(),
+                    source,
+                })?;
             self.pool
                 .closed_outcome_of(hash, nc)
                 .await
-                .map_err(|e| ClientError::RelayFailed(e.to_string()))?
+                .map_err(RelayFailure::NotClosed)?
         } else {
             self.pool
                 .close_cooperative(&prepared, &reply.signature)
@@ -366,15 +370,9 @@ impl CloseContext<'_> {
     /// The gateway's relay, as its discovery document publishes it.
     fn relay_offer(&self) -> Result<crate::gateway_client::RelayOffer, ClientError> {
         if self.gateway.is_none() {
-            return Err(ClientError::RelayUnusable(
-                "the gateway cannot be reached to relay the close; `--unilateral --keystore FILE` closes without it".into(),
-            ));
+            return Err(RelayUnusable::NoGateway.into());
         }
-        self.relay.ok_or_else(|| {
-            ClientError::RelayUnusable(
-                "the gateway does not relay closes; send the close from a fresh funded key (--keystore)".into(),
-            )
-        })
+        self.relay.ok_or_else(|| RelayUnusable::NotOffered.into())
     }
 
     /// Finalizes every pending unilateral close whose window has passed

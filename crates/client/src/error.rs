@@ -1,7 +1,11 @@
 //! The client's errors. Every variant has a stable [`code`](ClientError::code) that the
 //! local proxy puts in its OpenAI-style error body, and a suggested HTTP status.
 
-use crate::journal::JournalError;
+use zkcredits_protocol::state::StateError;
+use zkcredits_protocol::wire::WireError;
+
+use crate::gateway_client::GatewayError;
+use crate::journal::{JournalError, NoteStatus};
 use crate::wallet::WalletError;
 
 /// What can go wrong on the user's side of a paid request.
@@ -21,10 +25,10 @@ pub enum ClientError {
     NoSolventNote,
     /// The ticket does not match the journal (already finished, or the note moved on).
     #[error("the ticket does not match the note journal ({0}); run recovery and retry")]
-    StaleState(String),
+    StaleState(#[from] StaleState),
     /// The gateway's receipt does not decode or its signature does not verify.
     #[error("the gateway's receipt is invalid ({0}); the note stays in flight until recovery")]
-    BadReceipt(String),
+    BadReceipt(#[from] BadReceipt),
     /// The gateway signed a receipt that breaks the pool's constants (`r > C_max`,
     /// `p > P_max`, a refund off the granularity, a state that could not close, a key
     /// the pool does not accept). Applying it would leave a note that can never close,
@@ -38,7 +42,8 @@ pub enum ClientError {
         /// The ticket index the receipt answers.
         index: u64,
         /// Which limit it breaks.
-        reason: String,
+        #[source]
+        reason: LimitBreach,
     },
     /// The gateway's server key is not one the pool accepts: a note whose receipts it
     /// signs could not be closed.
@@ -103,7 +108,7 @@ pub enum ClientError {
     NoGatewayForClose,
     /// The gateway refused the close clearance.
     #[error("the gateway refused the close clearance ({0}); `--unilateral` closes without it")]
-    ClearanceRefused(#[source] crate::gateway_client::GatewayError),
+    ClearanceRefused(#[source] GatewayError),
     /// The gateway's clearance does not verify for this note and pool.
     #[error("the clearance is invalid: {0}; `--unilateral` closes without it")]
     ClearanceInvalid(#[source] zkcredits_chain::clearance::ClearanceError),
@@ -117,13 +122,13 @@ pub enum ClientError {
         address: String,
     },
     /// The gateway runs no relay, or asks more than the user allows.
-    #[error("{0}")]
-    RelayUnusable(String),
+    #[error(transparent)]
+    RelayUnusable(#[from] RelayUnusable),
     /// The gateway's relay refused or failed; the note can be closed again.
     #[error(
         "the gateway's relay did not close the note ({0}); run the close again, or send it from a fresh funded key (--keystore)"
     )]
-    RelayFailed(String),
+    RelayFailed(#[from] RelayFailure),
     /// Proving failed (a bug or damaged keys).
     #[error("proving failed: {0}; check the keys with `zkcredits setup`")]
     Proving(#[source] zkcredits_circuits::CircuitError),
@@ -135,7 +140,7 @@ pub enum ClientError {
     ProofDoesNotVerify,
     /// Asking the gateway for a receipt failed.
     #[error("asking the gateway for a receipt failed: {0}")]
-    ReceiptFetch(#[source] crate::gateway_client::GatewayError),
+    ReceiptFetch(#[source] GatewayError),
     /// The wallet file could not be opened.
     #[error(transparent)]
     Wallet(#[from] WalletError),
@@ -202,6 +207,198 @@ impl ClientError {
     }
 }
 
+/// How a ticket no longer matches the note journal (`stale_state`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StaleState {
+    /// A close was asked for a note with a request in flight.
+    #[error(
+        "note {note} has a request in flight; start `zkcredits proxy` or `zkcredits call` once to recover it, then close"
+    )]
+    CloseInFlight {
+        /// The note number.
+        note: u64,
+    },
+    /// A close was asked for a note that is closing or closed already.
+    #[error("note {note} is {status}: nothing to close")]
+    NothingToClose {
+        /// The note number.
+        note: u64,
+        /// Where the journal has it.
+        status: NoteStatus,
+    },
+    /// The journal holds no deposit for the note.
+    #[error("note {note} has no deposit")]
+    NoDeposit {
+        /// The note number.
+        note: u64,
+    },
+    /// The gateway holds a receipt for the ticket a unilateral close would spend: the
+    /// journal is older than the note.
+    #[error(
+        "the gateway holds a receipt for ticket {index} of note {note}, which this journal never recorded (an old copy of the journal?); a unilateral close would be challenged and the note slashed: run `zkcredits call` or `zkcredits proxy` once to move the note forward, then close"
+    )]
+    UnrecordedReceipt {
+        /// The note number.
+        note: u64,
+        /// The ticket the close would spend.
+        index: u64,
+    },
+    /// The nullifier journaled for the ticket is not the one the note's state gives.
+    #[error(
+        "the journaled nullifier of note {note}, ticket {index} does not match the note's state"
+    )]
+    NullifierMismatch {
+        /// The note number.
+        note: u64,
+        /// The ticket index.
+        index: u64,
+    },
+    /// The ticket was finished, lost or released meanwhile.
+    #[error("the ticket is no longer in flight: {0}")]
+    NotInFlight(#[source] JournalError),
+    /// The note moved past the ticket's index.
+    #[error("note {note} is at index {note_index}, the ticket has index {ticket_index}")]
+    IndexMismatch {
+        /// The note number.
+        note: u64,
+        /// The note's index in the journal.
+        note_index: u64,
+        /// The ticket's index.
+        ticket_index: u64,
+    },
+}
+
+/// Why a receipt from the gateway cannot be used (`bad_receipt`): it may not be the
+/// gateway's, so the genuine one may still come.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BadReceipt {
+    /// The text does not decode as a receipt.
+    #[error("it does not decode: {0}")]
+    Undecodable(#[source] WireError),
+    /// The note's state has no next commitment for a receipt to sign.
+    #[error("the note's state has no next ticket to sign: {0}")]
+    NoNextState(#[source] StateError),
+    /// The signature does not verify under any of the gateway's keys.
+    #[error("the signature does not verify under the gateway's keys for T_next")]
+    Unsigned,
+}
+
+/// Which of the pool's limits a receipt the gateway signed breaks
+/// (`receipt_outside_limits`).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimitBreach {
+    /// A refund above the reservation.
+    #[error("refund r = {refund} above the reservation C_max = {c_max}")]
+    RefundAboveCMax {
+        /// The receipt's refund.
+        refund: u64,
+        /// `C_max`.
+        c_max: u64,
+    },
+    /// A penalty above `P_max`.
+    #[error("penalty p = {penalty} above P_max = {p_max}")]
+    PenaltyAbovePMax {
+        /// The receipt's penalty.
+        penalty: u64,
+        /// `P_max`.
+        p_max: u64,
+    },
+    /// A refund off the published granularity.
+    #[error("refund r = {refund} is not a multiple of the published granularity {granularity}")]
+    OffGranularity {
+        /// The receipt's refund.
+        refund: u64,
+        /// The published granularity.
+        granularity: u64,
+    },
+    /// The state after the receipt is out of the circuit's ranges.
+    #[error("the state after it is out of range: {0}")]
+    State(#[source] StateError),
+    /// The state after the receipt would pay the user a negative `U` on close.
+    #[error("the note could not close: U = D + R - P - n C_max = {payout}")]
+    CannotClose {
+        /// `U`, negative.
+        payout: i128,
+    },
+    /// The refunds would exceed what was charged.
+    #[error("refunds R = {refunds} above the n C_max = {charged} charged")]
+    RefundsAboveCharged {
+        /// `R` after the receipt.
+        refunds: u64,
+        /// `n C_max`.
+        charged: i128,
+    },
+    /// Signed by a server key the pool does not accept.
+    #[error("signed by server key {key_id}, which the pool does not accept")]
+    KeyNotAccepted {
+        /// The signer's key id.
+        key_id: u32,
+    },
+}
+
+/// Why the gateway's relay cannot be used for a close (`relay_unusable`); each says
+/// what to do instead.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RelayUnusable {
+    /// The relay's fee is above the user's `--max-relay-fee`.
+    #[error(
+        "the gateway's relay asks {fee} credit units per close, more than the {max_fee} allowed (--max-relay-fee); allow more, or send the close from a fresh funded key (--keystore)"
+    )]
+    FeeAboveMax {
+        /// The relay's fee, credit units.
+        fee: u64,
+        /// The most the user allows.
+        max_fee: u64,
+    },
+    /// The relay's fee is more than the close pays out (the chain crate's
+    /// `RelayFeeTooHigh`).
+    #[error(
+        "the relay fee ({fee} credit units) is more than this close pays out ({payout}); close it yourself (--keystore) or through a cheaper relay"
+    )]
+    FeeAbovePayout {
+        /// The relay's fee, credit units.
+        fee: u64,
+        /// `U`, credit units.
+        payout: u64,
+    },
+    /// The gateway is not reachable.
+    #[error(
+        "the gateway cannot be reached to relay the close; `--unilateral --keystore FILE` closes without it"
+    )]
+    NoGateway,
+    /// The gateway publishes no relay.
+    #[error(
+        "the gateway does not relay closes; send the close from a fresh funded key (--keystore)"
+    )]
+    NotOffered,
+}
+
+/// How a relayed close failed (`relay_failed`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayFailure {
+    /// The relay refused, or its answer was lost or unusable.
+    #[error("{0}")]
+    Gateway(#[source] GatewayError),
+    /// The relay's answer names no transaction hash.
+    #[error("the relay named no transaction ({tx_hash:?}): {source}")]
+    NoTransaction {
+        /// What it named.
+        tx_hash: String,
+        /// Why it is not a hash.
+        #[source]
+        source: zkcredits_chain::alloy::primitives::hex::FromHexError,
+    },
+    /// The transaction it names could not be read, or holds no `Closed` event of the
+    /// note.
+    #[error("{0}")]
+    NotClosed(#[source] zkcredits_chain::Error),
+}
+
 impl From<JournalError> for ClientError {
     fn from(e: JournalError) -> Self {
         match e {
@@ -209,5 +406,128 @@ impl From<JournalError> for ClientError {
             JournalError::NoSolventNote => Self::NoSolventNote,
             other => Self::Journal(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn gateway_error() -> GatewayError {
+        GatewayError::Unexpected("test".into())
+    }
+
+    /// The typed causes did not move any case to another code or status: the proxy's
+    /// error bodies and docs/CLIENT.md list these.
+    #[test]
+    fn each_typed_cause_keeps_its_code_and_status() {
+        let not_a_hash = "0xzz"
+            .parse::<zkcredits_chain::alloy::primitives::TxHash>()
+            .unwrap_err();
+        let stale = [
+            StaleState::CloseInFlight { note: 1 },
+            StaleState::NothingToClose {
+                note: 1,
+                status: NoteStatus::Closed,
+            },
+            StaleState::NoDeposit { note: 1 },
+            StaleState::UnrecordedReceipt { note: 1, index: 2 },
+            StaleState::NullifierMismatch { note: 1, index: 2 },
+            StaleState::NotInFlight(JournalError::TicketNotInFlight(3)),
+            StaleState::IndexMismatch {
+                note: 1,
+                note_index: 2,
+                ticket_index: 1,
+            },
+        ];
+        let bad = [
+            BadReceipt::Undecodable(WireError::Base64),
+            BadReceipt::NoNextState(StateError::IndicesExhausted),
+            BadReceipt::Unsigned,
+        ];
+        let breaches = [
+            LimitBreach::RefundAboveCMax {
+                refund: 2,
+                c_max: 1,
+            },
+            LimitBreach::PenaltyAbovePMax {
+                penalty: 2,
+                p_max: 1,
+            },
+            LimitBreach::OffGranularity {
+                refund: 5,
+                granularity: 10,
+            },
+            LimitBreach::State(StateError::Overflow),
+            LimitBreach::CannotClose { payout: -1 },
+            LimitBreach::RefundsAboveCharged {
+                refunds: 2,
+                charged: 1,
+            },
+            LimitBreach::KeyNotAccepted { key_id: 3 },
+        ];
+        let unusable = [
+            RelayUnusable::FeeAboveMax { fee: 2, max_fee: 1 },
+            RelayUnusable::FeeAbovePayout { fee: 2, payout: 1 },
+            RelayUnusable::NoGateway,
+            RelayUnusable::NotOffered,
+        ];
+        let failed = [
+            RelayFailure::Gateway(gateway_error()),
+            RelayFailure::NoTransaction {
+                tx_hash: "0xzz".into(),
+                source: not_a_hash,
+            },
+            RelayFailure::NotClosed(zkcredits_chain::Error::IndexerPoisoned),
+        ];
+
+        let mut cases: Vec<(ClientError, &str, u16)> = Vec::new();
+        cases.extend(stale.map(|e| (e.into(), "stale_state", 409)));
+        cases.extend(bad.map(|e| (e.into(), "bad_receipt", 502)));
+        cases.extend(breaches.map(|reason| {
+            (
+                ClientError::ReceiptOutsideLimits {
+                    note: 1,
+                    index: 2,
+                    reason,
+                },
+                "receipt_outside_limits",
+                502,
+            )
+        }));
+        cases.extend(unusable.map(|e| (e.into(), "relay_unusable", 500)));
+        cases.extend(failed.map(|e| (e.into(), "relay_failed", 500)));
+        for (e, code, status) in cases {
+            assert_eq!((e.code(), e.http_status()), (code, status), "{e}");
+        }
+    }
+
+    /// A variant with a typed cause hands it on through `source()`.
+    #[test]
+    fn the_cause_is_kept() {
+        let e = ClientError::from(BadReceipt::Undecodable(WireError::Base64));
+        let cause = std::error::Error::source(&e).unwrap();
+        assert!(cause.is::<BadReceipt>());
+        let inner = std::error::Error::source(cause).unwrap();
+        assert_eq!(inner.downcast_ref::<WireError>(), Some(&WireError::Base64));
+
+        let e = ClientError::from(RelayFailure::Gateway(gateway_error()));
+        let cause = std::error::Error::source(&e).unwrap();
+        assert!(
+            std::error::Error::source(cause)
+                .unwrap()
+                .is::<GatewayError>()
+        );
+
+        let e = ClientError::from(StaleState::NotInFlight(JournalError::TicketNotInFlight(7)));
+        let cause = std::error::Error::source(&e).unwrap();
+        assert!(matches!(
+            std::error::Error::source(cause)
+                .unwrap()
+                .downcast_ref::<JournalError>(),
+            Some(JournalError::TicketNotInFlight(7))
+        ));
     }
 }

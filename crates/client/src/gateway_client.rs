@@ -49,11 +49,41 @@ pub enum GatewayError {
     },
     /// The request may have been sent, but no complete answer came back (timeout,
     /// broken connection).
-    #[error("the gateway's answer was lost ({0}); the request may have reached it")]
-    AnswerLost(String),
-    /// The gateway answered something this client cannot use.
+    #[error(
+        "the gateway's answer was lost ({}); the request may have reached it",
+        describe(.0)
+    )]
+    AnswerLost(#[source] reqwest::Error),
+    /// The gateway answered something this client cannot use (described).
     #[error("the gateway answered unexpectedly: {0}")]
     Unexpected(String),
+    /// The gateway's answer is not the JSON expected.
+    #[error("the gateway answered unexpectedly: {what}: {source}")]
+    UnexpectedJson {
+        /// Which answer.
+        what: &'static str,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The clearance's signer is not an address.
+    #[error("the gateway answered unexpectedly: clearance signer: {0}")]
+    ClearanceSigner(#[source] zkcredits_chain::alloy::primitives::hex::FromHexError),
+    /// The discovery document is not one the client can use.
+    #[error("the gateway answered unexpectedly: discovery: {0}")]
+    Discovery(#[source] DiscoveryProblem),
+    /// No discovery document was saved in the client home.
+    #[error(
+        "the gateway answered unexpectedly: no saved discovery document at {} ({source}): the gateway was never reached from this home",
+        path.display()
+    )]
+    NoSavedDiscovery {
+        /// Where it should be.
+        path: std::path::PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
     /// The gateway answered with an error.
     #[error("the gateway refused: {status} {code}: {message}")]
     Refused {
@@ -67,7 +97,7 @@ pub enum GatewayError {
     /// The client could not be built (bad proxy URL, TLS backend, a plain-http gateway
     /// off loopback).
     #[error("bad gateway client configuration: {0}")]
-    Config(String),
+    Config(#[source] ConfigError),
     /// The gateway answered with a redirect, which is never followed.
     #[error(
         "the gateway at {url} redirects to {location}; nothing was sent on. Use the address it names, if it is the provider's, as the gateway URL"
@@ -86,11 +116,97 @@ impl GatewayError {
         match self {
             Self::Connect { .. } => "gateway_unreachable",
             Self::AnswerLost(_) => "gateway_answer_lost",
-            Self::Unexpected(_) => "gateway_unexpected_answer",
+            Self::Unexpected(_)
+            | Self::UnexpectedJson { .. }
+            | Self::ClearanceSigner(_)
+            | Self::Discovery(_)
+            | Self::NoSavedDiscovery { .. } => "gateway_unexpected_answer",
             Self::Refused { code, .. } => code,
             Self::Config(_) => "bad_gateway_config",
             Self::Redirected { .. } => "gateway_redirects",
         }
+    }
+}
+
+/// Why the gateway client could not be built or a request could not be made
+/// (`bad_gateway_config`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A setting is refused (described, with what to do instead).
+    #[error("{0}")]
+    Refused(String),
+    /// The gateway URL does not parse.
+    #[error("the gateway URL {url:?} is not a URL: {source}")]
+    Url {
+        /// The URL given.
+        url: String,
+        /// Why it does not parse.
+        #[source]
+        source: <reqwest::Url as std::str::FromStr>::Err,
+    },
+    /// reqwest refused the proxy or could not build its client (TLS backend).
+    #[error("{}", describe(.0))]
+    Build(#[source] reqwest::Error),
+    /// The credential is not a valid header value.
+    #[error("authorization header: {0}")]
+    AuthorizationHeader(#[source] reqwest::header::InvalidHeaderValue),
+}
+
+/// What is wrong with a discovery document.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoveryProblem {
+    /// It is not the JSON document expected.
+    #[error("discovery document: {0}")]
+    Json(#[source] serde_json::Error),
+    /// `verifying_key_hash` is not 32 bytes of hex.
+    #[error("verifying_key_hash is not 32 bytes of hex")]
+    VerifyingKeyHash,
+    /// A server key's `public_key` is not 32 bytes of hex.
+    #[error("server key {id}: public_key is not 32 bytes of hex")]
+    KeyNotHex {
+        /// The key id.
+        id: u32,
+    },
+    /// A server key's `public_key` is not a point of the subgroup.
+    #[error("server key {id}: {source}")]
+    KeyNotAPoint {
+        /// The key id.
+        id: u32,
+        /// Why.
+        #[source]
+        source: zkcredits_protocol::babyjubjub::PointError,
+    },
+    /// A value is not a field element.
+    #[error("{what} is not a field element")]
+    NotAFieldElement {
+        /// Which value.
+        what: String,
+    },
+    /// A server key's `x` and `y` are not the point its `public_key` encodes.
+    #[error("server key {id}: x and y are not the point public_key encodes")]
+    KeyCoordinates {
+        /// The key id.
+        id: u32,
+    },
+    /// The current key is listed among the accepted ones too.
+    #[error("the current key {id} is repeated in accepted_keys")]
+    CurrentKeyRepeated {
+        /// The key id.
+        id: u32,
+    },
+}
+
+impl From<DiscoveryProblem> for GatewayError {
+    fn from(e: DiscoveryProblem) -> Self {
+        Self::Discovery(e)
+    }
+}
+
+impl From<ConfigError> for GatewayError {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e)
     }
 }
 
@@ -158,7 +274,7 @@ impl GatewayResponse {
         self.response
             .bytes()
             .await
-            .map_err(|e| GatewayError::AnswerLost(describe(&e)))
+            .map_err(GatewayError::AnswerLost)
     }
 
     /// The body as a stream of chunks.
@@ -166,7 +282,7 @@ impl GatewayResponse {
         use futures::StreamExt;
         self.response
             .bytes_stream()
-            .map(|r| r.map_err(|e| GatewayError::AnswerLost(describe(&e))))
+            .map(|r| r.map_err(GatewayError::AnswerLost))
     }
 }
 
@@ -188,11 +304,9 @@ pub fn error_code(body: &[u8]) -> Option<(String, String)> {
 /// `.onion` name through SOCKS5 (Tor authenticates and encrypts the path), or http
 /// allowed by the user.
 fn check_transport(config: &GatewayClientConfig) -> Result<(), GatewayError> {
-    let url = reqwest::Url::parse(&config.base_url).map_err(|e| {
-        GatewayError::Config(format!(
-            "the gateway URL {:?} is not a URL: {e}",
-            config.base_url
-        ))
+    let url = reqwest::Url::parse(&config.base_url).map_err(|source| ConfigError::Url {
+        url: config.base_url.clone(),
+        source,
     })?;
     match url.scheme() {
         "https" => Ok(()),
@@ -211,18 +325,20 @@ fn check_transport(config: &GatewayClientConfig) -> Result<(), GatewayError> {
             if loopback || onion || config.allow_plain_http {
                 Ok(())
             } else {
-                Err(GatewayError::Config(format!(
+                Err(ConfigError::Refused(format!(
                     "the gateway URL {} is plain http:// off this machine: anyone on the path \
                      could read the answers and spend a credential first; use https://, a \
                      .onion address through --socks5, or pass --allow-plain-http if the path \
                      is yours",
                     config.base_url
-                )))
+                ))
+                .into())
             }
         }
-        other => Err(GatewayError::Config(format!(
+        other => Err(ConfigError::Refused(format!(
             "the gateway URL must be https:// (or http:// on loopback), not {other}://"
-        ))),
+        ))
+        .into()),
     }
 }
 
@@ -269,16 +385,15 @@ impl GatewayClient {
             .user_agent(concat!("zkcredits/", env!("CARGO_PKG_VERSION")));
         if let Some(url) = &config.socks5 {
             if !(url.starts_with("socks5://") || url.starts_with("socks5h://")) {
-                return Err(GatewayError::Config(format!(
+                return Err(ConfigError::Refused(format!(
                     "the SOCKS5 proxy URL must start with socks5h:// (names resolved by the proxy, as Tor needs) or socks5://, got {url}"
-                )));
+                ))
+                .into());
             }
-            let proxy = reqwest::Proxy::all(url).map_err(|e| GatewayError::Config(describe(&e)))?;
+            let proxy = reqwest::Proxy::all(url).map_err(ConfigError::Build)?;
             builder = builder.proxy(proxy);
         }
-        let http = builder
-            .build()
-            .map_err(|e| GatewayError::Config(describe(&e)))?;
+        let http = builder.build().map_err(ConfigError::Build)?;
         Ok(Self {
             http,
             base: config.base_url.trim_end_matches('/').to_owned(),
@@ -303,7 +418,7 @@ impl GatewayClient {
                 detail: describe(&e),
             }
         } else {
-            GatewayError::AnswerLost(describe(&e))
+            GatewayError::AnswerLost(e)
         }
     }
 
@@ -331,10 +446,7 @@ impl GatewayClient {
         if status.is_redirection() {
             return Err(self.redirected(response.headers()));
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| GatewayError::AnswerLost(describe(&e)))?;
+        let body = response.bytes().await.map_err(GatewayError::AnswerLost)?;
         if !status.is_success() {
             return Err(refused(status, &body));
         }
@@ -396,8 +508,8 @@ impl GatewayClient {
         body: Bytes,
         authorization: &str,
     ) -> Result<GatewayResponse, GatewayError> {
-        let mut value = HeaderValue::from_str(authorization)
-            .map_err(|e| GatewayError::Config(format!("authorization header: {e}")))?;
+        let mut value =
+            HeaderValue::from_str(authorization).map_err(ConfigError::AuthorizationHeader)?;
         value.set_sensitive(true);
         let response = self
             .http
@@ -429,10 +541,7 @@ impl GatewayClient {
         if status.is_redirection() {
             return Err(self.redirected(&headers));
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| GatewayError::AnswerLost(describe(&e)))?;
+        let body = response.bytes().await.map_err(GatewayError::AnswerLost)?;
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -466,8 +575,11 @@ impl GatewayClient {
             signature: String,
             signer: String,
         }
-        let reply: Reply = serde_json::from_slice(&body)
-            .map_err(|e| GatewayError::Unexpected(format!("clearance body: {e}")))?;
+        let reply: Reply =
+            serde_json::from_slice(&body).map_err(|source| GatewayError::UnexpectedJson {
+                what: "clearance body",
+                source,
+            })?;
         let bytes = decode_hex(&reply.signature)
             .ok_or_else(|| GatewayError::Unexpected("clearance signature is not hex".into()))?;
         let signature: [u8; 65] = bytes
@@ -476,7 +588,7 @@ impl GatewayClient {
         let signer = reply
             .signer
             .parse::<Address>()
-            .map_err(|e| GatewayError::Unexpected(format!("clearance signer: {e}")))?;
+            .map_err(GatewayError::ClearanceSigner)?;
         Ok(ClearanceReply { signature, signer })
     }
 
@@ -494,8 +606,10 @@ impl GatewayClient {
                 self.read_timeout,
             )
             .await?;
-        serde_json::from_slice(&body)
-            .map_err(|e| GatewayError::Unexpected(format!("relay answer: {e}")))
+        serde_json::from_slice(&body).map_err(|source| GatewayError::UnexpectedJson {
+            what: "relay answer",
+            source,
+        })
     }
 }
 
@@ -633,36 +747,26 @@ impl RequestRules {
     }
 }
 
-fn unexpected(what: impl std::fmt::Display) -> GatewayError {
-    GatewayError::Unexpected(format!("discovery: {what}"))
-}
-
-fn fr(s: &str, what: &str) -> Result<Fr, GatewayError> {
-    field::from_hex(s).ok_or_else(|| unexpected(format_args!("{what} is not a field element")))
+fn fr(s: &str, what: impl FnOnce() -> String) -> Result<Fr, DiscoveryProblem> {
+    field::from_hex(s).ok_or_else(|| DiscoveryProblem::NotAFieldElement { what: what() })
 }
 
 /// Decodes a published key: its compressed point, which must be the point `x` and `y`
 /// name too.
-fn server_key(published: &DiscoveryKey) -> Result<ServerKey, GatewayError> {
+fn server_key(published: &DiscoveryKey) -> Result<ServerKey, DiscoveryProblem> {
     let id = published.id;
     let bytes: [u8; 32] = decode_hex(&published.public_key)
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            unexpected(format_args!(
-                "server key {id}: public_key is not 32 bytes of hex"
-            ))
-        })?;
+        .ok_or(DiscoveryProblem::KeyNotHex { id })?;
     let key = PublicKey::from_bytes(&bytes)
-        .map_err(|e| unexpected(format_args!("server key {id}: {e}")))?;
+        .map_err(|source| DiscoveryProblem::KeyNotAPoint { id, source })?;
     let point = key.point();
     let (x, y) = (
-        fr(&published.x, &format!("server key {id}'s x"))?,
-        fr(&published.y, &format!("server key {id}'s y"))?,
+        fr(&published.x, || format!("server key {id}'s x"))?,
+        fr(&published.y, || format!("server key {id}'s y"))?,
     );
     if (x, y) != (point.x, point.y) {
-        return Err(unexpected(format_args!(
-            "server key {id}: x and y are not the point public_key encodes"
-        )));
+        return Err(DiscoveryProblem::KeyCoordinates { id });
     }
     Ok(ServerKey { id, key })
 }
@@ -670,11 +774,9 @@ fn server_key(published: &DiscoveryKey) -> Result<ServerKey, GatewayError> {
 impl Discovery {
     /// The copy [`GatewayClient::discover_and_save`] kept at `path`.
     pub fn load(path: &std::path::Path) -> Result<Self, GatewayError> {
-        let body = std::fs::read(path).map_err(|e| {
-            GatewayError::Unexpected(format!(
-                "no saved discovery document at {} ({e}): the gateway was never reached from this home",
-                path.display()
-            ))
+        let body = std::fs::read(path).map_err(|source| GatewayError::NoSavedDiscovery {
+            path: path.to_owned(),
+            source,
         })?;
         Self::parse(&body)
     }
@@ -684,8 +786,7 @@ impl Discovery {
     /// encodings agree), the roots, and that the current key is not repeated among the
     /// accepted ones.
     pub fn parse(body: &[u8]) -> Result<Self, GatewayError> {
-        let wire: WireDiscovery = serde_json::from_slice(body)
-            .map_err(|e| GatewayError::Unexpected(format!("discovery document: {e}")))?;
+        let wire: WireDiscovery = serde_json::from_slice(body).map_err(DiscoveryProblem::Json)?;
         Self::from_wire(wire)
     }
 
@@ -693,7 +794,7 @@ impl Discovery {
     pub fn from_wire(wire: WireDiscovery) -> Result<Self, GatewayError> {
         let verifying_key_hash: [u8; 32] = decode_hex(&wire.verifying_key_hash)
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| unexpected("verifying_key_hash is not 32 bytes of hex"))?;
+            .ok_or(DiscoveryProblem::VerifyingKeyHash)?;
         let current_key = server_key(&wire.current_key)?;
         let accepted_keys = wire
             .accepted_keys
@@ -701,15 +802,12 @@ impl Discovery {
             .map(server_key)
             .collect::<Result<Vec<_>, _>>()?;
         if accepted_keys.iter().any(|k| k.id == current_key.id) {
-            return Err(unexpected(format_args!(
-                "the current key {} is repeated in accepted_keys",
-                current_key.id
-            )));
+            return Err(DiscoveryProblem::CurrentKeyRepeated { id: current_key.id }.into());
         }
         let accepted_roots = wire
             .accepted_roots
             .iter()
-            .map(|r| fr(r, "an accepted root"))
+            .map(|r| fr(r, || "an accepted root".to_owned()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             constants: GatewayConstants {
@@ -825,54 +923,109 @@ mod tests {
         let old = PrivateKey::from_bytes([4u8; 32]).public_key();
         let doc = serde_json::to_value(served(&key, &old)).unwrap();
         let current = doc["current_key"].clone();
-        let refused = |edit: &dyn Fn(&mut serde_json::Value), why: &str| {
+        let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
             let mut bad = doc.clone();
             edit(&mut bad);
             match Discovery::parse(bad.to_string().as_bytes()) {
-                Err(GatewayError::Unexpected(e)) => assert!(e.contains(why), "{e}"),
-                other => panic!("expected a refusal with {why:?}, got {other:?}"),
+                Err(GatewayError::Discovery(problem)) => problem,
+                other => panic!("expected a refused document, got {other:?}"),
             }
         };
-        refused(
-            &|d| d["current_key"]["public_key"] = "0x1234".into(),
-            "public_key is not 32 bytes of hex",
-        );
-        refused(
-            &|d| d["current_key"]["x"] = d["accepted_keys"][0]["x"].clone(),
-            "x and y are not the point",
-        );
-        refused(
-            &|d| d["accepted_keys"][0] = current.clone(),
-            "the current key 2 is repeated",
-        );
-        refused(
-            &|d| d["accepted_roots"][0] = "0xzz".into(),
-            "an accepted root is not a field element",
-        );
-        refused(
-            &|d| d["verifying_key_hash"] = "0x12".into(),
-            "verifying_key_hash",
-        );
+        let json = |edit: &dyn Fn(&mut serde_json::Value)| match refused(edit) {
+            DiscoveryProblem::Json(e) => e.classify(),
+            other => panic!("expected a JSON refusal, got {other:?}"),
+        };
+        assert!(matches!(
+            refused(&|d| d["current_key"]["public_key"] = "0x1234".into()),
+            DiscoveryProblem::KeyNotHex { id: 2 }
+        ));
+        assert!(matches!(
+            refused(&|d| d["current_key"]["x"] = d["accepted_keys"][0]["x"].clone()),
+            DiscoveryProblem::KeyCoordinates { id: 2 }
+        ));
+        assert!(matches!(
+            refused(&|d| d["accepted_keys"][0] = current.clone()),
+            DiscoveryProblem::CurrentKeyRepeated { id: 2 }
+        ));
+        assert!(matches!(
+            refused(&|d| d["accepted_roots"][0] = "0xzz".into()),
+            DiscoveryProblem::NotAFieldElement { what } if what == "an accepted root"
+        ));
+        assert!(matches!(
+            refused(&|d| d["verifying_key_hash"] = "0x12".into()),
+            DiscoveryProblem::VerifyingKeyHash
+        ));
         // One form only: no aliases, no numbers as text, no key without its coordinates.
-        refused(&|d| d["c_max"] = (-1).into(), "expected u64");
-        refused(
-            &|d| d["c_max"] = "1000".into(),
-            "invalid type: string \"1000\"",
-        );
-        refused(
-            &|d| {
+        use serde_json::error::Category;
+        assert_eq!(json(&|d| d["c_max"] = (-1).into()), Category::Data);
+        assert_eq!(json(&|d| d["c_max"] = "1000".into()), Category::Data);
+        assert_eq!(
+            json(&|d| {
                 let k = d["current_key"].clone();
                 d.as_object_mut().unwrap().remove("current_key");
                 d["server_key"] = k;
-            },
-            "missing field `current_key`",
+            }),
+            Category::Data
         );
-        refused(
-            &|d| {
+        assert_eq!(
+            json(&|d| {
                 d["current_key"].as_object_mut().unwrap().remove("x");
-            },
-            "missing field `x`",
+            }),
+            Category::Data
         );
+    }
+
+    /// The typed causes kept the codes the proxy reports.
+    #[test]
+    fn typed_causes_keep_their_codes() {
+        let not_json = || serde_json::from_slice::<u8>(b"x").unwrap_err();
+        let cases: Vec<(GatewayError, &str)> = vec![
+            (
+                GatewayError::UnexpectedJson {
+                    what: "relay answer",
+                    source: not_json(),
+                },
+                "gateway_unexpected_answer",
+            ),
+            (
+                GatewayError::ClearanceSigner("0xzz".parse::<Address>().unwrap_err()),
+                "gateway_unexpected_answer",
+            ),
+            (
+                DiscoveryProblem::VerifyingKeyHash.into(),
+                "gateway_unexpected_answer",
+            ),
+            (
+                DiscoveryProblem::Json(not_json()).into(),
+                "gateway_unexpected_answer",
+            ),
+            (
+                GatewayError::NoSavedDiscovery {
+                    path: "/nowhere".into(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                },
+                "gateway_unexpected_answer",
+            ),
+            (
+                ConfigError::Refused("no".into()).into(),
+                "bad_gateway_config",
+            ),
+            (
+                ConfigError::Url {
+                    url: "::".into(),
+                    source: "::".parse::<reqwest::Url>().unwrap_err(),
+                }
+                .into(),
+                "bad_gateway_config",
+            ),
+            (
+                ConfigError::AuthorizationHeader(HeaderValue::from_str("\n").unwrap_err()).into(),
+                "bad_gateway_config",
+            ),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.code(), code, "{e}");
+        }
     }
 
     #[test]

@@ -39,12 +39,12 @@ mod ticket_pace;
 pub mod tree;
 pub mod wallet;
 
-pub use error::ClientError;
+pub use error::{BadReceipt, ClientError, LimitBreach, RelayFailure, RelayUnusable, StaleState};
 /// The HTTP client the gateway client is built on (its header and method types).
 pub use reqwest;
 pub use spender::{
     GatewayConstants, LocateReport, NoteSummary, PaidTicket, RecoveryReport, ServerKey,
-    ServerKeyCheck, Spender, SpenderConfig,
+    ServerKeyCheck, Spender, SpenderConfig, UnrecordedSpend, UnusableReceipt,
 };
 pub use tree::TreeView;
 pub use wallet::Wallet;

@@ -26,16 +26,28 @@ const MAGIC: &[u8; 4] = b"ZKCP";
 const VERSION: u8 = 1;
 
 /// Why a cached file was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CacheError {
     /// The file does not open: tampered, truncated, or made for another note, root,
     /// key or wallet.
-    #[error("cached precomputation {0} is damaged or not for this note, root and key")]
-    Refused(String),
+    #[error(
+        "cached precomputation {} is damaged or not for this note, root and key",
+        .0.display()
+    )]
+    Refused(PathBuf),
     /// I/O error.
-    #[error("precompute cache i/o on {0}: {1}")]
-    Io(String, String),
+    #[error("precompute cache i/o on {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file could not be written.
+    #[error("precompute cache: {0}")]
+    Store(#[source] crate::wallet::WalletError),
 }
 
 struct Entry {
@@ -142,9 +154,9 @@ impl PrecomputeCache {
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(CacheError::Io(path.display().to_string(), e.to_string())),
+            Err(source) => return Err(CacheError::Io { path, source }),
         };
-        let refused = || CacheError::Refused(path.display().to_string());
+        let refused = || CacheError::Refused(path.clone());
         if bytes.len() < 5 || &bytes[..4] != MAGIC || bytes[4] != VERSION {
             return Err(refused());
         }
@@ -183,8 +195,7 @@ impl PrecomputeCache {
         let mut file = MAGIC.to_vec();
         file.push(VERSION);
         file.extend_from_slice(&self.key.seal(&self.aad(note, root), &plain));
-        crate::wallet::write_private_atomic(&path, &file)
-            .map_err(|e| CacheError::Io(path.display().to_string(), e.to_string()))
+        crate::wallet::write_private_atomic(&path, &file).map_err(CacheError::Store)
     }
 
     /// Forgets the precomputation of `note` (memory and disk).

@@ -46,7 +46,7 @@ use zkcredits_protocol::state::{Limits, NoteState, Receipt, receipt_message};
 use zkcredits_protocol::wire::{Credential, WireFormat};
 use zkcredits_protocol::{Fr, field};
 
-use crate::error::ClientError;
+use crate::error::{BadReceipt, ClientError, LimitBreach, StaleState};
 use crate::journal::{Acquired, Journal, JournalNote, NoteStatus};
 use crate::precompute_cache::PrecomputeCache;
 use crate::seal::{StorageKey, StoragePurpose};
@@ -246,14 +246,14 @@ pub struct PendingTicket {
 }
 
 /// What [`Spender::recover`] did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// Notes whose fetched receipt advanced them.
     pub completed: Vec<NoteSummary>,
     /// Notes whose receipt is lost: they need a close with `m = 1`.
     pub needs_close: Vec<u64>,
     /// Notes whose fetched receipt was invalid (left in flight), with the reason.
-    pub bad_receipts: Vec<(u64, String)>,
+    pub bad_receipts: Vec<(u64, BadReceipt)>,
     /// Tickets skipped because this spender still has them out.
     pub skipped_live: usize,
     /// Tickets left pending because their receipt could not be fetched.
@@ -261,26 +261,74 @@ pub struct RecoveryReport {
 }
 
 /// What [`Spender::locate`] found.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct LocateReport {
     /// `(note, tickets)`: notes whose next tickets the gateway already held receipts
     /// for (the journal was older than the note), moved forward by that many tickets.
     pub fast_forwarded: Vec<(u64, u64)>,
     /// Notes found spent at an index whose receipt this wallet cannot use: marked
     /// `needs_close(m = 1)`, never spent again, with the reason.
-    pub needs_close: Vec<(u64, String)>,
+    pub needs_close: Vec<(u64, UnrecordedSpend)>,
     /// Notes the gateway could not be asked about (tried again before their next
     /// request).
     pub unreachable: usize,
 }
 
+/// Why [`Spender::locate`] marked a note `needs_close(m = 1)`: a ticket the journal
+/// never recorded was spent, and the receipt the gateway holds for it cannot be used.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnrecordedSpend {
+    /// The spent ticket's index.
+    pub index: u64,
+    /// Why its receipt cannot be used.
+    pub problem: UnusableReceipt,
+    /// Whether the ticket after it (the one a close with `m = 1` spends) is spent too.
+    pub next_spent: bool,
+}
+
+impl std::fmt::Display for UnrecordedSpend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ticket {} was spent by a request this journal has no record of, and its receipt cannot be used ({})",
+            self.index, self.problem
+        )?;
+        if self.next_spent {
+            write!(
+                f,
+                "; ticket {} is spent too, so a close from this journal would be refused or challenged: do not close it unilaterally",
+                self.index + 1
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UnrecordedSpend {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.problem)
+    }
+}
+
+/// Why a receipt the gateway holds for a ticket cannot be applied.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnusableReceipt {
+    /// It does not decode or verify.
+    #[error("{0}")]
+    Invalid(#[source] BadReceipt),
+    /// It breaks the pool's limits.
+    #[error("{0}")]
+    OutsideLimits(#[source] LimitBreach),
+}
+
 /// Why a signed receipt cannot be applied to a note.
 enum ReceiptProblem {
-    /// Not signed by any of the gateway's keys for this `T_next`: maybe not the
-    /// gateway's at all, so the genuine one may still come.
-    Unsigned(String),
+    /// Not signed by any of the gateway's keys for this `T_next` (or not a receipt at
+    /// all): maybe not the gateway's, so the genuine one may still come.
+    Unsigned(BadReceipt),
     /// Signed, but breaking the pool's limits: the gateway's own doing.
-    OutsideLimits(String),
+    OutsideLimits(LimitBreach),
     /// The check could not be made (the chain did not answer).
     Unchecked(ClientError),
 }
@@ -663,9 +711,7 @@ impl Spender {
     async fn prove(&self, acquired: Acquired, fresh: bool) -> Result<PaidTicket, ClientError> {
         let note = acquired.note;
         let ticket = acquired.ticket;
-        let info = note
-            .deposit
-            .ok_or_else(|| ClientError::StaleState(format!("note {} has no deposit", note.j)))?;
+        let info = note.deposit.ok_or(StaleState::NoDeposit { note: note.j })?;
         let server_key = self
             .gateway
             .key(ticket.key_id)
@@ -744,9 +790,11 @@ impl Spender {
                 other => ClientError::Proving(other),
             })?;
             if circuit.public.nullifier != ticket.nullifier {
-                return Err(ClientError::StaleState(
-                    "the journaled nullifier does not match the note's state".into(),
-                ));
+                return Err(StaleState::NullifierMismatch {
+                    note: note.j,
+                    index: ticket.index,
+                }
+                .into());
             }
             let public = circuit.public;
             let field_inputs = public.to_field_elements();
@@ -853,8 +901,8 @@ impl Spender {
         receipt_b64: &str,
     ) -> Result<NoteSummary, ClientError> {
         self.live().remove(&ticket.ticket_id);
-        let receipt = Receipt::from_base64url(receipt_b64.trim())
-            .map_err(|e| ClientError::BadReceipt(e.to_string()))?;
+        let receipt =
+            Receipt::from_base64url(receipt_b64.trim()).map_err(BadReceipt::Undecodable)?;
         self.apply_receipt(ticket.ticket_id, receipt).await
     }
 
@@ -871,16 +919,18 @@ impl Spender {
             })
             .await
             .map_err(|e| match e {
-                ClientError::Journal(crate::journal::JournalError::TicketNotInFlight(_)) => {
-                    ClientError::StaleState("the ticket is no longer in flight".into())
+                ClientError::Journal(e @ crate::journal::JournalError::TicketNotInFlight(_)) => {
+                    StaleState::NotInFlight(e).into()
                 }
                 other => other,
             })?;
         if note.state.index != ticket.index {
-            return Err(ClientError::StaleState(format!(
-                "note {} is at index {}, the ticket has index {}",
-                note.j, note.state.index, ticket.index
-            )));
+            return Err(StaleState::IndexMismatch {
+                note: note.j,
+                note_index: note.state.index,
+                ticket_index: ticket.index,
+            }
+            .into());
         }
         let deposit = note.deposit.map_or(0, |d| d.deposit);
         let k = self.seed.note_secret(note.j).expose();
@@ -897,7 +947,7 @@ impl Spender {
                 self.pipeline(updated.j);
                 Ok(NoteSummary::of(&updated, limits))
             }
-            Err(ReceiptProblem::Unsigned(why)) => Err(ClientError::BadReceipt(why)),
+            Err(ReceiptProblem::Unsigned(why)) => Err(why.into()),
             Err(ReceiptProblem::Unchecked(e)) => Err(e),
             Err(ReceiptProblem::OutsideLimits(reason)) => {
                 // The gateway itself signed it, so no better receipt is coming. The
@@ -932,41 +982,37 @@ impl Spender {
     ) -> Result<(NoteState, u32), ReceiptProblem> {
         let next_commitment = state
             .next_commitment(k, rho_next)
-            .map_err(|e| ReceiptProblem::Unsigned(e.to_string()))?;
+            .map_err(|e| ReceiptProblem::Unsigned(BadReceipt::NoNextState(e)))?;
         let message = receipt_message(next_commitment, receipt.refund, receipt.penalty);
         let signer = *std::iter::once(&self.gateway.current_key)
             .chain(&self.gateway.accepted_keys)
             .find(|k| k.key.verify(message, &receipt.signature))
-            .ok_or_else(|| {
-                ReceiptProblem::Unsigned(
-                    "the signature does not verify under the gateway's keys for T_next".into(),
-                )
-            })?;
+            .ok_or(ReceiptProblem::Unsigned(BadReceipt::Unsigned))?;
         let limits = self.limits;
-        let outside = |why: String| Err(ReceiptProblem::OutsideLimits(why));
+        let outside = |why: LimitBreach| Err(ReceiptProblem::OutsideLimits(why));
         if receipt.refund > limits.c_max {
-            return outside(format!(
-                "refund r = {} above the reservation C_max = {}",
-                receipt.refund, limits.c_max
-            ));
+            return outside(LimitBreach::RefundAboveCMax {
+                refund: receipt.refund,
+                c_max: limits.c_max,
+            });
         }
         if receipt.penalty > limits.p_max {
-            return outside(format!(
-                "penalty p = {} above P_max = {}",
-                receipt.penalty, limits.p_max
-            ));
+            return outside(LimitBreach::PenaltyAbovePMax {
+                penalty: receipt.penalty,
+                p_max: limits.p_max,
+            });
         }
         if let Some(g) = self.gateway.refund_granularity.filter(|g| *g > 1)
             && !receipt.refund.is_multiple_of(g)
         {
-            return outside(format!(
-                "refund r = {} is not a multiple of the published granularity {g}",
-                receipt.refund
-            ));
+            return outside(LimitBreach::OffGranularity {
+                refund: receipt.refund,
+                granularity: g,
+            });
         }
         let next = match state.advance(k, rho_next, *receipt) {
             Ok(next) => next,
-            Err(e) => return outside(e.to_string()),
+            Err(e) => return outside(LimitBreach::State(e)),
         };
         // The close from the new state (m = 0) spends ticket n = next.index and pays
         // U = D + R - P - n C_max to the user and n C_max - R to the provider; both must
@@ -975,21 +1021,19 @@ impl Spender {
         let u =
             i128::from(deposit) + i128::from(next.refunds) - i128::from(next.penalties) - charged;
         if u < 0 {
-            return outside(format!(
-                "the note could not close: U = D + R - P - n C_max = {u}"
-            ));
+            return outside(LimitBreach::CannotClose { payout: u });
         }
         if i128::from(next.refunds) > charged {
-            return outside(format!(
-                "refunds R = {} above the n C_max = {charged} charged",
-                next.refunds
-            ));
+            return outside(LimitBreach::RefundsAboveCharged {
+                refunds: next.refunds,
+                charged,
+            });
         }
         match self.ensure_key_on_chain(signer.id, signer.key).await {
             Ok(()) => Ok((next, signer.id)),
-            Err(ClientError::ServerKeyNotOnChain { key_id }) => outside(format!(
-                "signed by server key {key_id}, which the pool does not accept"
-            )),
+            Err(ClientError::ServerKeyNotOnChain { key_id }) => {
+                outside(LimitBreach::KeyNotAccepted { key_id })
+            }
             Err(e) => Err(ReceiptProblem::Unchecked(e)),
         }
     }
@@ -1179,7 +1223,7 @@ impl Spender {
     ) -> Result<NoteSummary, ClientError> {
         let applied = match Receipt::from_base64url(receipt.trim()) {
             Ok(r) => self.apply_receipt(ticket.id, r).await,
-            Err(e) => Err(ClientError::BadReceipt(e.to_string())),
+            Err(e) => Err(BadReceipt::Undecodable(e).into()),
         };
         self.live().remove(&ticket.id);
         match applied {
@@ -1275,7 +1319,7 @@ impl Spender {
         let k = self.seed.note_secret(j).expose();
         let mut state = note.state;
         let mut moved = 0;
-        loop {
+        let (index, problem) = loop {
             let index = state.index;
             let nullifier = Ticket::new(k, index).nullifier;
             let text = match fetch(nullifier).await {
@@ -1292,7 +1336,7 @@ impl Spender {
                     .check_receipt(deposit, &state, k, rho, &receipt)
                     .await
                     .map(|(next, key_id)| (receipt, next, key_id)),
-                Err(e) => Err(ReceiptProblem::Unsigned(e.to_string())),
+                Err(e) => Err(ReceiptProblem::Unsigned(BadReceipt::Undecodable(e))),
             };
             match checked {
                 Ok((receipt, next, key_id)) => {
@@ -1314,26 +1358,23 @@ impl Spender {
                     tracing::warn!(note = j, error = %e, "cannot check the receipt of the note's next ticket");
                     return Ok(Located::Unknown);
                 }
-                Err(ReceiptProblem::Unsigned(why) | ReceiptProblem::OutsideLimits(why)) => {
-                    // Ticket `index` is spent and this wallet cannot prove the state after
-                    // it; from the state it holds, only a close spending ticket index + 1
-                    // (m = 1) is left.
-                    self.db(move |jn| jn.mark_needs_close(j, 1)).await?;
-                    let mut why = format!(
-                        "ticket {index} was spent by a request this journal has no record of, and its receipt cannot be used ({why})"
-                    );
-                    let after = Ticket::new(k, index + 1).nullifier;
-                    if let Ok(Some(_)) = fetch(after).await {
-                        why.push_str(&format!(
-                            "; ticket {} is spent too, so a close from this journal would be refused or challenged: do not close it unilaterally",
-                            index + 1
-                        ));
-                    }
-                    tracing::error!(note = j, reason = %why, "note marked needs_close(m = 1)");
-                    return Ok(Located::NeedsClose(why));
+                Err(ReceiptProblem::Unsigned(e)) => break (index, UnusableReceipt::Invalid(e)),
+                Err(ReceiptProblem::OutsideLimits(e)) => {
+                    break (index, UnusableReceipt::OutsideLimits(e));
                 }
             }
-        }
+        };
+        // Ticket `index` is spent and this wallet cannot prove the state after it; from
+        // the state it holds, only a close spending ticket index + 1 (m = 1) is left.
+        self.db(move |jn| jn.mark_needs_close(j, 1)).await?;
+        let after = Ticket::new(k, index + 1).nullifier;
+        let why = UnrecordedSpend {
+            index,
+            problem,
+            next_spent: matches!(fetch(after).await, Ok(Some(_))),
+        };
+        tracing::error!(note = j, reason = %why, "note marked needs_close(m = 1)");
+        Ok(Located::NeedsClose(why))
     }
 
     /// Resyncs the tree (on `stale_root`) and drops precomputations for older roots.
@@ -1366,7 +1407,7 @@ enum Located {
     /// At the journal's index after moving this many tickets forward.
     Here(u64),
     /// Spent at an index this wallet cannot prove past: marked `needs_close(m = 1)`.
-    NeedsClose(String),
+    NeedsClose(UnrecordedSpend),
     /// The gateway or the chain could not be asked.
     Unknown,
 }

@@ -275,9 +275,9 @@ impl TicketCache {
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(CacheError::Io(path.display().to_string(), e.to_string())),
+            Err(source) => return Err(CacheError::Io { path, source }),
         };
-        let refused = || CacheError::Refused(path.display().to_string());
+        let refused = || CacheError::Refused(path.clone());
         if bytes.len() < 5 || &bytes[..4] != MAGIC || bytes[4] != VERSION {
             let _ = std::fs::remove_file(&path);
             return Err(refused());
@@ -302,8 +302,7 @@ impl TicketCache {
         let mut file = Zeroizing::new(MAGIC.to_vec());
         file.push(VERSION);
         file.extend_from_slice(&self.key.seal(&self.aad(slot), &plain));
-        crate::wallet::write_private_atomic(&path, &file)
-            .map_err(|e| CacheError::Io(path.display().to_string(), e.to_string()))
+        crate::wallet::write_private_atomic(&path, &file).map_err(CacheError::Store)
     }
 
     /// The slots ready in memory.

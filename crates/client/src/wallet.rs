@@ -70,13 +70,16 @@ pub enum WalletError {
     AlreadyExists(PathBuf),
     /// The mnemonic is not valid BIP-39.
     #[error("invalid BIP-39 mnemonic: {0}; check the words and their order")]
-    InvalidMnemonic(String),
+    InvalidMnemonic(#[source] bip39::Error),
     /// The Ethereum key is not a valid secp256k1 secret key.
     #[error("invalid Ethereum private key: {0}; give 32 bytes of hex")]
-    InvalidEthKey(String),
+    InvalidEthKey(#[source] EthKeyError),
     /// No passphrase was given and none could be read.
     #[error("no passphrase: set ZKCREDITS_PASSPHRASE or run in a terminal ({0})")]
-    NoPassphrase(String),
+    NoPassphrase(#[source] std::io::Error),
+    /// The passphrase typed to confirm a new wallet's is another.
+    #[error("no passphrase: the two entries differ; run again and type the same passphrase twice")]
+    PassphraseMismatch,
     /// File system error.
     #[error("i/o on {path}: {source}")]
     Io {
@@ -86,6 +89,18 @@ pub enum WalletError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Why an Ethereum private key is refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EthKeyError {
+    /// Not 32 bytes of hex.
+    #[error("{0}")]
+    NotHex(#[source] hex::FromHexError),
+    /// 32 bytes, but not a secp256k1 secret key (zero, or not below the group order).
+    #[error("not a secp256k1 secret key ({0})")]
+    NotAScalar(#[source] zkcredits_chain::alloy::signers::k256::ecdsa::Error),
 }
 
 impl WalletError {
@@ -98,7 +113,7 @@ impl WalletError {
             Self::AlreadyExists(_) => "wallet_exists",
             Self::InvalidMnemonic(_) => "invalid_mnemonic",
             Self::InvalidEthKey(_) => "invalid_eth_key",
-            Self::NoPassphrase(_) => "no_passphrase",
+            Self::NoPassphrase(_) | Self::PassphraseMismatch => "no_passphrase",
             Self::Io { .. } => "wallet_io",
         }
     }
@@ -176,7 +191,7 @@ impl Wallet {
     /// A wallet from an existing mnemonic (normalised: words separated by one space).
     pub fn from_mnemonic(phrase: &str) -> Result<Self, WalletError> {
         let mnemonic = bip39::Mnemonic::parse_normalized(phrase.trim())
-            .map_err(|e| WalletError::InvalidMnemonic(e.to_string()))?;
+            .map_err(WalletError::InvalidMnemonic)?;
         Ok(Self {
             mnemonic: Zeroizing::new(mnemonic.to_string()),
             eth_key: None,
@@ -189,9 +204,9 @@ impl Wallet {
         let text = text.strip_prefix("0x").unwrap_or(text);
         let mut key = Zeroizing::new([0u8; 32]);
         hex::decode_to_slice(text, &mut key[..])
-            .map_err(|e| WalletError::InvalidEthKey(e.to_string()))?;
+            .map_err(|e| WalletError::InvalidEthKey(EthKeyError::NotHex(e)))?;
         PrivateKeySigner::from_slice(&key[..])
-            .map_err(|e| WalletError::InvalidEthKey(e.to_string()))?;
+            .map_err(|e| WalletError::InvalidEthKey(EthKeyError::NotAScalar(e)))?;
         self.eth_key = Some(key);
         Ok(())
     }
@@ -452,16 +467,15 @@ pub fn passphrase(confirm: bool) -> Result<Zeroizing<String>, WalletError> {
         return Ok(Zeroizing::new(p));
     }
     let first = Zeroizing::new(
-        rpassword::prompt_password("wallet passphrase: ")
-            .map_err(|e| WalletError::NoPassphrase(e.to_string()))?,
+        rpassword::prompt_password("wallet passphrase: ").map_err(WalletError::NoPassphrase)?,
     );
     if confirm {
         let again = Zeroizing::new(
             rpassword::prompt_password("repeat the passphrase: ")
-                .map_err(|e| WalletError::NoPassphrase(e.to_string()))?,
+                .map_err(WalletError::NoPassphrase)?,
         );
         if *first != *again {
-            return Err(WalletError::NoPassphrase("the two entries differ".into()));
+            return Err(WalletError::PassphraseMismatch);
         }
     }
     Ok(first)

@@ -66,6 +66,35 @@ pub enum JournalError {
         "the note journal is damaged ({0}); keep the file and do not put an older copy in its place: an old journal reuses ticket indices, which gets notes slashed (docs/CLIENT.md, 'A restored journal')"
     )]
     Corrupt(String),
+    /// A status column holds a value no zkcredits writes (tampered or damaged).
+    #[error(
+        "the note journal is damaged (unknown {what} {stored:?}); keep the file and do not put an older copy in its place: an old journal reuses ticket indices, which gets notes slashed (docs/CLIENT.md, 'A restored journal')"
+    )]
+    UnknownStatus {
+        /// Which status (`note status`, `ticket status`).
+        what: &'static str,
+        /// What the column holds.
+        stored: String,
+    },
+    /// A sealed record opens but holds a signature that does not decode.
+    #[error(
+        "the note journal is damaged (stored signature: {0}); keep the file and do not put an older copy in its place: an old journal reuses ticket indices, which gets notes slashed (docs/CLIENT.md, 'A restored journal')"
+    )]
+    CorruptSignature(#[source] zkcredits_protocol::eddsa::SignatureError),
+    /// A sealed record opens but holds a receipt that does not decode.
+    #[error(
+        "the note journal is damaged (stored receipt: {0}); keep the file and do not put an older copy in its place: an old journal reuses ticket indices, which gets notes slashed (docs/CLIENT.md, 'A restored journal')"
+    )]
+    CorruptReceipt(#[source] zkcredits_protocol::wire::WireError),
+    /// The journal's directory or file could not be created.
+    #[error("cannot create {}: {source}; check the permissions of the client home", path.display())]
+    Create {
+        /// The directory or file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// No such note.
     #[error("note {0} is not in the journal")]
     UnknownNote(u64),
@@ -181,10 +210,10 @@ macro_rules! stored_status {
             fn parse(stored: &str) -> Result<Self> {
                 match stored {
                     $($text => Ok(Self::$variant),)+
-                    other => Err(JournalError::Corrupt(format!(
-                        concat!("unknown ", $what, " {:?}"),
-                        other
-                    ))),
+                    other => Err(JournalError::UnknownStatus {
+                        what: $what,
+                        stored: other.to_owned(),
+                    }),
                 }
             }
         }
@@ -400,8 +429,10 @@ impl Journal {
     /// journal written under another wallet.
     pub fn open(path: &Path, key: StorageKey) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::wallet::create_private_dir(dir)
-                .map_err(|e| JournalError::Corrupt(format!("creating {}: {e}", dir.display())))?;
+            crate::wallet::create_private_dir(dir).map_err(|source| JournalError::Create {
+                path: dir.to_owned(),
+                source,
+            })?;
         }
         if !path.exists() {
             // Create the file 0600 before SQLite opens it, so it is never world-readable.
@@ -412,9 +443,10 @@ impl Journal {
                 use std::os::unix::fs::OpenOptionsExt;
                 options.mode(0o600);
             }
-            options
-                .open(path)
-                .map_err(|e| JournalError::Corrupt(format!("creating {}: {e}", path.display())))?;
+            options.open(path).map_err(|source| JournalError::Create {
+                path: path.to_owned(),
+                source,
+            })?;
         }
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -1204,13 +1236,25 @@ mod tests {
             "completed",
         ] {
             assert!(
-                matches!(StoredNoteStatus::parse(text), Err(JournalError::Corrupt(_))),
+                matches!(
+                    StoredNoteStatus::parse(text),
+                    Err(JournalError::UnknownStatus {
+                        what: "note status",
+                        ..
+                    })
+                ),
                 "{text:?}"
             );
         }
         for text in ["", "In_flight", "abandonned", "free", "closed"] {
             assert!(
-                matches!(TicketStatus::parse(text), Err(JournalError::Corrupt(_))),
+                matches!(
+                    TicketStatus::parse(text),
+                    Err(JournalError::UnknownStatus {
+                        what: "ticket status",
+                        ..
+                    })
+                ),
                 "{text:?}"
             );
         }
@@ -1321,8 +1365,14 @@ mod tests {
                 params![to_i64(j, "note number").unwrap()],
             )
             .unwrap();
-        assert!(matches!(journal.note(j), Err(JournalError::Corrupt(_))));
-        assert!(matches!(journal.notes(), Err(JournalError::Corrupt(_))));
+        let freed = |r: Result<_>| {
+            matches!(
+                r,
+                Err(JournalError::UnknownStatus { what: "note status", stored }) if stored == "freed"
+            )
+        };
+        assert!(freed(journal.note(j).map(drop)));
+        assert!(freed(journal.notes().map(drop)));
 
         journal
             .conn
@@ -1333,7 +1383,9 @@ mod tests {
             .unwrap();
         let id = journal.conn.last_insert_rowid();
         match journal.ticket(id) {
-            Err(JournalError::Corrupt(why)) => assert!(why.contains("ticket status"), "{why}"),
+            Err(JournalError::UnknownStatus { what, stored }) => {
+                assert_eq!((what, stored.as_str()), ("ticket status", "inflight"));
+            }
             other => panic!("{other:?}"),
         }
     }

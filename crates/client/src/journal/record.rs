@@ -77,8 +77,8 @@ impl NoteRecord {
             let rho = r.fr()?;
             let refund = r.u64()?;
             let penalty = r.u64()?;
-            let signature = Signature::from_bytes(&r.array::<64>()?)
-                .map_err(|e| JournalError::Corrupt(format!("stored signature: {e}")))?;
+            let signature =
+                Signature::from_bytes(&r.array::<64>()?).map_err(JournalError::CorruptSignature)?;
             let key_id = r.u32()?;
             Some((
                 SignedState {
@@ -127,10 +127,7 @@ impl TicketSecrets {
         let key_id = r.u32()?;
         let receipt = if r.flag()? {
             let bytes = r.take(Receipt::LEN)?;
-            Some(
-                Receipt::decode(bytes)
-                    .map_err(|e| JournalError::Corrupt(format!("stored receipt: {e}")))?,
-            )
+            Some(Receipt::decode(bytes).map_err(JournalError::CorruptReceipt)?)
         } else {
             None
         };
