@@ -23,6 +23,7 @@ use serde::Deserialize;
 use zkcredits_api::prices::RoutePrices;
 use zkcredits_chain::alloy::primitives::Address;
 use zkcredits_protocol::eddsa::PublicKey;
+use zkcredits_protocol::merkle::Root;
 use zkcredits_protocol::rln::Nullifier;
 use zkcredits_protocol::{Fr, field};
 
@@ -543,7 +544,7 @@ pub struct Discovery {
     /// What the spender checks and uses.
     pub constants: GatewayConstants,
     /// The roots the gateway accepts.
-    pub accepted_roots: Vec<Fr>,
+    pub accepted_roots: Vec<Root>,
     /// What the gateway checks a request against before it spends a ticket: the client
     /// checks the same before it proves.
     pub rules: RequestRules,
@@ -709,7 +710,7 @@ impl Discovery {
         let accepted_roots = wire
             .accepted_roots
             .iter()
-            .map(|r| fr(r, "an accepted root"))
+            .map(|r| fr(r, "an accepted root").map(Root::from_field))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             constants: GatewayConstants {
@@ -793,7 +794,7 @@ mod tests {
                 refund_granularity: Some(sent.refund_granularity),
             }
         );
-        assert_eq!(d.accepted_roots, vec![Fr::from(5u64)]);
+        assert_eq!(d.accepted_roots, vec![Root::from_field(Fr::from(5u64))]);
         assert_eq!(
             d.rules,
             RequestRules {

@@ -13,6 +13,7 @@ use crate::common::*;
 use zkcredits_chain::testing::{PROVIDER, test_server_key};
 use zkcredits_gateway::store::{SqliteStore, Store};
 use zkcredits_gateway::{Discovery, Settings};
+use zkcredits_protocol::merkle::Root;
 use zkcredits_protocol::rln::{Nullifier, Ticket};
 use zkcredits_protocol::state::Limits;
 use zkcredits_protocol::wire::{Credential, WireFormat};
@@ -71,7 +72,7 @@ async fn a_paid_request_gets_a_receipt_that_verifies_refunds_exactly_and_can_be_
         d.verifying_key_hash,
         format!("0x{}", hex::encode(prover().verifying_key_hash()))
     );
-    assert!(d.accepted_roots.contains(&field::to_hex(&tree.root())));
+    assert!(d.accepted_roots.contains(&tree.root().to_string()));
     assert_eq!(
         serde_json::to_value(&d.prices[ROUTE]).unwrap()["per_request"],
         PRICE
@@ -270,7 +271,7 @@ async fn each_refusal_before_admission_has_its_status_and_code_and_spends_nothin
     expect(
         post(
             ROUTE,
-            Some(with(&|c| c.root = random_fr())),
+            Some(with(&|c| c.root = Root::from_field(random_fr()))),
             good.body.clone(),
         )
         .await,
