@@ -410,8 +410,8 @@ pub async fn bench_sync(notes: u64, batch: u64) -> Result<SyncFigures> {
         return Err(Error::Anvil(format!(
             "the synced tree ({} leaves, root {}) is not the pool's ({notes} leaves, root {})",
             indexer.tree().len(),
-            zkcredits_protocol::field::to_hex(&indexer.root()),
-            zkcredits_protocol::field::to_hex(&pool_root),
+            indexer.root(),
+            pool_root,
         )));
     }
     let (from, to) = match (report.from_block, report.to_block) {

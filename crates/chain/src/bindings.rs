@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use serde::Deserialize;
+use zkcredits_protocol::merkle::Root;
 use zkcredits_protocol::{Fr, field};
 
 use crate::{Error, Result};
@@ -134,6 +135,17 @@ pub fn fr_to_u256(x: &Fr) -> U256 {
 /// refused (everything the pool hashes or stores is below it).
 pub fn u256_to_fr(x: U256) -> Result<Fr> {
     field::from_be_bytes_canonical(&x.to_be_bytes::<32>()).ok_or(Error::NotAFieldElement(x))
+}
+
+/// A tree root as the `uint256` the pool takes (`isKnownRoot`, a close's `root`).
+pub fn root_to_u256(root: Root) -> U256 {
+    fr_to_u256(&root.field())
+}
+
+/// A root the pool reports (`root()`, `RootCommitted`); values at or above the modulus are
+/// refused.
+pub fn u256_to_root(x: U256) -> Result<Root> {
+    u256_to_fr(x).map(Root::from_field)
 }
 
 /// The BN254 scalar field modulus as a `uint256` (the pool's `SNARK_SCALAR_FIELD`).

@@ -10,9 +10,12 @@ use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::merkle::Root;
 use zkcredits_protocol::rln::Nullifier;
 
-use crate::bindings::{TestToken, ZkCreditsPool, fr_to_u256, u256_to_fr};
+use crate::bindings::{
+    TestToken, ZkCreditsPool, fr_to_u256, root_to_u256, u256_to_fr, u256_to_root,
+};
 use crate::deploy::Deployment;
 use crate::rpc::{self, TxInfo};
 use crate::{Error, Result};
@@ -41,8 +44,8 @@ pub struct DepositedNote {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CommittedRoot {
     /// The LeanIMT root.
-    #[serde(with = "crate::serde_fr")]
-    pub root: Fr,
+    #[serde(with = "crate::serde_root")]
+    pub root: Root,
     /// Number of leaves it covers.
     pub size: u64,
 }
@@ -486,13 +489,13 @@ impl PoolClient {
     }
 
     /// Whether `root` is one of the pool's recent committed roots.
-    pub async fn is_known_root(&self, root: Fr) -> Result<bool> {
-        Ok(self.pool.isKnownRoot(fr_to_u256(&root)).call().await?)
+    pub async fn is_known_root(&self, root: Root) -> Result<bool> {
+        Ok(self.pool.isKnownRoot(root_to_u256(root)).call().await?)
     }
 
     /// The last committed root (zero before the first commit).
-    pub async fn root(&self) -> Result<Fr> {
-        u256_to_fr(self.pool.root().call().await?)
+    pub async fn root(&self) -> Result<Root> {
+        u256_to_root(self.pool.root().call().await?)
     }
 
     /// Number of leaves in the tree, committed or not.
@@ -567,7 +570,7 @@ pub(crate) fn deposited_note(e: &ZkCreditsPool::Deposited) -> Result<DepositedNo
 
 pub(crate) fn committed_root(e: &ZkCreditsPool::RootCommitted) -> Result<CommittedRoot> {
     Ok(CommittedRoot {
-        root: u256_to_fr(e.root)?,
+        root: u256_to_root(e.root)?,
         size: to_u64("size", e.size)?,
     })
 }

@@ -16,14 +16,14 @@ use zkcredits_circuits::prover::CloseProver;
 use zkcredits_circuits::solidity::proof_words;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::eddsa::PublicKey;
-use zkcredits_protocol::merkle::MerklePath;
+use zkcredits_protocol::merkle::{MerklePath, Root};
 use zkcredits_protocol::note::NoteSecret;
 use zkcredits_protocol::request::{Withdrawal, withdrawal_x};
 use zkcredits_protocol::rln::{Nullifier, Ticket};
 use zkcredits_protocol::state::{Limits, NoteState};
 
 use crate::Result;
-use crate::bindings::{ZkCreditsPool, fr_to_u256, u256_to_fr};
+use crate::bindings::{ZkCreditsPool, fr_to_u256, root_to_u256, u256_to_fr};
 use crate::clearance::Clearance;
 use crate::client::{PoolClient, SlashOutcome};
 use crate::deploy::Deployment;
@@ -41,7 +41,7 @@ pub struct NoteToClose<'a> {
     /// The note's path under `root`.
     pub path: &'a MerklePath,
     /// A root the pool committed (`commitRoot` first if the note is newer).
-    pub root: Fr,
+    pub root: Root,
     /// The note's current state.
     pub state: &'a NoteState,
     /// The receipt key that signed the state's last receipt (any accepted key when the
@@ -131,7 +131,7 @@ impl PreparedClose {
     pub fn args(&self) -> ZkCreditsPool::CloseArgs {
         let p = &self.public;
         ZkCreditsPool::CloseArgs {
-            root: fr_to_u256(&p.root),
+            root: root_to_u256(p.root),
             nc: fr_to_u256(&p.close_nullifier),
             nullifier: fr_to_u256(&p.nullifier.field()),
             yw: fr_to_u256(&p.y_w),

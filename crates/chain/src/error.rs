@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::sol_types::SolInterface;
 
+use zkcredits_protocol::merkle::Root;
+
 use crate::bindings::{TestToken, ZkCreditsPool};
 
 /// This crate's result type.
@@ -343,17 +345,19 @@ pub enum Error {
     },
     /// A `RootCommitted` event disagrees with the tree rebuilt from the `Deposited` events.
     #[error(
-        "committed root mismatch at size {size}: chain {chain}, rebuilt {rebuilt} (tree size {tree_size})"
+        "committed root mismatch at size {size}: chain {chain}, rebuilt {} (tree size {tree_size})",
+        .rebuilt.map_or_else(|| "(another size)".to_owned(), |r| r.to_string())
     )]
     RootMismatch {
         /// The size the commit covers.
         size: u64,
         /// Number of leaves in the rebuilt tree at that point.
         tree_size: u64,
-        /// The committed root (hex).
-        chain: String,
-        /// The rebuilt root (hex).
-        rebuilt: String,
+        /// The committed root.
+        chain: Root,
+        /// The rebuilt root, or `None` when the commit's size is not the rebuilt tree's
+        /// at that point (a commit out of step with the deposits).
+        rebuilt: Option<Root>,
     },
     /// An earlier `RootMismatch` left the indexer half way through a page: open a new one
     /// (from its state file or from the deploy block).

@@ -35,7 +35,7 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolEvent;
 use sha2::{Digest, Sha256};
-use zkcredits_protocol::merkle::LeanImt;
+use zkcredits_protocol::merkle::{LeanImt, Root};
 use zkcredits_protocol::{Fr, field};
 
 use crate::bindings::ZkCreditsPool;
@@ -125,7 +125,7 @@ struct State {
     /// The next block to examine.
     next_block: u64,
     /// The root after each of the last blocks with deposits, oldest first.
-    recent_roots: VecDeque<Fr>,
+    recent_roots: VecDeque<Root>,
     /// The last committed roots, oldest first.
     committed: VecDeque<CommittedRoot>,
     /// The last synced-to blocks, oldest first.
@@ -235,12 +235,12 @@ impl Indexer {
     }
 
     /// The root of the rebuilt tree.
-    pub fn root(&self) -> Fr {
+    pub fn root(&self) -> Root {
         self.state.tree.root()
     }
 
     /// The root after each of the last `root_window` blocks with deposits, oldest first.
-    pub fn recent_roots(&self) -> impl ExactSizeIterator<Item = &Fr> {
+    pub fn recent_roots(&self) -> impl ExactSizeIterator<Item = &Root> {
         self.state.recent_roots.iter()
     }
 
@@ -250,7 +250,7 @@ impl Indexer {
     }
 
     /// Whether `root` is a recent root (per block or committed): what a gateway accepts.
-    pub fn is_recent_root(&self, root: &Fr) -> bool {
+    pub fn is_recent_root(&self, root: &Root) -> bool {
         self.state.recent_roots.contains(root)
             || self.state.committed.iter().any(|c| c.root == *root)
     }
@@ -481,8 +481,8 @@ impl Indexer {
                     return Err(Error::RootMismatch {
                         size: c.size,
                         tree_size: expected,
-                        chain: field::to_hex(&c.root),
-                        rebuilt: "(another size)".into(),
+                        chain: c.root,
+                        rebuilt: None,
                     });
                 }
                 events.push((block, Event::Commit(c)));
@@ -589,8 +589,8 @@ fn apply_events(
             return Err(Error::RootMismatch {
                 size: c.size,
                 tree_size: c.size,
-                chain: field::to_hex(&c.root),
-                rebuilt: field::to_hex(&rebuilt),
+                chain: c.root,
+                rebuilt: Some(rebuilt),
             });
         }
         state.committed.push_back(c);
@@ -619,11 +619,11 @@ fn encode_state(s: &State, chain_id: u64, pool: Address) -> Vec<u8> {
     out.extend_from_slice(&s.next_block.to_be_bytes());
     out.extend_from_slice(&(s.recent_roots.len() as u64).to_be_bytes());
     for r in &s.recent_roots {
-        out.extend_from_slice(&field::to_be_bytes(r));
+        out.extend_from_slice(&r.to_bytes());
     }
     out.extend_from_slice(&(s.committed.len() as u64).to_be_bytes());
     for c in &s.committed {
-        out.extend_from_slice(&field::to_be_bytes(&c.root));
+        out.extend_from_slice(&c.root.to_bytes());
         out.extend_from_slice(&c.size.to_be_bytes());
     }
     out.extend_from_slice(&(s.checkpoints.len() as u64).to_be_bytes());
@@ -721,12 +721,12 @@ fn decode_state(path: &Path, bytes: &[u8], chain_id: u64, pool: Address) -> Resu
     let n = r.count("recent roots", 32)?;
     let mut recent_roots = VecDeque::with_capacity(n);
     for _ in 0..n {
-        recent_roots.push_back(r.fr("recent root")?);
+        recent_roots.push_back(Root::from_field(r.fr("recent root")?));
     }
     let n = r.count("committed roots", 40)?;
     let mut committed = VecDeque::with_capacity(n);
     for _ in 0..n {
-        let root = r.fr("committed root")?;
+        let root = Root::from_field(r.fr("committed root")?);
         let size = r.u64("committed size")?;
         committed.push_back(CommittedRoot { root, size });
     }
@@ -769,7 +769,9 @@ mod tests {
         }
         State {
             next_block: 42,
-            recent_roots: [Fr::from(5u64), tree.root()].into_iter().collect(),
+            recent_roots: [Root::from_field(Fr::from(5u64)), tree.root()]
+                .into_iter()
+                .collect(),
             committed: [CommittedRoot {
                 root: tree.root(),
                 size: 13,
@@ -884,7 +886,7 @@ mod tests {
             (
                 1,
                 Event::Commit(CommittedRoot {
-                    root: Fr::from(3u64),
+                    root: Root::from_field(Fr::from(3u64)),
                     size: 2,
                 }),
             ),

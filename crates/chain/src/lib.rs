@@ -69,17 +69,22 @@ pub use settlement::{LoggedEvent, SettlementEvent, settlement_events};
 /// Re-exported so that users of this crate name the same types.
 pub use alloy;
 
-/// Serde for field elements as `0x`-prefixed big-endian hex.
-pub(crate) mod serde_fr {
+/// Serde for a tree root as `0x`-prefixed big-endian hex. Reading takes any canonical hex
+/// `field::from_hex` takes (bare or short), as before the root had a type, so that what was
+/// written then still reads.
+pub(crate) mod serde_root {
     use serde::{Deserialize, Deserializer, Serializer};
-    use zkcredits_protocol::{Fr, field};
+    use zkcredits_protocol::field;
+    use zkcredits_protocol::merkle::Root;
 
-    pub(crate) fn serialize<S: Serializer>(x: &Fr, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&field::to_hex(x))
+    pub(crate) fn serialize<S: Serializer>(x: &Root, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(x)
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Fr, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Root, D::Error> {
         let s = String::deserialize(d)?;
-        field::from_hex(&s).ok_or_else(|| serde::de::Error::custom("not a canonical field element"))
+        field::from_hex(&s)
+            .map(Root::from_field)
+            .ok_or_else(|| serde::de::Error::custom("not a canonical field element"))
     }
 }

@@ -14,6 +14,7 @@
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::sol_types::SolCall;
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::merkle::Root;
 use zkcredits_protocol::rln::Nullifier;
 
 use crate::Result;
@@ -26,7 +27,7 @@ use crate::close::{CloseOutcome, PreparedClose};
 #[derive(Clone, Debug)]
 pub struct RelayedClose {
     call: ZkCreditsPool::closeCooperativeCall,
-    root: Fr,
+    root: Root,
     nc: Fr,
     nullifier: Nullifier,
 }
@@ -71,7 +72,7 @@ impl RelayedClose {
             u256_to_fr(value).map_err(|_| RelayDecodeError::NotAFieldElement { what })
         };
         Ok(Self {
-            root: field("root", call.c.root)?,
+            root: Root::from_field(field("root", call.c.root)?),
             nc: field("nc", call.c.nc)?,
             nullifier: Nullifier::from_field(field("nullifier", call.c.nullifier)?),
             call,
@@ -89,7 +90,7 @@ impl RelayedClose {
     }
 
     /// The root the proof is made under.
-    pub fn root(&self) -> Fr {
+    pub fn root(&self) -> Root {
         self.root
     }
 

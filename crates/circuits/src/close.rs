@@ -28,7 +28,7 @@ use zkcredits_protocol::Fr;
 use zkcredits_protocol::babyjubjub::Point;
 use zkcredits_protocol::close::{CloseSplit, close_share};
 use zkcredits_protocol::eddsa::PublicKey;
-use zkcredits_protocol::merkle::MerklePath;
+use zkcredits_protocol::merkle::{MerklePath, Root};
 use zkcredits_protocol::note::NoteSecret;
 use zkcredits_protocol::poseidon::Tag;
 use zkcredits_protocol::rln::Nullifier;
@@ -45,7 +45,7 @@ use crate::request::{PathLevel, TREE_LEVELS, WitnessLayout, path_levels};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClosePublicInputs {
     /// The committed tree root the note is proven under.
-    pub root: Fr,
+    pub root: Root,
     /// `NC = H(CLOSE, k)`: one close per note.
     pub close_nullifier: Fr,
     /// `N_j`, the nullifier of the ticket the close spends.
@@ -82,7 +82,7 @@ impl ClosePublicInputs {
     /// The field elements in the circuit's order.
     pub fn to_field_elements(&self) -> Vec<Fr> {
         vec![
-            self.root,
+            self.root.field(),
             self.close_nullifier,
             self.nullifier.field(),
             self.x_w,
@@ -147,7 +147,7 @@ pub struct CloseInputs<'a> {
     /// The note's path in the tree whose root is `root`.
     pub path: &'a MerklePath,
     /// A root the pool committed, that the path leads to.
-    pub root: Fr,
+    pub root: Root,
     /// The note's current state.
     pub state: &'a NoteState,
     /// `m`: the receipt of ticket `n` never arrived.
@@ -251,7 +251,7 @@ impl CloseCircuit {
         let zero = Fr::from(0u64);
         Self {
             public: ClosePublicInputs {
-                root: zero,
+                root: Root::default(),
                 close_nullifier: zero,
                 nullifier: Nullifier::from_field(zero),
                 x_w: zero,
@@ -289,7 +289,7 @@ impl CloseCircuit {
             return Err(SynthesisError::Unsatisfiable);
         }
         let input = |v: Fr| FpVar::new_input(cs.clone(), || Ok(v));
-        let root = input(p.root)?;
+        let root = input(p.root.field())?;
         let close_nullifier = input(p.close_nullifier)?;
         let nullifier = input(p.nullifier.field())?;
         let x_w = input(p.x_w)?;

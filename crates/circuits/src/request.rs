@@ -14,7 +14,7 @@ use ark_relations::ns;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::babyjubjub::Point;
 use zkcredits_protocol::eddsa::PublicKey;
-use zkcredits_protocol::merkle::MerklePath;
+use zkcredits_protocol::merkle::{MerklePath, Root};
 use zkcredits_protocol::note::NoteSecret;
 use zkcredits_protocol::poseidon::Tag;
 use zkcredits_protocol::rln::{Nullifier, Ticket};
@@ -33,7 +33,7 @@ pub const TREE_LEVELS: usize = 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RequestPublicInputs {
     /// The tree root the note is proven under.
-    pub root: Fr,
+    pub root: Root,
     /// The request binding.
     pub x: Fr,
     /// The share `y = k + a x`.
@@ -54,7 +54,7 @@ impl RequestPublicInputs {
     /// The field elements in the circuit's order.
     pub fn to_field_elements(&self) -> Vec<Fr> {
         vec![
-            self.root,
+            self.root.field(),
             self.x,
             self.y,
             self.nullifier.field(),
@@ -155,7 +155,7 @@ pub struct RequestInputs<'a> {
     /// The note's path in the tree whose root is `root`.
     pub path: &'a MerklePath,
     /// The root the path leads to.
-    pub root: Fr,
+    pub root: Root,
     /// The note's current state.
     pub state: &'a NoteState,
     /// The request binding.
@@ -242,7 +242,7 @@ impl RequestCircuit {
     pub fn blank() -> Self {
         Self {
             public: RequestPublicInputs {
-                root: Fr::from(0u64),
+                root: Root::default(),
                 x: Fr::from(0u64),
                 y: Fr::from(0u64),
                 nullifier: Nullifier::from_field(Fr::from(0u64)),
@@ -288,7 +288,7 @@ impl RequestCircuit {
             return Err(SynthesisError::Unsatisfiable);
         }
         let input = |v: Fr| FpVar::new_input(cs.clone(), || Ok(v));
-        let root = input(p.root)?;
+        let root = input(p.root.field())?;
         let x = input(p.x)?;
         let y = input(p.y)?;
         let nullifier = input(p.nullifier.field())?;

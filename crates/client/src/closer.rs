@@ -149,7 +149,7 @@ impl CloseContext<'_> {
 
     /// Syncs the tree and returns a root the pool knows, committing the current one (from
     /// this client's account) if the note is newer than the last commit.
-    async fn known_root(&mut self) -> Result<zkcredits_protocol::Fr, ClientError> {
+    async fn known_root(&mut self) -> Result<zkcredits_protocol::merkle::Root, ClientError> {
         self.indexer.sync().await.map_err(chain)?;
         let root = self.indexer.root();
         if self.pool.is_known_root(root).await.map_err(chain)? {
@@ -160,9 +160,7 @@ impl CloseContext<'_> {
         self.indexer.sync().await.map_err(chain)?;
         let root = self.indexer.root();
         if !self.pool.is_known_root(root).await.map_err(chain)? {
-            return Err(ClientError::RootNotCommitted {
-                root: zkcredits_protocol::field::to_hex(&root),
-            });
+            return Err(ClientError::RootNotCommitted { root });
         }
         Ok(root)
     }

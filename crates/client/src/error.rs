@@ -92,8 +92,8 @@ pub enum ClientError {
         "the pool does not know the synced root {root} even after a commit; sync again and retry"
     )]
     RootNotCommitted {
-        /// The root, `0x` hex.
-        root: String,
+        /// The root.
+        root: zkcredits_protocol::merkle::Root,
     },
     /// A chain call failed (deposit, views, a close).
     #[error("chain: {0}")]

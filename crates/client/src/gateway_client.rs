@@ -23,6 +23,7 @@ use serde::Deserialize;
 use zkcredits_api::prices::RoutePrices;
 use zkcredits_chain::alloy::primitives::Address;
 use zkcredits_protocol::eddsa::PublicKey;
+use zkcredits_protocol::merkle::Root;
 use zkcredits_protocol::rln::Nullifier;
 use zkcredits_protocol::{Fr, field};
 
@@ -657,7 +658,7 @@ pub struct Discovery {
     /// What the spender checks and uses.
     pub constants: GatewayConstants,
     /// The roots the gateway accepts.
-    pub accepted_roots: Vec<Fr>,
+    pub accepted_roots: Vec<Root>,
     /// What the gateway checks a request against before it spends a ticket: the client
     /// checks the same before it proves.
     pub rules: RequestRules,
@@ -807,7 +808,7 @@ impl Discovery {
         let accepted_roots = wire
             .accepted_roots
             .iter()
-            .map(|r| fr(r, || "an accepted root".to_owned()))
+            .map(|r| fr(r, || "an accepted root".to_owned()).map(Root::from_field))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             constants: GatewayConstants {
@@ -891,7 +892,7 @@ mod tests {
                 refund_granularity: Some(sent.refund_granularity),
             }
         );
-        assert_eq!(d.accepted_roots, vec![Fr::from(5u64)]);
+        assert_eq!(d.accepted_roots, vec![Root::from_field(Fr::from(5u64))]);
         assert_eq!(
             d.rules,
             RequestRules {

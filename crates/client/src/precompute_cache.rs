@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use zeroize::Zeroizing;
 use zkcredits_circuits::precompute::NotePrecomputation;
-use zkcredits_protocol::{Fr, field};
+use zkcredits_protocol::merkle::Root;
 
 use crate::seal::StorageKey;
 
@@ -51,7 +51,7 @@ pub enum CacheError {
 }
 
 struct Entry {
-    root: Fr,
+    root: Root,
     pre: Arc<NotePrecomputation>,
 }
 
@@ -92,17 +92,17 @@ impl PrecomputeCache {
         }
     }
 
-    fn aad(&self, note: u64, root: Fr) -> Vec<u8> {
+    fn aad(&self, note: u64, root: Root) -> Vec<u8> {
         let mut a = MAGIC.to_vec();
         a.push(VERSION);
         a.extend_from_slice(&note.to_be_bytes());
-        a.extend_from_slice(&field::to_be_bytes(&root));
+        a.extend_from_slice(&root.to_bytes());
         a.extend_from_slice(&self.vk_hash);
         a
     }
 
     /// The file that holds the precomputation of `note` under `root`, if on disk.
-    pub fn path(&self, note: u64, root: Fr) -> Option<PathBuf> {
+    pub fn path(&self, note: u64, root: Root) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
         Some(dir.join(format!(
             "{}.pre",
@@ -117,7 +117,7 @@ impl PrecomputeCache {
     }
 
     /// The precomputation of `note` under `root`: from memory, else from disk.
-    pub fn get(&self, note: u64, root: Fr) -> Option<Arc<NotePrecomputation>> {
+    pub fn get(&self, note: u64, root: Root) -> Option<Arc<NotePrecomputation>> {
         if let Some(e) = self.entries().get(&note)
             && e.root == root
         {
@@ -147,7 +147,7 @@ impl PrecomputeCache {
     }
 
     /// Reads the file of `note` under `root`: `Ok(None)` when there is none.
-    pub fn load(&self, note: u64, root: Fr) -> Result<Option<NotePrecomputation>, CacheError> {
+    pub fn load(&self, note: u64, root: Root) -> Result<Option<NotePrecomputation>, CacheError> {
         let Some(path) = self.path(note, root) else {
             return Ok(None);
         };
@@ -171,7 +171,12 @@ impl PrecomputeCache {
 
     /// Stores the precomputation of `note` under `root` in memory and (best effort) on
     /// disk.
-    pub fn insert(&self, note: u64, root: Fr, pre: NotePrecomputation) -> Arc<NotePrecomputation> {
+    pub fn insert(
+        &self,
+        note: u64,
+        root: Root,
+        pre: NotePrecomputation,
+    ) -> Arc<NotePrecomputation> {
         if let Err(e) = self.store(note, root, &pre) {
             tracing::warn!(note, error = %e, "could not write a precomputation to disk");
         }
@@ -187,7 +192,7 @@ impl PrecomputeCache {
     }
 
     /// Writes the file of `note` under `root` (0600, atomic).
-    pub fn store(&self, note: u64, root: Fr, pre: &NotePrecomputation) -> Result<(), CacheError> {
+    pub fn store(&self, note: u64, root: Root, pre: &NotePrecomputation) -> Result<(), CacheError> {
         let Some(path) = self.path(note, root) else {
             return Ok(());
         };
@@ -209,7 +214,7 @@ impl PrecomputeCache {
 
     /// Keeps only precomputations for `root`: in memory, and on disk those of `notes`
     /// (every other `.pre` file in the directory is deleted).
-    pub fn retain_root(&self, root: Fr, notes: &[u64]) {
+    pub fn retain_root(&self, root: Root, notes: &[u64]) {
         self.entries().retain(|_, e| e.root == root);
         let Some(dir) = &self.dir else { return };
         let keep: std::collections::HashSet<PathBuf> =

@@ -38,13 +38,13 @@ use zkcredits_circuits::CircuitError;
 use zkcredits_circuits::prover::{RequestProver, to_points};
 use zkcredits_circuits::request::{RequestCircuit, RequestInputs};
 use zkcredits_circuits::verifier::Verifier;
+use zkcredits_protocol::Fr;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::note::{self, WalletSeed};
 use zkcredits_protocol::request::request_x;
 use zkcredits_protocol::rln::{Nullifier, Ticket};
 use zkcredits_protocol::state::{Limits, NoteState, Receipt, receipt_message};
 use zkcredits_protocol::wire::{Credential, WireFormat};
-use zkcredits_protocol::{Fr, field};
 
 use crate::error::{BadReceipt, ClientError, LimitBreach, StaleState};
 use crate::journal::{Acquired, Journal, JournalNote, NoteStatus};
@@ -183,8 +183,8 @@ pub struct PaidTicket {
     pub note: u64,
     /// The ticket index.
     pub index: u64,
-    /// The root the proof is against, `0x` hex.
-    pub root_hex: String,
+    /// The root the proof is against.
+    pub root: zkcredits_protocol::merkle::Root,
     ticket_id: i64,
 }
 
@@ -887,7 +887,7 @@ impl Spender {
             nullifier: ticket.nullifier,
             note: note_number,
             index: ticket.index,
-            root_hex: field::to_hex(&credential.root),
+            root: credential.root,
             ticket_id: ticket.id,
         })
     }

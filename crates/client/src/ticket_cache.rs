@@ -39,7 +39,7 @@ use std::sync::Mutex;
 
 use zeroize::Zeroizing;
 use zkcredits_circuits::ticket::TicketPrecomputation;
-use zkcredits_protocol::{Fr, field};
+use zkcredits_protocol::merkle::Root;
 
 use crate::precompute_cache::CacheError;
 use crate::seal::StorageKey;
@@ -57,12 +57,12 @@ pub struct TicketSlot {
     /// The ticket index (the note's next).
     pub index: u64,
     /// The root the proof will be against.
-    pub root: Fr,
+    pub root: Root,
 }
 
 struct Entry {
     index: u64,
-    root: Fr,
+    root: Root,
     pre: TicketPrecomputation,
 }
 
@@ -108,7 +108,7 @@ impl TicketCache {
         a.push(VERSION);
         a.extend_from_slice(&slot.note.to_be_bytes());
         a.extend_from_slice(&slot.index.to_be_bytes());
-        a.extend_from_slice(&field::to_be_bytes(&slot.root));
+        a.extend_from_slice(&slot.root.to_bytes());
         a.extend_from_slice(&self.vk_hash);
         a
     }

@@ -5,8 +5,7 @@
 use std::sync::{Arc, RwLock};
 
 use zkcredits_chain::{Indexer, SyncReport};
-use zkcredits_protocol::Fr;
-use zkcredits_protocol::merkle::LeanImt;
+use zkcredits_protocol::merkle::{LeanImt, Root};
 
 use crate::error::ClientError;
 
@@ -44,7 +43,7 @@ impl TreeView {
     }
 
     /// The current root.
-    pub fn root(&self) -> Fr {
+    pub fn root(&self) -> Root {
         self.snapshot().root()
     }
 

@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
 use zkcredits_chain::{Deployment, IndexerConfig, PoolClient};
 use zkcredits_circuits::verifier::Verifier;
-use zkcredits_protocol::Fr;
 use zkcredits_protocol::eddsa::PublicKey;
+use zkcredits_protocol::merkle::Root;
 
 use crate::config::{ConfigError, GatewayConfig};
 use crate::duties::{DutiesConfig, TxLock, spawn_duties_with_lock};
@@ -87,7 +87,7 @@ pub enum RootsSource {
     /// The pool's events, through the deployment's RPC URL (the real thing).
     Chain(IndexerConfig),
     /// A fixed set (benchmarks of admission alone, tests without a chain).
-    Fixed(Vec<Fr>),
+    Fixed(Vec<Root>),
 }
 
 /// Builds a gateway without a config file.

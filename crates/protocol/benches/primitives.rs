@@ -23,7 +23,7 @@ fn credential() -> Credential {
     let g1 = G1Affine::generator();
     Credential {
         key_id: 1,
-        root: Fr::from(11u64),
+        root: zkcredits_protocol::merkle::Root::from_field(Fr::from(11u64)),
         nullifier: zkcredits_protocol::rln::Nullifier::from_field(Fr::from(12u64)),
         y: Fr::from(13u64),
         next_commitment: Fr::from(14u64),

@@ -7,7 +7,8 @@
 //! - [`field`]: the BN254 scalar field and its canonical 32-byte encoding;
 //! - [`poseidon`]: Poseidon with circomlib's parameters and the protocol's domain tags;
 //! - [`note`]: wallet seeds, note secrets, note IDs and leaves (§3);
-//! - [`merkle`]: the append-only LeanIMT Poseidon tree, the same shape as the pool's;
+//! - [`merkle`]: the append-only LeanIMT Poseidon tree, the same shape as the pool's,
+//!   and its [`merkle::Root`];
 //! - [`rln`]: rate-limit nullifiers, shares and key recovery (§4, §6);
 //! - [`state`]: note states, state commitments and receipts (§4);
 //! - [`babyjubjub`] and [`eddsa`]: circomlib's BabyJubJub and EdDSA-Poseidon, with

@@ -10,6 +10,9 @@
 //! This type keeps every node (about two per leaf), so an append touches one node per
 //! level, a path reads one sibling per level, and a saved tree reloads without hashing.
 
+use std::fmt;
+use std::str::FromStr;
+
 use sha2::{Digest, Sha256};
 
 use crate::Fr;
@@ -45,6 +48,65 @@ pub enum TreeError {
     Corrupt(&'static str),
 }
 
+/// A root of the note tree: what a request or a close proves membership under, what the
+/// pool commits and answers `isKnownRoot` for, what a gateway keeps a window of, and what
+/// a client caches its proving work under. It crosses every crate and the wire, so it has
+/// a type of its own rather than travelling as an `Fr`, 32 bytes, a `U256` or a hex
+/// string by turns, and cannot be mistaken for another field element (a leaf, a
+/// nullifier) of the same shape.
+///
+/// The empty tree's root is zero, as the contract reports it. Its text form is `0x`
+/// followed by 64 lowercase hex digits ([`fmt::Display`]), and that is the only form
+/// [`FromStr`] accepts (either case).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Root(Fr);
+
+impl Root {
+    /// The root whose field element is `r` (read from a proof's public inputs or from
+    /// the pool).
+    pub const fn from_field(r: Fr) -> Self {
+        Self(r)
+    }
+
+    /// The field element, as the circuits and the contract take it.
+    pub const fn field(&self) -> Fr {
+        self.0
+    }
+
+    /// Big-endian bytes, as stored and as on the wire.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        field::to_be_bytes(&self.0)
+    }
+
+    /// The root with these big-endian bytes, if they are a canonical field element.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Option<Self> {
+        field::from_be_bytes_canonical(bytes).map(Self)
+    }
+}
+
+impl fmt::Display for Root {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&field::to_hex(&self.0))
+    }
+}
+
+/// A text that is not a root's.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a tree root is 0x followed by 64 hex digits of a field element")]
+pub struct RootSyntaxError;
+
+impl FromStr for Root {
+    type Err = RootSyntaxError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let digits = text.strip_prefix("0x").ok_or(RootSyntaxError)?;
+        if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(RootSyntaxError);
+        }
+        field::from_hex(digits).map(Self).ok_or(RootSyntaxError)
+    }
+}
+
 /// An append-only LeanIMT with every node kept.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LeanImt {
@@ -65,7 +127,7 @@ pub struct MerklePath {
 
 impl MerklePath {
     /// The root this path leads to from `leaf`.
-    pub fn root_from(&self, leaf: Fr) -> Fr {
+    pub fn root_from(&self, leaf: Fr) -> Root {
         let mut node = leaf;
         for (level, sibling) in self.siblings.iter().enumerate() {
             if let Some(sibling) = sibling {
@@ -76,7 +138,7 @@ impl MerklePath {
                 };
             }
         }
-        node
+        Root(node)
     }
 
     /// Whether the node at `level` on the path is a right child.
@@ -107,17 +169,19 @@ impl LeanImt {
     }
 
     /// The root, or zero for the empty tree (as the contract reports it).
-    pub fn root(&self) -> Fr {
-        self.levels
-            .last()
-            .and_then(|top| top.first().copied())
-            .unwrap_or_default()
+    pub fn root(&self) -> Root {
+        Root(
+            self.levels
+                .last()
+                .and_then(|top| top.first().copied())
+                .unwrap_or_default(),
+        )
     }
 
     /// The root the tree had when it held only its first `len` leaves (zero for none),
     /// from the nodes kept: a node whose leaves all lie in that prefix is the same in both
     /// trees, so only the prefix's right edge is recomputed, at most one hash per level.
-    pub fn root_at(&self, len: u64) -> Result<Fr, TreeError> {
+    pub fn root_at(&self, len: u64) -> Result<Root, TreeError> {
         let leaves = self.len();
         if len > leaves {
             return Err(TreeError::IndexOutOfRange {
@@ -129,7 +193,7 @@ impl LeanImt {
             return Ok(self.root());
         }
         if len == 0 {
-            return Ok(Fr::from(0u64));
+            return Ok(Root::default());
         }
         // `count` nodes of the prefix tree at `level`; `node` is the last of them, the
         // only one that may differ from the full tree's node at its position.
@@ -144,7 +208,7 @@ impl LeanImt {
             count = count.div_ceil(2);
             level += 1;
         }
-        Ok(node)
+        Ok(Root(node))
     }
 
     /// The leaf at `index`, if present.
@@ -402,10 +466,10 @@ mod tests {
     }
 
     /// The tree recomputed from scratch, the slow obvious way, for comparison.
-    fn naive_root(leaves: &[Fr]) -> Fr {
+    fn naive_root(leaves: &[Fr]) -> Root {
         let mut level = leaves.to_vec();
         if level.is_empty() {
-            return Fr::from(0u64);
+            return Root::default();
         }
         while level.len() > 1 {
             level = level
@@ -417,16 +481,41 @@ mod tests {
                 })
                 .collect();
         }
-        level[0]
+        Root(level[0])
     }
 
     #[test]
     fn the_root_of_one_leaf_is_the_leaf() {
         let mut tree = LeanImt::new();
-        assert_eq!(tree.root(), Fr::from(0u64));
+        assert_eq!(tree.root(), Root::from_field(Fr::from(0u64)));
         tree.push(leaf(0)).expect("push");
-        assert_eq!(tree.root(), leaf(0));
+        assert_eq!(tree.root(), Root::from_field(leaf(0)));
         assert_eq!(tree.depth(), 0);
+    }
+
+    #[test]
+    fn only_the_one_text_form_of_a_root_parses() {
+        let mut tree = LeanImt::new();
+        tree.extend(&[leaf(0), leaf(1), leaf(2)]).expect("extend");
+        let r = tree.root().to_string();
+        let digits = &r[2..];
+        let modulus = "30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001";
+        for bad in [
+            digits.to_owned(),               // no 0x
+            format!("0x{}", &digits[1..]),   // 63 digits
+            format!("0x0{digits}"),          // 65 digits
+            format!("0x{}g", &digits[..63]), // not hex
+            format!("0x{modulus}"),          // not canonical
+            format!(" {r}"),                 // whitespace
+            String::new(),
+        ] {
+            assert_eq!(bad.parse::<Root>(), Err(RootSyntaxError), "{bad:?}");
+        }
+        let mut above = [0xffu8; 32];
+        above[0] = 0x31;
+        assert_eq!(Root::from_bytes(&above), None);
+        // The empty tree's root, as the contract reports it.
+        assert_eq!(Root::default().to_string(), format!("0x{}", "0".repeat(64)));
     }
 
     #[test]
@@ -498,6 +587,20 @@ mod tests {
             let path = extended.path(i).expect("in range");
             assert_eq!(path, pushed.path(i).expect("in range"));
             assert_eq!(path.root_from(leaves[i as usize]), extended.root());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_root_round_trips_through_its_text_and_its_bytes(r in any::<[u8; 32]>()) {
+            use ark_ff::PrimeField;
+            let r = Root::from_field(Fr::from_le_bytes_mod_order(&r));
+            let text = r.to_string();
+            prop_assert_eq!(text.len(), 66);
+            prop_assert_eq!(text.parse::<Root>(), Ok(r));
+            prop_assert_eq!(text.to_uppercase().replacen("0X", "0x", 1).parse::<Root>(), Ok(r));
+            prop_assert_eq!(Root::from_bytes(&r.to_bytes()), Some(r));
+            prop_assert_eq!(Root::from_bytes(&r.to_bytes()).map(|r| r.field()), Some(r.field()));
         }
     }
 

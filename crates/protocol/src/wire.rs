@@ -15,6 +15,7 @@ use crate::Fr;
 use crate::eddsa::{Signature, SignatureError};
 use crate::field;
 use crate::g2_subgroup;
+use crate::merkle::Root;
 use crate::rln::Nullifier;
 use crate::state::Receipt;
 
@@ -191,7 +192,7 @@ pub struct Credential {
     /// Which of the gateway's server keys signed the receipt this proof opens.
     pub key_id: u32,
     /// The tree root the membership proof is against.
-    pub root: Fr,
+    pub root: Root,
     /// `N`, the ticket's nullifier.
     pub nullifier: Nullifier,
     /// `y = k + a * x`, the share.
@@ -210,7 +211,7 @@ impl WireFormat for Credential {
         out.push(VERSION);
         out.extend_from_slice(&self.key_id.to_be_bytes());
         for x in [
-            self.root,
+            self.root.field(),
             self.nullifier.field(),
             self.y,
             self.next_commitment,
@@ -231,7 +232,7 @@ impl WireFormat for Credential {
         };
         Ok(Self {
             key_id,
-            root: read(0, "root")?,
+            root: Root::from_field(read(0, "root")?),
             nullifier: Nullifier::from_field(read(1, "nullifier")?),
             y: read(2, "y")?,
             next_commitment: read(3, "next_commitment")?,
@@ -289,7 +290,7 @@ mod tests {
         let g2 = G2Affine::generator();
         Credential {
             key_id: 7,
-            root: Fr::from(1u64),
+            root: Root::from_field(Fr::from(1u64)),
             nullifier: Nullifier::from_field(Fr::from(2u64)),
             y: -Fr::from(3u64),
             next_commitment: Fr::from(4u64),

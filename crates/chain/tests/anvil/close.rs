@@ -10,7 +10,7 @@
 use alloy::primitives::{Address, U256};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use zkcredits_chain::bindings::{CloseVerifier, field_modulus, fr_to_u256};
+use zkcredits_chain::bindings::{CloseVerifier, field_modulus, fr_to_u256, root_to_u256};
 use zkcredits_chain::testing::{
     PROVIDER, SimulatedNote, TestChain, dev_close_prover, server_key_words, test_server_key,
 };
@@ -21,7 +21,7 @@ use zkcredits_chain::{
 use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::close::CloseSplit;
-use zkcredits_protocol::merkle::LeanImt;
+use zkcredits_protocol::merkle::{LeanImt, Root};
 use zkcredits_protocol::note::NoteSecret;
 use zkcredits_protocol::rln::{self, Nullifier};
 use zkcredits_protocol::state::{Limits, NoteState};
@@ -91,7 +91,7 @@ impl World {
         }
     }
 
-    async fn commit(&self) -> Fr {
+    async fn commit(&self) -> Root {
         self.user.commit_root().await.expect("commit");
         let root = self.user.root().await.expect("root");
         assert_eq!(root, self.tree.root());
@@ -104,7 +104,7 @@ impl World {
         &mut self,
         note: &SimulatedNote,
         state: Option<&NoteState>,
-        root: Fr,
+        root: Root,
         payout: Address,
         m: bool,
     ) -> PreparedClose {
@@ -116,7 +116,7 @@ impl World {
         &mut self,
         note: &SimulatedNote,
         state: Option<&NoteState>,
-        root: Fr,
+        root: Root,
         to: ClosePayout,
         m: bool,
     ) -> PreparedClose {
@@ -383,7 +383,7 @@ async fn refusals_have_named_errors() {
     let unknown = w.prove(&note, None, local_root, to, false);
     assert_refused(
         w.user.close_unilateral(&unknown).await,
-        ContractError::UnknownRoot(fr_to_u256(&local_root)),
+        ContractError::UnknownRoot(root_to_u256(local_root)),
     );
 
     // The honest one goes through; a second close of the note is refused while it is

@@ -44,9 +44,10 @@ mod tests {
     use ark_r1cs_std::fields::fp::FpVar;
     use ark_relations::gr1cs::ConstraintSystem;
     use proptest::prelude::*;
-    use zkcredits_protocol::merkle::LeanImt;
+    use zkcredits_protocol::merkle::{LeanImt, Root};
 
-    fn circuit_root(leaf: Fr, path: &zkcredits_protocol::merkle::MerklePath) -> (Fr, bool) {
+    /// The root the gadget computes, as the native tree's type so that they compare.
+    fn circuit_root(leaf: Fr, path: &zkcredits_protocol::merkle::MerklePath) -> (Root, bool) {
         let cs = ConstraintSystem::<Fr>::new_ref();
         let leaf = FpVar::new_witness(cs.clone(), || Ok(leaf)).expect("leaf");
         let levels: Vec<LevelVar> = path_levels(path)
@@ -58,7 +59,10 @@ mod tests {
             })
             .collect();
         let root = root(&leaf, &levels).expect("root").value().expect("value");
-        (root, cs.is_satisfied().expect("satisfiable"))
+        (
+            Root::from_field(root),
+            cs.is_satisfied().expect("satisfiable"),
+        )
     }
 
     proptest! {

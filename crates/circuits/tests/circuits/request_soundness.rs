@@ -7,6 +7,7 @@ use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
 use zkcredits_circuits::request::RequestCircuit;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::eddsa::PrivateKey;
+use zkcredits_protocol::merkle::Root;
 use zkcredits_protocol::rln::Nullifier;
 use zkcredits_protocol::state::receipt_message;
 
@@ -48,7 +49,7 @@ fn a_leaf_not_in_the_tree_is_refused() {
     c.witness.path[1].sibling += Fr::from(1u64);
     assert_breaks(c, "membership");
     let mut c = fresh().circuit();
-    c.public.root += Fr::from(1u64);
+    c.public.root = Root::from_field(c.public.root.field() + Fr::from(1u64));
     assert_breaks(c, "membership");
 }
 

@@ -29,7 +29,7 @@ use zkcredits_gateway::keys::ServerKeys;
 use zkcredits_gateway::upstream::flat::{FlatConfig, FlatUpstream};
 use zkcredits_gateway::{GatewayBuilder, RootsSource, Settings};
 use zkcredits_protocol::Fr;
-use zkcredits_protocol::merkle::LeanImt;
+use zkcredits_protocol::merkle::{LeanImt, Root};
 use zkcredits_protocol::note::{self, WalletSeed};
 use zkcredits_protocol::state::{Limits, NoteState, Receipt, receipt_message};
 use zkcredits_protocol::wire::{Credential, WireFormat};
@@ -175,7 +175,7 @@ fn bench_deployment() -> Deployment {
 }
 
 /// The benchmark's proofs, one line each (`authorization \t body`), made once and cached.
-fn proofs(prover: &RequestProver, requests: usize) -> anyhow::Result<(PathBuf, Fr)> {
+fn proofs(prover: &RequestProver, requests: usize) -> anyhow::Result<(PathBuf, Root)> {
     let seed = WalletSeed::from_entropy(b"zkcredits gateway benchmark");
     let secrets: Vec<_> = (0..NOTES).map(|j| seed.note_secret(j)).collect();
     let mut tree = LeanImt::new();
@@ -276,7 +276,7 @@ fn proofs(prover: &RequestProver, requests: usize) -> anyhow::Result<(PathBuf, F
 async fn run_store(
     store_url: &str,
     vk: &ark_groth16::VerifyingKey<ark_bn254::Bn254>,
-    root: Fr,
+    root: Root,
     file: &Path,
     concurrency: usize,
     settings: &Settings,

@@ -45,7 +45,7 @@ pub(crate) fn run(args: SyncArgs) -> anyhow::Result<()> {
         println!(
             "tree: {} leaves, root {} ({} deposits and {} root commits applied in {} pages); saved to {}",
             indexer.tree().len(),
-            zkcredits_protocol::field::to_hex(&indexer.root()),
+            indexer.root(),
             report.deposits,
             report.commits,
             report.pages,

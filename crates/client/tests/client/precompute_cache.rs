@@ -12,7 +12,7 @@ use zkcredits_client::precompute_cache::{CacheError, PrecomputeCache};
 use zkcredits_client::seal::StoragePurpose;
 use zkcredits_client::{Spender, SpenderConfig, TreeView};
 use zkcredits_protocol::Fr;
-use zkcredits_protocol::merkle::LeanImt;
+use zkcredits_protocol::merkle::{LeanImt, Root};
 use zkcredits_protocol::note;
 
 fn cache(
@@ -50,14 +50,12 @@ fn a_precomputation_round_trips_encrypted_and_any_change_is_refused() {
     );
     // The name says nothing about the note or the root.
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(!name.contains(&hex::encode(
-        &zkcredits_protocol::field::to_be_bytes(&root)[..8]
-    )));
+    assert!(!name.contains(&hex::encode(&root.to_bytes()[..8])));
     assert_eq!(c.load(4, root).unwrap(), Some(pre.clone()));
 
     // A file copied in for another note, another root, another key or another wallet
     // does not open.
-    let other_root = root + Fr::from(1u64);
+    let other_root = Root::from_field(root.field() + Fr::from(1u64));
     for (cache_, note, root_) in [
         (cache(dir.path(), &wallet, vk), 5, root),
         (cache(dir.path(), &wallet, vk), 4, other_root),

@@ -761,7 +761,7 @@ async fn paid_requests_receipts_and_discovery_go_through_socks5() {
 async fn the_document_the_gateway_serves_is_the_one_the_client_parses() {
     use zkcredits_client::gateway_client::DISCOVERY_PATH;
     use zkcredits_client::{GatewayConstants, ServerKey};
-    use zkcredits_protocol::field;
+    use zkcredits_protocol::merkle::Root;
 
     let stack = stack(
         1,
@@ -807,7 +807,7 @@ async fn the_document_the_gateway_serves_is_the_one_the_client_parses() {
         served
             .accepted_roots
             .iter()
-            .map(|r| field::from_hex(r).unwrap())
+            .map(|r| r.parse::<Root>().unwrap())
             .collect::<Vec<_>>()
     );
     assert_eq!(parsed.rules.prices, served.prices);

@@ -21,7 +21,7 @@ use zkcredits_client::seal::StoragePurpose;
 use zkcredits_client::ticket_cache::{TicketCache, TicketSlot};
 use zkcredits_client::{Spender, SpenderConfig, TreeView, Wallet};
 use zkcredits_protocol::Fr;
-use zkcredits_protocol::merkle::LeanImt;
+use zkcredits_protocol::merkle::{LeanImt, Root};
 use zkcredits_protocol::note;
 
 const PATH: &str = "/v1/x";
@@ -254,7 +254,7 @@ async fn a_ticket_precomputation_for_another_state_or_root_is_refused_and_the_re
     // One for another root (the tree moved on) is never ready for this root, and a
     // request drops it.
     let other_root = TicketSlot {
-        root: s0.root + Fr::from(1u64),
+        root: Root::from_field(s0.root.field() + Fr::from(1u64)),
         ..slot(&spender, 0, 1)
     };
     spender
@@ -290,7 +290,7 @@ async fn two_concurrent_requests_never_take_the_same_precomputation() {
     let s = TicketSlot {
         note: 3,
         index: 7,
-        root: Fr::from(11u64),
+        root: Root::from_field(Fr::from(11u64)),
     };
     cache.insert(s, foreign_precomputation());
     // From memory, and from disk only (a fresh cache over the same directory).
@@ -377,7 +377,7 @@ fn a_ticket_file_is_encrypted_and_opens_only_for_its_note_index_root_key_and_wal
     let s = TicketSlot {
         note: 2,
         index: 4,
-        root: Fr::from(99u64),
+        root: Root::from_field(Fr::from(99u64)),
     };
     let c = cache(&wallet, vk);
     c.store(s, &pre).unwrap();
@@ -398,7 +398,7 @@ fn a_ticket_file_is_encrypted_and_opens_only_for_its_note_index_root_key_and_wal
         (
             cache(&wallet, vk),
             TicketSlot {
-                root: Fr::from(98u64),
+                root: Root::from_field(Fr::from(98u64)),
                 ..s
             },
         ),

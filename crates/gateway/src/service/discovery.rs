@@ -17,6 +17,7 @@ use zkcredits_api::DiscoveryKey;
 use zkcredits_chain::Deployment;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::field;
+use zkcredits_protocol::merkle::Root;
 
 use super::AppState;
 
@@ -46,7 +47,7 @@ pub fn decode_key(published: &DiscoveryKey) -> Option<PublicKey> {
 
 /// The document as of now.
 pub(crate) fn document(state: &AppState) -> Discovery {
-    let mut roots: Vec<String> = state.roots.snapshot().iter().map(field::to_hex).collect();
+    let mut roots: Vec<String> = state.roots.snapshot().iter().map(Root::to_string).collect();
     roots.sort();
     Discovery {
         protocol_version: PROTOCOL_VERSION,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use zkcredits_chain::Indexer;
-use zkcredits_protocol::Fr;
+use zkcredits_protocol::merkle::Root;
 
 /// Longest a request waits for an early sync before answering `stale_root`.
 const EARLY_SYNC_WAIT: Duration = Duration::from_secs(2);
@@ -22,7 +22,7 @@ const EARLY_SYNC_WAIT: Duration = Duration::from_secs(2);
 /// The accepted roots, shared by every request.
 #[derive(Debug)]
 pub struct RootsWindow {
-    roots: RwLock<Arc<HashSet<Fr>>>,
+    roots: RwLock<Arc<HashSet<Root>>>,
     /// Bumped after every sync.
     synced: watch::Sender<u64>,
     /// Asks the poller for an early sync.
@@ -33,7 +33,7 @@ pub struct RootsWindow {
 
 impl RootsWindow {
     /// A fixed set of roots (tests and benchmarks without a chain).
-    pub fn fixed(roots: impl IntoIterator<Item = Fr>) -> Arc<Self> {
+    pub fn fixed(roots: impl IntoIterator<Item = Root>) -> Arc<Self> {
         Arc::new(Self {
             roots: RwLock::new(Arc::new(roots.into_iter().collect())),
             synced: watch::channel(0).0,
@@ -52,14 +52,14 @@ impl RootsWindow {
     }
 
     /// The current window.
-    pub fn snapshot(&self) -> Arc<HashSet<Fr>> {
+    pub fn snapshot(&self) -> Arc<HashSet<Root>> {
         match self.roots.read() {
             Ok(r) => Arc::clone(&r),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
 
-    fn publish(&self, roots: HashSet<Fr>) {
+    fn publish(&self, roots: HashSet<Root>) {
         let roots = Arc::new(roots);
         match self.roots.write() {
             Ok(mut w) => *w = roots,
@@ -69,7 +69,7 @@ impl RootsWindow {
     }
 
     /// Whether `root` is accepted, after one early sync if it is not (yet).
-    pub async fn accepts(&self, root: &Fr) -> bool {
+    pub async fn accepts(&self, root: &Root) -> bool {
         if self.snapshot().contains(root) {
             return true;
         }
@@ -146,8 +146,8 @@ pub async fn start_poller(
     Ok((window, task))
 }
 
-fn roots_of(indexer: &Indexer) -> HashSet<Fr> {
-    let mut roots: HashSet<Fr> = indexer.recent_roots().copied().collect();
+fn roots_of(indexer: &Indexer) -> HashSet<Root> {
+    let mut roots: HashSet<Root> = indexer.recent_roots().copied().collect();
     roots.extend(indexer.committed_roots().map(|c| c.root));
     roots
 }

@@ -51,7 +51,7 @@ async fn a_paid_request_gets_a_receipt_that_verifies_and_can_be_fetched() {
         zkcredits_gateway::service::decode_key(&d.current_key),
         Some(server.public_key())
     );
-    assert_eq!(d.accepted_roots, vec![field::to_hex(&gw.tree.root())]);
+    assert_eq!(d.accepted_roots, vec![gw.tree.root().to_string()]);
 
     // Ticket 0: refund C_max - price = 877, rounded down to 870.
     let first = gw.prove(0, &format!("{ROUTE}/v1/x?y=1"), &body("one"));
@@ -155,7 +155,7 @@ async fn each_refusal_before_admission_has_its_status_and_code_and_spends_nothin
     expect(
         post(
             ROUTE,
-            Some(with(&|c| c.root = random_fr())),
+            Some(with(&|c| c.root = zkcredits_protocol::merkle::Root::from_field(random_fr()))),
             good.body.clone(),
         )
         .await,

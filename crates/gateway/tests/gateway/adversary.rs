@@ -387,7 +387,7 @@ async fn a_reorg_of_a_deposit_block_under_the_gateway_is_survived() {
     let (fx, _store, _dir, gw) = world(1).await;
     let user = fx.chain.client(2).await.unwrap();
     let http = reqwest::Client::new();
-    let accepted = |root: zkcredits_protocol::Fr| {
+    let accepted = |root: zkcredits_protocol::merkle::Root| {
         let (http, url) = (http.clone(), gw.url.clone());
         async move {
             let d: zkcredits_gateway::Discovery = http
@@ -398,8 +398,7 @@ async fn a_reorg_of_a_deposit_block_under_the_gateway_is_survived() {
                 .json()
                 .await
                 .unwrap();
-            d.accepted_roots
-                .contains(&zkcredits_protocol::field::to_hex(&root))
+            d.accepted_roots.contains(&root.to_string())
         }
     };
 

@@ -64,7 +64,7 @@ async fn a_paid_request_gets_a_receipt_that_verifies_refunds_exactly_and_can_be_
         d.verifying_key_hash,
         format!("0x{}", hex::encode(prover().verifying_key_hash()))
     );
-    assert!(d.accepted_roots.contains(&field::to_hex(&tree.root())));
+    assert!(d.accepted_roots.contains(&tree.root().to_string()));
     assert_eq!(
         serde_json::to_value(&d.prices[ROUTE]).unwrap()["per_request"],
         PRICE
