@@ -13,9 +13,9 @@
 use axum::body::Body;
 use zkcredits_chain::testing::test_server_key;
 use zkcredits_gateway::{Discovery, Settings};
+use zkcredits_protocol::Fr;
 use zkcredits_protocol::state::Limits;
 use zkcredits_protocol::wire::{Credential, WireFormat};
-use zkcredits_protocol::{Fr, field};
 
 use crate::common::*;
 
@@ -155,7 +155,9 @@ async fn each_refusal_before_admission_has_its_status_and_code_and_spends_nothin
     expect(
         post(
             ROUTE,
-            Some(with(&|c| c.root = zkcredits_protocol::merkle::Root::from_field(random_fr()))),
+            Some(with(&|c| {
+                c.root = zkcredits_protocol::merkle::Root::from_field(random_fr())
+            })),
             good.body.clone(),
         )
         .await,
