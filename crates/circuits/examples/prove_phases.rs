@@ -1,5 +1,5 @@
 //! Where a request proof's time goes: witness synthesis, the satisfaction check, and
-//! the Groth16 prover. `cargo run --release --example prove_phases -- KEYDIR`.
+//! the Groth16 prover. `cargo run --release --features profiling --example prove_phases -- KEYDIR`.
 
 use std::time::Instant;
 

@@ -1,4 +1,4 @@
-//! Where a verification's time goes. `cargo run --release --example verify_phases -- KEYDIR`.
+//! Where a verification's time goes. `cargo run --release --features profiling --example verify_phases -- KEYDIR`.
 
 use std::time::Instant;
 

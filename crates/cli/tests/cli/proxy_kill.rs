@@ -39,6 +39,9 @@ const COST: u64 = 250;
 /// request has reached it.
 struct SlowModel {
     arrived: tokio::sync::mpsc::UnboundedSender<()>,
+    /// A request sent with `"hold": true` is answered only once this is true: the test
+    /// releases it after the proxy is dead, however slowly the machine proved the others.
+    release: tokio::sync::watch::Receiver<bool>,
 }
 
 #[async_trait]
@@ -50,6 +53,10 @@ impl Upstream for SlowModel {
     async fn forward(&self, request: PaidRequest) -> Result<UpstreamReply, UpstreamError> {
         let _ = self.arrived.send(());
         let v: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        if v["hold"].as_bool() == Some(true) {
+            let mut release = self.release.clone();
+            let _ = release.wait_for(|released| *released).await;
+        }
         tokio::time::sleep(Duration::from_millis(v["delay_ms"].as_u64().unwrap_or(0))).await;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -176,10 +183,19 @@ async fn wait_for(mut done: impl FnMut() -> bool) -> bool {
 }
 
 async fn post(proxy: &str, delay_ms: u64) -> (u16, serde_json::Value) {
+    send_body(proxy, format!(r#"{{"delay_ms":{delay_ms}}}"#)).await
+}
+
+/// A request the slow model holds until the test releases it.
+async fn post_held(proxy: &str) -> (u16, serde_json::Value) {
+    send_body(proxy, r#"{"hold":true}"#.to_owned()).await
+}
+
+async fn send_body(proxy: &str, body: String) -> (u16, serde_json::Value) {
     let r = reqwest::Client::new()
         .post(format!("http://{proxy}/rpc"))
         .header("content-type", "application/json")
-        .body(format!(r#"{{"delay_ms":{delay_ms}}}"#))
+        .body(body)
         .send()
         .await;
     match r {
@@ -213,6 +229,7 @@ async fn a_killed_proxy_recovers_its_ticket_and_never_reuses_the_index() {
         "/rpc",
         Arc::new(SlowModel {
             arrived: arrived_tx,
+            release: tokio::sync::watch::channel(true).1,
         }),
     )
     .roots(RootsSource::Chain(IndexerConfig::default()))
@@ -265,6 +282,7 @@ async fn slow_gateway(
     store: &Path,
     listener: tokio::net::TcpListener,
     arrived: tokio::sync::mpsc::UnboundedSender<()>,
+    release: tokio::sync::watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) -> zkcredits_gateway::RunningGateway {
     let vk = zkcredits_circuits::keys::load_verifying_key(&common::keys_dir()).unwrap();
@@ -278,7 +296,7 @@ async fn slow_gateway(
         roots_poll: Duration::from_millis(200),
         ..Settings::default()
     })
-    .route("/rpc", Arc::new(SlowModel { arrived }))
+    .route("/rpc", Arc::new(SlowModel { arrived, release }))
     .roots(RootsSource::Chain(IndexerConfig::default()))
     .start(listener, shutdown)
     .await
@@ -298,16 +316,25 @@ async fn a_proxy_with_eight_lost_tickets_listens_at_once_and_recovers_them_in_th
     let gateway_url = format!("http://{gateway_addr}");
     let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();
-    let gateway = slow_gateway(&deployment, &store, listener, arrived_tx, shutdown.clone()).await;
+    let (release, held) = tokio::sync::watch::channel(false);
+    let gateway = slow_gateway(
+        &deployment,
+        &store,
+        listener,
+        arrived_tx,
+        held,
+        shutdown.clone(),
+    )
+    .await;
 
-    // Eight slow requests reach the gateway, one per note; the proxy is killed. Each is
-    // held long enough for all eight to be proven and sent on a busy 2-core machine
-    // (1.5 s was not: the first answer came back before the eighth arrived).
+    // Eight requests reach the gateway, one per note, and are held there until the proxy
+    // is killed: a fixed delay was not enough on a loaded 2-core machine (the first answer
+    // came back before the eighth request was proven).
     let (mut child, proxy) = start_proxy(home.dir(), &deployment_path, &gateway_url);
     let mut slow = Vec::new();
     for _ in 0..NOTES {
         let proxy = proxy.clone();
-        slow.push(tokio::spawn(async move { post(&proxy, 8000).await }));
+        slow.push(tokio::spawn(async move { post_held(&proxy).await }));
     }
     for _ in 0..NOTES {
         arrived.recv().await.unwrap();
@@ -316,6 +343,7 @@ async fn a_proxy_with_eight_lost_tickets_listens_at_once_and_recovers_them_in_th
     for s in slow {
         assert_eq!(s.await.unwrap().0, 0);
     }
+    release.send_replace(true);
     // The gateway answers them (its client hung up) and then goes down.
     shutdown.cancel();
     gateway.wait().await.unwrap();
@@ -346,7 +374,15 @@ async fn a_proxy_with_eight_lost_tickets_listens_at_once_and_recovers_them_in_th
     let (arrived_tx, _arrived) = tokio::sync::mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(gateway_addr).await.unwrap();
-    let gateway = slow_gateway(&deployment, &store, listener, arrived_tx, shutdown.clone()).await;
+    let gateway = slow_gateway(
+        &deployment,
+        &store,
+        listener,
+        arrived_tx,
+        tokio::sync::watch::channel(true).1,
+        shutdown.clone(),
+    )
+    .await;
     // Each ticket's receipt is the one its answer got (the gateway finished it after the
     // proxy died) or, for one the gateway's shutdown cut off, the full refund it issues
     // for unanswered tickets at its next start.
