@@ -6,7 +6,6 @@
 //! exports, and that the regenerated `CloseVerifier.sol` accepts on anvil.
 
 use crate::common;
-mod ptau;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -244,7 +243,7 @@ fn a_two_contributor_snarkjs_ceremony_gives_keys_that_prove_verify_and_close_on_
     let mut rng = rand::thread_rng();
     let ptau_file = dir.join("pot14.ptau");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&ptau_file).expect("ptau"));
-    ptau::write_prepared_ptau(
+    zkcredits_circuits::testing::ptau::write_prepared_ptau(
         &mut file,
         14,
         Fr::rand(&mut rng),

@@ -1,5 +1,8 @@
 //! A prepared Powers of Tau file (`.ptau`, snarkjs' layout, version 1) made from KNOWN
-//! `tau, alpha, beta`: the phase 1 of the ceremony test. Worthless for security, which
+//! `tau, alpha, beta`: the phase 1 of the CLI's ceremony test. It lives here, not in that
+//! test, because this crate is built at opt-level 3 in the dev profile: its batch
+//! multiplications and group FFTs are generic, instantiated where they are called, and
+//! took minutes in an unoptimised test crate. Worthless for security, which
 //! is the point: the test is about the phase 2 and the import, and snarkjs'
 //! `powersoftau prepare phase2` takes nine CPU minutes for 2^14 on this machine, so CI
 //! cannot run it. A real ceremony starts from the Perpetual Powers of Tau, whose files
@@ -23,7 +26,7 @@ use ark_ff::{BigInteger, Field, PrimeField};
 use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
 
 /// Writes a prepared `.ptau` of `2^power` for the secret `(tau, alpha, beta)`.
-pub(crate) fn write_prepared_ptau(
+pub fn write_prepared_ptau(
     out: &mut impl Write,
     power: u32,
     tau: Fr,

@@ -8,6 +8,8 @@
 //! the seed): a checkout whose circuits differ uses a directory of its own instead of
 //! fighting over one, and never loads keys made for another circuit.
 
+pub mod ptau;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
