@@ -46,6 +46,17 @@ pub fn to_hex(x: &Fr) -> String {
     s
 }
 
+/// Parses the one text form of a field element that names something (a nullifier, a
+/// tree root): `0x` and exactly 64 hex digits (either case), canonical. Nothing else, so
+/// that one value has one spelling in a URL or a log.
+pub fn from_strict_hex(text: &str) -> Option<Fr> {
+    let digits = text.strip_prefix("0x")?;
+    if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    from_hex(digits)
+}
+
 /// Parses `0x`-prefixed (or bare) big-endian hex of at most 32 bytes, canonical only.
 pub fn from_hex(s: &str) -> Option<Fr> {
     let s = s.strip_prefix("0x").unwrap_or(s);

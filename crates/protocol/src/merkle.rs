@@ -99,11 +99,7 @@ impl FromStr for Root {
     type Err = RootSyntaxError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let digits = text.strip_prefix("0x").ok_or(RootSyntaxError)?;
-        if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(RootSyntaxError);
-        }
-        field::from_hex(digits).map(Self).ok_or(RootSyntaxError)
+        field::from_strict_hex(text).map(Self).ok_or(RootSyntaxError)
     }
 }
 

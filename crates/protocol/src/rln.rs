@@ -71,13 +71,7 @@ impl FromStr for Nullifier {
     type Err = NullifierSyntaxError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let digits = text.strip_prefix("0x").ok_or(NullifierSyntaxError)?;
-        if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(NullifierSyntaxError);
-        }
-        field::from_hex(digits)
-            .map(Self)
-            .ok_or(NullifierSyntaxError)
+        field::from_strict_hex(text).map(Self).ok_or(NullifierSyntaxError)
     }
 }
 
