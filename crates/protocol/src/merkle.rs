@@ -99,7 +99,9 @@ impl FromStr for Root {
     type Err = RootSyntaxError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        field::from_strict_hex(text).map(Self).ok_or(RootSyntaxError)
+        field::from_strict_hex(text)
+            .map(Self)
+            .ok_or(RootSyntaxError)
     }
 }
 

@@ -71,7 +71,9 @@ impl FromStr for Nullifier {
     type Err = NullifierSyntaxError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        field::from_strict_hex(text).map(Self).ok_or(NullifierSyntaxError)
+        field::from_strict_hex(text)
+            .map(Self)
+            .ok_or(NullifierSyntaxError)
     }
 }
 
