@@ -37,7 +37,14 @@ pub struct RelayedClose {
 pub enum RelayDecodeError {
     /// Not an ABI-encoded `closeCooperative` call.
     #[error("not a closeCooperative call: {0}")]
-    NotACooperativeClose(String),
+    NotACooperativeClose(#[source] alloy::sol_types::Error),
+    /// A `closeCooperative` call with bytes after it: what is relayed must be exactly
+    /// what was checked.
+    #[error("{extra} trailing bytes after the closeCooperative call")]
+    TrailingBytes {
+        /// How many.
+        extra: usize,
+    },
     /// A public value is not a canonical field element.
     #[error("{what} is not below the BN254 field modulus")]
     NotAFieldElement {
@@ -62,11 +69,12 @@ impl RelayedClose {
     /// what is relayed is exactly what was checked.
     pub fn decode(calldata: &[u8]) -> std::result::Result<Self, RelayDecodeError> {
         let call = ZkCreditsPool::closeCooperativeCall::abi_decode_validate(calldata)
-            .map_err(|e| RelayDecodeError::NotACooperativeClose(e.to_string()))?;
-        if call.abi_encoded_size() + 4 != calldata.len() {
-            return Err(RelayDecodeError::NotACooperativeClose(
-                "trailing bytes after the call".into(),
-            ));
+            .map_err(RelayDecodeError::NotACooperativeClose)?;
+        let used = call.abi_encoded_size() + 4;
+        if used != calldata.len() {
+            return Err(RelayDecodeError::TrailingBytes {
+                extra: calldata.len().saturating_sub(used),
+            });
         }
         let field = |what, value| {
             u256_to_fr(value).map_err(|_| RelayDecodeError::NotAFieldElement { what })
@@ -176,5 +184,77 @@ impl PoolClient {
         ];
         verifier.verifyProof(close.call.proof, input).call().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The calldata of a relayed close with `root` (every other value small and valid).
+    fn calldata(root: U256) -> Vec<u8> {
+        ZkCreditsPool::closeCooperativeCall {
+            c: ZkCreditsPool::CloseArgs {
+                root,
+                nc: U256::from(2),
+                nullifier: U256::from(3),
+                yw: U256::from(4),
+                deposit: 100,
+                expiryEpoch: 7,
+                payoutAmount: 60,
+                burn: 0,
+                lostLastReceipt: false,
+                payout: Address::repeat_byte(1),
+                relayer: Address::repeat_byte(2),
+                relayFee: 5,
+                serverKeyX: U256::from(8),
+                serverKeyY: U256::from(9),
+            },
+            proof: Default::default(),
+            clearance: vec![0xaa; 65].into(),
+        }
+        .abi_encode()
+    }
+
+    #[test]
+    fn exact_calldata_decodes() {
+        let close = RelayedClose::decode(&calldata(U256::from(1))).expect("decodes");
+        assert_eq!(close.root(), Root::from_field(Fr::from(1u64)));
+        assert_eq!(close.relay_fee(), 5);
+        assert_eq!(close.payout_amount(), 60);
+        assert_eq!(close.clearance(), &[0xaa; 65][..]);
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut data = calldata(U256::from(1));
+        data.extend_from_slice(&[0; 3]);
+        assert!(matches!(
+            RelayedClose::decode(&data),
+            Err(RelayDecodeError::TrailingBytes { extra: 3 })
+        ));
+    }
+
+    #[test]
+    fn other_calls_and_short_data_are_refused() {
+        let mut data = calldata(U256::from(1));
+        data[0] ^= 1;
+        assert!(matches!(
+            RelayedClose::decode(&data),
+            Err(RelayDecodeError::NotACooperativeClose(_))
+        ));
+        let data = calldata(U256::from(1));
+        assert!(matches!(
+            RelayedClose::decode(&data[..data.len() - 64]),
+            Err(RelayDecodeError::NotACooperativeClose(_))
+        ));
+    }
+
+    #[test]
+    fn a_root_above_the_field_is_refused() {
+        assert!(matches!(
+            RelayedClose::decode(&calldata(U256::MAX)),
+            Err(RelayDecodeError::NotAFieldElement { what: "root" })
+        ));
     }
 }

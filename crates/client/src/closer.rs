@@ -32,8 +32,8 @@ use zkcredits_protocol::note::WalletSeed;
 
 use crate::error::{ClientError, RelayFailure, RelayUnusable, StaleState};
 use crate::gateway_client::GatewayClient;
+use crate::gateway_constants::GatewayConstants;
 use crate::journal::{Journal, NoteStatus};
-use crate::spender::GatewayConstants;
 
 /// How a note is closed, and who sends the transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,7 +281,7 @@ impl CloseContext<'_> {
             .path(info.leaf_index)
             .map_err(|e| ClientError::NoteNotInTree {
                 note: j,
-                detail: e.to_string(),
+                reason: e.into(),
             })?;
         let to_close = NoteToClose {
             secret: &secret,

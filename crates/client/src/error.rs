@@ -1,6 +1,7 @@
 //! The client's errors. Every variant has a stable [`code`](ClientError::code) that the
 //! local proxy puts in its OpenAI-style error body, and a suggested HTTP status.
 
+use zkcredits_protocol::merkle::TreeError;
 use zkcredits_protocol::state::StateError;
 use zkcredits_protocol::wire::WireError;
 
@@ -77,12 +78,13 @@ pub enum ClientError {
         key_id: u32,
     },
     /// The note's leaf is not (yet) in the synced tree.
-    #[error("note {note} is not in the synced note tree ({detail}); run `zkcredits sync`")]
+    #[error("note {note} is not in the synced note tree ({reason}); run `zkcredits sync`")]
     NoteNotInTree {
         /// The note number.
         note: u64,
         /// What was found instead.
-        detail: String,
+        #[source]
+        reason: NotInTree,
     },
     /// Syncing the note tree from the chain failed.
     #[error("syncing the note tree failed: {0}; check the RPC URL and retry")]
@@ -377,13 +379,28 @@ pub enum RelayUnusable {
     NotOffered,
 }
 
+/// Why a note's leaf is not where its deposit put it (`note_not_in_tree`).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NotInTree {
+    /// The synced tree does not reach the note's leaf (yet).
+    #[error(transparent)]
+    NotSynced(#[from] TreeError),
+    /// The leaf at the note's index holds another note.
+    #[error("leaf {index} holds another note")]
+    OtherNote {
+        /// The note's leaf index.
+        index: u64,
+    },
+}
+
 /// How a relayed close failed (`relay_failed`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RelayFailure {
     /// The relay refused, or its answer was lost or unusable.
-    #[error("{0}")]
-    Gateway(#[source] GatewayError),
+    #[error(transparent)]
+    Gateway(GatewayError),
     /// The relay's answer names no transaction hash.
     #[error("the relay named no transaction ({tx_hash:?}): {source}")]
     NoTransaction {
@@ -395,8 +412,8 @@ pub enum RelayFailure {
     },
     /// The transaction it names could not be read, or holds no `Closed` event of the
     /// note.
-    #[error("{0}")]
-    NotClosed(#[source] zkcredits_chain::Error),
+    #[error(transparent)]
+    NotClosed(zkcredits_chain::Error),
 }
 
 impl From<JournalError> for ClientError {
@@ -513,13 +530,14 @@ mod tests {
         let inner = std::error::Error::source(cause).unwrap();
         assert_eq!(inner.downcast_ref::<WireError>(), Some(&WireError::Base64));
 
+        // A wrapper that adds no words of its own is transparent: the gateway's error is
+        // matched through the enum, and a printed chain does not say it twice.
         let e = ClientError::from(RelayFailure::Gateway(gateway_error()));
         let cause = std::error::Error::source(&e).unwrap();
-        assert!(
-            std::error::Error::source(cause)
-                .unwrap()
-                .is::<GatewayError>()
-        );
+        assert!(matches!(
+            cause.downcast_ref::<RelayFailure>(),
+            Some(RelayFailure::Gateway(GatewayError::Unexpected(_)))
+        ));
 
         let e = ClientError::from(StaleState::NotInFlight(JournalError::TicketNotInFlight(7)));
         let cause = std::error::Error::source(&e).unwrap();
@@ -529,5 +547,40 @@ mod tests {
                 .downcast_ref::<JournalError>(),
             Some(JournalError::TicketNotInFlight(7))
         ));
+    }
+
+    /// Every message of an error chain, outermost first: what `{:#}` and anyhow's
+    /// `Caused by:` print.
+    fn chain(e: &dyn std::error::Error) -> Vec<String> {
+        std::iter::successors(Some(e), |e| e.source())
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// No level of a chain only repeats the level below it: a wrapper either adds words
+    /// of its own or is transparent.
+    #[test]
+    fn a_printed_chain_says_nothing_twice() {
+        let cases: Vec<Box<dyn std::error::Error>> = vec![
+            Box::new(ClientError::from(RelayFailure::Gateway(gateway_error()))),
+            Box::new(RelayFailure::NotClosed(zkcredits_chain::Error::TxFailed(
+                Default::default(),
+            ))),
+            Box::new(ClientError::from(BadReceipt::Undecodable(
+                WireError::Base64,
+            ))),
+            Box::new(crate::spender::UnusableReceipt::OutsideLimits(
+                LimitBreach::KeyNotAccepted { key_id: 3 },
+            )),
+            Box::new(crate::wallet::EthKeyError::NotHex(
+                hex::decode("zz").unwrap_err(),
+            )),
+        ];
+        for e in cases {
+            let levels = chain(e.as_ref());
+            for pair in levels.windows(2) {
+                assert_ne!(pair[0], pair[1], "{levels:?}");
+            }
+        }
     }
 }

@@ -27,7 +27,7 @@ use zkcredits_protocol::merkle::Root;
 use zkcredits_protocol::rln::Nullifier;
 use zkcredits_protocol::{Fr, field};
 
-use crate::spender::{GatewayConstants, ServerKey};
+use crate::gateway_constants::{GatewayConstants, ServerKey};
 
 pub use zkcredits_api::{
     CLOSE_CLEARANCE_PATH, CLOSE_RELAY_PATH, DISCOVERY_PATH, DiscoveryKey, RECEIPT_HEADER,
@@ -40,13 +40,26 @@ pub use zkcredits_api::{
 pub enum GatewayError {
     /// The connection could not be made (refused, DNS, TLS, SOCKS): nothing was sent.
     #[error(
-        "cannot connect to the gateway at {url}: {detail}; check the URL, the network and the SOCKS5 proxy"
+        "cannot connect to the gateway at {url}: {}; check the URL, the network and the SOCKS5 proxy",
+        describe(source)
     )]
     Connect {
         /// The gateway's base URL.
         url: String,
         /// What failed.
-        detail: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Before paying, the gateway could not be asked whether the next ticket of some
+    /// notes is already spent, so none of them is used blind: nothing was sent.
+    #[error(
+        "cannot ask the gateway at {url} whether the next ticket of {notes} note(s) is already spent; check the URL, the network and the SOCKS5 proxy"
+    )]
+    TicketsUnchecked {
+        /// The gateway's base URL.
+        url: String,
+        /// How many notes could not be checked.
+        notes: usize,
     },
     /// The request may have been sent, but no complete answer came back (timeout,
     /// broken connection).
@@ -115,7 +128,7 @@ impl GatewayError {
     /// The stable code the local proxy reports.
     pub fn code(&self) -> &str {
         match self {
-            Self::Connect { .. } => "gateway_unreachable",
+            Self::Connect { .. } | Self::TicketsUnchecked { .. } => "gateway_unreachable",
             Self::AnswerLost(_) => "gateway_answer_lost",
             Self::Unexpected(_)
             | Self::UnexpectedJson { .. }
@@ -416,7 +429,7 @@ impl GatewayClient {
         if e.is_connect() {
             GatewayError::Connect {
                 url: self.base.clone(),
-                detail: describe(&e),
+                source: e,
             }
         } else {
             GatewayError::AnswerLost(e)

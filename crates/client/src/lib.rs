@@ -10,6 +10,8 @@
 //!   encrypted on disk, taken out once; `ticket_maker` fills it in the background at the
 //!   pace `ticket_pace` sets, so that the requests that prove go first;
 //! - [`spender`]: [`Spender`], what the local proxy calls around each paid request;
+//! - [`gateway_constants`]: what the gateway publishes that the spender relies on,
+//!   checked against the deployment;
 //! - [`gateway_client`]: discovery, paid requests, receipts and close clearances over
 //!   HTTP (optionally through SOCKS5 / Tor);
 //! - [`sse`]: takes the receipt event out of a streamed answer;
@@ -25,6 +27,7 @@ pub mod closer;
 pub mod deposit;
 pub mod error;
 pub mod gateway_client;
+pub mod gateway_constants;
 pub mod home;
 pub mod journal;
 pub mod payer;
@@ -39,12 +42,15 @@ mod ticket_pace;
 pub mod tree;
 pub mod wallet;
 
-pub use error::{BadReceipt, ClientError, LimitBreach, RelayFailure, RelayUnusable, StaleState};
+pub use error::{
+    BadReceipt, ClientError, LimitBreach, NotInTree, RelayFailure, RelayUnusable, StaleState,
+};
+pub use gateway_constants::{GatewayConstants, ServerKey};
 /// The HTTP client the gateway client is built on (its header and method types).
 pub use reqwest;
 pub use spender::{
-    GatewayConstants, LocateReport, NoteSummary, PaidTicket, RecoveryReport, ServerKey,
-    ServerKeyCheck, Spender, SpenderConfig, UnrecordedSpend, UnusableReceipt,
+    LocateReport, NoteSummary, PaidTicket, RecoveryReport, ServerKeyCheck, Spender, SpenderConfig,
+    UnrecordedSpend, UnusableReceipt,
 };
 pub use tree::TreeView;
 pub use wallet::Wallet;

@@ -142,7 +142,7 @@ pub struct PaidReply {
 #[non_exhaustive]
 pub enum PayError {
     /// Refused locally before anything was proven or sent.
-    #[error("{0}")]
+    #[error(transparent)]
     Local(#[from] ClientError),
     /// The request breaks the gateway's published rules: refused here with the code and
     /// message the gateway would answer, before a ticket was spent.
@@ -153,15 +153,16 @@ pub enum PayError {
     Unreachable(GatewayError),
     /// The request was sent but its answer is lost.
     #[error(
-        "the gateway's answer was lost ({detail}); {}",
+        "the gateway's answer was lost ({cause}); {}",
         match outcome {
             TicketOutcome::Settled(_) => "the receipt was fetched and the note charged; send the request again",
             _ => "the receipt is being collected in the background and the note is busy until then; send the request again",
         }
     )]
     AnswerLost {
-        /// What failed.
-        detail: String,
+        /// What failed (boxed: with the outcome beside it, the largest variant).
+        #[source]
+        cause: Box<GatewayError>,
         /// What became of the ticket.
         outcome: TicketOutcome,
     },
@@ -343,12 +344,9 @@ impl Payer {
             let located = self.locate().await?;
             if located.unreachable > 0 {
                 // A note whose next ticket may already be spent is not used blind.
-                return Err(PayError::Unreachable(GatewayError::Connect {
+                return Err(PayError::Unreachable(GatewayError::TicketsUnchecked {
                     url: self.gateway.base_url().to_owned(),
-                    detail: format!(
-                        "could not ask whether the next ticket of {} note(s) is already spent",
-                        located.unreachable
-                    ),
+                    notes: located.unreachable,
                 }));
             }
         }
@@ -361,45 +359,50 @@ impl Payer {
             )
             .await?;
         let mut sent = false;
-        let mut lost: Option<String> = None;
+        let mut lost: Option<GatewayError> = None;
         let mut reproved = false;
         let mut delays = self.config.retry_delays.iter();
         loop {
             let response = match self.send_ticket(&ticket, &request).await {
                 Ok(r) => r,
-                Err(GatewayError::Connect { url, detail }) if !sent => {
+                Err(e @ GatewayError::Connect { .. }) if !sent => {
                     self.spender.release_unsent(ticket).await?;
-                    return Err(PayError::Unreachable(GatewayError::Connect { url, detail }));
+                    return Err(PayError::Unreachable(e));
                 }
                 Err(e) => {
                     // The request may have reached the gateway: only these bytes may go
                     // out under this ticket again, and sending them again is safe.
                     sent = true;
-                    let detail = e.to_string();
                     if let Some(delay) = delays.next() {
-                        tracing::info!(note = ticket.note, error = %detail, "answer lost; sending the same credential again");
-                        lost = Some(detail);
+                        tracing::info!(note = ticket.note, error = %e, "answer lost; sending the same credential again");
+                        lost = Some(e);
                         tokio::time::sleep(*delay).await;
                         continue;
                     }
-                    let outcome = self.owe(ticket, Some(request), &detail);
-                    return Err(PayError::AnswerLost { detail, outcome });
+                    let outcome = self.owe(ticket, Some(request), &e.to_string());
+                    return Err(PayError::AnswerLost {
+                        cause: Box::new(e),
+                        outcome,
+                    });
                 }
             };
             sent = true;
             if response.receipt().is_some()
                 || (response.status.is_success() && response.is_event_stream())
             {
-                if let Some(detail) = lost
+                if let Some(cause) = lost
                     && response.status == StatusCode::CONFLICT
                 {
                     // The first copy was admitted and answered; its answer is what was
                     // lost. The replay brings its receipt.
                     let outcome = match response.receipt() {
                         Some(receipt) => self.finish(ticket, &receipt).await,
-                        None => self.owe(ticket, None, &detail),
+                        None => self.owe(ticket, None, &cause.to_string()),
                     };
-                    return Err(PayError::AnswerLost { detail, outcome });
+                    return Err(PayError::AnswerLost {
+                        cause: Box::new(cause),
+                        outcome,
+                    });
                 }
                 return self.settle(ticket, response).await;
             }
@@ -411,7 +414,7 @@ impl Payer {
                 let e = self.gateway.redirected(&response.headers);
                 let outcome = self.owe(ticket, Some(request), &e.to_string());
                 return Err(PayError::AnswerLost {
-                    detail: e.to_string(),
+                    cause: Box::new(e),
                     outcome,
                 });
             }
@@ -419,14 +422,16 @@ impl Payer {
             let body = match response.bytes().await {
                 Ok(b) => b,
                 Err(e) => {
-                    let detail = e.to_string();
                     if let Some(delay) = delays.next() {
-                        lost = Some(detail);
+                        lost = Some(e);
                         tokio::time::sleep(*delay).await;
                         continue;
                     }
-                    let outcome = self.owe(ticket, Some(request), &detail);
-                    return Err(PayError::AnswerLost { detail, outcome });
+                    let outcome = self.owe(ticket, Some(request), &e.to_string());
+                    return Err(PayError::AnswerLost {
+                        cause: Box::new(e),
+                        outcome,
+                    });
                 }
             };
             let (code, wire) = code_of(&body);
@@ -615,7 +620,7 @@ impl Payer {
                     // The receipt came with the headers: the note is charged anyway.
                     let outcome = self.finish(ticket, &receipt).await;
                     return Err(PayError::AnswerLost {
-                        detail: e.to_string(),
+                        cause: Box::new(e),
                         outcome,
                     });
                 }

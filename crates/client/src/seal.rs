@@ -115,6 +115,19 @@ impl std::fmt::Debug for StorageKey {
     }
 }
 
+/// `rho_next` of ticket `index` of note `j`, the blinding of its `T_next`: a keyed hash
+/// under the wallet's ticket-blinding key rather than a random value, so that a journal
+/// that never recorded the ticket (put back from an old copy) can still open the
+/// receipt the gateway kept for it. It is as hidden as a random value to anyone
+/// without the wallet, and differs for every (note, index), so `T_next` stays fresh
+/// per request.
+pub(crate) fn rho_next(key: &StorageKey, j: u64, index: u64) -> zkcredits_protocol::Fr {
+    let mut data = b"zkcredits/rho-next/v1".to_vec();
+    data.extend_from_slice(&j.to_be_bytes());
+    data.extend_from_slice(&index.to_be_bytes());
+    key.keyed_field(&data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,7 +31,6 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use zkcredits_chain::alloy::primitives::Address;
 use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
 use zkcredits_chain::{Deployment, PoolClient};
 use zkcredits_circuits::CircuitError;
@@ -40,16 +39,18 @@ use zkcredits_circuits::request::{RequestCircuit, RequestInputs};
 use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::eddsa::PublicKey;
+use zkcredits_protocol::merkle::TreeError;
 use zkcredits_protocol::note::{self, WalletSeed};
 use zkcredits_protocol::request::request_x;
 use zkcredits_protocol::rln::{Nullifier, Ticket};
 use zkcredits_protocol::state::{Limits, NoteState, Receipt, receipt_message};
 use zkcredits_protocol::wire::{Credential, WireFormat};
 
-use crate::error::{BadReceipt, ClientError, LimitBreach, StaleState};
+use crate::error::{BadReceipt, ClientError, LimitBreach, NotInTree, StaleState};
+use crate::gateway_constants::GatewayConstants;
 use crate::journal::{Acquired, Journal, JournalNote, NoteStatus};
 use crate::precompute_cache::PrecomputeCache;
-use crate::seal::{StorageKey, StoragePurpose};
+use crate::seal::{StorageKey, StoragePurpose, rho_next};
 use crate::ticket_cache::{TicketCache, TicketSlot};
 use crate::ticket_maker::{MakerParts, TicketMaker};
 use crate::tree::TreeView;
@@ -57,90 +58,6 @@ use crate::wallet::Wallet;
 
 /// The scheme of the `Authorization` header.
 pub use zkcredits_api::AUTH_SCHEME;
-
-/// One of the gateway's receipt-signing keys.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ServerKey {
-    /// The key id a credential names.
-    pub id: u32,
-    /// The BabyJubJub public key.
-    pub key: PublicKey,
-}
-
-/// What the gateway's discovery document says, as the spender needs it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GatewayConstants {
-    /// The chain the pool lives on.
-    pub chain_id: u64,
-    /// The pool.
-    pub pool: Address,
-    /// `C_max`.
-    pub c_max: u64,
-    /// `P_max`.
-    pub p_max: u64,
-    /// SHA-256 of the verifying key the gateway checks proofs with, when published.
-    pub verifying_key_hash: Option<[u8; 32]>,
-    /// The key that signs new receipts.
-    pub current_key: ServerKey,
-    /// Older keys whose receipts the gateway still accepts in a credential.
-    pub accepted_keys: Vec<ServerKey>,
-    /// Refunds are multiples of this, when published.
-    pub refund_granularity: Option<u64>,
-}
-
-impl GatewayConstants {
-    pub(crate) fn key(&self, id: u32) -> Option<PublicKey> {
-        std::iter::once(&self.current_key)
-            .chain(&self.accepted_keys)
-            .find(|k| k.id == id)
-            .map(|k| k.key)
-    }
-
-    /// Checks the gateway against the deployment and the local verifying key.
-    pub fn check(&self, deployment: &Deployment, vk_hash: [u8; 32]) -> Result<(), ClientError> {
-        let mismatch = |what, expected: String, published: String| {
-            Err(ClientError::GatewayConstantsMismatch {
-                what,
-                expected,
-                published,
-            })
-        };
-        if self.chain_id != deployment.chain_id {
-            return mismatch(
-                "chain id",
-                deployment.chain_id.to_string(),
-                self.chain_id.to_string(),
-            );
-        }
-        if self.pool != deployment.pool {
-            return mismatch("pool", deployment.pool.to_string(), self.pool.to_string());
-        }
-        if self.c_max != deployment.constants.c_max {
-            return mismatch(
-                "C_max",
-                deployment.constants.c_max.to_string(),
-                self.c_max.to_string(),
-            );
-        }
-        if self.p_max != deployment.constants.p_max {
-            return mismatch(
-                "P_max",
-                deployment.constants.p_max.to_string(),
-                self.p_max.to_string(),
-            );
-        }
-        if let Some(published) = self.verifying_key_hash
-            && published != vk_hash
-        {
-            return mismatch(
-                "verifying key hash",
-                hex::encode(vk_hash),
-                hex::encode(published),
-            );
-        }
-        Ok(())
-    }
-}
 
 /// How the spender learns that the pool accepts a server key before spending under it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -315,11 +232,11 @@ impl std::error::Error for UnrecordedSpend {
 #[non_exhaustive]
 pub enum UnusableReceipt {
     /// It does not decode or verify.
-    #[error("{0}")]
-    Invalid(#[source] BadReceipt),
+    #[error(transparent)]
+    Invalid(BadReceipt),
     /// It breaks the pool's limits.
-    #[error("{0}")]
-    OutsideLimits(#[source] LimitBreach),
+    #[error(transparent)]
+    OutsideLimits(LimitBreach),
 }
 
 /// Why a signed receipt cannot be applied to a note.
@@ -733,13 +650,19 @@ impl Spender {
             Some(_) => {
                 return Err(ClientError::NoteNotInTree {
                     note: note.j,
-                    detail: format!("leaf {} holds another note", info.leaf_index),
+                    reason: NotInTree::OtherNote {
+                        index: info.leaf_index,
+                    },
                 });
             }
             None => {
                 return Err(ClientError::NoteNotInTree {
                     note: note.j,
-                    detail: format!("the tree has {} leaves", tree.len()),
+                    reason: TreeError::IndexOutOfRange {
+                        index: info.leaf_index,
+                        len: tree.len(),
+                    }
+                    .into(),
                 });
             }
         }
@@ -758,7 +681,7 @@ impl Spender {
                 .path(info.leaf_index)
                 .map_err(|e| ClientError::NoteNotInTree {
                     note: note.j,
-                    detail: e.to_string(),
+                    reason: e.into(),
                 })?;
             let root = tree.root();
             // Out of the cache (file deleted) before anything else: whatever happens
@@ -1410,17 +1333,4 @@ enum Located {
     NeedsClose(UnrecordedSpend),
     /// The gateway or the chain could not be asked.
     Unknown,
-}
-
-/// `rho_next` of ticket `index` of note `j`, the blinding of its `T_next`: a keyed hash
-/// under the wallet's ticket-blinding key rather than a random value, so that a journal
-/// that never recorded the ticket (put back from an old copy) can still open the
-/// receipt the gateway kept for it. It is as hidden as a random value to anyone
-/// without the wallet, and differs for every (note, index), so `T_next` stays fresh
-/// per request.
-pub(crate) fn rho_next(key: &StorageKey, j: u64, index: u64) -> Fr {
-    let mut data = b"zkcredits/rho-next/v1".to_vec();
-    data.extend_from_slice(&j.to_be_bytes());
-    data.extend_from_slice(&index.to_be_bytes());
-    key.keyed_field(&data)
 }

@@ -25,10 +25,10 @@ use zkcredits_protocol::note::{self, WalletSeed};
 use zkcredits_protocol::state::Limits;
 
 use crate::error::ClientError;
+use crate::gateway_constants::GatewayConstants;
 use crate::journal::{Journal, NoteStatus};
 use crate::precompute_cache::PrecomputeCache;
 use crate::seal::StorageKey;
-use crate::spender::GatewayConstants;
 use crate::ticket_cache::{TicketCache, TicketSlot};
 use crate::ticket_pace::Pace;
 use crate::tree::TreeView;
@@ -248,7 +248,7 @@ fn make(parts: &MakerParts, j: u64, stop: &AtomicBool) -> Result<Outcome, Client
         .path(info.leaf_index)
         .map_err(|e| ClientError::NoteNotInTree {
             note: j,
-            detail: e.to_string(),
+            reason: e.into(),
         })?;
     let secret = parts.seed.note_secret(j);
     // The x the circuit is built with does not matter: the precomputation is for
@@ -261,7 +261,7 @@ fn make(parts: &MakerParts, j: u64, stop: &AtomicBool) -> Result<Outcome, Client
         root,
         state: &note.state,
         x: Fr::from(0u64),
-        rho_next: crate::spender::rho_next(&parts.blinding, j, slot.index),
+        rho_next: crate::seal::rho_next(&parts.blinding, j, slot.index),
         limits: parts.limits,
         server_key,
     })

@@ -96,8 +96,8 @@ pub enum WalletError {
 #[non_exhaustive]
 pub enum EthKeyError {
     /// Not 32 bytes of hex.
-    #[error("{0}")]
-    NotHex(#[source] hex::FromHexError),
+    #[error(transparent)]
+    NotHex(hex::FromHexError),
     /// 32 bytes, but not a secp256k1 secret key (zero, or not below the group order).
     #[error("not a secp256k1 secret key ({0})")]
     NotAScalar(#[source] zkcredits_chain::alloy::signers::k256::ecdsa::Error),
