@@ -590,7 +590,7 @@ pub async fn start(
         .accept_server_key(config.chain.accept_server_key)
         .require_accepted_key(true);
     if config.chain.duties {
-        builder = builder.duties(config.chain.duties_config());
+        builder = builder.duties(config.duties_config());
     }
     if config.relay.enabled {
         builder = builder.relay(config.relay.fee);
