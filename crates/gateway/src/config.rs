@@ -563,7 +563,8 @@ impl GatewayConfig {
     }
 
     /// The duties' settings as the duties take them: `[chain]` with its intervals and
-    /// batch raised to their least (0 would spin, or never send a violation).
+    /// batch raised to their least (an interval of 0 would spin; a batch holds at least
+    /// one violation).
     pub fn duties_config(&self) -> DutiesConfig {
         let c = &self.chain;
         let ms = Duration::from_millis(1);
