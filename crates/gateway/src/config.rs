@@ -17,6 +17,7 @@ use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
 use zkcredits_protocol::eddsa::{PrivateKey, PublicKey};
 
 use crate::duties::DutiesConfig;
+use crate::service::Settings;
 
 /// Why the configuration cannot be used. Each variant has a stable code
 /// ([`ConfigError::code`]) and says what to fix.
@@ -119,12 +120,14 @@ pub struct GatewayConfig {
     pub provider: ProviderKeyConfig,
     /// Receipt-signing keys.
     pub server_keys: ServerKeysConfig,
-    /// Admission settings.
+    /// Admission settings, as the service takes them (but for the roots poll: see
+    /// [`GatewayConfig::settings`]).
     #[serde(default)]
-    pub admission: AdmissionConfig,
-    /// Chain polling and duties.
+    pub admission: Settings,
+    /// Chain polling and the on-chain duties, as the duties take them (but for the least
+    /// values: see [`GatewayConfig::duties_config`]).
     #[serde(default)]
-    pub chain: ChainConfig,
+    pub chain: DutiesConfig,
     /// The close relay.
     #[serde(default)]
     pub relay: RelayConfig,
@@ -309,106 +312,6 @@ pub struct AcceptedKeyConfig {
     pub public_key: String,
 }
 
-/// Admission settings.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AdmissionConfig {
-    /// Refunds are rounded down to a multiple of this (credit units, >= 1).
-    pub refund_granularity: u64,
-    /// Largest request body accepted, bytes.
-    pub body_limit_bytes: usize,
-    /// Longest wait for an upstream answer, seconds.
-    pub upstream_timeout_secs: u64,
-    /// Most proofs verified in one batch.
-    pub verify_batch_max: usize,
-    /// How long a verifier thread waits for more proofs to fill a batch, microseconds
-    /// (0: take what is queued and go).
-    pub verify_batch_wait_us: u64,
-    /// Verifier threads (0: one per two cores, at least one).
-    pub verify_threads: usize,
-    /// The realm in `WWW-Authenticate`.
-    pub realm: String,
-    /// A ticket still unanswered this long after admission is refunded in full, seconds.
-    pub orphan_refund_after_secs: u64,
-}
-
-impl Default for AdmissionConfig {
-    // The defaults live once, in `service::Settings`: a file without `[admission]`
-    // behaves exactly as a gateway built in code.
-    fn default() -> Self {
-        let d = crate::service::Settings::default();
-        Self {
-            refund_granularity: d.refund_granularity,
-            body_limit_bytes: d.body_limit,
-            upstream_timeout_secs: d.upstream_timeout.as_secs(),
-            verify_batch_max: d.verify_batch_max,
-            verify_batch_wait_us: u64::try_from(d.verify_batch_wait.as_micros())
-                .unwrap_or(u64::MAX),
-            verify_threads: d.verify_threads,
-            realm: d.realm,
-            orphan_refund_after_secs: d.orphan_refund_after.as_secs(),
-        }
-    }
-}
-
-/// Chain polling and the on-chain duties.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ChainConfig {
-    /// How often the recent-roots window is refreshed, milliseconds.
-    pub roots_poll_ms: u64,
-    /// Run the slasher and the violation logger.
-    pub duties: bool,
-    /// Make sure the pool accepts the current receipt key at startup.
-    pub accept_server_key: bool,
-    /// How often the slasher looks at its queue, milliseconds.
-    pub slash_poll_ms: u64,
-    /// First retry delay of a failed slash, milliseconds (doubles per attempt).
-    pub slash_backoff_ms: u64,
-    /// Most violations per `recordViolations`.
-    pub violation_batch: usize,
-    /// A partial violation batch is sent after this many seconds.
-    pub violation_interval_secs: u64,
-    /// Watch closes and slashes on chain (record their tickets, challenge stale closes,
-    /// block slashed notes). Off only for a gateway whose replica does it.
-    pub watch: bool,
-    /// How often the chain watcher reads new blocks, milliseconds.
-    pub watch_poll_ms: u64,
-    /// Blocks below the head the watcher leaves alone.
-    pub watch_confirmations: u64,
-    /// Blocks the watcher reads again each round, so that a reorg that deep is survived.
-    pub watch_rescan_blocks: u64,
-    /// Claim the deposits left in expired epochs for the provider.
-    pub claim_expired: bool,
-    /// How often expired epochs are looked for, seconds.
-    pub claim_poll_secs: u64,
-}
-
-impl Default for ChainConfig {
-    fn default() -> Self {
-        let d = DutiesConfig::default();
-        Self {
-            roots_poll_ms: millis(crate::service::Settings::default().roots_poll),
-            duties: true,
-            accept_server_key: true,
-            slash_poll_ms: millis(d.slash_poll),
-            slash_backoff_ms: millis(d.slash_backoff),
-            violation_batch: d.violation_batch,
-            violation_interval_secs: d.violation_interval.as_secs(),
-            watch: d.watch,
-            watch_poll_ms: millis(d.watch_poll),
-            watch_confirmations: d.watch_confirmations,
-            watch_rescan_blocks: d.watch_rescan_blocks,
-            claim_expired: d.claim_expired,
-            claim_poll_secs: d.claim_poll.as_secs(),
-        }
-    }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// The close relay: cooperative closes sent from the provider's account for users who
 /// have no other funded account (`docs/PROTOCOL.md §6`, "Relayed close").
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -427,25 +330,6 @@ impl Default for RelayConfig {
         Self {
             enabled: true,
             fee: 0,
-        }
-    }
-}
-
-impl ChainConfig {
-    /// The duties' timing.
-    pub fn duties_config(&self) -> DutiesConfig {
-        DutiesConfig {
-            slash_poll: Duration::from_millis(self.slash_poll_ms.max(1)),
-            slash_backoff: Duration::from_millis(self.slash_backoff_ms.max(1)),
-            violation_batch: self.violation_batch.max(1),
-            violation_interval: Duration::from_secs(self.violation_interval_secs),
-            watch: self.watch,
-            watch_poll: Duration::from_millis(self.watch_poll_ms.max(1)),
-            watch_confirmations: self.watch_confirmations,
-            watch_rescan_blocks: self.watch_rescan_blocks,
-            claim_expired: self.claim_expired,
-            claim_poll: Duration::from_secs(self.claim_poll_secs.max(1)),
-            ..DutiesConfig::default()
         }
     }
 }
@@ -532,13 +416,13 @@ impl GatewayConfig {
                 "must be at least 1 (1 refunds to the unit)",
             );
         }
-        if a.body_limit_bytes == 0 {
+        if a.body_limit == 0 {
             invalid("admission.body_limit_bytes", "must be at least 1");
         }
         if a.verify_batch_max == 0 {
             invalid("admission.verify_batch_max", "must be at least 1");
         }
-        if a.upstream_timeout_secs == 0 {
+        if a.upstream_timeout.is_zero() {
             invalid("admission.upstream_timeout_secs", "must be at least 1");
         }
         if self.provider.key_file.is_some() == self.provider.key_env.is_some() {
@@ -662,19 +546,35 @@ impl GatewayConfig {
         ))
     }
 
-    /// The admission settings as the service takes them.
-    pub fn settings(&self) -> crate::service::Settings {
-        let a = &self.admission;
-        crate::service::Settings {
-            refund_granularity: a.refund_granularity,
-            body_limit: a.body_limit_bytes,
-            upstream_timeout: Duration::from_secs(a.upstream_timeout_secs),
-            verify_batch_max: a.verify_batch_max,
-            verify_batch_wait: Duration::from_micros(a.verify_batch_wait_us),
-            verify_threads: a.verify_threads,
-            realm: a.realm.clone(),
-            roots_poll: Duration::from_millis(self.chain.roots_poll_ms.max(10)),
-            orphan_refund_after: Duration::from_secs(a.orphan_refund_after_secs.max(1)),
+    /// The admission settings as the service takes them: `[admission]`, with the roots
+    /// poll of `[chain]` (the file keeps it with the chain polling, the service with the
+    /// admission settings) and the least values of both.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            // Polling faster than every 10 ms would only load the RPC node.
+            roots_poll: self.chain.roots_poll.max(Duration::from_millis(10)),
+            // 0 would refund every ticket still being answered.
+            orphan_refund_after: self
+                .admission
+                .orphan_refund_after
+                .max(Duration::from_secs(1)),
+            ..self.admission.clone()
+        }
+    }
+
+    /// The duties' settings as the duties take them: `[chain]` with its intervals and
+    /// batch raised to their least (an interval of 0 would spin; a batch holds at least
+    /// one violation).
+    pub fn duties_config(&self) -> DutiesConfig {
+        let c = &self.chain;
+        let ms = Duration::from_millis(1);
+        DutiesConfig {
+            slash_poll: c.slash_poll.max(ms),
+            slash_backoff: c.slash_backoff.max(ms),
+            violation_batch: c.violation_batch.max(1),
+            watch_poll: c.watch_poll.max(ms),
+            claim_poll: c.claim_poll.max(Duration::from_secs(1)),
+            ..c.clone()
         }
     }
 }
@@ -827,5 +727,209 @@ mod tests {
         let text = EXAMPLE.replace("# or: key_env", "key_env");
         let e = GatewayConfig::parse(&text, Path::new(".")).expect_err("two sources");
         assert!(e.to_string().contains("exactly one"), "{e}");
+    }
+
+    /// The keys of `[admission]` and `[chain]` that `init-config` printed when they were
+    /// read into plain integers and converted by hand: the file format must not change.
+    const SECTION_KEYS: [&str; 21] = [
+        "admission.refund_granularity",
+        "admission.body_limit_bytes",
+        "admission.upstream_timeout_secs",
+        "admission.verify_batch_max",
+        "admission.verify_batch_wait_us",
+        "admission.verify_threads",
+        "admission.realm",
+        "admission.orphan_refund_after_secs",
+        "chain.roots_poll_ms",
+        "chain.duties",
+        "chain.accept_server_key",
+        "chain.slash_poll_ms",
+        "chain.slash_backoff_ms",
+        "chain.violation_batch",
+        "chain.violation_interval_secs",
+        "chain.watch",
+        "chain.watch_poll_ms",
+        "chain.watch_confirmations",
+        "chain.watch_rescan_blocks",
+        "chain.claim_expired",
+        "chain.claim_poll_secs",
+    ];
+
+    /// The dotted keys of `value`'s `[admission]` and `[chain]` tables, sorted.
+    fn section_keys(value: &toml::Value) -> Vec<String> {
+        let mut keys: Vec<String> = ["admission", "chain"]
+            .into_iter()
+            .flat_map(|section| {
+                value
+                    .get(section)
+                    .and_then(toml::Value::as_table)
+                    .into_iter()
+                    .flat_map(move |t| t.keys().map(move |k| format!("{section}.{k}")))
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    fn expected_keys() -> Vec<String> {
+        let mut keys: Vec<String> = SECTION_KEYS.iter().map(|k| (*k).to_owned()).collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn init_config_shows_the_same_keys_and_they_are_the_ones_read_and_shown() {
+        let printed: toml::Value = toml::from_str(EXAMPLE).expect("example");
+        assert_eq!(section_keys(&printed), expected_keys());
+        // What `check` shows (the parsed config written back) has the same keys, in
+        // the same units: the example's values are the defaults.
+        let c = GatewayConfig::parse(EXAMPLE, Path::new(".")).expect("example");
+        let shown = toml::Value::try_from(&c).expect("serialises");
+        assert_eq!(section_keys(&shown), expected_keys());
+        for key in SECTION_KEYS {
+            let (section, field) = key.split_once('.').expect("dotted");
+            assert_eq!(shown[section][field], printed[section][field], "{key}");
+        }
+    }
+
+    #[test]
+    fn no_sections_means_the_defaults_of_the_types_the_code_uses() {
+        let text = EXAMPLE
+            .split("\n[admission]")
+            .next()
+            .expect("the top of the example")
+            .to_owned()
+            + "\n[[flat]]\nprefix = \"/api\"\nbase_url = \"http://127.0.0.1:9000\"\nprice = 10\n";
+        let c = GatewayConfig::parse(&text, Path::new(".")).expect("no sections");
+        assert_eq!(c.admission, Settings::default());
+        assert_eq!(c.chain, DutiesConfig::default());
+        assert_eq!(c.settings(), Settings::default());
+        assert_eq!(c.duties_config(), DutiesConfig::default());
+        // The example shows every default.
+        let c = GatewayConfig::parse(EXAMPLE, Path::new(".")).expect("example");
+        assert_eq!(c.admission, Settings::default());
+        assert_eq!(c.chain, DutiesConfig::default());
+    }
+
+    /// `EXAMPLE` with `key = value` set in place of the key's line.
+    fn with(text: &str, key: &str, value: &str) -> String {
+        text.lines()
+            .map(|line| {
+                if line.starts_with(&format!("{key} = ")) {
+                    format!("{key} = {value}")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn every_duration_key_reads_into_its_exact_duration() {
+        let mut text = EXAMPLE.to_owned();
+        for (key, value) in [
+            ("upstream_timeout_secs", "7"),
+            ("verify_batch_wait_us", "1500"),
+            ("orphan_refund_after_secs", "90"),
+            ("roots_poll_ms", "250"),
+            ("slash_poll_ms", "1001"),
+            ("slash_backoff_ms", "3"),
+            ("violation_interval_secs", "11"),
+            ("watch_poll_ms", "999"),
+            ("claim_poll_secs", "61"),
+        ] {
+            let next = with(&text, key, value);
+            assert_ne!(next, text, "{key} is not in the example");
+            text = next;
+        }
+        let c = GatewayConfig::parse(&text, Path::new(".")).expect("durations");
+        let a = &c.admission;
+        assert_eq!(a.upstream_timeout, Duration::from_secs(7));
+        assert_eq!(a.verify_batch_wait, Duration::from_micros(1500));
+        assert_eq!(a.orphan_refund_after, Duration::from_secs(90));
+        let d = &c.chain;
+        assert_eq!(d.roots_poll, Duration::from_millis(250));
+        assert_eq!(d.slash_poll, Duration::from_millis(1001));
+        assert_eq!(d.slash_backoff, Duration::from_millis(3));
+        assert_eq!(d.violation_interval, Duration::from_secs(11));
+        assert_eq!(d.watch_poll, Duration::from_millis(999));
+        assert_eq!(d.claim_poll, Duration::from_secs(61));
+        assert_eq!(c.settings().roots_poll, Duration::from_millis(250));
+        // Written back, each is the integer it was read from.
+        let shown = toml::Value::try_from(&c).expect("serialises");
+        assert_eq!(
+            shown["admission"]["verify_batch_wait_us"].as_integer(),
+            Some(1500)
+        );
+        assert_eq!(shown["chain"]["slash_poll_ms"].as_integer(), Some(1001));
+        assert_eq!(shown["chain"]["claim_poll_secs"].as_integer(), Some(61));
+        // Still integers only: a duration in another form is refused.
+        let text = with(EXAMPLE, "roots_poll_ms", "\"2s\"");
+        let e = GatewayConfig::parse(&text, Path::new(".")).expect_err("a string");
+        assert_eq!(e.code(), "config_syntax");
+        let text = with(EXAMPLE, "upstream_timeout_secs", "-1");
+        let e = GatewayConfig::parse(&text, Path::new(".")).expect_err("negative");
+        assert_eq!(e.code(), "config_syntax");
+    }
+
+    #[test]
+    fn unknown_chain_keys_and_the_code_only_settings_are_refused() {
+        for (from, to) in [
+            ("watch_poll_ms = ", "watch_pol_ms = "),
+            // The field's name without its unit is not a key.
+            ("roots_poll_ms = ", "roots_poll = "),
+            ("upstream_timeout_secs = ", "upstream_timeout = "),
+            // Settings the file has no key for stay the code's.
+            ("watch_rescan_blocks = ", "watch_page_blocks = "),
+            ("claim_poll_secs = 600", "lead_poll = 600"),
+        ] {
+            let text = EXAMPLE.replace(from, to);
+            let e = GatewayConfig::parse(&text, Path::new(".")).expect_err(to);
+            assert_eq!(e.code(), "config_syntax", "{to}");
+            let key = to.trim_end_matches(|c: char| c == ' ' || c == '=' || c.is_ascii_digit());
+            assert!(
+                e.to_string().contains(&format!("unknown field `{key}`")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn zeros_keep_their_meaning() {
+        // Refused, with the key in the file's name.
+        let text = with(EXAMPLE, "upstream_timeout_secs", "0");
+        let e = GatewayConfig::parse(&text, Path::new(".")).expect_err("zero");
+        assert!(
+            matches!(&e, ConfigError::Invalid { key: "admission.upstream_timeout_secs", message } if message == "must be at least 1"),
+            "{e}"
+        );
+        // Raised to the least value where the service and the duties take them.
+        let mut text = EXAMPLE.to_owned();
+        for key in [
+            "orphan_refund_after_secs",
+            "verify_batch_wait_us",
+            "roots_poll_ms",
+            "slash_poll_ms",
+            "slash_backoff_ms",
+            "violation_batch",
+            "violation_interval_secs",
+            "watch_poll_ms",
+            "claim_poll_secs",
+        ] {
+            text = with(&text, key, "0");
+        }
+        let c = GatewayConfig::parse(&text, Path::new(".")).expect("zeros");
+        let s = c.settings();
+        assert_eq!(s.orphan_refund_after, Duration::from_secs(1));
+        assert_eq!(s.verify_batch_wait, Duration::ZERO);
+        assert_eq!(s.roots_poll, Duration::from_millis(10));
+        let d = c.duties_config();
+        assert_eq!(d.slash_poll, Duration::from_millis(1));
+        assert_eq!(d.slash_backoff, Duration::from_millis(1));
+        assert_eq!(d.violation_batch, 1);
+        assert_eq!(d.violation_interval, Duration::ZERO);
+        assert_eq!(d.watch_poll, Duration::from_millis(1));
+        assert_eq!(d.claim_poll, Duration::from_secs(1));
     }
 }

@@ -6,7 +6,6 @@
 //! builds the policy.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::{ConfigError, GatewayConfig};
 use crate::policy::Policy;
@@ -44,7 +43,7 @@ pub fn build_all(
     c_max: u64,
     tls: &Tls,
 ) -> (Vec<PaidRoute>, Vec<ConfigError>) {
-    let timeout = Duration::from_secs(config.admission.upstream_timeout_secs);
+    let timeout = config.admission.upstream_timeout;
     let mut routes: Vec<PaidRoute> = Vec::new();
     let mut errors = Vec::new();
     for (i, flat) in config.flat.iter().enumerate() {

@@ -183,7 +183,9 @@ impl GatewayBuilder {
         self
     }
 
-    /// Runs the duties (needs the provider key).
+    /// Runs the duties (needs the provider key). Of `config`'s `[chain]` switches only
+    /// `watch` and `claim_expired` are read here: `duties`, `accept_server_key` and
+    /// `roots_poll` are wired by [`serve`] from a file.
     pub fn duties(mut self, config: DutiesConfig) -> Self {
         self.duties = Some(config);
         self
@@ -590,7 +592,7 @@ pub async fn start(
         .accept_server_key(config.chain.accept_server_key)
         .require_accepted_key(true);
     if config.chain.duties {
-        builder = builder.duties(config.chain.duties_config());
+        builder = builder.duties(config.duties_config());
     }
     if config.relay.enabled {
         builder = builder.relay(config.relay.fee);

@@ -20,6 +20,8 @@ pub mod watcher;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+use serde_with::{DurationMilliSeconds, DurationSeconds};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use zkcredits_chain::{Deployment, PoolClient};
@@ -35,24 +37,61 @@ pub const NO_TX: [u8; 32] = [0; 32];
 /// the node for each one, so two duties sending at once would collide on it.
 pub type TxLock = Arc<tokio::sync::Mutex<()>>;
 
-/// Timing of the duties. `Default` suits a real chain; tests shorten the intervals.
-#[derive(Clone, Debug)]
+/// The duties and their timing: the `[chain]` section of `gateway.toml`, read straight
+/// into this type (each key in its unit, as the file writes it). `Default` suits a real
+/// chain; tests shorten the intervals. Unknown keys are refused; a missing one takes its
+/// value from `Default`. The settings without a key are the code's only.
+///
+/// Three keys of the section are not the duties' but the gateway's around them, kept
+/// here because the file keeps them in `[chain]` (a section reads into one type, so that
+/// a misspelt key is still refused and named at its line): [`DutiesConfig::roots_poll`],
+/// [`DutiesConfig::duties`] and [`DutiesConfig::accept_server_key`]. `server::serve`
+/// wires them; the duties themselves never read them.
+///
+/// The file may set an interval or a batch to 0; the gateway raises it to its least
+/// ([`crate::config::GatewayConfig::duties_config`]).
+#[serde_with::serde_as]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DutiesConfig {
-    /// How often the slasher looks at the queue.
+    /// How often the gateway refreshes its window of accepted roots (`roots_poll_ms`):
+    /// the builder takes it as [`crate::service::Settings::roots_poll`].
+    #[serde(rename = "roots_poll_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub roots_poll: Duration,
+    /// Run the duties at all (a gateway started from a file); a builder given a
+    /// `DutiesConfig` runs them.
+    pub duties: bool,
+    /// Make sure the pool accepts the current receipt key at startup (a gateway started
+    /// from a file; a builder is told with `accept_server_key`).
+    pub accept_server_key: bool,
+    /// How often the slasher looks at the queue (`slash_poll_ms`).
+    #[serde(rename = "slash_poll_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
     pub slash_poll: Duration,
-    /// Delay before retrying a failed slash; doubles per failed attempt.
+    /// Delay before retrying a failed slash; doubles per failed attempt
+    /// (`slash_backoff_ms`).
+    #[serde(rename = "slash_backoff_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
     pub slash_backoff: Duration,
     /// Longest delay between two attempts at one slash.
+    #[serde(skip)]
     pub slash_backoff_max: Duration,
     /// Most violations per `recordViolations` transaction; a full batch is sent at once.
     pub violation_batch: usize,
-    /// A partial batch is sent when its oldest pending item has waited this long.
+    /// A partial batch is sent when its oldest pending item has waited this long
+    /// (`violation_interval_secs`).
+    #[serde(rename = "violation_interval_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
     pub violation_interval: Duration,
     /// How often the violation logger looks at the queue.
+    #[serde(skip)]
     pub violation_poll: Duration,
     /// Run the chain watcher (closes and slashes on chain).
     pub watch: bool,
-    /// How often the chain watcher reads new blocks.
+    /// How often the chain watcher reads new blocks (`watch_poll_ms`).
+    #[serde(rename = "watch_poll_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
     pub watch_poll: Duration,
     /// Blocks below the head the watcher leaves alone. 0 acts on the newest block: every
     /// watcher action is idempotent and the rescan window catches an event a reorg moved,
@@ -61,19 +100,26 @@ pub struct DutiesConfig {
     /// Blocks below its cursor the watcher reads again each round (reorg depth survived).
     pub watch_rescan_blocks: u64,
     /// Blocks per `eth_getLogs` request.
+    #[serde(skip)]
     pub watch_page_blocks: u64,
     /// Claim expired epochs for the provider.
     pub claim_expired: bool,
-    /// How often the expiry claimer looks for claimable epochs.
+    /// How often the expiry claimer looks for claimable epochs (`claim_poll_secs`).
+    #[serde(rename = "claim_poll_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
     pub claim_poll: Duration,
     /// How often a standby replica asks for the lead of the duties, and the leader checks
     /// it still holds it.
+    #[serde(skip)]
     pub lead_poll: Duration,
 }
 
 impl Default for DutiesConfig {
     fn default() -> Self {
         Self {
+            roots_poll: Duration::from_secs(2),
+            duties: true,
+            accept_server_key: true,
             slash_poll: Duration::from_secs(2),
             slash_backoff: Duration::from_secs(5),
             slash_backoff_max: Duration::from_secs(600),

@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_with::{DurationMicroSeconds, DurationSeconds};
 use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
 use zkcredits_chain::{Deployment, PoolConstants};
 use zkcredits_protocol::state::Limits;
@@ -36,28 +38,47 @@ use crate::policy::Policy;
 use crate::store::Store;
 use crate::upstream::Upstream;
 
-/// Admission settings that do not come from the deployment.
-#[derive(Clone, Debug)]
+/// Admission settings that do not come from the deployment: the `[admission]` section of
+/// `gateway.toml`, read straight into this type (each key in its unit, as the file
+/// writes it), so that a file without the section behaves exactly as a gateway built in
+/// code. Unknown keys are refused; a missing one takes its value from `Default`.
+#[serde_with::serde_as]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Refunds are rounded down to a multiple of this (>= 1).
     pub refund_granularity: u64,
     /// Largest request body, bytes.
+    #[serde(rename = "body_limit_bytes")]
     pub body_limit: usize,
-    /// Longest wait for an upstream's complete answer.
+    /// Longest wait for an upstream's complete answer (whole seconds in the file).
+    #[serde(rename = "upstream_timeout_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
     pub upstream_timeout: Duration,
     /// Most proofs per verification batch.
     pub verify_batch_max: usize,
-    /// How long a verifier thread waits to fill a batch.
+    /// How long a verifier thread waits to fill a batch (microseconds in the file; 0:
+    /// take what is queued and go).
+    #[serde(rename = "verify_batch_wait_us")]
+    #[serde_as(as = "DurationMicroSeconds<u64>")]
     pub verify_batch_wait: Duration,
     /// Verifier threads (0: one per two cores, at least one).
     pub verify_threads: usize,
     /// The realm in `WWW-Authenticate`.
     pub realm: String,
-    /// How often the roots window is refreshed.
+    /// How often the roots window is refreshed. Not an `[admission]` key: the file sets
+    /// it as `[chain] roots_poll_ms` ([`DutiesConfig::roots_poll`], whose default this
+    /// is), and [`GatewayConfig::settings`] carries it over.
+    ///
+    /// [`DutiesConfig::roots_poll`]: crate::duties::DutiesConfig::roots_poll
+    /// [`GatewayConfig::settings`]: crate::config::GatewayConfig::settings
+    #[serde(skip)]
     pub roots_poll: Duration,
     /// A ticket still without a receipt this long after its admission was abandoned (its
     /// process died) and is refunded in full (`service::unanswered`). Longer than any
-    /// answer or stream takes.
+    /// answer or stream takes. Whole seconds in the file.
+    #[serde(rename = "orphan_refund_after_secs")]
+    #[serde_as(as = "DurationSeconds<u64>")]
     pub orphan_refund_after: Duration,
 }
 
@@ -71,7 +92,7 @@ impl Default for Settings {
             verify_batch_wait: Duration::ZERO,
             verify_threads: 0,
             realm: "zkcredits".into(),
-            roots_poll: Duration::from_secs(2),
+            roots_poll: crate::duties::DutiesConfig::default().roots_poll,
             orphan_refund_after: Duration::from_secs(3_600),
         }
     }
