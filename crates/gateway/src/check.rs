@@ -255,6 +255,7 @@ fn shape_findings(source: &ConfigSource) -> Vec<Finding> {
             "server_keys" => shape::<crate::config::ServerKeysConfig>(value),
             "admission" => shape::<crate::service::Settings>(value),
             "chain" => shape::<crate::duties::DutiesConfig>(value),
+            "relay" => shape::<crate::config::RelayConfig>(value),
             "flat" => shape::<Vec<crate::upstream::flat::FlatConfig>>(value),
             "openai" => shape::<crate::upstream::openai::OpenAiConfig>(value),
             "jsonrpc" => shape::<crate::upstream::jsonrpc::JsonRpcConfig>(value),
@@ -731,6 +732,12 @@ penalty = 1
             "{shown:#?}"
         );
         assert!(report.effective.is_empty());
+        // Every section of the file is one `check` knows: none is called unknown when
+        // another section's mistake sends it through the shape checks.
+        assert!(
+            !shown.iter().any(|t| t.contains("unknown key")),
+            "{shown:#?}"
+        );
         // A misspelt key deep in an adapter's section is named with its whole path.
         let text = format!(
             "{EXAMPLE}\n[openai]\nbase_url = \"http://127.0.0.1:8000/v1\"\n\
