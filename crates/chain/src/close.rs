@@ -15,6 +15,7 @@ use zkcredits_circuits::close::{CloseCircuit, CloseInputs, ClosePublicInputs};
 use zkcredits_circuits::prover::CloseProver;
 use zkcredits_circuits::solidity::proof_words;
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::merkle::{MerklePath, Root};
 use zkcredits_protocol::note::NoteSecret;
@@ -100,7 +101,7 @@ impl ClosePayout {
         Withdrawal {
             payout: self.payout.into_array(),
             relayer: self.relayer.into_array(),
-            relay_fee: self.relay_fee,
+            relay_fee: Credits::new(self.relay_fee),
         }
     }
 }
@@ -181,8 +182,8 @@ pub fn prepare_close<R: RngCore + CryptoRng>(
         lost_last_receipt,
         x_w,
         limits: Limits {
-            c_max: deployment.constants.c_max,
-            p_max: deployment.constants.p_max,
+            c_max: Credits::new(deployment.constants.c_max),
+            p_max: Credits::new(deployment.constants.p_max),
         },
         server_key: note.server_key,
     })?;

@@ -274,6 +274,7 @@ impl SimulatedNote {
         refund: u64,
         penalty: u64,
     ) -> Result<()> {
+        use zkcredits_protocol::credits::Credits;
         use zkcredits_protocol::state::{Receipt, receipt_message};
         let k = self.secret.expose();
         let ticket = zkcredits_protocol::rln::Ticket::new(k, self.state.index);
@@ -282,6 +283,7 @@ impl SimulatedNote {
             .state
             .next_commitment(k, rho_next)
             .map_err(|e| Error::Circuit(e.into()))?;
+        let (refund, penalty) = (Credits::new(refund), Credits::new(penalty));
         let receipt = Receipt {
             refund,
             penalty,

@@ -27,6 +27,7 @@ use ark_relations::ns;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::babyjubjub::Point;
 use zkcredits_protocol::close::{CloseSplit, close_share};
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::merkle::{MerklePath, Root};
 use zkcredits_protocol::note::NoteSecret;
@@ -166,14 +167,14 @@ impl CloseCircuit {
     /// overdrawn state or a path too deep before any proving work.
     pub fn new(inputs: CloseInputs<'_>) -> Result<Self, CircuitError> {
         let split = CloseSplit::new(
-            inputs.deposit,
+            Credits::new(inputs.deposit),
             inputs.state,
             inputs.lost_last_receipt,
             inputs.limits,
         )?;
         let mut circuit = Self::new_unchecked(inputs)?;
-        circuit.public.payout = split.payout;
-        circuit.public.burn = split.burn;
+        circuit.public.payout = split.payout.get();
+        circuit.public.burn = split.burn.get();
         Ok(circuit)
     }
 
@@ -196,11 +197,14 @@ impl CloseCircuit {
         let limits = inputs.limits;
         let payout = inputs
             .deposit
-            .wrapping_add(state.refunds)
-            .wrapping_sub(state.penalties)
-            .wrapping_sub(ticket.wrapping_mul(limits.c_max))
-            .wrapping_sub(m.wrapping_mul(limits.p_max));
-        let burn = state.penalties.wrapping_add(m.wrapping_mul(limits.p_max));
+            .wrapping_add(state.refunds.get())
+            .wrapping_sub(state.penalties.get())
+            .wrapping_sub(ticket.wrapping_mul(limits.c_max.get()))
+            .wrapping_sub(m.wrapping_mul(limits.p_max.get()));
+        let burn = state
+            .penalties
+            .get()
+            .wrapping_add(m.wrapping_mul(limits.p_max.get()));
         let (refunds_prev, penalties_prev) = state.previous_totals();
         let (rho, refund, penalty, sig_r8, sig_s) = match &state.last {
             Some(last) => (
@@ -212,7 +216,13 @@ impl CloseCircuit {
                     &last.receipt.signature.s.into_bigint(),
                 )),
             ),
-            None => (Fr::from(0u64), 0, 0, Point::zero(), Fr::from(0u64)),
+            None => (
+                Fr::from(0u64),
+                Credits::ZERO,
+                Credits::ZERO,
+                Point::zero(),
+                Fr::from(0u64),
+            ),
         };
         Ok(Self {
             public: ClosePublicInputs {
@@ -226,19 +236,19 @@ impl CloseCircuit {
                 payout,
                 burn,
                 m: Fr::from(m),
-                c_max: limits.c_max,
-                p_max: limits.p_max,
+                c_max: limits.c_max.get(),
+                p_max: limits.p_max.get(),
                 server_key: inputs.server_key.point(),
             },
             witness: CloseWitness {
                 k,
                 path: path_levels(inputs.path),
                 index: Fr::from(state.index),
-                refunds_prev: Fr::from(refunds_prev),
-                penalties_prev: Fr::from(penalties_prev),
+                refunds_prev: refunds_prev.to_field(),
+                penalties_prev: penalties_prev.to_field(),
                 rho,
-                refund: Fr::from(refund),
-                penalty: Fr::from(penalty),
+                refund: refund.to_field(),
+                penalty: penalty.to_field(),
                 sig_r8,
                 sig_s,
             },

@@ -13,6 +13,7 @@ use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, Synthesis
 use ark_relations::ns;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::babyjubjub::Point;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::merkle::{MerklePath, Root};
 use zkcredits_protocol::note::NoteSecret;
@@ -173,7 +174,10 @@ impl RequestCircuit {
     /// what could not be proven (a path too deep, an insolvent note) with a clear error
     /// before any proving work.
     pub fn new(inputs: RequestInputs<'_>) -> Result<Self, CircuitError> {
-        if !inputs.state.can_pay(inputs.deposit, inputs.limits) {
+        if !inputs
+            .state
+            .can_pay(Credits::new(inputs.deposit), inputs.limits)
+        {
             return Err(CircuitError::Insolvent);
         }
         Self::new_unchecked(inputs)
@@ -206,7 +210,13 @@ impl RequestCircuit {
                     &last.receipt.signature.s.into_bigint(),
                 )),
             ),
-            None => (Fr::from(0u64), 0, 0, Point::zero(), Fr::from(0u64)),
+            None => (
+                Fr::from(0u64),
+                Credits::ZERO,
+                Credits::ZERO,
+                Point::zero(),
+                Fr::from(0u64),
+            ),
         };
         Ok(Self {
             public: RequestPublicInputs {
@@ -215,8 +225,8 @@ impl RequestCircuit {
                 y: share.y,
                 nullifier: ticket.nullifier,
                 next_commitment,
-                c_max: inputs.limits.c_max,
-                p_max: inputs.limits.p_max,
+                c_max: inputs.limits.c_max.get(),
+                p_max: inputs.limits.p_max.get(),
                 server_key: inputs.server_key.point(),
             },
             witness: RequestWitness {
@@ -225,11 +235,11 @@ impl RequestCircuit {
                 expiry: Fr::from(inputs.expiry_epoch),
                 path,
                 index: Fr::from(state.index),
-                refunds_prev: Fr::from(refunds_prev),
-                penalties_prev: Fr::from(penalties_prev),
+                refunds_prev: refunds_prev.to_field(),
+                penalties_prev: penalties_prev.to_field(),
                 rho,
-                refund: Fr::from(refund),
-                penalty: Fr::from(penalty),
+                refund: refund.to_field(),
+                penalty: penalty.to_field(),
                 sig_r8,
                 sig_s,
                 rho_next: inputs.rho_next,

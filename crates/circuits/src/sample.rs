@@ -8,6 +8,7 @@
 //! `test-util` feature.
 
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PrivateKey;
 use zkcredits_protocol::merkle::{LeanImt, MerklePath};
 use zkcredits_protocol::note::{self, NoteSecret, WalletSeed};
@@ -18,8 +19,8 @@ use crate::request::{RequestCircuit, RequestInputs};
 
 /// The sample deployment's limits.
 pub const LIMITS: Limits = Limits {
-    c_max: 1_000,
-    p_max: 5_000,
+    c_max: Credits::new(1_000),
+    p_max: Credits::new(5_000),
 };
 /// The sample notes' expiry epoch.
 pub const EXPIRY: u64 = 30;
@@ -59,8 +60,12 @@ impl SampleNote {
         for j in 0..notes {
             let d = if j == 4 { deposit } else { 10_000 + j };
             // Cannot fail: the leaves are non-zero hashes and far fewer than 2^32.
-            tree.push(note::leaf(seed.note_secret(j).id(), d, EXPIRY))
-                .expect("small tree");
+            tree.push(note::leaf(
+                seed.note_secret(j).id(),
+                Credits::new(d),
+                EXPIRY,
+            ))
+            .expect("small tree");
         }
         let key = server_key();
         let mut state = NoteState::fresh();
@@ -70,10 +75,11 @@ impl SampleNote {
             let commitment = state
                 .next_commitment(secret.expose(), rho_next)
                 .expect("small index");
+            let refund = Credits::new(refund);
             let receipt = Receipt {
                 refund,
-                penalty: 0,
-                signature: key.sign(receipt_message(commitment, refund, 0)),
+                penalty: Credits::ZERO,
+                signature: key.sign(receipt_message(commitment, refund, Credits::ZERO)),
             };
             state = state
                 .advance(secret.expose(), rho_next, receipt)

@@ -38,6 +38,7 @@ use zkcredits_circuits::prover::{RequestProver, to_points};
 use zkcredits_circuits::request::{RequestCircuit, RequestInputs};
 use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::merkle::TreeError;
 use zkcredits_protocol::note::{self, WalletSeed};
@@ -141,10 +142,10 @@ impl NoteSummary {
             expiry_epoch: note.deposit.map_or(0, |d| d.expiry_epoch),
             leaf_index: note.deposit.map(|d| d.leaf_index),
             next_index: note.state.index,
-            refunds: note.state.refunds,
-            penalties: note.state.penalties,
-            remaining: note.state.balance(deposit, limits),
-            can_pay: note.deposit.is_some() && note.state.can_pay(deposit, limits),
+            refunds: note.state.refunds.get(),
+            penalties: note.state.penalties.get(),
+            remaining: note.state.balance(Credits::new(deposit), limits),
+            can_pay: note.deposit.is_some() && note.state.can_pay(Credits::new(deposit), limits),
         }
     }
 }
@@ -327,8 +328,8 @@ impl Spender {
         let journal = Arc::new(Mutex::new(journal));
         let tree = Arc::new(config.tree);
         let limits = Limits {
-            c_max: config.deployment.constants.c_max,
-            p_max: config.deployment.constants.p_max,
+            c_max: Credits::new(config.deployment.constants.c_max),
+            p_max: Credits::new(config.deployment.constants.p_max),
         };
         let blinding = wallet.storage_key(StoragePurpose::TicketBlinding);
         let maker = Arc::new(TicketMaker::new(MakerParts {
@@ -644,7 +645,7 @@ impl Spender {
             self.resync().await?;
             tree = self.tree.snapshot();
         }
-        let expected_leaf = note::leaf(info.id, info.deposit, info.expiry_epoch);
+        let expected_leaf = note::leaf(info.id, Credits::new(info.deposit), info.expiry_epoch);
         match tree.leaf(info.leaf_index) {
             Some(leaf) if leaf == expected_leaf => {}
             Some(_) => {
@@ -915,21 +916,21 @@ impl Spender {
         let outside = |why: LimitBreach| Err(ReceiptProblem::OutsideLimits(why));
         if receipt.refund > limits.c_max {
             return outside(LimitBreach::RefundAboveCMax {
-                refund: receipt.refund,
-                c_max: limits.c_max,
+                refund: receipt.refund.get(),
+                c_max: limits.c_max.get(),
             });
         }
         if receipt.penalty > limits.p_max {
             return outside(LimitBreach::PenaltyAbovePMax {
-                penalty: receipt.penalty,
-                p_max: limits.p_max,
+                penalty: receipt.penalty.get(),
+                p_max: limits.p_max.get(),
             });
         }
         if let Some(g) = self.gateway.refund_granularity.filter(|g| *g > 1)
-            && !receipt.refund.is_multiple_of(g)
+            && !receipt.refund.get().is_multiple_of(g)
         {
             return outside(LimitBreach::OffGranularity {
-                refund: receipt.refund,
+                refund: receipt.refund.get(),
                 granularity: g,
             });
         }
@@ -948,7 +949,7 @@ impl Spender {
         }
         if i128::from(next.refunds) > charged {
             return outside(LimitBreach::RefundsAboveCharged {
-                refunds: next.refunds,
+                refunds: next.refunds.get(),
                 charged,
             });
         }

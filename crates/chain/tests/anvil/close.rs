@@ -21,6 +21,7 @@ use zkcredits_chain::{
 use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::close::CloseSplit;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::merkle::{LeanImt, Root};
 use zkcredits_protocol::note::NoteSecret;
 use zkcredits_protocol::rln::{self, Nullifier};
@@ -63,8 +64,8 @@ impl World {
     fn limits(&self) -> Limits {
         let c = &self.chain.deployment().constants;
         Limits {
-            c_max: c.c_max,
-            p_max: c.p_max,
+            c_max: Credits::new(c.c_max),
+            p_max: Credits::new(c.p_max),
         }
     }
 
@@ -188,9 +189,12 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
     // m = 0, cooperative: paid at once.
     let to = payout_address(&mut w.rng);
     let close = w.prove(&a, None, root, to, false);
-    let split = CloseSplit::new(a.deposit, &a.state, false, limits).expect("split");
-    assert_eq!(split.payout, 50_000 + 1_200 - 700 - 4 * 1_000);
-    assert_eq!((split.burn, split.provider), (700, 4 * 1_000 - 1_200));
+    let split = CloseSplit::new(Credits::new(a.deposit), &a.state, false, limits).expect("split");
+    assert_eq!(split.payout.get(), 50_000 + 1_200 - 700 - 4 * 1_000);
+    assert_eq!(
+        (split.burn.get(), split.provider.get()),
+        (700, 4 * 1_000 - 1_200)
+    );
     let before = w.balances(&[to, provider, BURN, pool]).await;
     let clearance = w.clearance(close.nc(), close.nullifier());
     let out = w
@@ -199,16 +203,19 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
         .await
         .expect("close");
     let after = w.balances(&[to, provider, BURN, pool]).await;
-    assert_eq!(after[0] - before[0], U256::from(split.payout) * unit);
-    assert_eq!(after[1] - before[1], U256::from(split.provider) * unit);
-    assert_eq!(after[2] - before[2], U256::from(split.burn) * unit);
+    assert_eq!(after[0] - before[0], U256::from(split.payout.get()) * unit);
+    assert_eq!(
+        after[1] - before[1],
+        U256::from(split.provider.get()) * unit
+    );
+    assert_eq!(after[2] - before[2], U256::from(split.burn.get()) * unit);
     assert_eq!(before[3] - after[3], U256::from(a.deposit) * unit);
     assert_eq!(
         (out.to_payout, out.to_provider, out.burned, out.payout),
         (
-            U256::from(split.payout) * unit,
-            U256::from(split.provider) * unit,
-            U256::from(split.burn) * unit,
+            U256::from(split.payout.get()) * unit,
+            U256::from(split.provider.get()) * unit,
+            U256::from(split.burn.get()) * unit,
             to
         )
     );
@@ -227,10 +234,13 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
     // m = 1, unilateral: held, then finalized by anyone after the window.
     let to = payout_address(&mut w.rng);
     let close = w.prove(&b, None, root, to, true);
-    let split = CloseSplit::new(b.deposit, &b.state, true, limits).expect("split");
+    let split = CloseSplit::new(Credits::new(b.deposit), &b.state, true, limits).expect("split");
     assert_eq!(split.ticket, 3);
-    assert_eq!(split.payout, 40_000 + 200 - 3 * 1_000 - 5_000);
-    assert_eq!((split.burn, split.provider), (5_000, 3 * 1_000 - 200));
+    assert_eq!(split.payout.get(), 40_000 + 200 - 3 * 1_000 - 5_000);
+    assert_eq!(
+        (split.burn.get(), split.provider.get()),
+        (5_000, 3 * 1_000 - 200)
+    );
     let before = w.balances(&[to, provider, BURN, pool]).await;
     let pending = w.user.close_unilateral(&close).await.expect("close");
     assert_eq!(pending.nullifier, close.nullifier());
@@ -253,11 +263,14 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
     let anyone = w.chain.client(4).await.expect("client");
     let out = anyone.finalize(close.nc()).await.expect("finalize");
     let after = w.balances(&[to, provider, BURN, pool]).await;
-    assert_eq!(after[0] - before[0], U256::from(split.payout) * unit);
-    assert_eq!(after[1] - before[1], U256::from(split.provider) * unit);
-    assert_eq!(after[2] - before[2], U256::from(split.burn) * unit);
+    assert_eq!(after[0] - before[0], U256::from(split.payout.get()) * unit);
+    assert_eq!(
+        after[1] - before[1],
+        U256::from(split.provider.get()) * unit
+    );
+    assert_eq!(after[2] - before[2], U256::from(split.burn.get()) * unit);
     assert_eq!(before[3] - after[3], U256::from(b.deposit) * unit);
-    assert_eq!(out.to_payout, U256::from(split.payout) * unit);
+    assert_eq!(out.to_payout, U256::from(split.payout.get()) * unit);
     assert!(
         w.user
             .pending_close(close.nc())
@@ -520,7 +533,7 @@ async fn money_is_conserved_over_random_deposits_requests_closes_challenges_slas
         let requests = w.rng.gen_range(0..4u64);
         for _ in 0..requests {
             // The gateway only answers requests the note can pay for (rule 4).
-            if !n.state.can_pay(n.deposit, w.limits()) {
+            if !n.state.can_pay(Credits::new(n.deposit), w.limits()) {
                 break;
             }
             let refund = w.rng.gen_range(0..=1_000u64);
@@ -540,7 +553,7 @@ async fn money_is_conserved_over_random_deposits_requests_closes_challenges_slas
         match w.rng.gen_range(0..5u32) {
             0 => {
                 let m = w.rng.gen_bool(0.5);
-                if CloseSplit::new(n.deposit, &n.state, m, w.limits()).is_err() {
+                if CloseSplit::new(Credits::new(n.deposit), &n.state, m, w.limits()).is_err() {
                     continue;
                 }
                 let c = w.prove(n, None, root, to, m);
@@ -800,7 +813,8 @@ async fn a_relayed_close_pays_exactly_what_it_was_proven_with_whoever_sends_it()
     );
 
     // The honest calldata, sent by an account that is not the user's.
-    let split = CloseSplit::new(note.deposit, &note.state, false, w.limits()).expect("split");
+    let split =
+        CloseSplit::new(Credits::new(note.deposit), &note.state, false, w.limits()).expect("split");
     let provider = w.chain.address(PROVIDER);
     let before = w
         .balances(&[payout, relayer_account.sender(), provider, thief])
@@ -814,15 +828,21 @@ async fn a_relayed_close_pays_exactly_what_it_was_proven_with_whoever_sends_it()
     let after = w
         .balances(&[payout, relayer_account.sender(), provider, thief])
         .await;
-    assert_eq!(after[0] - before[0], U256::from(split.payout - fee) * unit);
+    assert_eq!(
+        after[0] - before[0],
+        U256::from(split.payout.get() - fee) * unit
+    );
     assert_eq!(after[1] - before[1], U256::from(fee) * unit);
-    assert_eq!(after[2] - before[2], U256::from(split.provider) * unit);
+    assert_eq!(
+        after[2] - before[2],
+        U256::from(split.provider.get()) * unit
+    );
     assert_eq!(after[3], before[3]);
     assert_eq!(
         (out.payout, out.to_payout, out.relayer, out.to_relayer),
         (
             payout,
-            U256::from(split.payout - fee) * unit,
+            U256::from(split.payout.get() - fee) * unit,
             relayer_account.sender(),
             U256::from(fee) * unit
         )

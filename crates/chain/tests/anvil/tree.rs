@@ -8,6 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use zkcredits_chain::testing::TestChain;
 use zkcredits_chain::{CommittedRoot, Error, Indexer, IndexerConfig};
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::merkle::LeanImt;
 use zkcredits_protocol::note::{leaf, note_id};
 
@@ -47,7 +48,10 @@ async fn hundreds_of_mixed_deposits_give_the_contracts_roots_and_the_indexer_reb
             assert_eq!(note.id, id);
             assert_eq!(note.leaf_index, tree.len());
             assert_eq!(note.amount, credits);
-            assert_eq!(note.leaf, leaf(id, credits, note.expiry_epoch));
+            assert_eq!(
+                note.leaf,
+                leaf(id, Credits::new(credits), note.expiry_epoch)
+            );
             tree.push(note.leaf)?;
             singles += 1;
         } else if roll < 0.8 {

@@ -10,6 +10,7 @@ use zkcredits_circuits::CircuitError;
 use zkcredits_circuits::close::CloseCircuit;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::close::{CloseError, CloseSplit};
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PrivateKey;
 use zkcredits_protocol::merkle::Root;
 use zkcredits_protocol::rln::Ticket;
@@ -39,9 +40,10 @@ fn honest_closes_with_m_0_and_1_satisfy_the_circuit_and_match_the_native_split()
     for f in [fresh(), used()] {
         for m in [false, true] {
             let c = close(&f, m);
-            let split = CloseSplit::new(f.deposit, &f.state, m, LIMITS).expect("split");
-            assert_eq!(c.public.payout, split.payout);
-            assert_eq!(c.public.burn, split.burn);
+            let split =
+                CloseSplit::new(Credits::new(f.deposit), &f.state, m, LIMITS).expect("split");
+            assert_eq!(c.public.payout, split.payout.get());
+            assert_eq!(c.public.burn, split.burn.get());
             let ticket = Ticket::new(f.secret.expose(), split.ticket);
             assert_eq!(c.public.nullifier, ticket.nullifier);
             assert_eq!(c.public.y_w, ticket.share(f.secret.expose(), x_w()).y);
@@ -155,8 +157,9 @@ fn a_flag_other_than_0_or_1_is_refused() {
     let ticket = Ticket::new(f.secret.expose(), j);
     c.public.nullifier = ticket.nullifier;
     c.public.y_w = ticket.share(f.secret.expose(), x_w()).y;
-    c.public.payout = f.deposit + f.state.refunds - j * LIMITS.c_max - 2 * LIMITS.p_max;
-    c.public.burn = 2 * LIMITS.p_max;
+    c.public.payout =
+        f.deposit + f.state.refunds.get() - j * LIMITS.c_max.get() - 2 * LIMITS.p_max.get();
+    c.public.burn = 2 * LIMITS.p_max.get();
     assert_breaks(c, "flag");
 }
 
@@ -206,8 +209,8 @@ fn amounts_hold_to_the_unit() {
     }
     // Skipping the P_max reserve of a lost receipt.
     let mut c = close(&f, true);
-    c.public.payout += LIMITS.p_max;
-    c.public.burn -= LIMITS.p_max;
+    c.public.payout += LIMITS.p_max.get();
+    c.public.burn -= LIMITS.p_max.get();
     assert_breaks(c, "amounts");
 }
 

@@ -136,7 +136,7 @@ fn note(
     )
     .unwrap();
     let n = journal.note(j).unwrap();
-    (n.status, n.state.index, n.state.refunds)
+    (n.status, n.state.index, n.state.refunds.get())
 }
 
 fn note0(home: &ClientHome, deployment: &zkcredits_chain::Deployment) -> (NoteStatus, u64, u64) {

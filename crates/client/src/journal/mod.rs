@@ -24,6 +24,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::note::WalletSeed;
 use zkcredits_protocol::rln::{Nullifier, Ticket};
 use zkcredits_protocol::state::{Limits, NoteState, Receipt};
@@ -685,8 +686,8 @@ impl Journal {
             deposit: deposit_info,
             state: NoteState {
                 index: plain.index,
-                refunds: plain.refunds,
-                penalties: plain.penalties,
+                refunds: Credits::new(plain.refunds),
+                penalties: Credits::new(plain.penalties),
                 last,
             },
             last_key_id: key_id,
@@ -762,11 +763,11 @@ impl Journal {
         for (j, deposit, index, refunds, penalties) in candidates {
             let state = NoteState {
                 index: to_u64(index)?,
-                refunds: to_u64(refunds)?,
-                penalties: to_u64(penalties)?,
+                refunds: Credits::new(to_u64(refunds)?),
+                penalties: Credits::new(to_u64(penalties)?),
                 last: None,
             };
-            if state.can_pay(to_u64(deposit)?, limits) {
+            if state.can_pay(Credits::new(to_u64(deposit)?), limits) {
                 let j = to_u64(j)?;
                 let rank = rank(j, state.index);
                 if chosen.is_none_or(|(best, _)| rank < best) {
@@ -966,8 +967,8 @@ impl Journal {
             deposit: info.deposit,
             expiry: info.expiry_epoch,
             index: next.index,
-            refunds: next.refunds,
-            penalties: next.penalties,
+            refunds: next.refunds.get(),
+            penalties: next.penalties.get(),
         };
         let sealed = key.seal(&plain.aad(), &sealed_note(info, next, Some(key_id)));
         tx.execute(
@@ -975,8 +976,8 @@ impl Journal {
             params![
                 to_i64(j, "note number")?,
                 to_i64(next.index, "index")?,
-                to_i64(next.refunds, "refunds")?,
-                to_i64(next.penalties, "penalties")?,
+                to_i64(next.refunds.get(), "refunds")?,
+                to_i64(next.penalties.get(), "penalties")?,
                 sealed,
                 t,
                 StoredNoteStatus::Free

@@ -256,6 +256,10 @@ fn ticket_rows(journal_path: &Path) -> i64 {
 
 /// A receipt for `T_next` signed by the test gateway's key, whatever it says.
 fn signed(next_commitment: zkcredits_protocol::Fr, refund: u64, penalty: u64) -> String {
+    let (refund, penalty) = (
+        zkcredits_protocol::credits::Credits::new(refund),
+        zkcredits_protocol::credits::Credits::new(penalty),
+    );
     Receipt {
         refund,
         penalty,

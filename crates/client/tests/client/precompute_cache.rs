@@ -109,7 +109,13 @@ async fn a_precomputation_for_another_note_is_caught_before_sending() {
         .unwrap();
         let j = journal.reserve_notes(1).unwrap()[0];
         let id = seed.note_secret(j).id();
-        let leaf_index = tree.push(note::leaf(id, 50_000, 9)).unwrap();
+        let leaf_index = tree
+            .push(note::leaf(
+                id,
+                zkcredits_protocol::credits::Credits::new(50_000),
+                9,
+            ))
+            .unwrap();
         journal
             .record_deposit(
                 j,
@@ -168,8 +174,12 @@ async fn a_precomputation_for_another_note_is_caught_before_sending() {
     let t = {
         let mut tree = LeanImt::new();
         tree.push(Fr::from(5u64)).unwrap();
-        tree.push(note::leaf(seed.note_secret(0).id(), 50_000, 9))
-            .unwrap();
+        tree.push(note::leaf(
+            seed.note_secret(0).id(),
+            zkcredits_protocol::credits::Credits::new(50_000),
+            9,
+        ))
+        .unwrap();
         let s = Spender::new(
             &wallet,
             SpenderConfig {

@@ -140,12 +140,12 @@ async fn paid_requests_on_a_real_chain() {
     let index_a = a.index;
     let ca = common::credential(&a.authorization);
     let forged = Receipt {
-        refund: 1000,
-        penalty: 0,
+        refund: zkcredits_protocol::credits::Credits::new(1000),
+        penalty: zkcredits_protocol::credits::Credits::ZERO,
         signature: PrivateKey::from_bytes([8; 32]).sign(receipt_message(
             ca.next_commitment,
-            1000,
-            0,
+            zkcredits_protocol::credits::Credits::new(1000),
+            zkcredits_protocol::credits::Credits::ZERO,
         )),
     }
     .to_base64url();

@@ -39,7 +39,13 @@ fn deposit(dir: &Path, wallet: &Wallet, notes: u64) -> LeanImt {
     .unwrap();
     for j in journal.reserve_notes(notes).unwrap() {
         let id = seed.note_secret(j).id();
-        let leaf_index = tree.push(note::leaf(id, DEPOSIT, 9)).unwrap();
+        let leaf_index = tree
+            .push(note::leaf(
+                id,
+                zkcredits_protocol::credits::Credits::new(DEPOSIT),
+                9,
+            ))
+            .unwrap();
         journal
             .record_deposit(
                 j,
@@ -442,8 +448,8 @@ fn the_journal_picks_a_ready_note_first_and_the_note_in_the_making_last() {
     )
     .unwrap();
     let limits = zkcredits_protocol::state::Limits {
-        c_max: 1000,
-        p_max: 5000,
+        c_max: zkcredits_protocol::credits::Credits::new(1000),
+        p_max: zkcredits_protocol::credits::Credits::new(5000),
     };
     let mut acquire = |rank: &dyn Fn(u64, u64) -> u8| {
         journal

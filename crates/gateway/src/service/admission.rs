@@ -171,7 +171,7 @@ async fn parse(state: &AppState, request: Request) -> Result<Parsed, ApiError> {
         path_and_query,
         headers,
         body,
-        c_max: state.limits.c_max,
+        c_max: state.limits.c_max.get(),
     };
     route.upstream.prepare(&request).map_err(ApiError::from)?;
     Ok(Parsed {
@@ -321,8 +321,8 @@ async fn verify(state: &AppState, parsed: Parsed) -> Result<Verified, ApiError> 
         y: credential.y,
         nullifier: credential.nullifier,
         next_commitment: credential.next_commitment,
-        c_max: state.limits.c_max,
-        p_max: state.limits.p_max,
+        c_max: state.limits.c_max.get(),
+        p_max: state.limits.p_max.get(),
         server_key: server_key.point(),
     };
     let ok = state
@@ -494,7 +494,7 @@ async fn settle(state: &AppState, admitted: Admitted) -> Result<Response, ApiErr
         request,
         route,
     } = admitted;
-    let c_max = state.limits.c_max;
+    let c_max = state.limits.c_max.get();
     let receipt =
         |refund, penalty| issue_receipt(state, nullifier, next_commitment, refund, penalty);
 
@@ -506,7 +506,7 @@ async fn settle(state: &AppState, admitted: Admitted) -> Result<Response, ApiErr
                 rule,
                 evidence_hash,
             }) => {
-                let p = penalty.min(state.limits.p_max);
+                let p = penalty.min(state.limits.p_max.get());
                 if let Err(e) = state
                     .store
                     .record_violation(nullifier.to_bytes(), evidence_hash, p)
@@ -624,7 +624,7 @@ fn stream_response(
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
     let store = Arc::clone(&state.store);
     let keys = state.keys.clone();
-    let c_max = state.limits.c_max;
+    let c_max = state.limits.c_max.get();
     let granularity = state.settings.refund_granularity;
     tokio::spawn(async move {
         while let Some(chunk) = events.next().await {

@@ -52,7 +52,7 @@ async fn refund(state: &AppState, ticket: Unanswered) -> Result<bool, StoreError
     let Some(next) = field::from_be_bytes_canonical(&ticket.next_commitment) else {
         return Err(Corruption::NotInField("T_next").into());
     };
-    let receipt = state.keys.sign_receipt(next, state.limits.c_max, 0);
+    let receipt = state.keys.sign_receipt(next, state.limits.c_max.get(), 0);
     let encoded = zkcredits_protocol::wire::WireFormat::encode(&receipt);
     match state.store.put_receipt(ticket.nullifier, &encoded).await {
         Ok(()) => {

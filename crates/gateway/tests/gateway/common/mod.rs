@@ -22,6 +22,7 @@ use zkcredits_gateway::store::{SqliteStore, Store};
 use zkcredits_gateway::upstream::flat::{FlatConfig, FlatUpstream};
 use zkcredits_gateway::{BuiltGateway, GatewayBuilder, RootsSource, RunningGateway, Settings};
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PrivateKey;
 use zkcredits_protocol::merkle::LeanImt;
 use zkcredits_protocol::note::{NoteSecret, WalletSeed};
@@ -205,8 +206,8 @@ impl Fixture {
 pub fn limits_of(deployment: &Deployment) -> Limits {
     let c = &deployment.constants;
     Limits {
-        c_max: c.c_max,
-        p_max: c.p_max,
+        c_max: Credits::new(c.c_max),
+        p_max: Credits::new(c.p_max),
     }
 }
 
@@ -222,7 +223,11 @@ pub fn local_notes(count: u64, deposit: u64) -> (Vec<TestNote>, LeanImt) {
     let notes = (0..count)
         .map(|j| {
             let secret = seed.note_secret(j);
-            let leaf = zkcredits_protocol::note::leaf(secret.id(), deposit, LOCAL_EXPIRY_EPOCH);
+            let leaf = zkcredits_protocol::note::leaf(
+                secret.id(),
+                Credits::new(deposit),
+                LOCAL_EXPIRY_EPOCH,
+            );
             TestNote {
                 leaf_index: tree.push(leaf).unwrap(),
                 secret,
