@@ -136,10 +136,10 @@ impl PreparedClose {
             nc: fr_to_u256(&p.close_nullifier),
             nullifier: fr_to_u256(&p.nullifier.field()),
             yw: fr_to_u256(&p.y_w),
-            deposit: p.deposit,
+            deposit: p.deposit.get(),
             expiryEpoch: p.expiry_epoch,
-            payoutAmount: p.payout,
-            burn: p.burn,
+            payoutAmount: p.payout.get(),
+            burn: p.burn.get(),
             lostLastReceipt: p.lost_last_receipt(),
             payout: self.to.payout,
             relayer: self.to.relayer,
@@ -174,7 +174,7 @@ pub fn prepare_close<R: RngCore + CryptoRng>(
     );
     let circuit = CloseCircuit::new(CloseInputs {
         secret: note.secret,
-        deposit: note.deposit,
+        deposit: Credits::new(note.deposit),
         expiry_epoch: note.expiry_epoch,
         path: note.path,
         root: note.root,
@@ -188,10 +188,10 @@ pub fn prepare_close<R: RngCore + CryptoRng>(
         server_key: note.server_key,
     })?;
     let public = circuit.public;
-    if to.relay_fee > public.payout {
+    if to.relay_fee > public.payout.get() {
         return Err(crate::Error::RelayFeeTooHigh {
             fee: to.relay_fee,
-            payout: public.payout,
+            payout: public.payout.get(),
         });
     }
     let proof = prover.prove(circuit, rng)?;

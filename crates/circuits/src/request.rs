@@ -44,9 +44,9 @@ pub struct RequestPublicInputs {
     /// `T_next`, the commitment to the next state.
     pub next_commitment: Fr,
     /// The deployment's `C_max`.
-    pub c_max: u64,
+    pub c_max: Credits,
     /// The deployment's `P_max`.
-    pub p_max: u64,
+    pub p_max: Credits,
     /// The server key `A` that signs receipts.
     pub server_key: Point,
 }
@@ -60,8 +60,8 @@ impl RequestPublicInputs {
             self.y,
             self.nullifier.field(),
             self.next_commitment,
-            Fr::from(self.c_max),
-            Fr::from(self.p_max),
+            self.c_max.to_field(),
+            self.p_max.to_field(),
             self.server_key.x,
             self.server_key.y,
         ]
@@ -150,7 +150,7 @@ pub struct RequestInputs<'a> {
     /// The note's secret.
     pub secret: &'a NoteSecret,
     /// `D`, credit units deposited.
-    pub deposit: u64,
+    pub deposit: Credits,
     /// `E`, the note's expiry epoch.
     pub expiry_epoch: u64,
     /// The note's path in the tree whose root is `root`.
@@ -174,10 +174,7 @@ impl RequestCircuit {
     /// what could not be proven (a path too deep, an insolvent note) with a clear error
     /// before any proving work.
     pub fn new(inputs: RequestInputs<'_>) -> Result<Self, CircuitError> {
-        if !inputs
-            .state
-            .can_pay(Credits::new(inputs.deposit), inputs.limits)
-        {
+        if !inputs.state.can_pay(inputs.deposit, inputs.limits) {
             return Err(CircuitError::Insolvent);
         }
         Self::new_unchecked(inputs)
@@ -225,13 +222,13 @@ impl RequestCircuit {
                 y: share.y,
                 nullifier: ticket.nullifier,
                 next_commitment,
-                c_max: inputs.limits.c_max.get(),
-                p_max: inputs.limits.p_max.get(),
+                c_max: inputs.limits.c_max,
+                p_max: inputs.limits.p_max,
                 server_key: inputs.server_key.point(),
             },
             witness: RequestWitness {
                 k,
-                deposit: Fr::from(inputs.deposit),
+                deposit: inputs.deposit.to_field(),
                 expiry: Fr::from(inputs.expiry_epoch),
                 path,
                 index: Fr::from(state.index),
@@ -257,8 +254,8 @@ impl RequestCircuit {
                 y: Fr::from(0u64),
                 nullifier: Nullifier::from_field(Fr::from(0u64)),
                 next_commitment: Fr::from(0u64),
-                c_max: 0,
-                p_max: 0,
+                c_max: Credits::ZERO,
+                p_max: Credits::ZERO,
                 server_key: zkcredits_protocol::babyjubjub::base8(),
             },
             witness: RequestWitness {
@@ -303,8 +300,8 @@ impl RequestCircuit {
         let y = input(p.y)?;
         let nullifier = input(p.nullifier.field())?;
         let next_commitment = input(p.next_commitment)?;
-        let c_max = input(Fr::from(p.c_max))?;
-        let p_max = input(Fr::from(p.p_max))?;
+        let c_max = input(p.c_max.to_field())?;
+        let p_max = input(p.p_max.to_field())?;
         let server_key = PointVar {
             x: input(p.server_key.x)?,
             y: input(p.server_key.y)?,

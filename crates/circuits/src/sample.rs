@@ -36,7 +36,7 @@ pub struct SampleNote {
     /// The note's secret.
     pub secret: NoteSecret,
     /// `D`.
-    pub deposit: u64,
+    pub deposit: Credits,
     /// The tree holding the note.
     pub tree: LeanImt,
     /// The note's leaf index.
@@ -52,20 +52,20 @@ pub struct SampleNote {
 impl SampleNote {
     /// Note number 4 of `notes` (at least 5) holding `deposit`, after `requests` paid
     /// requests that each got `refund` back.
-    pub fn new(notes: u64, deposit: u64, requests: u64, refund: u64) -> Self {
+    pub fn new(notes: u64, deposit: Credits, requests: u64, refund: Credits) -> Self {
         assert!(notes >= 5, "the sample note is number 4");
         let seed = WalletSeed::from_entropy(b"zkcredits sample wallet");
         let secret = seed.note_secret(4);
         let mut tree = LeanImt::new();
         for j in 0..notes {
-            let d = if j == 4 { deposit } else { 10_000 + j };
+            let d = if j == 4 {
+                deposit
+            } else {
+                Credits::new(10_000 + j)
+            };
             // Cannot fail: the leaves are non-zero hashes and far fewer than 2^32.
-            tree.push(note::leaf(
-                seed.note_secret(j).id(),
-                Credits::new(d),
-                EXPIRY,
-            ))
-            .expect("small tree");
+            tree.push(note::leaf(seed.note_secret(j).id(), d, EXPIRY))
+                .expect("small tree");
         }
         let key = server_key();
         let mut state = NoteState::fresh();
@@ -75,7 +75,6 @@ impl SampleNote {
             let commitment = state
                 .next_commitment(secret.expose(), rho_next)
                 .expect("small index");
-            let refund = Credits::new(refund);
             let receipt = Receipt {
                 refund,
                 penalty: Credits::ZERO,

@@ -698,7 +698,7 @@ impl Spender {
                 .flatten();
             let inputs = RequestInputs {
                 secret: &secret,
-                deposit: info.deposit,
+                deposit: Credits::new(info.deposit),
                 expiry_epoch: info.expiry_epoch,
                 path: &path,
                 root,

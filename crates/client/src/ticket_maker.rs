@@ -264,7 +264,7 @@ fn make(parts: &MakerParts, j: u64, stop: &AtomicBool) -> Result<Outcome, Client
     // every x.
     let circuit = RequestCircuit::new(RequestInputs {
         secret: &secret,
-        deposit: info.deposit,
+        deposit: Credits::new(info.deposit),
         expiry_epoch: info.expiry_epoch,
         path: &path,
         root,

@@ -385,7 +385,11 @@ async fn refusals_have_named_errors() {
     );
     // Amounts other than the proven ones.
     let mut greedy = close.clone();
-    greedy.public.payout += 1;
+    greedy.public.payout = greedy
+        .public
+        .payout
+        .checked_add(Credits::new(1))
+        .expect("small");
     assert_refused(
         w.user.close_unilateral(&greedy).await,
         ContractError::InvalidProof,
@@ -806,7 +810,9 @@ async fn a_relayed_close_pays_exactly_what_it_was_proven_with_whoever_sends_it()
         }
     }
     // A fee above U never reaches the verifier.
-    let greedy = tampered_relay(&close, &clearance, |c| c.to.relay_fee = c.public.payout + 1);
+    let greedy = tampered_relay(&close, &clearance, |c| {
+        c.to.relay_fee = c.public.payout.get() + 1
+    });
     assert_refused(
         relayer_account.relay_close(&greedy).await,
         ContractError::InvalidRelayFee,

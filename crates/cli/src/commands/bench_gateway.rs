@@ -39,7 +39,7 @@ const LIMITS: Limits = Limits {
     c_max: Credits::new(1_000),
     p_max: Credits::new(5_000),
 };
-const DEPOSIT: u64 = 1_000_000_000;
+const DEPOSIT: Credits = Credits::new(1_000_000_000);
 const EXPIRY: u64 = 1_000;
 const NOTES: u64 = 16;
 const PATH: &str = "/api/bench";
@@ -181,7 +181,7 @@ fn proofs(prover: &RequestProver, requests: usize) -> anyhow::Result<(PathBuf, R
     let secrets: Vec<_> = (0..NOTES).map(|j| seed.note_secret(j)).collect();
     let mut tree = LeanImt::new();
     for s in &secrets {
-        tree.push(note::leaf(s.id(), Credits::new(DEPOSIT), EXPIRY))
+        tree.push(note::leaf(s.id(), DEPOSIT, EXPIRY))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let root = tree.root();

@@ -104,7 +104,12 @@ fn slot(spender: &Spender, note: u64, index: u64) -> TicketSlot {
 /// another note, state and root than any of the wallet's.
 fn foreign_precomputation() -> TicketPrecomputation {
     let prover = common::prover();
-    let sample = SampleNote::new(5, 1_000_000, 0, 0);
+    let sample = SampleNote::new(
+        5,
+        zkcredits_protocol::credits::Credits::new(1_000_000),
+        0,
+        zkcredits_protocol::credits::Credits::ZERO,
+    );
     let note_pre = prover.precompute(sample.circuit().unwrap()).unwrap();
     prover
         .precompute_ticket(&note_pre, sample.circuit().unwrap(), &mut rand::rngs::OsRng)

@@ -321,8 +321,8 @@ async fn verify(state: &AppState, parsed: Parsed) -> Result<Verified, ApiError> 
         y: credential.y,
         nullifier: credential.nullifier,
         next_commitment: credential.next_commitment,
-        c_max: state.limits.c_max.get(),
-        p_max: state.limits.p_max.get(),
+        c_max: state.limits.c_max,
+        p_max: state.limits.p_max,
         server_key: server_key.point(),
     };
     let ok = state

@@ -582,7 +582,8 @@ async fn the_relay_sends_only_closes_that_pay_its_fee_and_never_twice() {
     let user = fx.chain.client(2).await.unwrap();
     assert_eq!(
         user.token_balance(payout).await.unwrap(),
-        zkcredits_chain::alloy::primitives::U256::from(honest.public.payout - RELAY_FEE) * unit
+        zkcredits_chain::alloy::primitives::U256::from(honest.public.payout.get() - RELAY_FEE)
+            * unit
     );
     let hash = answer["tx_hash"].as_str().unwrap().parse().unwrap();
     let tx = user

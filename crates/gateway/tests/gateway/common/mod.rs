@@ -104,7 +104,7 @@ impl TestNote {
         let merkle = tree.path(self.leaf_index).unwrap();
         let circuit = RequestCircuit::new(RequestInputs {
             secret: &self.secret,
-            deposit: self.deposit,
+            deposit: Credits::new(self.deposit),
             expiry_epoch: self.expiry_epoch,
             path: &merkle,
             root: tree.root(),
