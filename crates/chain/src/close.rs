@@ -36,7 +36,7 @@ pub struct NoteToClose<'a> {
     /// The note's secret.
     pub secret: &'a NoteSecret,
     /// `D`, credit units deposited.
-    pub deposit: u64,
+    pub deposit: Credits,
     /// `E`, the note's expiry epoch.
     pub expiry_epoch: u64,
     /// The note's path under `root`.
@@ -73,7 +73,7 @@ pub struct ClosePayout {
     /// Receives `relay_fee` credit units (the zero address with no fee).
     pub relayer: Address,
     /// Credit units out of `U`.
-    pub relay_fee: u64,
+    pub relay_fee: Credits,
 }
 
 impl ClosePayout {
@@ -83,12 +83,12 @@ impl ClosePayout {
         Self {
             payout,
             relayer: Address::ZERO,
-            relay_fee: 0,
+            relay_fee: Credits::ZERO,
         }
     }
 
     /// `relay_fee` to `relayer`, the rest to `payout`.
-    pub fn relayed(payout: Address, relayer: Address, relay_fee: u64) -> Self {
+    pub fn relayed(payout: Address, relayer: Address, relay_fee: Credits) -> Self {
         Self {
             payout,
             relayer,
@@ -101,7 +101,7 @@ impl ClosePayout {
         Withdrawal {
             payout: self.payout.into_array(),
             relayer: self.relayer.into_array(),
-            relay_fee: Credits::new(self.relay_fee),
+            relay_fee: self.relay_fee,
         }
     }
 }
@@ -143,7 +143,7 @@ impl PreparedClose {
             lostLastReceipt: p.lost_last_receipt(),
             payout: self.to.payout,
             relayer: self.to.relayer,
-            relayFee: self.to.relay_fee,
+            relayFee: self.to.relay_fee.get(),
             serverKeyX: fr_to_u256(&p.server_key.x),
             serverKeyY: fr_to_u256(&p.server_key.y),
         }
@@ -174,7 +174,7 @@ pub fn prepare_close<R: RngCore + CryptoRng>(
     );
     let circuit = CloseCircuit::new(CloseInputs {
         secret: note.secret,
-        deposit: Credits::new(note.deposit),
+        deposit: note.deposit,
         expiry_epoch: note.expiry_epoch,
         path: note.path,
         root: note.root,
@@ -182,16 +182,16 @@ pub fn prepare_close<R: RngCore + CryptoRng>(
         lost_last_receipt,
         x_w,
         limits: Limits {
-            c_max: Credits::new(deployment.constants.c_max),
-            p_max: Credits::new(deployment.constants.p_max),
+            c_max: deployment.constants.c_max,
+            p_max: deployment.constants.p_max,
         },
         server_key: note.server_key,
     })?;
     let public = circuit.public;
-    if to.relay_fee > public.payout.get() {
+    if to.relay_fee > public.payout {
         return Err(crate::Error::RelayFeeTooHigh {
             fee: to.relay_fee,
-            payout: public.payout.get(),
+            payout: public.payout,
         });
     }
     let proof = prover.prove(circuit, rng)?;
@@ -246,7 +246,7 @@ pub struct PendingClose {
     /// When it may be finalized.
     pub deadline: u64,
     /// `U`, `B`, `D`, credit units.
-    pub amounts: (u64, u64, u64),
+    pub amounts: (Credits, Credits, Credits),
     /// `E`.
     pub expiry_epoch: u64,
     /// `N_j`.
@@ -385,9 +385,13 @@ impl PoolClient {
             return Ok(None);
         }
         Ok(Some(PendingClose {
-            to: ClosePayout::relayed(p.payout, p.relayer, p.relayFee),
+            to: ClosePayout::relayed(p.payout, p.relayer, Credits::new(p.relayFee)),
             deadline: p.deadline,
-            amounts: (p.payoutAmount, p.burn, p.deposit),
+            amounts: (
+                Credits::new(p.payoutAmount),
+                Credits::new(p.burn),
+                Credits::new(p.deposit),
+            ),
             expiry_epoch: p.expiryEpoch,
             nullifier: Nullifier::from_field(u256_to_fr(p.nullifier)?),
             y_w: u256_to_fr(p.yw)?,
@@ -411,7 +415,7 @@ impl PoolClient {
     pub async fn withdrawal_x(&self, to: ClosePayout) -> Result<Fr> {
         u256_to_fr(
             self.pool_contract()
-                .withdrawalX(to.payout, to.relayer, to.relay_fee)
+                .withdrawalX(to.payout, to.relayer, to.relay_fee.get())
                 .call()
                 .await?,
         )

@@ -41,8 +41,8 @@ pub fn offline_deployment() -> Deployment {
         provider: Address::repeat_byte(0x33),
         constants: PoolConstants {
             unit: U256::from(1u64),
-            c_max: 1000,
-            p_max: 5000,
+            c_max: zkcredits_protocol::credits::Credits::new(1000),
+            p_max: zkcredits_protocol::credits::Credits::new(5000),
             epoch_len: 86_400,
             note_lifetime: 30,
             grace: 86_400,
@@ -234,7 +234,7 @@ pub struct SimulatedNote {
     /// The note's secret.
     pub secret: zkcredits_protocol::note::NoteSecret,
     /// `D`.
-    pub deposit: u64,
+    pub deposit: zkcredits_protocol::credits::Credits,
     /// `E`.
     pub expiry_epoch: u64,
     /// Its leaf index.

@@ -184,7 +184,11 @@ impl CloseContext<'_> {
                     }
                     .into());
                 }
-                ClosePayout::relayed(payout, offer.relayer, offer.fee)
+                ClosePayout::relayed(
+                    payout,
+                    offer.relayer,
+                    zkcredits_protocol::credits::Credits::new(offer.fee),
+                )
             }
             CloseMode::Cooperative | CloseMode::Unilateral => {
                 self.check_sender()?;
@@ -285,7 +289,7 @@ impl CloseContext<'_> {
             })?;
         let to_close = NoteToClose {
             secret: &secret,
-            deposit: info.deposit,
+            deposit: zkcredits_protocol::credits::Credits::new(info.deposit),
             expiry_epoch: info.expiry_epoch,
             path: &path,
             root,
@@ -303,7 +307,11 @@ impl CloseContext<'_> {
             )
             .map_err(|e| match e {
                 zkcredits_chain::Error::RelayFeeTooHigh { fee, payout } => {
-                    RelayUnusable::FeeAbovePayout { fee, payout }.into()
+                    RelayUnusable::FeeAbovePayout {
+                        fee: fee.get(),
+                        payout: payout.get(),
+                    }
+                    .into()
                 }
                 zkcredits_chain::Error::Circuit(e) => ClientError::Proving(e),
                 other => chain(other),

@@ -38,7 +38,12 @@ pub async fn deposit_notes(
     let reserved = journal.reserve_notes(count)?;
     let ids: Vec<_> = reserved
         .iter()
-        .map(|j| (seed.note_secret(*j).id(), credits))
+        .map(|j| {
+            (
+                seed.note_secret(*j).id(),
+                zkcredits_protocol::credits::Credits::new(credits),
+            )
+        })
         .collect();
     let outcome = pool.deposit_many(&ids).await.map_err(ClientError::Chain)?;
     if outcome.notes.len() != reserved.len() {
@@ -55,7 +60,7 @@ pub async fn deposit_notes(
         }
         let info = DepositInfo {
             id: event.id,
-            deposit: event.amount,
+            deposit: event.amount.get(),
             expiry_epoch: event.expiry_epoch,
             leaf_index: event.leaf_index,
             tx_hash: outcome.tx.hash.0,
@@ -92,7 +97,7 @@ pub async fn resolve_pending(
                 j,
                 &DepositInfo {
                     id,
-                    deposit: record.amount,
+                    deposit: record.amount.get(),
                     expiry_epoch: record.expiry_epoch,
                     leaf_index: record.leaf_index,
                     tx_hash: [0; 32],

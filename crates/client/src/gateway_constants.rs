@@ -65,14 +65,14 @@ impl GatewayConstants {
         if self.pool != deployment.pool {
             return mismatch("pool", deployment.pool.to_string(), self.pool.to_string());
         }
-        if self.c_max != deployment.constants.c_max {
+        if self.c_max != deployment.constants.c_max.get() {
             return mismatch(
                 "C_max",
                 deployment.constants.c_max.to_string(),
                 self.c_max.to_string(),
             );
         }
-        if self.p_max != deployment.constants.p_max {
+        if self.p_max != deployment.constants.p_max.get() {
             return mismatch(
                 "P_max",
                 deployment.constants.p_max.to_string(),

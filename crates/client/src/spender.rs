@@ -328,8 +328,8 @@ impl Spender {
         let journal = Arc::new(Mutex::new(journal));
         let tree = Arc::new(config.tree);
         let limits = Limits {
-            c_max: Credits::new(config.deployment.constants.c_max),
-            p_max: Credits::new(config.deployment.constants.p_max),
+            c_max: config.deployment.constants.c_max,
+            p_max: config.deployment.constants.p_max,
         };
         let blinding = wallet.storage_key(StoragePurpose::TicketBlinding);
         let maker = Arc::new(TicketMaker::new(MakerParts {

@@ -569,7 +569,7 @@ pub async fn start(
     let keys = config.server_keys()?;
     let signer = config.provider_signer()?;
     let tls = config.tls()?;
-    let routes = crate::routes::build_routes(&config, deployment.constants.c_max, &tls)?;
+    let routes = crate::routes::build_routes(&config, deployment.constants.c_max.get(), &tls)?;
     let policy = crate::routes::build_policy(&config, &tls)?;
     let rpc_client = tls.rpc_client().map_err(GatewayError::RpcClient)?;
     let store = crate::store::open_from_url(&config.store).await?;

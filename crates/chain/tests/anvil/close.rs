@@ -64,8 +64,8 @@ impl World {
     fn limits(&self) -> Limits {
         let c = &self.chain.deployment().constants;
         Limits {
-            c_max: Credits::new(c.c_max),
-            p_max: Credits::new(c.p_max),
+            c_max: c.c_max,
+            p_max: c.p_max,
         }
     }
 
@@ -74,7 +74,7 @@ impl World {
         let secret = NoteSecret::from_field(random_fr(&mut self.rng));
         let out = self
             .user
-            .deposit(secret.id(), credits)
+            .deposit(secret.id(), Credits::new(credits))
             .await
             .expect("deposit");
         let pushed = self.tree.push(out.notes[0].leaf).expect("tree");
@@ -189,7 +189,7 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
     // m = 0, cooperative: paid at once.
     let to = payout_address(&mut w.rng);
     let close = w.prove(&a, None, root, to, false);
-    let split = CloseSplit::new(Credits::new(a.deposit), &a.state, false, limits).expect("split");
+    let split = CloseSplit::new(a.deposit, &a.state, false, limits).expect("split");
     assert_eq!(split.payout.get(), 50_000 + 1_200 - 700 - 4 * 1_000);
     assert_eq!(
         (split.burn.get(), split.provider.get()),
@@ -209,7 +209,7 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
         U256::from(split.provider.get()) * unit
     );
     assert_eq!(after[2] - before[2], U256::from(split.burn.get()) * unit);
-    assert_eq!(before[3] - after[3], U256::from(a.deposit) * unit);
+    assert_eq!(before[3] - after[3], U256::from(a.deposit.get()) * unit);
     assert_eq!(
         (out.to_payout, out.to_provider, out.burned, out.payout),
         (
@@ -234,7 +234,7 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
     // m = 1, unilateral: held, then finalized by anyone after the window.
     let to = payout_address(&mut w.rng);
     let close = w.prove(&b, None, root, to, true);
-    let split = CloseSplit::new(Credits::new(b.deposit), &b.state, true, limits).expect("split");
+    let split = CloseSplit::new(b.deposit, &b.state, true, limits).expect("split");
     assert_eq!(split.ticket, 3);
     assert_eq!(split.payout.get(), 40_000 + 200 - 3 * 1_000 - 5_000);
     assert_eq!(
@@ -269,7 +269,7 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
         U256::from(split.provider.get()) * unit
     );
     assert_eq!(after[2] - before[2], U256::from(split.burn.get()) * unit);
-    assert_eq!(before[3] - after[3], U256::from(b.deposit) * unit);
+    assert_eq!(before[3] - after[3], U256::from(b.deposit.get()) * unit);
     assert_eq!(out.to_payout, U256::from(split.payout.get()) * unit);
     assert!(
         w.user
@@ -335,7 +335,7 @@ async fn a_stale_close_is_challenged_with_the_gateways_share_and_the_note_is_sla
     let after = w
         .balances(&[watcher.sender(), w.chain.address(PROVIDER), to])
         .await;
-    let value = U256::from(note.deposit) * w.unit();
+    let value = U256::from(note.deposit.get()) * w.unit();
     let bounty = value * U256::from(500) / U256::from(10_000);
     assert_eq!(
         (out.bounty, out.to_provider, out.k),
@@ -537,7 +537,7 @@ async fn money_is_conserved_over_random_deposits_requests_closes_challenges_slas
         let requests = w.rng.gen_range(0..4u64);
         for _ in 0..requests {
             // The gateway only answers requests the note can pay for (rule 4).
-            if !n.state.can_pay(Credits::new(n.deposit), w.limits()) {
+            if !n.state.can_pay(n.deposit, w.limits()) {
                 break;
             }
             let refund = w.rng.gen_range(0..=1_000u64);
@@ -557,7 +557,7 @@ async fn money_is_conserved_over_random_deposits_requests_closes_challenges_slas
         match w.rng.gen_range(0..5u32) {
             0 => {
                 let m = w.rng.gen_bool(0.5);
-                if CloseSplit::new(Credits::new(n.deposit), &n.state, m, w.limits()).is_err() {
+                if CloseSplit::new(n.deposit, &n.state, m, w.limits()).is_err() {
                     continue;
                 }
                 let c = w.prove(n, None, root, to, m);
@@ -780,7 +780,7 @@ async fn a_relayed_close_pays_exactly_what_it_was_proven_with_whoever_sends_it()
         payout_address(&mut w.rng),
         payout_address(&mut w.rng),
     );
-    let fee = 700;
+    let fee = Credits::new(700);
     let to = ClosePayout::relayed(payout, relayer_account.sender(), fee);
     let close = w.prove_to(&note, None, root, to, false);
     let clearance = w.clearance(close.nc(), close.nullifier());
@@ -791,7 +791,12 @@ async fn a_relayed_close_pays_exactly_what_it_was_proven_with_whoever_sends_it()
             "the fee to the sender's own address",
             Box::new(move |c| c.to.relayer = thief),
         ),
-        ("a larger fee", Box::new(|c| c.to.relay_fee += 1)),
+        (
+            "a larger fee",
+            Box::new(|c| {
+                c.to.relay_fee = c.to.relay_fee.checked_add(Credits::new(1)).expect("small")
+            }),
+        ),
         (
             "no fee",
             Box::new(|c| c.to = ClosePayout::direct(c.to.payout)),
@@ -811,7 +816,7 @@ async fn a_relayed_close_pays_exactly_what_it_was_proven_with_whoever_sends_it()
     }
     // A fee above U never reaches the verifier.
     let greedy = tampered_relay(&close, &clearance, |c| {
-        c.to.relay_fee = c.public.payout.get() + 1
+        c.to.relay_fee = c.public.payout.checked_add(Credits::new(1)).expect("small")
     });
     assert_refused(
         relayer_account.relay_close(&greedy).await,
@@ -819,8 +824,7 @@ async fn a_relayed_close_pays_exactly_what_it_was_proven_with_whoever_sends_it()
     );
 
     // The honest calldata, sent by an account that is not the user's.
-    let split =
-        CloseSplit::new(Credits::new(note.deposit), &note.state, false, w.limits()).expect("split");
+    let split = CloseSplit::new(note.deposit, &note.state, false, w.limits()).expect("split");
     let provider = w.chain.address(PROVIDER);
     let before = w
         .balances(&[payout, relayer_account.sender(), provider, thief])
@@ -836,9 +840,9 @@ async fn a_relayed_close_pays_exactly_what_it_was_proven_with_whoever_sends_it()
         .await;
     assert_eq!(
         after[0] - before[0],
-        U256::from(split.payout.get() - fee) * unit
+        U256::from(split.payout.get() - fee.get()) * unit
     );
-    assert_eq!(after[1] - before[1], U256::from(fee) * unit);
+    assert_eq!(after[1] - before[1], U256::from(fee.get()) * unit);
     assert_eq!(
         after[2] - before[2],
         U256::from(split.provider.get()) * unit
@@ -848,9 +852,9 @@ async fn a_relayed_close_pays_exactly_what_it_was_proven_with_whoever_sends_it()
         (out.payout, out.to_payout, out.relayer, out.to_relayer),
         (
             payout,
-            U256::from(split.payout.get() - fee) * unit,
+            U256::from(split.payout.get() - fee.get()) * unit,
             relayer_account.sender(),
-            U256::from(fee) * unit
+            U256::from(fee.get()) * unit
         )
     );
     let tx = w
@@ -891,7 +895,11 @@ async fn a_relay_commits_a_new_root_only_for_a_proof_that_verifies() {
     let root = w.tree.root();
     assert!(!w.user.is_known_root(root).await.expect("view"));
     let relayer_account = w.chain.client(4).await.expect("relayer");
-    let to = ClosePayout::relayed(payout_address(&mut w.rng), relayer_account.sender(), 10);
+    let to = ClosePayout::relayed(
+        payout_address(&mut w.rng),
+        relayer_account.sender(),
+        Credits::new(10),
+    );
     let close = w.prove_to(&note, None, root, to, false);
     let clearance = w.clearance(close.nc(), close.nullifier());
 
@@ -940,7 +948,11 @@ async fn a_stale_unilateral_close_with_a_relay_fee_is_challenged_with_its_bound_
     w.spend(&mut note, 3, 0, 0);
     let root = w.commit().await;
     let stale = note.history[1];
-    let to = ClosePayout::relayed(payout_address(&mut w.rng), w.chain.address(4), 250);
+    let to = ClosePayout::relayed(
+        payout_address(&mut w.rng),
+        w.chain.address(4),
+        Credits::new(250),
+    );
     let close = w.prove_to(&note, Some(&stale), root, to, false);
     let pending = w.user.close_unilateral(&close).await.expect("close");
     assert_eq!(pending.x_w, w.user.withdrawal_x(to).await.expect("x_w"));

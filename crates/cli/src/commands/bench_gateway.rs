@@ -155,8 +155,8 @@ fn bench_deployment() -> Deployment {
         provider: Address::repeat_byte(0x33),
         constants: PoolConstants {
             unit: U256::from(1u64),
-            c_max: LIMITS.c_max.get(),
-            p_max: LIMITS.p_max.get(),
+            c_max: LIMITS.c_max,
+            p_max: LIMITS.p_max,
             epoch_len: 86_400,
             note_lifetime: 30,
             grace: 86_400,

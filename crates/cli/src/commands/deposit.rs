@@ -60,7 +60,7 @@ pub(crate) fn run(args: DepositArgs) -> anyhow::Result<()> {
         let pool = PoolClient::connect(&deployment, signer)
             .await
             .context("connecting to the pool")?;
-        let need = pool.token_amount(args.amount) * U256::from(args.notes);
+        let need = pool.token_amount(zkcredits_protocol::credits::Credits::new(args.amount)) * U256::from(args.notes);
         let have = pool.token_balance(pool.sender()).await?;
         if have < need {
             anyhow::ensure!(

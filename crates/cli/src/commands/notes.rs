@@ -11,7 +11,6 @@ use zkcredits_client::home::ClientHome;
 use zkcredits_client::journal::{Journal, NoteStatus};
 use zkcredits_client::seal::StoragePurpose;
 use zkcredits_client::wallet::{self, Wallet};
-use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::state::Limits;
 
 /// Arguments of `zkcredits notes`.
@@ -103,8 +102,8 @@ pub(crate) fn run(args: NotesArgs) -> anyhow::Result<()> {
     };
     let c = &deployment.constants;
     let limits = Limits {
-        c_max: Credits::new(c.c_max),
-        p_max: Credits::new(c.p_max),
+        c_max: c.c_max,
+        p_max: c.p_max,
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

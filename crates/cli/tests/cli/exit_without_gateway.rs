@@ -54,7 +54,7 @@ fn said(out: &Output) -> String {
 async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
     let chain = TestChain::start().await.unwrap();
     let deployment = chain.deployment().clone();
-    let (c_max, unit) = (deployment.constants.c_max, deployment.constants.unit);
+    let (c_max, unit) = (deployment.constants.c_max.get(), deployment.constants.unit);
     let dir = tempfile::tempdir().unwrap();
     let home = ClientHome::new(dir.path().join("home"));
     std::fs::create_dir_all(home.dir()).unwrap();

@@ -208,7 +208,7 @@ async fn send_body(proxy: &str, body: String) -> (u16, serde_json::Value) {
 async fn a_killed_proxy_recovers_its_ticket_and_never_reuses_the_index() {
     let (chain, dir, home, deployment_path) = user_with_notes(1).await;
     let deployment = chain.deployment().clone();
-    let c_max = deployment.constants.c_max;
+    let c_max = deployment.constants.c_max.get();
 
     // The provider registered the receipt key on the pool (the client checks it).
     common::accept_test_key(&chain).await;
@@ -308,7 +308,7 @@ async fn a_proxy_with_eight_lost_tickets_listens_at_once_and_recovers_them_in_th
     const NOTES: u64 = 8;
     let (chain, dir, home, deployment_path) = user_with_notes(NOTES).await;
     let deployment = chain.deployment().clone();
-    let c_max = deployment.constants.c_max;
+    let c_max = deployment.constants.c_max.get();
     common::accept_test_key(&chain).await;
     let store = dir.path().join("gateway.sqlite");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

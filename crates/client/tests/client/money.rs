@@ -189,7 +189,7 @@ async fn start_gateway(
             price: RPC_PRICE,
             timeout_secs: Some(10),
         },
-        deployment.constants.c_max,
+        deployment.constants.c_max.get(),
         Duration::from_secs(10),
     )
     .unwrap();
@@ -277,8 +277,8 @@ async fn a_receipt_outside_the_pool_limits_is_refused_and_the_note_closes_with_m
         journal_path,
     } = setup(3, Some(&common::gateway_key())).await;
     let (c_max, p_max, unit) = (
-        deployment.constants.c_max,
-        deployment.constants.p_max,
+        deployment.constants.c_max.get(),
+        deployment.constants.p_max.get(),
         deployment.constants.unit,
     );
     let constants = GatewayConstants {
@@ -436,8 +436,8 @@ async fn a_provider_that_kept_a_refused_share_cannot_recover_k_from_the_close() 
         journal_path,
     } = setup(1, Some(&test_server_key())).await;
     let (c_max, p_max, unit) = (
-        deployment.constants.c_max,
-        deployment.constants.p_max,
+        deployment.constants.c_max.get(),
+        deployment.constants.p_max.get(),
         deployment.constants.unit,
     );
     let Gateway {
@@ -590,7 +590,7 @@ async fn a_restored_journal_moves_forward_instead_of_spending_a_ticket_twice() {
         dir,
         journal_path,
     } = setup(1, Some(&test_server_key())).await;
-    let c_max = deployment.constants.c_max;
+    let c_max = deployment.constants.c_max.get();
     // A backup of the journal taken right after the deposit.
     let backup = dir.path().join("backup.sqlite");
     std::fs::copy(&journal_path, &backup).unwrap();

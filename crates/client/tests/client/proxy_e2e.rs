@@ -66,7 +66,7 @@ fn note(notes: &[NoteSummary], j: u64) -> NoteSummary {
 async fn the_proxy_pays_the_real_gateway() {
     let chain = TestChain::start().await.unwrap();
     let deployment = chain.deployment().clone();
-    let c_max = deployment.constants.c_max;
+    let c_max = deployment.constants.c_max.get();
     let dir = tempfile::tempdir().unwrap();
     let wallet = common::wallet();
     let journal_path = dir.path().join("notes.sqlite");
@@ -253,7 +253,7 @@ async fn the_proxy_pays_the_real_gateway() {
 
     // A gateway whose constants differ from the deployment is refused before any proof.
     let mut other = deployment.clone();
-    other.constants.c_max += 1;
+    other.constants.c_max = zkcredits_protocol::credits::Credits::new(c_max + 1);
     let other_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let other_shutdown = CancellationToken::new();
     let other_gateway = GatewayBuilder::new(

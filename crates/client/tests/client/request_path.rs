@@ -58,7 +58,7 @@ impl Drop for Stack {
 async fn stack(notes: u64, settings: Settings) -> Stack {
     let chain = TestChain::start().await.unwrap();
     let deployment = chain.deployment().clone();
-    let c_max = deployment.constants.c_max;
+    let c_max = deployment.constants.c_max.get();
     let dir = tempfile::tempdir().unwrap();
     let wallet = common::wallet();
     let journal_path = dir.path().join("notes.sqlite");

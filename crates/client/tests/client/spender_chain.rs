@@ -39,7 +39,10 @@ async fn paid_requests_on_a_real_chain() {
         assert_eq!(numbers, vec![0, 1]);
         for (j, info) in &report.notes {
             let on_chain = pool.deposit_of(info.id).await.unwrap().unwrap();
-            assert_eq!(on_chain.amount, 20_000);
+            assert_eq!(
+                on_chain.amount,
+                zkcredits_protocol::credits::Credits::new(20_000)
+            );
             assert_eq!(on_chain.leaf_index, info.leaf_index);
             assert_eq!(info.id, wallet.seed().note_secret(*j).id());
         }

@@ -24,7 +24,6 @@ use axum::Router;
 use axum::routing::{get, post};
 use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
 use zkcredits_chain::{Deployment, PoolConstants};
-use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::state::Limits;
 
 pub use discovery::{Discovery, decode_key, publish_key};
@@ -139,8 +138,8 @@ impl AppState {
                 ..deployment.clone()
             },
             limits: Limits {
-                c_max: Credits::new(deployment.constants.c_max),
-                p_max: Credits::new(deployment.constants.p_max),
+                c_max: deployment.constants.c_max,
+                p_max: deployment.constants.p_max,
             },
             keys,
             vk_hash,

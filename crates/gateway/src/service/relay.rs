@@ -79,7 +79,7 @@ pub(crate) async fn close_relay(
     let close = RelayedClose::decode(&bytes)
         .map_err(|e| ApiError::new(Code::InvalidBody, e.to_string()))?;
     let offer = relay.offer();
-    if close.relayer() != offer.relayer || close.relay_fee() < offer.fee {
+    if close.relayer() != offer.relayer || close.relay_fee().get() < offer.fee {
         return Err(ApiError::new(
             Code::RelayFeeMismatch,
             format!(

@@ -55,8 +55,8 @@ pub fn gateway_constants(deployment: &Deployment) -> GatewayConstants {
     GatewayConstants {
         chain_id: deployment.chain_id,
         pool: deployment.pool,
-        c_max: deployment.constants.c_max,
-        p_max: deployment.constants.p_max,
+        c_max: deployment.constants.c_max.get(),
+        p_max: deployment.constants.p_max.get(),
         verifying_key_hash: Some(prover().verifying_key_hash()),
         current_key: ServerKey {
             id: 1,
@@ -115,8 +115,8 @@ pub fn gateway_accepts(
         y: c.y,
         nullifier: c.nullifier,
         next_commitment: c.next_commitment,
-        c_max: zkcredits_protocol::credits::Credits::new(deployment.constants.c_max),
-        p_max: zkcredits_protocol::credits::Credits::new(deployment.constants.p_max),
+        c_max: deployment.constants.c_max,
+        p_max: deployment.constants.p_max,
         server_key: gateway_key().public_key().point(),
     };
     static VERIFIER: OnceLock<Verifier> = OnceLock::new();

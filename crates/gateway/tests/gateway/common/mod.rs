@@ -67,7 +67,7 @@ pub fn random_fr() -> Fr {
 #[derive(Clone, Debug)]
 pub struct TestNote {
     pub secret: NoteSecret,
-    pub deposit: u64,
+    pub deposit: Credits,
     pub expiry_epoch: u64,
     pub leaf_index: u64,
     pub state: NoteState,
@@ -104,7 +104,7 @@ impl TestNote {
         let merkle = tree.path(self.leaf_index).unwrap();
         let circuit = RequestCircuit::new(RequestInputs {
             secret: &self.secret,
-            deposit: Credits::new(self.deposit),
+            deposit: self.deposit,
             expiry_epoch: self.expiry_epoch,
             path: &merkle,
             root: tree.root(),
@@ -169,7 +169,10 @@ impl Fixture {
         let user = chain.client(2).await.unwrap();
         let seed = WalletSeed::from_entropy(&random_fr().to_string().into_bytes());
         let secrets: Vec<NoteSecret> = (0..count).map(|j| seed.note_secret(j)).collect();
-        let ids: Vec<(Fr, u64)> = secrets.iter().map(|s| (s.id(), deposit)).collect();
+        let ids: Vec<(Fr, Credits)> = secrets
+            .iter()
+            .map(|s| (s.id(), Credits::new(deposit)))
+            .collect();
         let out = user.deposit_many(&ids).await.unwrap();
         let notes = out
             .notes
@@ -206,8 +209,8 @@ impl Fixture {
 pub fn limits_of(deployment: &Deployment) -> Limits {
     let c = &deployment.constants;
     Limits {
-        c_max: Credits::new(c.c_max),
-        p_max: Credits::new(c.p_max),
+        c_max: c.c_max,
+        p_max: c.p_max,
     }
 }
 
@@ -223,11 +226,8 @@ pub fn local_notes(count: u64, deposit: u64) -> (Vec<TestNote>, LeanImt) {
     let notes = (0..count)
         .map(|j| {
             let secret = seed.note_secret(j);
-            let leaf = zkcredits_protocol::note::leaf(
-                secret.id(),
-                Credits::new(deposit),
-                LOCAL_EXPIRY_EPOCH,
-            );
+            let deposit = Credits::new(deposit);
+            let leaf = zkcredits_protocol::note::leaf(secret.id(), deposit, LOCAL_EXPIRY_EPOCH);
             TestNote {
                 leaf_index: tree.push(leaf).unwrap(),
                 secret,
@@ -250,7 +250,7 @@ pub fn chainless_builder(
     settings: Settings,
 ) -> GatewayBuilder {
     let deployment = zkcredits_chain::testing::offline_deployment();
-    let c_max = deployment.constants.c_max;
+    let c_max = deployment.constants.c_max.get();
     GatewayBuilder::new(deployment, verifying_key(), server_keys(), store)
         .settings(settings)
         .route(ROUTE, flat_route(upstream, c_max))
@@ -463,7 +463,10 @@ impl TestGateway {
                     roots_poll: Duration::from_millis(200),
                     ..settings
                 })
-                .route(ROUTE, flat_route(upstream, deployment.constants.c_max))
+                .route(
+                    ROUTE,
+                    flat_route(upstream, deployment.constants.c_max.get()),
+                )
                 .roots(RootsSource::Chain(IndexerConfig::default()))
                 .provider_signer(zkcredits_chain::anvil::dev_signer(PROVIDER))
                 .accept_server_key(true)
