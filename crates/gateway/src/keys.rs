@@ -70,8 +70,7 @@ impl ServerKeys {
     }
 
     /// Signs the receipt `m = H(RECEIPT, T_next, r, p)` with the current key.
-    pub fn sign_receipt(&self, next_commitment: Fr, refund: u64, penalty: u64) -> Receipt {
-        let (refund, penalty) = (Credits::new(refund), Credits::new(penalty));
+    pub fn sign_receipt(&self, next_commitment: Fr, refund: Credits, penalty: Credits) -> Receipt {
         Receipt {
             refund,
             penalty,

@@ -459,7 +459,7 @@ async fn a_user_joins_a_deployed_pool_pays_and_leaves_through_the_relay_linking_
         b.provider_signer(provider_key)
             .accept_server_key(true)
             .require_accepted_key(true)
-            .relay(RELAY_FEE)
+            .relay(zkcredits_protocol::credits::Credits::new(RELAY_FEE))
     })
     .await;
 

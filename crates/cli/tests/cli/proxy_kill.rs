@@ -64,7 +64,7 @@ impl Upstream for SlowModel {
             status: StatusCode::OK,
             headers,
             body: Bytes::from_static(br#"{"ok":true}"#),
-            cost: COST,
+            cost: zkcredits_protocol::credits::Credits::new(COST),
         })
     }
 

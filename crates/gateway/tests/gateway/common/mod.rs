@@ -471,7 +471,7 @@ impl TestGateway {
                 .provider_signer(zkcredits_chain::anvil::dev_signer(PROVIDER))
                 .accept_server_key(true)
                 .require_accepted_key(true)
-                .relay(RELAY_FEE);
+                .relay(Credits::new(RELAY_FEE));
         if duties {
             builder = builder.duties(fast_duties());
         }
