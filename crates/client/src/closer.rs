@@ -28,6 +28,7 @@ use zkcredits_chain::{
     RelayedClose, close_ticket, prepare_close, verify_clearance,
 };
 use zkcredits_circuits::prover::CloseProver;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::note::WalletSeed;
 
 use crate::error::{ClientError, RelayFailure, RelayUnusable, StaleState};
@@ -42,7 +43,7 @@ pub enum CloseMode {
     /// client sends no transaction at all (it only reads the chain).
     Relayed {
         /// The most the relay may take out of the payout, credit units.
-        max_fee: u64,
+        max_fee: Credits,
     },
     /// Cooperative, sent from the context's pool account.
     Cooperative,
@@ -177,18 +178,12 @@ impl CloseContext<'_> {
         let to = match mode {
             CloseMode::Relayed { max_fee } => {
                 let offer = self.relay_offer()?;
-                if offer.fee > max_fee {
-                    return Err(RelayUnusable::FeeAboveMax {
-                        fee: offer.fee,
-                        max_fee,
-                    }
-                    .into());
+                // The discovery document's plain number becomes an amount here.
+                let fee = Credits::new(offer.fee);
+                if fee > max_fee {
+                    return Err(RelayUnusable::FeeAboveMax { fee, max_fee }.into());
                 }
-                ClosePayout::relayed(
-                    payout,
-                    offer.relayer,
-                    zkcredits_protocol::credits::Credits::new(offer.fee),
-                )
+                ClosePayout::relayed(payout, offer.relayer, fee)
             }
             CloseMode::Cooperative | CloseMode::Unilateral => {
                 self.check_sender()?;
@@ -289,7 +284,7 @@ impl CloseContext<'_> {
             })?;
         let to_close = NoteToClose {
             secret: &secret,
-            deposit: zkcredits_protocol::credits::Credits::new(info.deposit),
+            deposit: info.deposit,
             expiry_epoch: info.expiry_epoch,
             path: &path,
             root,
@@ -307,11 +302,7 @@ impl CloseContext<'_> {
             )
             .map_err(|e| match e {
                 zkcredits_chain::Error::RelayFeeTooHigh { fee, payout } => {
-                    RelayUnusable::FeeAbovePayout {
-                        fee: fee.get(),
-                        payout: payout.get(),
-                    }
-                    .into()
+                    RelayUnusable::FeeAbovePayout { fee, payout }.into()
                 }
                 zkcredits_chain::Error::Circuit(e) => ClientError::Proving(e),
                 other => chain(other),

@@ -4,6 +4,7 @@
 
 use zkcredits_chain::PoolClient;
 use zkcredits_chain::alloy::primitives::B256;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::note::WalletSeed;
 
 use crate::error::ClientError;
@@ -32,18 +33,13 @@ pub async fn deposit_notes(
     pool: &PoolClient,
     journal: &mut Journal,
     seed: &WalletSeed,
-    credits: u64,
+    credits: Credits,
     count: u64,
 ) -> Result<DepositReport, ClientError> {
     let reserved = journal.reserve_notes(count)?;
     let ids: Vec<_> = reserved
         .iter()
-        .map(|j| {
-            (
-                seed.note_secret(*j).id(),
-                zkcredits_protocol::credits::Credits::new(credits),
-            )
-        })
+        .map(|j| (seed.note_secret(*j).id(), credits))
         .collect();
     let outcome = pool.deposit_many(&ids).await.map_err(ClientError::Chain)?;
     if outcome.notes.len() != reserved.len() {
@@ -60,7 +56,7 @@ pub async fn deposit_notes(
         }
         let info = DepositInfo {
             id: event.id,
-            deposit: event.amount.get(),
+            deposit: event.amount,
             expiry_epoch: event.expiry_epoch,
             leaf_index: event.leaf_index,
             tx_hash: outcome.tx.hash.0,
@@ -97,7 +93,7 @@ pub async fn resolve_pending(
                 j,
                 &DepositInfo {
                     id,
-                    deposit: record.amount.get(),
+                    deposit: record.amount,
                     expiry_epoch: record.expiry_epoch,
                     leaf_index: record.leaf_index,
                     tx_hash: [0; 32],

@@ -114,7 +114,7 @@ pub struct NoteSummary {
     /// Its status.
     pub status: NoteStatus,
     /// `D` (0 before the deposit is recorded).
-    pub deposit: u64,
+    pub deposit: Credits,
     /// `E`.
     pub expiry_epoch: u64,
     /// The leaf index, once deposited.
@@ -122,9 +122,9 @@ pub struct NoteSummary {
     /// The next ticket index `i`.
     pub next_index: u64,
     /// `R`.
-    pub refunds: u64,
+    pub refunds: Credits,
     /// `P`.
-    pub penalties: u64,
+    pub penalties: Credits,
     /// `D + R - P - i * C_max`.
     pub remaining: i128,
     /// Whether the note can pay for another request.
@@ -134,7 +134,7 @@ pub struct NoteSummary {
 impl NoteSummary {
     /// Summarises a journal note under `limits`.
     pub fn of(note: &JournalNote, limits: Limits) -> Self {
-        let deposit = note.deposit.map_or(0, |d| d.deposit);
+        let deposit = note.deposit.map_or(Credits::ZERO, |d| d.deposit);
         Self {
             note: note.j,
             status: note.status,
@@ -142,10 +142,10 @@ impl NoteSummary {
             expiry_epoch: note.deposit.map_or(0, |d| d.expiry_epoch),
             leaf_index: note.deposit.map(|d| d.leaf_index),
             next_index: note.state.index,
-            refunds: note.state.refunds.get(),
-            penalties: note.state.penalties.get(),
-            remaining: note.state.balance(Credits::new(deposit), limits),
-            can_pay: note.deposit.is_some() && note.state.can_pay(Credits::new(deposit), limits),
+            refunds: note.state.refunds,
+            penalties: note.state.penalties,
+            remaining: note.state.balance(deposit, limits),
+            can_pay: note.deposit.is_some() && note.state.can_pay(deposit, limits),
         }
     }
 }
@@ -645,7 +645,7 @@ impl Spender {
             self.resync().await?;
             tree = self.tree.snapshot();
         }
-        let expected_leaf = note::leaf(info.id, Credits::new(info.deposit), info.expiry_epoch);
+        let expected_leaf = note::leaf(info.id, info.deposit, info.expiry_epoch);
         match tree.leaf(info.leaf_index) {
             Some(leaf) if leaf == expected_leaf => {}
             Some(_) => {
@@ -698,7 +698,7 @@ impl Spender {
                 .flatten();
             let inputs = RequestInputs {
                 secret: &secret,
-                deposit: Credits::new(info.deposit),
+                deposit: info.deposit,
                 expiry_epoch: info.expiry_epoch,
                 path: &path,
                 root,
@@ -856,7 +856,7 @@ impl Spender {
             }
             .into());
         }
-        let deposit = note.deposit.map_or(0, |d| d.deposit);
+        let deposit = note.deposit.map_or(Credits::ZERO, |d| d.deposit);
         let k = self.seed.note_secret(note.j).expose();
         match self
             .check_receipt(deposit, &note.state, k, ticket.rho_next, &receipt)
@@ -898,7 +898,7 @@ impl Spender {
     /// state that can still close. Returns the new state and the signer's key id.
     async fn check_receipt(
         &self,
-        deposit: u64,
+        deposit: Credits,
         state: &NoteState,
         k: Fr,
         rho_next: Fr,
@@ -916,21 +916,21 @@ impl Spender {
         let outside = |why: LimitBreach| Err(ReceiptProblem::OutsideLimits(why));
         if receipt.refund > limits.c_max {
             return outside(LimitBreach::RefundAboveCMax {
-                refund: receipt.refund.get(),
-                c_max: limits.c_max.get(),
+                refund: receipt.refund,
+                c_max: limits.c_max,
             });
         }
         if receipt.penalty > limits.p_max {
             return outside(LimitBreach::PenaltyAbovePMax {
-                penalty: receipt.penalty.get(),
-                p_max: limits.p_max.get(),
+                penalty: receipt.penalty,
+                p_max: limits.p_max,
             });
         }
         if let Some(g) = self.gateway.refund_granularity.filter(|g| *g > 1)
             && !receipt.refund.get().is_multiple_of(g)
         {
             return outside(LimitBreach::OffGranularity {
-                refund: receipt.refund.get(),
+                refund: receipt.refund,
                 granularity: g,
             });
         }
@@ -949,7 +949,7 @@ impl Spender {
         }
         if i128::from(next.refunds) > charged {
             return outside(LimitBreach::RefundsAboveCharged {
-                refunds: next.refunds.get(),
+                refunds: next.refunds,
                 charged,
             });
         }
@@ -1239,7 +1239,7 @@ impl Spender {
         Fut: Future<Output = Result<Option<String>, ClientError>>,
     {
         let j = note.j;
-        let deposit = note.deposit.map_or(0, |d| d.deposit);
+        let deposit = note.deposit.map_or(Credits::ZERO, |d| d.deposit);
         let k = self.seed.note_secret(j).expose();
         let mut state = note.state;
         let mut moved = 0;

@@ -21,7 +21,6 @@ use zkcredits_circuits::CircuitError;
 use zkcredits_circuits::prover::RequestProver;
 use zkcredits_circuits::request::{RequestCircuit, RequestInputs};
 use zkcredits_protocol::Fr;
-use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::note::{self, WalletSeed};
 use zkcredits_protocol::state::Limits;
 
@@ -212,9 +211,7 @@ fn make(parts: &MakerParts, j: u64, stop: &AtomicBool) -> Result<Outcome, Client
     let Some(info) = note.deposit else {
         return Ok(Outcome::Skipped);
     };
-    if note.status != NoteStatus::Free
-        || !note.state.can_pay(Credits::new(info.deposit), parts.limits)
-    {
+    if note.status != NoteStatus::Free || !note.state.can_pay(info.deposit, parts.limits) {
         return Ok(Outcome::Skipped);
     }
     let tree = parts.tree.snapshot();
@@ -236,13 +233,7 @@ fn make(parts: &MakerParts, j: u64, stop: &AtomicBool) -> Result<Outcome, Client
             return Ok(Outcome::Ready);
         }
     }
-    if tree.leaf(info.leaf_index)
-        != Some(note::leaf(
-            info.id,
-            Credits::new(info.deposit),
-            info.expiry_epoch,
-        ))
-    {
+    if tree.leaf(info.leaf_index) != Some(note::leaf(info.id, info.deposit, info.expiry_epoch)) {
         return Ok(Outcome::Skipped);
     }
     let key_id = if note.state.index == 0 {
@@ -264,7 +255,7 @@ fn make(parts: &MakerParts, j: u64, stop: &AtomicBool) -> Result<Outcome, Client
     // every x.
     let circuit = RequestCircuit::new(RequestInputs {
         secret: &secret,
-        deposit: Credits::new(info.deposit),
+        deposit: info.deposit,
         expiry_epoch: info.expiry_epoch,
         path: &path,
         root,

@@ -157,5 +157,7 @@ mod tests {
         assert_eq!(Credits::ZERO.checked_sub(Credits::new(1)), None);
         assert_eq!(Credits::new(u64::MAX).checked_mul(2), None);
         assert_eq!(Credits::default(), Credits::ZERO);
+        // Tables print amounts in columns: the width applies as to the number.
+        assert_eq!(format!("{:>6}", Credits::new(42)), "    42");
     }
 }

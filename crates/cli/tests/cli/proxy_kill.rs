@@ -165,9 +165,15 @@ async fn user_with_notes(
         wallet.storage_key(StoragePurpose::Journal),
     )
     .unwrap();
-    deposit_notes(&pool, &mut journal, &wallet.seed(), 20_000, notes)
-        .await
-        .unwrap();
+    deposit_notes(
+        &pool,
+        &mut journal,
+        &wallet.seed(),
+        zkcredits_protocol::credits::Credits::new(20_000),
+        notes,
+    )
+    .await
+    .unwrap();
     (chain, dir, home, deployment_path)
 }
 

@@ -275,7 +275,7 @@ pub struct DepositInfo {
     /// `ID = H(ID, k_j)`.
     pub id: Fr,
     /// `D`, credit units.
-    pub deposit: u64,
+    pub deposit: Credits,
     /// `E`, the expiry epoch.
     pub expiry_epoch: u64,
     /// The leaf's index in the pool's tree.
@@ -602,7 +602,7 @@ impl Journal {
         let state = NoteState::fresh();
         let plain = Plain {
             j,
-            deposit: info.deposit,
+            deposit: info.deposit.get(),
             expiry: info.expiry_epoch,
             index: 0,
             refunds: 0,
@@ -620,7 +620,7 @@ impl Journal {
              WHERE notes.status = ?7",
             params![
                 to_i64(j, "note number")?,
-                to_i64(info.deposit, "deposit")?,
+                to_i64(info.deposit.get(), "deposit")?,
                 to_i64(info.expiry_epoch, "expiry")?,
                 sealed,
                 t,
@@ -669,7 +669,7 @@ impl Journal {
                 let record = NoteRecord::decode(&opened)?;
                 let info = DepositInfo {
                     id: record.id,
-                    deposit: plain.deposit,
+                    deposit: Credits::new(plain.deposit),
                     expiry_epoch: plain.expiry,
                     leaf_index: record.leaf_index,
                     tx_hash: record.tx_hash,
@@ -964,7 +964,7 @@ impl Journal {
     ) -> Result<()> {
         let plain = Plain {
             j,
-            deposit: info.deposit,
+            deposit: info.deposit.get(),
             expiry: info.expiry_epoch,
             index: next.index,
             refunds: next.refunds.get(),

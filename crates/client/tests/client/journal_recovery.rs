@@ -47,7 +47,7 @@ fn deposit_offline(dir: &Path, notes: u64) -> LeanImt {
                 j,
                 &DepositInfo {
                     id,
-                    deposit: DEPOSIT,
+                    deposit: zkcredits_protocol::credits::Credits::new(DEPOSIT),
                     expiry_epoch: EXPIRY,
                     leaf_index,
                     tx_hash: [9; 32],
@@ -124,7 +124,7 @@ async fn a_crash_with_a_ticket_in_flight_never_reuses_its_index() {
         .await
         .unwrap();
     assert_eq!(
-        (summary.note, summary.next_index, summary.refunds),
+        (summary.note, summary.next_index, summary.refunds.get()),
         (1, 1, 250)
     );
     // A second recovery finds nothing to do.
@@ -174,7 +174,12 @@ async fn a_crash_then_a_fetched_receipt_advances_the_note() {
     assert_eq!(report.completed.len(), 1);
     let done = &report.completed[0];
     assert_eq!(
-        (done.note, done.next_index, done.refunds, done.penalties),
+        (
+            done.note,
+            done.next_index,
+            done.refunds.get(),
+            done.penalties.get()
+        ),
         (0, 1, 600, 7)
     );
     assert_eq!(done.remaining, i128::from(DEPOSIT) + 600 - 7 - 1000);

@@ -126,7 +126,7 @@ async fn a_precomputation_for_another_note_is_caught_before_sending() {
                 j,
                 &DepositInfo {
                     id,
-                    deposit: 50_000,
+                    deposit: zkcredits_protocol::credits::Credits::new(50_000),
                     expiry_epoch: 9,
                     leaf_index,
                     tx_hash: [0; 32],

@@ -49,7 +49,7 @@ fn deposit_offline(dir: &Path, notes: u64) -> LeanImt {
                 j,
                 &DepositInfo {
                     id,
-                    deposit: DEPOSIT,
+                    deposit: zkcredits_protocol::credits::Credits::new(DEPOSIT),
                     expiry_epoch: 40,
                     leaf_index,
                     tx_hash: [9; 32],

@@ -32,9 +32,15 @@ async fn paid_requests_on_a_real_chain() {
     {
         let mut journal =
             Journal::open(&journal_path, wallet.storage_key(StoragePurpose::Journal)).unwrap();
-        let report = deposit_notes(&pool, &mut journal, &wallet.seed(), 20_000, 2)
-            .await
-            .unwrap();
+        let report = deposit_notes(
+            &pool,
+            &mut journal,
+            &wallet.seed(),
+            zkcredits_protocol::credits::Credits::new(20_000),
+            2,
+        )
+        .await
+        .unwrap();
         let numbers: Vec<u64> = report.notes.iter().map(|(j, _)| *j).collect();
         assert_eq!(numbers, vec![0, 1]);
         for (j, info) in &report.notes {
@@ -103,7 +109,7 @@ async fn paid_requests_on_a_real_chain() {
         .await
         .unwrap();
     assert_eq!(
-        (summary.next_index, summary.refunds, summary.status),
+        (summary.next_index, summary.refunds.get(), summary.status),
         (1, 400, NoteStatus::Free)
     );
     assert_eq!(summary.remaining, 20_000 + 400 - 1000);

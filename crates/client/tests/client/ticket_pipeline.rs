@@ -51,7 +51,7 @@ fn deposit(dir: &Path, wallet: &Wallet, notes: u64) -> LeanImt {
                 j,
                 &DepositInfo {
                     id,
-                    deposit: DEPOSIT,
+                    deposit: zkcredits_protocol::credits::Credits::new(DEPOSIT),
                     expiry_epoch: 9,
                     leaf_index,
                     tx_hash: [0; 32],

@@ -55,8 +55,8 @@ pub fn gateway_constants(deployment: &Deployment) -> GatewayConstants {
     GatewayConstants {
         chain_id: deployment.chain_id,
         pool: deployment.pool,
-        c_max: deployment.constants.c_max.get(),
-        p_max: deployment.constants.p_max.get(),
+        c_max: deployment.constants.c_max,
+        p_max: deployment.constants.p_max,
         verifying_key_hash: Some(prover().verifying_key_hash()),
         current_key: ServerKey {
             id: 1,
