@@ -4,6 +4,7 @@
 use alloy::primitives::B256;
 use serde::{Deserialize, Serialize};
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::note::note_id;
 
 use crate::client::{DepositOutcome, PoolClient, Violation};
@@ -62,10 +63,10 @@ pub async fn bench_gas() -> Result<GasReport> {
     let chain = TestChain::start().await?;
     let user = chain.client(2).await?;
     let provider = chain.client(PROVIDER).await?;
-    let credits = 1_000u64;
+    let credits = Credits::new(1_000);
     user.approve(alloy::primitives::U256::MAX).await?;
 
-    let notes = |from: u64, n: u64| -> Vec<(Fr, u64)> {
+    let notes = |from: u64, n: u64| -> Vec<(Fr, Credits)> {
         (from..from + n)
             .map(|i| (note_id(secret(i)), credits))
             .collect()
@@ -102,7 +103,7 @@ pub async fn bench_gas() -> Result<GasReport> {
         .map(|i| Violation {
             nullifier: zkcredits_protocol::rln::Nullifier::from_field(Fr::from(77_000 + i)),
             evidence_hash: B256::repeat_byte(i as u8 + 1),
-            penalty: 10 * i,
+            penalty: Credits::new(10 * i),
         })
         .collect();
     let record = provider.record_violations(&violations).await?;
@@ -150,7 +151,10 @@ async fn bench_closes(
     let secrets: Vec<NoteSecret> = (0..4u64)
         .map(|i| NoteSecret::from_field(secret(1_000_000 + i)))
         .collect();
-    let batch: Vec<(Fr, u64)> = secrets.iter().map(|s| (s.id(), 20_000)).collect();
+    let batch: Vec<(Fr, Credits)> = secrets
+        .iter()
+        .map(|s| (s.id(), Credits::new(20_000)))
+        .collect();
     let out = user.deposit_many(&batch).await?;
     push_leaves(tree, &out)?;
     let root = user.root().await?;
@@ -231,7 +235,7 @@ async fn bench_closes(
     let to = crate::ClosePayout::relayed(
         alloy::primitives::Address::repeat_byte(0x73),
         provider.sender(),
-        100,
+        Credits::new(100),
     );
     let relayed = prove(&notes[3], &notes[3].state, to, &mut rng)?;
     let clearance = crate::clearance::sign_clearance(

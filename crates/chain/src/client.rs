@@ -10,6 +10,7 @@ use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::merkle::Root;
 use zkcredits_protocol::rln::Nullifier;
 
@@ -35,7 +36,7 @@ pub struct DepositedNote {
     /// `leaf = H(LEAF, ID, D, E)`.
     pub leaf: Fr,
     /// `D`, credit units.
-    pub amount: u64,
+    pub amount: Credits,
     /// `E`, the expiry epoch.
     pub expiry_epoch: u64,
 }
@@ -97,7 +98,7 @@ pub struct Violation {
     /// A hash of the evidence the provider keeps.
     pub evidence_hash: B256,
     /// The penalty in credit units (at most `P_max`).
-    pub penalty: u64,
+    pub penalty: Credits,
 }
 
 /// The result of `recordViolations`: what its events carry.
@@ -124,7 +125,7 @@ pub struct ClaimOutcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NoteRecord {
     /// `D`, credit units.
-    pub amount: u64,
+    pub amount: Credits,
     /// `E`.
     pub expiry_epoch: u64,
     /// Position of its leaf.
@@ -220,8 +221,8 @@ impl PoolClient {
     }
 
     /// Token base units for `credits` credit units.
-    pub fn token_amount(&self, credits: u64) -> U256 {
-        U256::from(credits) * self.unit
+    pub fn token_amount(&self, credits: Credits) -> U256 {
+        U256::from(credits.get()) * self.unit
     }
 
     fn request(&self, call: TransactionRequest) -> TransactionRequest {
@@ -286,7 +287,7 @@ impl PoolClient {
 
     /// Deposits one note of `credits` credit units with `id = H(ID, k)`, approving the
     /// amount first when the allowance is short.
-    pub async fn deposit(&self, id: Fr, credits: u64) -> Result<DepositOutcome> {
+    pub async fn deposit(&self, id: Fr, credits: Credits) -> Result<DepositOutcome> {
         let amount = self.token_amount(credits);
         self.ensure_allowance(amount).await?;
         self.deposit_raw(fr_to_u256(&id), amount).await
@@ -294,7 +295,7 @@ impl PoolClient {
 
     /// Deposits several notes `(id, credits)` with one transfer, approving the sum first when
     /// the allowance is short. The pool commits the root at the end.
-    pub async fn deposit_many(&self, notes: &[(Fr, u64)]) -> Result<DepositOutcome> {
+    pub async fn deposit_many(&self, notes: &[(Fr, Credits)]) -> Result<DepositOutcome> {
         let ids = notes.iter().map(|(id, _)| fr_to_u256(id)).collect();
         let amounts: Vec<U256> = notes.iter().map(|(_, c)| self.token_amount(*c)).collect();
         let total = amounts.iter().fold(U256::ZERO, |a, b| a.saturating_add(*b));
@@ -428,7 +429,7 @@ impl PoolClient {
             .map(|v| fr_to_u256(&v.nullifier.field()))
             .collect();
         let evidence = violations.iter().map(|v| v.evidence_hash).collect();
-        let penalties = violations.iter().map(|v| v.penalty).collect();
+        let penalties = violations.iter().map(|v| v.penalty.get()).collect();
         let tx = self
             .pool
             .recordViolations(nullifiers, evidence, penalties)
@@ -440,7 +441,7 @@ impl PoolClient {
                 recorded.push(Violation {
                     nullifier: Nullifier::from_field(u256_to_fr(e.nullifier)?),
                     evidence_hash: e.evidenceHash,
-                    penalty: e.penalty,
+                    penalty: Credits::new(e.penalty),
                 });
             }
         }
@@ -517,7 +518,7 @@ impl PoolClient {
     pub async fn deposit_of(&self, id: Fr) -> Result<Option<NoteRecord>> {
         let n = self.pool.deposits(fr_to_u256(&id)).call().await?;
         Ok(n.exists.then_some(NoteRecord {
-            amount: n.amount,
+            amount: Credits::new(n.amount),
             expiry_epoch: n.expiryEpoch,
             leaf_index: n.leafIndex,
         }))
@@ -563,7 +564,7 @@ pub(crate) fn deposited_note(e: &ZkCreditsPool::Deposited) -> Result<DepositedNo
         id: u256_to_fr(e.id)?,
         leaf_index: to_u64("leafIndex", e.leafIndex)?,
         leaf: u256_to_fr(e.leaf)?,
-        amount: e.amount,
+        amount: Credits::new(e.amount),
         expiry_epoch: e.expiryEpoch,
     })
 }

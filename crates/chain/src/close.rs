@@ -15,6 +15,7 @@ use zkcredits_circuits::close::{CloseCircuit, CloseInputs, ClosePublicInputs};
 use zkcredits_circuits::prover::CloseProver;
 use zkcredits_circuits::solidity::proof_words;
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::merkle::{MerklePath, Root};
 use zkcredits_protocol::note::NoteSecret;
@@ -35,7 +36,7 @@ pub struct NoteToClose<'a> {
     /// The note's secret.
     pub secret: &'a NoteSecret,
     /// `D`, credit units deposited.
-    pub deposit: u64,
+    pub deposit: Credits,
     /// `E`, the note's expiry epoch.
     pub expiry_epoch: u64,
     /// The note's path under `root`.
@@ -72,7 +73,7 @@ pub struct ClosePayout {
     /// Receives `relay_fee` credit units (the zero address with no fee).
     pub relayer: Address,
     /// Credit units out of `U`.
-    pub relay_fee: u64,
+    pub relay_fee: Credits,
 }
 
 impl ClosePayout {
@@ -82,12 +83,12 @@ impl ClosePayout {
         Self {
             payout,
             relayer: Address::ZERO,
-            relay_fee: 0,
+            relay_fee: Credits::ZERO,
         }
     }
 
     /// `relay_fee` to `relayer`, the rest to `payout`.
-    pub fn relayed(payout: Address, relayer: Address, relay_fee: u64) -> Self {
+    pub fn relayed(payout: Address, relayer: Address, relay_fee: Credits) -> Self {
         Self {
             payout,
             relayer,
@@ -135,14 +136,14 @@ impl PreparedClose {
             nc: fr_to_u256(&p.close_nullifier),
             nullifier: fr_to_u256(&p.nullifier.field()),
             yw: fr_to_u256(&p.y_w),
-            deposit: p.deposit,
+            deposit: p.deposit.get(),
             expiryEpoch: p.expiry_epoch,
-            payoutAmount: p.payout,
-            burn: p.burn,
+            payoutAmount: p.payout.get(),
+            burn: p.burn.get(),
             lostLastReceipt: p.lost_last_receipt(),
             payout: self.to.payout,
             relayer: self.to.relayer,
-            relayFee: self.to.relay_fee,
+            relayFee: self.to.relay_fee.get(),
             serverKeyX: fr_to_u256(&p.server_key.x),
             serverKeyY: fr_to_u256(&p.server_key.y),
         }
@@ -245,7 +246,7 @@ pub struct PendingClose {
     /// When it may be finalized.
     pub deadline: u64,
     /// `U`, `B`, `D`, credit units.
-    pub amounts: (u64, u64, u64),
+    pub amounts: (Credits, Credits, Credits),
     /// `E`.
     pub expiry_epoch: u64,
     /// `N_j`.
@@ -384,9 +385,13 @@ impl PoolClient {
             return Ok(None);
         }
         Ok(Some(PendingClose {
-            to: ClosePayout::relayed(p.payout, p.relayer, p.relayFee),
+            to: ClosePayout::relayed(p.payout, p.relayer, Credits::new(p.relayFee)),
             deadline: p.deadline,
-            amounts: (p.payoutAmount, p.burn, p.deposit),
+            amounts: (
+                Credits::new(p.payoutAmount),
+                Credits::new(p.burn),
+                Credits::new(p.deposit),
+            ),
             expiry_epoch: p.expiryEpoch,
             nullifier: Nullifier::from_field(u256_to_fr(p.nullifier)?),
             y_w: u256_to_fr(p.yw)?,
@@ -410,7 +415,7 @@ impl PoolClient {
     pub async fn withdrawal_x(&self, to: ClosePayout) -> Result<Fr> {
         u256_to_fr(
             self.pool_contract()
-                .withdrawalX(to.payout, to.relayer, to.relay_fee)
+                .withdrawalX(to.payout, to.relayer, to.relay_fee.get())
                 .call()
                 .await?,
         )

@@ -27,6 +27,8 @@ use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use serde::{Deserialize, Serialize};
 
+use zkcredits_protocol::credits::Credits;
+
 use crate::bindings::{CloseVerifier, TestToken, ZkCreditsPool, linked_libraries};
 use crate::rpc::TxInfo;
 use crate::{Error, Result, rpc};
@@ -98,8 +100,8 @@ impl PoolConfig {
     pub fn constants(&self, genesis_time: u64) -> PoolConstants {
         PoolConstants {
             unit: self.unit,
-            c_max: self.c_max,
-            p_max: self.p_max,
+            c_max: Credits::new(self.c_max),
+            p_max: Credits::new(self.p_max),
             epoch_len: self.epoch_len,
             note_lifetime: self.note_lifetime,
             grace: self.grace,
@@ -142,9 +144,11 @@ pub struct PoolConstants {
     /// Token base units per credit unit.
     pub unit: U256,
     /// `C_max`, credit units.
-    pub c_max: u64,
+    #[serde(with = "crate::serde_credits")]
+    pub c_max: Credits,
     /// `P_max`, credit units.
-    pub p_max: u64,
+    #[serde(with = "crate::serde_credits")]
+    pub p_max: Credits,
     /// Seconds per epoch.
     pub epoch_len: u64,
     /// Epochs a note lives.
@@ -212,8 +216,8 @@ impl Deployment {
         }
         let constants = PoolConstants {
             unit: c.unit().call().await?,
-            c_max: c.cMax().call().await?,
-            p_max: c.pMax().call().await?,
+            c_max: Credits::new(c.cMax().call().await?),
+            p_max: Credits::new(c.pMax().call().await?),
             epoch_len: c.epochLen().call().await?,
             note_lifetime: c.noteLifetime().call().await?,
             grace: c.grace().call().await?,

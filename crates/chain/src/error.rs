@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::sol_types::SolInterface;
 
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::merkle::Root;
 
 use crate::bindings::{TestToken, ZkCreditsPool};
@@ -369,9 +370,9 @@ pub enum Error {
     )]
     RelayFeeTooHigh {
         /// The fee asked.
-        fee: u64,
+        fee: Credits,
         /// `U`, credit units.
-        payout: u64,
+        payout: Credits,
     },
     /// The tree refused an insert.
     #[error("tree: {0}")]

@@ -9,6 +9,8 @@ use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 
+use zkcredits_protocol::credits::Credits;
+
 use crate::bindings::ZkCreditsPool;
 use crate::client::PoolClient;
 use crate::error::Result;
@@ -71,7 +73,7 @@ impl PoolClient {
             for log in provider.get_logs(&filter).await? {
                 let data = log.data();
                 if let Ok(e) = ZkCreditsPool::Deposited::decode_log_data(data) {
-                    ledger.deposited += self.token_amount(e.amount);
+                    ledger.deposited += self.token_amount(Credits::new(e.amount));
                 } else if let Ok(e) = ZkCreditsPool::Closed::decode_log_data(data) {
                     ledger.to_users += e.toPayout;
                     ledger.to_provider += e.toProvider;

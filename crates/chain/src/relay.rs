@@ -14,6 +14,7 @@
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::sol_types::SolCall;
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::merkle::Root;
 use zkcredits_protocol::rln::Nullifier;
 
@@ -108,13 +109,13 @@ impl RelayedClose {
     }
 
     /// The relay fee, credit units.
-    pub fn relay_fee(&self) -> u64 {
-        self.call.c.relayFee
+    pub fn relay_fee(&self) -> Credits {
+        Credits::new(self.call.c.relayFee)
     }
 
     /// `U`, credit units (the fee comes out of it).
-    pub fn payout_amount(&self) -> u64 {
-        self.call.c.payoutAmount
+    pub fn payout_amount(&self) -> Credits {
+        Credits::new(self.call.c.payoutAmount)
     }
 
     /// The clearance bytes as given (the pool checks them).
@@ -220,8 +221,8 @@ mod tests {
     fn exact_calldata_decodes() {
         let close = RelayedClose::decode(&calldata(U256::from(1))).expect("decodes");
         assert_eq!(close.root(), Root::from_field(Fr::from(1u64)));
-        assert_eq!(close.relay_fee(), 5);
-        assert_eq!(close.payout_amount(), 60);
+        assert_eq!(close.relay_fee(), Credits::new(5));
+        assert_eq!(close.payout_amount(), Credits::new(60));
         assert_eq!(close.clearance(), &[0xaa; 65][..]);
     }
 

@@ -41,8 +41,8 @@ pub fn offline_deployment() -> Deployment {
         provider: Address::repeat_byte(0x33),
         constants: PoolConstants {
             unit: U256::from(1u64),
-            c_max: 1000,
-            p_max: 5000,
+            c_max: zkcredits_protocol::credits::Credits::new(1000),
+            p_max: zkcredits_protocol::credits::Credits::new(5000),
             epoch_len: 86_400,
             note_lifetime: 30,
             grace: 86_400,
@@ -234,7 +234,7 @@ pub struct SimulatedNote {
     /// The note's secret.
     pub secret: zkcredits_protocol::note::NoteSecret,
     /// `D`.
-    pub deposit: u64,
+    pub deposit: zkcredits_protocol::credits::Credits,
     /// `E`.
     pub expiry_epoch: u64,
     /// Its leaf index.
@@ -274,6 +274,7 @@ impl SimulatedNote {
         refund: u64,
         penalty: u64,
     ) -> Result<()> {
+        use zkcredits_protocol::credits::Credits;
         use zkcredits_protocol::state::{Receipt, receipt_message};
         let k = self.secret.expose();
         let ticket = zkcredits_protocol::rln::Ticket::new(k, self.state.index);
@@ -282,6 +283,7 @@ impl SimulatedNote {
             .state
             .next_commitment(k, rho_next)
             .map_err(|e| Error::Circuit(e.into()))?;
+        let (refund, penalty) = (Credits::new(refund), Credits::new(penalty));
         let receipt = Receipt {
             refund,
             penalty,

@@ -22,6 +22,7 @@ use zkcredits_circuits::prover::RequestProver;
 use zkcredits_circuits::sample::SampleNote;
 use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 
 /// Distinct real proofs; batches repeat them (the cost does not depend on which).
 const PROOFS: usize = 8;
@@ -35,7 +36,7 @@ fn proofs() -> (Verifier, Vec<Statement>) {
     let verifier = Verifier::new(keys.verifying_key());
     let prover = RequestProver::new(keys).expect("prover");
     let mut rng = ChaCha20Rng::from_seed([7; 32]);
-    let mut note = SampleNote::new(16, 1_000_000, 3, 250);
+    let mut note = SampleNote::new(16, Credits::new(1_000_000), 3, Credits::new(250));
     let proofs = (0..PROOFS as u64)
         .map(|i| {
             note.x = Fr::from(i + 1);

@@ -12,6 +12,7 @@ use zkcredits_circuits::keys;
 use zkcredits_circuits::prover::RequestProver;
 use zkcredits_circuits::qap::SnarkjsReduction;
 use zkcredits_circuits::sample::SampleNote;
+use zkcredits_protocol::credits::Credits;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
@@ -19,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: prove_phases KEYDIR")?;
     let keys = keys::load_proving_key(std::path::Path::new(&dir))?;
     let prover = RequestProver::new(keys.clone())?;
-    let note = SampleNote::new(1_000, 1_000_000, 3, 250);
+    let note = SampleNote::new(1_000, Credits::new(1_000_000), 3, Credits::new(250));
     let mut rng = ChaCha20Rng::from_seed([1; 32]);
     for _ in 0..3 {
         let t = Instant::now();

@@ -10,6 +10,7 @@ use rand_chacha::ChaCha20Rng;
 use zkcredits_circuits::keys;
 use zkcredits_circuits::prover::RequestProver;
 use zkcredits_circuits::sample::SampleNote;
+use zkcredits_protocol::credits::Credits;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
@@ -18,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys = keys::load_proving_key(std::path::Path::new(&dir))?;
     let vk = keys.proving_key.vk.clone();
     let prover = RequestProver::new(keys)?;
-    let note = SampleNote::new(1_000, 1_000_000, 3, 250);
+    let note = SampleNote::new(1_000, Credits::new(1_000_000), 3, Credits::new(250));
     let circuit = note.circuit()?;
     let public = circuit.public.to_field_elements();
     let proof = prover.prove(circuit, &mut ChaCha20Rng::from_seed([1; 32]))?;

@@ -27,6 +27,7 @@ use ark_relations::ns;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::babyjubjub::Point;
 use zkcredits_protocol::close::{CloseSplit, close_share};
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::merkle::{MerklePath, Root};
 use zkcredits_protocol::note::NoteSecret;
@@ -55,20 +56,20 @@ pub struct ClosePublicInputs {
     /// `y_w = k + a x_w`.
     pub y_w: Fr,
     /// `D`, credit units deposited.
-    pub deposit: u64,
+    pub deposit: Credits,
     /// `E`, the note's expiry epoch.
     pub expiry_epoch: u64,
     /// `U`, credit units to the payout address.
-    pub payout: u64,
+    pub payout: Credits,
     /// `B`, credit units burned.
-    pub burn: u64,
+    pub burn: Credits,
     /// `m`: 1 when the receipt of ticket `n` was lost, else 0 (a field element so that
     /// tests can try other values; the pool passes a bool).
     pub m: Fr,
     /// The deployment's `C_max`.
-    pub c_max: u64,
+    pub c_max: Credits,
     /// The deployment's `P_max`.
-    pub p_max: u64,
+    pub p_max: Credits,
     /// The server key `A` that signs receipts.
     pub server_key: Point,
 }
@@ -87,13 +88,13 @@ impl ClosePublicInputs {
             self.nullifier.field(),
             self.x_w,
             self.y_w,
-            Fr::from(self.deposit),
+            self.deposit.to_field(),
             Fr::from(self.expiry_epoch),
-            Fr::from(self.payout),
-            Fr::from(self.burn),
+            self.payout.to_field(),
+            self.burn.to_field(),
             self.m,
-            Fr::from(self.c_max),
-            Fr::from(self.p_max),
+            self.c_max.to_field(),
+            self.p_max.to_field(),
             self.server_key.x,
             self.server_key.y,
         ]
@@ -141,7 +142,7 @@ pub struct CloseInputs<'a> {
     /// The note's secret.
     pub secret: &'a NoteSecret,
     /// `D`, credit units deposited.
-    pub deposit: u64,
+    pub deposit: Credits,
     /// `E`, the note's expiry epoch.
     pub expiry_epoch: u64,
     /// The note's path in the tree whose root is `root`.
@@ -194,13 +195,19 @@ impl CloseCircuit {
         let ticket = state.index + m;
         let (nullifier, y_w) = close_share(k, ticket, inputs.x_w);
         let limits = inputs.limits;
+        // Wrapping on purpose (see above), so on the plain numbers: Credits has no
+        // arithmetic that wraps.
         let payout = inputs
             .deposit
-            .wrapping_add(state.refunds)
-            .wrapping_sub(state.penalties)
-            .wrapping_sub(ticket.wrapping_mul(limits.c_max))
-            .wrapping_sub(m.wrapping_mul(limits.p_max));
-        let burn = state.penalties.wrapping_add(m.wrapping_mul(limits.p_max));
+            .get()
+            .wrapping_add(state.refunds.get())
+            .wrapping_sub(state.penalties.get())
+            .wrapping_sub(ticket.wrapping_mul(limits.c_max.get()))
+            .wrapping_sub(m.wrapping_mul(limits.p_max.get()));
+        let burn = state
+            .penalties
+            .get()
+            .wrapping_add(m.wrapping_mul(limits.p_max.get()));
         let (refunds_prev, penalties_prev) = state.previous_totals();
         let (rho, refund, penalty, sig_r8, sig_s) = match &state.last {
             Some(last) => (
@@ -212,7 +219,13 @@ impl CloseCircuit {
                     &last.receipt.signature.s.into_bigint(),
                 )),
             ),
-            None => (Fr::from(0u64), 0, 0, Point::zero(), Fr::from(0u64)),
+            None => (
+                Fr::from(0u64),
+                Credits::ZERO,
+                Credits::ZERO,
+                Point::zero(),
+                Fr::from(0u64),
+            ),
         };
         Ok(Self {
             public: ClosePublicInputs {
@@ -223,8 +236,8 @@ impl CloseCircuit {
                 y_w,
                 deposit: inputs.deposit,
                 expiry_epoch: inputs.expiry_epoch,
-                payout,
-                burn,
+                payout: Credits::new(payout),
+                burn: Credits::new(burn),
                 m: Fr::from(m),
                 c_max: limits.c_max,
                 p_max: limits.p_max,
@@ -234,11 +247,11 @@ impl CloseCircuit {
                 k,
                 path: path_levels(inputs.path),
                 index: Fr::from(state.index),
-                refunds_prev: Fr::from(refunds_prev),
-                penalties_prev: Fr::from(penalties_prev),
+                refunds_prev: refunds_prev.to_field(),
+                penalties_prev: penalties_prev.to_field(),
                 rho,
-                refund: Fr::from(refund),
-                penalty: Fr::from(penalty),
+                refund: refund.to_field(),
+                penalty: penalty.to_field(),
                 sig_r8,
                 sig_s,
             },
@@ -256,13 +269,13 @@ impl CloseCircuit {
                 nullifier: Nullifier::from_field(zero),
                 x_w: zero,
                 y_w: zero,
-                deposit: 0,
+                deposit: Credits::ZERO,
                 expiry_epoch: 0,
-                payout: 0,
-                burn: 0,
+                payout: Credits::ZERO,
+                burn: Credits::ZERO,
                 m: zero,
-                c_max: 0,
-                p_max: 0,
+                c_max: Credits::ZERO,
+                p_max: Credits::ZERO,
                 server_key: zkcredits_protocol::babyjubjub::base8(),
             },
             witness: CloseWitness {
@@ -294,13 +307,13 @@ impl CloseCircuit {
         let nullifier = input(p.nullifier.field())?;
         let x_w = input(p.x_w)?;
         let y_w = input(p.y_w)?;
-        let deposit = input(Fr::from(p.deposit))?;
+        let deposit = input(p.deposit.to_field())?;
         let expiry = input(Fr::from(p.expiry_epoch))?;
-        let payout = input(Fr::from(p.payout))?;
-        let burn = input(Fr::from(p.burn))?;
+        let payout = input(p.payout.to_field())?;
+        let burn = input(p.burn.to_field())?;
         let lost = input(p.m)?;
-        let c_max = input(Fr::from(p.c_max))?;
-        let p_max = input(Fr::from(p.p_max))?;
+        let c_max = input(p.c_max.to_field())?;
+        let p_max = input(p.p_max.to_field())?;
         let server_key = PointVar {
             x: input(p.server_key.x)?,
             y: input(p.server_key.y)?,

@@ -13,6 +13,7 @@ use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystemRef, Synthesis
 use ark_relations::ns;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::babyjubjub::Point;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::merkle::{MerklePath, Root};
 use zkcredits_protocol::note::NoteSecret;
@@ -43,9 +44,9 @@ pub struct RequestPublicInputs {
     /// `T_next`, the commitment to the next state.
     pub next_commitment: Fr,
     /// The deployment's `C_max`.
-    pub c_max: u64,
+    pub c_max: Credits,
     /// The deployment's `P_max`.
-    pub p_max: u64,
+    pub p_max: Credits,
     /// The server key `A` that signs receipts.
     pub server_key: Point,
 }
@@ -59,8 +60,8 @@ impl RequestPublicInputs {
             self.y,
             self.nullifier.field(),
             self.next_commitment,
-            Fr::from(self.c_max),
-            Fr::from(self.p_max),
+            self.c_max.to_field(),
+            self.p_max.to_field(),
             self.server_key.x,
             self.server_key.y,
         ]
@@ -149,7 +150,7 @@ pub struct RequestInputs<'a> {
     /// The note's secret.
     pub secret: &'a NoteSecret,
     /// `D`, credit units deposited.
-    pub deposit: u64,
+    pub deposit: Credits,
     /// `E`, the note's expiry epoch.
     pub expiry_epoch: u64,
     /// The note's path in the tree whose root is `root`.
@@ -206,7 +207,13 @@ impl RequestCircuit {
                     &last.receipt.signature.s.into_bigint(),
                 )),
             ),
-            None => (Fr::from(0u64), 0, 0, Point::zero(), Fr::from(0u64)),
+            None => (
+                Fr::from(0u64),
+                Credits::ZERO,
+                Credits::ZERO,
+                Point::zero(),
+                Fr::from(0u64),
+            ),
         };
         Ok(Self {
             public: RequestPublicInputs {
@@ -221,15 +228,15 @@ impl RequestCircuit {
             },
             witness: RequestWitness {
                 k,
-                deposit: Fr::from(inputs.deposit),
+                deposit: inputs.deposit.to_field(),
                 expiry: Fr::from(inputs.expiry_epoch),
                 path,
                 index: Fr::from(state.index),
-                refunds_prev: Fr::from(refunds_prev),
-                penalties_prev: Fr::from(penalties_prev),
+                refunds_prev: refunds_prev.to_field(),
+                penalties_prev: penalties_prev.to_field(),
                 rho,
-                refund: Fr::from(refund),
-                penalty: Fr::from(penalty),
+                refund: refund.to_field(),
+                penalty: penalty.to_field(),
                 sig_r8,
                 sig_s,
                 rho_next: inputs.rho_next,
@@ -247,8 +254,8 @@ impl RequestCircuit {
                 y: Fr::from(0u64),
                 nullifier: Nullifier::from_field(Fr::from(0u64)),
                 next_commitment: Fr::from(0u64),
-                c_max: 0,
-                p_max: 0,
+                c_max: Credits::ZERO,
+                p_max: Credits::ZERO,
                 server_key: zkcredits_protocol::babyjubjub::base8(),
             },
             witness: RequestWitness {
@@ -293,8 +300,8 @@ impl RequestCircuit {
         let y = input(p.y)?;
         let nullifier = input(p.nullifier.field())?;
         let next_commitment = input(p.next_commitment)?;
-        let c_max = input(Fr::from(p.c_max))?;
-        let p_max = input(Fr::from(p.p_max))?;
+        let c_max = input(p.c_max.to_field())?;
+        let p_max = input(p.p_max.to_field())?;
         let server_key = PointVar {
             x: input(p.server_key.x)?,
             y: input(p.server_key.y)?,

@@ -8,6 +8,7 @@
 //! `test-util` feature.
 
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PrivateKey;
 use zkcredits_protocol::merkle::{LeanImt, MerklePath};
 use zkcredits_protocol::note::{self, NoteSecret, WalletSeed};
@@ -18,8 +19,8 @@ use crate::request::{RequestCircuit, RequestInputs};
 
 /// The sample deployment's limits.
 pub const LIMITS: Limits = Limits {
-    c_max: 1_000,
-    p_max: 5_000,
+    c_max: Credits::new(1_000),
+    p_max: Credits::new(5_000),
 };
 /// The sample notes' expiry epoch.
 pub const EXPIRY: u64 = 30;
@@ -35,7 +36,7 @@ pub struct SampleNote {
     /// The note's secret.
     pub secret: NoteSecret,
     /// `D`.
-    pub deposit: u64,
+    pub deposit: Credits,
     /// The tree holding the note.
     pub tree: LeanImt,
     /// The note's leaf index.
@@ -51,13 +52,17 @@ pub struct SampleNote {
 impl SampleNote {
     /// Note number 4 of `notes` (at least 5) holding `deposit`, after `requests` paid
     /// requests that each got `refund` back.
-    pub fn new(notes: u64, deposit: u64, requests: u64, refund: u64) -> Self {
+    pub fn new(notes: u64, deposit: Credits, requests: u64, refund: Credits) -> Self {
         assert!(notes >= 5, "the sample note is number 4");
         let seed = WalletSeed::from_entropy(b"zkcredits sample wallet");
         let secret = seed.note_secret(4);
         let mut tree = LeanImt::new();
         for j in 0..notes {
-            let d = if j == 4 { deposit } else { 10_000 + j };
+            let d = if j == 4 {
+                deposit
+            } else {
+                Credits::new(10_000 + j)
+            };
             // Cannot fail: the leaves are non-zero hashes and far fewer than 2^32.
             tree.push(note::leaf(seed.note_secret(j).id(), d, EXPIRY))
                 .expect("small tree");
@@ -72,8 +77,8 @@ impl SampleNote {
                 .expect("small index");
             let receipt = Receipt {
                 refund,
-                penalty: 0,
-                signature: key.sign(receipt_message(commitment, refund, 0)),
+                penalty: Credits::ZERO,
+                signature: key.sign(receipt_message(commitment, refund, Credits::ZERO)),
             };
             state = state
                 .advance(secret.expose(), rho_next, receipt)

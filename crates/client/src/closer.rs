@@ -28,6 +28,7 @@ use zkcredits_chain::{
     RelayedClose, close_ticket, prepare_close, verify_clearance,
 };
 use zkcredits_circuits::prover::CloseProver;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::note::WalletSeed;
 
 use crate::error::{ClientError, RelayFailure, RelayUnusable, StaleState};
@@ -42,7 +43,7 @@ pub enum CloseMode {
     /// client sends no transaction at all (it only reads the chain).
     Relayed {
         /// The most the relay may take out of the payout, credit units.
-        max_fee: u64,
+        max_fee: Credits,
     },
     /// Cooperative, sent from the context's pool account.
     Cooperative,
@@ -177,14 +178,12 @@ impl CloseContext<'_> {
         let to = match mode {
             CloseMode::Relayed { max_fee } => {
                 let offer = self.relay_offer()?;
-                if offer.fee > max_fee {
-                    return Err(RelayUnusable::FeeAboveMax {
-                        fee: offer.fee,
-                        max_fee,
-                    }
-                    .into());
+                // The discovery document's plain number becomes an amount here.
+                let fee = Credits::new(offer.fee);
+                if fee > max_fee {
+                    return Err(RelayUnusable::FeeAboveMax { fee, max_fee }.into());
                 }
-                ClosePayout::relayed(payout, offer.relayer, offer.fee)
+                ClosePayout::relayed(payout, offer.relayer, fee)
             }
             CloseMode::Cooperative | CloseMode::Unilateral => {
                 self.check_sender()?;

@@ -4,6 +4,7 @@
 
 use zkcredits_chain::PoolClient;
 use zkcredits_chain::alloy::primitives::B256;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::note::WalletSeed;
 
 use crate::error::ClientError;
@@ -32,7 +33,7 @@ pub async fn deposit_notes(
     pool: &PoolClient,
     journal: &mut Journal,
     seed: &WalletSeed,
-    credits: u64,
+    credits: Credits,
     count: u64,
 ) -> Result<DepositReport, ClientError> {
     let reserved = journal.reserve_notes(count)?;

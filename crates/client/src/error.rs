@@ -1,6 +1,7 @@
 //! The client's errors. Every variant has a stable [`code`](ClientError::code) that the
 //! local proxy puts in its OpenAI-style error body, and a suggested HTTP status.
 
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::merkle::TreeError;
 use zkcredits_protocol::state::StateError;
 use zkcredits_protocol::wire::WireError;
@@ -296,23 +297,23 @@ pub enum LimitBreach {
     #[error("refund r = {refund} above the reservation C_max = {c_max}")]
     RefundAboveCMax {
         /// The receipt's refund.
-        refund: u64,
+        refund: Credits,
         /// `C_max`.
-        c_max: u64,
+        c_max: Credits,
     },
     /// A penalty above `P_max`.
     #[error("penalty p = {penalty} above P_max = {p_max}")]
     PenaltyAbovePMax {
         /// The receipt's penalty.
-        penalty: u64,
+        penalty: Credits,
         /// `P_max`.
-        p_max: u64,
+        p_max: Credits,
     },
     /// A refund off the published granularity.
     #[error("refund r = {refund} is not a multiple of the published granularity {granularity}")]
     OffGranularity {
         /// The receipt's refund.
-        refund: u64,
+        refund: Credits,
         /// The published granularity.
         granularity: u64,
     },
@@ -329,7 +330,7 @@ pub enum LimitBreach {
     #[error("refunds R = {refunds} above the n C_max = {charged} charged")]
     RefundsAboveCharged {
         /// `R` after the receipt.
-        refunds: u64,
+        refunds: Credits,
         /// `n C_max`.
         charged: i128,
     },
@@ -352,9 +353,9 @@ pub enum RelayUnusable {
     )]
     FeeAboveMax {
         /// The relay's fee, credit units.
-        fee: u64,
+        fee: Credits,
         /// The most the user allows.
-        max_fee: u64,
+        max_fee: Credits,
     },
     /// The relay's fee is more than the close pays out (the chain crate's
     /// `RelayFeeTooHigh`).
@@ -363,9 +364,9 @@ pub enum RelayUnusable {
     )]
     FeeAbovePayout {
         /// The relay's fee, credit units.
-        fee: u64,
+        fee: Credits,
         /// `U`, credit units.
-        payout: u64,
+        payout: Credits,
     },
     /// The gateway is not reachable.
     #[error(
@@ -466,28 +467,34 @@ mod tests {
         ];
         let breaches = [
             LimitBreach::RefundAboveCMax {
-                refund: 2,
-                c_max: 1,
+                refund: Credits::new(2),
+                c_max: Credits::new(1),
             },
             LimitBreach::PenaltyAbovePMax {
-                penalty: 2,
-                p_max: 1,
+                penalty: Credits::new(2),
+                p_max: Credits::new(1),
             },
             LimitBreach::OffGranularity {
-                refund: 5,
+                refund: Credits::new(5),
                 granularity: 10,
             },
             LimitBreach::State(StateError::Overflow),
             LimitBreach::CannotClose { payout: -1 },
             LimitBreach::RefundsAboveCharged {
-                refunds: 2,
+                refunds: Credits::new(2),
                 charged: 1,
             },
             LimitBreach::KeyNotAccepted { key_id: 3 },
         ];
         let unusable = [
-            RelayUnusable::FeeAboveMax { fee: 2, max_fee: 1 },
-            RelayUnusable::FeeAbovePayout { fee: 2, payout: 1 },
+            RelayUnusable::FeeAboveMax {
+                fee: Credits::new(2),
+                max_fee: Credits::new(1),
+            },
+            RelayUnusable::FeeAbovePayout {
+                fee: Credits::new(2),
+                payout: Credits::new(1),
+            },
             RelayUnusable::NoGateway,
             RelayUnusable::NotOffered,
         ];

@@ -22,6 +22,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use zkcredits_api::prices::RoutePrices;
 use zkcredits_chain::alloy::primitives::Address;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::merkle::Root;
 use zkcredits_protocol::rln::Nullifier;
@@ -827,8 +828,8 @@ impl Discovery {
             constants: GatewayConstants {
                 chain_id: wire.chain_id,
                 pool: wire.pool,
-                c_max: wire.c_max,
-                p_max: wire.p_max,
+                c_max: Credits::new(wire.c_max),
+                p_max: Credits::new(wire.p_max),
                 verifying_key_hash: Some(verifying_key_hash),
                 current_key,
                 accepted_keys,
@@ -897,8 +898,8 @@ mod tests {
             GatewayConstants {
                 chain_id: sent.chain_id,
                 pool: sent.pool,
-                c_max: sent.c_max,
-                p_max: sent.p_max,
+                c_max: Credits::new(sent.c_max),
+                p_max: Credits::new(sent.p_max),
                 verifying_key_hash: Some([9u8; 32]),
                 current_key: ServerKey { id: 2, key },
                 accepted_keys: vec![ServerKey { id: 1, key: old }],

@@ -4,6 +4,7 @@
 
 use zkcredits_chain::Deployment;
 use zkcredits_chain::alloy::primitives::Address;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PublicKey;
 
 use crate::error::ClientError;
@@ -25,9 +26,9 @@ pub struct GatewayConstants {
     /// The pool.
     pub pool: Address,
     /// `C_max`.
-    pub c_max: u64,
+    pub c_max: Credits,
     /// `P_max`.
-    pub p_max: u64,
+    pub p_max: Credits,
     /// SHA-256 of the verifying key the gateway checks proofs with, when published.
     pub verifying_key_hash: Option<[u8; 32]>,
     /// The key that signs new receipts.

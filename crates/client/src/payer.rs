@@ -330,7 +330,7 @@ impl Payer {
                     &request.method,
                     &request.path_and_query,
                     &request.body,
-                    self.spender.limits().c_max,
+                    self.spender.limits().c_max.get(),
                 )
                 .map_err(PayError::Invalid),
             None => Ok(()),

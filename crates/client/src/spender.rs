@@ -38,6 +38,7 @@ use zkcredits_circuits::prover::{RequestProver, to_points};
 use zkcredits_circuits::request::{RequestCircuit, RequestInputs};
 use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::merkle::TreeError;
 use zkcredits_protocol::note::{self, WalletSeed};
@@ -113,7 +114,7 @@ pub struct NoteSummary {
     /// Its status.
     pub status: NoteStatus,
     /// `D` (0 before the deposit is recorded).
-    pub deposit: u64,
+    pub deposit: Credits,
     /// `E`.
     pub expiry_epoch: u64,
     /// The leaf index, once deposited.
@@ -121,9 +122,9 @@ pub struct NoteSummary {
     /// The next ticket index `i`.
     pub next_index: u64,
     /// `R`.
-    pub refunds: u64,
+    pub refunds: Credits,
     /// `P`.
-    pub penalties: u64,
+    pub penalties: Credits,
     /// `D + R - P - i * C_max`.
     pub remaining: i128,
     /// Whether the note can pay for another request.
@@ -133,7 +134,7 @@ pub struct NoteSummary {
 impl NoteSummary {
     /// Summarises a journal note under `limits`.
     pub fn of(note: &JournalNote, limits: Limits) -> Self {
-        let deposit = note.deposit.map_or(0, |d| d.deposit);
+        let deposit = note.deposit.map_or(Credits::ZERO, |d| d.deposit);
         Self {
             note: note.j,
             status: note.status,
@@ -855,7 +856,7 @@ impl Spender {
             }
             .into());
         }
-        let deposit = note.deposit.map_or(0, |d| d.deposit);
+        let deposit = note.deposit.map_or(Credits::ZERO, |d| d.deposit);
         let k = self.seed.note_secret(note.j).expose();
         match self
             .check_receipt(deposit, &note.state, k, ticket.rho_next, &receipt)
@@ -897,7 +898,7 @@ impl Spender {
     /// state that can still close. Returns the new state and the signer's key id.
     async fn check_receipt(
         &self,
-        deposit: u64,
+        deposit: Credits,
         state: &NoteState,
         k: Fr,
         rho_next: Fr,
@@ -926,7 +927,7 @@ impl Spender {
             });
         }
         if let Some(g) = self.gateway.refund_granularity.filter(|g| *g > 1)
-            && !receipt.refund.is_multiple_of(g)
+            && !receipt.refund.get().is_multiple_of(g)
         {
             return outside(LimitBreach::OffGranularity {
                 refund: receipt.refund,
@@ -1238,7 +1239,7 @@ impl Spender {
         Fut: Future<Output = Result<Option<String>, ClientError>>,
     {
         let j = note.j;
-        let deposit = note.deposit.map_or(0, |d| d.deposit);
+        let deposit = note.deposit.map_or(Credits::ZERO, |d| d.deposit);
         let k = self.seed.note_secret(j).expose();
         let mut state = note.state;
         let mut moved = 0;

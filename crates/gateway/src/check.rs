@@ -144,7 +144,9 @@ pub fn check_text(text: &str, base: &Path, file: &str) -> Report {
     };
     // Without the deployment the prices cannot be checked against C_max, but the
     // adapters' sections still are.
-    let c_max = deployment.as_ref().map_or(u64::MAX, |d| d.constants.c_max);
+    let c_max = deployment
+        .as_ref()
+        .map_or(u64::MAX, |d| d.constants.c_max.get());
     for e in crate::routes::build_all(&config, c_max, &tls).1 {
         push(e);
     }
@@ -347,8 +349,8 @@ fn effective(
         derived("deployment.rpc_url", Value::String(d.rpc_url.clone()));
         derived("deployment.chain_id", d.chain_id.into());
         derived("deployment.pool", Value::String(d.pool.to_string()));
-        derived("deployment.c_max", d.constants.c_max.into());
-        derived("deployment.p_max", d.constants.p_max.into());
+        derived("deployment.c_max", d.constants.c_max.get().into());
+        derived("deployment.p_max", d.constants.p_max.get().into());
     }
     out
 }

@@ -3,6 +3,7 @@
 //! a client's last receipt may have been signed by one of them.
 
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::{PrivateKey, PublicKey};
 use zkcredits_protocol::state::{Receipt, receipt_message};
 
@@ -69,7 +70,7 @@ impl ServerKeys {
     }
 
     /// Signs the receipt `m = H(RECEIPT, T_next, r, p)` with the current key.
-    pub fn sign_receipt(&self, next_commitment: Fr, refund: u64, penalty: u64) -> Receipt {
+    pub fn sign_receipt(&self, next_commitment: Fr, refund: Credits, penalty: Credits) -> Receipt {
         Receipt {
             refund,
             penalty,

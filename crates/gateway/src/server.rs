@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use zkcredits_chain::alloy::signers::local::PrivateKeySigner;
 use zkcredits_chain::{Deployment, IndexerConfig, PoolClient};
 use zkcredits_circuits::verifier::Verifier;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PublicKey;
 use zkcredits_protocol::merkle::Root;
 
@@ -105,7 +106,7 @@ pub struct GatewayBuilder {
     accept_server_key: bool,
     require_accepted_key: bool,
     rpc_client: Option<zkcredits_chain::rpc::HttpClient>,
-    relay_fee: Option<u64>,
+    relay_fee: Option<Credits>,
 }
 
 impl GatewayBuilder {
@@ -178,7 +179,7 @@ impl GatewayBuilder {
 
     /// Relays users' cooperative closes from the provider's account for `fee` credit
     /// units each (needs the provider key): `POST /zkcredit/close-relay`.
-    pub fn relay(mut self, fee: u64) -> Self {
+    pub fn relay(mut self, fee: Credits) -> Self {
         self.relay_fee = Some(fee);
         self
     }
@@ -571,7 +572,7 @@ pub async fn start(
     let keys = config.server_keys()?;
     let signer = config.provider_signer()?;
     let tls = config.tls()?;
-    let routes = crate::routes::build_routes(&config, deployment.constants.c_max, &tls)?;
+    let routes = crate::routes::build_routes(&config, deployment.constants.c_max.get(), &tls)?;
     let policy = crate::routes::build_policy(&config, &tls)?;
     let rpc_client = tls.rpc_client().map_err(GatewayError::RpcClient)?;
     let store = crate::store::open_from_url(&config.store).await?;
@@ -595,7 +596,8 @@ pub async fn start(
         builder = builder.duties(config.duties_config());
     }
     if config.relay.enabled {
-        builder = builder.relay(config.relay.fee);
+        // The config's plain number becomes an amount here, where it is handed over.
+        builder = builder.relay(Credits::new(config.relay.fee));
     }
     if let Some(policy) = policy {
         builder = builder.policy(policy);

@@ -10,6 +10,7 @@
 //! - `D - U - B = j C_max - R` to the provider.
 
 use crate::Fr;
+use crate::credits::Credits;
 use crate::rln::{Nullifier, Ticket};
 use crate::state::{Limits, NoteState};
 
@@ -34,18 +35,18 @@ pub struct CloseSplit {
     /// `j = n + m`, the ticket the close spends.
     pub ticket: u64,
     /// `U`, credit units to the payout address.
-    pub payout: u64,
+    pub payout: Credits,
     /// `B`, credit units burned.
-    pub burn: u64,
+    pub burn: Credits,
     /// `D - U - B`, credit units to the provider.
-    pub provider: u64,
+    pub provider: Credits,
 }
 
 impl CloseSplit {
     /// The split of a note of `deposit` credit units closing from `state`, with
     /// `lost_last_receipt` as the flag `m`.
     pub fn new(
-        deposit: u64,
+        deposit: Credits,
         state: &NoteState,
         lost_last_receipt: bool,
         limits: Limits,
@@ -62,9 +63,13 @@ impl CloseSplit {
         if payout < 0 {
             return Err(CloseError::Overdrawn);
         }
-        let payout = u64::try_from(payout).map_err(|_| CloseError::Overflow)?;
+        let payout = u64::try_from(payout)
+            .map(Credits::new)
+            .map_err(|_| CloseError::Overflow)?;
         let burn = u128::from(state.penalties) + u128::from(m) * u128::from(limits.p_max);
-        let burn = u64::try_from(burn).map_err(|_| CloseError::Overflow)?;
+        let burn = u64::try_from(burn)
+            .map(Credits::new)
+            .map_err(|_| CloseError::Overflow)?;
         // D - U - B = j C_max - R; a state whose refunds exceed its charges (never signed
         // by an honest gateway) would take from the pool, so it is refused here as the
         // pool refuses it.
@@ -92,44 +97,48 @@ mod tests {
     use super::*;
 
     const LIMITS: Limits = Limits {
-        c_max: 100,
-        p_max: 50,
+        c_max: Credits::new(100),
+        p_max: Credits::new(50),
     };
 
     fn state(index: u64, refunds: u64, penalties: u64) -> NoteState {
         NoteState {
             index,
-            refunds,
-            penalties,
+            refunds: Credits::new(refunds),
+            penalties: Credits::new(penalties),
             last: None,
         }
     }
 
+    fn split(deposit: u64, state: &NoteState, lost: bool) -> Result<CloseSplit, CloseError> {
+        CloseSplit::new(Credits::new(deposit), state, lost, LIMITS)
+    }
+
     #[test]
     fn the_split_adds_up_to_the_deposit() {
-        let s = CloseSplit::new(1_000, &state(3, 40, 10), false, LIMITS).expect("close");
+        let s = split(1_000, &state(3, 40, 10), false).expect("close");
         assert_eq!(s.ticket, 3);
-        assert_eq!(s.payout, 1_000 + 40 - 10 - 300);
-        assert_eq!(s.burn, 10);
-        assert_eq!(s.provider, 300 - 40);
-        assert_eq!(s.payout + s.burn + s.provider, 1_000);
+        assert_eq!(s.payout.get(), 1_000 + 40 - 10 - 300);
+        assert_eq!(s.burn.get(), 10);
+        assert_eq!(s.provider.get(), 300 - 40);
+        assert_eq!(s.payout.get() + s.burn.get() + s.provider.get(), 1_000);
 
-        let s = CloseSplit::new(1_000, &state(3, 40, 10), true, LIMITS).expect("close");
+        let s = split(1_000, &state(3, 40, 10), true).expect("close");
         assert_eq!(s.ticket, 4);
-        assert_eq!(s.payout, 1_000 + 40 - 10 - 400 - 50);
-        assert_eq!(s.burn, 60);
-        assert_eq!(s.provider, 400 - 40);
+        assert_eq!(s.payout.get(), 1_000 + 40 - 10 - 400 - 50);
+        assert_eq!(s.burn.get(), 60);
+        assert_eq!(s.provider.get(), 400 - 40);
     }
 
     #[test]
     fn an_overdrawn_state_cannot_close() {
         assert_eq!(
-            CloseSplit::new(300, &state(3, 0, 1), false, LIMITS),
+            split(300, &state(3, 0, 1), false),
             Err(CloseError::Overdrawn)
         );
-        assert!(CloseSplit::new(300, &state(3, 0, 0), false, LIMITS).is_ok());
+        assert!(split(300, &state(3, 0, 0), false).is_ok());
         assert_eq!(
-            CloseSplit::new(349, &state(3, 0, 0), true, LIMITS),
+            split(349, &state(3, 0, 0), true),
             Err(CloseError::Overdrawn)
         );
     }

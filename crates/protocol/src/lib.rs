@@ -5,6 +5,7 @@
 //! chain indexer all compute the same values:
 //!
 //! - [`field`]: the BN254 scalar field and its canonical 32-byte encoding;
+//! - [`credits`]: amounts of credit units, the unit of every protocol amount;
 //! - [`poseidon`]: Poseidon with circomlib's parameters and the protocol's domain tags;
 //! - [`note`]: wallet seeds, note secrets, note IDs and leaves (§3);
 //! - [`merkle`]: the append-only LeanIMT Poseidon tree, the same shape as the pool's,
@@ -20,6 +21,7 @@
 
 pub mod babyjubjub;
 pub mod close;
+pub mod credits;
 pub mod eddsa;
 pub mod field;
 pub mod fixed_base;

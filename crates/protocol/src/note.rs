@@ -6,6 +6,7 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::Fr;
+use crate::credits::Credits;
 use crate::field;
 use crate::poseidon::{Tag, hash};
 
@@ -111,11 +112,11 @@ pub fn note_id(k: Fr) -> Fr {
 
 /// `leaf = H(LEAF, ID, D, E)`: what the pool appends to its tree for a deposit of `D`
 /// credit units expiring at epoch `E` (`docs/PROTOCOL.md §3`).
-pub fn leaf(id: Fr, deposit: u64, expiry_epoch: u64) -> Fr {
+pub fn leaf(id: Fr, deposit: Credits, expiry_epoch: u64) -> Fr {
     hash([
         Tag::Leaf.to_field(),
         id,
-        Fr::from(deposit),
+        deposit.to_field(),
         Fr::from(expiry_epoch),
     ])
 }

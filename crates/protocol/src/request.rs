@@ -9,6 +9,7 @@ use ark_ff::PrimeField;
 use sha2::{Digest, Sha256};
 
 use crate::Fr;
+use crate::credits::Credits;
 
 const X_DOMAIN: &[u8] = b"zkcredits/x/v1";
 
@@ -33,7 +34,7 @@ pub struct Withdrawal {
     /// gateway's relayer), or the zero address with a fee of 0.
     pub relayer: [u8; 20],
     /// Credit units out of `U` for the relayer.
-    pub relay_fee: u64,
+    pub relay_fee: Credits,
 }
 
 impl Withdrawal {
@@ -42,7 +43,7 @@ impl Withdrawal {
         Self {
             payout,
             relayer: [0; 20],
-            relay_fee: 0,
+            relay_fee: Credits::ZERO,
         }
     }
 }
@@ -56,7 +57,7 @@ pub fn withdrawal_x(chain_id: u64, pool: [u8; 20], to: &Withdrawal) -> Fr {
     hasher.update(pool);
     hasher.update(to.payout);
     hasher.update(to.relayer);
-    hasher.update(to.relay_fee.to_be_bytes());
+    hasher.update(to.relay_fee.get().to_be_bytes());
     let digest = hasher.finalize();
     Fr::from_be_bytes_mod_order(&digest[..31])
 }
@@ -83,7 +84,7 @@ mod tests {
         let base = Withdrawal {
             payout: [1; 20],
             relayer: [2; 20],
-            relay_fee: 3,
+            relay_fee: Credits::new(3),
         };
         let x = withdrawal_x(1, pool, &base);
         assert_ne!(x, withdrawal_x(2, pool, &base));
@@ -98,7 +99,7 @@ mod tests {
                 ..base
             },
             Withdrawal {
-                relay_fee: 4,
+                relay_fee: Credits::new(4),
                 ..base
             },
             Withdrawal::direct(base.payout),

@@ -1,6 +1,7 @@
 //! Note states, state commitments and receipts (`docs/PROTOCOL.md §4`, §5).
 
 use crate::Fr;
+use crate::credits::Credits;
 use crate::eddsa::Signature;
 use crate::poseidon::{Tag, hash};
 
@@ -8,9 +9,9 @@ use crate::poseidon::{Tag, hash};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// `C_max`: the charge per request, taken up front, in credit units.
-    pub c_max: u64,
+    pub c_max: Credits,
     /// `P_max`: the largest policy penalty per request, in credit units.
-    pub p_max: u64,
+    pub p_max: Credits,
 }
 
 /// Errors in state arithmetic.
@@ -30,24 +31,24 @@ pub enum StateError {
 
 /// `T = H(STATE, k, i, R, P, rho)`: the commitment to a note state, signed (inside a
 /// receipt) by the gateway and opened inside the next proof.
-pub fn state_commitment(k: Fr, index: u64, refunds: u64, penalties: u64, rho: Fr) -> Fr {
+pub fn state_commitment(k: Fr, index: u64, refunds: Credits, penalties: Credits, rho: Fr) -> Fr {
     hash([
         Tag::State.to_field(),
         k,
         Fr::from(index),
-        Fr::from(refunds),
-        Fr::from(penalties),
+        refunds.to_field(),
+        penalties.to_field(),
         rho,
     ])
 }
 
 /// `m = H(RECEIPT, T, r, p)`: the message a receipt signs.
-pub fn receipt_message(commitment: Fr, refund: u64, penalty: u64) -> Fr {
+pub fn receipt_message(commitment: Fr, refund: Credits, penalty: Credits) -> Fr {
     hash([
         Tag::Receipt.to_field(),
         commitment,
-        Fr::from(refund),
-        Fr::from(penalty),
+        refund.to_field(),
+        penalty.to_field(),
     ])
 }
 
@@ -56,9 +57,9 @@ pub fn receipt_message(commitment: Fr, refund: u64, penalty: u64) -> Fr {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Receipt {
     /// `r = C_max - c`, rounded down to the refund granularity.
-    pub refund: u64,
+    pub refund: Credits,
     /// `p <= P_max`, non-zero only after a policy violation.
-    pub penalty: u64,
+    pub penalty: Credits,
     /// EdDSA-Poseidon by the provider's key.
     pub signature: Signature,
 }
@@ -80,9 +81,9 @@ pub struct NoteState {
     /// `i`, the next ticket index.
     pub index: u64,
     /// `R`, the refunds received so far (including the last receipt's).
-    pub refunds: u64,
+    pub refunds: Credits,
     /// `P`, the penalties received so far (including the last receipt's).
-    pub penalties: u64,
+    pub penalties: Credits,
     /// The last receipt, `None` before the first request.
     pub last: Option<SignedState>,
 }
@@ -92,25 +93,29 @@ impl NoteState {
     pub fn fresh() -> Self {
         Self {
             index: 0,
-            refunds: 0,
-            penalties: 0,
+            refunds: Credits::ZERO,
+            penalties: Credits::ZERO,
             last: None,
         }
     }
 
     /// `(R_prev, P_prev)`: the totals committed inside the last receipt's `T`.
-    pub fn previous_totals(&self) -> (u64, u64) {
+    ///
+    /// A state whose totals are below its last receipt's amounts was never built by
+    /// [`NoteState::advance`]; its previous totals saturate at zero, and the proof made
+    /// from it fails at the witness check instead of here.
+    pub fn previous_totals(&self) -> (Credits, Credits) {
         match &self.last {
             Some(last) => (
-                self.refunds - last.receipt.refund,
-                self.penalties - last.receipt.penalty,
+                self.refunds.saturating_sub(last.receipt.refund),
+                self.penalties.saturating_sub(last.receipt.penalty),
             ),
-            None => (0, 0),
+            None => (Credits::ZERO, Credits::ZERO),
         }
     }
 
     /// Rule 4: `(i + 1) * C_max + P + P_max <= D + R`.
-    pub fn can_pay(&self, deposit: u64, limits: Limits) -> bool {
+    pub fn can_pay(&self, deposit: Credits, limits: Limits) -> bool {
         let spend = (u128::from(self.index) + 1) * u128::from(limits.c_max)
             + u128::from(self.penalties)
             + u128::from(limits.p_max);
@@ -119,7 +124,7 @@ impl NoteState {
 
     /// What the note can still spend: `D + R - P - i * C_max` (may be negative only
     /// if the state was never valid).
-    pub fn balance(&self, deposit: u64, limits: Limits) -> i128 {
+    pub fn balance(&self, deposit: Credits, limits: Limits) -> i128 {
         i128::from(deposit) + i128::from(self.refunds)
             - i128::from(self.penalties)
             - i128::from(self.index) * i128::from(limits.c_max)
@@ -171,21 +176,24 @@ mod tests {
     use super::*;
 
     const LIMITS: Limits = Limits {
-        c_max: 100,
-        p_max: 50,
+        c_max: Credits::new(100),
+        p_max: Credits::new(50),
     };
 
     #[test]
     fn solvency_is_exact_to_the_unit() {
         let state = NoteState {
             index: 2,
-            refunds: 30,
-            penalties: 10,
+            refunds: Credits::new(30),
+            penalties: Credits::new(10),
             last: None,
         };
         // (2 + 1) * 100 + 10 + 50 = 360 <= D + 30
-        assert!(state.can_pay(330, LIMITS));
-        assert!(!state.can_pay(329, LIMITS));
-        assert_eq!(state.balance(330, LIMITS), 330 + 30 - 10 - 200);
+        assert!(state.can_pay(Credits::new(330), LIMITS));
+        assert!(!state.can_pay(Credits::new(329), LIMITS));
+        assert_eq!(
+            state.balance(Credits::new(330), LIMITS),
+            330 + 30 - 10 - 200
+        );
     }
 }

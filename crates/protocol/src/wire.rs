@@ -12,6 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::Fr;
+use crate::credits::Credits;
 use crate::eddsa::{Signature, SignatureError};
 use crate::field;
 use crate::g2_subgroup;
@@ -247,8 +248,8 @@ impl WireFormat for Receipt {
 
     fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(VERSION);
-        out.extend_from_slice(&self.refund.to_be_bytes());
-        out.extend_from_slice(&self.penalty.to_be_bytes());
+        out.extend_from_slice(&self.refund.get().to_be_bytes());
+        out.extend_from_slice(&self.penalty.get().to_be_bytes());
         out.extend_from_slice(&self.signature.to_bytes());
     }
 
@@ -256,9 +257,9 @@ impl WireFormat for Receipt {
         check_version(Self::NAME, bytes[0])?;
         let mut u = [0u8; 8];
         u.copy_from_slice(&bytes[1..9]);
-        let refund = u64::from_be_bytes(u);
+        let refund = Credits::new(u64::from_be_bytes(u));
         u.copy_from_slice(&bytes[9..17]);
-        let penalty = u64::from_be_bytes(u);
+        let penalty = Credits::new(u64::from_be_bytes(u));
         let mut sig = [0u8; 64];
         sig.copy_from_slice(&bytes[17..81]);
         Ok(Self {
@@ -304,8 +305,8 @@ mod tests {
 
     fn receipt() -> Receipt {
         Receipt {
-            refund: 12,
-            penalty: 3,
+            refund: Credits::new(12),
+            penalty: Credits::new(3),
             signature: PrivateKey::from_bytes([1; 32]).sign(Fr::from(99u64)),
         }
     }

@@ -21,6 +21,7 @@ use zkcredits_chain::{
 use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::close::CloseSplit;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::merkle::{LeanImt, Root};
 use zkcredits_protocol::note::NoteSecret;
 use zkcredits_protocol::rln::{self, Nullifier};
@@ -73,7 +74,7 @@ impl World {
         let secret = NoteSecret::from_field(random_fr(&mut self.rng));
         let out = self
             .user
-            .deposit(secret.id(), credits)
+            .deposit(secret.id(), Credits::new(credits))
             .await
             .expect("deposit");
         let pushed = self.tree.push(out.notes[0].leaf).expect("tree");
@@ -189,8 +190,11 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
     let to = payout_address(&mut w.rng);
     let close = w.prove(&a, None, root, to, false);
     let split = CloseSplit::new(a.deposit, &a.state, false, limits).expect("split");
-    assert_eq!(split.payout, 50_000 + 1_200 - 700 - 4 * 1_000);
-    assert_eq!((split.burn, split.provider), (700, 4 * 1_000 - 1_200));
+    assert_eq!(split.payout.get(), 50_000 + 1_200 - 700 - 4 * 1_000);
+    assert_eq!(
+        (split.burn.get(), split.provider.get()),
+        (700, 4 * 1_000 - 1_200)
+    );
     let before = w.balances(&[to, provider, BURN, pool]).await;
     let clearance = w.clearance(close.nc(), close.nullifier());
     let out = w
@@ -199,16 +203,19 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
         .await
         .expect("close");
     let after = w.balances(&[to, provider, BURN, pool]).await;
-    assert_eq!(after[0] - before[0], U256::from(split.payout) * unit);
-    assert_eq!(after[1] - before[1], U256::from(split.provider) * unit);
-    assert_eq!(after[2] - before[2], U256::from(split.burn) * unit);
-    assert_eq!(before[3] - after[3], U256::from(a.deposit) * unit);
+    assert_eq!(after[0] - before[0], U256::from(split.payout.get()) * unit);
+    assert_eq!(
+        after[1] - before[1],
+        U256::from(split.provider.get()) * unit
+    );
+    assert_eq!(after[2] - before[2], U256::from(split.burn.get()) * unit);
+    assert_eq!(before[3] - after[3], U256::from(a.deposit.get()) * unit);
     assert_eq!(
         (out.to_payout, out.to_provider, out.burned, out.payout),
         (
-            U256::from(split.payout) * unit,
-            U256::from(split.provider) * unit,
-            U256::from(split.burn) * unit,
+            U256::from(split.payout.get()) * unit,
+            U256::from(split.provider.get()) * unit,
+            U256::from(split.burn.get()) * unit,
             to
         )
     );
@@ -229,8 +236,11 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
     let close = w.prove(&b, None, root, to, true);
     let split = CloseSplit::new(b.deposit, &b.state, true, limits).expect("split");
     assert_eq!(split.ticket, 3);
-    assert_eq!(split.payout, 40_000 + 200 - 3 * 1_000 - 5_000);
-    assert_eq!((split.burn, split.provider), (5_000, 3 * 1_000 - 200));
+    assert_eq!(split.payout.get(), 40_000 + 200 - 3 * 1_000 - 5_000);
+    assert_eq!(
+        (split.burn.get(), split.provider.get()),
+        (5_000, 3 * 1_000 - 200)
+    );
     let before = w.balances(&[to, provider, BURN, pool]).await;
     let pending = w.user.close_unilateral(&close).await.expect("close");
     assert_eq!(pending.nullifier, close.nullifier());
@@ -253,11 +263,14 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
     let anyone = w.chain.client(4).await.expect("client");
     let out = anyone.finalize(close.nc()).await.expect("finalize");
     let after = w.balances(&[to, provider, BURN, pool]).await;
-    assert_eq!(after[0] - before[0], U256::from(split.payout) * unit);
-    assert_eq!(after[1] - before[1], U256::from(split.provider) * unit);
-    assert_eq!(after[2] - before[2], U256::from(split.burn) * unit);
-    assert_eq!(before[3] - after[3], U256::from(b.deposit) * unit);
-    assert_eq!(out.to_payout, U256::from(split.payout) * unit);
+    assert_eq!(after[0] - before[0], U256::from(split.payout.get()) * unit);
+    assert_eq!(
+        after[1] - before[1],
+        U256::from(split.provider.get()) * unit
+    );
+    assert_eq!(after[2] - before[2], U256::from(split.burn.get()) * unit);
+    assert_eq!(before[3] - after[3], U256::from(b.deposit.get()) * unit);
+    assert_eq!(out.to_payout, U256::from(split.payout.get()) * unit);
     assert!(
         w.user
             .pending_close(close.nc())
@@ -322,7 +335,7 @@ async fn a_stale_close_is_challenged_with_the_gateways_share_and_the_note_is_sla
     let after = w
         .balances(&[watcher.sender(), w.chain.address(PROVIDER), to])
         .await;
-    let value = U256::from(note.deposit) * w.unit();
+    let value = U256::from(note.deposit.get()) * w.unit();
     let bounty = value * U256::from(500) / U256::from(10_000);
     assert_eq!(
         (out.bounty, out.to_provider, out.k),
@@ -372,7 +385,11 @@ async fn refusals_have_named_errors() {
     );
     // Amounts other than the proven ones.
     let mut greedy = close.clone();
-    greedy.public.payout += 1;
+    greedy.public.payout = greedy
+        .public
+        .payout
+        .checked_add(Credits::new(1))
+        .expect("small");
     assert_refused(
         w.user.close_unilateral(&greedy).await,
         ContractError::InvalidProof,
@@ -763,7 +780,7 @@ async fn a_relayed_close_pays_exactly_what_it_was_proven_with_whoever_sends_it()
         payout_address(&mut w.rng),
         payout_address(&mut w.rng),
     );
-    let fee = 700;
+    let fee = Credits::new(700);
     let to = ClosePayout::relayed(payout, relayer_account.sender(), fee);
     let close = w.prove_to(&note, None, root, to, false);
     let clearance = w.clearance(close.nc(), close.nullifier());
@@ -774,7 +791,12 @@ async fn a_relayed_close_pays_exactly_what_it_was_proven_with_whoever_sends_it()
             "the fee to the sender's own address",
             Box::new(move |c| c.to.relayer = thief),
         ),
-        ("a larger fee", Box::new(|c| c.to.relay_fee += 1)),
+        (
+            "a larger fee",
+            Box::new(|c| {
+                c.to.relay_fee = c.to.relay_fee.checked_add(Credits::new(1)).expect("small")
+            }),
+        ),
         (
             "no fee",
             Box::new(|c| c.to = ClosePayout::direct(c.to.payout)),
@@ -793,7 +815,9 @@ async fn a_relayed_close_pays_exactly_what_it_was_proven_with_whoever_sends_it()
         }
     }
     // A fee above U never reaches the verifier.
-    let greedy = tampered_relay(&close, &clearance, |c| c.to.relay_fee = c.public.payout + 1);
+    let greedy = tampered_relay(&close, &clearance, |c| {
+        c.to.relay_fee = c.public.payout.checked_add(Credits::new(1)).expect("small")
+    });
     assert_refused(
         relayer_account.relay_close(&greedy).await,
         ContractError::InvalidRelayFee,
@@ -814,17 +838,23 @@ async fn a_relayed_close_pays_exactly_what_it_was_proven_with_whoever_sends_it()
     let after = w
         .balances(&[payout, relayer_account.sender(), provider, thief])
         .await;
-    assert_eq!(after[0] - before[0], U256::from(split.payout - fee) * unit);
-    assert_eq!(after[1] - before[1], U256::from(fee) * unit);
-    assert_eq!(after[2] - before[2], U256::from(split.provider) * unit);
+    assert_eq!(
+        after[0] - before[0],
+        U256::from(split.payout.get() - fee.get()) * unit
+    );
+    assert_eq!(after[1] - before[1], U256::from(fee.get()) * unit);
+    assert_eq!(
+        after[2] - before[2],
+        U256::from(split.provider.get()) * unit
+    );
     assert_eq!(after[3], before[3]);
     assert_eq!(
         (out.payout, out.to_payout, out.relayer, out.to_relayer),
         (
             payout,
-            U256::from(split.payout - fee) * unit,
+            U256::from(split.payout.get() - fee.get()) * unit,
             relayer_account.sender(),
-            U256::from(fee) * unit
+            U256::from(fee.get()) * unit
         )
     );
     let tx = w
@@ -865,7 +895,11 @@ async fn a_relay_commits_a_new_root_only_for_a_proof_that_verifies() {
     let root = w.tree.root();
     assert!(!w.user.is_known_root(root).await.expect("view"));
     let relayer_account = w.chain.client(4).await.expect("relayer");
-    let to = ClosePayout::relayed(payout_address(&mut w.rng), relayer_account.sender(), 10);
+    let to = ClosePayout::relayed(
+        payout_address(&mut w.rng),
+        relayer_account.sender(),
+        Credits::new(10),
+    );
     let close = w.prove_to(&note, None, root, to, false);
     let clearance = w.clearance(close.nc(), close.nullifier());
 
@@ -914,7 +948,11 @@ async fn a_stale_unilateral_close_with_a_relay_fee_is_challenged_with_its_bound_
     w.spend(&mut note, 3, 0, 0);
     let root = w.commit().await;
     let stale = note.history[1];
-    let to = ClosePayout::relayed(payout_address(&mut w.rng), w.chain.address(4), 250);
+    let to = ClosePayout::relayed(
+        payout_address(&mut w.rng),
+        w.chain.address(4),
+        Credits::new(250),
+    );
     let close = w.prove_to(&note, Some(&stale), root, to, false);
     let pending = w.user.close_unilateral(&close).await.expect("close");
     assert_eq!(pending.x_w, w.user.withdrawal_x(to).await.expect("x_w"));

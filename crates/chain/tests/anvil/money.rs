@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use zkcredits_chain::testing::{PROVIDER, TestChain};
 use zkcredits_chain::{ContractError, Error, PoolClient, Violation};
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::note::{NoteSecret, note_id};
 use zkcredits_protocol::rln::{self, Ticket};
 
@@ -32,7 +33,7 @@ async fn a_double_spend_reveals_k_and_slash_pays_bounty_and_provider_to_the_unit
     let k = random_fr(&mut rng);
     let note = NoteSecret::from_field(k);
     let credits = 777u64;
-    let deposited = user.deposit(note.id(), credits).await?;
+    let deposited = user.deposit(note.id(), Credits::new(credits)).await?;
     let epoch = deposited.notes[0].expiry_epoch;
     assert_eq!(user.outstanding(epoch).await?, credits);
 
@@ -81,7 +82,7 @@ async fn a_double_spend_reveals_k_and_slash_pays_bounty_and_provider_to_the_unit
 
     // A note of a claimed epoch can no longer be slashed.
     let k2 = random_fr(&mut rng);
-    let d2 = user.deposit(note_id(k2), 50).await?;
+    let d2 = user.deposit(note_id(k2), Credits::new(50)).await?;
     let e2 = d2.notes[0].expiry_epoch;
     let c = &chain.deployment().constants;
     let claim_at = c.genesis_time + (e2 + 1) * c.epoch_len + c.grace;
@@ -99,17 +100,17 @@ async fn only_the_provider_records_violations_and_the_events_carry_what_was_sent
     let chain = TestChain::start().await?;
     let user = chain.client(2).await?;
     let provider = chain.client(PROVIDER).await?;
-    let p_max = chain.deployment().constants.p_max;
+    let p_max = chain.deployment().constants.p_max.get();
     let mut rng = ChaCha8Rng::seed_from_u64(12);
     let violations: Vec<Violation> = (0..10)
         .map(|i| Violation {
             nullifier: zkcredits_protocol::rln::Nullifier::from_field(random_fr(&mut rng)),
             evidence_hash: B256::from(rng.r#gen::<[u8; 32]>()),
-            penalty: if i == 9 {
+            penalty: Credits::new(if i == 9 {
                 p_max
             } else {
                 rng.gen_range(0..=p_max)
-            },
+            }),
         })
         .collect();
     assert_refused(
@@ -119,7 +120,7 @@ async fn only_the_provider_records_violations_and_the_events_carry_what_was_sent
     let out = provider.record_violations(&violations).await?;
     assert_eq!(out.recorded, violations);
     let mut too_large = violations.clone();
-    too_large[3].penalty = p_max + 1;
+    too_large[3].penalty = Credits::new(p_max + 1);
     assert_refused(
         provider.record_violations(&too_large).await,
         ContractError::PenaltyTooLarge {
@@ -141,8 +142,8 @@ async fn claim_expired_waits_for_the_epoch_end_plus_grace_then_pays_outstanding_
     let mut rng = ChaCha8Rng::seed_from_u64(13);
     let out = user
         .deposit_many(&[
-            (note_id(random_fr(&mut rng)), 1_500),
-            (note_id(random_fr(&mut rng)), 2_500),
+            (note_id(random_fr(&mut rng)), Credits::new(1_500)),
+            (note_id(random_fr(&mut rng)), Credits::new(2_500)),
         ])
         .await?;
     let epoch = out.notes[0].expiry_epoch;
@@ -256,7 +257,7 @@ async fn money_is_conserved_over_a_random_sequence_of_deposits_slashes_and_claim
         if roll < 0.3 {
             let k = random_fr(&mut rng);
             let credits = rng.gen_range(1..=5_000u64);
-            let out = user.deposit(note_id(k), credits).await?;
+            let out = user.deposit(note_id(k), Credits::new(credits)).await?;
             let expiry = out.notes[0].expiry_epoch;
             came_in += U256::from(credits) * c.unit;
             epochs.entry(expiry).or_insert(false);
@@ -265,7 +266,10 @@ async fn money_is_conserved_over_a_random_sequence_of_deposits_slashes_and_claim
             let batch: Vec<(Fr, u64)> = (0..rng.gen_range(2..=6))
                 .map(|_| (random_fr(&mut rng), rng.gen_range(1..=5_000u64)))
                 .collect();
-            let ids: Vec<_> = batch.iter().map(|(k, d)| (note_id(*k), *d)).collect();
+            let ids: Vec<_> = batch
+                .iter()
+                .map(|(k, d)| (note_id(*k), Credits::new(*d)))
+                .collect();
             let out = user.deposit_many(&ids).await?;
             for ((k, d), n) in batch.iter().zip(&out.notes) {
                 came_in += U256::from(*d) * c.unit;

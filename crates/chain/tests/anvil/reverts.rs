@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use zkcredits_chain::bindings::field_modulus;
 use zkcredits_chain::testing::{DEPLOYER, PROVIDER, TestChain};
 use zkcredits_chain::{ContractError, Error, PoolConfig, Violation, deploy};
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::note::note_id;
 
 use crate::{assert_refused, random_fr};
@@ -61,9 +62,9 @@ async fn every_revert_the_client_can_reach_is_named() -> zkcredits_chain::Result
         ContractError::NotAFieldElement(p),
     );
     let id = fresh(&mut rng);
-    user.deposit(id, 10).await?;
+    user.deposit(id, Credits::new(10)).await?;
     assert_refused(
-        user.deposit(id, 10).await,
+        user.deposit(id, Credits::new(10)).await,
         ContractError::NoteAlreadyDeposited(fresh_u(id)),
     );
 
@@ -79,7 +80,8 @@ async fn every_revert_the_client_can_reach_is_named() -> zkcredits_chain::Result
     );
     let dup = fresh(&mut rng);
     assert_refused(
-        user.deposit_many(&[(dup, 1), (dup, 1)]).await,
+        user.deposit_many(&[(dup, Credits::new(1)), (dup, Credits::new(1))])
+            .await,
         ContractError::NoteAlreadyDeposited(fresh_u(dup)),
     );
 
@@ -104,7 +106,7 @@ async fn every_revert_the_client_can_reach_is_named() -> zkcredits_chain::Result
         ContractError::UnknownNote,
     );
     let k = random_fr(&mut rng);
-    let out = user.deposit(note_id(k), 10).await?;
+    let out = user.deposit(note_id(k), Credits::new(10)).await?;
     user.slash(k).await?;
     assert_refused(user.slash(k).await, ContractError::NoteAlreadySettled);
 
@@ -112,16 +114,16 @@ async fn every_revert_the_client_can_reach_is_named() -> zkcredits_chain::Result
     let v = [Violation {
         nullifier: zkcredits_protocol::rln::Nullifier::from_field(random_fr(&mut rng)),
         evidence_hash: Default::default(),
-        penalty: 1,
+        penalty: Credits::new(1),
     }];
     assert_refused(user.record_violations(&v).await, ContractError::NotProvider);
     let mut over_p = v;
-    over_p[0].penalty = d.constants.p_max + 1;
+    over_p[0].penalty = Credits::new(d.constants.p_max.get() + 1);
     assert_refused(
         provider.record_violations(&over_p).await,
         ContractError::PenaltyTooLarge {
             index: U256::ZERO,
-            penalty: d.constants.p_max + 1,
+            penalty: d.constants.p_max.get() + 1,
         },
     );
     assert_refused(
@@ -160,23 +162,29 @@ async fn every_revert_the_client_can_reach_is_named() -> zkcredits_chain::Result
     let u2 = chain.client_for(&small, 2).await?;
     u2.approve(U256::MAX).await?;
     assert_refused(
-        u2.deposit(fresh(&mut rng), 300).await,
+        u2.deposit(fresh(&mut rng), Credits::new(300)).await,
         ContractError::DenominationNotAllowed(U256::from(300)),
     );
     assert_refused(
-        u2.deposit_many(&[(fresh(&mut rng), 100), (fresh(&mut rng), 300)])
-            .await,
+        u2.deposit_many(&[
+            (fresh(&mut rng), Credits::new(100)),
+            (fresh(&mut rng), Credits::new(300)),
+        ])
+        .await,
         ContractError::DenominationNotAllowed(U256::from(300)),
     );
-    u2.deposit(fresh(&mut rng), 100).await?;
+    u2.deposit(fresh(&mut rng), Credits::new(100)).await?;
     assert_refused(
-        u2.deposit_many(&[(fresh(&mut rng), 100), (fresh(&mut rng), 500)])
-            .await,
+        u2.deposit_many(&[
+            (fresh(&mut rng), Credits::new(100)),
+            (fresh(&mut rng), Credits::new(500)),
+        ])
+        .await,
         ContractError::TreeFull,
     );
-    u2.deposit(fresh(&mut rng), 500).await?;
+    u2.deposit(fresh(&mut rng), Credits::new(500)).await?;
     assert_refused(
-        u2.deposit(fresh(&mut rng), 100).await,
+        u2.deposit(fresh(&mut rng), Credits::new(100)).await,
         ContractError::TreeFull,
     );
     Ok(())

@@ -7,6 +7,7 @@ use zkcredits_chain::devnet::{DEVNET_FUNDED_ACCOUNTS, DEVNET_MINT};
 use zkcredits_chain::{Deployment, PoolClient, bench_gas, devnet};
 
 use crate::TempDir;
+use zkcredits_protocol::credits::Credits;
 
 #[tokio::test]
 async fn bench_gas_measures_every_figure_from_receipts_within_the_bars()
@@ -57,8 +58,8 @@ async fn devnet_deploys_funds_and_writes_a_deployment_that_reads_back()
     assert_eq!(c.unit, U256::from(10u64).pow(U256::from(12u64)));
     assert_eq!(
         (
-            c.c_max,
-            c.p_max,
+            c.c_max.get(),
+            c.p_max.get(),
             c.epoch_len,
             c.note_lifetime,
             c.grace,
@@ -86,7 +87,7 @@ async fn devnet_deploys_funds_and_writes_a_deployment_that_reads_back()
     );
     // A user deposits right away.
     let out = client
-        .deposit(zkcredits_protocol::Fr::from(123u64), 1_000)
+        .deposit(zkcredits_protocol::Fr::from(123u64), Credits::new(1_000))
         .await?;
     assert_eq!(out.notes[0].leaf_index, 0);
     Ok(())

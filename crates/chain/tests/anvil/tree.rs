@@ -8,6 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use zkcredits_chain::testing::TestChain;
 use zkcredits_chain::{CommittedRoot, Error, Indexer, IndexerConfig};
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::merkle::LeanImt;
 use zkcredits_protocol::note::{leaf, note_id};
 
@@ -40,20 +41,28 @@ async fn hundreds_of_mixed_deposits_give_the_contracts_roots_and_the_indexer_reb
         if roll < 0.55 {
             let id = note_id(random_fr(&mut rng));
             let credits = rng.gen_range(1..=5_000u64);
-            let out = who.deposit(id, credits).await?;
+            let out = who.deposit(id, Credits::new(credits)).await?;
             assert_eq!(out.notes.len(), 1);
             assert_eq!(out.committed, None, "a single deposit commits no root");
             let note = out.notes[0];
             assert_eq!(note.id, id);
             assert_eq!(note.leaf_index, tree.len());
-            assert_eq!(note.amount, credits);
-            assert_eq!(note.leaf, leaf(id, credits, note.expiry_epoch));
+            assert_eq!(note.amount, Credits::new(credits));
+            assert_eq!(
+                note.leaf,
+                leaf(id, Credits::new(credits), note.expiry_epoch)
+            );
             tree.push(note.leaf)?;
             singles += 1;
         } else if roll < 0.8 {
             let n = rng.gen_range(1..=12usize);
             let notes: Vec<_> = (0..n)
-                .map(|_| (note_id(random_fr(&mut rng)), rng.gen_range(1..=5_000u64)))
+                .map(|_| {
+                    (
+                        note_id(random_fr(&mut rng)),
+                        Credits::new(rng.gen_range(1..=5_000u64)),
+                    )
+                })
                 .collect();
             let out = who.deposit_many(&notes).await?;
             assert_eq!(out.notes.len(), n);
@@ -189,7 +198,8 @@ async fn the_indexer_leaves_the_last_blocks_until_they_are_confirmed() -> zkcred
     user.approve(U256::MAX).await?;
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     for _ in 0..5 {
-        user.deposit(note_id(random_fr(&mut rng)), 10).await?;
+        user.deposit(note_id(random_fr(&mut rng)), Credits::new(10))
+            .await?;
     }
     let head = chain.block_number().await?;
     let mut indexer = Indexer::connect(
@@ -232,13 +242,16 @@ async fn a_gap_in_leaf_indices_stops_the_indexer_with_a_clear_error() -> zkcredi
     let user = chain.client(2).await?;
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     for _ in 0..2 {
-        user.deposit(note_id(random_fr(&mut rng)), 10).await?;
+        user.deposit(note_id(random_fr(&mut rng)), Credits::new(10))
+            .await?;
     }
     let mut indexer = Indexer::connect(chain.deployment(), IndexerConfig::default())?;
     indexer.sync().await?;
     let before = indexer.next_block();
     bump_tree_size(&chain).await?;
-    let out = user.deposit(note_id(random_fr(&mut rng)), 10).await?;
+    let out = user
+        .deposit(note_id(random_fr(&mut rng)), Credits::new(10))
+        .await?;
     assert_eq!(out.notes[0].leaf_index, 3);
     match indexer.sync().await {
         Err(
@@ -267,7 +280,8 @@ async fn a_committed_root_that_disagrees_with_the_logs_stops_the_indexer()
     let user = chain.client(2).await?;
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     for _ in 0..3 {
-        user.deposit(note_id(random_fr(&mut rng)), 10).await?;
+        user.deposit(note_id(random_fr(&mut rng)), Credits::new(10))
+            .await?;
     }
     // Size 3: the root folds _frontier[1] (slot 4) into the last leaf; corrupt it.
     let pool = chain.deployment().pool;
@@ -304,13 +318,17 @@ async fn a_reorg_of_deposit_blocks_is_rewound_and_the_tree_follows_the_new_chain
         ..IndexerConfig::default()
     };
     let mut indexer = Indexer::connect(chain.deployment(), config.clone())?;
-    let first = user.deposit(random_fr(&mut rng), 100).await?.notes[0].leaf;
+    let first = user
+        .deposit(random_fr(&mut rng), Credits::new(100))
+        .await?
+        .notes[0]
+        .leaf;
     indexer.sync().await?;
 
     // Two deposits the indexer sees, then a reorg takes them back.
     let snapshot = chain.anvil().snapshot().await?;
-    user.deposit(random_fr(&mut rng), 200).await?;
-    user.deposit(random_fr(&mut rng), 300).await?;
+    user.deposit(random_fr(&mut rng), Credits::new(200)).await?;
+    user.deposit(random_fr(&mut rng), Credits::new(300)).await?;
     indexer.sync().await?;
     assert_eq!(indexer.tree().len(), 3);
     let dropped_root = indexer.root();
@@ -319,7 +337,11 @@ async fn a_reorg_of_deposit_blocks_is_rewound_and_the_tree_follows_the_new_chain
     chain.anvil().revert(snapshot).await?;
 
     // The new chain: another deposit in the same block height, then an empty block.
-    let other = user.deposit(random_fr(&mut rng), 400).await?.notes[0].leaf;
+    let other = user
+        .deposit(random_fr(&mut rng), Credits::new(400))
+        .await?
+        .notes[0]
+        .leaf;
     chain.anvil().mine().await?;
     let report = indexer.sync().await?;
     assert_eq!(report.reorgs, 1);

@@ -3,13 +3,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Fixture, LIMITS, assert_breaks, broken_rule};
+use crate::common::{Fixture, LIMITS, assert_breaks, broken_rule, minus, plus};
 use ark_ff::{BigInteger, PrimeField};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
 use zkcredits_circuits::CircuitError;
 use zkcredits_circuits::close::CloseCircuit;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::close::{CloseError, CloseSplit};
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PrivateKey;
 use zkcredits_protocol::merkle::Root;
 use zkcredits_protocol::rln::Ticket;
@@ -82,8 +83,8 @@ fn a_wrong_k_or_a_leaf_not_in_the_tree_is_refused() {
 fn a_wrong_public_deposit_or_epoch_is_refused() {
     let f = used();
     let mut c = close(&f, false);
-    c.public.deposit += 1;
-    c.public.payout += 1;
+    c.public.deposit = plus(c.public.deposit, 1);
+    c.public.payout = plus(c.public.payout, 1);
     assert_breaks(c, "membership");
     let mut c = close(&f, false);
     c.public.expiry_epoch += 1;
@@ -155,8 +156,10 @@ fn a_flag_other_than_0_or_1_is_refused() {
     let ticket = Ticket::new(f.secret.expose(), j);
     c.public.nullifier = ticket.nullifier;
     c.public.y_w = ticket.share(f.secret.expose(), x_w()).y;
-    c.public.payout = f.deposit + f.state.refunds - j * LIMITS.c_max - 2 * LIMITS.p_max;
-    c.public.burn = 2 * LIMITS.p_max;
+    c.public.payout = Credits::new(
+        f.deposit.get() + f.state.refunds.get() - j * LIMITS.c_max.get() - 2 * LIMITS.p_max.get(),
+    );
+    c.public.burn = Credits::new(2 * LIMITS.p_max.get());
     assert_breaks(c, "flag");
 }
 
@@ -196,18 +199,18 @@ fn amounts_hold_to_the_unit() {
     let f = used();
     for m in [false, true] {
         let mut c = close(&f, m);
-        c.public.payout += 1;
+        c.public.payout = plus(c.public.payout, 1);
         assert_breaks(c, "amounts");
         // Moving a unit between the payout and the burn keeps the sum, not the statement.
         let mut c = close(&f, m);
-        c.public.burn += 1;
-        c.public.payout -= 1;
+        c.public.burn = plus(c.public.burn, 1);
+        c.public.payout = minus(c.public.payout, 1);
         assert_breaks(c, "amounts");
     }
     // Skipping the P_max reserve of a lost receipt.
     let mut c = close(&f, true);
-    c.public.payout += LIMITS.p_max;
-    c.public.burn -= LIMITS.p_max;
+    c.public.payout = plus(c.public.payout, LIMITS.p_max.get());
+    c.public.burn = minus(c.public.burn, LIMITS.p_max.get());
     assert_breaks(c, "amounts");
 }
 
@@ -216,7 +219,7 @@ fn an_overdrawn_note_cannot_close() {
     // After 3 requests refunded 250: D + R - j C_max = D + 750 - 3000; D = 2250 leaves 0.
     let exact = Fixture::new(2_250, 3, 250);
     let c = close(&exact, false);
-    assert_eq!(c.public.payout, 0);
+    assert_eq!(c.public.payout, Credits::ZERO);
     assert_eq!(broken_rule(c), None);
     // With m = 1 it owes another C_max + P_max: refused natively, and by the circuit.
     assert!(matches!(

@@ -14,6 +14,7 @@ use zkcredits_circuits::keys;
 use zkcredits_circuits::prover::RequestProver;
 use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::note;
 
 fn prover_for(seed: [u8; 32], name: &str) -> RequestProver {
@@ -76,7 +77,7 @@ fn a_precomputation_for_another_note_or_root_is_refused_and_would_not_verify() {
     // Another root: one more deposit lands in the tree.
     let mut g = Fixture::new(50_000, 1, 300);
     g.tree
-        .push(note::leaf(Fr::from(12345u64), 777, 30))
+        .push(note::leaf(Fr::from(12345u64), Credits::new(777), 30))
         .expect("push");
     let circuit = g.circuit();
     let public = circuit.public.to_field_elements();

@@ -73,9 +73,9 @@ fn solvency_holds_to_the_unit() {
 #[test]
 fn a_note_without_the_p_max_reserve_is_refused() {
     // Enough for the charge, not for the charge plus the penalty reserve.
-    let f = Fixture::new(LIMITS.c_max + LIMITS.p_max - 1, 0, 0);
+    let f = Fixture::new(LIMITS.c_max.get() + LIMITS.p_max.get() - 1, 0, 0);
     assert_breaks(f.circuit_unchecked(), "solvency");
-    let f = Fixture::new(LIMITS.c_max, 0, 0);
+    let f = Fixture::new(LIMITS.c_max.get(), 0, 0);
     assert_breaks(f.circuit_unchecked(), "solvency");
 }
 

@@ -19,6 +19,7 @@ use zkcredits_circuits::prover::RequestProver;
 use zkcredits_circuits::ticket::{TicketPrecomputation, TicketProof};
 use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::note;
 use zkcredits_protocol::rln::{self, Share};
 
@@ -148,7 +149,7 @@ fn a_ticket_precomputation_for_another_ticket_state_root_or_key_is_refused() {
     // Another root: one more deposit lands in the tree.
     let mut g = Fixture::new(50_000, 2, 300);
     g.tree
-        .push(note::leaf(Fr::from(12345u64), 777, 30))
+        .push(note::leaf(Fr::from(12345u64), Credits::new(777), 30))
         .expect("push");
     refused(&g, "another root");
     // Another note.
@@ -170,7 +171,7 @@ fn a_ticket_precomputation_for_another_ticket_state_root_or_key_is_refused() {
     // And a note precomputation for another root is refused when precomputing.
     let mut g = Fixture::new(50_000, 2, 300);
     g.tree
-        .push(note::leaf(Fr::from(12345u64), 777, 30))
+        .push(note::leaf(Fr::from(12345u64), Credits::new(777), 30))
         .expect("push");
     assert!(matches!(
         prover().precompute_ticket(&note_pre(&f), g.circuit(), &mut rng(13)),

@@ -14,6 +14,7 @@ use zkcredits_circuits::prover::{CloseProver, RequestProver};
 use zkcredits_circuits::sample::SampleNote;
 use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 
 /// Arguments of `zkcredits bench`.
 #[derive(Debug, Args)]
@@ -238,7 +239,7 @@ fn circuits(dir: PathBuf, proofs: usize) -> anyhow::Result<()> {
     println!("request circuit: {request_constraints} constraints");
 
     let mut rng = ChaCha20Rng::from_entropy();
-    let mut note = SampleNote::new(1_000, 1_000_000, 3, 250);
+    let mut note = SampleNote::new(1_000, Credits::new(1_000_000), 3, Credits::new(250));
     let mut prove_samples = Vec::new();
     let mut batch = Vec::new();
     for i in 0..proofs {

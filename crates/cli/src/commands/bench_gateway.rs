@@ -29,16 +29,17 @@ use zkcredits_gateway::keys::ServerKeys;
 use zkcredits_gateway::upstream::flat::{FlatConfig, FlatUpstream};
 use zkcredits_gateway::{GatewayBuilder, RootsSource, Settings};
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::merkle::{LeanImt, Root};
 use zkcredits_protocol::note::{self, WalletSeed};
 use zkcredits_protocol::state::{Limits, NoteState, Receipt, receipt_message};
 use zkcredits_protocol::wire::{Credential, WireFormat};
 
 const LIMITS: Limits = Limits {
-    c_max: 1_000,
-    p_max: 5_000,
+    c_max: Credits::new(1_000),
+    p_max: Credits::new(5_000),
 };
-const DEPOSIT: u64 = 1_000_000_000;
+const DEPOSIT: Credits = Credits::new(1_000_000_000);
 const EXPIRY: u64 = 1_000;
 const NOTES: u64 = 16;
 const PATH: &str = "/api/bench";
@@ -253,8 +254,12 @@ fn proofs(prover: &RequestProver, requests: usize) -> anyhow::Result<(PathBuf, R
             let refund = LIMITS.c_max;
             let receipt = Receipt {
                 refund,
-                penalty: 0,
-                signature: server.sign(receipt_message(public.next_commitment, refund, 0)),
+                penalty: Credits::ZERO,
+                signature: server.sign(receipt_message(
+                    public.next_commitment,
+                    refund,
+                    Credits::ZERO,
+                )),
             };
             state = state.advance(k, rho_next, receipt)?;
             if lines.len() % 100 == 0 {
@@ -293,7 +298,7 @@ async fn run_store(
             price: 10,
             timeout_secs: None,
         },
-        LIMITS.c_max,
+        LIMITS.c_max.get(),
         Duration::from_secs(10),
     )?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

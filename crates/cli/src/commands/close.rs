@@ -25,6 +25,7 @@ use zkcredits_client::gateway_client::Discovery;
 use zkcredits_client::journal::{Journal, NoteStatus};
 use zkcredits_client::seal::StoragePurpose;
 use zkcredits_client::wallet::{self, Wallet};
+use zkcredits_protocol::credits::Credits;
 
 use super::session::{self, GatewayArgs};
 
@@ -201,6 +202,7 @@ pub(crate) fn run(args: CloseArgs) -> anyhow::Result<()> {
             CloseMode::Relayed {
                 max_fee: args
                     .max_relay_fee
+                    .map(Credits::new)
                     .unwrap_or(discovery.constants.c_max),
             }
         };

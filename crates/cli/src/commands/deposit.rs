@@ -14,6 +14,7 @@ use zkcredits_client::home::ClientHome;
 use zkcredits_client::journal::Journal;
 use zkcredits_client::seal::StoragePurpose;
 use zkcredits_client::wallet::{self, Wallet};
+use zkcredits_protocol::credits::Credits;
 
 /// Anvil's chain id: there the token is the devnet's `TestToken`, whose mint is public.
 const DEVNET_CHAIN_ID: u64 = 31337;
@@ -60,7 +61,7 @@ pub(crate) fn run(args: DepositArgs) -> anyhow::Result<()> {
         let pool = PoolClient::connect(&deployment, signer)
             .await
             .context("connecting to the pool")?;
-        let need = pool.token_amount(args.amount) * U256::from(args.notes);
+        let need = pool.token_amount(Credits::new(args.amount)) * U256::from(args.notes);
         let have = pool.token_balance(pool.sender()).await?;
         if have < need {
             anyhow::ensure!(
@@ -85,7 +86,13 @@ pub(crate) fn run(args: DepositArgs) -> anyhow::Result<()> {
             args.amount,
             pool.sender()
         );
-        let report = deposit_notes(&pool, &mut journal, &w.seed(), args.amount, args.notes)
+        let report = deposit_notes(
+            &pool,
+            &mut journal,
+            &w.seed(),
+            Credits::new(args.amount),
+            args.notes,
+        )
             .await
             .context("the notes stay reserved in the journal; `zkcredits sync --deposits` finds them on chain if the deposit went through")?;
         let target = report.block_number + args.confirmations.saturating_sub(1);

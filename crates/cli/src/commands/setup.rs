@@ -17,6 +17,7 @@ use zkcredits_circuits::sample::SampleNote;
 use zkcredits_circuits::solidity;
 use zkcredits_circuits::statement::{CircuitShape, Statement};
 use zkcredits_circuits::verifier::Verifier;
+use zkcredits_protocol::credits::Credits;
 
 /// Arguments of `zkcredits setup`.
 #[derive(Debug, Args)]
@@ -174,7 +175,7 @@ fn import(dir: &Path, request: &Path, close: &Path, force: bool) -> anyhow::Resu
 
     // Prove and verify once with each key before writing anything: the zkey's C query
     // is only covered by a proof.
-    let note = SampleNote::new(8, 1_000_000, 3, 100);
+    let note = SampleNote::new(8, Credits::new(1_000_000), 3, Credits::new(100));
     let mut rng = rand::rngs::OsRng;
     let staging = dir.with_extension("importing");
     let _ = std::fs::remove_dir_all(&staging);

@@ -25,6 +25,7 @@ use zkcredits_circuits::prover::{CloseProver, RequestProver};
 use zkcredits_circuits::sample::SampleNote;
 use zkcredits_circuits::solidity::proof_words;
 use zkcredits_circuits::verifier::Verifier;
+use zkcredits_protocol::credits::Credits;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -312,7 +313,7 @@ fn a_two_contributor_snarkjs_ceremony_gives_keys_that_prove_verify_and_close_on_
     }
 
     // A real request proof: our verifier (single and batch) and snarkjs accept it.
-    let note = SampleNote::new(6, 1_000_000, 4, 250);
+    let note = SampleNote::new(6, Credits::new(1_000_000), 4, Credits::new(250));
     let prover = RequestProver::new(request_keys.clone()).expect("request prover");
     let circuit = note.circuit().expect("circuit");
     let inputs = circuit.public.to_field_elements();

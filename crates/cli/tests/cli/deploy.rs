@@ -258,14 +258,14 @@ async fn a_keystore_account_deploys_the_pool_as_planned_and_the_code_is_verified
         "the provider defaults to the deployer"
     );
     assert_eq!(d.chain_id, 31337);
-    assert_eq!(d.constants.c_max, 2000, "from the file");
+    assert_eq!(d.constants.c_max.get(), 2000, "from the file");
     assert_eq!(
         d.constants.challenge_window, 7200,
         "the flag wins over the file"
     );
     assert_eq!(d.constants.denominations, vec![1000, 5000]);
     assert_eq!(d.constants.unit, U256::from(10u64).pow(U256::from(12u64)));
-    assert_eq!(d.constants.p_max, 5000, "the default");
+    assert_eq!(d.constants.p_max.get(), 5000, "the default");
     assert_eq!(f.nonce(f.deployer).await, 4);
 
     // Every contract's code is its artifact's (the pool's outside its immutables).
@@ -448,7 +448,7 @@ async fn a_user_joins_a_deployed_pool_pays_and_leaves_through_the_relay_linking_
     ]);
     assert!(run.status.success());
     let d = Deployment::load(&out_file).unwrap();
-    let (c_max, unit) = (d.constants.c_max, d.constants.unit);
+    let (c_max, unit) = (d.constants.c_max.get(), d.constants.unit);
     assert_eq!(d.provider, f.deployer);
 
     // The provider's gateway, signing with the deployer's keystore key: it makes the pool
@@ -459,7 +459,7 @@ async fn a_user_joins_a_deployed_pool_pays_and_leaves_through_the_relay_linking_
         b.provider_signer(provider_key)
             .accept_server_key(true)
             .require_accepted_key(true)
-            .relay(RELAY_FEE)
+            .relay(zkcredits_protocol::credits::Credits::new(RELAY_FEE))
     })
     .await;
 

@@ -54,7 +54,7 @@ fn said(out: &Output) -> String {
 async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
     let chain = TestChain::start().await.unwrap();
     let deployment = chain.deployment().clone();
-    let (c_max, unit) = (deployment.constants.c_max, deployment.constants.unit);
+    let (c_max, unit) = (deployment.constants.c_max.get(), deployment.constants.unit);
     let dir = tempfile::tempdir().unwrap();
     let home = ClientHome::new(dir.path().join("home"));
     std::fs::create_dir_all(home.dir()).unwrap();
@@ -72,9 +72,15 @@ async fn a_unilateral_close_and_its_finalize_need_no_gateway() {
             wallet.storage_key(StoragePurpose::Journal),
         )
         .unwrap();
-        deposit_notes(&pool, &mut journal, &wallet.seed(), DEPOSIT, 1)
-            .await
-            .unwrap();
+        deposit_notes(
+            &pool,
+            &mut journal,
+            &wallet.seed(),
+            zkcredits_protocol::credits::Credits::new(DEPOSIT),
+            1,
+        )
+        .await
+        .unwrap();
     }
     // The provider registered the receipt key on the pool (the client checks it).
     common::accept_test_key(&chain).await;

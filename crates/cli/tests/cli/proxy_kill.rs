@@ -64,7 +64,7 @@ impl Upstream for SlowModel {
             status: StatusCode::OK,
             headers,
             body: Bytes::from_static(br#"{"ok":true}"#),
-            cost: COST,
+            cost: zkcredits_protocol::credits::Credits::new(COST),
         })
     }
 
@@ -136,7 +136,7 @@ fn note(
     )
     .unwrap();
     let n = journal.note(j).unwrap();
-    (n.status, n.state.index, n.state.refunds)
+    (n.status, n.state.index, n.state.refunds.get())
 }
 
 fn note0(home: &ClientHome, deployment: &zkcredits_chain::Deployment) -> (NoteStatus, u64, u64) {
@@ -165,9 +165,15 @@ async fn user_with_notes(
         wallet.storage_key(StoragePurpose::Journal),
     )
     .unwrap();
-    deposit_notes(&pool, &mut journal, &wallet.seed(), 20_000, notes)
-        .await
-        .unwrap();
+    deposit_notes(
+        &pool,
+        &mut journal,
+        &wallet.seed(),
+        zkcredits_protocol::credits::Credits::new(20_000),
+        notes,
+    )
+    .await
+    .unwrap();
     (chain, dir, home, deployment_path)
 }
 
@@ -208,7 +214,7 @@ async fn send_body(proxy: &str, body: String) -> (u16, serde_json::Value) {
 async fn a_killed_proxy_recovers_its_ticket_and_never_reuses_the_index() {
     let (chain, dir, home, deployment_path) = user_with_notes(1).await;
     let deployment = chain.deployment().clone();
-    let c_max = deployment.constants.c_max;
+    let c_max = deployment.constants.c_max.get();
 
     // The provider registered the receipt key on the pool (the client checks it).
     common::accept_test_key(&chain).await;
@@ -308,7 +314,7 @@ async fn a_proxy_with_eight_lost_tickets_listens_at_once_and_recovers_them_in_th
     const NOTES: u64 = 8;
     let (chain, dir, home, deployment_path) = user_with_notes(NOTES).await;
     let deployment = chain.deployment().clone();
-    let c_max = deployment.constants.c_max;
+    let c_max = deployment.constants.c_max.get();
     common::accept_test_key(&chain).await;
     let store = dir.path().join("gateway.sqlite");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

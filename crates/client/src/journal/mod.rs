@@ -24,6 +24,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::note::WalletSeed;
 use zkcredits_protocol::rln::{Nullifier, Ticket};
 use zkcredits_protocol::state::{Limits, NoteState, Receipt};
@@ -274,7 +275,7 @@ pub struct DepositInfo {
     /// `ID = H(ID, k_j)`.
     pub id: Fr,
     /// `D`, credit units.
-    pub deposit: u64,
+    pub deposit: Credits,
     /// `E`, the expiry epoch.
     pub expiry_epoch: u64,
     /// The leaf's index in the pool's tree.
@@ -601,7 +602,7 @@ impl Journal {
         let state = NoteState::fresh();
         let plain = Plain {
             j,
-            deposit: info.deposit,
+            deposit: info.deposit.get(),
             expiry: info.expiry_epoch,
             index: 0,
             refunds: 0,
@@ -619,7 +620,7 @@ impl Journal {
              WHERE notes.status = ?7",
             params![
                 to_i64(j, "note number")?,
-                to_i64(info.deposit, "deposit")?,
+                to_i64(info.deposit.get(), "deposit")?,
                 to_i64(info.expiry_epoch, "expiry")?,
                 sealed,
                 t,
@@ -668,7 +669,7 @@ impl Journal {
                 let record = NoteRecord::decode(&opened)?;
                 let info = DepositInfo {
                     id: record.id,
-                    deposit: plain.deposit,
+                    deposit: Credits::new(plain.deposit),
                     expiry_epoch: plain.expiry,
                     leaf_index: record.leaf_index,
                     tx_hash: record.tx_hash,
@@ -685,8 +686,8 @@ impl Journal {
             deposit: deposit_info,
             state: NoteState {
                 index: plain.index,
-                refunds: plain.refunds,
-                penalties: plain.penalties,
+                refunds: Credits::new(plain.refunds),
+                penalties: Credits::new(plain.penalties),
                 last,
             },
             last_key_id: key_id,
@@ -762,11 +763,11 @@ impl Journal {
         for (j, deposit, index, refunds, penalties) in candidates {
             let state = NoteState {
                 index: to_u64(index)?,
-                refunds: to_u64(refunds)?,
-                penalties: to_u64(penalties)?,
+                refunds: Credits::new(to_u64(refunds)?),
+                penalties: Credits::new(to_u64(penalties)?),
                 last: None,
             };
-            if state.can_pay(to_u64(deposit)?, limits) {
+            if state.can_pay(Credits::new(to_u64(deposit)?), limits) {
                 let j = to_u64(j)?;
                 let rank = rank(j, state.index);
                 if chosen.is_none_or(|(best, _)| rank < best) {
@@ -963,11 +964,11 @@ impl Journal {
     ) -> Result<()> {
         let plain = Plain {
             j,
-            deposit: info.deposit,
+            deposit: info.deposit.get(),
             expiry: info.expiry_epoch,
             index: next.index,
-            refunds: next.refunds,
-            penalties: next.penalties,
+            refunds: next.refunds.get(),
+            penalties: next.penalties.get(),
         };
         let sealed = key.seal(&plain.aad(), &sealed_note(info, next, Some(key_id)));
         tx.execute(
@@ -975,8 +976,8 @@ impl Journal {
             params![
                 to_i64(j, "note number")?,
                 to_i64(next.index, "index")?,
-                to_i64(next.refunds, "refunds")?,
-                to_i64(next.penalties, "penalties")?,
+                to_i64(next.refunds.get(), "refunds")?,
+                to_i64(next.penalties.get(), "penalties")?,
                 sealed,
                 t,
                 StoredNoteStatus::Free

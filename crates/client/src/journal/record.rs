@@ -13,6 +13,7 @@
 //! - ticket: `x | rho_next | N | key id (4) | 0`, or `... | 1 | receipt` (the wire
 //!   encoding of `zkcredits_protocol::state::Receipt`).
 
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::Signature;
 use zkcredits_protocol::rln::Nullifier;
 use zkcredits_protocol::state::{Receipt, SignedState};
@@ -59,8 +60,8 @@ impl NoteRecord {
                 .flag(true)
                 .fr(&state.commitment)
                 .fr(&state.rho)
-                .u64(state.receipt.refund)
-                .u64(state.receipt.penalty)
+                .u64(state.receipt.refund.get())
+                .u64(state.receipt.penalty.get())
                 .bytes(&state.receipt.signature.to_bytes())
                 .u32(*key_id),
         };
@@ -75,8 +76,8 @@ impl NoteRecord {
         let last = if r.flag()? {
             let commitment = r.fr()?;
             let rho = r.fr()?;
-            let refund = r.u64()?;
-            let penalty = r.u64()?;
+            let refund = Credits::new(r.u64()?);
+            let penalty = Credits::new(r.u64()?);
             let signature =
                 Signature::from_bytes(&r.array::<64>()?).map_err(JournalError::CorruptSignature)?;
             let key_id = r.u32()?;
@@ -246,8 +247,8 @@ mod tests {
     fn receipt(refund: u64, penalty: u64, seed: u8) -> Receipt {
         let signature = PrivateKey::from_bytes([seed; 32]).sign(fr(refund.wrapping_add(penalty)));
         Receipt {
-            refund,
-            penalty,
+            refund: Credits::new(refund),
+            penalty: Credits::new(penalty),
             signature,
         }
     }

@@ -35,13 +35,19 @@ fn deposit_offline(dir: &Path, notes: u64) -> LeanImt {
     .unwrap();
     for j in journal.reserve_notes(notes).unwrap() {
         let id = seed.note_secret(j).id();
-        let leaf_index = tree.push(note::leaf(id, DEPOSIT, EXPIRY)).unwrap();
+        let leaf_index = tree
+            .push(note::leaf(
+                id,
+                zkcredits_protocol::credits::Credits::new(DEPOSIT),
+                EXPIRY,
+            ))
+            .unwrap();
         journal
             .record_deposit(
                 j,
                 &DepositInfo {
                     id,
-                    deposit: DEPOSIT,
+                    deposit: zkcredits_protocol::credits::Credits::new(DEPOSIT),
                     expiry_epoch: EXPIRY,
                     leaf_index,
                     tx_hash: [9; 32],
@@ -118,7 +124,7 @@ async fn a_crash_with_a_ticket_in_flight_never_reuses_its_index() {
         .await
         .unwrap();
     assert_eq!(
-        (summary.note, summary.next_index, summary.refunds),
+        (summary.note, summary.next_index, summary.refunds.get()),
         (1, 1, 250)
     );
     // A second recovery finds nothing to do.
@@ -168,7 +174,12 @@ async fn a_crash_then_a_fetched_receipt_advances_the_note() {
     assert_eq!(report.completed.len(), 1);
     let done = &report.completed[0];
     assert_eq!(
-        (done.note, done.next_index, done.refunds, done.penalties),
+        (
+            done.note,
+            done.next_index,
+            done.refunds.get(),
+            done.penalties.get()
+        ),
         (0, 1, 600, 7)
     );
     assert_eq!(done.remaining, i128::from(DEPOSIT) + 600 - 7 - 1000);

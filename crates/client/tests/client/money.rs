@@ -75,9 +75,15 @@ async fn setup(notes: u64, key: Option<&PrivateKey>) -> Setup {
     let pool = chain.client(USER).await.unwrap();
     let mut journal =
         Journal::open(&journal_path, wallet.storage_key(StoragePurpose::Journal)).unwrap();
-    deposit_notes(&pool, &mut journal, &wallet.seed(), DEPOSIT, notes)
-        .await
-        .unwrap();
+    deposit_notes(
+        &pool,
+        &mut journal,
+        &wallet.seed(),
+        zkcredits_protocol::credits::Credits::new(DEPOSIT),
+        notes,
+    )
+    .await
+    .unwrap();
     if let Some(key) = key {
         common::accept_on_chain(&chain, key).await;
     }
@@ -189,7 +195,7 @@ async fn start_gateway(
             price: RPC_PRICE,
             timeout_secs: Some(10),
         },
-        deployment.constants.c_max,
+        deployment.constants.c_max.get(),
         Duration::from_secs(10),
     )
     .unwrap();
@@ -256,6 +262,10 @@ fn ticket_rows(journal_path: &Path) -> i64 {
 
 /// A receipt for `T_next` signed by the test gateway's key, whatever it says.
 fn signed(next_commitment: zkcredits_protocol::Fr, refund: u64, penalty: u64) -> String {
+    let (refund, penalty) = (
+        zkcredits_protocol::credits::Credits::new(refund),
+        zkcredits_protocol::credits::Credits::new(penalty),
+    );
     Receipt {
         refund,
         penalty,
@@ -273,8 +283,8 @@ async fn a_receipt_outside_the_pool_limits_is_refused_and_the_note_closes_with_m
         journal_path,
     } = setup(3, Some(&common::gateway_key())).await;
     let (c_max, p_max, unit) = (
-        deployment.constants.c_max,
-        deployment.constants.p_max,
+        deployment.constants.c_max.get(),
+        deployment.constants.p_max.get(),
         deployment.constants.unit,
     );
     let constants = GatewayConstants {
@@ -311,7 +321,12 @@ async fn a_receipt_outside_the_pool_limits_is_refused_and_the_note_closes_with_m
     assert_eq!(err.code(), "receipt_outside_limits");
     let n0 = note(&s.notes().await.unwrap(), 0);
     assert_eq!(
-        (n0.status, n0.next_index, n0.refunds, n0.penalties),
+        (
+            n0.status,
+            n0.next_index,
+            n0.refunds.get(),
+            n0.penalties.get()
+        ),
         (NoteStatus::NeedsClose { m: 1 }, 1, 400, 0),
         "the previous state is kept and the note is marked to close with m = 1"
     );
@@ -337,7 +352,7 @@ async fn a_receipt_outside_the_pool_limits_is_refused_and_the_note_closes_with_m
     );
     let n1 = note(&s.notes().await.unwrap(), 1);
     assert_eq!(
-        (n1.status, n1.next_index, n1.refunds),
+        (n1.status, n1.next_index, n1.refunds.get()),
         (NoteStatus::NeedsClose { m: 1 }, 0, 0)
     );
     // Note 2: a refund off the published granularity (100).
@@ -355,10 +370,10 @@ async fn a_receipt_outside_the_pool_limits_is_refused_and_the_note_closes_with_m
                 note: 2,
                 index: 0,
                 reason: LimitBreach::OffGranularity {
-                    refund: 450,
+                    refund,
                     granularity: 100
                 },
-            }
+            } if refund == zkcredits_protocol::credits::Credits::new(450)
         ),
         "{err}"
     );
@@ -432,8 +447,8 @@ async fn a_provider_that_kept_a_refused_share_cannot_recover_k_from_the_close() 
         journal_path,
     } = setup(1, Some(&test_server_key())).await;
     let (c_max, p_max, unit) = (
-        deployment.constants.c_max,
-        deployment.constants.p_max,
+        deployment.constants.c_max.get(),
+        deployment.constants.p_max.get(),
         deployment.constants.unit,
     );
     let Gateway {
@@ -586,7 +601,7 @@ async fn a_restored_journal_moves_forward_instead_of_spending_a_ticket_twice() {
         dir,
         journal_path,
     } = setup(1, Some(&test_server_key())).await;
-    let c_max = deployment.constants.c_max;
+    let c_max = deployment.constants.c_max.get();
     // A backup of the journal taken right after the deposit.
     let backup = dir.path().join("backup.sqlite");
     std::fs::copy(&journal_path, &backup).unwrap();
@@ -648,7 +663,7 @@ async fn a_restored_journal_moves_forward_instead_of_spending_a_ticket_twice() {
     // Tickets 0 and 1 were learned from the gateway's receipts (opened with their
     // derived blindings), and the new request spent ticket 2.
     assert_eq!(
-        (summary.note, summary.next_index, summary.refunds),
+        (summary.note, summary.next_index, summary.refunds.get()),
         (0, 3, 3 * (c_max - RPC_PRICE))
     );
     assert_eq!(summary.status, NoteStatus::Free);

@@ -31,7 +31,12 @@ fn cache(
 #[test]
 fn a_precomputation_round_trips_encrypted_and_any_change_is_refused() {
     let prover = common::prover();
-    let sample = SampleNote::new(5, 1_000_000, 0, 0);
+    let sample = SampleNote::new(
+        5,
+        zkcredits_protocol::credits::Credits::new(1_000_000),
+        0,
+        zkcredits_protocol::credits::Credits::ZERO,
+    );
     let pre = prover.precompute(sample.circuit().unwrap()).unwrap();
     let root = sample.tree.root();
     let vk = prover.verifying_key_hash();
@@ -109,13 +114,19 @@ async fn a_precomputation_for_another_note_is_caught_before_sending() {
         .unwrap();
         let j = journal.reserve_notes(1).unwrap()[0];
         let id = seed.note_secret(j).id();
-        let leaf_index = tree.push(note::leaf(id, 50_000, 9)).unwrap();
+        let leaf_index = tree
+            .push(note::leaf(
+                id,
+                zkcredits_protocol::credits::Credits::new(50_000),
+                9,
+            ))
+            .unwrap();
         journal
             .record_deposit(
                 j,
                 &DepositInfo {
                     id,
-                    deposit: 50_000,
+                    deposit: zkcredits_protocol::credits::Credits::new(50_000),
                     expiry_epoch: 9,
                     leaf_index,
                     tx_hash: [0; 32],
@@ -141,7 +152,16 @@ async fn a_precomputation_for_another_note_is_caught_before_sending() {
     // Plant the precomputation of another note (the sample's) for note 0 under the
     // current root, in memory and on disk.
     let wrong = common::prover()
-        .precompute(SampleNote::new(5, 1_000_000, 0, 0).circuit().unwrap())
+        .precompute(
+            SampleNote::new(
+                5,
+                zkcredits_protocol::credits::Credits::new(1_000_000),
+                0,
+                zkcredits_protocol::credits::Credits::ZERO,
+            )
+            .circuit()
+            .unwrap(),
+        )
         .unwrap();
     let wrong_fingerprint = wrong.fingerprint();
     spender.precompute_cache().insert(0, root, wrong);
@@ -168,8 +188,12 @@ async fn a_precomputation_for_another_note_is_caught_before_sending() {
     let t = {
         let mut tree = LeanImt::new();
         tree.push(Fr::from(5u64)).unwrap();
-        tree.push(note::leaf(seed.note_secret(0).id(), 50_000, 9))
-            .unwrap();
+        tree.push(note::leaf(
+            seed.note_secret(0).id(),
+            zkcredits_protocol::credits::Credits::new(50_000),
+            9,
+        ))
+        .unwrap();
         let s = Spender::new(
             &wallet,
             SpenderConfig {

@@ -66,7 +66,7 @@ fn note(notes: &[NoteSummary], j: u64) -> NoteSummary {
 async fn the_proxy_pays_the_real_gateway() {
     let chain = TestChain::start().await.unwrap();
     let deployment = chain.deployment().clone();
-    let c_max = deployment.constants.c_max;
+    let c_max = deployment.constants.c_max.get();
     let dir = tempfile::tempdir().unwrap();
     let wallet = common::wallet();
     let journal_path = dir.path().join("notes.sqlite");
@@ -74,9 +74,15 @@ async fn the_proxy_pays_the_real_gateway() {
         let pool = chain.client(2).await.unwrap();
         let mut journal =
             Journal::open(&journal_path, wallet.storage_key(StoragePurpose::Journal)).unwrap();
-        deposit_notes(&pool, &mut journal, &wallet.seed(), DEPOSIT, 2)
-            .await
-            .unwrap();
+        deposit_notes(
+            &pool,
+            &mut journal,
+            &wallet.seed(),
+            zkcredits_protocol::credits::Credits::new(DEPOSIT),
+            2,
+        )
+        .await
+        .unwrap();
     }
 
     // The real gateway: SQLite store, roots from the chain, the test model under /v1
@@ -197,7 +203,12 @@ async fn the_proxy_pays_the_real_gateway() {
     let n0 = note(&spender.notes().await.unwrap(), 0);
     let refunds = c_max - cost;
     assert_eq!(
-        (n0.status, n0.next_index, n0.refunds, n0.penalties),
+        (
+            n0.status,
+            n0.next_index,
+            n0.refunds.get(),
+            n0.penalties.get()
+        ),
         (NoteStatus::Free, 1, refunds, 0)
     );
     assert_eq!(n0.remaining, i128::from(DEPOSIT + refunds - c_max));
@@ -227,7 +238,7 @@ async fn the_proxy_pays_the_real_gateway() {
     let refunds = refunds + c_max - stream_cost;
     let n0 = note(&spender.notes().await.unwrap(), 0);
     assert_eq!(
-        (n0.status, n0.next_index, n0.refunds),
+        (n0.status, n0.next_index, n0.refunds.get()),
         (NoteStatus::Free, 2, refunds)
     );
 
@@ -246,14 +257,14 @@ async fn the_proxy_pays_the_real_gateway() {
     assert_eq!(rpc_answer["result"], format!("{:#x}", deployment.chain_id));
     let refunds = refunds + c_max - RPC_PRICE;
     let n0 = note(&spender.notes().await.unwrap(), 0);
-    assert_eq!((n0.next_index, n0.refunds), (3, refunds));
+    assert_eq!((n0.next_index, n0.refunds.get()), (3, refunds));
     // Note 1 was never needed.
     let n1 = note(&spender.notes().await.unwrap(), 1);
     assert_eq!((n1.status, n1.next_index), (NoteStatus::Free, 0));
 
     // A gateway whose constants differ from the deployment is refused before any proof.
     let mut other = deployment.clone();
-    other.constants.c_max += 1;
+    other.constants.c_max = zkcredits_protocol::credits::Credits::new(c_max + 1);
     let other_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let other_shutdown = CancellationToken::new();
     let other_gateway = GatewayBuilder::new(
@@ -302,7 +313,7 @@ async fn the_proxy_pays_the_real_gateway() {
     assert_eq!(body["error"]["code"], "gateway_unreachable");
     let n0 = note(&spender.notes().await.unwrap(), 0);
     assert_eq!(
-        (n0.status, n0.next_index, n0.refunds),
+        (n0.status, n0.next_index, n0.refunds.get()),
         (NoteStatus::Free, 3, refunds)
     );
 }

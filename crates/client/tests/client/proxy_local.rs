@@ -37,13 +37,19 @@ fn deposit_offline(dir: &Path, notes: u64) -> LeanImt {
     .unwrap();
     for j in journal.reserve_notes(notes).unwrap() {
         let id = seed.note_secret(j).id();
-        let leaf_index = tree.push(note::leaf(id, DEPOSIT, 40)).unwrap();
+        let leaf_index = tree
+            .push(note::leaf(
+                id,
+                zkcredits_protocol::credits::Credits::new(DEPOSIT),
+                40,
+            ))
+            .unwrap();
         journal
             .record_deposit(
                 j,
                 &DepositInfo {
                     id,
-                    deposit: DEPOSIT,
+                    deposit: zkcredits_protocol::credits::Credits::new(DEPOSIT),
                     expiry_epoch: 40,
                     leaf_index,
                     tx_hash: [9; 32],

@@ -58,7 +58,7 @@ impl Drop for Stack {
 async fn stack(notes: u64, settings: Settings) -> Stack {
     let chain = TestChain::start().await.unwrap();
     let deployment = chain.deployment().clone();
-    let c_max = deployment.constants.c_max;
+    let c_max = deployment.constants.c_max.get();
     let dir = tempfile::tempdir().unwrap();
     let wallet = common::wallet();
     let journal_path = dir.path().join("notes.sqlite");
@@ -66,9 +66,15 @@ async fn stack(notes: u64, settings: Settings) -> Stack {
         let pool = chain.client(2).await.unwrap();
         let mut journal =
             Journal::open(&journal_path, wallet.storage_key(StoragePurpose::Journal)).unwrap();
-        deposit_notes(&pool, &mut journal, &wallet.seed(), DEPOSIT, notes)
-            .await
-            .unwrap();
+        deposit_notes(
+            &pool,
+            &mut journal,
+            &wallet.seed(),
+            zkcredits_protocol::credits::Credits::new(DEPOSIT),
+            notes,
+        )
+        .await
+        .unwrap();
     }
     let (llm, _llm_task) =
         zkcredits_gateway::dev_llm::spawn_dev_llm("127.0.0.1:0".parse().unwrap())
@@ -486,7 +492,7 @@ async fn a_stream_cut_mid_way_raises_in_the_openai_sdk_and_the_note_pays_again()
     let n = settled.expect("the note came back");
     assert_eq!(n.next_index, 1);
     assert!(
-        n.refunds > 0,
+        n.refunds.get() > 0,
         "a cut stream is charged for what it relayed only"
     );
     let (status, answer) = post(proxy, "/v1/chat/completions", CHAT).await;
@@ -798,8 +804,8 @@ async fn the_document_the_gateway_serves_is_the_one_the_client_parses() {
         GatewayConstants {
             chain_id: served.chain_id,
             pool: served.pool,
-            c_max: served.c_max,
-            p_max: served.p_max,
+            c_max: zkcredits_protocol::credits::Credits::new(served.c_max),
+            p_max: zkcredits_protocol::credits::Credits::new(served.p_max),
             verifying_key_hash: Some(vk_hash),
             current_key: key(&served.current_key),
             accepted_keys: served.accepted_keys.iter().map(key).collect(),

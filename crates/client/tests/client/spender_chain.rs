@@ -32,14 +32,23 @@ async fn paid_requests_on_a_real_chain() {
     {
         let mut journal =
             Journal::open(&journal_path, wallet.storage_key(StoragePurpose::Journal)).unwrap();
-        let report = deposit_notes(&pool, &mut journal, &wallet.seed(), 20_000, 2)
-            .await
-            .unwrap();
+        let report = deposit_notes(
+            &pool,
+            &mut journal,
+            &wallet.seed(),
+            zkcredits_protocol::credits::Credits::new(20_000),
+            2,
+        )
+        .await
+        .unwrap();
         let numbers: Vec<u64> = report.notes.iter().map(|(j, _)| *j).collect();
         assert_eq!(numbers, vec![0, 1]);
         for (j, info) in &report.notes {
             let on_chain = pool.deposit_of(info.id).await.unwrap().unwrap();
-            assert_eq!(on_chain.amount, 20_000);
+            assert_eq!(
+                on_chain.amount,
+                zkcredits_protocol::credits::Credits::new(20_000)
+            );
             assert_eq!(on_chain.leaf_index, info.leaf_index);
             assert_eq!(info.id, wallet.seed().note_secret(*j).id());
         }
@@ -100,7 +109,7 @@ async fn paid_requests_on_a_real_chain() {
         .await
         .unwrap();
     assert_eq!(
-        (summary.next_index, summary.refunds, summary.status),
+        (summary.next_index, summary.refunds.get(), summary.status),
         (1, 400, NoteStatus::Free)
     );
     assert_eq!(summary.remaining, 20_000 + 400 - 1000);
@@ -140,12 +149,12 @@ async fn paid_requests_on_a_real_chain() {
     let index_a = a.index;
     let ca = common::credential(&a.authorization);
     let forged = Receipt {
-        refund: 1000,
-        penalty: 0,
+        refund: zkcredits_protocol::credits::Credits::new(1000),
+        penalty: zkcredits_protocol::credits::Credits::ZERO,
         signature: PrivateKey::from_bytes([8; 32]).sign(receipt_message(
             ca.next_commitment,
-            1000,
-            0,
+            zkcredits_protocol::credits::Credits::new(1000),
+            zkcredits_protocol::credits::Credits::ZERO,
         )),
     }
     .to_base64url();

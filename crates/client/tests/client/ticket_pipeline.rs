@@ -39,13 +39,19 @@ fn deposit(dir: &Path, wallet: &Wallet, notes: u64) -> LeanImt {
     .unwrap();
     for j in journal.reserve_notes(notes).unwrap() {
         let id = seed.note_secret(j).id();
-        let leaf_index = tree.push(note::leaf(id, DEPOSIT, 9)).unwrap();
+        let leaf_index = tree
+            .push(note::leaf(
+                id,
+                zkcredits_protocol::credits::Credits::new(DEPOSIT),
+                9,
+            ))
+            .unwrap();
         journal
             .record_deposit(
                 j,
                 &DepositInfo {
                     id,
-                    deposit: DEPOSIT,
+                    deposit: zkcredits_protocol::credits::Credits::new(DEPOSIT),
                     expiry_epoch: 9,
                     leaf_index,
                     tx_hash: [0; 32],
@@ -98,7 +104,12 @@ fn slot(spender: &Spender, note: u64, index: u64) -> TicketSlot {
 /// another note, state and root than any of the wallet's.
 fn foreign_precomputation() -> TicketPrecomputation {
     let prover = common::prover();
-    let sample = SampleNote::new(5, 1_000_000, 0, 0);
+    let sample = SampleNote::new(
+        5,
+        zkcredits_protocol::credits::Credits::new(1_000_000),
+        0,
+        zkcredits_protocol::credits::Credits::ZERO,
+    );
     let note_pre = prover.precompute(sample.circuit().unwrap()).unwrap();
     prover
         .precompute_ticket(&note_pre, sample.circuit().unwrap(), &mut rand::rngs::OsRng)
@@ -442,8 +453,8 @@ fn the_journal_picks_a_ready_note_first_and_the_note_in_the_making_last() {
     )
     .unwrap();
     let limits = zkcredits_protocol::state::Limits {
-        c_max: 1000,
-        p_max: 5000,
+        c_max: zkcredits_protocol::credits::Credits::new(1000),
+        p_max: zkcredits_protocol::credits::Credits::new(5000),
     };
     let mut acquire = |rank: &dyn Fn(u64, u64) -> u8| {
         journal

@@ -163,7 +163,11 @@ impl Watcher<'_> {
                 ..
             } => {
                 let relay_fee = u64::try_from(*to_relayer / self.pool.unit()).unwrap_or(u64::MAX);
-                let to = ClosePayout::relayed(*payout, *relayer, relay_fee);
+                let to = ClosePayout::relayed(
+                    *payout,
+                    *relayer,
+                    zkcredits_protocol::credits::Credits::new(relay_fee),
+                );
                 self.closed(*nullifier, to).await?
             }
             SettlementEvent::Slashed { id, k, .. } => self.slashed(*id, *k).await?,

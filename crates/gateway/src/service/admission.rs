@@ -25,6 +25,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use zkcredits_circuits::prover::from_points;
 use zkcredits_circuits::request::RequestPublicInputs;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::rln::{Nullifier, Share};
 use zkcredits_protocol::wire::{Credential, WireFormat};
 use zkcredits_protocol::{Fr, field};
@@ -456,8 +457,8 @@ pub(crate) async fn issue_receipt(
     state: &AppState,
     nullifier: Nullifier,
     next_commitment: Fr,
-    refund: u64,
-    penalty: u64,
+    refund: Credits,
+    penalty: Credits,
 ) -> Result<String, (String, ApiError)> {
     let receipt = state.keys.sign_receipt(next_commitment, refund, penalty);
     let text = receipt.to_base64url();
@@ -480,10 +481,12 @@ pub(crate) async fn issue_receipt(
     }
 }
 
-/// `r = C_max - c`, rounded down to the granularity.
-pub(crate) fn refund(c_max: u64, cost: u64, granularity: u64) -> u64 {
-    let raw = c_max - cost.min(c_max);
-    raw - raw % granularity.max(1)
+/// `r = C_max - c`, rounded down to the granularity (a cost above `C_max` refunds
+/// nothing).
+pub(crate) fn refund(c_max: Credits, cost: Credits, granularity: u64) -> Credits {
+    let raw = c_max.checked_sub(cost).unwrap_or(Credits::ZERO).get();
+    // The remainder is at most `raw`, so this cannot underflow.
+    Credits::new(raw - raw % granularity.max(1))
 }
 
 /// Policy, upstream, refund, receipt.
@@ -506,15 +509,15 @@ async fn settle(state: &AppState, admitted: Admitted) -> Result<Response, ApiErr
                 rule,
                 evidence_hash,
             }) => {
-                let p = penalty.min(state.limits.p_max);
+                let p = Credits::new(penalty).min(state.limits.p_max);
                 if let Err(e) = state
                     .store
-                    .record_violation(nullifier.to_bytes(), evidence_hash, p)
+                    .record_violation(nullifier.to_bytes(), evidence_hash, p.get())
                     .await
                 {
                     tracing::error!(error = %e, "cannot record a violation");
                 }
-                let text = receipt(0, p).await.map_err(|(_, e)| e)?;
+                let text = receipt(Credits::ZERO, p).await.map_err(|(_, e)| e)?;
                 return Err(ApiError::new(
                     Code::PolicyViolation,
                     format!(
@@ -526,7 +529,7 @@ async fn settle(state: &AppState, admitted: Admitted) -> Result<Response, ApiErr
             }
             Err(e) => {
                 tracing::warn!(error = %e, "policy check failed");
-                let text = receipt(c_max, 0).await.map_err(|(_, e)| e)?;
+                let text = receipt(c_max, Credits::ZERO).await.map_err(|(_, e)| e)?;
                 return Err(ApiError::new(
                     Code::PolicyUnavailable,
                     "the provider's policy check is unavailable; the request was refunded in \
@@ -550,7 +553,7 @@ async fn settle(state: &AppState, admitted: Admitted) -> Result<Response, ApiErr
             cost,
         }) => {
             let r = refund(c_max, cost, state.settings.refund_granularity);
-            let text = receipt(r, 0).await.map_err(|(_, e)| e)?;
+            let text = receipt(r, Credits::ZERO).await.map_err(|(_, e)| e)?;
             let mut response = Response::new(Body::from(body));
             *response.status_mut() = status;
             copy_response_headers(&headers, response.headers_mut());
@@ -577,7 +580,7 @@ async fn settle(state: &AppState, admitted: Admitted) -> Result<Response, ApiErr
                 _ => Code::UpstreamFailed,
             };
             tracing::warn!(error = %e, "upstream failed");
-            let text = receipt(c_max, 0).await.map_err(|(_, e)| e)?;
+            let text = receipt(c_max, Credits::ZERO).await.map_err(|(_, e)| e)?;
             Err(ApiError::new(
                 code,
                 format!(
@@ -619,7 +622,7 @@ fn stream_response(
     status: StatusCode,
     headers: &HeaderMap,
     mut events: crate::upstream::EventStream,
-    cost: tokio::sync::oneshot::Receiver<u64>,
+    cost: tokio::sync::oneshot::Receiver<Credits>,
 ) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
     let store = Arc::clone(&state.store);
@@ -635,8 +638,12 @@ fn stream_response(
         }
         drop(events);
         // A dropped sender means the adapter could not meter: charge nothing.
-        let spent = cost.await.unwrap_or(0);
-        let receipt = keys.sign_receipt(next_commitment, refund(c_max, spent, granularity), 0);
+        let spent = cost.await.unwrap_or(Credits::ZERO);
+        let receipt = keys.sign_receipt(
+            next_commitment,
+            refund(c_max, spent, granularity),
+            Credits::ZERO,
+        );
         if let Err(e) = store
             .put_receipt(nullifier.to_bytes(), &receipt.encode())
             .await
@@ -659,14 +666,19 @@ fn stream_response(
 #[cfg(test)]
 mod tests {
     use super::refund;
+    use zkcredits_protocol::credits::Credits;
+
+    fn c(n: u64) -> Credits {
+        Credits::new(n)
+    }
 
     #[test]
     fn refunds_round_down_to_the_granularity() {
-        assert_eq!(refund(1000, 0, 1), 1000);
-        assert_eq!(refund(1000, 1, 1), 999);
-        assert_eq!(refund(1000, 1, 10), 990);
-        assert_eq!(refund(1000, 999, 10), 0);
-        assert_eq!(refund(1000, 5000, 10), 0);
-        assert_eq!(refund(1000, 0, 7), 994);
+        assert_eq!(refund(c(1000), c(0), 1), c(1000));
+        assert_eq!(refund(c(1000), c(1), 1), c(999));
+        assert_eq!(refund(c(1000), c(1), 10), c(990));
+        assert_eq!(refund(c(1000), c(999), 10), c(0));
+        assert_eq!(refund(c(1000), c(5000), 10), c(0));
+        assert_eq!(refund(c(1000), c(0), 7), c(994));
     }
 }

@@ -56,8 +56,8 @@ pub(crate) async fn receipt(
     let mut response = Json(serde_json::json!({
         "nullifier": n.to_string(),
         "receipt": b64,
-        "refund": receipt.refund,
-        "penalty": receipt.penalty,
+        "refund": receipt.refund.get(),
+        "penalty": receipt.penalty.get(),
     }))
     .into_response();
     if let Ok(v) = HeaderValue::from_str(&b64) {

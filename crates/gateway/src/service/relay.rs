@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use zkcredits_api::RelayOffer;
 use zkcredits_chain::{ContractError, PoolClient, RelayedClose};
+use zkcredits_protocol::credits::Credits;
 
 use super::AppState;
 use crate::api_error::{ApiError, Code};
@@ -30,14 +31,14 @@ use crate::duties::TxLock;
 pub(crate) struct Relay {
     pub(crate) pool: PoolClient,
     pub(crate) lock: TxLock,
-    pub(crate) fee: u64,
+    pub(crate) fee: Credits,
 }
 
 impl Relay {
     pub(crate) fn offer(&self) -> RelayOffer {
         RelayOffer {
             relayer: self.pool.sender(),
-            fee: self.fee,
+            fee: self.fee.get(),
         }
     }
 }
@@ -79,7 +80,7 @@ pub(crate) async fn close_relay(
     let close = RelayedClose::decode(&bytes)
         .map_err(|e| ApiError::new(Code::InvalidBody, e.to_string()))?;
     let offer = relay.offer();
-    if close.relayer() != offer.relayer || close.relay_fee() < offer.fee {
+    if close.relayer() != offer.relayer || close.relay_fee() < relay.fee {
         return Err(ApiError::new(
             Code::RelayFeeMismatch,
             format!(

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::field;
 
 use super::AppState;
@@ -52,7 +53,9 @@ async fn refund(state: &AppState, ticket: Unanswered) -> Result<bool, StoreError
     let Some(next) = field::from_be_bytes_canonical(&ticket.next_commitment) else {
         return Err(Corruption::NotInField("T_next").into());
     };
-    let receipt = state.keys.sign_receipt(next, state.limits.c_max, 0);
+    let receipt = state
+        .keys
+        .sign_receipt(next, state.limits.c_max, Credits::ZERO);
     let encoded = zkcredits_protocol::wire::WireFormat::encode(&receipt);
     match state.store.put_receipt(ticket.nullifier, &encoded).await {
         Ok(()) => {

@@ -13,6 +13,7 @@ use http::{HeaderMap, HeaderName, header};
 use serde::{Deserialize, Serialize};
 
 use zkcredits_api::prices::{FlatPrices, RoutePrices};
+use zkcredits_protocol::credits::Credits;
 
 use crate::tls::Tls;
 
@@ -196,7 +197,7 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 #[async_trait]
 impl Upstream for FlatUpstream {
     fn prepare(&self, request: &PaidRequest) -> Result<(), Refusal> {
-        zkcredits_api::check::flat_cost(self.price, request.c_max).map(drop)
+        zkcredits_api::check::flat_cost(self.price, request.c_max.get()).map(drop)
     }
 
     async fn forward(&self, request: PaidRequest) -> Result<UpstreamReply, UpstreamError> {
@@ -237,7 +238,7 @@ impl Upstream for FlatUpstream {
             status,
             headers: out,
             body,
-            cost: self.price,
+            cost: Credits::new(self.price),
         })
     }
 

@@ -18,6 +18,7 @@ use http::{HeaderValue, header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zkcredits_api::prices::{JsonRpcPrices, RoutePrices};
+use zkcredits_protocol::credits::Credits;
 
 use super::relay;
 use super::setting_error::SettingError;
@@ -164,7 +165,7 @@ impl Upstream for JsonRpcUpstream {
                     status: e.code.status(),
                     headers,
                     body: Bytes::from(body.to_string()),
-                    cost: 0,
+                    cost: Credits::ZERO,
                 });
             }
         };
@@ -193,7 +194,7 @@ impl Upstream for JsonRpcUpstream {
             status,
             headers,
             body,
-            cost,
+            cost: Credits::new(cost),
         })
     }
 

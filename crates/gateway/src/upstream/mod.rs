@@ -27,6 +27,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 use http::{HeaderMap, Method, StatusCode};
+use zkcredits_protocol::credits::Credits;
 
 /// A request as the gateway received it, with the `Authorization` header and the
 /// hop-by-hop headers removed.
@@ -41,7 +42,7 @@ pub struct PaidRequest {
     /// The body exactly as received.
     pub body: Bytes,
     /// The most this request may cost, in credit units (the deployment's `C_max`).
-    pub c_max: u64,
+    pub c_max: Credits,
 }
 
 impl PaidRequest {
@@ -51,7 +52,7 @@ impl PaidRequest {
             method: &self.method,
             path_and_query: &self.path_and_query,
             body: &self.body,
-            c_max: self.c_max,
+            c_max: self.c_max.get(),
         }
     }
 }
@@ -71,7 +72,7 @@ pub enum UpstreamReply {
         /// Response body.
         body: Bytes,
         /// Metered cost in credit units, `<= c_max`.
-        cost: u64,
+        cost: Credits,
     },
     /// A server-sent-event stream (`stream: true` on an OpenAI endpoint). The gateway
     /// relays `events` to the client; when `events` ends it awaits `cost`, signs the
@@ -87,7 +88,7 @@ pub enum UpstreamReply {
         /// Sent once `events` has ended (normally or cut mid-way): the metered cost,
         /// `<= c_max`. If the sender is dropped, the gateway charges 0 and refunds
         /// `c_max`, as for an upstream failure.
-        cost: tokio::sync::oneshot::Receiver<u64>,
+        cost: tokio::sync::oneshot::Receiver<Credits>,
     },
 }
 

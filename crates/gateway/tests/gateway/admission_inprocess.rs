@@ -60,7 +60,7 @@ async fn a_paid_request_gets_a_receipt_that_verifies_and_can_be_fetched() {
     assert_eq!(json["echo"], first.body.len());
     let receipt_text = receipt.expect("a receipt header");
     let receipt = decode_receipt(&receipt_text);
-    assert_eq!((receipt.refund, receipt.penalty), (870, 0));
+    assert_eq!((receipt.refund.get(), receipt.penalty.get()), (870, 0));
     // Checks the signature over T_next as the client does.
     gw.notes[0].accept(&first, &receipt, &server);
 
@@ -81,7 +81,7 @@ async fn a_paid_request_gets_a_receipt_that_verifies_and_can_be_fetched() {
     let receipt = decode_receipt(&receipt.unwrap());
     gw.notes[0].accept(&second, &receipt, &server);
     assert_eq!(
-        (gw.notes[0].state.index, gw.notes[0].state.refunds),
+        (gw.notes[0].state.index, gw.notes[0].state.refunds.get()),
         (2, 1740)
     );
     gw.stop().await;
@@ -215,8 +215,8 @@ async fn each_refusal_before_admission_has_its_status_and_code_and_spends_nothin
         ROUTE,
         &body("good"),
         Limits {
-            c_max: 999,
-            p_max: 5000,
+            c_max: zkcredits_protocol::credits::Credits::new(999),
+            p_max: zkcredits_protocol::credits::Credits::new(5000),
         },
         &test_server_key(),
     );

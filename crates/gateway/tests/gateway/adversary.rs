@@ -29,6 +29,7 @@ use zkcredits_chain::{
 use zkcredits_gateway::Settings;
 use zkcredits_gateway::duties::watcher::CURSOR;
 use zkcredits_gateway::store::{SqliteStore, Store};
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::merkle::LeanImt;
 use zkcredits_protocol::state::{Limits, NoteState};
 
@@ -335,7 +336,10 @@ async fn a_gateway_admits_nothing_until_the_pool_accepts_its_receipt_key() {
         roots_poll: Duration::from_millis(200),
         ..Settings::default()
     })
-    .route(ROUTE, flat_route(upstream, fx.deployment().constants.c_max))
+    .route(
+        ROUTE,
+        flat_route(upstream, fx.deployment().constants.c_max.get()),
+    )
     .roots(zkcredits_gateway::RootsSource::Chain(
         zkcredits_chain::IndexerConfig::default(),
     ))
@@ -405,7 +409,7 @@ async fn a_reorg_of_a_deposit_block_under_the_gateway_is_survived() {
     // A deposit the gateway indexes, then a reorg takes it back.
     let snapshot = fx.chain.anvil().snapshot().await.unwrap();
     let lost = zkcredits_protocol::note::NoteSecret::from_field(random_fr());
-    user.deposit(lost.id(), 20_000).await.unwrap();
+    user.deposit(lost.id(), Credits::new(20_000)).await.unwrap();
     let dropped = fx.tree().await.root();
     let mut seen = false;
     for _ in 0..100 {
@@ -420,7 +424,10 @@ async fn a_reorg_of_a_deposit_block_under_the_gateway_is_survived() {
 
     // On the new chain another note takes that block height; it must be able to pay.
     let secret = zkcredits_protocol::note::NoteSecret::from_field(random_fr());
-    let out = user.deposit(secret.id(), 20_000).await.unwrap();
+    let out = user
+        .deposit(secret.id(), Credits::new(20_000))
+        .await
+        .unwrap();
     let note = TestNote {
         secret,
         deposit: out.notes[0].amount,
@@ -544,8 +551,8 @@ async fn the_relay_sends_only_closes_that_pay_its_fee_and_never_twice() {
     }
     // A close that pays the relay less, or pays someone else, is not sent.
     for to in [
-        ClosePayout::relayed(payout, relayer, RELAY_FEE - 1),
-        ClosePayout::relayed(payout, fx.chain.address(3), RELAY_FEE),
+        ClosePayout::relayed(payout, relayer, Credits::new(RELAY_FEE - 1)),
+        ClosePayout::relayed(payout, fx.chain.address(3), Credits::new(RELAY_FEE)),
         ClosePayout::direct(payout),
     ] {
         let close = prove_close_to(&fx, 0, &state, false, to).await;
@@ -557,7 +564,7 @@ async fn the_relay_sends_only_closes_that_pay_its_fee_and_never_twice() {
         );
     }
     // A close the pool refuses (a broken proof) is answered with the pool's error.
-    let to = ClosePayout::relayed(payout, relayer, RELAY_FEE);
+    let to = ClosePayout::relayed(payout, relayer, Credits::new(RELAY_FEE));
     let honest = prove_close_to(&fx, 0, &state, false, to).await;
     let mut broken = honest.clone();
     broken.proof.c = (broken.proof.c + broken.proof.c).into();
@@ -582,7 +589,8 @@ async fn the_relay_sends_only_closes_that_pay_its_fee_and_never_twice() {
     let user = fx.chain.client(2).await.unwrap();
     assert_eq!(
         user.token_balance(payout).await.unwrap(),
-        zkcredits_chain::alloy::primitives::U256::from(honest.public.payout - RELAY_FEE) * unit
+        zkcredits_chain::alloy::primitives::U256::from(honest.public.payout.get() - RELAY_FEE)
+            * unit
     );
     let hash = answer["tx_hash"].as_str().unwrap().parse().unwrap();
     let tx = user

@@ -17,6 +17,7 @@ use zkcredits_chain::bindings::ZkCreditsPool;
 use zkcredits_chain::testing::{PROVIDER, TestChain};
 use zkcredits_gateway::duties::{DutiesConfig, spawn_duties};
 use zkcredits_gateway::store::{Admission, SqliteStore, Store, StoredShare};
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::note::NoteSecret;
 use zkcredits_protocol::rln::{self, Ticket};
 use zkcredits_protocol::{Fr, field};
@@ -64,7 +65,7 @@ async fn a_double_spend_found_by_the_store_is_slashed_on_chain_once() {
     // A deposited note whose ticket 3 is spent on two requests.
     let k = random_fr(&mut rng);
     let note = NoteSecret::from_field(k);
-    user.deposit(note.id(), 500).await.unwrap();
+    user.deposit(note.id(), Credits::new(500)).await.unwrap();
     let ticket = Ticket::new(k, 3);
     let share = |x: Fr| {
         let s = ticket.share(k, x);
@@ -121,7 +122,7 @@ async fn a_double_spend_found_by_the_store_is_slashed_on_chain_once() {
     );
     assert_eq!(
         user.token_balance(provider.sender()).await.unwrap() - provider_balance,
-        user.token_amount(500),
+        user.token_amount(Credits::new(500)),
         "the note's deposit went to the provider (bounty 0)"
     );
 
@@ -205,7 +206,7 @@ async fn a_slash_of_a_note_not_yet_deposited_is_retried_until_it_is() {
             .unwrap()
     );
 
-    user.deposit(note.id(), 100).await.unwrap();
+    user.deposit(note.id(), Credits::new(100)).await.unwrap();
     eventually("the slash after the deposit", || async {
         store.pending_slashes(1).await.unwrap().is_empty()
     })
@@ -294,7 +295,7 @@ async fn expired_epochs_are_claimed_for_the_provider() {
     let provider = chain.client(PROVIDER).await.unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let note = NoteSecret::from_field(random_fr(&mut rng));
-    let deposited = user.deposit(note.id(), 700).await.unwrap();
+    let deposited = user.deposit(note.id(), Credits::new(700)).await.unwrap();
     let epoch = deposited.notes[0].expiry_epoch;
     let before = user.token_balance(provider.sender()).await.unwrap();
 
@@ -325,7 +326,7 @@ async fn expired_epochs_are_claimed_for_the_provider() {
     .await;
     assert_eq!(
         user.token_balance(provider.sender()).await.unwrap() - before,
-        user.token_amount(700),
+        user.token_amount(Credits::new(700)),
         "the expired note went to the provider"
     );
     shutdown.cancel();

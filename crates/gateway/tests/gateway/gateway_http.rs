@@ -102,7 +102,7 @@ async fn a_paid_request_gets_a_receipt_that_verifies_refunds_exactly_and_can_be_
     assert_eq!(json["echo"], first.body.len());
     let receipt_text = receipt.expect("a receipt header");
     let receipt = decode_receipt(&receipt_text);
-    assert_eq!((receipt.refund, receipt.penalty), (870, 0));
+    assert_eq!((receipt.refund.get(), receipt.penalty.get()), (870, 0));
     note.accept(&first, &receipt, &server);
 
     // The receipt is kept under N; the same request again is a replay that returns it.
@@ -135,7 +135,7 @@ async fn a_paid_request_gets_a_receipt_that_verifies_refunds_exactly_and_can_be_
     assert_eq!(status, 200, "{json}");
     let receipt = decode_receipt(&receipt.unwrap());
     note.accept(&second, &receipt, &server);
-    assert_eq!((note.state.index, note.state.refunds), (2, 1740));
+    assert_eq!((note.state.index, note.state.refunds.get()), (2, 1740));
 
     let metrics = http
         .get(format!("{}/metrics", gw.url))
@@ -667,8 +667,8 @@ async fn a_gateway_killed_under_load_keeps_every_admitted_ticket_and_issued_rece
             assert_eq!((status, code(&json)), (409, "replay"), "ticket {i}: {json}");
             let r = decode_receipt(receipt.as_deref().expect("the refund receipt"));
             assert_eq!(
-                (r.refund, r.penalty),
-                (fx.limits().c_max, 0),
+                (r.refund.get(), r.penalty.get()),
+                (fx.limits().c_max.get(), 0),
                 "ticket {i} is refunded in full"
             );
             let m = zkcredits_protocol::state::receipt_message(

@@ -213,8 +213,8 @@ impl Walk {
 
     /// `C_max - cost`, rounded down to `granularity`, as the gateway refunds.
     fn refund(&self, cost: u64, granularity: u64) -> u64 {
-        assert!(cost <= self.limits.c_max, "cost {cost} above C_max");
-        let raw = self.limits.c_max - cost;
+        assert!(cost <= self.limits.c_max.get(), "cost {cost} above C_max");
+        let raw = self.limits.c_max.get() - cost;
         raw - raw % granularity
     }
 }
@@ -335,7 +335,7 @@ async fn the_openai_route_meters_plain_streamed_cut_and_failed_chats_into_receip
     let (llm, _llm_task) = spawn_dev_llm("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let gw = ConfiguredGateway::start(&fx, llm, GRANULARITY).await;
     let mut walk = Walk::new(fx, &gw.url).await;
-    let c_max = walk.limits.c_max;
+    let c_max = walk.limits.c_max.get();
 
     // The discovery document publishes both adapters' price tables.
     let d: Value = walk
@@ -384,11 +384,11 @@ async fn the_openai_route_meters_plain_streamed_cut_and_failed_chats_into_receip
         "a cost the rounding cannot hide: {cost}"
     );
     assert_eq!(
-        (receipt.refund, receipt.penalty),
+        (receipt.refund.get(), receipt.penalty.get()),
         (walk.refund(cost, GRANULARITY), 0)
     );
     assert_ne!(
-        receipt.refund,
+        receipt.refund.get(),
         c_max - cost,
         "the refund is rounded down to the granularity"
     );
@@ -423,7 +423,7 @@ async fn the_openai_route_meters_plain_streamed_cut_and_failed_chats_into_receip
     );
     let cost = usage_cost(usage[0], c_max);
     assert_eq!(
-        (receipt.refund, receipt.penalty),
+        (receipt.refund.get(), receipt.penalty.get()),
         (walk.refund(cost, GRANULARITY), 0)
     );
     walk.accept(&paid, &receipt);
@@ -460,7 +460,7 @@ async fn the_openai_route_meters_plain_streamed_cut_and_failed_chats_into_receip
     let cost = meter::price(RATES, estimate, Tokenizer::Cl100kBase.count(&text), c_max);
     assert!(cost <= c_max);
     assert_eq!(
-        (receipt.refund, receipt.penalty),
+        (receipt.refund.get(), receipt.penalty.get()),
         (walk.refund(cost, GRANULARITY), 0)
     );
     walk.accept(&paid, &receipt);
@@ -470,7 +470,7 @@ async fn the_openai_route_meters_plain_streamed_cut_and_failed_chats_into_receip
     let (status, receipt, json) = walk.send(&paid).await;
     assert_eq!((status, code(&json)), (502, "upstream_failed"), "{json}");
     let receipt = receipt.expect("a spent ticket always gets a receipt");
-    assert_eq!((receipt.refund, receipt.penalty), (c_max, 0));
+    assert_eq!((receipt.refund.get(), receipt.penalty.get()), (c_max, 0));
     walk.accept(&paid, &receipt);
 
     // Ticket 4, first try: a model not in the price table is refused before the ticket
@@ -487,7 +487,7 @@ async fn the_openai_route_meters_plain_streamed_cut_and_failed_chats_into_receip
     assert_eq!(status, 200, "{json}");
     let receipt = receipt.unwrap();
     assert_eq!(
-        receipt.refund,
+        receipt.refund.get(),
         walk.refund(usage_cost(&json["usage"], c_max), GRANULARITY)
     );
     walk.accept(&paid, &receipt);
@@ -520,13 +520,13 @@ async fn the_openai_route_meters_plain_streamed_cut_and_failed_chats_into_receip
         async move { walk.stored_receipt(paid).await.1 }
     })
     .await;
-    let charged = c_max - receipt.refund;
+    let charged = c_max - receipt.refund.get();
     let whole = meter::price(RATES, estimate, cap, c_max);
     assert!(
         charged < meter::price(RATES, estimate, cap / 2, c_max),
         "charged {charged} for a stream left after three of its {cap} tokens (all: {whole})"
     );
-    assert_eq!(receipt.penalty, 0);
+    assert_eq!(receipt.penalty.get(), 0);
     walk.accept(&paid, &receipt);
     assert_eq!(walk.fx.notes[0].state.index, 6);
     gw.stop().await;
@@ -556,7 +556,7 @@ async fn the_jsonrpc_route_charges_its_price_table_and_policy_violations_reach_t
     let chain_id = fx.deployment().chain_id;
     let mut walk = Walk::new(fx, &gw.url).await;
     let limits = walk.limits;
-    let c_max = limits.c_max;
+    let c_max = limits.c_max.get();
 
     // Ticket 0: one call, answered by the node, charged its listed price.
     let paid = walk.prove(
@@ -568,7 +568,7 @@ async fn the_jsonrpc_route_charges_its_price_table_and_policy_violations_reach_t
     assert_eq!(json["result"], format!("{chain_id:#x}"));
     let receipt = receipt.unwrap();
     assert_eq!(
-        (receipt.refund, receipt.penalty),
+        (receipt.refund.get(), receipt.penalty.get()),
         (c_max - CHAIN_ID_PRICE, 0)
     );
     walk.accept(&paid, &receipt);
@@ -588,7 +588,7 @@ async fn the_jsonrpc_route_charges_its_price_table_and_policy_violations_reach_t
     assert!(answers.iter().all(|a| a["result"].is_string()), "{json}");
     let receipt = receipt.unwrap();
     assert_eq!(
-        receipt.refund,
+        receipt.refund.get(),
         c_max - (CHAIN_ID_PRICE + BLOCK_NUMBER_PRICE + BALANCE_PRICE)
     );
     walk.accept(&paid, &receipt);
@@ -623,7 +623,10 @@ async fn the_jsonrpc_route_charges_its_price_table_and_policy_violations_reach_t
         "{json}"
     );
     let receipt = receipt.unwrap();
-    assert_eq!((receipt.refund, receipt.penalty), (0, WORD_RULE.1));
+    assert_eq!(
+        (receipt.refund.get(), receipt.penalty.get()),
+        (0, WORD_RULE.1)
+    );
     walk.accept(&word, &receipt);
 
     // Ticket 3: a chat the blocklist refuses with a penalty clamped to P_max.
@@ -634,8 +637,11 @@ async fn the_jsonrpc_route_charges_its_price_table_and_policy_violations_reach_t
     let (status, receipt, json) = walk.send(&key).await;
     assert_eq!((status, code(&json)), (403, "policy_violation"), "{json}");
     let receipt = receipt.unwrap();
-    assert!(KEY_RULE.1 > limits.p_max);
-    assert_eq!((receipt.refund, receipt.penalty), (0, limits.p_max));
+    assert!(KEY_RULE.1 > limits.p_max.get());
+    assert_eq!(
+        (receipt.refund.get(), receipt.penalty.get()),
+        (0, limits.p_max.get())
+    );
     walk.accept(&key, &receipt);
 
     // Ticket 4: the note goes on after its penalties.
@@ -646,7 +652,7 @@ async fn the_jsonrpc_route_charges_its_price_table_and_policy_violations_reach_t
     let (status, receipt, json) = walk.send(&paid).await;
     assert_eq!(status, 200, "{json}");
     let receipt = receipt.unwrap();
-    assert_eq!(receipt.refund, c_max - BLOCK_NUMBER_PRICE);
+    assert_eq!(receipt.refund.get(), c_max - BLOCK_NUMBER_PRICE);
     walk.accept(&paid, &receipt);
     let state = walk.fx.notes[0].state;
     assert_eq!(state.index, 5);
@@ -662,7 +668,7 @@ async fn the_jsonrpc_route_charges_its_price_table_and_policy_violations_reach_t
         (
             key.credential.nullifier.field(),
             Sha256::digest(&key.body).into(),
-            limits.p_max,
+            limits.p_max.get(),
         ),
     ];
     let provider = walk.fx.chain.provider().unwrap();

@@ -236,7 +236,7 @@ async fn an_https_upstream_is_served_with_the_private_ca_and_refused_without_it(
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["tls"], true, "{json}");
     let receipt = decode_receipt(&receipt.expect("a receipt"));
-    assert_eq!(receipt.refund, limits.c_max - PRICE);
+    assert_eq!(receipt.refund.get(), limits.c_max.get() - PRICE);
     shutdown.cancel();
     running.wait().await.unwrap();
 
@@ -271,7 +271,7 @@ async fn an_https_upstream_is_served_with_the_private_ca_and_refused_without_it(
     assert!(message.contains("certificate"), "{message}");
     assert!(message.contains("[tls] ca_file"), "{message}");
     let receipt = decode_receipt(&receipt.expect("a refund receipt"));
-    assert_eq!(receipt.refund, limits.c_max, "refunded in full");
+    assert_eq!(receipt.refund.get(), limits.c_max.get(), "refunded in full");
     shutdown.cancel();
     running.wait().await.unwrap();
 }

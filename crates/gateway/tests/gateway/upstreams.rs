@@ -73,7 +73,7 @@ fn post(path: &str, body: &Value) -> PaidRequest {
         path_and_query: path.to_owned(),
         headers: HeaderMap::new(),
         body: Bytes::from(body.to_string()),
-        c_max: C_MAX,
+        c_max: zkcredits_protocol::credits::Credits::new(C_MAX),
     }
 }
 
@@ -100,7 +100,7 @@ async fn complete(upstream: &dyn Upstream, request: PaidRequest) -> Done {
             status,
             headers,
             body: serde_json::from_slice(&body).unwrap(),
-            cost,
+            cost: cost.get(),
         },
         UpstreamReply::Stream { .. } => panic!("expected a complete answer"),
     }
@@ -135,7 +135,7 @@ async fn streamed(upstream: &dyn Upstream, request: PaidRequest) -> Streamed {
             Streamed {
                 headers,
                 data,
-                cost: cost.await.unwrap(),
+                cost: cost.await.unwrap().get(),
             }
         }
         UpstreamReply::Complete { status, .. } => panic!("expected a stream, got {status}"),
@@ -408,7 +408,7 @@ async fn embeddings_and_models() {
         path_and_query: "/v1/models".into(),
         headers: HeaderMap::new(),
         body: Bytes::new(),
-        c_max: C_MAX,
+        c_max: zkcredits_protocol::credits::Credits::new(C_MAX),
     };
     let done = complete(&upstream, request).await;
     assert_eq!(done.cost, 3);
@@ -455,7 +455,7 @@ async fn config_is_checked_and_parsed_from_toml() {
 
 fn rpc(body: &Value, c_max: u64) -> PaidRequest {
     PaidRequest {
-        c_max,
+        c_max: zkcredits_protocol::credits::Credits::new(c_max),
         ..post("/", body)
     }
 }

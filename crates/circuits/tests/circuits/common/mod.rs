@@ -14,12 +14,35 @@ use zkcredits_protocol::Fr;
 // Not every test file uses every fixture.
 const _: zkcredits_protocol::state::Limits = LIMITS;
 
+/// `c + n` credit units, for tampering with a public amount.
+pub fn plus(
+    c: zkcredits_protocol::credits::Credits,
+    n: u64,
+) -> zkcredits_protocol::credits::Credits {
+    c.checked_add(zkcredits_protocol::credits::Credits::new(n))
+        .expect("test amounts are small")
+}
+
+/// `c - n` credit units, for tampering with a public amount.
+pub fn minus(
+    c: zkcredits_protocol::credits::Credits,
+    n: u64,
+) -> zkcredits_protocol::credits::Credits {
+    c.checked_sub(zkcredits_protocol::credits::Credits::new(n))
+        .expect("test amounts are large enough")
+}
+
 /// A note in a tree of 7 after `requests` requests refunded `refund` each.
 pub struct Fixture(pub SampleNote);
 
 impl Fixture {
     pub fn new(deposit: u64, requests: u64, refund: u64) -> Self {
-        Self(SampleNote::new(7, deposit, requests, refund))
+        Self(SampleNote::new(
+            7,
+            zkcredits_protocol::credits::Credits::new(deposit),
+            requests,
+            zkcredits_protocol::credits::Credits::new(refund),
+        ))
     }
 
     pub fn circuit(&self) -> RequestCircuit {

@@ -69,7 +69,7 @@ pub async fn start_gateway(
             price: rpc_price,
             timeout_secs: Some(10),
         },
-        deployment.constants.c_max,
+        deployment.constants.c_max.get(),
         Duration::from_secs(10),
     )
     .expect("flat upstream");

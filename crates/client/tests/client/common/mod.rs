@@ -75,8 +75,10 @@ pub fn offline_deployment() -> Deployment {
 /// The receipt a gateway signing with [`gateway_key`] returns for a credential with
 /// `T_next = next_commitment`.
 pub fn receipt_for(next_commitment: zkcredits_protocol::Fr, refund: u64, penalty: u64) -> String {
+    use zkcredits_protocol::credits::Credits;
     use zkcredits_protocol::state::{Receipt, receipt_message};
     use zkcredits_protocol::wire::WireFormat;
+    let (refund, penalty) = (Credits::new(refund), Credits::new(penalty));
     Receipt {
         refund,
         penalty,

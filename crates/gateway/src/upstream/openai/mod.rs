@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use zkcredits_api::check::OpenAiPlan as Plan;
 use zkcredits_api::prices::{OpenAiPrices, RoutePrices};
+use zkcredits_protocol::credits::Credits;
 
 use self::meter::{ModelPrice, Tokenizer};
 use super::relay;
@@ -314,7 +315,8 @@ impl Upstream for OpenAiUpstream {
     }
 
     async fn forward(&self, request: PaidRequest) -> Result<UpstreamReply, UpstreamError> {
-        let c_max = request.c_max;
+        // The meter prices in the API's plain numbers; the reply carries an amount.
+        let c_max = request.c_max.get();
         let mut plan = match self.plan(&request) {
             Ok(plan) => plan,
             // `prepare` accepted this request; it can only fail here if the pipeline
@@ -330,7 +332,7 @@ impl Upstream for OpenAiUpstream {
                     status: e.code.status(),
                     headers,
                     body: Bytes::from(body.to_string()),
-                    cost: 0,
+                    cost: Credits::ZERO,
                 });
             }
         };
@@ -376,7 +378,7 @@ impl Upstream for OpenAiUpstream {
             status,
             headers,
             body,
-            cost,
+            cost: Credits::new(cost),
         })
     }
 

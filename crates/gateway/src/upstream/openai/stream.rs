@@ -10,6 +10,7 @@ use eventsource_stream::{Event, Eventsource};
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
+use zkcredits_protocol::credits::Credits;
 
 use super::meter::{self, Rates, Tokenizer};
 use crate::upstream::EventStream;
@@ -121,7 +122,7 @@ pub(super) fn relay(
     response: reqwest::Response,
     meter: StreamMeter,
     idle: Duration,
-) -> (EventStream, oneshot::Receiver<u64>) {
+) -> (EventStream, oneshot::Receiver<Credits>) {
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFER);
     let (cost_tx, cost_rx) = oneshot::channel();
     tokio::spawn(async move {
@@ -171,7 +172,7 @@ pub(super) fn relay(
         }
         drop(events);
         drop(tx);
-        let _ = cost_tx.send(meter.cost(&seen));
+        let _ = cost_tx.send(Credits::new(meter.cost(&seen)));
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|bytes| (bytes, rx))

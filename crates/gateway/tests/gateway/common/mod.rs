@@ -22,6 +22,7 @@ use zkcredits_gateway::store::{SqliteStore, Store};
 use zkcredits_gateway::upstream::flat::{FlatConfig, FlatUpstream};
 use zkcredits_gateway::{BuiltGateway, GatewayBuilder, RootsSource, RunningGateway, Settings};
 use zkcredits_protocol::Fr;
+use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::eddsa::PrivateKey;
 use zkcredits_protocol::merkle::LeanImt;
 use zkcredits_protocol::note::{NoteSecret, WalletSeed};
@@ -66,7 +67,7 @@ pub fn random_fr() -> Fr {
 #[derive(Clone, Debug)]
 pub struct TestNote {
     pub secret: NoteSecret,
-    pub deposit: u64,
+    pub deposit: Credits,
     pub expiry_epoch: u64,
     pub leaf_index: u64,
     pub state: NoteState,
@@ -168,7 +169,10 @@ impl Fixture {
         let user = chain.client(2).await.unwrap();
         let seed = WalletSeed::from_entropy(&random_fr().to_string().into_bytes());
         let secrets: Vec<NoteSecret> = (0..count).map(|j| seed.note_secret(j)).collect();
-        let ids: Vec<(Fr, u64)> = secrets.iter().map(|s| (s.id(), deposit)).collect();
+        let ids: Vec<(Fr, Credits)> = secrets
+            .iter()
+            .map(|s| (s.id(), Credits::new(deposit)))
+            .collect();
         let out = user.deposit_many(&ids).await.unwrap();
         let notes = out
             .notes
@@ -222,6 +226,7 @@ pub fn local_notes(count: u64, deposit: u64) -> (Vec<TestNote>, LeanImt) {
     let notes = (0..count)
         .map(|j| {
             let secret = seed.note_secret(j);
+            let deposit = Credits::new(deposit);
             let leaf = zkcredits_protocol::note::leaf(secret.id(), deposit, LOCAL_EXPIRY_EPOCH);
             TestNote {
                 leaf_index: tree.push(leaf).unwrap(),
@@ -245,7 +250,7 @@ pub fn chainless_builder(
     settings: Settings,
 ) -> GatewayBuilder {
     let deployment = zkcredits_chain::testing::offline_deployment();
-    let c_max = deployment.constants.c_max;
+    let c_max = deployment.constants.c_max.get();
     GatewayBuilder::new(deployment, verifying_key(), server_keys(), store)
         .settings(settings)
         .route(ROUTE, flat_route(upstream, c_max))
@@ -458,12 +463,15 @@ impl TestGateway {
                     roots_poll: Duration::from_millis(200),
                     ..settings
                 })
-                .route(ROUTE, flat_route(upstream, deployment.constants.c_max))
+                .route(
+                    ROUTE,
+                    flat_route(upstream, deployment.constants.c_max.get()),
+                )
                 .roots(RootsSource::Chain(IndexerConfig::default()))
                 .provider_signer(zkcredits_chain::anvil::dev_signer(PROVIDER))
                 .accept_server_key(true)
                 .require_accepted_key(true)
-                .relay(RELAY_FEE);
+                .relay(Credits::new(RELAY_FEE));
         if duties {
             builder = builder.duties(fast_duties());
         }
