@@ -18,7 +18,6 @@
 //! - `amounts`: `U = D + R - P - j C_max - m P_max` with `0 <= U < 2^64`, and
 //!   `B = P + m P_max`.
 
-use ark_ff::PrimeField;
 use ark_r1cs_std::fields::FieldVar;
 use ark_r1cs_std::fields::fp::FpVar;
 use ark_r1cs_std::prelude::*;
@@ -40,6 +39,7 @@ use crate::gadgets::babyjubjub::PointVar;
 use crate::gadgets::merkle::{self, LevelVar};
 use crate::gadgets::poseidon::{hash, tag};
 use crate::gadgets::{eddsa, range, witness, witness_bit};
+use crate::last_receipt::LastReceiptWitness;
 use crate::request::{PathLevel, TREE_LEVELS, WitnessLayout, path_levels};
 
 /// The close statement's public inputs (`docs/PROTOCOL.md §6`).
@@ -209,24 +209,7 @@ impl CloseCircuit {
             .get()
             .wrapping_add(m.wrapping_mul(limits.p_max.get()));
         let (refunds_prev, penalties_prev) = state.previous_totals();
-        let (rho, refund, penalty, sig_r8, sig_s) = match &state.last {
-            Some(last) => (
-                last.rho,
-                last.receipt.refund,
-                last.receipt.penalty,
-                last.receipt.signature.r8,
-                Fr::from_le_bytes_mod_order(&ark_ff::BigInteger::to_bytes_le(
-                    &last.receipt.signature.s.into_bigint(),
-                )),
-            ),
-            None => (
-                Fr::from(0u64),
-                Credits::ZERO,
-                Credits::ZERO,
-                Point::zero(),
-                Fr::from(0u64),
-            ),
-        };
+        let last = LastReceiptWitness::of(state);
         Ok(Self {
             public: ClosePublicInputs {
                 root: inputs.root,
@@ -249,11 +232,11 @@ impl CloseCircuit {
                 index: Fr::from(state.index),
                 refunds_prev: refunds_prev.to_field(),
                 penalties_prev: penalties_prev.to_field(),
-                rho,
-                refund: refund.to_field(),
-                penalty: penalty.to_field(),
-                sig_r8,
-                sig_s,
+                rho: last.rho,
+                refund: last.refund,
+                penalty: last.penalty,
+                sig_r8: last.sig_r8,
+                sig_s: last.sig_s,
             },
         })
     }

@@ -7,6 +7,7 @@ pub mod close;
 pub mod error;
 pub mod gadgets;
 pub mod keys;
+mod last_receipt;
 pub mod precompute;
 pub mod prover;
 pub mod qap;

@@ -5,7 +5,6 @@
 //! `state`, `signature`, `ranges`, `solvency`, `nullifier`, `share`, `next_state`), so a
 //! test that breaks one rule can check that exactly that rule is unsatisfied.
 
-use ark_ff::PrimeField;
 use ark_r1cs_std::fields::FieldVar;
 use ark_r1cs_std::fields::fp::FpVar;
 use ark_r1cs_std::prelude::*;
@@ -26,6 +25,7 @@ use crate::gadgets::babyjubjub::PointVar;
 use crate::gadgets::merkle::{self, LevelVar};
 use crate::gadgets::poseidon::{hash, tag};
 use crate::gadgets::{eddsa, range, witness, witness_bit};
+use crate::last_receipt::LastReceiptWitness;
 
 /// The number of tree levels the circuit proves: trees of up to 2^20 notes.
 pub const TREE_LEVELS: usize = 20;
@@ -197,24 +197,7 @@ impl RequestCircuit {
         let next_commitment = state.next_commitment(k, inputs.rho_next)?;
         let path = path_levels(inputs.path);
         let (refunds_prev, penalties_prev) = state.previous_totals();
-        let (rho, refund, penalty, sig_r8, sig_s) = match &state.last {
-            Some(last) => (
-                last.rho,
-                last.receipt.refund,
-                last.receipt.penalty,
-                last.receipt.signature.r8,
-                Fr::from_le_bytes_mod_order(&ark_ff::BigInteger::to_bytes_le(
-                    &last.receipt.signature.s.into_bigint(),
-                )),
-            ),
-            None => (
-                Fr::from(0u64),
-                Credits::ZERO,
-                Credits::ZERO,
-                Point::zero(),
-                Fr::from(0u64),
-            ),
-        };
+        let last = LastReceiptWitness::of(state);
         Ok(Self {
             public: RequestPublicInputs {
                 root: inputs.root,
@@ -234,11 +217,11 @@ impl RequestCircuit {
                 index: Fr::from(state.index),
                 refunds_prev: refunds_prev.to_field(),
                 penalties_prev: penalties_prev.to_field(),
-                rho,
-                refund: refund.to_field(),
-                penalty: penalty.to_field(),
-                sig_r8,
-                sig_s,
+                rho: last.rho,
+                refund: last.refund,
+                penalty: last.penalty,
+                sig_r8: last.sig_r8,
+                sig_s: last.sig_s,
                 rho_next: inputs.rho_next,
             },
         })
