@@ -1,15 +1,11 @@
 //! The full round trip with real keys: setup, load, prove, verify, batch verify.
 
-use std::sync::OnceLock;
-
-use crate::common::Fixture;
+use crate::common::{Fixture, prover, rng};
 use ark_ec::{AffineRepr, CurveGroup};
 use ark_serialize::CanonicalSerialize;
-use ark_std::rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
 use zkcredits_circuits::CircuitError;
-use zkcredits_circuits::keys::{self, RequestKeys};
-use zkcredits_circuits::prover::{self, RequestProver};
+use zkcredits_circuits::keys;
+use zkcredits_circuits::prover;
 use zkcredits_circuits::request::RequestCircuit;
 use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
@@ -17,18 +13,6 @@ use zkcredits_protocol::wire::{Credential, WireFormat};
 
 fn key_dir() -> &'static std::path::Path {
     zkcredits_circuits::testing::dev_keys_dir()
-}
-
-fn prover() -> &'static RequestProver {
-    static PROVER: OnceLock<RequestProver> = OnceLock::new();
-    PROVER.get_or_init(|| {
-        let keys: RequestKeys = keys::load_proving_key(key_dir()).expect("load");
-        RequestProver::new(keys).expect("prover")
-    })
-}
-
-fn rng(seed: u8) -> ChaCha20Rng {
-    ChaCha20Rng::from_seed([seed; 32])
 }
 
 #[test]

@@ -2,44 +2,13 @@
 //! fresh, and a precomputation for another note, root or key is refused (and would give
 //! a proof that does not verify).
 
-use std::sync::OnceLock;
-
-use crate::common::Fixture;
+use crate::common::{Fixture, other_prover, prover, rng, verifier};
 use ark_serialize::CanonicalSerialize;
-use ark_std::rand::SeedableRng;
 use proptest::prelude::*;
-use rand_chacha::ChaCha20Rng;
 use zkcredits_circuits::CircuitError;
-use zkcredits_circuits::keys;
-use zkcredits_circuits::prover::RequestProver;
-use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::note;
-
-fn prover_for(seed: [u8; 32], name: &str) -> RequestProver {
-    let dir = std::env::temp_dir().join(format!("zkcredits-{name}-{}", std::process::id()));
-    keys::setup_dev(&dir, seed, |_| {}).expect("setup");
-    let prover = RequestProver::new(keys::load_proving_key(&dir).expect("load")).expect("prover");
-    std::fs::remove_dir_all(&dir).expect("cleanup");
-    prover
-}
-
-fn prover() -> &'static RequestProver {
-    static PROVER: OnceLock<RequestProver> = OnceLock::new();
-    PROVER.get_or_init(|| {
-        let dir = zkcredits_circuits::testing::dev_keys_dir();
-        RequestProver::new(keys::load_proving_key(dir).expect("load")).expect("prover")
-    })
-}
-
-fn verifier() -> Verifier {
-    Verifier::new(prover().keys().verifying_key())
-}
-
-fn rng(seed: u8) -> ChaCha20Rng {
-    ChaCha20Rng::from_seed([seed; 32])
-}
 
 fn bytes(proof: &ark_groth16::Proof<ark_bn254::Bn254>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -102,7 +71,7 @@ fn a_precomputation_for_another_note_or_root_is_refused_and_would_not_verify() {
 #[test]
 fn a_precomputation_for_another_key_is_refused() {
     let f = Fixture::new(50_000, 0, 0);
-    let other = prover_for([9u8; 32], "precompute-other-keys");
+    let other = other_prover();
     let pre = other.precompute(f.circuit()).expect("precompute");
     assert!(matches!(
         prover().prove_precomputed(&pre, f.circuit(), &mut rng(4)),

@@ -3,9 +3,7 @@
 //! another ticket, state, root or key is refused (and would not verify), and its bytes
 //! round-trip, with what finishing the same bytes twice means.
 
-use std::sync::OnceLock;
-
-use crate::common::Fixture;
+use crate::common::{Fixture, other_prover, prover, rng, verifier};
 use ark_bn254::Bn254;
 use ark_groth16::Proof;
 use ark_serialize::CanonicalSerialize;
@@ -13,39 +11,12 @@ use ark_std::UniformRand;
 use ark_std::rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use zkcredits_circuits::CircuitError;
-use zkcredits_circuits::keys;
 use zkcredits_circuits::precompute::NotePrecomputation;
-use zkcredits_circuits::prover::RequestProver;
 use zkcredits_circuits::ticket::{TicketPrecomputation, TicketProof};
-use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
 use zkcredits_protocol::credits::Credits;
 use zkcredits_protocol::note;
 use zkcredits_protocol::rln::{self, Share};
-
-fn prover_for(seed: [u8; 32], name: &str) -> RequestProver {
-    let dir = std::env::temp_dir().join(format!("zkcredits-{name}-{}", std::process::id()));
-    keys::setup_dev(&dir, seed, |_| {}).expect("setup");
-    let prover = RequestProver::new(keys::load_proving_key(&dir).expect("load")).expect("prover");
-    std::fs::remove_dir_all(&dir).expect("cleanup");
-    prover
-}
-
-fn prover() -> &'static RequestProver {
-    static PROVER: OnceLock<RequestProver> = OnceLock::new();
-    PROVER.get_or_init(|| {
-        let dir = zkcredits_circuits::testing::dev_keys_dir();
-        RequestProver::new(keys::load_proving_key(dir).expect("load")).expect("prover")
-    })
-}
-
-fn verifier() -> Verifier {
-    Verifier::new(prover().keys().verifying_key())
-}
-
-fn rng(seed: u8) -> ChaCha20Rng {
-    ChaCha20Rng::from_seed([seed; 32])
-}
 
 fn bytes(proof: &Proof<Bn254>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -156,7 +127,7 @@ fn a_ticket_precomputation_for_another_ticket_state_root_or_key_is_refused() {
     refused(&Fixture::new(60_000, 2, 300), "another note");
 
     // Another key: precomputed with other keys, finished with these.
-    let other = prover_for([9u8; 32], "ticket-other-keys");
+    let other = other_prover();
     let pre = other
         .precompute_ticket(
             &other.precompute(f.circuit()).expect("note"),

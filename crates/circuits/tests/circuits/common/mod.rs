@@ -2,14 +2,52 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 use ark_relations::gr1cs::trace::{ConstraintLayer, TracingMode};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
+use ark_std::rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
 use tracing_subscriber::layer::SubscriberExt;
+use zkcredits_circuits::keys;
+use zkcredits_circuits::prover::RequestProver;
 use zkcredits_circuits::request::RequestCircuit;
 pub use zkcredits_circuits::sample::{LIMITS, SampleNote};
+use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
+
+/// The request prover of the development keys, loaded once per test binary.
+pub fn prover() -> &'static RequestProver {
+    static PROVER: OnceLock<RequestProver> = OnceLock::new();
+    PROVER.get_or_init(|| {
+        let dir = zkcredits_circuits::testing::dev_keys_dir();
+        RequestProver::new(keys::load_proving_key(dir).expect("load")).expect("prover")
+    })
+}
+
+/// A request prover of keys set up from another seed, made once per test binary (a
+/// setup takes seconds): what it precomputes or proves, the development keys refuse.
+pub fn other_prover() -> &'static RequestProver {
+    static PROVER: OnceLock<RequestProver> = OnceLock::new();
+    PROVER.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("zkcredits-other-keys-{}", std::process::id()));
+        keys::setup_dev(&dir, [9u8; 32], |_| {}).expect("setup");
+        let prover =
+            RequestProver::new(keys::load_proving_key(&dir).expect("load")).expect("prover");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        prover
+    })
+}
+
+/// The verifier of the development request key.
+pub fn verifier() -> Verifier {
+    Verifier::new(prover().keys().verifying_key())
+}
+
+/// A deterministic RNG, one stream per seed.
+pub fn rng(seed: u8) -> ChaCha20Rng {
+    ChaCha20Rng::from_seed([seed; 32])
+}
 
 // Not every test file uses every fixture.
 const _: zkcredits_protocol::state::Limits = LIMITS;
