@@ -162,7 +162,13 @@ async fn bench_closes(
     for (s, d) in secrets.into_iter().zip(&out.notes) {
         let mut note = SimulatedNote::new(s, d);
         for r in 0..3u64 {
-            note.request(&server, Fr::from(500 + r), Fr::from(900 + r), 250, 0)?;
+            note.request(
+                &server,
+                Fr::from(500 + r),
+                Fr::from(900 + r),
+                Credits::new(250),
+                Credits::ZERO,
+            )?;
         }
         notes.push(note);
     }

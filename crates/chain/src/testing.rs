@@ -271,10 +271,9 @@ impl SimulatedNote {
         server: &zkcredits_protocol::eddsa::PrivateKey,
         x: zkcredits_protocol::Fr,
         rho_next: zkcredits_protocol::Fr,
-        refund: u64,
-        penalty: u64,
+        refund: zkcredits_protocol::credits::Credits,
+        penalty: zkcredits_protocol::credits::Credits,
     ) -> Result<()> {
-        use zkcredits_protocol::credits::Credits;
         use zkcredits_protocol::state::{Receipt, receipt_message};
         let k = self.secret.expose();
         let ticket = zkcredits_protocol::rln::Ticket::new(k, self.state.index);
@@ -283,7 +282,6 @@ impl SimulatedNote {
             .state
             .next_commitment(k, rho_next)
             .map_err(|e| Error::Circuit(e.into()))?;
-        let (refund, penalty) = (Credits::new(refund), Credits::new(penalty));
         let receipt = Receipt {
             refund,
             penalty,

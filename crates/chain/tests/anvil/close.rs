@@ -87,7 +87,7 @@ impl World {
         let server = test_server_key();
         for _ in 0..requests {
             let (x, rho) = (random_fr(&mut self.rng), random_fr(&mut self.rng));
-            note.request(&server, x, rho, refund, penalty)
+            note.request(&server, x, rho, Credits::new(refund), Credits::new(penalty))
                 .expect("request");
         }
     }
