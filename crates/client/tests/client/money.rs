@@ -31,7 +31,6 @@ use zkcredits_chain::{Deployment, Indexer, IndexerConfig, PoolClient};
 use zkcredits_client::closer::{
     CloseContext, CloseMode, CloseReport, FinalizeReport, finalize_pending,
 };
-use zkcredits_client::deposit::deposit_notes;
 use zkcredits_client::gateway_client::{GatewayClient, GatewayClientConfig};
 use zkcredits_client::journal::{Journal, NoteStatus};
 use zkcredits_client::payer::{PaidRequest, PayError, Payer, PayerConfig, TicketOutcome};
@@ -72,18 +71,15 @@ async fn setup(notes: u64, key: Option<&PrivateKey>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let journal_path = dir.path().join("notes.sqlite");
     let wallet = common::wallet();
-    let pool = chain.client(USER).await.unwrap();
-    let mut journal =
-        Journal::open(&journal_path, wallet.storage_key(StoragePurpose::Journal)).unwrap();
-    deposit_notes(
-        &pool,
-        &mut journal,
-        &wallet.seed(),
+    common::deposit_into_journal(
+        &chain,
+        USER,
+        &wallet,
+        &journal_path,
         zkcredits_protocol::credits::Credits::new(DEPOSIT),
         notes,
     )
-    .await
-    .unwrap();
+    .await;
     if let Some(key) = key {
         common::accept_on_chain(&chain, key).await;
     }

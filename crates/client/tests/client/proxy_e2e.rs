@@ -25,12 +25,10 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use zkcredits_chain::testing::{TestChain, test_server_key};
 use zkcredits_chain::{Indexer, IndexerConfig};
-use zkcredits_client::deposit::deposit_notes;
 use zkcredits_client::gateway_client::{GatewayClient, GatewayClientConfig};
-use zkcredits_client::journal::{Journal, NoteStatus};
+use zkcredits_client::journal::NoteStatus;
 use zkcredits_client::payer::{Payer, PayerConfig};
 use zkcredits_client::proxy::{ProxyConfig, serve_proxy};
-use zkcredits_client::seal::StoragePurpose;
 use zkcredits_client::{ClientError, NoteSummary, Spender, SpenderConfig, TreeView};
 use zkcredits_gateway::keys::ServerKeys;
 use zkcredits_gateway::store::sqlite::SqliteStore;
@@ -70,20 +68,15 @@ async fn the_proxy_pays_the_real_gateway() {
     let dir = tempfile::tempdir().unwrap();
     let wallet = common::wallet();
     let journal_path = dir.path().join("notes.sqlite");
-    {
-        let pool = chain.client(2).await.unwrap();
-        let mut journal =
-            Journal::open(&journal_path, wallet.storage_key(StoragePurpose::Journal)).unwrap();
-        deposit_notes(
-            &pool,
-            &mut journal,
-            &wallet.seed(),
-            zkcredits_protocol::credits::Credits::new(DEPOSIT),
-            2,
-        )
-        .await
-        .unwrap();
-    }
+    common::deposit_into_journal(
+        &chain,
+        2,
+        &wallet,
+        &journal_path,
+        zkcredits_protocol::credits::Credits::new(DEPOSIT),
+        2,
+    )
+    .await;
 
     // The real gateway: SQLite store, roots from the chain, the test model under /v1
     // and anvil's JSON-RPC under /rpc.

@@ -22,14 +22,12 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use zkcredits_chain::testing::{TestChain, test_server_key};
 use zkcredits_chain::{Indexer, IndexerConfig};
-use zkcredits_client::deposit::deposit_notes;
 use zkcredits_client::gateway_client::{
     Discovery, GatewayClient, GatewayClientConfig, GatewayError,
 };
-use zkcredits_client::journal::{Journal, NoteStatus};
+use zkcredits_client::journal::NoteStatus;
 use zkcredits_client::payer::{Payer, PayerConfig};
 use zkcredits_client::proxy::{ProxyConfig, serve_proxy};
-use zkcredits_client::seal::StoragePurpose;
 use zkcredits_client::{NoteSummary, Spender, SpenderConfig, TreeView};
 use zkcredits_gateway::keys::ServerKeys;
 use zkcredits_gateway::store::sqlite::SqliteStore;
@@ -62,20 +60,15 @@ async fn stack(notes: u64, settings: Settings) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let wallet = common::wallet();
     let journal_path = dir.path().join("notes.sqlite");
-    {
-        let pool = chain.client(2).await.unwrap();
-        let mut journal =
-            Journal::open(&journal_path, wallet.storage_key(StoragePurpose::Journal)).unwrap();
-        deposit_notes(
-            &pool,
-            &mut journal,
-            &wallet.seed(),
-            zkcredits_protocol::credits::Credits::new(DEPOSIT),
-            notes,
-        )
-        .await
-        .unwrap();
-    }
+    common::deposit_into_journal(
+        &chain,
+        2,
+        &wallet,
+        &journal_path,
+        zkcredits_protocol::credits::Credits::new(DEPOSIT),
+        notes,
+    )
+    .await;
     let (llm, _llm_task) =
         zkcredits_gateway::dev_llm::spawn_dev_llm("127.0.0.1:0".parse().unwrap())
             .await

@@ -34,6 +34,27 @@ pub fn wallet() -> Wallet {
     Wallet::from_mnemonic(MNEMONIC).expect("mnemonic")
 }
 
+/// Deposits `notes` notes of `deposit` credit units each from dev account `account` and
+/// records them, sealed under `wallet`'s journal key, in the journal at `journal_path`
+/// (created if missing): a user's `zkcredits deposit`.
+pub async fn deposit_into_journal(
+    chain: &zkcredits_chain::testing::TestChain,
+    account: usize,
+    wallet: &Wallet,
+    journal_path: &std::path::Path,
+    deposit: zkcredits_protocol::credits::Credits,
+    notes: u64,
+) {
+    use zkcredits_client::journal::Journal;
+    use zkcredits_client::seal::StoragePurpose;
+    let pool = chain.client(account).await.expect("user client");
+    let mut journal =
+        Journal::open(journal_path, wallet.storage_key(StoragePurpose::Journal)).expect("journal");
+    zkcredits_client::deposit::deposit_notes(&pool, &mut journal, &wallet.seed(), deposit, notes)
+        .await
+        .expect("deposit");
+}
+
 /// The provider (dev account 1) makes the pool accept `key` for closes, as a gateway
 /// started with `accept_server_key` does; the client checks this before spending.
 pub async fn accept_on_chain(chain: &zkcredits_chain::testing::TestChain, key: &PrivateKey) {
