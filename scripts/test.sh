@@ -56,6 +56,22 @@ if [ "$build_status" -ne 0 ]; then
     exit "$build_status"
 fi
 
+# The crates above `circuits` build at opt-level 0 in the dev profile; that is only
+# fast because they instantiate none of the arkworks generics that prove (docs/
+# ARCHITECTURE.md, "Build profiles"). A new generic entry point into the prover would
+# bring the MSMs or FFTs into them, unoptimised, and slow their tests several times over.
+step "the crates above circuits instantiate no MSM or FFT"
+heavy='ark_ec::scalar_mul::variable_base|ark_poly::domain::radix2'
+for crate in chain gateway client; do
+    # The newest: a target directory kept from older builds holds stale ones too.
+    rlib=$(ls -t target/debug/deps/libzkcredits_"$crate"-*.rlib | head -1)
+    if nm -C --defined-only "$rlib" 2>/dev/null | grep -qE "$heavy"; then
+        echo "$rlib instantiates arkworks' MSM or FFT code (at opt-level 0): call a non-generic function of circuits instead" >&2
+        nm -C --defined-only "$rlib" 2>/dev/null | grep -E "$heavy" | head -5 >&2
+        exit 1
+    fi
+done
+
 step "Rust tests (real proofs, real anvil chains)"
 if [ "$#" -gt 0 ]; then
     cargo test --workspace --locked "$@"

@@ -25,7 +25,7 @@ use crate::close::CloseCircuit;
 use crate::error::CircuitError;
 use crate::qap::SnarkjsReduction;
 use crate::request::RequestCircuit;
-use crate::statement::{CircuitShape, Statement};
+use crate::statement::{Statement, StatementKind};
 
 /// The circuit identifier written into the manifest; bump it whenever the statement
 /// changes, so old keys are refused instead of producing proofs that never verify.
@@ -159,28 +159,37 @@ pub fn setup_dev(
     seed: [u8; 32],
     mut progress: impl FnMut(SetupStep),
 ) -> Result<KeyManifest, CircuitError> {
-    let manifest = setup_circuit::<RequestCircuit>(dir, seed, &mut progress)?;
-    setup_circuit::<CloseCircuit>(dir, close_seed(seed), &mut progress)?;
+    let manifest = setup_circuit(StatementKind::Request, dir, seed, &mut progress)?;
+    setup_circuit(StatementKind::Close, dir, close_seed(seed), &mut progress)?;
     Ok(manifest)
 }
 
-/// Generates the keys of statement `C` from `seed` (development only), writes them to
-/// `dir` under `C`'s file names, and checks them once.
-pub fn setup_circuit<C: Statement>(
+/// Generates the keys of statement `kind` from `seed` (development only), writes them
+/// to `dir` under its file names, and checks them once.
+pub fn setup_circuit(
+    kind: StatementKind,
     dir: &Path,
     seed: [u8; 32],
-    mut progress: impl FnMut(SetupStep),
+    progress: &mut dyn FnMut(SetupStep),
 ) -> Result<KeyManifest, CircuitError> {
     progress(SetupStep::Synthesize);
     // Synthesising first reports a circuit that cannot be built before the long step.
-    CircuitShape::extract_for::<C>()?;
+    kind.shape()?;
     progress(SetupStep::Generate);
     let mut rng = ChaCha20Rng::from_seed(seed);
-    let pk = Groth16::<Bn254, SnarkjsReduction>::generate_random_parameters_with_reduction(
-        C::blank(),
-        &mut rng,
-    )?;
-    write_keys::<C>(dir, &pk, KeyOrigin::development(seed), progress)
+    let pk = match kind {
+        StatementKind::Request => generate(RequestCircuit::blank(), &mut rng)?,
+        StatementKind::Close => generate(CloseCircuit::blank(), &mut rng)?,
+    };
+    write_keys(kind, dir, &pk, KeyOrigin::development(seed), progress)
+}
+
+/// Groth16's setup for `blank`'s shape with snarkjs' QAP reduction.
+fn generate<C: Statement>(
+    blank: C,
+    rng: &mut ChaCha20Rng,
+) -> Result<ProvingKey<Bn254>, CircuitError> {
+    Ok(Groth16::<Bn254, SnarkjsReduction>::generate_random_parameters_with_reduction(blank, rng)?)
 }
 
 /// Where a key set came from.
@@ -201,18 +210,22 @@ impl KeyOrigin {
     }
 }
 
-/// Writes statement `C`'s proving and verifying key files and its manifest into `dir`,
-/// after reading the proving key back with full curve and subgroup checks. Reports the
-/// write and check steps to `progress`.
-pub fn write_keys<C: Statement>(
+/// Writes statement `kind`'s proving and verifying key files and its manifest into
+/// `dir`, after reading the proving key back with full curve and subgroup checks.
+/// Reports the write and check steps to `progress`.
+pub fn write_keys(
+    kind: StatementKind,
     dir: &Path,
     pk: &ProvingKey<Bn254>,
     origin: KeyOrigin,
-    mut progress: impl FnMut(SetupStep),
+    progress: &mut dyn FnMut(SetupStep),
 ) -> Result<KeyManifest, CircuitError> {
-    let (pk_file, vk_file, manifest_file) =
-        (C::PROVING_KEY_FILE, C::VERIFYING_KEY_FILE, C::MANIFEST);
-    let shape = CircuitShape::extract_for::<C>()?;
+    let (pk_file, vk_file, manifest_file) = (
+        kind.proving_key_file(),
+        kind.verifying_key_file(),
+        kind.manifest(),
+    );
+    let shape = kind.shape()?;
     progress(SetupStep::Write);
     std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
     let pk_bytes = serialize(pk, Compress::No);
@@ -246,7 +259,7 @@ pub fn write_keys<C: Statement>(
         ),
     };
     let manifest = KeyManifest {
-        circuit: C::CIRCUIT_ID.into(),
+        circuit: kind.circuit_id().into(),
         constraints: shape.num_constraints,
         circuit_digest: shape.digest_hex(),
         qap: QAP.into(),
@@ -270,22 +283,22 @@ pub fn write_keys<C: Statement>(
 
 /// Reads a key directory's request manifest and checks it is for the request circuit.
 pub fn read_manifest(dir: &Path) -> Result<KeyManifest, CircuitError> {
-    read_manifest_for::<RequestCircuit>(dir)
+    read_manifest_for(StatementKind::Request, dir)
 }
 
-/// Reads the manifest of statement `C`'s keys in `dir` and checks it is for `C`.
-pub fn read_manifest_for<C: Statement>(dir: &Path) -> Result<KeyManifest, CircuitError> {
-    let path = dir.join(C::MANIFEST);
+/// Reads the manifest of statement `kind`'s keys in `dir` and checks it is for `kind`.
+pub fn read_manifest_for(kind: StatementKind, dir: &Path) -> Result<KeyManifest, CircuitError> {
+    let path = dir.join(kind.manifest());
     let bytes = std::fs::read(&path).map_err(|source| io_error(&path, source))?;
     let manifest: KeyManifest = serde_json::from_slice(&bytes)
         .map_err(|e| key_error(&path, format!("is not a key manifest: {e}")))?;
-    if manifest.circuit != C::CIRCUIT_ID {
+    if manifest.circuit != kind.circuit_id() {
         return Err(key_error(
             &path,
             format!(
                 "is for circuit {}, this software needs {}",
                 manifest.circuit,
-                C::CIRCUIT_ID
+                kind.circuit_id()
             ),
         ));
     }
@@ -294,17 +307,17 @@ pub fn read_manifest_for<C: Statement>(dir: &Path) -> Result<KeyManifest, Circui
 
 /// Loads the request proving key fast: hash check, then an unchecked copy of the points.
 pub fn load_proving_key(dir: &Path) -> Result<RequestKeys, CircuitError> {
-    load_keys::<RequestCircuit>(dir)
+    load_keys(StatementKind::Request, dir)
 }
 
 /// Loads the close proving key fast (as [`load_proving_key`]).
 pub fn load_close_proving_key(dir: &Path) -> Result<CloseKeys, CircuitError> {
-    load_keys::<CloseCircuit>(dir)
+    load_keys(StatementKind::Close, dir)
 }
 
-/// Loads the proving key of statement `C` fast: hash check, then an unchecked copy.
-pub fn load_keys<C: Statement>(dir: &Path) -> Result<CircuitKeys, CircuitError> {
-    let manifest = read_manifest_for::<C>(dir)?;
+/// Loads the proving key of statement `kind` fast: hash check, then an unchecked copy.
+pub fn load_keys(kind: StatementKind, dir: &Path) -> Result<CircuitKeys, CircuitError> {
+    let manifest = read_manifest_for(kind, dir)?;
     let path = dir.join(&manifest.proving_key.file);
     let bytes = read_pinned(&path, &manifest.proving_key.sha256)?;
     // Unchecked is sound here: these exact bytes passed the full checks at setup.
@@ -319,19 +332,20 @@ pub fn load_keys<C: Statement>(dir: &Path) -> Result<CircuitKeys, CircuitError> 
 
 /// Loads the request verifying key (small: compressed and fully checked).
 pub fn load_verifying_key(dir: &Path) -> Result<VerifyingKey<Bn254>, CircuitError> {
-    load_verifying_key_for::<RequestCircuit>(dir)
+    load_verifying_key_for(StatementKind::Request, dir)
 }
 
 /// Loads the close verifying key (as [`load_verifying_key`]).
 pub fn load_close_verifying_key(dir: &Path) -> Result<VerifyingKey<Bn254>, CircuitError> {
-    load_verifying_key_for::<CloseCircuit>(dir)
+    load_verifying_key_for(StatementKind::Close, dir)
 }
 
-/// Loads the verifying key of statement `C`.
-pub fn load_verifying_key_for<C: Statement>(
+/// Loads the verifying key of statement `kind`.
+pub fn load_verifying_key_for(
+    kind: StatementKind,
     dir: &Path,
 ) -> Result<VerifyingKey<Bn254>, CircuitError> {
-    let manifest = read_manifest_for::<C>(dir)?;
+    let manifest = read_manifest_for(kind, dir)?;
     let path = dir.join(&manifest.verifying_key.file);
     let bytes = read_pinned(&path, &manifest.verifying_key.sha256)?;
     VerifyingKey::<Bn254>::deserialize_with_mode(&bytes[..], Compress::Yes, Validate::Yes)

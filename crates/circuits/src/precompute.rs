@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 use crate::error::CircuitError;
-use crate::prover::{Prover, RequestProver};
+use crate::prover::{Prover, ProverCore, RequestProver};
 use crate::qap::SnarkjsReduction;
 use crate::request::RequestCircuit;
 use crate::statement::Statement;
@@ -126,7 +126,7 @@ impl RequestProver {
             b_g1: G1Projective::msm_bigint(&pk.b_g1_query[fixed.clone()], &scalars),
             b_g2: G2Projective::msm_bigint(&pk.b_g2_query[fixed.clone()], &scalars),
             l: G1Projective::msm_bigint(&pk.l_query[witness_fixed], &scalars),
-            fingerprint: self.note_fingerprint(&assignment),
+            fingerprint: self.core().note_fingerprint(&assignment),
         };
         Ok(precomputation)
     }
@@ -139,11 +139,20 @@ impl RequestProver {
         circuit: RequestCircuit,
         rng: &mut R,
     ) -> Result<Proof<Bn254>, CircuitError> {
+        self.prove_precomputed_blinded(pre, circuit, Blinding::draw(rng))
+    }
+
+    fn prove_precomputed_blinded(
+        &self,
+        pre: &NotePrecomputation,
+        circuit: RequestCircuit,
+        blinding: Blinding,
+    ) -> Result<Proof<Bn254>, CircuitError> {
         let assignment = self.assignment(circuit)?;
-        if self.note_fingerprint(&assignment) != pre.fingerprint {
+        if self.core().note_fingerprint(&assignment) != pre.fingerprint {
             return Err(CircuitError::StalePrecomputation);
         }
-        Ok(self.prove_with_fixed_part(Some(pre), &assignment, rng)?)
+        Ok(self.core().prove(Some(pre), &assignment, blinding)?)
     }
 }
 
@@ -160,11 +169,21 @@ impl<C: Statement> Prover<C> {
         assignment: &[Fr],
         rng: &mut R,
     ) -> Result<Proof<Bn254>, ark_relations::gr1cs::SynthesisError> {
+        self.core().prove(pre, assignment, Blinding::draw(rng))
+    }
+}
+
+impl ProverCore {
+    /// The Groth16 proof of a checked assignment, with the fixed part taken from `pre`
+    /// when given (and computed here when not).
+    pub(crate) fn prove(
+        &self,
+        pre: Option<&NotePrecomputation>,
+        assignment: &[Fr],
+        blinding: Blinding,
+    ) -> Result<Proof<Bn254>, ark_relations::gr1cs::SynthesisError> {
         let mut h = to_bigints(&self.quotient(assignment)?);
-        let (mut r, mut s) = draw_blinding(rng);
-        let parts = self.proof_parts(pre, assignment, &h, r, s);
-        r.zeroize();
-        s.zeroize();
+        let parts = self.proof_parts(pre, assignment, &h, &blinding);
         h.zeroize();
         Ok(Proof {
             a: parts.a.into_affine(),
@@ -180,9 +199,9 @@ impl<C: Statement> Prover<C> {
         assignment: &[Fr],
     ) -> Result<Vec<Fr>, ark_relations::gr1cs::SynthesisError> {
         SnarkjsReduction::witness_map_from_matrices::<Fr, GeneralEvaluationDomain<Fr>>(
-            self.matrices(),
-            self.num_instance(),
-            self.num_constraints(),
+            &self.matrices,
+            self.num_instance,
+            self.num_constraints,
             assignment,
         )
     }
@@ -196,15 +215,15 @@ impl<C: Statement> Prover<C> {
         pre: Option<&NotePrecomputation>,
         assignment: &[Fr],
         h: &[<Fr as PrimeField>::BigInt],
-        r: Fr,
-        s: Fr,
+        blinding: &Blinding,
     ) -> ProofParts {
-        let pk = self.proving_key();
+        let pk = &self.keys.proving_key;
+        let Blinding { r, s } = blinding;
         let (fixed, pre) = match pre {
-            Some(pre) => (self.fixed_range(), pre.clone()),
+            Some(pre) => (self.fixed.clone(), pre.clone()),
             None => (0..0, NotePrecomputation::none()),
         };
-        let num_instance = self.num_instance();
+        let num_instance = self.num_instance;
         // The per-request scalars: everything outside the fixed range (the fixed values
         // are zeroed here; their share comes from the precomputation).
         let mut variable: Vec<_> = assignment.iter().map(|v| v.into_bigint()).collect();
@@ -237,7 +256,7 @@ impl<C: Statement> Prover<C> {
         let a = pk.vk.alpha_g1 + pre.a + a_msm + pk.a_query[0] + pk.delta_g1 * r;
         let b_g1 = pk.beta_g1 + pre.b_g1 + b_g1_msm + pk.b_g1_query[0] + pk.delta_g1 * s;
         let b_g2 = pk.vk.beta_g2 + pre.b_g2 + b_g2_msm + pk.b_g2_query[0] + pk.vk.delta_g2 * s;
-        let c = pre.l + l_msm + h_msm + a * s + b_g1 * r - pk.delta_g1 * (r * s);
+        let c = pre.l + l_msm + h_msm + a * s + b_g1 * r - pk.delta_g1 * (*r * s);
         // The per-request scalars include the note secret: wipe them.
         variable.iter_mut().for_each(|v| *v = Default::default());
         ProofParts { a, b_g2, c }
@@ -246,8 +265,8 @@ impl<C: Statement> Prover<C> {
     /// SHA-256 of the verifying key and the note-fixed values of `assignment`.
     pub(crate) fn note_fingerprint(&self, assignment: &[Fr]) -> [u8; 32] {
         let mut hasher = Sha256::new_with_prefix(b"zkcredits/precompute/v1");
-        hasher.update(self.verifying_key_hash());
-        for v in &assignment[self.fixed_range()] {
+        hasher.update(self.vk_hash);
+        for v in &assignment[self.fixed.clone()] {
             hasher.update(zkcredits_protocol::field::to_be_bytes(v));
         }
         hasher.finalize().into()
@@ -266,13 +285,29 @@ pub(crate) fn to_bigints(values: &[Fr]) -> Vec<<Fr as PrimeField>::BigInt> {
     values.iter().map(|v| v.into_bigint()).collect()
 }
 
-/// Fresh Groth16 blinding `(r, s)`, drawn in this order by every prover, so that two
-/// provers given equally seeded generators blind alike (the tests compare the ticket
-/// precomputation's proofs with the plain prover's byte for byte that way).
-pub(crate) fn draw_blinding<R: RngCore + CryptoRng>(rng: &mut R) -> (Fr, Fr) {
-    let r = Fr::rand(rng);
-    let s = Fr::rand(rng);
-    (r, s)
+/// Groth16's blinding `(r, s)`: fresh for every proof, so two proofs of one statement
+/// share nothing; wiped when dropped.
+pub(crate) struct Blinding {
+    pub(crate) r: Fr,
+    pub(crate) s: Fr,
+}
+
+impl Blinding {
+    /// Draws `r`, then `s`, from `rng`: every prover draws in this order, so two provers
+    /// given equally seeded generators blind alike (the tests compare the ticket
+    /// precomputation's proofs with the plain prover's byte for byte that way).
+    pub(crate) fn draw<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        let r = Fr::rand(rng);
+        let s = Fr::rand(rng);
+        Self { r, s }
+    }
+}
+
+impl Drop for Blinding {
+    fn drop(&mut self) {
+        self.r.zeroize();
+        self.s.zeroize();
+    }
 }
 
 impl Drop for NotePrecomputation {

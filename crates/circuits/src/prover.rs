@@ -20,8 +20,9 @@ use zkcredits_protocol::wire::ProofPoints;
 use crate::close::CloseCircuit;
 use crate::error::CircuitError;
 use crate::keys::CircuitKeys;
+use crate::precompute::Blinding;
 use crate::request::RequestCircuit;
-use crate::statement::{CircuitShape, Statement};
+use crate::statement::{Statement, StatementKind};
 
 /// A request prover.
 pub type RequestProver = Prover<RequestCircuit>;
@@ -31,33 +32,44 @@ pub type CloseProver = Prover<CloseCircuit>;
 /// A prover for the statement `C`: the proving key with the circuit's matrices.
 #[derive(Clone, Debug)]
 pub struct Prover<C> {
-    keys: CircuitKeys,
-    /// A, B and C of the R1CS.
-    matrices: Vec<Matrix<Fr>>,
-    num_instance: usize,
-    num_constraints: usize,
-    /// Full-assignment indices of the values fixed by the note and the root.
-    fixed: std::ops::Range<usize>,
-    vk_hash: [u8; 32],
+    core: ProverCore,
     statement: std::marker::PhantomData<fn(C)>,
 }
 
-impl<C: Statement> Prover<C> {
-    /// Extracts the circuit's matrices (once, tens of milliseconds) for `keys`, and
-    /// refuses keys made for another circuit or another version of it.
-    pub fn new(keys: CircuitKeys) -> Result<Self, CircuitError> {
-        let shape = CircuitShape::extract_for::<C>()?;
-        if keys.manifest.circuit != C::CIRCUIT_ID
+/// What a prover holds, and the proof arithmetic on it, for any statement.
+///
+/// Not generic, so that the quotient and the MSMs are compiled in this crate, at its
+/// optimisation level, whichever crate proves (see [`StatementKind`]). The methods of
+/// [`Prover`] that are generic over the statement or the random generator only
+/// synthesise the witness or draw the blinding, and hand the rest to this.
+#[derive(Clone, Debug)]
+pub(crate) struct ProverCore {
+    pub(crate) keys: CircuitKeys,
+    /// A, B and C of the R1CS.
+    pub(crate) matrices: Vec<Matrix<Fr>>,
+    pub(crate) num_instance: usize,
+    pub(crate) num_constraints: usize,
+    /// Full-assignment indices of the values fixed by the note and the root.
+    pub(crate) fixed: std::ops::Range<usize>,
+    pub(crate) vk_hash: [u8; 32],
+}
+
+impl ProverCore {
+    /// Extracts the matrices of `kind` and refuses keys made for another circuit or
+    /// another version of it.
+    fn new(keys: CircuitKeys, kind: StatementKind) -> Result<Self, CircuitError> {
+        let shape = kind.shape()?;
+        if keys.manifest.circuit != kind.circuit_id()
             || shape.digest_hex() != keys.manifest.circuit_digest
         {
             return Err(CircuitError::KeyFile {
-                path: C::MANIFEST.into(),
-                reason: format!("was made for another circuit than {}", C::CIRCUIT_ID),
+                path: kind.manifest().into(),
+                reason: format!("was made for another circuit than {}", kind.circuit_id()),
             });
         }
         if keys.manifest.qap != crate::keys::QAP {
             return Err(CircuitError::KeyFile {
-                path: C::MANIFEST.into(),
+                path: kind.manifest().into(),
                 reason: format!(
                     "was made for the {:?} QAP reduction, this prover uses {:?}",
                     keys.manifest.qap,
@@ -74,43 +86,66 @@ impl<C: Statement> Prover<C> {
             num_instance: shape.num_instance,
             num_constraints: shape.num_constraints,
             vk_hash,
+        })
+    }
+
+    /// Refuses an assignment that breaks a constraint, naming the first.
+    fn check(&self, assignment: &[Fr]) -> Result<(), CircuitError> {
+        match first_unsatisfied(&self.matrices, assignment) {
+            Some(row) => Err(CircuitError::Unsatisfied(format!("constraint {row}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<C: Statement> Prover<C> {
+    /// Extracts the circuit's matrices (once, tens of milliseconds) for `keys`, and
+    /// refuses keys made for another circuit or another version of it.
+    pub fn new(keys: CircuitKeys) -> Result<Self, CircuitError> {
+        Ok(Self {
+            core: ProverCore::new(keys, C::KIND)?,
             statement: std::marker::PhantomData,
         })
     }
 
+    /// The statement-independent part, for the proof arithmetic.
+    pub(crate) fn core(&self) -> &ProverCore {
+        &self.core
+    }
+
     /// The keys in use.
     pub fn keys(&self) -> &CircuitKeys {
-        &self.keys
+        &self.core.keys
     }
 
     /// Full-assignment indices of the values fixed by the note and the root.
     pub fn fixed_range(&self) -> std::ops::Range<usize> {
-        self.fixed.clone()
+        self.core.fixed.clone()
     }
 
     /// The number of instance variables (the constant 1 and the public inputs).
     pub fn num_instance(&self) -> usize {
-        self.num_instance
+        self.core.num_instance
     }
 
     /// The number of constraints.
     pub fn num_constraints(&self) -> usize {
-        self.num_constraints
+        self.core.num_constraints
     }
 
     /// The R1CS matrices A, B, C.
     pub fn matrices(&self) -> &[Matrix<Fr>] {
-        &self.matrices
+        &self.core.matrices
     }
 
     /// SHA-256 of the verifying key in use.
     pub fn verifying_key_hash(&self) -> [u8; 32] {
-        self.vk_hash
+        self.core.vk_hash
     }
 
     /// The proving key.
     pub fn proving_key(&self) -> &ProvingKey<Bn254> {
-        &self.keys.proving_key
+        &self.core.keys.proving_key
     }
 
     /// Computes the full assignment `(1, public inputs, witness)` and checks it.
@@ -124,9 +159,7 @@ impl<C: Statement> Prover<C> {
         circuit.synthesize_with_layout(cs.clone())?;
         let mut assignment = cs.instance_assignment()?;
         assignment.extend(cs.witness_assignment()?);
-        if let Some(row) = first_unsatisfied(&self.matrices, &assignment) {
-            return Err(CircuitError::Unsatisfied(format!("constraint {row}")));
-        }
+        self.core.check(&assignment)?;
         Ok(assignment)
     }
 
@@ -138,7 +171,7 @@ impl<C: Statement> Prover<C> {
         rng: &mut R,
     ) -> Result<Proof<Bn254>, CircuitError> {
         let assignment = self.assignment(circuit)?;
-        Ok(self.prove_with_fixed_part(None, &assignment, rng)?)
+        Ok(self.core.prove(None, &assignment, Blinding::draw(rng))?)
     }
 }
 

@@ -15,18 +15,79 @@ use crate::close::CloseCircuit;
 use crate::error::CircuitError;
 use crate::request::{RequestCircuit, WitnessLayout};
 
-/// A statement the crate proves: its blank shape, its synthesis with the witness layout,
-/// and where its keys live.
-pub trait Statement: ConstraintSynthesizer<Fr> + Sized {
+/// The statements the crate proves, as a value.
+///
+/// The code that does the heavy work for a statement (extracting its R1CS, generating,
+/// reading and importing its keys) takes this value instead of a type parameter, so it
+/// is compiled once, here, at this crate's optimisation level. A function generic over
+/// [`Statement`] is compiled by every crate that calls it, at that crate's level: in the
+/// dev profile the crates above this one build unoptimised, and field and curve
+/// arithmetic compiled there runs tens of times slower. The generic functions of this
+/// crate only name the statement and call a function that takes its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StatementKind {
+    /// A paid request (`request.rs`).
+    Request,
+    /// A note's close (`close.rs`).
+    Close,
+}
+
+impl StatementKind {
     /// The circuit identifier written into the key manifest; bumped whenever the
     /// statement changes.
-    const CIRCUIT_ID: &'static str;
+    pub const fn circuit_id(self) -> &'static str {
+        match self {
+            Self::Request => "zkcredits/request/v1",
+            Self::Close => "zkcredits/close/v1",
+        }
+    }
+
     /// The manifest file name inside a key directory.
-    const MANIFEST: &'static str;
+    pub const fn manifest(self) -> &'static str {
+        match self {
+            Self::Request => "keys.json",
+            Self::Close => "close-keys.json",
+        }
+    }
+
     /// The proving key file name.
-    const PROVING_KEY_FILE: &'static str;
+    pub const fn proving_key_file(self) -> &'static str {
+        match self {
+            Self::Request => "request.pk",
+            Self::Close => "close.pk",
+        }
+    }
+
     /// The verifying key file name.
-    const VERIFYING_KEY_FILE: &'static str;
+    pub const fn verifying_key_file(self) -> &'static str {
+        match self {
+            Self::Request => "request.vk",
+            Self::Close => "close.vk",
+        }
+    }
+
+    /// Synthesises the statement's blank circuit in setup mode.
+    pub fn shape(self) -> Result<CircuitShape, CircuitError> {
+        match self {
+            Self::Request => CircuitShape::synthesize(RequestCircuit::blank()),
+            Self::Close => CircuitShape::synthesize(CloseCircuit::blank()),
+        }
+    }
+}
+
+/// A statement the crate proves: its kind, its blank shape and its synthesis with the
+/// witness layout.
+pub trait Statement: ConstraintSynthesizer<Fr> + Sized {
+    /// Which statement this is.
+    const KIND: StatementKind;
+    /// The circuit identifier written into the key manifest.
+    const CIRCUIT_ID: &'static str = Self::KIND.circuit_id();
+    /// The manifest file name inside a key directory.
+    const MANIFEST: &'static str = Self::KIND.manifest();
+    /// The proving key file name.
+    const PROVING_KEY_FILE: &'static str = Self::KIND.proving_key_file();
+    /// The verifying key file name.
+    const VERIFYING_KEY_FILE: &'static str = Self::KIND.verifying_key_file();
     /// A circuit of the right shape with placeholder values.
     fn blank() -> Self;
     /// Synthesises the circuit and reports the witness layout.
@@ -37,10 +98,7 @@ pub trait Statement: ConstraintSynthesizer<Fr> + Sized {
 }
 
 impl Statement for RequestCircuit {
-    const CIRCUIT_ID: &'static str = "zkcredits/request/v1";
-    const MANIFEST: &'static str = "keys.json";
-    const PROVING_KEY_FILE: &'static str = "request.pk";
-    const VERIFYING_KEY_FILE: &'static str = "request.vk";
+    const KIND: StatementKind = StatementKind::Request;
     fn blank() -> Self {
         RequestCircuit::blank()
     }
@@ -53,10 +111,7 @@ impl Statement for RequestCircuit {
 }
 
 impl Statement for CloseCircuit {
-    const CIRCUIT_ID: &'static str = "zkcredits/close/v1";
-    const MANIFEST: &'static str = "close-keys.json";
-    const PROVING_KEY_FILE: &'static str = "close.pk";
-    const VERIFYING_KEY_FILE: &'static str = "close.vk";
+    const KIND: StatementKind = StatementKind::Close;
     fn blank() -> Self {
         CloseCircuit::blank()
     }
@@ -91,10 +146,16 @@ impl CircuitShape {
 
     /// Synthesises the blank circuit of statement `C` in setup mode.
     pub fn extract_for<C: Statement>() -> Result<Self, CircuitError> {
+        C::KIND.shape()
+    }
+
+    /// Synthesises `blank` in setup mode. Private and generic: it is compiled here, for
+    /// the two statements [`StatementKind::shape`] names.
+    fn synthesize<C: Statement>(blank: C) -> Result<Self, CircuitError> {
         let cs = ConstraintSystem::<Fr>::new_ref();
         cs.set_optimization_goal(OptimizationGoal::Constraints);
         cs.set_mode(SynthesisMode::Setup);
-        let layout = C::blank().synthesize_with_layout(cs.clone())?;
+        let layout = blank.synthesize_with_layout(cs.clone())?;
         cs.finalize();
         let mut all = cs.to_matrices()?;
         let matrices = all

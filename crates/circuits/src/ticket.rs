@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::CircuitError;
-use crate::precompute::{NotePrecomputation, draw_blinding, to_bigints};
+use crate::precompute::{Blinding, NotePrecomputation, to_bigints};
 use crate::prover::{RequestProver, row_value};
 use crate::request::{RequestCircuit, RequestInputs, RequestPublicInputs};
 
@@ -240,11 +240,21 @@ impl RequestProver {
         circuit: RequestCircuit,
         rng: &mut R,
     ) -> Result<TicketPrecomputation, CircuitError> {
+        self.precompute_ticket_blinded(note, circuit, Blinding::draw(rng))
+    }
+
+    fn precompute_ticket_blinded(
+        &self,
+        note: &NotePrecomputation,
+        circuit: RequestCircuit,
+        blinding: Blinding,
+    ) -> Result<TicketPrecomputation, CircuitError> {
+        let core = self.core();
         let fingerprint = self.ticket_fingerprint(&circuit.public);
         let (x_c, y_c) = (circuit.public.x, circuit.public.y);
         let share = share_row(self.matrices())?;
         let mut z0 = Zeroizing::new(self.assignment(circuit)?);
-        if note.fingerprint() != self.note_fingerprint(&z0) {
+        if note.fingerprint() != core.note_fingerprint(&z0) {
             return Err(CircuitError::StalePrecomputation);
         }
         if z0[X] != x_c || z0[Y] != y_c {
@@ -270,8 +280,8 @@ impl RequestProver {
         // exactly h0 + x h1 + x^2 h2, coefficient by coefficient; three evaluations
         // give the three vectors.
         let (h0, (hp, hm)) = rayon::join(
-            || self.quotient(&z0),
-            || rayon::join(|| self.quotient(&plus), || self.quotient(&minus)),
+            || core.quotient(&z0),
+            || rayon::join(|| core.quotient(&plus), || core.quotient(&minus)),
         );
         let (h0, hp, hm) = (
             Zeroizing::new(h0?),
@@ -294,12 +304,12 @@ impl RequestProver {
         );
         let h0 = Zeroizing::new(to_bigints(&h0));
 
-        let (mut r, mut s) = draw_blinding(rng);
+        let Blinding { r, s } = &blinding;
         let pk = self.proving_key();
         // At x = 0 the prover's own arithmetic gives A0, B0 and C0; the h query's share
         // of C1 and C2 are two more MSMs over the same bases.
         let (at_zero, (h1_msm, h2_msm)) = rayon::join(
-            || self.proof_parts(Some(note), &z0, &h0, r, s),
+            || core.proof_parts(Some(note), &z0, &h0, &blinding),
             || {
                 rayon::join(
                     || G1Projective::msm_bigint(&pk.h_query, &h1),
@@ -318,10 +328,8 @@ impl RequestProver {
         let c1 = h1_msm + a1 * s + b1_g1 * r;
         let g1 = G1Projective::normalize_batch(&[at_zero.a, a1, at_zero.c, c1, h2_msm]);
         let g2 = G2Projective::normalize_batch(&[at_zero.b_g2, b1_g2]);
-        r.zeroize();
-        s.zeroize();
-        // The assignments and quotients are `Zeroizing` and wiped when they go out of
-        // scope; these scalars are plain values.
+        // The assignments and quotients are `Zeroizing` and the blinding is wiped when
+        // they go out of scope; these scalars are plain values.
         slope.zeroize();
         dz.zeroize();
         Ok(TicketPrecomputation {

@@ -20,7 +20,7 @@ use ark_poly::{EvaluationDomain, GeneralEvaluationDomain};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::statement::{CircuitShape, Statement};
+use crate::statement::{CircuitShape, StatementKind};
 use zkey::{Zkey, ZkeyError};
 
 /// What the manifest records about the ceremony a key came from: enough for anyone to
@@ -83,17 +83,18 @@ pub struct ImportedKey {
     pub ceremony: CeremonyRecord,
 }
 
-/// Reads a final `.zkey` for statement `C` and checks it is a key for exactly that
+/// Reads a final `.zkey` for statement `kind` and checks it is a key for exactly that
 /// circuit: the sizes, every `A` and `B` coefficient of the QAP (the `C` query is
 /// covered by the proof the caller makes with the key before trusting it), and the
 /// consistency of the key's G1 and G2 elements.
-pub fn import_zkey<C: Statement>(
+pub fn import_zkey(
+    kind: StatementKind,
     bytes: &[u8],
     file_name: &str,
 ) -> Result<ImportedKey, CeremonyError> {
     let zkey = Zkey::read(bytes)?;
-    let shape = CircuitShape::extract_for::<C>()?;
-    check_shape::<C>(&zkey, &shape)?;
+    let shape = kind.shape()?;
+    check_shape(kind, &zkey, &shape)?;
     check_consistency(&zkey.proving_key)?;
     let ceremony = CeremonyRecord {
         tool: "snarkjs groth16 phase 2".into(),
@@ -121,9 +122,13 @@ pub fn import_zkey<C: Statement>(
     })
 }
 
-fn check_shape<C: Statement>(zkey: &Zkey, shape: &CircuitShape) -> Result<(), CeremonyError> {
+fn check_shape(
+    kind: StatementKind,
+    zkey: &Zkey,
+    shape: &CircuitShape,
+) -> Result<(), CeremonyError> {
     let other = |reason: String| CeremonyError::OtherCircuit {
-        circuit: C::CIRCUIT_ID,
+        circuit: kind.circuit_id(),
         reason,
     };
     let vars = shape.num_instance + shape.num_witness;

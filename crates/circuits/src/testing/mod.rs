@@ -20,7 +20,7 @@ use crate::close::CloseCircuit;
 use crate::error::CircuitError;
 use crate::keys::{self, DEV_SEED};
 use crate::request::RequestCircuit;
-use crate::statement::{CircuitShape, Statement};
+use crate::statement::{CircuitShape, StatementKind};
 
 /// The directory holding the development request and close keys, made if missing or
 /// damaged (see [`try_dev_keys_dir`]).
@@ -92,12 +92,12 @@ impl Expected {
     /// Whether `dir` holds intact keys of both circuits, made for these circuits: what a
     /// [`crate::prover::RequestProver`] and a `CloseProver` check before taking them.
     fn holds_keys(&self, dir: &Path) -> bool {
-        fn current<C: Statement>(dir: &Path, digest: &str) -> bool {
-            keys::load_keys::<C>(dir)
+        let current = |kind: StatementKind, digest: &str| {
+            keys::load_keys(kind, dir)
                 .is_ok_and(|k| k.manifest.circuit_digest == digest && k.manifest.qap == keys::QAP)
-                && keys::load_verifying_key_for::<C>(dir).is_ok()
-        }
-        current::<RequestCircuit>(dir, &self.request) && current::<CloseCircuit>(dir, &self.close)
+                && keys::load_verifying_key_for(kind, dir).is_ok()
+        };
+        current(StatementKind::Request, &self.request) && current(StatementKind::Close, &self.close)
     }
 }
 

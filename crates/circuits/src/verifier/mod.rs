@@ -86,6 +86,14 @@ impl Verifier {
         batch: &[(&Proof<Bn254>, &[Fr])],
         rng: &mut R,
     ) -> bool {
+        let weights: Vec<Weight> = batch.iter().map(|_| Weight::random(rng)).collect();
+        self.verify_weighted(batch, &weights)
+    }
+
+    /// [`Verifier::verify_batch`] with the weights drawn. Not generic, so the pairing
+    /// arithmetic is compiled in this crate whichever crate verifies (see
+    /// [`crate::statement::StatementKind`]).
+    fn verify_weighted(&self, batch: &[(&Proof<Bn254>, &[Fr])], weights: &[Weight]) -> bool {
         if batch.is_empty() {
             return true;
         }
@@ -95,7 +103,6 @@ impl Verifier {
         {
             return false;
         }
-        let weights: Vec<Weight> = batch.iter().map(|_| Weight::random(rng)).collect();
         let z: Vec<Fr> = weights.iter().map(|w| w.scalar()).collect();
         let z_sum: Fr = z.iter().sum();
 
@@ -115,9 +122,9 @@ impl Verifier {
             .sum::<G1Projective>();
         let a_points: Vec<G1Affine> = batch.iter().map(|(p, _)| p.a).collect();
         let c_points: Vec<G1Affine> = batch.iter().map(|(p, _)| p.c).collect();
-        let c_acc = weights::weighted_sum(&c_points, &weights);
+        let c_acc = weights::weighted_sum(&c_points, weights);
 
-        let mut g1 = weights::scale_each(&a_points, &weights);
+        let mut g1 = weights::scale_each(&a_points, weights);
         g1.extend([inputs_acc, c_acc]);
         let g1 = G1Projective::normalize_batch(&g1);
         let b_prepared: Vec<<Bn254 as Pairing>::G2Prepared> = batch

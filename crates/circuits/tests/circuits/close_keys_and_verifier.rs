@@ -37,8 +37,11 @@ fn setup_makes_both_key_sets_and_the_request_keys_are_unchanged() {
         request.verifying_key.sha256,
         "cae6f15df097df515b60e231fbbe7182b78560d38d9ad14747fba8f98e0dda49"
     );
-    let close = keys::read_manifest_for::<zkcredits_circuits::close::CloseCircuit>(key_dir())
-        .expect("close manifest");
+    let close = keys::read_manifest_for(
+        zkcredits_circuits::statement::StatementKind::Close,
+        key_dir(),
+    )
+    .expect("close manifest");
     assert_eq!(close.circuit, keys::CLOSE_CIRCUIT_ID);
     assert_eq!(close.constraints, 12_250);
     // Keys for one circuit are refused by the other's prover.

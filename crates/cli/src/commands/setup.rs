@@ -15,7 +15,7 @@ use zkcredits_circuits::prover::{CloseProver, RequestProver};
 use zkcredits_circuits::request::RequestCircuit;
 use zkcredits_circuits::sample::SampleNote;
 use zkcredits_circuits::solidity;
-use zkcredits_circuits::statement::{CircuitShape, Statement};
+use zkcredits_circuits::statement::{CircuitShape, Statement, StatementKind};
 use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::credits::Credits;
 
@@ -180,17 +180,19 @@ fn import(dir: &Path, request: &Path, close: &Path, force: bool) -> anyhow::Resu
     let staging = dir.with_extension("importing");
     let _ = std::fs::remove_dir_all(&staging);
     let origin = |record: &ceremony::CeremonyRecord| KeyOrigin::Ceremony(record.clone());
-    keys::write_keys::<RequestCircuit>(
+    keys::write_keys(
+        StatementKind::Request,
         &staging,
         &request_key.proving_key,
         origin(&request_key.ceremony),
-        |_| {},
+        &mut |_| {},
     )?;
-    keys::write_keys::<CloseCircuit>(
+    keys::write_keys(
+        StatementKind::Close,
         &staging,
         &close_key.proving_key,
         origin(&close_key.ceremony),
-        |_| {},
+        &mut |_| {},
     )?;
     let prover = RequestProver::new(keys::load_proving_key(&staging)?)?;
     let circuit = note.circuit()?;
@@ -238,7 +240,7 @@ fn read_zkey<C: Statement>(path: &Path) -> anyhow::Result<ceremony::ImportedKey>
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    ceremony::import_zkey::<C>(&bytes, &name).with_context(|| {
+    ceremony::import_zkey(C::KIND, &bytes, &name).with_context(|| {
         format!(
             "{} is not a usable key for {} (was it made from `zkcredits setup export-r1cs` of this version?)",
             path.display(),
