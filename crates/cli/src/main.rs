@@ -5,6 +5,7 @@ mod commands;
 mod dev;
 mod keystore;
 mod paths;
+mod report;
 
 use clap::{Parser, Subcommand};
 
@@ -87,7 +88,7 @@ fn silence_constraint_spans(
         .fold(filter, |f, directive| f.add_directive(directive))
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ZKCREDITS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
@@ -96,7 +97,17 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     dev::set(cli.dev);
-    match cli.command {
+    match run(cli.command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", report::report(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Setup(args) => commands::setup::run(args),
         #[cfg(feature = "dev")]
         Command::Bench(args) => commands::bench::run(args),

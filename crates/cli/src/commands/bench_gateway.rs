@@ -318,7 +318,10 @@ async fn run_store(
     .route("/api", Arc::new(route))
     .start(listener, shutdown.clone())
     .await
-    .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    .map_err(|e| {
+        let code = e.code();
+        crate::report::coded(e, code)
+    })?;
     let url = format!("http://{}", running.addr);
     let exe = std::env::current_exe()?;
     let file = file.to_owned();
@@ -333,10 +336,10 @@ async fn run_store(
     })
     .await??;
     shutdown.cancel();
-    running
-        .wait()
-        .await
-        .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    running.wait().await.map_err(|e| {
+        let code = e.code();
+        crate::report::coded(e, code)
+    })?;
     anyhow::ensure!(output.status.success(), "the load process failed");
     let text = String::from_utf8(output.stdout)?;
     let last = text

@@ -86,7 +86,10 @@ pub(crate) fn run(args: CallArgs) -> anyhow::Result<()> {
                 body: body.into_bytes().into(),
             })
             .await
-            .map_err(|e| anyhow::anyhow!("{} ({})", e, e.code()))?;
+            .map_err(|e| {
+                let code = e.code().to_owned();
+                crate::report::coded(e, &code)
+            })?;
         eprintln!("HTTP {}", reply.status);
         let mut out = std::io::stdout().lock();
         match reply.body {

@@ -58,19 +58,24 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<()> {
         Some(GatewayCommand::Check) => return check(&args.config),
         None => {}
     }
-    let config = GatewayConfig::load(&args.config).map_err(|e| {
-        anyhow::anyhow!(
-            "[{}] {e} (`zkcredits gateway init-config` prints an example)",
-            e.code()
-        )
-    })?;
+    let config = GatewayConfig::load(&args.config)
+        .map_err(|e| {
+            let code = e.code();
+            crate::report::coded(e, code)
+        })
+        .context(
+            "reading the gateway config (`zkcredits gateway init-config` prints an example)",
+        )?;
     crate::dev::check_keys(&config.keys_dir, "the gateway")?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let running = zkcredits_gateway::start(config, shutdown.clone())
             .await
-            .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))
+            .map_err(|e| {
+                let code = e.code();
+                crate::report::coded(e, code)
+            })
             .context("starting the gateway")?;
         println!("gateway listening on http://{}", running.addr);
         let signal = shutdown.clone();
@@ -79,10 +84,10 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<()> {
             eprintln!("shutting down: finishing requests in flight");
             signal.cancel();
         });
-        running
-            .wait()
-            .await
-            .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))
+        running.wait().await.map_err(|e| {
+            let code = e.code();
+            crate::report::coded(e, code)
+        })
     })
 }
 
