@@ -33,37 +33,19 @@ use crate::bindings::{CloseVerifier, TestToken, ZkCreditsPool, linked_libraries}
 use crate::rpc::TxInfo;
 use crate::{Error, Result, rpc};
 
-/// The deployment parameters of a pool (`docs/PROTOCOL.md §2`, `contracts/README.md`).
+/// The deployment parameters of a pool (`docs/PROTOCOL.md §2`, `contracts/README.md`):
+/// the constants it will report, and who and what it starts with.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolConfig {
     /// The ERC-20 the notes are paid in; `None` deploys a fresh `TestToken`.
     pub token: Option<Address>,
     /// The provider: receives revenue, records violations, claims expired epochs.
     pub provider: Address,
-    /// Token base units per credit unit (`unit`, > 0, <= 2^128).
-    pub unit: U256,
-    /// Charge per request in credit units (`C_max`).
-    pub c_max: u64,
-    /// Largest policy penalty per request in credit units (`P_max`).
-    pub p_max: u64,
-    /// Seconds per epoch.
-    pub epoch_len: u64,
-    /// Epochs from a deposit's epoch to its expiry epoch.
-    pub note_lifetime: u64,
-    /// Seconds after an epoch's end before the provider may claim it.
-    pub grace: u64,
-    /// Seconds a unilateral close waits for challenges.
-    pub challenge_window: u64,
-    /// Share of a slashed note paid to the slasher, in basis points.
-    pub bounty_bps: u16,
-    /// The tree holds at most 2^tree_depth leaves (1..=20: the levels the circuits prove).
-    pub tree_depth: u8,
-    /// How many recent committed roots the pool knows.
-    pub root_history_size: u32,
-    /// Start of epoch 0 in unix seconds; 0 means the deploy time.
-    pub genesis_time: u64,
-    /// Allowed note amounts in credit units, strictly increasing; empty allows any.
-    pub denominations: Vec<u64>,
+    /// The pool's constants. `genesis_time` 0 means the deploy time; the others are
+    /// reported as given. `unit` is > 0 and <= 2^128, `tree_depth` 1..=20 (the levels the
+    /// circuits prove), and `denominations` strictly increasing.
+    #[serde(flatten)]
+    pub constants: PoolConstants,
     /// The first receipt key closes may name (BabyJubJub `(x, y)`); more are added with
     /// `acceptServerKey`. `None`: none yet (no close is possible until one is accepted).
     #[serde(default)]
@@ -79,18 +61,20 @@ impl PoolConfig {
         Self {
             token: None,
             provider,
-            unit: U256::from(10u64).pow(U256::from(12u64)),
-            c_max: 1000,
-            p_max: 5000,
-            epoch_len: 86_400,
-            note_lifetime: 30,
-            grace: 86_400,
-            challenge_window: 3_600,
-            bounty_bps: 0,
-            tree_depth: 20,
-            root_history_size: 64,
-            genesis_time: 0,
-            denominations: Vec::new(),
+            constants: PoolConstants {
+                unit: U256::from(10u64).pow(U256::from(12u64)),
+                c_max: Credits::new(1000),
+                p_max: Credits::new(5000),
+                epoch_len: 86_400,
+                note_lifetime: 30,
+                grace: 86_400,
+                challenge_window: 3_600,
+                bounty_bps: 0,
+                tree_depth: 20,
+                root_history_size: 64,
+                genesis_time: 0,
+                denominations: Vec::new(),
+            },
             server_key: None,
         }
     }
@@ -99,38 +83,29 @@ impl PoolConfig {
     /// actual start of epoch 0 (the deploy block's timestamp when the config says 0).
     pub fn constants(&self, genesis_time: u64) -> PoolConstants {
         PoolConstants {
-            unit: self.unit,
-            c_max: Credits::new(self.c_max),
-            p_max: Credits::new(self.p_max),
-            epoch_len: self.epoch_len,
-            note_lifetime: self.note_lifetime,
-            grace: self.grace,
-            challenge_window: self.challenge_window,
-            bounty_bps: self.bounty_bps,
-            tree_depth: self.tree_depth,
-            root_history_size: self.root_history_size,
             genesis_time,
-            denominations: self.denominations.clone(),
+            ..self.constants.clone()
         }
     }
 
     fn to_sol(&self, token: Address, close_verifier: Address) -> ZkCreditsPool::Config {
         let (server_key_x, server_key_y) = self.server_key.unwrap_or_default();
+        let c = &self.constants;
         ZkCreditsPool::Config {
             token,
             provider: self.provider,
-            unit: self.unit,
-            cMax: self.c_max,
-            pMax: self.p_max,
-            epochLen: self.epoch_len,
-            noteLifetime: self.note_lifetime,
-            grace: self.grace,
-            challengeWindow: self.challenge_window,
-            bountyBps: self.bounty_bps,
-            treeDepth: self.tree_depth,
-            rootHistorySize: self.root_history_size,
-            genesisTime: self.genesis_time,
-            denominations: self.denominations.clone(),
+            unit: c.unit,
+            cMax: c.c_max.get(),
+            pMax: c.p_max.get(),
+            epochLen: c.epoch_len,
+            noteLifetime: c.note_lifetime,
+            grace: c.grace,
+            challengeWindow: c.challenge_window,
+            bountyBps: c.bounty_bps,
+            treeDepth: c.tree_depth,
+            rootHistorySize: c.root_history_size,
+            genesisTime: c.genesis_time,
+            denominations: c.denominations.iter().map(|d| d.get()).collect(),
             closeVerifier: close_verifier,
             serverKeyX: server_key_x,
             serverKeyY: server_key_y,
@@ -144,10 +119,8 @@ pub struct PoolConstants {
     /// Token base units per credit unit.
     pub unit: U256,
     /// `C_max`, credit units.
-    #[serde(with = "crate::serde_credits")]
     pub c_max: Credits,
     /// `P_max`, credit units.
-    #[serde(with = "crate::serde_credits")]
     pub p_max: Credits,
     /// Seconds per epoch.
     pub epoch_len: u64,
@@ -166,7 +139,7 @@ pub struct PoolConstants {
     /// Start of epoch 0 (unix seconds).
     pub genesis_time: u64,
     /// Allowed note amounts (empty: any).
-    pub denominations: Vec<u64>,
+    pub denominations: Vec<Credits>,
 }
 
 /// Where the Poseidon libraries live on this chain.
@@ -226,7 +199,13 @@ impl Deployment {
             tree_depth: c.treeDepth().call().await?,
             root_history_size: c.rootHistorySize().call().await?,
             genesis_time: c.genesisTime().call().await?,
-            denominations: c.denominations().call().await?,
+            denominations: c
+                .denominations()
+                .call()
+                .await?
+                .into_iter()
+                .map(Credits::new)
+                .collect(),
         };
         let libs = linked_libraries();
         Ok(Self {
@@ -1087,7 +1066,7 @@ impl DeployPlan {
             .map(|t| t.block_number)
             .ok_or_else(|| Error::NotOnNode("the pool's deployment transaction".into()))?;
         let deployment = Deployment::from_chain(&self.rpc_url, pool, block).await?;
-        let genesis = if self.config.genesis_time == 0 {
+        let genesis = if self.config.constants.genesis_time == 0 {
             provider
                 .get_block_by_number(block.into())
                 .await?
@@ -1095,7 +1074,7 @@ impl DeployPlan {
                 .header
                 .timestamp
         } else {
-            self.config.genesis_time
+            self.config.constants.genesis_time
         };
         let expected = self.config.constants(genesis);
         let mismatch = |what: &str, expected: String, got: String| -> Result<()> {
@@ -1209,7 +1188,7 @@ mod tests {
         // Values that a lossy number format would change.
         d.constants.unit = U256::from(10u64).pow(U256::from(12u64));
         d.constants.genesis_time = 1_700_000_000;
-        d.constants.denominations = vec![1000, 5000];
+        d.constants.denominations = vec![Credits::new(1000), Credits::new(5000)];
         let json = serde_json::to_string(&d).expect("serialise");
         assert_eq!(serde_json::from_str::<Deployment>(&json).expect("parse"), d);
         assert!(json.contains("\"chain_id\":31337"));

@@ -69,21 +69,6 @@ pub use settlement::{LoggedEvent, SettlementEvent, settlement_events};
 /// Re-exported so that users of this crate name the same types.
 pub use alloy;
 
-/// Serde for an amount of credit units as the plain number, as written before amounts had
-/// a type.
-pub(crate) mod serde_credits {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use zkcredits_protocol::credits::Credits;
-
-    pub(crate) fn serialize<S: Serializer>(c: &Credits, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(c.get())
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Credits, D::Error> {
-        u64::deserialize(d).map(Credits::new)
-    }
-}
-
 /// Serde for a tree root as `0x`-prefixed big-endian hex. Reading takes any canonical hex
 /// `field::from_hex` takes (bare or short), as before the root had a type, so that what was
 /// written then still reads.

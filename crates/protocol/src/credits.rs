@@ -14,7 +14,14 @@ use crate::Fr;
 ///
 /// Amounts are u64 as the circuits range-check them. The arithmetic is checked only: there
 /// is no `+` or `-` that could wrap or panic, so an overflow is always a visible `None`.
+///
+/// With the `serde` feature it reads and writes as the plain number.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
 pub struct Credits(u64);
 
 impl Credits {
@@ -69,6 +76,25 @@ impl Credits {
     }
 }
 
+/// The decimal number of credit units, as [`Credits`]'s `Display` writes it: digits only
+/// (no sign, no separators, no unit), at most `u64::MAX`.
+impl std::str::FromStr for Credits {
+    type Err = ParseCreditsError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        match s.parse() {
+            Ok(n) if digits => Ok(Self(n)),
+            _ => Err(ParseCreditsError(s.to_owned())),
+        }
+    }
+}
+
+/// Text that is not an amount of credit units.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an amount of credit units: write the number in decimal digits, at most {max}", max = u64::MAX)]
+pub struct ParseCreditsError(String);
+
 impl fmt::Display for Credits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)
@@ -98,7 +124,30 @@ mod tests {
         u64::try_from(n).ok().map(Credits::new)
     }
 
+    #[test]
+    fn text_is_decimal_digits_only() {
+        assert_eq!("0".parse(), Ok(Credits::ZERO));
+        assert_eq!("18446744073709551615".parse(), Ok(Credits::new(u64::MAX)));
+        for bad in [
+            "",
+            "+5",
+            "-5",
+            " 5",
+            "5 ",
+            "1_000",
+            "0x10",
+            "18446744073709551616",
+        ] {
+            assert!(bad.parse::<Credits>().is_err(), "{bad:?}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn text_round_trips(n: u64) {
+            prop_assert_eq!(Credits::new(n).to_string().parse(), Ok(Credits::new(n)));
+        }
+
         #[test]
         fn checked_add_matches_wide_arithmetic(a: u64, b: u64) {
             let sum = Credits::new(a).checked_add(Credits::new(b));

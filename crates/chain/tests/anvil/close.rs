@@ -286,7 +286,7 @@ async fn honest_closes_with_m_0_and_m_1_pay_exactly_the_formulas() {
 
 #[tokio::test]
 async fn a_stale_close_is_challenged_with_the_gateways_share_and_the_note_is_slashed() {
-    let mut w = World::new(2, |c| c.bounty_bps = 500).await;
+    let mut w = World::new(2, |c| c.constants.bounty_bps = 500).await;
     let mut note = w.deposit(30_000).await;
     w.spend(&mut note, 3, 0, 0);
     let root = w.commit().await;
@@ -471,10 +471,10 @@ async fn a_cooperative_close_needs_the_providers_clearance_of_its_nc_and_nullifi
 #[tokio::test]
 async fn a_close_is_refused_once_its_epoch_is_claimed_and_slash_cancels_a_pending_close() {
     let mut w = World::new(5, |c| {
-        c.epoch_len = 100;
-        c.note_lifetime = 2;
-        c.grace = 10;
-        c.challenge_window = 50;
+        c.constants.epoch_len = 100;
+        c.constants.note_lifetime = 2;
+        c.constants.grace = 10;
+        c.constants.challenge_window = 50;
     })
     .await;
     let a = w.deposit(9_000).await;
@@ -514,11 +514,11 @@ async fn a_close_is_refused_once_its_epoch_is_claimed_and_slash_cancels_a_pendin
 #[tokio::test]
 async fn money_is_conserved_over_random_deposits_requests_closes_challenges_slashes_and_expiry() {
     let mut w = World::new(6, |c| {
-        c.bounty_bps = 250;
-        c.epoch_len = 1_000;
-        c.note_lifetime = 3;
-        c.grace = 10;
-        c.challenge_window = 100;
+        c.constants.bounty_bps = 250;
+        c.constants.epoch_len = 1_000;
+        c.constants.note_lifetime = 3;
+        c.constants.grace = 10;
+        c.constants.challenge_window = 100;
     })
     .await;
     let unit = w.unit();

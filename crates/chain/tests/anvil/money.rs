@@ -21,8 +21,8 @@ async fn a_double_spend_reveals_k_and_slash_pays_bounty_and_provider_to_the_unit
     // An odd unit and bounty, so that the bounty rounds.
     let unit = U256::from(1_000_003u64);
     let chain = TestChain::with_config(|c| {
-        c.unit = unit;
-        c.bounty_bps = 1234;
+        c.constants.unit = unit;
+        c.constants.bounty_bps = 1234;
     })
     .await?;
     let user = chain.client(2).await?;
@@ -211,10 +211,10 @@ struct Known {
 async fn money_is_conserved_over_a_random_sequence_of_deposits_slashes_and_claims()
 -> zkcredits_chain::Result<()> {
     let chain = TestChain::with_config(|c| {
-        c.epoch_len = 3_600;
-        c.note_lifetime = 2;
-        c.grace = 600;
-        c.bounty_bps = 500;
+        c.constants.epoch_len = 3_600;
+        c.constants.note_lifetime = 2;
+        c.constants.grace = 600;
+        c.constants.bounty_bps = 500;
     })
     .await?;
     let users: Vec<PoolClient> = {

@@ -30,7 +30,7 @@ async fn every_revert_the_client_can_reach_is_named() -> zkcredits_chain::Result
     let mut bad = PoolConfig::dev(chain.address(PROVIDER));
     bad.token = Some(d.token);
     // One level more than the circuits prove: deposits there could never be spent.
-    bad.tree_depth = zkcredits_circuits::request::TREE_LEVELS as u8 + 1;
+    bad.constants.tree_depth = zkcredits_circuits::request::TREE_LEVELS as u8 + 1;
     assert_refused(
         deploy(chain.url(), chain.signer(DEPLOYER), &bad).await,
         ContractError::InvalidConfig("treeDepth".into()),
@@ -155,8 +155,8 @@ async fn every_revert_the_client_can_reach_is_named() -> zkcredits_chain::Result
     // Denominations and a full tree, on pools with other constants.
     let small = chain
         .deploy_pool(|c| {
-            c.tree_depth = 1;
-            c.denominations = vec![100, 500];
+            c.constants.tree_depth = 1;
+            c.constants.denominations = vec![Credits::new(100), Credits::new(500)];
         })
         .await?;
     let u2 = chain.client_for(&small, 2).await?;

@@ -16,6 +16,7 @@ use zkcredits_chain::alloy::providers::DynProvider;
 use zkcredits_chain::bindings::TestToken;
 use zkcredits_chain::deploy::{Creation, DeployPlan, DeployedContract, Fees, VerifierArtifact};
 use zkcredits_chain::{PoolConfig, rpc};
+use zkcredits_protocol::credits::Credits;
 
 /// Arguments of `zkcredits deploy`.
 #[derive(Debug, Args)]
@@ -70,10 +71,10 @@ struct ConstantArgs {
     unit: Option<U256>,
     /// Charge per request, in credit units (C_max) [default: 1000].
     #[arg(long)]
-    c_max: Option<u64>,
+    c_max: Option<Credits>,
     /// Largest policy penalty per request, in credit units (P_max) [default: 5000].
     #[arg(long)]
-    p_max: Option<u64>,
+    p_max: Option<Credits>,
     /// Seconds per epoch [default: 86400].
     #[arg(long)]
     epoch_len: Option<u64>,
@@ -102,7 +103,7 @@ struct ConstantArgs {
     /// Allowed note amounts in credit units, strictly increasing, comma-separated
     /// [default: any amount].
     #[arg(long, value_delimiter = ',')]
-    denominations: Option<Vec<u64>>,
+    denominations: Option<Vec<Credits>>,
 }
 
 /// A `uint256` in the pool file: a TOML integer, or a decimal or 0x-hex string (for values
@@ -179,20 +180,21 @@ pub(crate) fn run(mut args: DeployArgs) -> anyhow::Result<()> {
             Some(unit) => unit,
             None => default_unit(&provider, &args.rpc, args.token).await?,
         };
-        let defaults = config.clone();
+        let defaults = config.constants.clone();
         let c = &mut args.constants;
         let f = &mut file;
+        let constants = &mut config.constants;
         (
-            config.c_max,
-            config.p_max,
-            config.epoch_len,
-            config.note_lifetime,
-            config.grace,
-            config.challenge_window,
-            config.bounty_bps,
-            config.tree_depth,
-            config.root_history_size,
-            config.genesis_time,
+            constants.c_max,
+            constants.p_max,
+            constants.epoch_len,
+            constants.note_lifetime,
+            constants.grace,
+            constants.challenge_window,
+            constants.bounty_bps,
+            constants.tree_depth,
+            constants.root_history_size,
+            constants.genesis_time,
         ) = pick!(
             c,
             f,
@@ -208,12 +210,12 @@ pub(crate) fn run(mut args: DeployArgs) -> anyhow::Result<()> {
             root_history_size,
             genesis_time
         );
-        config.denominations = c
+        constants.denominations = c
             .denominations
             .take()
             .or(f.denominations.take())
             .unwrap_or_default();
-        config.unit = unit;
+        constants.unit = unit;
         config.token = Some(args.token);
 
         let plan = DeployPlan::new(&provider, &args.rpc, deployer, &config, &verifier)
@@ -281,7 +283,7 @@ fn gwei(wei: u128) -> String {
 }
 
 fn print_plan(plan: &DeployPlan, keystore: &Path, verifier: &VerifierArtifact) {
-    let c = &plan.config;
+    let c = &plan.config.constants;
     println!(
         "deploy plan for chain {} via {}",
         plan.chain_id, plan.rpc_url
@@ -293,8 +295,8 @@ fn print_plan(plan: &DeployPlan, keystore: &Path, verifier: &VerifierArtifact) {
         plan.nonce,
         eth(plan.balance)
     );
-    println!("  provider  {}", c.provider);
-    println!("  token     {}", c.token.unwrap_or_default());
+    println!("  provider  {}", plan.config.provider);
+    println!("  token     {}", plan.config.token.unwrap_or_default());
     println!("  verifier  {}", verifier.source());
     println!(
         "  constants unit {} | c_max {} | p_max {} | epoch_len {} s | note_lifetime {} epochs | \
@@ -318,7 +320,8 @@ fn print_plan(plan: &DeployPlan, keystore: &Path, verifier: &VerifierArtifact) {
         if c.denominations.is_empty() {
             "any".to_string()
         } else {
-            format!("{:?}", c.denominations)
+            let amounts: Vec<String> = c.denominations.iter().map(|d| d.to_string()).collect();
+            format!("[{}]", amounts.join(", "))
         },
     );
     println!(

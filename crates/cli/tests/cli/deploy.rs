@@ -23,6 +23,7 @@ use zkcredits_chain::anvil::{AnvilProcess, DEV_ACCOUNTS, contracts_dir, dev_addr
 use zkcredits_chain::bindings::linked_libraries;
 use zkcredits_chain::deploy::deploy_test_token;
 use zkcredits_chain::rpc;
+use zkcredits_protocol::credits::Credits;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -263,7 +264,10 @@ async fn a_keystore_account_deploys_the_pool_as_planned_and_the_code_is_verified
         d.constants.challenge_window, 7200,
         "the flag wins over the file"
     );
-    assert_eq!(d.constants.denominations, vec![1000, 5000]);
+    assert_eq!(
+        d.constants.denominations,
+        vec![Credits::new(1000), Credits::new(5000)]
+    );
     assert_eq!(d.constants.unit, U256::from(10u64).pow(U256::from(12u64)));
     assert_eq!(d.constants.p_max.get(), 5000, "the default");
     assert_eq!(f.nonce(f.deployer).await, 4);

@@ -285,9 +285,9 @@ async fn recorded_violations_reach_the_chain_in_batches_as_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_epochs_are_claimed_for_the_provider() {
     let chain = TestChain::with_config(|c| {
-        c.epoch_len = 100;
-        c.note_lifetime = 1;
-        c.grace = 50;
+        c.constants.epoch_len = 100;
+        c.constants.note_lifetime = 1;
+        c.constants.grace = 50;
     })
     .await
     .unwrap();
