@@ -89,7 +89,7 @@ async fn submit(
                 batch.push(ChainViolation {
                     nullifier,
                     evidence_hash: B256::from(v.evidence_hash),
-                    penalty: zkcredits_protocol::credits::Credits::new(v.penalty),
+                    penalty: v.penalty,
                 });
             }
             None => unsendable.push(v.id),

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::{Policy, PolicyError, Verdict};
 use crate::upstream::PaidRequest;
 use crate::upstream::setting_error::SettingError;
+use zkcredits_protocol::credits::Credits;
 
 /// One rule of the blocklist (`[[policy.blocklist]]`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -26,7 +27,7 @@ pub struct BlockRule {
     /// A `regex` crate pattern; use `(?i)` for case-insensitive matching.
     pub pattern: String,
     /// Penalty in credit units (the gateway clamps it to `P_max`).
-    pub penalty: u64,
+    pub penalty: Credits,
 }
 
 /// The compiled blocklist.

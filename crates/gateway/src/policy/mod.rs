@@ -10,6 +10,7 @@ pub mod moderation;
 use async_trait::async_trait;
 
 use crate::upstream::PaidRequest;
+use zkcredits_protocol::credits::Credits;
 
 /// The policy's decision on one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,7 +20,7 @@ pub enum Verdict {
     /// Refuse it with a penalty.
     Violation {
         /// Penalty in credit units, `<= P_max` (the gateway clamps it).
-        penalty: u64,
+        penalty: Credits,
         /// Which rule matched (never the request content), for the answer and the log.
         rule: String,
         /// SHA-256 of the evidence the provider keeps (the request body), logged on

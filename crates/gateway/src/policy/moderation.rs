@@ -16,6 +16,7 @@ use super::{Policy, PolicyError, Verdict};
 use crate::tls::Tls;
 use crate::upstream::PaidRequest;
 use crate::upstream::setting_error::SettingError;
+use zkcredits_protocol::credits::Credits;
 
 const SECTION: &str = "policy.moderation";
 
@@ -36,7 +37,7 @@ pub struct ModerationConfig {
     #[serde(default)]
     pub model: Option<String>,
     /// Penalty in credit units for flagged content (clamped to `P_max` by the gateway).
-    pub penalty: u64,
+    pub penalty: Credits,
     /// Time allowed for the service's answer, in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,

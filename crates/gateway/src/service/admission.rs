@@ -509,10 +509,10 @@ async fn settle(state: &AppState, admitted: Admitted) -> Result<Response, ApiErr
                 rule,
                 evidence_hash,
             }) => {
-                let p = Credits::new(penalty).min(state.limits.p_max);
+                let p = penalty.min(state.limits.p_max);
                 if let Err(e) = state
                     .store
-                    .record_violation(nullifier.to_bytes(), evidence_hash, p.get())
+                    .record_violation(nullifier.to_bytes(), evidence_hash, p)
                     .await
                 {
                     tracing::error!(error = %e, "cannot record a violation");

@@ -102,8 +102,8 @@ pub struct Violation {
     pub nullifier: FieldBytes,
     /// Hash of the evidence kept by the provider.
     pub evidence_hash: FieldBytes,
-    /// The penalty put in the receipt, in credit units.
-    pub penalty: u64,
+    /// The penalty put in the receipt.
+    pub penalty: Credits,
 }
 
 /// A request ticket admitted without a receipt (see [`Store::unanswered`]).
@@ -444,7 +444,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         nullifier: FieldBytes,
         evidence_hash: FieldBytes,
-        penalty: u64,
+        penalty: Credits,
     ) -> Result<(), StoreError>;
 
     /// Violations not yet logged on chain, oldest first.
@@ -466,6 +466,7 @@ pub mod sqlite;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use zkcredits_protocol::credits::Credits;
 
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;

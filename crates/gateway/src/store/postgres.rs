@@ -14,6 +14,7 @@
 //! "nothing was charged": the ticket is ours if the row holds our share.
 
 use std::str::FromStr;
+use zkcredits_protocol::credits::Credits;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -612,9 +613,9 @@ impl Store for PostgresStore {
         &self,
         nullifier: FieldBytes,
         evidence_hash: FieldBytes,
-        penalty: u64,
+        penalty: Credits,
     ) -> Result<(), StoreError> {
-        let penalty = to_sql_int(penalty, "penalty")?;
+        let penalty = to_sql_int(penalty.get(), "penalty")?;
         let client = self.client().await?;
         let insert = client
             .prepare_cached(&self.sql.record_violation)
@@ -644,7 +645,7 @@ impl Store for PostgresStore {
                     id: row.get(0),
                     nullifier: blob32(row.get(1), "violation nullifier")?,
                     evidence_hash: blob32(row.get(2), "evidence hash")?,
-                    penalty: from_sql_int(row.get(3), "penalty")?,
+                    penalty: Credits::new(from_sql_int(row.get(3), "penalty")?),
                 })
             })
             .collect()

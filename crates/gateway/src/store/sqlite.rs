@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use zkcredits_protocol::credits::Credits;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -538,9 +539,9 @@ impl Store for SqliteStore {
         &self,
         nullifier: FieldBytes,
         evidence_hash: FieldBytes,
-        penalty: u64,
+        penalty: Credits,
     ) -> Result<(), StoreError> {
-        let penalty = to_sql_int(penalty, "penalty")?;
+        let penalty = to_sql_int(penalty.get(), "penalty")?;
         self.write(move |db| {
             db.prepare_cached(
                 "INSERT INTO violations (nullifier, evidence_hash, penalty) VALUES (?1, ?2, ?3)",
@@ -577,7 +578,7 @@ impl Store for SqliteStore {
                     id,
                     nullifier: blob32(nullifier, "violation nullifier")?,
                     evidence_hash: blob32(evidence, "evidence hash")?,
-                    penalty: from_sql_int(penalty, "penalty")?,
+                    penalty: Credits::new(from_sql_int(penalty, "penalty")?),
                 })
             })
             .collect()

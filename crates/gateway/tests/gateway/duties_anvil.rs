@@ -230,8 +230,8 @@ async fn recorded_violations_reach_the_chain_in_batches_as_events() {
 
     // Nine violations with a batch of four: two full batches and a partial one that goes
     // out after the interval.
-    let recorded: Vec<(Fr, [u8; 32], u64)> = (0..9u64)
-        .map(|i| (random_fr(&mut rng), rng.r#gen(), i + 1))
+    let recorded: Vec<(Fr, [u8; 32], Credits)> = (0..9u64)
+        .map(|i| (random_fr(&mut rng), rng.r#gen(), Credits::new(i + 1)))
         .collect();
     for (n, evidence, penalty) in &recorded {
         store
@@ -268,14 +268,14 @@ async fn recorded_violations_reach_the_chain_in_batches_as_events() {
     let mut txs: Vec<_> = logs.iter().filter_map(|l| l.transaction_hash).collect();
     txs.dedup();
     assert_eq!(txs.len(), 3, "batches of 4, 4 and 1");
-    let events: Vec<(Fr, [u8; 32], u64)> = logs
+    let events: Vec<(Fr, [u8; 32], Credits)> = logs
         .iter()
         .map(|l| {
             let e = ZkCreditsPool::ViolationRecorded::decode_log_data(l.data()).unwrap();
             (
                 zkcredits_chain::bindings::u256_to_fr(e.nullifier).unwrap(),
                 B256::from(e.evidenceHash).0,
-                e.penalty,
+                Credits::new(e.penalty),
             )
         })
         .collect();

@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use zkcredits_protocol::credits::Credits;
 
 use rand::Rng;
 use tempfile::TempDir;
@@ -280,7 +281,7 @@ async fn a_slash_is_queued_once_counts_failed_attempts_and_leaves_the_queue_when
 
 async fn violations_stay_pending_in_order_until_marked(store: Arc<dyn Store>) {
     let recorded: Vec<_> = (0..5u64)
-        .map(|i| (random32(), random32(), i * 10))
+        .map(|i| (random32(), random32(), Credits::new(i * 10)))
         .collect();
     for (n, e, p) in &recorded {
         store.record_violation(*n, *e, *p).await.unwrap();

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use zkcredits_protocol::credits::Credits;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -610,7 +611,7 @@ async fn policies_block_flag_and_fail_closed() {
     assert_eq!(
         verdict,
         Verdict::Violation {
-            penalty: 50,
+            penalty: Credits::new(50),
             rule: "private-keys".into(),
             evidence_hash: hash
         }
@@ -627,7 +628,10 @@ async fn policies_block_flag_and_fail_closed() {
     );
     match policy.check(&request).await.unwrap() {
         Verdict::Violation { penalty, rule, .. } => {
-            assert_eq!((penalty, rule.as_str()), (10, "moderation:harassment"));
+            assert_eq!(
+                (penalty, rule.as_str()),
+                (Credits::new(10), "moderation:harassment")
+            );
         }
         other => panic!("expected a violation, got {other:?}"),
     }
