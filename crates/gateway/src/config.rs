@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use zkcredits_protocol::credits::Credits;
 
 use serde::{Deserialize, Serialize};
 use zkcredits_chain::Deployment;
@@ -410,7 +411,7 @@ impl GatewayConfig {
                 message: message.into(),
             });
         };
-        if a.refund_granularity == 0 {
+        if a.refund_granularity == Credits::ZERO {
             invalid(
                 "admission.refund_granularity",
                 "must be at least 1 (1 refunds to the unit)",
@@ -708,7 +709,7 @@ mod tests {
         assert_eq!(c.deployment, PathBuf::from("/etc/zk/deployment.json"));
         assert_eq!(c.store, "sqlite:///etc/zk/gateway.db");
         assert_eq!(c.flat.len(), 1);
-        assert_eq!(c.admission.refund_granularity, 1);
+        assert_eq!(c.admission.refund_granularity, Credits::new(1));
     }
 
     #[test]

@@ -769,7 +769,7 @@ async fn the_document_the_gateway_serves_is_the_one_the_client_parses() {
     let stack = stack(
         1,
         Settings {
-            refund_granularity: 10,
+            refund_granularity: zkcredits_protocol::credits::Credits::new(10),
             body_limit: 4096,
             ..Settings::default()
         },

@@ -483,10 +483,10 @@ pub(crate) async fn issue_receipt(
 
 /// `r = C_max - c`, rounded down to the granularity (a cost above `C_max` refunds
 /// nothing).
-pub(crate) fn refund(c_max: Credits, cost: Credits, granularity: u64) -> Credits {
+pub(crate) fn refund(c_max: Credits, cost: Credits, granularity: Credits) -> Credits {
     let raw = c_max.checked_sub(cost).unwrap_or(Credits::ZERO).get();
     // The remainder is at most `raw`, so this cannot underflow.
-    Credits::new(raw - raw % granularity.max(1))
+    Credits::new(raw - raw % granularity.get().max(1))
 }
 
 /// Policy, upstream, refund, receipt.
@@ -674,11 +674,11 @@ mod tests {
 
     #[test]
     fn refunds_round_down_to_the_granularity() {
-        assert_eq!(refund(c(1000), c(0), 1), c(1000));
-        assert_eq!(refund(c(1000), c(1), 1), c(999));
-        assert_eq!(refund(c(1000), c(1), 10), c(990));
-        assert_eq!(refund(c(1000), c(999), 10), c(0));
-        assert_eq!(refund(c(1000), c(5000), 10), c(0));
-        assert_eq!(refund(c(1000), c(0), 7), c(994));
+        assert_eq!(refund(c(1000), c(0), c(1)), c(1000));
+        assert_eq!(refund(c(1000), c(1), c(1)), c(999));
+        assert_eq!(refund(c(1000), c(1), c(10)), c(990));
+        assert_eq!(refund(c(1000), c(999), c(10)), c(0));
+        assert_eq!(refund(c(1000), c(5000), c(10)), c(0));
+        assert_eq!(refund(c(1000), c(0), c(7)), c(994));
     }
 }

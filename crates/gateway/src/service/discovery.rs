@@ -57,7 +57,7 @@ pub(crate) fn document(state: &AppState) -> Discovery {
         c_max: state.limits.c_max.get(),
         p_max: state.limits.p_max.get(),
         unit: state.constants.unit.to_string(),
-        refund_granularity: state.settings.refund_granularity,
+        refund_granularity: state.settings.refund_granularity.get(),
         verifying_key_hash: format!("0x{}", hex::encode(state.vk_hash)),
         current_key: publish_key(state.keys.current_id(), &state.keys.current_public()),
         accepted_keys: state

@@ -19,6 +19,7 @@ mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;
+use zkcredits_protocol::credits::Credits;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -47,7 +48,7 @@ use crate::upstream::Upstream;
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Refunds are rounded down to a multiple of this (>= 1).
-    pub refund_granularity: u64,
+    pub refund_granularity: Credits,
     /// Largest request body, bytes.
     #[serde(rename = "body_limit_bytes")]
     pub body_limit: usize,
@@ -85,7 +86,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            refund_granularity: 1,
+            refund_granularity: Credits::new(1),
             body_limit: 1 << 20,
             upstream_timeout: Duration::from_secs(120),
             verify_batch_max: 32,

@@ -34,7 +34,7 @@ async fn a_paid_request_gets_a_receipt_that_verifies_refunds_exactly_and_can_be_
         store,
         upstream,
         Settings {
-            refund_granularity: 10,
+            refund_granularity: zkcredits_protocol::credits::Credits::new(10),
             ..Settings::default()
         },
     )
