@@ -20,8 +20,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use zkcredits_chain::alloy::primitives::{Address, U256};
-use zkcredits_chain::{Deployment, Libraries, PoolConstants};
 use zkcredits_circuits::keys;
 use zkcredits_circuits::prover::{RequestProver, to_points};
 use zkcredits_circuits::request::{RequestCircuit, RequestInputs};
@@ -144,37 +142,6 @@ fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// A pool that exists only for the benchmark (nothing on the request path reads a chain).
-fn bench_deployment() -> Deployment {
-    Deployment {
-        chain_id: 31_337,
-        rpc_url: "http://127.0.0.1:1".into(),
-        pool: Address::repeat_byte(0x11),
-        close_verifier: Address::ZERO,
-        token: Address::repeat_byte(0x22),
-        provider: Address::repeat_byte(0x33),
-        constants: PoolConstants {
-            unit: U256::from(1u64),
-            c_max: LIMITS.c_max,
-            p_max: LIMITS.p_max,
-            epoch_len: 86_400,
-            note_lifetime: 30,
-            grace: 86_400,
-            challenge_window: 3_600,
-            bounty_bps: 0,
-            tree_depth: 20,
-            root_history_size: 64,
-            genesis_time: 0,
-            denominations: Vec::new(),
-        },
-        deploy_block: 0,
-        libraries: Libraries {
-            poseidon_t3: Address::ZERO,
-            poseidon_t5: Address::ZERO,
-        },
-    }
-}
-
 /// The benchmark's proofs, one line each (`authorization \t body`), made once and cached.
 fn proofs(prover: &RequestProver, requests: usize) -> anyhow::Result<(PathBuf, Root)> {
     let seed = WalletSeed::from_entropy(b"zkcredits gateway benchmark");
@@ -290,7 +257,12 @@ async fn run_store(
         .await
         .with_context(|| format!("opening {}", store_url.split('?').next().unwrap_or("")))?;
     let upstream = start_upstream().await?;
-    let deployment = bench_deployment();
+    // A pool that exists only on paper: nothing on the request path reads a chain.
+    let deployment = zkcredits_chain::testing::offline_deployment();
+    anyhow::ensure!(
+        (deployment.constants.c_max, deployment.constants.p_max) == (LIMITS.c_max, LIMITS.p_max),
+        "the benchmark's limits are the offline deployment's"
+    );
     let route = FlatUpstream::new(
         &FlatConfig {
             prefix: "/api".into(),
