@@ -5,9 +5,12 @@
 //! inlining) before the QAP reduction and the multi-scalar multiplications. The witness
 //! is checked against the matrices first, so an unsatisfiable request is refused with
 //! the failing constraint instead of yielding a proof that never verifies. The proof
-//! arithmetic itself (the QAP quotient term in snarkjs' basis, `qap.rs`, then the five MSMs run side by side
-//! with fresh blinding `r, s`) lives in `precompute.rs`, shared with the per-note fast
-//! path; its proofs are checked by arkworks' own verifier in the tests.
+//! arithmetic itself (the QAP quotient term in snarkjs' basis, `qap.rs`, then the five
+//! MSMs run side by side with fresh blinding `r, s`) lives in `precompute.rs`, shared
+//! with the per-note fast path; its proofs are checked by arkworks' own verifier in the
+//! tests. It is a method of the non-generic `ProverCore`, so it is compiled here, at
+//! this crate's optimisation level, whichever crate proves
+//! ([`crate::statement::StatementKind`] says why that matters).
 
 use ark_bn254::{Bn254, Fr};
 use ark_ff::Zero;

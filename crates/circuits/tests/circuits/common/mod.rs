@@ -13,6 +13,7 @@ use zkcredits_circuits::keys;
 use zkcredits_circuits::prover::RequestProver;
 use zkcredits_circuits::request::RequestCircuit;
 pub use zkcredits_circuits::sample::{LIMITS, SampleNote};
+use zkcredits_circuits::statement::StatementKind;
 use zkcredits_circuits::verifier::Verifier;
 use zkcredits_protocol::Fr;
 
@@ -31,7 +32,8 @@ pub fn other_prover() -> &'static RequestProver {
     static PROVER: OnceLock<RequestProver> = OnceLock::new();
     PROVER.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("zkcredits-other-keys-{}", std::process::id()));
-        keys::setup_dev(&dir, [9u8; 32], |_| {}).expect("setup");
+        // The request keys alone: the close keys of this seed serve no test.
+        keys::setup_circuit(StatementKind::Request, &dir, [9u8; 32], &mut |_| {}).expect("setup");
         let prover =
             RequestProver::new(keys::load_proving_key(&dir).expect("load")).expect("prover");
         std::fs::remove_dir_all(&dir).expect("cleanup");
