@@ -26,8 +26,11 @@ use ark_ff::{BigInteger, Field, PrimeField};
 use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
 
 /// Writes a prepared `.ptau` of `2^power` for the secret `(tau, alpha, beta)`.
+///
+/// `out` is a trait object, not a type parameter: a generic function would be compiled,
+/// with every multiplication and FFT in it, in the unoptimised test crate that calls it.
 pub fn write_prepared_ptau(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     power: u32,
     tau: Fr,
     alpha: Fr,
@@ -101,7 +104,7 @@ pub fn write_prepared_ptau(
     Ok(())
 }
 
-fn section(out: &mut impl Write, kind: u32, body: &[u8]) -> io::Result<()> {
+fn section(out: &mut dyn Write, kind: u32, body: &[u8]) -> io::Result<()> {
     out.write_all(&kind.to_le_bytes())?;
     out.write_all(&(body.len() as u64).to_le_bytes())?;
     out.write_all(body)
