@@ -4,7 +4,7 @@
 //! - [`bindings`]: `alloy::sol!` bindings generated from the committed artifacts in
 //!   `contracts/artifacts/` (`ZkCreditsPool`, `TestToken`), the Poseidon libraries' CREATE2
 //!   data, and field element <-> `uint256` conversions;
-//! - [`deploy`]: [`PoolConfig`] in, [`Deployment`] out (JSON on disk), through a
+//! - [`deploy`](mod@deploy): [`PoolConfig`] in, [`Deployment`] out (JSON on disk), through a
 //!   [`DeployPlan`] (addresses and gas before sending, code verified after);
 //! - [`keystore`]: the encrypted Ethereum JSON keystore a real deployment signs with;
 //! - [`client`]: [`PoolClient`], with reverts decoded into [`ContractError`];

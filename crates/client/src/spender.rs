@@ -21,7 +21,7 @@
 //!
 //! **The pipeline.** After every receipt (and at start, [`Spender::prepare_tickets`])
 //! the note's next ticket is proved up to the request binding `x` in the background
-//! ([`crate::ticket_maker`]). [`Spender::begin`] prefers a note whose next ticket is
+//! (`ticket_maker.rs`). [`Spender::begin`] prefers a note whose next ticket is
 //! ready, takes the precomputation out of the cache right after journaling the ticket
 //! (deleting its file before the request can leave, [`crate::ticket_cache`]) and
 //! finishes the proof in about 0.2 ms; a note without one proves as before.

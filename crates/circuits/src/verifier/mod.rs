@@ -6,15 +6,15 @@
 //!
 //! where `L_i` is the public-input combination of proof `i`. That is `n + 2` Miller-loop
 //! pairs and one final exponentiation instead of `n` of each. If any proof is bad the
-//! equation fails except with probability 2^-128 over the weights ([`weights`]); a
+//! equation fails except with probability 2^-128 over the weights (`weights.rs`); a
 //! failed batch says nothing about which proof is bad, so callers then check the proofs
 //! one by one.
 //!
 //! What a batch costs beyond its proofs' own pairs is kept small, because the gateway's
 //! batches are as large as the load makes them, often a handful: the multiples of the
 //! key's fixed points `IC_j` and the power of the fixed pairing value `e(alpha, beta)`
-//! come from tables ([`fixed_base`]), and all pairs share one Miller-loop accumulator
-//! ([`miller`]).
+//! come from tables (`fixed_base.rs`), and all pairs share one Miller-loop accumulator
+//! (`miller.rs`).
 
 mod fixed_base;
 mod miller;

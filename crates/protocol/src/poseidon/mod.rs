@@ -2,7 +2,7 @@
 //! (`docs/PROTOCOL.md §2`).
 //!
 //! The parameters are `light-poseidon`'s (x^5 S-box, width t = inputs + 1,
-//! state[0] = 0), which match circomlib's `Poseidon(n)` template, circomlibjs and
+//! `state[0] = 0`), which match circomlib's `Poseidon(n)` template, circomlibjs and
 //! `poseidon-solidity`. Native hashing runs them in the optimised form of `optimized.rs`
 //! (about twice as fast as `light-poseidon`'s textbook rounds, which its tests compare
 //! against); the same round constants and MDS matrix feed our R1CS gadget through
