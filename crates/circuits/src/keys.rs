@@ -29,14 +29,14 @@ use crate::statement::{Statement, StatementKind};
 
 /// The circuit identifier written into the manifest; bump it whenever the statement
 /// changes, so old keys are refused instead of producing proofs that never verify.
-pub const REQUEST_CIRCUIT_ID: &str = <RequestCircuit as Statement>::CIRCUIT_ID;
+pub const REQUEST_CIRCUIT_ID: &str = StatementKind::Request.circuit_id();
 /// The close circuit's identifier (`docs/PROTOCOL.md §6`).
-pub const CLOSE_CIRCUIT_ID: &str = <CloseCircuit as Statement>::CIRCUIT_ID;
+pub const CLOSE_CIRCUIT_ID: &str = StatementKind::Close.circuit_id();
 
 /// The request keys' manifest file name inside a key directory.
-pub const MANIFEST: &str = <RequestCircuit as Statement>::MANIFEST;
+pub const MANIFEST: &str = StatementKind::Request.manifest();
 /// The close keys' manifest file name inside the same directory.
-pub const CLOSE_MANIFEST: &str = <CloseCircuit as Statement>::MANIFEST;
+pub const CLOSE_MANIFEST: &str = StatementKind::Close.manifest();
 
 /// The seed of the close circuit's development setup, derived from the setup seed so that
 /// one seed makes both key sets and the request keys stay what they were before the close

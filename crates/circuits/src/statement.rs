@@ -78,16 +78,8 @@ impl StatementKind {
 /// A statement the crate proves: its kind, its blank shape and its synthesis with the
 /// witness layout.
 pub trait Statement: ConstraintSynthesizer<Fr> + Sized {
-    /// Which statement this is.
+    /// Which statement this is: its identifier and file names are the kind's.
     const KIND: StatementKind;
-    /// The circuit identifier written into the key manifest.
-    const CIRCUIT_ID: &'static str = Self::KIND.circuit_id();
-    /// The manifest file name inside a key directory.
-    const MANIFEST: &'static str = Self::KIND.manifest();
-    /// The proving key file name.
-    const PROVING_KEY_FILE: &'static str = Self::KIND.proving_key_file();
-    /// The verifying key file name.
-    const VERIFYING_KEY_FILE: &'static str = Self::KIND.verifying_key_file();
     /// A circuit of the right shape with placeholder values.
     fn blank() -> Self;
     /// Synthesises the circuit and reports the witness layout.

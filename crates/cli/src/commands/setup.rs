@@ -155,7 +155,7 @@ fn export_one<C: Statement>(path: &Path) -> anyhow::Result<()> {
     println!(
         "wrote {} ({}: {} constraints, {} public inputs, {} wires)",
         path.display(),
-        C::CIRCUIT_ID,
+        C::KIND.circuit_id(),
         shape.num_constraints,
         shape.num_instance - 1,
         shape.num_instance + shape.num_witness
@@ -244,7 +244,7 @@ fn read_zkey<C: Statement>(path: &Path) -> anyhow::Result<ceremony::ImportedKey>
         format!(
             "{} is not a usable key for {} (was it made from `zkcredits setup export-r1cs` of this version?)",
             path.display(),
-            C::CIRCUIT_ID
+            C::KIND.circuit_id()
         )
     })
 }
